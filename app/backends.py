@@ -1,0 +1,55 @@
+"""The connections one process holds: MongoDB, OpenSearch and the job queue.
+
+A client belongs to one event loop, so the API process and each worker process build their own
+`Backends` with `connect()` and release them with `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from opensearchpy import AsyncOpenSearch
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backends:
+    settings: Settings
+    client: AsyncMongoClient
+    mongo: AsyncDatabase
+    search: AsyncOpenSearch
+
+    def index_alias(self, name: str) -> str:
+        return f"{self.settings.index_prefix}-{name}"
+
+    async def notify_index(self, index: str, doc_id: str) -> None:
+        """Ask a worker to sync one document now. The outbox entry is already written, so a
+        broker that is down only delays the sync until the next sweep."""
+        from app.worker import sync_document  # the actor module binds the broker on import
+
+        try:
+            await asyncio.to_thread(sync_document.send, index, doc_id)
+        except Exception as exc:  # noqa: BLE001 - the sweep will pick it up
+            log.warning("broker unavailable, index sync left to the sweep", extra={"error": str(exc)})
+
+    async def close(self) -> None:
+        await self.search.close()
+        await self.client.close()
+
+
+def connect(settings: Settings) -> Backends:
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
+                                                 serverSelectionTimeoutMS=5000, uuidRepresentation="standard")
+    http_auth = None
+    if settings.opensearch_password is not None:
+        http_auth = ("admin", settings.opensearch_password.get_secret_value())
+    search = AsyncOpenSearch(hosts=[settings.opensearch_url], http_auth=http_auth, timeout=10,
+                             max_retries=1, retry_on_timeout=False)
+    return Backends(settings=settings, client=client, mongo=client[settings.mongodb_db], search=search)

@@ -1,0 +1,31 @@
+"""MongoDB collections and their indexes. MongoDB is the source of truth for every document."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from app.backends import Backends
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "users": [IndexModel([("username", ASCENDING)], unique=True), IndexModel([("email", ASCENDING)])],
+    "tokens": [IndexModel([("key_hash", ASCENDING)], unique=True), IndexModel([("user_id", ASCENDING)])],
+    "counters": [],
+    "incidents": [
+        IndexModel([("name", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("severity", ASCENDING)]),
+        IndexModel([("namespace", ASCENDING)]),
+        IndexModel([("affected_services", ASCENDING)]),
+        IndexModel([("created_at", DESCENDING)]),
+    ],
+    "outbox": [
+        IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),
+        IndexModel([("next_attempt_at", ASCENDING)]),
+    ],
+}
+
+
+async def ensure_indexes(bk: Backends) -> None:
+    for name, models in INDEXES.items():
+        if models:
+            await bk.mongo[name].create_indexes(models)

@@ -1,0 +1,60 @@
+"""Errors every layer raises. REST renders them as {"error", "details", "code"}; GraphQL turns them
+into typed results (mutations) or errors with extensions.code (queries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, error: str, details: Any = None, *, code: str | None = None, field: str | None = None):
+        super().__init__(error)
+        self.error = error
+        self.details = details
+        self.field = field
+        if code:
+            self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error, "details": self.details, "code": self.code}
+
+
+class ValidationFailed(ServiceError):
+    status = 400
+    code = "VALIDATION_ERROR"
+
+
+class NotAuthenticated(ServiceError):
+    status = 401
+    code = "NOT_AUTHENTICATED"
+
+
+class PermissionDenied(ServiceError):
+    status = 403
+    code = "PERMISSION_DENIED"
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "CONFLICT"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
+def pydantic_details(exc) -> list[dict[str, Any]]:
+    """A pydantic ValidationError as a list of {field, message, type} a client can act on."""
+    out = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        out.append({"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]})
+    return out

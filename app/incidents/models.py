@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.timefmt import as_utc
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+MAX_DETAILS_BYTES = 16_384
+
+
+class Severity(str, Enum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class Status(str, Enum):
+    OPEN = "OPEN"
+    INVESTIGATING = "INVESTIGATING"
+    MITIGATED = "MITIGATED"
+    RESOLVED = "RESOLVED"
+    CLOSED = "CLOSED"
+
+
+RESOLVED_STATUSES = {Status.RESOLVED.value, Status.CLOSED.value}
+
+
+class EventType(str, Enum):
+    DETECTION = "Detection"
+    ANALYSIS = "Analysis"
+    RUNBOOK_MATCH = "RunbookMatch"
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    NOTIFICATION = "Notification"
+    MITIGATION = "Mitigation"
+    RESOLUTION = "Resolution"
+    COMMENT = "Comment"
+    STATUS_CHANGE = "StatusChange"
+    ESCALATION = "Escalation"
+
+
+class EventSeverity(str, Enum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _tags(values: list[str]) -> list[str]:
+    """Trimmed, de-duplicated, order kept."""
+    out: list[str] = []
+    for v in values:
+        v = v.strip()
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
+StrList = list[str]
+
+
+class TimelineEventIn(_Input):
+    timestamp: datetime | None = None
+    type: EventType
+    source: str = Field(min_length=1, max_length=100)
+    message: str = Field(min_length=1, max_length=5000)
+    severity: EventSeverity | None = None
+    details: dict[str, Any] | None = None
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return as_utc(v) if v is not None else None
+
+    @field_validator("details")
+    @classmethod
+    def _small(cls, v: dict | None) -> dict | None:
+        import json
+
+        if v is not None and len(json.dumps(v, default=str)) > MAX_DETAILS_BYTES:
+            raise ValueError(f"details must serialise to at most {MAX_DETAILS_BYTES} bytes")
+        return v
+
+
+class EventsAppend(_Input):
+    events: list[TimelineEventIn] = Field(min_length=1, max_length=500)
+
+
+class IncidentCreate(_Input):
+    name: str | None = Field(None, pattern=NAME_PATTERN)
+    namespace: str = Field("default", pattern=NAMESPACE_PATTERN)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=20_000)
+    severity: Severity = Severity.MEDIUM
+    status: Status = Status.OPEN
+    category: str = Field("", max_length=100)
+    affected_services: StrList = Field(default_factory=list, max_length=100)
+    affected_teams: StrList = Field(default_factory=list, max_length=100)
+    assignee: str | None = Field(None, max_length=150)
+    reporter: str | None = Field(None, max_length=150)
+    tags: StrList = Field(default_factory=list, max_length=100)
+    root_cause: str = Field("", max_length=20_000)
+    resolution: str = Field("", max_length=20_000)
+    detected_at: datetime | None = None
+    resolved_at: datetime | None = None
+    timeline: list[TimelineEventIn] = Field(default_factory=list, max_length=500)
+
+    _clean = field_validator("affected_services", "affected_teams", "tags")(_tags)
+
+    @field_validator("detected_at", "resolved_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return as_utc(v) if v is not None else None
+
+
+class IncidentUpdate(_Input):
+    """A partial update: only the fields sent change; `null` is refused for required fields."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=20_000)
+    severity: Severity | None = None
+    status: Status | None = None
+    category: str | None = Field(None, max_length=100)
+    affected_services: StrList | None = Field(None, max_length=100)
+    affected_teams: StrList | None = Field(None, max_length=100)
+    assignee: str | None = Field(None, max_length=150)
+    reporter: str | None = Field(None, max_length=150)
+    tags: StrList | None = Field(None, max_length=100)
+    root_cause: str | None = Field(None, max_length=20_000)
+    resolution: str | None = Field(None, max_length=20_000)
+    detected_at: datetime | None = None
+
+    _clean = field_validator("affected_services", "affected_teams", "tags")(
+        lambda v: _tags(v) if v is not None else v)
+
+    @field_validator("detected_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return as_utc(v) if v is not None else None
+
+    def changes(self) -> dict[str, Any]:
+        sent = self.model_dump(exclude_unset=True, mode="python")
+        nullable = {"assignee", "reporter"}
+        bad = [k for k, v in sent.items() if v is None and k not in nullable]
+        if bad:
+            from app.errors import ValidationFailed
+
+            raise ValidationFailed("These fields may not be null", [{"field": k, "message": "may not be null"} for k in bad])
+        return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
+
+
+class IncidentResolve(_Input):
+    resolution: str = Field(min_length=1, max_length=20_000)
+    root_cause: str | None = Field(None, max_length=20_000)
+    resolved_at: datetime | None = None
+    source: str = Field("api", min_length=1, max_length=100)
+
+    @field_validator("resolved_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return as_utc(v) if v is not None else None

@@ -1,0 +1,96 @@
+"""REST routes under /api/v1/incidents/ — parse, call the service, shape the output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from app.errors import ValidationFailed
+from app.http.auth import current_user, require_role
+from app.http.responses import JSON, read_body
+from app.incidents import service
+from app.incidents.models import EventsAppend, IncidentCreate, IncidentResolve, IncidentUpdate
+from app.listing import drf_response
+from app.timefmt import isoz
+from app.users.models import Role
+
+FIELDS = ("name", "namespace", "title", "description", "severity", "status", "category", "affected_services",
+          "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution")
+
+
+def incident_json(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": doc["_id"]}
+    out.update({k: doc.get(k) for k in FIELDS})
+    for k in ("detected_at", "resolved_at", "created_at", "updated_at"):
+        out[k] = isoz(doc.get(k))
+    if "timeline" in doc:
+        out["timeline"] = [{"id": e.get("id"), **{k: e[k] for k in ("type", "source", "message") if k in e},
+                            "timestamp": isoz(e["timestamp"]), "severity": e.get("severity"),
+                            "details": e.get("details")} for e in service.sorted_events(doc)]
+        out["event_count"] = len(out["timeline"])
+    return out
+
+
+async def list_or_create(request: Request) -> JSON:
+    bk = request.app.state.backends
+    user = current_user(request)
+    if request.method == "POST":
+        require_role(user, Role.EDITOR)
+        data = await read_body(request, IncidentCreate)
+        return JSON(incident_json(await service.create_incident(bk, data=data, user=user)), status_code=201)
+    page = await service.list_incidents(bk, params=request.query_params)
+    return JSON(drf_response(str(request.url), page, [incident_json(d) for d in page.items]))
+
+
+async def detail(request: Request) -> JSON:
+    bk = request.app.state.backends
+    user = current_user(request)
+    name = request.path_params["name"]
+    if request.method == "PATCH":
+        require_role(user, Role.EDITOR)
+        data = await read_body(request, IncidentUpdate)
+        return JSON(incident_json(await service.update_incident(bk, name=name, data=data, user=user)))
+    return JSON(incident_json(await service.get_incident(bk, name=name)))
+
+
+async def timeline(request: Request) -> JSON:
+    return JSON(await service.timeline(request.app.state.backends, name=request.path_params["name"]))
+
+
+async def append_events(request: Request) -> JSON:
+    require_role(current_user(request), Role.EDITOR)
+    data = await read_body(request, EventsAppend)
+    doc = await service.add_events(request.app.state.backends, name=request.path_params["name"], events=data.events)
+    return JSON({"name": doc["name"], "appended": len(data.events), "eventCount": len(doc.get("timeline") or [])},
+                status_code=201)
+
+
+async def resolve(request: Request) -> JSON:
+    user = require_role(current_user(request), Role.EDITOR)
+    data = await read_body(request, IncidentResolve)
+    doc = await service.resolve_incident(request.app.state.backends, name=request.path_params["name"], data=data,
+                                         user=user)
+    return JSON(incident_json(doc))
+
+
+async def similar(request: Request) -> JSON:
+    bk = request.app.state.backends
+    raw = request.query_params.get("limit", "5")
+    if not raw.isdigit():
+        raise ValidationFailed("limit must be an integer", {"field": "limit"})
+    doc = await service.get_incident(bk, name=request.path_params["name"])
+    hits = await service.similar_incidents(bk, incident_id=doc["_id"], limit=int(raw))
+    return JSON({"incident": doc["name"], "results": [{**incident_json(d), "score": s} for d, s in hits]})
+
+
+routes = [
+    Route("/api/v1/incidents/", list_or_create, methods=["GET", "POST"]),
+    Route("/api/v1/incidents/{name}/", detail, methods=["GET", "PATCH"]),
+    Route("/api/v1/incidents/{name}/timeline", timeline, methods=["GET"]),
+    Route("/api/v1/incidents/{name}/timeline/", timeline, methods=["GET"]),
+    Route("/api/v1/incidents/{name}/events/", append_events, methods=["POST"]),
+    Route("/api/v1/incidents/{name}/resolve/", resolve, methods=["POST"]),
+    Route("/api/v1/incidents/{name}/similar/", similar, methods=["GET"]),
+]

@@ -1,0 +1,203 @@
+"""Incidents and their timelines: every rule about them lives here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from app.backends import Backends
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, IncidentResolve, IncidentUpdate,
+                                  Severity, Status, TimelineEventIn)
+from app.indexing import outbox
+from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.timefmt import isoz, utcnow
+from app.users.models import User
+from indexers import incidents as incidents_index
+
+INDEX = incidents_index.INDEX.name
+
+LIST_SPEC = ListSpec(
+    filters=(Filter("status", "status", Status), Filter("severity", "severity", Severity),
+             Filter("namespace", "namespace"), Filter("service", "affected_services"),
+             Filter("category", "category"), Filter("assignee", "assignee")),
+    search_fields=("name", "title", "description", "root_cause", "resolution", "tags", "affected_services"),
+    ordering={"created_at": "created_at", "updated_at": "updated_at", "detected_at": "detected_at",
+              "resolved_at": "resolved_at", "severity": "severity_rank", "name": "name", "title": "title",
+              "status": "status"},
+    default_ordering=("-created_at",),
+)
+
+TIMELINE_API_VERSION = "v1"
+TIMELINE_KIND = "IncidentTimeline"
+SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+LIST_PROJECTION = {"timeline": 0}
+
+
+def _event_doc(ev: TimelineEventIn) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": str(uuid.uuid4()), "timestamp": ev.timestamp or utcnow(), "type": ev.type.value,
+                           "source": ev.source, "message": ev.message}
+    if ev.severity is not None:
+        doc["severity"] = ev.severity.value
+    if ev.details is not None:
+        doc["details"] = ev.details
+    return doc
+
+
+def sorted_events(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Events in time order; events with the same timestamp keep the order they were appended."""
+    return sorted(doc.get("timeline") or [], key=lambda e: e["timestamp"])
+
+
+async def _next_name(bk: Backends) -> str:
+    day = utcnow().strftime("%Y%m%d")
+    counter = await bk.mongo.counters.find_one_and_update(
+        {"_id": f"incident-name:{day}"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+    return f"INC-{day}-{counter['seq']:03d}"
+
+
+async def list_incidents(bk: Backends, *, params: Mapping[str, Any]) -> Page:
+    """A page of incidents (without timelines) matching DRF-style list parameters."""
+    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size,
+                              max_size=bk.settings.max_page_size)
+    return await fetch_page(bk.mongo.incidents, query, projection=LIST_PROJECTION)
+
+
+async def get_incident(bk: Backends, *, name: str | None = None, incident_id: str | None = None) -> dict:
+    """One incident by name or id; a 404 when there is none."""
+    if (name is None) == (incident_id is None):
+        raise ValidationFailed("Give exactly one of name or id", code="INVALID_LOOKUP")
+    key = {"name": name} if name is not None else {"_id": incident_id}
+    doc = await bk.mongo.incidents.find_one(key) if isinstance(name or incident_id, str) else None
+    if doc is None:
+        raise NotFound(f"Incident '{name or incident_id}' not found", code="INCIDENT_NOT_FOUND")
+    return doc
+
+
+async def incidents_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, dict]:
+    docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}}, LIST_PROJECTION).to_list(None)
+    return {d["_id"]: d for d in docs}
+
+
+async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> dict:
+    """Create an incident; the name is generated as INC-YYYYMMDD-NNN when not given."""
+    now = utcnow()
+    doc = data.model_dump(mode="python", exclude={"timeline"})
+    doc = {k: (v.value if hasattr(v, "value") else v) for k, v in doc.items()}
+    doc.update(
+        _id=str(uuid.uuid4()), reporter=data.reporter or user.username, severity_rank=SEVERITY_RANK[doc["severity"]],
+        detected_at=data.detected_at or now, created_at=now, updated_at=now, created_by=user.id,
+        timeline=[_event_doc(e) for e in data.timeline],
+    )
+    if doc["status"] in RESOLVED_STATUSES and doc.get("resolved_at") is None:
+        doc["resolved_at"] = now
+    for attempt in range(20):
+        if data.name is None:
+            doc["name"] = await _next_name(bk)
+        try:
+            await outbox.write(bk, INDEX, doc["_id"], lambda s: bk.mongo.incidents.insert_one(doc, session=s))
+            return doc
+        except DuplicateKeyError:
+            if data.name is not None:
+                raise Conflict(f"An incident named '{data.name}' already exists", {"field": "name"},
+                               code="INCIDENT_EXISTS") from None
+    raise Conflict("Could not allocate an incident name; try again", code="NAME_ALLOCATION_FAILED")
+
+
+async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user: User) -> dict:
+    """Apply a partial update. Moving to RESOLVED/CLOSED stamps resolved_at; reopening clears it."""
+    current = await get_incident(bk, name=name)
+    changes = data.changes()
+    if not changes:
+        return current
+    now = utcnow()
+    changes["updated_at"] = now
+    unset: dict[str, str] = {}
+    if "severity" in changes:
+        changes["severity_rank"] = SEVERITY_RANK[changes["severity"]]
+    events: list[dict] = []
+    if "status" in changes and changes["status"] != current["status"]:
+        if changes["status"] in RESOLVED_STATUSES and current["status"] not in RESOLVED_STATUSES:
+            changes["resolved_at"] = now
+        elif changes["status"] not in RESOLVED_STATUSES:
+            unset["resolved_at"] = ""
+        events.append(_event_doc(TimelineEventIn(
+            type=EventType.STATUS_CHANGE, source=f"user:{user.username}", timestamp=now,
+            message=f"Status changed from {current['status']} to {changes['status']}")))
+    update: dict[str, Any] = {"$set": changes}
+    if unset:
+        update["$unset"] = unset
+    if events:
+        update["$push"] = {"timeline": {"$each": events}}
+
+    async def op(s):
+        return await bk.mongo.incidents.find_one_and_update({"_id": current["_id"]}, update, session=s,
+                                                            return_document=ReturnDocument.AFTER)
+
+    return await outbox.write(bk, INDEX, current["_id"], op)
+
+
+async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn]) -> dict:
+    """Append events atomically ($push): concurrent appends never lose one. Returns the incident."""
+    docs = [_event_doc(e) for e in events]
+    updated = await bk.mongo.incidents.find_one_and_update(
+        {"name": name}, {"$push": {"timeline": {"$each": docs}}, "$set": {"updated_at": utcnow()}},
+        return_document=ReturnDocument.AFTER)
+    if updated is None:
+        raise NotFound(f"Incident '{name}' not found", code="INCIDENT_NOT_FOUND")
+    return updated
+
+
+async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, user: User) -> dict:
+    """Resolve an open incident: status RESOLVED, resolution recorded, a Resolution event appended."""
+    now = utcnow()
+    resolved_at = data.resolved_at or now
+    changes: dict[str, Any] = {"status": Status.RESOLVED.value, "resolution": data.resolution,
+                               "resolved_at": resolved_at, "updated_at": now}
+    if data.root_cause is not None:
+        changes["root_cause"] = data.root_cause
+    event = _event_doc(TimelineEventIn(type=EventType.RESOLUTION, source=data.source, timestamp=resolved_at,
+                                       message=f"Resolved by {user.username}: {data.resolution}"[:5000]))
+    current = await get_incident(bk, name=name)
+
+    async def op(s):
+        return await bk.mongo.incidents.find_one_and_update(
+            {"_id": current["_id"], "status": {"$nin": sorted(RESOLVED_STATUSES)}},
+            {"$set": changes, "$push": {"timeline": event}}, session=s, return_document=ReturnDocument.AFTER)
+
+    updated = await outbox.write(bk, INDEX, current["_id"], op)
+    if updated is None:
+        raise Conflict(f"Incident '{name}' is already {current['status']}", {"status": current["status"]},
+                       code="ALREADY_RESOLVED")
+    return updated
+
+
+async def timeline(bk: Backends, *, name: str) -> dict[str, Any]:
+    """The IncidentTimeline envelope; optional event keys are left out when absent."""
+    doc = await bk.mongo.incidents.find_one({"name": name}, {"name": 1, "namespace": 1, "timeline": 1})
+    if doc is None:
+        raise NotFound(f"Incident '{name}' not found", code="INCIDENT_NOT_FOUND")
+    events = []
+    for e in sorted_events(doc):
+        out = {"timestamp": isoz(e["timestamp"]), "type": e["type"], "source": e["source"], "message": e["message"]}
+        if e.get("severity") is not None:
+            out["severity"] = e["severity"]
+        if e.get("details") is not None:
+            out["details"] = e["details"]
+        events.append(out)
+    return {"apiVersion": TIMELINE_API_VERSION, "kind": TIMELINE_KIND,
+            "metadata": {"name": doc["name"], "namespace": doc.get("namespace", "default"), "eventCount": len(events)},
+            "events": events}
+
+
+async def similar_incidents(bk: Backends, *, incident_id: str, limit: int = 5) -> list[tuple[dict, float]]:
+    """Past incidents most like this one, best first, each with a 0-1 score (the best hit is 1)."""
+    if not 1 <= limit <= 50:
+        raise ValidationFailed("limit must be between 1 and 50", {"field": "limit"})
+    doc = await get_incident(bk, incident_id=incident_id)
+    hits = await incidents_index.similar_incidents(bk, doc, limit=limit)
+    found = await incidents_by_ids(bk, ids=[h["id"] for h in hits])
+    return [(found[h["id"]], h["normalized_score"]) for h in hits if h["id"] in found]

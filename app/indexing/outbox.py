@@ -1,0 +1,126 @@
+"""The index outbox: a write accepted by MongoDB always reaches the search index.
+
+A service writes its document and an outbox entry in one MongoDB transaction (`write`). A worker
+is then asked to sync that one document; when the broker or the search server is down the entry
+simply stays, with the error and a retry time, and the periodic sweep (`drain`) finishes the job.
+Entries are keyed by (index, doc_id) and carry a sequence number, so many writes to one document
+coalesce into one sync, and an entry is removed only if no newer write arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+
+from app.backends import Backends
+from indexers import registry
+from indexers.base import ensure_index, write_docs
+
+log = logging.getLogger(__name__)
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def record(bk: Backends, index: str, doc_id: str, *, session=None) -> None:
+    now = _now()
+    await bk.mongo.outbox.update_one(
+        {"index": index, "doc_id": doc_id},
+        {"$set": {"updated_at": now, "next_attempt_at": now}, "$inc": {"seq": 1},
+         "$setOnInsert": {"created_at": now, "attempts": 0}},
+        upsert=True, session=session)
+
+
+async def write(bk: Backends, index: str, doc_id: str,
+                operation: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `operation(session)` and record the outbox entry in the same transaction, then ask a
+    worker to sync. Returns what `operation` returned."""
+    async with bk.client.start_session() as session:
+        async def txn(s):
+            result = await operation(s)
+            await record(bk, index, doc_id, session=s)
+            return result
+
+        result = await session.with_transaction(txn)
+    await bk.notify_index(index, doc_id)
+    return result
+
+
+async def _claim(bk: Backends, flt: dict, lease: float) -> dict | None:
+    now = _now()
+    return await bk.mongo.outbox.find_one_and_update(
+        {**flt, "next_attempt_at": {"$lte": now}},
+        {"$set": {"next_attempt_at": now + timedelta(seconds=lease), "claimed_at": now}},
+        sort=[("next_attempt_at", 1)], return_document=True)
+
+
+async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = None,
+                limit: int = 500) -> dict[str, int]:
+    """Sync up to `limit` due entries (or just the one named) to the search index."""
+    flt: dict[str, Any] = {}
+    if index is not None:
+        flt["index"] = index
+    if doc_id is not None:
+        flt["doc_id"] = doc_id
+    lease = bk.settings.outbox_lease_seconds
+    entries: list[dict] = []
+    while len(entries) < limit and (entry := await _claim(bk, flt, lease)) is not None:
+        entries.append(entry)
+    defs = registry()
+    synced = failed = 0
+    by_index: dict[str, list[dict]] = {}
+    for e in entries:
+        by_index.setdefault(e["index"], []).append(e)
+    for name, group in by_index.items():
+        definition = defs.get(name)
+        try:
+            if definition is None:
+                raise RuntimeError(f"unknown index {name!r}")
+            # A search cluster that lost the index (restarted, replaced) gets it rebuilt from
+            # MongoDB first; writing to a missing alias would create an unmapped index.
+            await ensure_index(bk, definition)
+            ids = [e["doc_id"] for e in group]
+            docs = await bk.mongo[definition.collection].find({"_id": {"$in": ids}}).to_list(None)
+            found = {str(d["_id"]) for d in docs}
+            await write_docs(bk, definition, docs, deleted_ids=[i for i in ids if i not in found])
+        except Exception as exc:  # noqa: BLE001 - recorded on the entry and retried
+            failed += len(group)
+            await _fail(bk, group, exc)
+            continue
+        for e in group:
+            await bk.mongo.outbox.delete_one({"_id": e["_id"], "seq": e["seq"]})
+        synced += len(group)
+    return {"synced": synced, "failed": failed}
+
+
+async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
+    log.warning("index sync failed; will retry", extra={"error": str(exc)[:300], "entries": len(group)})
+    for e in group:
+        delay = min(2.0 ** e.get("attempts", 0), bk.settings.outbox_max_backoff)
+        await bk.mongo.outbox.update_one(
+            {"_id": e["_id"], "seq": e["seq"]},
+            {"$inc": {"attempts": 1},
+             "$set": {"last_error": str(exc)[:1000], "failed_at": _now(),
+                      "next_attempt_at": _now() + timedelta(seconds=delay)}})
+
+
+async def pending(bk: Backends) -> dict[str, Any]:
+    """How much is waiting, and the oldest error, for readiness and operators."""
+    count = await bk.mongo.outbox.count_documents({})
+    failing = await bk.mongo.outbox.count_documents({"attempts": {"$gt": 0}})
+    return {"pending": count, "failing": failing}
+
+
+async def sweep_forever(bk: Backends, interval: float) -> None:
+    """Drain due entries every `interval` seconds until cancelled."""
+    while True:
+        try:
+            while (await drain(bk))["synced"] >= 500:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep sweeping
+            log.warning("outbox sweep failed", extra={"error": str(exc)[:300]})
+        await asyncio.sleep(interval)

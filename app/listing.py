@@ -1,0 +1,206 @@
+"""The one list helper: filters, search, ordering and DRF-style pagination for every list,
+REST and GraphQL alike.
+
+A resource declares a `ListSpec`; callers hand `parse_list_params` the raw parameters (query
+string values, or GraphQL arguments) and get back a `ListQuery` whose Mongo filter only ever
+holds literal values: a caller can never smuggle an operator into it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from app.errors import NotFound, ValidationFailed
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """An exact-match filter: `?param=value` becomes `{field: value}` after a type check.
+
+    `kind` is str, bool, int, "uuid" or an Enum class; enum filters accept a comma list (`$in`)."""
+
+    param: str
+    field: str
+    kind: Any = str
+
+    def coerce(self, raw: Any) -> Any:
+        if isinstance(self.kind, type) and issubclass(self.kind, Enum):
+            values = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+            allowed = [m.value for m in self.kind]
+            out = []
+            for v in values:
+                v = v.value if isinstance(v, Enum) else str(v).strip()
+                match = next((a for a in allowed if a.lower() == v.lower()), None)
+                if match is None:
+                    raise ValidationFailed(f"Invalid value for '{self.param}': {v!r}",
+                                           {"field": self.param, "allowed": allowed}, code="INVALID_FILTER")
+                out.append(match)
+            return out[0] if len(out) == 1 else {"$in": out}
+        if self.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE
+            raise ValidationFailed(f"Invalid value for '{self.param}': expected true or false",
+                                   {"field": self.param, "allowed": ["true", "false"]}, code="INVALID_FILTER")
+        if self.kind is int:
+            try:
+                return int(raw)
+            except (TypeError, ValueError):
+                raise ValidationFailed(f"Invalid value for '{self.param}': expected an integer",
+                                       {"field": self.param}, code="INVALID_FILTER") from None
+        if self.kind == "uuid":
+            try:
+                return str(uuid.UUID(str(raw)))
+            except ValueError:
+                raise ValidationFailed(f"Invalid value for '{self.param}': expected a UUID",
+                                       {"field": self.param}, code="INVALID_FILTER") from None
+        if not isinstance(raw, str):
+            raise ValidationFailed(f"Invalid value for '{self.param}': expected a string",
+                                   {"field": self.param}, code="INVALID_FILTER")
+        return raw
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    filters: tuple[Filter, ...] = ()
+    search_fields: tuple[str, ...] = ()
+    # ordering name -> Mongo field
+    ordering: Mapping[str, str] = field(default_factory=dict)
+    default_ordering: tuple[str, ...] = ("-created_at",)
+
+    def filter_named(self, param: str) -> Filter | None:
+        return next((f for f in self.filters if f.param == param), None)
+
+
+@dataclass
+class ListQuery:
+    filter: dict[str, Any]
+    sort: list[tuple[str, int]]
+    page: int
+    page_size: int
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    count: int
+    page: int
+    page_size: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.count
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def search_filter(fields: tuple[str, ...], text: str) -> dict[str, Any] | None:
+    """DRF SearchFilter semantics: every whitespace-separated term must appear (case-insensitively)
+    in at least one of the fields."""
+    terms = [t for t in text.split() if t]
+    if not terms or not fields:
+        return None
+    clauses = [{"$or": [{f: {"$regex": re.escape(t), "$options": "i"}} for f in fields]} for t in terms]
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def parse_ordering(spec: ListSpec, raw: str | None) -> list[tuple[str, int]]:
+    names = [n.strip() for n in raw.split(",") if n.strip()] if raw else list(spec.default_ordering)
+    sort: list[tuple[str, int]] = []
+    for name in names:
+        key = name.lstrip("-")
+        if key not in spec.ordering:
+            raise ValidationFailed(f"Invalid ordering field: {key!r}", {"field": "ordering", "allowed": sorted(spec.ordering)},
+                                   code="INVALID_ORDERING")
+        sort.append((spec.ordering[key], -1 if name.startswith("-") else 1))
+    if all(f != "_id" for f, _ in sort):
+        sort.append(("_id", 1))  # a total order, so pages never overlap or skip
+    return sort
+
+
+def parse_page(raw_page: Any, raw_size: Any, *, default_size: int, max_size: int) -> tuple[int, int]:
+    try:
+        page = int(raw_page) if raw_page not in (None, "") else 1
+    except (TypeError, ValueError):
+        page = 0
+    if page < 1:
+        raise NotFound("Invalid page.", {"page": raw_page, "reason": "page must be a positive integer"},
+                       code="INVALID_PAGE")
+    try:
+        size = int(raw_size) if raw_size not in (None, "") else default_size
+    except (TypeError, ValueError):
+        size = 0
+    if not 1 <= size <= max_size:
+        raise ValidationFailed(f"page_size must be an integer between 1 and {max_size}",
+                               {"field": "page_size", "max": max_size}, code="INVALID_PAGE_SIZE")
+    return page, size
+
+
+def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size: int = 20,
+                      max_size: int = 100) -> ListQuery:
+    """Turn raw list parameters into a safe Mongo query. Parameters not declared are ignored."""
+    clauses: list[dict[str, Any]] = []
+    for f in spec.filters:
+        raw = params.get(f.param)
+        if raw is None or raw == "":
+            continue
+        clauses.append({f.field: f.coerce(raw)})
+    text = params.get("search")
+    if text is not None:
+        if not isinstance(text, str):
+            raise ValidationFailed("Invalid value for 'search': expected a string", {"field": "search"})
+        if (sf := search_filter(spec.search_fields, text)) is not None:
+            clauses.append(sf)
+    sort = parse_ordering(spec, params.get("ordering"))
+    page, size = parse_page(params.get("page"), params.get("page_size"), default_size=default_size, max_size=max_size)
+    flt: dict[str, Any] = {"$and": clauses} if clauses else {}
+    return ListQuery(filter=flt, sort=sort, page=page, page_size=size)
+
+
+async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filter: dict[str, Any] | None = None,
+                     projection: Mapping[str, Any] | None = None,
+                     convert: Callable[[dict], Any] = lambda d: d) -> Page:
+    """Count and fetch one page; a page past the end is a 404 (the first page may be empty)."""
+    parts = [p for p in (base_filter, query.filter) if p]
+    flt = {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
+    count = await collection.count_documents(flt)
+    if query.page > 1 and query.skip >= count:
+        raise NotFound("Invalid page.", {"page": query.page, "count": count}, code="INVALID_PAGE")
+    cursor = collection.find(flt, projection).sort(query.sort).skip(query.skip).limit(query.page_size)
+    items = [convert(d) async for d in cursor]
+    return Page(items=items, count=count, page=query.page, page_size=query.page_size)
+
+
+def _with_page(url: str, page: int | None) -> str:
+    parts = urlsplit(url)
+    q = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
+    if page is not None:
+        q.append(("page", str(page)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(q), ""))
+
+
+def drf_response(url: str, page: Page, results: list[Any]) -> dict[str, Any]:
+    """`{"count", "next", "previous", "results"}` with absolute next/previous URLs, as DRF does."""
+    nxt = _with_page(url, page.page + 1) if page.has_next else None
+    prev = None
+    if page.has_previous:
+        prev = _with_page(url, page.page - 1 if page.page > 2 else None)
+    return {"count": page.count, "next": nxt, "previous": prev, "results": results}

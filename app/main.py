@@ -1,0 +1,77 @@
+"""create_app(): routes, middleware and lifespan — nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+
+from app.backends import Backends, connect
+from app.db import ensure_indexes
+from app.http.auth import TokenAuthMiddleware
+from app.http.health import healthz, readyz
+from app.http.observability import RequestContextMiddleware, metrics
+from app.http.responses import EXCEPTION_HANDLERS
+from app.incidents import rest as incidents_rest
+from app.indexing import outbox
+from app.logs import configure_logging
+from app.settings import Settings, get_settings
+from indexers import registry
+from indexers.base import ensure_index
+from schema.app import graphql_app
+
+log = logging.getLogger(__name__)
+
+
+async def prepare(bk: Backends) -> None:
+    """MongoDB indexes, and search indices rebuilt from MongoDB where the alias is missing."""
+    await ensure_indexes(bk)
+    for definition in registry().values():
+        try:
+            if stats := await ensure_index(bk, definition):
+                log.info("search index rebuilt from MongoDB", extra=stats)
+        except Exception as exc:  # noqa: BLE001 - serve anyway; the outbox sweep retries
+            log.error("search index unavailable at start", extra={"index": definition.name, "error": str(exc)[:300]})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        bk = connect(settings)
+        app.state.backends = bk
+        await prepare(bk)
+        sweeper = None
+        if settings.outbox_sweep_interval > 0:
+            sweeper = asyncio.create_task(outbox.sweep_forever(bk, settings.outbox_sweep_interval))
+        gc.freeze()
+        try:
+            yield
+        finally:
+            if sweeper:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await bk.close()
+
+    gql = graphql_app(ide=settings.development)
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/graphql", gql, methods=["GET", "POST"]),
+        *incidents_rest.routes,
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContextMiddleware), Middleware(TokenAuthMiddleware, allow_ide=settings.development)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,55 @@
+"""One Settings object for the whole service, read from the environment (prefix IKL_).
+
+The three server URLs are also read from their conventional names MONGODB_URL, OPENSEARCH_URL
+and BROKER_URL, which is what docker-compose and the local stack set.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IKL_", extra="ignore")
+
+    environment: str = "development"
+    mongodb_url: str = Field("mongodb://127.0.0.1:27017/?replicaSet=rs0",
+                             validation_alias=AliasChoices("MONGODB_URL", "IKL_MONGODB_URL"))
+    mongodb_db: str = Field("incident_knowledge", validation_alias=AliasChoices("MONGODB_DB", "IKL_MONGODB_DB"))
+    opensearch_url: str = Field("http://127.0.0.1:9200",
+                                validation_alias=AliasChoices("OPENSEARCH_URL", "IKL_OPENSEARCH_URL"))
+    opensearch_password: SecretStr | None = None
+    broker_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("BROKER_URL", "IKL_BROKER_URL"))
+
+    index_prefix: str = "ikl"
+    # Seconds between sweeps of the index outbox (API process and worker both sweep).
+    outbox_sweep_interval: float = 5.0
+    outbox_lease_seconds: float = 30.0
+    outbox_max_backoff: float = 30.0
+
+    page_size: int = 20
+    max_page_size: int = 100
+
+    graphql_max_depth: int = 10
+    graphql_max_tokens: int = 2000
+    graphql_max_aliases: int = 30
+
+    log_level: str = "INFO"
+
+    # Knowledge base
+    review_interval_days: int = 90
+    ranking_weight_relevance: float = 0.55
+    ranking_weight_similarity: float = 0.30
+    ranking_weight_popularity: float = 0.15
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

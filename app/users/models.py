@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class Role(str, Enum):
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+
+_ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}
+
+
+class Classification(str, Enum):
+    PUBLIC = "PUBLIC"
+    INTERNAL = "INTERNAL"
+    CONFIDENTIAL = "CONFIDENTIAL"
+    RESTRICTED = "RESTRICTED"
+
+    @property
+    def rank(self) -> int:
+        return CLASSIFICATION_ORDER.index(self)
+
+    def visible(self) -> list[str]:
+        """The classifications a holder of this clearance may read."""
+        return [c.value for c in CLASSIFICATION_ORDER[: self.rank + 1]]
+
+
+CLASSIFICATION_ORDER = [Classification.PUBLIC, Classification.INTERNAL, Classification.CONFIDENTIAL,
+                        Classification.RESTRICTED]
+
+
+class User(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    username: str
+    email: str | None = None
+    team: str = ""
+    role: Role = Role.VIEWER
+    clearance: Classification = Classification.INTERNAL
+    is_active: bool = True
+    created_at: datetime | None = None
+
+    def has_role(self, role: Role) -> bool:
+        return self.role.rank >= role.rank
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=r"^[A-Za-z0-9_.@+-]{1,150}$")
+    email: EmailStr | None = None
+    team: str = Field("", max_length=100)
+    role: Role = Role.VIEWER
+    clearance: Classification = Classification.INTERNAL

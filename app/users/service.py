@@ -1,0 +1,69 @@
+"""Users and API tokens. Tokens are random 40-hex keys; only their SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime, timezone
+
+from pymongo.errors import DuplicateKeyError
+
+from app.backends import Backends
+from app.errors import Conflict, NotFound
+from app.users.models import User, UserCreate
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _to_user(doc: dict) -> User:
+    return User(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+
+
+async def create_user(bk: Backends, *, data: UserCreate) -> User:
+    """Create a user; the username is unique."""
+    doc = {"_id": str(uuid.uuid4()), **data.model_dump(mode="json"), "is_active": True,
+           "created_at": datetime.now(timezone.utc)}
+    try:
+        await bk.mongo.users.insert_one(doc)
+    except DuplicateKeyError:
+        raise Conflict(f"User '{data.username}' already exists", code="USER_EXISTS") from None
+    return _to_user(doc)
+
+
+async def get_user_by_username(bk: Backends, *, username: str) -> User:
+    doc = await bk.mongo.users.find_one({"username": username})
+    if doc is None:
+        raise NotFound(f"User '{username}' not found")
+    return _to_user(doc)
+
+
+async def ensure_user(bk: Backends, *, data: UserCreate) -> User:
+    """Return the user with this username, creating it when missing (idempotent seeding)."""
+    doc = await bk.mongo.users.find_one({"username": data.username})
+    return _to_user(doc) if doc else await create_user(bk, data=data)
+
+
+async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str:
+    """Create a new token for the user and return its key; the key is shown only once."""
+    key = secrets.token_hex(20)
+    await bk.mongo.tokens.insert_one({"key_hash": _hash(key), "user_id": user.id, "name": name,
+                                      "created_at": datetime.now(timezone.utc)})
+    return key
+
+
+async def authenticate(bk: Backends, *, key: str) -> User | None:
+    """The active user owning this token, or None."""
+    token = await bk.mongo.tokens.find_one({"key_hash": _hash(key)}, {"user_id": 1})
+    if token is None:
+        return None
+    doc = await bk.mongo.users.find_one({"_id": token["user_id"], "is_active": True})
+    return _to_user(doc) if doc else None
+
+
+async def users_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, User]:
+    """Users keyed by id, one query for the whole list."""
+    docs = await bk.mongo.users.find({"_id": {"$in": list(set(ids))}}).to_list(None)
+    return {d["_id"]: _to_user(d) for d in docs}

@@ -1,0 +1,35 @@
+"""The Dramatiq broker and actors. Actors only call services; they hold no logic.
+
+Run a worker with `dramatiq app.worker` (the `run` command starts one). Async actors run on the
+AsyncIO middleware's event loop, and this process builds its own connections on first use.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AsyncIO
+
+from app.backends import Backends, connect
+from app.settings import get_settings
+
+broker = RedisBroker(url=get_settings().broker_url, socket_connect_timeout=1, socket_timeout=5)
+broker.add_middleware(AsyncIO())
+dramatiq.set_broker(broker)
+
+_backends: Backends | None = None
+
+
+async def backends() -> Backends:
+    global _backends
+    if _backends is None:
+        _backends = connect(get_settings())
+    return _backends
+
+
+@dramatiq.actor(queue_name="indexing", max_retries=0)
+async def sync_document(index: str, doc_id: str) -> None:
+    """Sync one document's outbox entry to the search index (failures stay in the outbox)."""
+    from app.indexing import outbox
+
+    await outbox.drain(await backends(), index=index, doc_id=doc_id, limit=1)

@@ -1,0 +1,13 @@
+"""Search indices derived from MongoDB. Each module defines one index: its mapping, how a Mongo
+document becomes an index document, and its query builders. `REGISTRY` names them all."""
+
+from __future__ import annotations
+
+from indexers.base import IndexDefinition
+
+
+def registry() -> dict[str, IndexDefinition]:
+    from indexers import incidents
+
+    defs = [incidents.INDEX]
+    return {d.name: d for d in defs}

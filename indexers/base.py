@@ -1,0 +1,115 @@
+"""Versioned indices behind aliases: creation, bulk loading from MongoDB, zero-gap reindex."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from opensearchpy.helpers import async_bulk
+
+from app.backends import Backends
+from indexers.analysis import ANALYSIS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexDefinition:
+    name: str                                   # logical name; the alias is "<prefix>-<name>"
+    collection: str                             # the MongoDB collection it is derived from
+    mappings: dict[str, Any]
+    build: Callable[[dict], dict | None]        # Mongo document -> index source (None: keep out of the index)
+
+    def body(self) -> dict[str, Any]:
+        return {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS},
+                "mappings": self.mappings}
+
+
+async def alias_targets(bk: Backends, index: IndexDefinition) -> list[str]:
+    alias = bk.index_alias(index.name)
+    if not await bk.search.indices.exists_alias(name=alias):
+        return []
+    return sorted((await bk.search.indices.get_alias(name=alias)).keys())
+
+
+def _actions(index: IndexDefinition, target: str, docs: list[dict]) -> list[dict]:
+    actions = []
+    for doc in docs:
+        source = index.build(doc)
+        if source is None:
+            actions.append({"_op_type": "delete", "_index": target, "_id": str(doc["_id"])})
+        else:
+            actions.append({"_op_type": "index", "_index": target, "_id": str(doc["_id"]), "_source": source})
+    return actions
+
+
+async def write_docs(bk: Backends, index: IndexDefinition, docs: list[dict], deleted_ids: list[str] = (),
+                     target: str | None = None, refresh: bool = False) -> None:
+    """Upsert these Mongo documents and delete these ids; raises when any action fails
+    (a delete of a document that is not there is not a failure)."""
+    target = target or bk.index_alias(index.name)
+    actions = _actions(index, target, docs)
+    actions += [{"_op_type": "delete", "_index": target, "_id": i} for i in deleted_ids]
+    if not actions:
+        return
+    _, errors = await async_bulk(bk.search, actions, raise_on_error=False, raise_on_exception=True,
+                                 refresh=refresh, max_retries=0)
+    real = [e for e in errors if not ("delete" in e and e["delete"].get("status") == 404)]
+    if real:
+        raise RuntimeError(f"{len(real)} index actions failed: {str(real[:3])[:500]}")
+
+
+async def reindex(bk: Backends, index: IndexDefinition, *, batch: int = 500,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Build a new versioned index from MongoDB and swap the alias onto it in one atomic step.
+
+    Search keeps answering from the old index until the swap. Documents written while the copy ran
+    are copied again after the swap, so none is lost."""
+    alias = bk.index_alias(index.name)
+    target = f"{alias}-v{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S%f')}"
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    await bk.search.indices.create(index=target, body=index.body())
+    coll = bk.mongo[index.collection]
+    total = await coll.count_documents({})
+    done = 0
+    chunk: list[dict] = []
+    async for doc in coll.find({}):
+        chunk.append(doc)
+        if len(chunk) >= batch:
+            await write_docs(bk, index, chunk, target=target)
+            done += len(chunk)
+            chunk = []
+            if progress:
+                progress(done, total)
+    if chunk:
+        await write_docs(bk, index, chunk, target=target)
+        done += len(chunk)
+    if progress:
+        progress(done, total)
+    old = await alias_targets(bk, index)
+    actions: list[dict] = [{"add": {"index": target, "alias": alias}}]
+    actions += [{"remove": {"index": o, "alias": alias}} for o in old]
+    # A concrete index that has the alias's own name (auto-created by a stray write) must go first.
+    if not old and await bk.search.indices.exists(index=alias):
+        actions.append({"remove_index": {"index": alias}})
+    await bk.search.indices.update_aliases(body={"actions": actions})
+    caught_up = await coll.find({"updated_at": {"$gte": started}}).to_list(None)
+    await write_docs(bk, index, caught_up)
+    for o in old:
+        await bk.search.indices.delete(index=o, ignore_unavailable=True)
+    await bk.search.indices.refresh(index=alias)
+    stats = {"index": target, "alias": alias, "documents": done, "replaced": old, "caught_up": len(caught_up),
+             "seconds": round(time.monotonic() - t0, 3)}
+    log.info("reindexed", extra=stats)
+    return stats
+
+
+async def ensure_index(bk: Backends, index: IndexDefinition) -> dict[str, Any] | None:
+    """Rebuild the index from MongoDB when its alias is missing (a new or emptied search cluster)."""
+    if await alias_targets(bk, index):
+        return None
+    return await reindex(bk, index)

@@ -1,0 +1,88 @@
+"""The incidents index and the similar-incident query that recommendations build on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.backends import Backends
+from indexers.analysis import KEYWORD, text_field
+from indexers.base import IndexDefinition
+
+# Field weights for similarity: what the incident *is* (title, root cause) outweighs narrative.
+SIMILARITY_FIELDS = ["title^3", "root_cause^2.5", "resolution^1.5", "description", "affected_services.text^2",
+                     "tags.text^1.5", "category.text"]
+MLT_FIELDS = ["title", "description", "root_cause", "resolution"]
+
+MAPPINGS = {
+    "dynamic": "strict",
+    "properties": {
+        "name": KEYWORD,
+        "namespace": KEYWORD,
+        "title": text_field(),
+        "description": text_field(),
+        "root_cause": text_field(),
+        "resolution": text_field(),
+        "category": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_text"}}},
+        "severity": KEYWORD,
+        "status": KEYWORD,
+        "affected_services": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_exact"}}},
+        "affected_teams": KEYWORD,
+        "tags": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_text"}}},
+        "detected_at": {"type": "date"},
+        "resolved_at": {"type": "date"},
+        "created_at": {"type": "date"},
+        "updated_at": {"type": "date"},
+    },
+}
+
+_FIELDS = [k for k in MAPPINGS["properties"]]
+
+
+def build(doc: dict) -> dict:
+    out = {k: doc.get(k) for k in _FIELDS if doc.get(k) not in (None, "", [])}
+    for k in ("detected_at", "resolved_at", "created_at", "updated_at"):
+        if k in out:
+            out[k] = out[k].isoformat()
+    return out
+
+
+INDEX = IndexDefinition(name="incidents", collection="incidents", mappings=MAPPINGS, build=build)
+
+
+def incident_text(doc: dict) -> str:
+    """The text that describes an incident, for more_like_this."""
+    parts = [doc.get("title"), doc.get("description"), doc.get("root_cause"), doc.get("resolution"),
+             " ".join(doc.get("affected_services") or []), " ".join(doc.get("tags") or [])]
+    return "\n".join(p for p in parts if p)
+
+
+def similar_query(doc: dict, *, limit: int) -> dict[str, Any]:
+    """more_like_this over the incident's text plus a weighted multi_match, excluding itself."""
+    text = incident_text(doc)
+    should: list[dict[str, Any]] = [
+        {"more_like_this": {"fields": MLT_FIELDS, "like": text, "min_term_freq": 1, "min_doc_freq": 1,
+                            "max_query_terms": 40, "minimum_should_match": "20%", "boost": 1.0}},
+        {"multi_match": {"query": text[:2000], "fields": SIMILARITY_FIELDS, "type": "best_fields",
+                         "tie_breaker": 0.3, "boost": 1.0}},
+    ]
+    for svc in doc.get("affected_services") or []:
+        should.append({"term": {"affected_services": {"value": svc, "boost": 0.5}}})
+    if doc.get("category"):
+        should.append({"term": {"category": {"value": doc["category"], "boost": 0.5}}})
+    return {
+        "size": limit,
+        "query": {"bool": {"should": should, "minimum_should_match": 1,
+                           "must_not": [{"ids": {"values": [str(doc["_id"])]}}]}},
+        "_source": ["name", "title"],
+    }
+
+
+async def similar_incidents(bk: Backends, doc: dict, *, limit: int = 5) -> list[dict[str, Any]]:
+    """Scored hits `{"id", "score", "normalized_score"}` for incidents similar to `doc`, best first.
+
+    `normalized_score` divides by the best hit's score, so the top hit is 1.0."""
+    res = await bk.search.search(index=bk.index_alias(INDEX.name), body=similar_query(doc, limit=limit))
+    hits = res["hits"]["hits"]
+    top = max((h["_score"] or 0.0 for h in hits), default=0.0) or 1.0
+    return [{"id": h["_id"], "score": h["_score"], "normalized_score": round((h["_score"] or 0.0) / top, 4)}
+            for h in hits]

@@ -1,0 +1,96 @@
+"""Typed errors for mutations, and error codes for everything else.
+
+Expected failures of a mutation are returned as one of the error types below (each carries
+`code`, `message` and `field`). Errors raised while resolving queries carry `extensions.code`;
+anything unexpected is masked to "Unexpected error." and logged with the request id."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.scalars import JSON
+
+from app.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ServiceError
+from app.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+
+@strawberry.interface
+class UserError:
+    code: str
+    message: str
+    field: str | None = None
+    details: JSON | None = None
+
+
+@strawberry.type
+class ValidationError(UserError):
+    pass
+
+
+@strawberry.type
+class NotFoundError(UserError):
+    pass
+
+
+@strawberry.type
+class ConflictError(UserError):
+    pass
+
+
+@strawberry.type
+class PermissionDeniedError(UserError):
+    pass
+
+
+_ERROR_CLASSES = ((NotFound, NotFoundError), (Conflict, ConflictError), (PermissionDenied, PermissionDeniedError),
+                  (NotAuthenticated, PermissionDeniedError))
+
+
+def user_error(exc: ServiceError) -> UserError:
+    cls = next((c for t, c in _ERROR_CLASSES if isinstance(exc, t)), ValidationError)
+    field = exc.field
+    if field is None and isinstance(exc.details, dict) and isinstance(exc.details.get("field"), str):
+        field = exc.details["field"]
+    if field is None and isinstance(exc.details, list) and exc.details and isinstance(exc.details[0], dict):
+        field = exc.details[0].get("field")
+    return cls(code=exc.code, message=exc.error, field=field, details=exc.details)
+
+
+async def attempt(coro) -> Any:
+    """Await a service call; an expected failure becomes its typed error."""
+    try:
+        return await coro
+    except ServiceError as exc:
+        return user_error(exc)
+
+
+class ErrorCodes(MaskErrors):
+    """Adds extensions.code to every error and masks the unexpected ones."""
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        out = []
+        for err in errors:
+            original = err.original_error
+            if isinstance(original, ServiceError):
+                ext = {"code": original.code}
+                if original.details is not None:
+                    ext["details"] = original.details
+                out.append(GraphQLError(original.error, nodes=err.nodes, source=err.source, positions=err.positions,
+                                        path=err.path, extensions=ext))
+            elif original is None or isinstance(original, GraphQLError):
+                ext = dict(err.extensions or {})
+                ext.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if err.path is None else "BAD_USER_INPUT")
+                out.append(GraphQLError(err.message, nodes=err.nodes, source=err.source, positions=err.positions,
+                                        path=err.path, extensions=ext))
+            else:
+                log.error("unexpected GraphQL error", exc_info=original)
+                out.append(GraphQLError("Unexpected error.", nodes=err.nodes, source=err.source,
+                                        positions=err.positions, path=err.path,
+                                        extensions={"code": "INTERNAL_ERROR", "request_id": request_id_var.get()}))
+        return out

@@ -1,0 +1,244 @@
+"""Incidents in GraphQL: queries, mutations and types. Resolvers only call app.incidents.service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Union
+
+import strawberry
+from pydantic import ValidationError as PydanticValidationError
+from strawberry.scalars import JSON
+
+from app.errors import ValidationFailed, pydantic_details
+from app.incidents import service
+from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentResolve, IncidentUpdate, Severity,
+                                  Status, TimelineEventIn)
+from app.users.models import Role
+from schema.common import Paginated, paginated
+from schema.context import Info
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, attempt
+
+IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
+IncidentStatus = strawberry.enum(Status, name="IncidentStatus")
+TimelineEventType = strawberry.enum(EventType, name="TimelineEventType")
+TimelineEventSeverity = strawberry.enum(EventSeverity, name="TimelineEventSeverity")
+
+
+@strawberry.type
+class TimelineEvent:
+    id: str | None
+    timestamp: datetime
+    type: str
+    source: str
+    message: str
+    severity: str | None
+    details: JSON | None
+
+    @classmethod
+    def from_doc(cls, e: dict[str, Any]) -> "TimelineEvent":
+        return cls(id=e.get("id"), timestamp=e["timestamp"], type=e["type"], source=e["source"], message=e["message"],
+                   severity=e.get("severity"), details=e.get("details"))
+
+
+@strawberry.type
+class TimelineMetadata:
+    name: str
+    namespace: str
+    event_count: int
+
+
+@strawberry.type
+class IncidentTimeline:
+    api_version: str
+    kind: str
+    metadata: TimelineMetadata
+    events: list[TimelineEvent]
+
+
+@strawberry.type
+class Incident:
+    id: strawberry.ID
+    name: str
+    namespace: str
+    title: str
+    description: str
+    severity: IncidentSeverity
+    status: IncidentStatus
+    category: str
+    affected_services: list[str]
+    affected_teams: list[str]
+    assignee: str | None
+    reporter: str | None
+    tags: list[str]
+    root_cause: str
+    resolution: str
+    detected_at: datetime | None
+    resolved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    _doc: strawberry.Private[dict]
+
+    @strawberry.field
+    async def timeline(self, info: Info) -> list[TimelineEvent]:
+        doc = self._doc if "timeline" in self._doc else await service.get_incident(info.context.backends,
+                                                                                   incident_id=self.id)
+        return [TimelineEvent.from_doc(e) for e in service.sorted_events(doc)]
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "Incident":
+        return cls(id=d["_id"], name=d["name"], namespace=d.get("namespace", "default"), title=d["title"],
+                   description=d.get("description", ""), severity=Severity(d["severity"]), status=Status(d["status"]),
+                   category=d.get("category", ""), affected_services=d.get("affected_services", []),
+                   affected_teams=d.get("affected_teams", []), assignee=d.get("assignee"), reporter=d.get("reporter"),
+                   tags=d.get("tags", []), root_cause=d.get("root_cause", ""), resolution=d.get("resolution", ""),
+                   detected_at=d.get("detected_at"), resolved_at=d.get("resolved_at"), created_at=d["created_at"],
+                   updated_at=d["updated_at"], _doc=d)
+
+
+@strawberry.type
+class SimilarIncident:
+    incident: Incident
+    score: float
+
+
+@strawberry.input
+class TimelineEventInput:
+    type: TimelineEventType
+    source: str
+    message: str
+    timestamp: datetime | None = None
+    severity: TimelineEventSeverity | None = None
+    details: JSON | None = None
+
+
+@strawberry.input
+class CreateIncidentInput:
+    title: str
+    name: str | None = None
+    namespace: str = "default"
+    description: str = ""
+    severity: IncidentSeverity = Severity.MEDIUM
+    status: IncidentStatus = Status.OPEN
+    category: str = ""
+    affected_services: list[str] = strawberry.field(default_factory=list)
+    affected_teams: list[str] = strawberry.field(default_factory=list)
+    assignee: str | None = None
+    reporter: str | None = None
+    tags: list[str] = strawberry.field(default_factory=list)
+    root_cause: str = ""
+    resolution: str = ""
+    detected_at: datetime | None = None
+    timeline: list[TimelineEventInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateIncidentInput:
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    severity: IncidentSeverity | None = strawberry.UNSET
+    status: IncidentStatus | None = strawberry.UNSET
+    category: str | None = strawberry.UNSET
+    affected_services: list[str] | None = strawberry.UNSET
+    affected_teams: list[str] | None = strawberry.UNSET
+    assignee: str | None = strawberry.UNSET
+    reporter: str | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    root_cause: str | None = strawberry.UNSET
+    resolution: str | None = strawberry.UNSET
+    detected_at: datetime | None = strawberry.UNSET
+
+
+@strawberry.input
+class ResolveIncidentInput:
+    resolution: str
+    root_cause: str | None = None
+    resolved_at: datetime | None = None
+    source: str = "graphql"
+
+
+def _plain(value: Any) -> Any:
+    """Strawberry input objects to plain dicts, UNSET fields left out."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__strawberry_definition__"):
+        return {k: _plain(v) for k, v in vars(value).items() if v is not strawberry.UNSET}
+    return value.value if hasattr(value, "value") and not isinstance(value, (str, int, float)) else value
+
+
+def validate(model, value: Any):
+    """Validate GraphQL input with the same pydantic model REST uses."""
+    try:
+        return model.model_validate(_plain(value))
+    except PydanticValidationError as exc:
+        raise ValidationFailed("Invalid input", pydantic_details(exc)) from None
+
+
+IncidentResult = Annotated[Union[Incident, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
+                           strawberry.union("IncidentResult")]
+
+
+@strawberry.type
+class IncidentQuery:
+    @strawberry.field(description="Incidents, filtered, searched, ordered and paginated like the REST list.")
+    async def incidents(self, info: Info, status: list[IncidentStatus] | None = None,
+                        severity: list[IncidentSeverity] | None = None, namespace: str | None = None,
+                        service_name: Annotated[str | None, strawberry.argument(name="service")] = None,
+                        category: str | None = None, search: str | None = None, ordering: str | None = None,
+                        page: int = 1, page_size: int = 20) -> Paginated[Incident]:
+        params = {"status": status, "severity": severity, "namespace": namespace, "service": service_name,
+                  "category": category, "search": search, "ordering": ordering, "page": page, "page_size": page_size}
+        result = await service.list_incidents(info.context.backends, params={k: v for k, v in params.items() if v})
+        return paginated(result, Incident.from_doc)
+
+    @strawberry.field
+    async def incident(self, info: Info, id: strawberry.ID | None = None, name: str | None = None) -> Incident:
+        return Incident.from_doc(await service.get_incident(info.context.backends, name=name, incident_id=id))
+
+    @strawberry.field
+    async def incident_timeline(self, info: Info, name: str) -> IncidentTimeline:
+        doc = await service.get_incident(info.context.backends, name=name)
+        events = service.sorted_events(doc)
+        return IncidentTimeline(api_version=service.TIMELINE_API_VERSION, kind=service.TIMELINE_KIND,
+                                metadata=TimelineMetadata(name=doc["name"], namespace=doc.get("namespace", "default"),
+                                                          event_count=len(events)),
+                                events=[TimelineEvent.from_doc(e) for e in events])
+
+    @strawberry.field
+    async def similar_incidents(self, info: Info, incident_id: strawberry.ID, limit: int = 5) -> list[SimilarIncident]:
+        hits = await service.similar_incidents(info.context.backends, incident_id=incident_id, limit=limit)
+        return [SimilarIncident(incident=Incident.from_doc(d), score=s) for d, s in hits]
+
+
+@strawberry.type
+class IncidentMutation:
+    @strawberry.mutation
+    async def create_incident(self, info: Info, input: CreateIncidentInput) -> IncidentResult:
+        async def run():
+            user = info.context.require(Role.EDITOR)
+            return Incident.from_doc(await service.create_incident(
+                info.context.backends, data=validate(IncidentCreate, input), user=user))
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def update_incident(self, info: Info, name: str, input: UpdateIncidentInput) -> IncidentResult:
+        async def run():
+            user = info.context.require(Role.EDITOR)
+            return Incident.from_doc(await service.update_incident(
+                info.context.backends, name=name, data=validate(IncidentUpdate, input), user=user))
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def add_timeline_event(self, info: Info, name: str, event: TimelineEventInput) -> IncidentResult:
+        async def run():
+            info.context.require(Role.EDITOR)
+            return Incident.from_doc(await service.add_events(
+                info.context.backends, name=name, events=[validate(TimelineEventIn, event)]))
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def resolve_incident(self, info: Info, name: str, input: ResolveIncidentInput) -> IncidentResult:
+        async def run():
+            user = info.context.require(Role.EDITOR)
+            return Incident.from_doc(await service.resolve_incident(
+                info.context.backends, name=name, data=validate(IncidentResolve, input), user=user))
+        return await attempt(run())

@@ -1,0 +1,119 @@
+"""The whole suite runs against a real local stack (MongoDB replica set, Valkey, osmem) started once
+on free ports in a temporary folder, and stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack():
+    root = Path(tempfile.mkdtemp(prefix="ikl-test-"))
+    s = LocalStack(root=root).start()
+    os.environ.update(s.env())
+    os.environ.update({"IKL_MONGODB_DB": "ikl_test", "IKL_INDEX_PREFIX": "test", "IKL_OUTBOX_SWEEP_INTERVAL": "0.5",
+                       "IKL_OUTBOX_MAX_BACKOFF": "1", "IKL_ENVIRONMENT": "test", "IKL_LOG_LEVEL": "WARNING"})
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+async def app(stack):
+    from app.main import create_app
+
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def bk(app):
+    return app.state.backends
+
+
+@pytest.fixture(scope="session")
+async def client(app):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def tokens(bk):
+    """A token for each role (admin has RESTRICTED clearance, viewer INTERNAL)."""
+    from app.users.models import Classification, Role, UserCreate
+    from app.users.service import create_user, issue_token
+
+    out = {}
+    for role, clearance in ((Role.ADMIN, Classification.RESTRICTED), (Role.EDITOR, Classification.CONFIDENTIAL),
+                            (Role.VIEWER, Classification.INTERNAL)):
+        user = await create_user(bk, data=UserCreate(username=f"{role.value}-{uuid.uuid4().hex[:6]}", role=role,
+                                                     clearance=clearance))
+        out[role.value] = {"Authorization": f"Token {await issue_token(bk, user=user)}"}
+        out[role.value + "_user"] = user
+    return out
+
+
+@pytest.fixture(scope="session")
+def admin(tokens):
+    return tokens["admin"]
+
+
+@pytest.fixture(scope="session")
+def editor(tokens):
+    return tokens["editor"]
+
+
+@pytest.fixture(scope="session")
+def viewer(tokens):
+    return tokens["viewer"]
+
+
+@pytest.fixture(scope="session")
+def worker(stack):
+    """A real Dramatiq worker process consuming from the test broker."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log = open(stack.root / "logs" / "worker.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1", "--threads", "2"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(1.5)
+    assert proc.poll() is None, (stack.root / "logs" / "worker.log").read_text()[-2000:]
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def eventually(check, timeout: float = 15.0, interval: float = 0.2):
+    """Poll an async check until it returns something truthy."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
