@@ -38,5 +38,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("opensearch", "pymongo", "httpx", "uvicorn.access"):
+    for noisy in ("pymongo", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("opensearch").setLevel(logging.ERROR)  # failures are logged by our own code

@@ -32,4 +32,4 @@ async def sync_document(index: str, doc_id: str) -> None:
     """Sync one document's outbox entry to the search index (failures stay in the outbox)."""
     from app.indexing import outbox
 
-    await outbox.drain(await backends(), index=index, doc_id=doc_id, limit=1)
+    await outbox.drain(await backends(), index=index, doc_id=doc_id, limit=1, due_only=False)

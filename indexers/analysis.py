@@ -1,6 +1,6 @@
 """Analysis settings for operations text, shared by every index.
 
-`ops_text` (the main field): standard tokenizer, English possessives, lowercase, ASCII folding,
+`ops_text` (the main field): English possessives stripped, standard tokenizer, lowercase, ASCII folding,
 English stop words and stemming, so "connections timing out" matches "connection timeout".
 `ops_exact` (the `.exact` sub-field): whitespace tokens with surrounding punctuation stripped,
 lowercased and folded but not stemmed or split, so identifiers such as `OOMKilled`,
@@ -9,18 +9,20 @@ lowercased and folded but not stemmed or split, so identifiers such as `OOMKille
 
 ANALYSIS = {
     "char_filter": {
+        # English possessives ("pod's" -> "pod"), done as a char filter: osmem's possessive
+        # stemmer makes every query term match.
+        "ops_possessive": {"type": "pattern_replace", "pattern": "['\u2019]s\\b", "replacement": ""},
         "ops_punct": {"type": "pattern_replace", "pattern": "[^\\p{L}\\p{N}_.\\-/:]+|[.:]+(?:\\s|$)",
                       "replacement": " "},
     },
     "filter": {
-        "ops_possessive": {"type": "stemmer", "language": "possessive_english"},
         "ops_stop": {"type": "stop", "stopwords": "_english_"},
         "ops_stemmer": {"type": "stemmer", "language": "english"},
     },
     "analyzer": {
-        "ops_text": {"type": "custom", "tokenizer": "standard",
-                     "filter": ["ops_possessive", "lowercase", "asciifolding", "ops_stop", "ops_stemmer"]},
-        "ops_exact": {"type": "custom", "tokenizer": "whitespace", "char_filter": ["ops_punct"],
+        "ops_text": {"type": "custom", "tokenizer": "standard", "char_filter": ["ops_possessive"],
+                     "filter": ["lowercase", "asciifolding", "ops_stop", "ops_stemmer"]},
+        "ops_exact": {"type": "custom", "tokenizer": "whitespace", "char_filter": ["ops_possessive", "ops_punct"],
                       "filter": ["lowercase", "asciifolding"]},
     },
 }

@@ -48,17 +48,21 @@ async def write(bk: Backends, index: str, doc_id: str,
     return result
 
 
-async def _claim(bk: Backends, flt: dict, lease: float) -> dict | None:
+async def _claim(bk: Backends, flt: dict, lease: float, *, due_only: bool) -> dict | None:
+    """Lease one entry so no other sweeper or worker syncs it at the same time."""
     now = _now()
+    cond = {**flt, "$or": [{"leased_until": None}, {"leased_until": {"$lte": now}}]}
+    if due_only:
+        cond["next_attempt_at"] = {"$lte": now}
     return await bk.mongo.outbox.find_one_and_update(
-        {**flt, "next_attempt_at": {"$lte": now}},
-        {"$set": {"next_attempt_at": now + timedelta(seconds=lease), "claimed_at": now}},
+        cond, {"$set": {"leased_until": now + timedelta(seconds=lease)}},
         sort=[("next_attempt_at", 1)], return_document=True)
 
 
 async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = None,
-                limit: int = 500) -> dict[str, int]:
-    """Sync up to `limit` due entries (or just the one named) to the search index."""
+                limit: int = 500, due_only: bool = True) -> dict[str, int]:
+    """Sync up to `limit` entries to the search index: those due (the sweep), or the one named,
+    even if it is waiting out a back-off (a worker asked to sync it now)."""
     flt: dict[str, Any] = {}
     if index is not None:
         flt["index"] = index
@@ -66,7 +70,7 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
         flt["doc_id"] = doc_id
     lease = bk.settings.outbox_lease_seconds
     entries: list[dict] = []
-    while len(entries) < limit and (entry := await _claim(bk, flt, lease)) is not None:
+    while len(entries) < limit and (entry := await _claim(bk, flt, lease, due_only=due_only)) is not None:
         entries.append(entry)
     defs = registry()
     synced = failed = 0
@@ -90,7 +94,9 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
             await _fail(bk, group, exc)
             continue
         for e in group:
-            await bk.mongo.outbox.delete_one({"_id": e["_id"], "seq": e["seq"]})
+            gone = await bk.mongo.outbox.delete_one({"_id": e["_id"], "seq": e["seq"]})
+            if not gone.deleted_count:  # written again meanwhile: release it for the next pass
+                await bk.mongo.outbox.update_one({"_id": e["_id"]}, {"$unset": {"leased_until": ""}})
         synced += len(group)
     return {"synced": synced, "failed": failed}
 
@@ -100,8 +106,8 @@ async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
     for e in group:
         delay = min(2.0 ** e.get("attempts", 0), bk.settings.outbox_max_backoff)
         await bk.mongo.outbox.update_one(
-            {"_id": e["_id"], "seq": e["seq"]},
-            {"$inc": {"attempts": 1},
+            {"_id": e["_id"]},
+            {"$inc": {"attempts": 1}, "$unset": {"leased_until": ""},
              "$set": {"last_error": str(exc)[:1000], "failed_at": _now(),
                       "next_attempt_at": _now() + timedelta(seconds=delay)}})
 
