@@ -6,15 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Union
 
 import strawberry
-from pydantic import ValidationError as PydanticValidationError
 from strawberry.scalars import JSON
 
-from app.errors import ValidationFailed, pydantic_details
 from app.incidents import service
 from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentResolve, IncidentUpdate, Severity,
                                   Status, TimelineEventIn)
 from app.users.models import Role
-from schema.common import Paginated, paginated
+from schema.common import Paginated, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, attempt
 
@@ -154,23 +152,6 @@ class ResolveIncidentInput:
     root_cause: str | None = None
     resolved_at: datetime | None = None
     source: str = "graphql"
-
-
-def _plain(value: Any) -> Any:
-    """Strawberry input objects to plain dicts, UNSET fields left out."""
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__strawberry_definition__"):
-        return {k: _plain(v) for k, v in vars(value).items() if v is not strawberry.UNSET}
-    return value.value if hasattr(value, "value") and not isinstance(value, (str, int, float)) else value
-
-
-def validate(model, value: Any):
-    """Validate GraphQL input with the same pydantic model REST uses."""
-    try:
-        return model.model_validate(_plain(value))
-    except PydanticValidationError as exc:
-        raise ValidationFailed("Invalid input", pydantic_details(exc)) from None
 
 
 IncidentResult = Annotated[Union[Incident, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
