@@ -11,8 +11,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
 from app.backends import Backends, connect
+from app.logs import configure_logging
 from app.settings import get_settings
 
+configure_logging(get_settings().log_level)
 broker = RedisBroker(url=get_settings().broker_url, socket_connect_timeout=1, socket_timeout=5)
 broker.add_middleware(AsyncIO())
 dramatiq.set_broker(broker)

@@ -49,14 +49,17 @@ def _actions(index: IndexDefinition, target: str, docs: list[dict]) -> list[dict
 async def write_docs(bk: Backends, index: IndexDefinition, docs: list[dict], deleted_ids: list[str] = (),
                      target: str | None = None, refresh: bool = False) -> None:
     """Upsert these Mongo documents and delete these ids; raises when any action fails
-    (a delete of a document that is not there is not a failure)."""
+    (a delete of a document that is not there is not a failure). Writes through the alias
+    require it to exist, so a lost index is never silently re-created without its mapping."""
+    through_alias = target is None
     target = target or bk.index_alias(index.name)
     actions = _actions(index, target, docs)
     actions += [{"_op_type": "delete", "_index": target, "_id": i} for i in deleted_ids]
     if not actions:
         return
+    params = {"require_alias": "true"} if through_alias else {}
     _, errors = await async_bulk(bk.search, actions, raise_on_error=False, raise_on_exception=True,
-                                 refresh=refresh, max_retries=0)
+                                 refresh=refresh, max_retries=0, params=params)
     real = [e for e in errors if not ("delete" in e and e["delete"].get("status") == 404)]
     if real:
         raise RuntimeError(f"{len(real)} index actions failed: {str(real[:3])[:500]}")

@@ -82,13 +82,14 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
         try:
             if definition is None:
                 raise RuntimeError(f"unknown index {name!r}")
-            # A search cluster that lost the index (restarted, replaced) gets it rebuilt from
-            # MongoDB first; writing to a missing alias would create an unmapped index.
-            await ensure_index(bk, definition)
-            ids = [e["doc_id"] for e in group]
-            docs = await bk.mongo[definition.collection].find({"_id": {"$in": ids}}).to_list(None)
-            found = {str(d["_id"]) for d in docs}
-            await write_docs(bk, definition, docs, deleted_ids=[i for i in ids if i not in found])
+            try:
+                await _sync(bk, definition, [e["doc_id"] for e in group])
+            except Exception:
+                # A search cluster that lost the index (restarted, replaced) gets it rebuilt from
+                # MongoDB; then the batch is tried once more. Otherwise the error stands.
+                if await ensure_index(bk, definition) is None:
+                    raise
+                await _sync(bk, definition, [e["doc_id"] for e in group])
         except Exception as exc:  # noqa: BLE001 - recorded on the entry and retried
             failed += len(group)
             await _fail(bk, group, exc)
@@ -99,6 +100,13 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
                 await bk.mongo.outbox.update_one({"_id": e["_id"]}, {"$unset": {"leased_until": ""}})
         synced += len(group)
     return {"synced": synced, "failed": failed}
+
+
+async def _sync(bk: Backends, definition, ids: list[str]) -> None:
+    """Index the current MongoDB state of these documents; ids no longer in MongoDB are deleted."""
+    docs = await bk.mongo[definition.collection].find({"_id": {"$in": ids}}).to_list(None)
+    found = {str(d["_id"]) for d in docs}
+    await write_docs(bk, definition, docs, deleted_ids=[i for i in ids if i not in found])
 
 
 async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
