@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -54,13 +55,31 @@ async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str
     return key
 
 
+# token hash -> (user, expires at): a valid token costs no MongoDB round trip for a few seconds;
+# a revoked token or deactivated user stops working within AUTH_CACHE_SECONDS.
+AUTH_CACHE_SECONDS = 10.0
+_AUTH_CACHE: dict[str, tuple[User, float]] = {}
+_AUTH_CACHE_MAX = 10_000
+
+
 async def authenticate(bk: Backends, *, key: str) -> User | None:
     """The active user owning this token, or None."""
-    token = await bk.mongo.tokens.find_one({"key_hash": _hash(key)}, {"user_id": 1})
+    digest = _hash(key)
+    cached = _AUTH_CACHE.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    token = await bk.mongo.tokens.find_one({"key_hash": digest}, {"user_id": 1})
     if token is None:
         return None
     doc = await bk.mongo.users.find_one({"_id": token["user_id"], "is_active": True})
-    return _to_user(doc) if doc else None
+    if doc is None:
+        return None
+    if len(_AUTH_CACHE) >= _AUTH_CACHE_MAX:
+        _AUTH_CACHE.clear()
+    user = _to_user(doc)
+    _AUTH_CACHE[digest] = (user, now + AUTH_CACHE_SECONDS)
+    return user
 
 
 async def users_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, User]:

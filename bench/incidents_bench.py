@@ -1,0 +1,168 @@
+"""Benchmark: the timeline GET and the incident list GET through the API, against the same reads
+done directly with PyMongo, at a fixed concurrency. Prints requests/s, p50/p99 and the ratio.
+
+    .venv/bin/python bench/incidents_bench.py [--concurrency 32] [--seconds 10] [--incidents 2000]
+
+It starts its own local stack in a temporary folder, the API under uvicorn (uvloop + httptools,
+one worker) and drives it with wrk from a separate process (apt-get install wrk). The PyMongo
+baseline runs in its own process with the same concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.stack import LocalStack, free_port  # noqa: E402
+
+LIST_PATH = "/api/v1/incidents/?status=RESOLVED&ordering=-created_at"
+EVENTS_PER_INCIDENT = 12
+
+
+async def seed(n: int) -> tuple[str, str]:
+    """n incidents with timelines; returns (a token, one incident name)."""
+    from app.backends import connect
+    from app.db import ensure_indexes
+    from app.settings import get_settings
+    from app.timefmt import utcnow
+    from app.users import service as users
+    from app.users.models import Role, UserCreate
+
+    bk = connect(get_settings())
+    await ensure_indexes(bk)
+    user = await users.create_user(bk, data=UserCreate(username="bench", role=Role.ADMIN))
+    token = await users.issue_token(bk, user=user)
+    now = utcnow()
+    docs = []
+    for i in range(n):
+        docs.append({"_id": f"bench-{i}", "name": f"INC-20260101-{i:04d}", "namespace": "production",
+                     "title": f"Bench incident {i}", "description": "x" * 200, "severity": "HIGH", "severity_rank": 3,
+                     "status": "RESOLVED" if i % 2 else "OPEN", "category": "Database", "affected_services": ["db"],
+                     "affected_teams": [], "tags": ["bench"], "root_cause": "pool exhausted", "resolution": "restart",
+                     "assignee": None, "reporter": "bench", "detected_at": now, "resolved_at": now, "created_at": now,
+                     "updated_at": now,
+                     "timeline": [{"id": f"e{j}", "timestamp": now, "type": "Analysis", "source": "bench",
+                                   "message": f"event {j}", "details": {"step": j}} for j in range(EVENTS_PER_INCIDENT)]})
+    await bk.mongo.incidents.insert_many(docs)
+    await bk.close()
+    return token, docs[n // 2]["name"]
+
+
+WRK_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("JSON{\\"requests\\":%d,\\"seconds\\":%f,\\"p50\\":%f,\\"p99\\":%f,\\"errors\\":%d}\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(url: str, token: str, concurrency: int, seconds: int, lua: Path) -> dict:
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{seconds}s", "-s", str(lua),
+                          "-H", f"Authorization: Token {token}", url], capture_output=True, text=True, check=True).stdout
+    data = json.loads(re.search(r"JSON(\{.*\})", out).group(1))
+    return {"rps": data["requests"] / data["seconds"], "p50_ms": data["p50"], "p99_ms": data["p99"],
+            "errors": data["errors"]}
+
+
+DIRECT = r"""
+import asyncio, json, sys, time
+from pymongo import AsyncMongoClient
+url, db, kind, name, conc, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
+async def main():
+    client = AsyncMongoClient(url, tz_aware=True)
+    coll = client[db].incidents
+    async def once():
+        if kind == "timeline":
+            await coll.find_one({"name": name}, {"name": 1, "namespace": 1, "timeline": 1})
+        else:
+            flt = {"$and": [{"status": "RESOLVED"}]}
+            await coll.count_documents(flt)
+            await coll.find(flt, {"timeline": 0}).sort([("created_at", -1), ("_id", 1)]).limit(20).to_list(None)
+    lat = []
+    stop = time.perf_counter() + secs
+    async def loop():
+        while time.perf_counter() < stop:
+            t = time.perf_counter(); await once(); lat.append(time.perf_counter() - t)
+    for _ in range(50): await once()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(conc)))
+    el = time.perf_counter() - t0
+    lat.sort()
+    print(json.dumps({"rps": len(lat) / el, "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000, "errors": 0}))
+asyncio.run(main())
+"""
+
+
+def run_direct(kind: str, name: str, concurrency: int, seconds: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", DIRECT, os.environ["MONGODB_URL"], os.environ["IKL_MONGODB_DB"], kind,
+                          name, str(concurrency), str(seconds)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--incidents", type=int, default=2000)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    root = Path(tempfile.mkdtemp(prefix="ikl-bench-"))
+    stack = LocalStack(root=root).start()
+    os.environ.update(stack.env())
+    os.environ.update({"IKL_MONGODB_DB": "ikl_bench", "IKL_ENVIRONMENT": "production", "IKL_LOG_LEVEL": "WARNING"})
+    port = free_port()
+    api = None
+    try:
+        token, name = asyncio.run(seed(args.incidents))
+        api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
+                                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.3)
+        lua = root / "report.lua"
+        lua.write_text(WRK_LUA)
+        base = f"http://127.0.0.1:{port}"
+        rows = []
+        for label, path, kind in (("timeline GET", f"/api/v1/incidents/{name}/timeline", "timeline"),
+                                  ("incident list GET (page of 20)", LIST_PATH, "list")):
+            run_wrk(base + path, token, args.concurrency, 2, lua)  # warm-up
+            api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
+            direct = run_direct(kind, name, args.concurrency, args.seconds)
+            rows.append((label, api_res, direct))
+        print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
+              f"{args.seconds}s per run, 1 uvicorn worker (uvloop, httptools), wrk -t2\n")
+        print(f"{'read':32} {'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        for label, a, d in rows:
+            print(f"{label:32} {'API':8} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {a['errors']:7d}")
+            print(f"{'':32} {'PyMongo':8} {d['rps']:9.0f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f} {'':7}")
+            print(f"{'':32} {'ratio':8} {a['rps'] / d['rps']:9.2f}")
+    finally:
+        if api:
+            api.terminate()
+            api.wait(timeout=10)
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
