@@ -58,3 +58,16 @@ def pydantic_details(exc) -> list[dict[str, Any]]:
     for err in exc.errors(include_url=False, include_context=False, include_input=False):
         out.append({"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]})
     return out
+
+
+def backend_unavailable(exc: BaseException) -> Unavailable | None:
+    """A backend that is down becomes a 503 naming it, not a 500."""
+    from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+    from opensearchpy.exceptions import ConnectionTimeout as SearchTimeout
+    from pymongo.errors import ConnectionFailure
+
+    if isinstance(exc, (SearchConnectionError, SearchTimeout)):
+        return Unavailable("The search server is unavailable; try again shortly", code="SEARCH_UNAVAILABLE")
+    if isinstance(exc, ConnectionFailure):
+        return Unavailable("The database is unavailable; try again shortly", code="DATABASE_UNAVAILABLE")
+    return None

@@ -14,7 +14,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.scalars import JSON
 
-from app.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ServiceError
+from app.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ServiceError, backend_unavailable
 from app.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class ErrorCodes(MaskErrors):
         out = []
         for err in errors:
             original = err.original_error
+            if original is not None and (down := backend_unavailable(original)) is not None:
+                original = down
             if isinstance(original, ServiceError):
                 ext = {"code": original.code}
                 if original.details is not None:

@@ -49,7 +49,7 @@ def bk(app):
 
 @pytest.fixture(scope="session")
 async def client(app):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver") as c:
         yield c
 
 

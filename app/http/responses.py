@@ -7,12 +7,14 @@ import logging
 from datetime import datetime
 from typing import Any, TypeVar
 
+from opensearchpy.exceptions import ConnectionError as SearchConnectionError
 from pydantic import BaseModel, ValidationError
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.errors import ServiceError, ValidationFailed, pydantic_details
+from app.errors import ServiceError, ValidationFailed, backend_unavailable, pydantic_details
 from app.logs import request_id_var
 from app.timefmt import isoz
 
@@ -71,6 +73,14 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
                           _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"))
 
 
+async def backend_error_handler(request: Request, exc: Exception) -> Response:
+    down = backend_unavailable(exc)
+    if down is None:
+        return await unexpected_error_handler(request, exc)
+    log.warning("backend unavailable", extra={"path": request.url.path, "error": str(exc)[:300]})
+    return JSON(down.to_dict(), status_code=down.status)
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     return error_response(500, "Internal server error", {"request_id": request_id_var.get()}, "INTERNAL_ERROR")
@@ -79,5 +89,7 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 EXCEPTION_HANDLERS = {
     ServiceError: service_error_handler,
     HTTPException: http_error_handler,
+    SearchConnectionError: backend_error_handler,
+    PyMongoError: backend_error_handler,
     Exception: unexpected_error_handler,
 }

@@ -61,6 +61,13 @@ async def test_write_while_search_is_down_is_indexed_after_it_returns(client, ed
         await eventually(failed_once)
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and "opensearch" in ready.json()["error"]
+        assert ready.json()["details"]["mongodb"] == "ok" and ready.json()["details"]["opensearch"].startswith("down")
+        # reads that need the search server say so, in the error format
+        similar = await client.get(f"{BASE}{inc['name']}/similar/", headers=editor)
+        assert similar.status_code == 503 and similar.json()["code"] == "SEARCH_UNAVAILABLE"
+        gql = await client.post("/graphql", headers=editor, json={
+            "query": "query($id: ID!) { similarIncidents(incidentId: $id) { score } }", "variables": {"id": inc["id"]}})
+        assert gql.json()["errors"][0]["extensions"]["code"] == "SEARCH_UNAVAILABLE"
     finally:
         stack.start_search()  # comes back empty: the index must be rebuilt from MongoDB
     await eventually(lambda: indexed(bk, inc["id"]), timeout=20)
