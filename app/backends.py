@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import redis.asyncio as redis
 from opensearchpy import AsyncOpenSearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -25,6 +26,7 @@ class Backends:
     client: AsyncMongoClient
     mongo: AsyncDatabase
     search: AsyncOpenSearch
+    redis: redis.Redis  # the Redis-protocol server behind the broker; also holds rate-limit counters
 
     def index_alias(self, name: str) -> str:
         return f"{self.settings.index_prefix}-{name}"
@@ -41,6 +43,7 @@ class Backends:
 
     async def close(self) -> None:
         await self.search.close()
+        await self.redis.aclose()
         await self.client.close()
 
 
@@ -52,4 +55,5 @@ def connect(settings: Settings) -> Backends:
         http_auth = ("admin", settings.opensearch_password.get_secret_value())
     search = AsyncOpenSearch(hosts=[settings.opensearch_url], http_auth=http_auth, timeout=10,
                              max_retries=1, retry_on_timeout=False)
-    return Backends(settings=settings, client=client, mongo=client[settings.mongodb_db], search=search)
+    kv = redis.from_url(settings.broker_url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    return Backends(settings=settings, client=client, mongo=client[settings.mongodb_db], search=search, redis=kv)

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Requests per user per hour (the documented limits); 0 turns a class off.
+    rate_limit_read: int = 1000
+    rate_limit_write: int = 100
+    rate_limit_search: int = 500
+
     # Knowledge base
     review_interval_days: int = 90
     ranking_weight_relevance: float = 0.55

@@ -9,6 +9,7 @@ from strawberry.tools import merge_types
 from app.settings import get_settings
 from schema.errors import ErrorCodes
 from schema.incidents import IncidentMutation, IncidentQuery
+from schema.ratelimit import RateLimit
 
 QUERIES: list[type] = [IncidentQuery]
 MUTATIONS: list[type] = [IncidentMutation]
@@ -29,6 +30,7 @@ def build_schema() -> strawberry.Schema:
             ParserCache,
             ValidationCache,
             ErrorCodes,
+            RateLimit,
         ],
     )
 

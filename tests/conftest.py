@@ -25,7 +25,10 @@ def stack():
     s = LocalStack(root=root).start()
     os.environ.update(s.env())
     os.environ.update({"IKL_MONGODB_DB": "ikl_test", "IKL_INDEX_PREFIX": "test", "IKL_OUTBOX_SWEEP_INTERVAL": "0.5",
-                       "IKL_OUTBOX_MAX_BACKOFF": "1", "IKL_ENVIRONMENT": "test", "IKL_LOG_LEVEL": "WARNING"})
+                       "IKL_OUTBOX_MAX_BACKOFF": "1", "IKL_ENVIRONMENT": "test", "IKL_LOG_LEVEL": "WARNING",
+                       # the suite makes thousands of requests per user; tests/test_ratelimit.py lowers these
+                       "IKL_RATE_LIMIT_READ": "1000000", "IKL_RATE_LIMIT_WRITE": "1000000",
+                       "IKL_RATE_LIMIT_SEARCH": "1000000"})
     from app.settings import get_settings
 
     get_settings.cache_clear()

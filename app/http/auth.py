@@ -1,4 +1,5 @@
-"""Token authentication for every API route (REST and GraphQL); health routes are open."""
+"""Token authentication for every API route (REST and GraphQL), then the per-user rate limit
+for REST; health routes are open."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import NotAuthenticated, PermissionDenied
+from app.http import ratelimit
 from app.http.responses import JSON
 from app.users import service as users
 from app.users.models import Role, User
@@ -44,7 +46,28 @@ class TokenAuthMiddleware:
             await JSON(body, status_code=401, headers={"WWW-Authenticate": "Token"})(scope, receive, send)
             return
         scope["user"] = user
-        await self.app(scope, receive, send)
+        if scope["path"].startswith("/graphql"):  # limited per operation by schema.ratelimit
+            await self.app(scope, receive, send)
+            return
+        try:
+            verdict = await ratelimit.check(scope["app"].state.backends, user_id=user.id,
+                                            kind=ratelimit.classify(scope["method"], scope["path"]))
+        except ratelimit.RateLimited as exc:
+            retry = str(exc.details["retry_after_seconds"])
+            await JSON(exc.to_dict(), status_code=429, headers={"Retry-After": retry})(scope, receive, send)
+            return
+        if verdict is None:
+            await self.app(scope, receive, send)
+            return
+        extra = [(b"x-ratelimit-limit", str(verdict.limit).encode()),
+                 (b"x-ratelimit-remaining", str(verdict.remaining).encode())]
+
+        async def send_with_limits(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
 
 
 def current_user(request: Request) -> User:

@@ -21,22 +21,12 @@ async def _check(name: str, coro) -> tuple[str, str]:
         return name, f"down: {type(exc).__name__}: {str(exc)[:200]}"
 
 
-async def _broker_ping(url: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.from_url(url, socket_connect_timeout=1.5, socket_timeout=1.5)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()
-
-
 async def readyz(request: Request) -> JSON:
     bk = request.app.state.backends
     results = dict(await asyncio.gather(
         _check("mongodb", bk.mongo.command("ping")),
         _check("opensearch", bk.search.cluster.health()),
-        _check("broker", _broker_ping(bk.settings.broker_url)),
+        _check("broker", bk.redis.ping()),
     ))
     down = sorted(k for k, v in results.items() if v != "ok")
     if down:

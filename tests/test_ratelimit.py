@@ -1,0 +1,48 @@
+"""The documented per-user limits: reads, writes and searches per hour, shared through Valkey."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from app.users.models import Role, UserCreate
+from app.users.service import create_user, issue_token
+
+
+@pytest.fixture
+async def limited(bk):
+    """A fresh user, and the limits lowered for the duration of the test."""
+    user = await create_user(bk, data=UserCreate(username=f"rl-{uuid.uuid4().hex[:6]}", role=Role.EDITOR))
+    headers = {"Authorization": f"Token {await issue_token(bk, user=user)}"}
+    saved = (bk.settings.rate_limit_read, bk.settings.rate_limit_write)
+    bk.settings.rate_limit_read, bk.settings.rate_limit_write = 3, 2
+    yield headers
+    bk.settings.rate_limit_read, bk.settings.rate_limit_write = saved
+
+
+async def test_reads_past_the_limit_get_429(client, limited):
+    statuses = []
+    for _ in range(4):
+        r = await client.get("/api/v1/incidents/", headers=limited)
+        statuses.append(r.status_code)
+    assert statuses == [200, 200, 200, 429]
+    assert r.json()["code"] == "RATE_LIMITED" and set(r.json()) == {"error", "details", "code"}
+    assert 0 < int(r.headers["retry-after"]) <= 3600
+    # GraphQL queries share the read counter
+    out = (await client.post("/graphql", headers=limited, json={"query": "{ incidents { totalCount } }"})).json()
+    assert out["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_writes_are_counted_apart_from_reads(client, limited):
+    r = await client.get("/api/v1/incidents/", headers=limited)
+    assert r.headers["x-ratelimit-limit"] == "3" and r.headers["x-ratelimit-remaining"] == "2"
+    codes = [(await client.post("/api/v1/incidents/", headers=limited, json={"title": "rl"})).status_code
+             for _ in range(3)]
+    assert codes == [201, 201, 429]
+    assert (await client.get("/api/v1/incidents/", headers=limited)).status_code == 200
+
+
+async def test_health_routes_are_not_limited(client, limited):
+    for _ in range(5):
+        assert (await client.get("/healthz")).status_code == 200
