@@ -18,9 +18,12 @@ def as_utc(dt: datetime) -> datetime:
 
 
 def isoz(dt: datetime | None) -> str | None:
+    """`2026-03-19T15:20:00Z`, with `.mmm` only when there are milliseconds (hot path: no strftime)."""
     if dt is None:
         return None
-    dt = as_utc(dt)
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    offset = dt.utcoffset()
+    if offset:
+        dt = dt - offset
+    base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    ms = dt.microsecond // 1000
+    return f"{base}.{ms:03d}Z" if ms else base + "Z"

@@ -4,6 +4,7 @@ on free ports in a temporary folder, and stopped afterwards."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ def stack():
     get_settings.cache_clear()
     yield s
     s.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

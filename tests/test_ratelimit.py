@@ -46,3 +46,26 @@ async def test_writes_are_counted_apart_from_reads(client, limited):
 async def test_health_routes_are_not_limited(client, limited):
     for _ in range(5):
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_block_reservation_never_lets_more_than_the_limit_through(bk):
+    """With a limit of 250 a process reserves blocks of 2; exactly 250 pass, across two 'processes'."""
+    from app.http import ratelimit
+
+    user_id = uuid.uuid4().hex
+    saved = bk.settings.rate_limit_search
+    bk.settings.rate_limit_search = 250
+    try:
+        passed = 0
+        for i in range(300):
+            if i == 101:
+                ratelimit._blocks.clear()  # a second API process takes over; the first leaves 1 unspent
+            try:
+                await ratelimit.check(bk, user_id=user_id, kind="search")
+                passed += 1
+            except ratelimit.RateLimited:
+                pass
+    finally:
+        bk.settings.rate_limit_search = saved
+    # the request stranded in the first process's block is lost; none beyond the limit passes
+    assert passed == 249
