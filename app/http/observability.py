@@ -1,4 +1,5 @@
-"""Request ids, access logs and Prometheus metrics, as one pure ASGI middleware."""
+"""Request ids, access logs, Prometheus metrics and the last-resort error boundary, as one pure
+ASGI middleware."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.responses import error_response
 from app.logs import request_id_var
 
 log = logging.getLogger("app.access")
@@ -32,18 +34,25 @@ class RequestContextMiddleware:
         rid = incoming if 0 < len(incoming) <= 128 else uuid.uuid4().hex
         token = request_id_var.set(rid)
         status = 500
+        started = False
         start = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:  # the error boundary: masked for the client, logged in full with the request id
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            if started:
+                raise
+            await error_response(500, "Internal server error", {"request_id": rid}, "INTERNAL_ERROR")(
+                scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")

@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import ServiceError, ValidationFailed, backend_unavailable, pydantic_details
-from app.logs import request_id_var
 from app.timefmt import isoz
 
 log = logging.getLogger(__name__)
@@ -76,14 +75,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 async def backend_error_handler(request: Request, exc: Exception) -> Response:
     down = backend_unavailable(exc)
     if down is None:
-        return await unexpected_error_handler(request, exc)
+        raise exc  # not an outage: the request middleware's error boundary masks and logs it
     log.warning("backend unavailable", extra={"path": request.url.path, "error": str(exc)[:300]})
     return JSON(down.to_dict(), status_code=down.status)
-
-
-async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", extra={"path": request.url.path})
-    return error_response(500, "Internal server error", {"request_id": request_id_var.get()}, "INTERNAL_ERROR")
 
 
 EXCEPTION_HANDLERS = {
@@ -91,5 +85,4 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error_handler,
     SearchConnectionError: backend_error_handler,
     PyMongoError: backend_error_handler,
-    Exception: unexpected_error_handler,
 }

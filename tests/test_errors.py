@@ -1,0 +1,35 @@
+"""Unexpected failures are masked to clients (REST and GraphQL) and carry the request id."""
+
+from __future__ import annotations
+
+from app.incidents import service
+
+
+async def test_unexpected_rest_error_is_masked(client, viewer, monkeypatch):
+    async def boom(*args, **kwargs):
+        raise RuntimeError("secret connection string mongodb://admin:hunter2@db")
+
+    monkeypatch.setattr(service, "timeline", boom)
+    r = await client.get("/api/v1/incidents/INC-1/timeline", headers={**viewer, "X-Request-ID": "req-42"})
+    assert r.status_code == 500
+    assert r.json() == {"error": "Internal server error", "details": {"request_id": "req-42"}, "code": "INTERNAL_ERROR"}
+    assert "hunter2" not in r.text
+
+
+async def test_unexpected_graphql_error_is_masked(client, viewer, monkeypatch):
+    async def boom(*args, **kwargs):
+        raise RuntimeError("secret hunter2")
+
+    monkeypatch.setattr(service, "get_incident", boom)
+    r = await client.post("/graphql", headers={**viewer, "X-Request-ID": "req-43"},
+                          json={"query": '{ incident(name: "x") { id } }'})
+    err = r.json()["errors"][0]
+    assert err["message"] == "Unexpected error." and "hunter2" not in r.text
+    assert err["extensions"] == {"code": "INTERNAL_ERROR", "request_id": "req-43"}
+
+
+async def test_unknown_route_and_method_use_the_error_format(client, viewer):
+    r = await client.get("/api/v1/nothing/", headers=viewer)
+    assert r.status_code == 404 and set(r.json()) == {"error", "details", "code"}
+    r = await client.delete("/api/v1/incidents/", headers=viewer)
+    assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED"
