@@ -33,3 +33,19 @@ async def test_unknown_route_and_method_use_the_error_format(client, viewer):
     assert r.status_code == 404 and set(r.json()) == {"error", "details", "code"}
     r = await client.delete("/api/v1/incidents/", headers=viewer)
     assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_graphiql_is_served_in_development_only(client, stack):
+    import httpx
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    dev = create_app(Settings(environment="development", outbox_sweep_interval=0))
+    async with dev.router.lifespan_context(dev), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=dev), base_url="http://dev") as c:
+        page = await c.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+        assert (await c.post("/graphql", json={"query": "{ __typename }"})).status_code == 401
+    r = await client.get("/graphql", headers={"Accept": "text/html"})  # the suite runs as "test"
+    assert r.status_code == 401
