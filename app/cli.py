@@ -62,7 +62,7 @@ def create_user(username: str, email: Optional[str] = typer.Option(None), team: 
         token = _run(body)
     except ServiceError as exc:
         console.print(f"[red]{exc.error}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print(f"created {username} ({role.value}, clearance {clearance.value})")
     print(token)
 
@@ -80,7 +80,7 @@ def create_token(username: str) -> None:
         print(_run(body))
     except ServiceError as exc:
         console.print(f"[red]{exc.error}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @cli.command("reindex")

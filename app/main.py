@@ -9,7 +9,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from app.backends import Backends, connect
 from app.db import ensure_indexes

@@ -71,7 +71,7 @@ async def get_incident(bk: Backends, *, name: str | None = None, incident_id: st
     if (name is None) == (incident_id is None):
         raise ValidationFailed("Give exactly one of name or id", code="INVALID_LOOKUP")
     key = {"name": name} if name is not None else {"_id": incident_id}
-    doc = await bk.mongo.incidents.find_one(key) if isinstance(name or incident_id, str) else None
+    doc = await bk.mongo.incidents.find_one(key)
     if doc is None:
         raise NotFound(f"Incident '{name or incident_id}' not found", code="INCIDENT_NOT_FOUND")
     return doc
@@ -94,7 +94,7 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> 
     )
     if doc["status"] in RESOLVED_STATUSES and doc.get("resolved_at") is None:
         doc["resolved_at"] = now
-    for attempt in range(20):
+    for _ in range(20):  # a generated name can collide with one given explicitly earlier
         if data.name is None:
             doc["name"] = await _next_name(bk)
         try:
