@@ -17,6 +17,7 @@ from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
 from app.http.responses import EXCEPTION_HANDLERS
+from app.articles import rest as articles_rest
 from app.incidents import rest as incidents_rest
 from app.indexing import outbox
 from app.logs import configure_logging
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics),
         Route("/graphql", gql, methods=["GET", "POST"]),
         *incidents_rest.routes,
+        *articles_rest.routes,
     ]
     return Starlette(
         routes=routes,

@@ -7,7 +7,7 @@ from indexers.base import IndexDefinition
 
 
 def registry() -> dict[str, IndexDefinition]:
-    from indexers import incidents
+    from indexers import articles, incidents
 
-    defs = [incidents.INDEX]
+    defs = [incidents.INDEX, articles.INDEX]
     return {d.name: d for d in defs}

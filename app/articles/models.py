@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from app.timefmt import as_utc
+from app.users.models import Classification
+
+
+class ArticleType(str, Enum):
+    RUNBOOK = "RUNBOOK"
+    TROUBLESHOOTING = "TROUBLESHOOTING"
+    BEST_PRACTICE = "BEST_PRACTICE"
+    HOW_TO = "HOW_TO"
+    FAQ = "FAQ"
+    REFERENCE = "REFERENCE"
+    POSTMORTEM_SUMMARY = "POSTMORTEM_SUMMARY"
+
+
+class Difficulty(str, Enum):
+    BEGINNER = "BEGINNER"
+    INTERMEDIATE = "INTERMEDIATE"
+    ADVANCED = "ADVANCED"
+    EXPERT = "EXPERT"
+
+
+class ArticleStatus(str, Enum):
+    DRAFT = "DRAFT"
+    REVIEW = "REVIEW"
+    APPROVED = "APPROVED"
+    PUBLISHED = "PUBLISHED"
+    DEPRECATED = "DEPRECATED"
+
+
+def _clean_list(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    out: list[str] = []
+    for v in values:
+        v = v.strip()
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
+def _uuid_list(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [str(uuid.UUID(v)) for v in values]
+
+
+def _uuid(value: str | None) -> str | None:
+    return str(uuid.UUID(value)) if value else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+# PATCH may set these to null; every other field needs a value.
+NULLABLE = frozenset({"maintainer", "confluence_url", "wiki_url", "last_reviewed", "next_review_due"})
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _ArticleFields(_Input):
+    summary: str = Field("", max_length=5_000)
+    subcategory: str = Field("", max_length=100)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    difficulty_level: Difficulty = Difficulty.INTERMEDIATE
+    status: ArticleStatus = ArticleStatus.DRAFT
+    is_featured: bool = False
+    related_services: list[str] = Field(default_factory=list, max_length=100)
+    related_components: list[str] = Field(default_factory=list, max_length=100)
+    related_incidents: list[str] = Field(default_factory=list, max_length=200)
+    source_postmortems: list[str] = Field(default_factory=list, max_length=200)
+    maintainer: str | None = None
+    confluence_url: HttpUrl | None = None
+    wiki_url: HttpUrl | None = None
+    external_references: list[Any] = Field(default_factory=list, max_length=100)
+    search_keywords: list[str] = Field(default_factory=list, max_length=100)
+    data_classification: Classification = Classification.INTERNAL
+    last_reviewed: datetime | None = None
+    next_review_due: datetime | None = None
+
+    _lists = field_validator("tags", "related_services", "related_components", "search_keywords")(_clean_list)
+    _ids = field_validator("related_incidents", "source_postmortems")(_uuid_list)
+
+    _maintainer = field_validator("maintainer")(_uuid)
+    _dates = field_validator("last_reviewed", "next_review_due")(_utc)
+
+
+class ArticleCreate(_ArticleFields):
+    """POST, and PUT (a full replacement takes the same fields)."""
+
+    title: str = Field(min_length=1, max_length=200)
+    content: str = Field(min_length=1, max_length=200_000)
+    article_type: ArticleType
+    category: str = Field(min_length=1, max_length=100)
+
+
+class ArticleUpdate(_Input):
+    """PATCH: only the fields sent change."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    content: str | None = Field(None, min_length=1, max_length=200_000)
+    article_type: ArticleType | None = None
+    category: str | None = Field(None, min_length=1, max_length=100)
+    summary: str | None = Field(None, max_length=5_000)
+    subcategory: str | None = Field(None, max_length=100)
+    tags: list[str] | None = Field(None, max_length=50)
+    difficulty_level: Difficulty | None = None
+    status: ArticleStatus | None = None
+    is_featured: bool | None = None
+    related_services: list[str] | None = Field(None, max_length=100)
+    related_components: list[str] | None = Field(None, max_length=100)
+    related_incidents: list[str] | None = Field(None, max_length=200)
+    source_postmortems: list[str] | None = Field(None, max_length=200)
+    maintainer: str | None = None
+    confluence_url: HttpUrl | None = None
+    wiki_url: HttpUrl | None = None
+    external_references: list[Any] | None = Field(None, max_length=100)
+    search_keywords: list[str] | None = Field(None, max_length=100)
+    data_classification: Classification | None = None
+    last_reviewed: datetime | None = None
+    next_review_due: datetime | None = None
+
+    _lists = field_validator("tags", "related_services", "related_components", "search_keywords")(_clean_list)
+    _ids = field_validator("related_incidents", "source_postmortems")(_uuid_list)
+    _maintainer = field_validator("maintainer")(_uuid)
+    _dates = field_validator("last_reviewed", "next_review_due")(_utc)
+
+
+class RateInput(_Input):
+    rating: int = Field(ge=1, le=5, strict=True)
+    feedback: str = Field("", max_length=5_000)
+
+
+class SearchInput(_Input):
+    query: str = Field(min_length=1, max_length=500)
+    article_types: list[ArticleType] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    difficulty_levels: list[Difficulty] = Field(default_factory=list)
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=10_000)

@@ -1,0 +1,162 @@
+"""Knowledge-base search ranking and article popularity (the formulas are in the README).
+
+    relevance  = the article's full-text score / the best score among the candidates   (0-1)
+    similarity = cosine(query vector, article vector), TF-IDF over analysed terms       (0-1)
+    popularity = 0.45 views + 0.30 rating + 0.15 bookmarks + 0.10 freshness             (0-1)
+    final      = w_r relevance + w_s similarity + w_p popularity   (weights from settings)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from app.activity.service import record_usage
+from app.articles.models import ArticleStatus, SearchInput
+from app.articles.service import search_visibility, visibility
+from app.backends import Backends
+from app.timefmt import utcnow
+from app.users.models import User
+from indexers import articles as articles_index
+
+# popularity parameters
+VIEWS_SATURATION = 10_000      # this many views (or more) scores 1.0; log-scaled below
+BOOKMARKS_SATURATION = 100     # likewise for bookmarks
+PRIOR_MEAN, PRIOR_WEIGHT = 3.0, 5  # Bayesian average: 5 phantom ratings of 3 stars
+FRESHNESS_HALF_LIFE_DAYS = 180
+POPULARITY_WEIGHTS = {"views": 0.45, "rating": 0.30, "bookmarks": 0.15, "freshness": 0.10}
+
+CANDIDATES = 100               # re-ranking window (at least offset + limit)
+
+
+def _log_scaled(field: str, saturation: int) -> dict[str, Any]:
+    return {"$min": [1.0, {"$divide": [{"$log10": {"$add": [1, {"$max": [0, {"$ifNull": [f"${field}", 0]}]}]}},
+                                       math.log10(1 + saturation)]}]}
+
+
+def popularity_expr(now: datetime) -> dict[str, Any]:
+    """The popularity score as a MongoDB expression (used by `popular/` and by search)."""
+    bayes = {"$divide": [{"$add": [PRIOR_MEAN * PRIOR_WEIGHT, {"$ifNull": ["$rating_sum", 0]}]},
+                         {"$add": [PRIOR_WEIGHT, {"$ifNull": ["$rating_count", 0]}]}]}
+    fresh_at = {"$max": [{"$ifNull": ["$updated_at", "$created_at"]}, {"$ifNull": ["$last_reviewed", "$created_at"]}]}
+    age_days = {"$max": [0, {"$divide": [{"$subtract": [now, fresh_at]}, 86_400_000]}]}
+    parts = {
+        "views": _log_scaled("view_count", VIEWS_SATURATION),
+        "rating": {"$divide": [{"$subtract": [bayes, 1]}, 4]},
+        "bookmarks": _log_scaled("bookmark_count", BOOKMARKS_SATURATION),
+        "freshness": {"$pow": [0.5, {"$divide": [age_days, FRESHNESS_HALF_LIFE_DAYS]}]},
+    }
+    return {"$add": [{"$multiply": [POPULARITY_WEIGHTS[k], v]} for k, v in parts.items()]}
+
+
+async def with_popularity(bk: Backends, flt: dict[str, Any], *, limit: int | None = None,
+                          sort: bool = False) -> list[dict]:
+    pipeline: list[dict[str, Any]] = [{"$match": flt}, {"$addFields": {"popularity_score": popularity_expr(utcnow())}}]
+    if sort:
+        pipeline.append({"$sort": {"popularity_score": -1, "_id": 1}})
+    if limit:
+        pipeline.append({"$limit": limit})
+    cursor = await bk.mongo.articles.aggregate(pipeline)
+    return await cursor.to_list(None)
+
+
+async def popular(bk: Backends, *, user: User, limit: int = 10) -> list[dict]:
+    """The most popular published articles this user may see."""
+    flt = {"$and": [visibility(user), {"status": ArticleStatus.PUBLISHED.value}]}
+    return await with_popularity(bk, flt, limit=limit, sort=True)
+
+
+# --- search --------------------------------------------------------------------------------
+
+def _weights(terms: Counter, idf: dict[str, float]) -> dict[str, float]:
+    return {t: (1 + math.log(tf)) * idf[t] for t, tf in terms.items()}
+
+
+def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    dot = sum(w * b[t] for t, w in a.items() if t in b)
+    na = math.sqrt(sum(w * w for w in a.values()))
+    nb = math.sqrt(sum(w * w for w in b.values()))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+async def _analyse(bk: Backends, text: str) -> list[tuple[str, str]]:
+    """(analysed term, the words of the query it came from), in query order."""
+    res = await bk.search.indices.analyze(index=bk.index_alias(articles_index.INDEX.name),
+                                          body={"analyzer": "ops_text", "text": text})
+    return [(t["token"], text[t["start_offset"]:t["end_offset"]]) for t in res.get("tokens", [])]
+
+
+async def _term_vectors(bk: Backends, ids: list[str]) -> dict[str, Counter]:
+    res = await bk.search.mtermvectors(index=bk.index_alias(articles_index.INDEX.name),
+                                       body={"ids": ids, "parameters": {"fields": ["all_text"], "positions": False,
+                                                                        "offsets": False, "term_statistics": False}})
+    out = {}
+    for d in res.get("docs", []):
+        terms = ((d.get("term_vectors") or {}).get("all_text") or {}).get("terms") or {}
+        out[d["_id"]] = Counter({t: v.get("term_freq", 1) for t, v in terms.items()})
+    return out
+
+
+def filters_for(data: SearchInput, user: User) -> list[dict[str, Any]]:
+    out = search_visibility(user)
+    if data.article_types:
+        out.append({"terms": {"article_type": [t.value for t in data.article_types]}})
+    if data.categories:
+        out.append({"terms": {"category": data.categories}})
+    if data.difficulty_levels:
+        out.append({"terms": {"difficulty_level": [d.value for d in data.difficulty_levels]}})
+    return out
+
+
+async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, Any]:
+    """Full-text candidates from OpenSearch, re-ranked by relevance, similarity and popularity."""
+    s = bk.settings
+    window = max(data.offset + data.limit, CANDIDATES)
+    res = await bk.search.search(index=bk.index_alias(articles_index.INDEX.name),
+                                 body=articles_index.search_body(data.query, filters=filters_for(data, user),
+                                                                 size=window))
+    hits = res["hits"]["hits"]
+    total = res["hits"]["total"]["value"]
+    ranked: list[dict[str, Any]] = []
+    if hits:
+        ids = [h["_id"] for h in hits]
+        best = max(h["_score"] or 0.0 for h in hits) or 1.0
+        relevance = {h["_id"]: (h["_score"] or 0.0) / best for h in hits}
+        query_terms = await _analyse(bk, data.query)
+        vectors = await _term_vectors(bk, ids)
+        docs = {d["_id"]: d for d in await with_popularity(bk, {"$and": [{"_id": {"$in": ids}}, visibility(user)]})}
+        q_counts = Counter(t for t, _ in query_terms)
+        df = Counter(t for v in vectors.values() for t in set(v))
+        n = len(vectors) or 1
+        idf = {t: math.log(1 + n / (1 + df[t])) for t in set(df) | set(q_counts)}
+        q_vec = _weights(q_counts, idf)
+        for doc_id in ids:
+            doc = docs.get(doc_id)
+            if doc is None:  # deleted or hidden since it was indexed
+                continue
+            terms = vectors.get(doc_id, Counter())
+            similarity = cosine(q_vec, _weights(terms, idf))
+            matched = []
+            for term, word in query_terms:
+                if term in terms and word.lower() not in matched:
+                    matched.append(word.lower())
+            popularity = doc["popularity_score"]
+            score = (s.ranking_weight_relevance * relevance[doc_id] + s.ranking_weight_similarity * similarity
+                     + s.ranking_weight_popularity * popularity)
+            ranked.append({"doc": doc, "score": score, "relevance_score": round(relevance[doc_id], 4),
+                           "similarity_score": round(similarity, 4), "popularity_score": round(popularity, 4),
+                           "matching_keywords": matched})
+        ranked.sort(key=lambda r: (-r["score"], -r["relevance_score"]))
+    page = ranked[data.offset:data.offset + data.limit]
+    search_id = await record_usage(bk, kind="article.search", user=user, query=data.query, result_count=total,
+                                   filters=_filters_echo(data))
+    return {"results": page, "total_count": total, "query": data.query, "filters": _filters_echo(data),
+            "pagination": {"limit": data.limit, "offset": data.offset, "has_more": data.offset + len(page) < total},
+            "search_id": search_id}
+
+
+def _filters_echo(data: SearchInput) -> dict[str, list[str]]:
+    return {"article_types": [t.value for t in data.article_types], "categories": list(data.categories),
+            "difficulty_levels": [d.value for d in data.difficulty_levels]}

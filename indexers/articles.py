@@ -1,0 +1,87 @@
+"""The knowledge-base articles index and its search query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexers.analysis import KEYWORD, text_field
+from indexers.base import IndexDefinition
+
+
+def keyword_text() -> dict[str, Any]:
+    """A keyword (filters, exact values) that is also searchable as text and as an identifier."""
+    return {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_text"},
+                                          "exact": {"type": "text", "analyzer": "ops_exact"}}}
+
+
+MAPPINGS = {
+    "dynamic": "strict",
+    "properties": {
+        "slug": KEYWORD,
+        "title": text_field(),
+        "summary": text_field(),
+        "content": text_field(),
+        "tags": keyword_text(),
+        "search_keywords": keyword_text(),
+        "category": keyword_text(),
+        "subcategory": keyword_text(),
+        "related_services": keyword_text(),
+        "related_components": keyword_text(),
+        "article_type": KEYWORD,
+        "difficulty_level": KEYWORD,
+        "status": KEYWORD,
+        "data_classification": KEYWORD,
+        "author": KEYWORD,
+        "is_featured": {"type": "boolean"},
+        # Everything a reader sees, analysed once, with term vectors for the similarity score.
+        "all_text": {"type": "text", "analyzer": "ops_text", "term_vector": "yes"},
+        "created_at": {"type": "date"},
+        "updated_at": {"type": "date"},
+    },
+}
+
+# Field weights: title above tags and keywords above summary above content. The `.exact`
+# sub-fields make identifiers (OOMKilled, payment-service, ECONNREFUSED) match whole.
+SEARCH_FIELDS = [
+    "title^5", "title.exact^5",
+    "tags.text^3", "tags.exact^3", "search_keywords.text^3", "search_keywords.exact^3",
+    "summary^2", "summary.exact^2",
+    "related_services.text^1.5", "related_components.text^1.5", "category.text^1.5", "subcategory.text",
+    "content", "content.exact",
+]
+
+_COPY = ("slug", "title", "summary", "content", "tags", "search_keywords", "category", "subcategory",
+         "related_services", "related_components", "article_type", "difficulty_level", "status",
+         "data_classification", "author", "is_featured")
+
+
+def build(doc: dict) -> dict:
+    out = {k: doc.get(k) for k in _COPY if doc.get(k) not in (None, "", [])}
+    out["all_text"] = "\n".join(x for x in [doc.get("title"), doc.get("summary"), " ".join(doc.get("tags") or []),
+                                              " ".join(doc.get("search_keywords") or []), doc.get("content")] if x)
+    for k in ("created_at", "updated_at"):
+        if doc.get(k):
+            out[k] = doc[k].isoformat()
+    return out
+
+
+INDEX = IndexDefinition(name="articles", collection="articles", mappings=MAPPINGS, build=build)
+
+
+def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    """Weighted full-text relevance over the article fields, with phrase matches boosted."""
+    return {
+        "size": size,
+        "track_total_hits": True,
+        "_source": False,
+        "query": {"bool": {
+            "must": [{"multi_match": {"query": query, "fields": SEARCH_FIELDS, "type": "best_fields",
+                                      "tie_breaker": 0.3}}],
+            "should": [
+                {"match_phrase": {"title": {"query": query, "slop": 2, "boost": 3}}},
+                {"match_phrase": {"summary": {"query": query, "slop": 3, "boost": 1.5}}},
+                {"match_phrase": {"content": {"query": query, "slop": 3}}},
+            ],
+            "filter": filters,
+        }},
+    }
