@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -81,11 +82,18 @@ def cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
-async def _analyse(bk: Backends, text: str) -> list[tuple[str, str]]:
-    """(analysed term, the words of the query it came from), in query order."""
+async def _analyse(bk: Backends, text: str) -> list[tuple[str, list[str]]]:
+    """The query's words (whitespace-separated, outer punctuation trimmed) with the analysed terms
+    each produced, in query order; stop words produce none."""
     res = await bk.search.indices.analyze(index=bk.index_alias(articles_index.INDEX.name),
                                           body={"analyzer": "ops_text", "text": text})
-    return [(t["token"], text[t["start_offset"]:t["end_offset"]]) for t in res.get("tokens", [])]
+    words = [(m.start(), m.end(), m.group().strip(".,;:!?()[]{}\"'`").lower()) for m in re.finditer(r"\S+", text)]
+    out: dict[int, tuple[str, list[str]]] = {}
+    for tok in res.get("tokens", []):
+        i = next((i for i, (a, b, _) in enumerate(words) if a <= tok["start_offset"] < b), None)
+        if i is not None:
+            out.setdefault(i, (words[i][2], []))[1].append(tok["token"])
+    return [out[i] for i in sorted(out)]
 
 
 async def _term_vectors(bk: Backends, ids: list[str]) -> dict[str, Counter]:
@@ -127,7 +135,7 @@ async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, An
         query_terms = await _analyse(bk, data.query)
         vectors = await _term_vectors(bk, ids)
         docs = {d["_id"]: d for d in await with_popularity(bk, {"$and": [{"_id": {"$in": ids}}, visibility(user)]})}
-        q_counts = Counter(t for t, _ in query_terms)
+        q_counts = Counter(t for _, terms in query_terms for t in terms)
         df = Counter(t for v in vectors.values() for t in set(v))
         n = len(vectors) or 1
         idf = {t: math.log(1 + n / (1 + df[t])) for t in set(df) | set(q_counts)}
@@ -139,9 +147,9 @@ async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, An
             terms = vectors.get(doc_id, Counter())
             similarity = cosine(q_vec, _weights(terms, idf))
             matched = []
-            for term, word in query_terms:
-                if term in terms and word.lower() not in matched:
-                    matched.append(word.lower())
+            for word, word_terms in query_terms:  # a word matches when all its terms occur
+                if all(t in terms for t in word_terms) and word not in matched:
+                    matched.append(word)
             popularity = doc["popularity_score"]
             score = (s.ranking_weight_relevance * relevance[doc_id] + s.ranking_weight_similarity * similarity
                      + s.ranking_weight_popularity * popularity)

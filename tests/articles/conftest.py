@@ -30,3 +30,12 @@ def make_article(client, editor):
         assert r.status_code == 201, r.text
         return r.json()
     return make
+
+
+async def sync_search(bk) -> None:
+    """Push pending outbox entries to the search index now and make them searchable."""
+    from app.indexing import outbox
+
+    while (await outbox.drain(bk, due_only=False))["synced"]:
+        pass
+    await bk.search.indices.refresh(index=bk.index_alias("articles"))
