@@ -8,11 +8,12 @@ from strawberry.tools import merge_types
 
 from app.settings import get_settings
 from schema.errors import ErrorCodes
+from schema.articles import ArticleMutation, ArticleQuery
 from schema.incidents import IncidentMutation, IncidentQuery
 from schema.ratelimit import RateLimit
 
-QUERIES: list[type] = [IncidentQuery]
-MUTATIONS: list[type] = [IncidentMutation]
+QUERIES: list[type] = [IncidentQuery, ArticleQuery]
+MUTATIONS: list[type] = [IncidentMutation, ArticleMutation]
 
 Query = merge_types("Query", tuple(QUERIES))
 Mutation = merge_types("Mutation", tuple(MUTATIONS))

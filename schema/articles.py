@@ -1,0 +1,366 @@
+"""The knowledge base in GraphQL. Resolvers only call app.articles (service, ranking, stats); people
+resolve through a per-request DataLoader (one users query per request)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Union
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.articles import ranking, service, stats
+from app.articles.models import (ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate, Difficulty, RateInput,
+                                 SearchInput)
+from app.errors import ValidationFailed
+from app.users.models import Classification, User
+from schema.common import Paginated, paginated, plain, validate
+from schema.context import Info, UserByIdLoader
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, attempt
+
+ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
+DifficultyEnum = strawberry.enum(Difficulty, name="DifficultyLevel")
+ArticleStatusEnum = strawberry.enum(ArticleStatus, name="ArticleStatus")
+ClassificationEnum = strawberry.enum(Classification, name="DataClassification")
+
+
+@strawberry.type(name="User")
+class UserType:
+    id: strawberry.ID
+    username: str
+    team: str
+
+    @classmethod
+    def from_user(cls, u: User | None) -> "UserType | None":
+        return cls(id=u.id, username=u.username, team=u.team) if u else None
+
+
+async def _person(info: Info, user_id: str | None) -> UserType | None:
+    if not user_id:
+        return None
+    return UserType.from_user(await info.context.loader("UserByIdLoader", UserByIdLoader).load(user_id))
+
+
+@strawberry.type
+class KnowledgeArticle:
+    id: strawberry.ID
+    slug: str
+    title: str
+    content: str
+    summary: str
+    tags: list[str]
+    article_type: ArticleTypeEnum
+    category: str
+    subcategory: str
+    related_services: list[str]
+    related_components: list[str]
+    status: ArticleStatusEnum
+    is_featured: bool
+    view_count: int
+    difficulty_level: DifficultyEnum
+    data_classification: ClassificationEnum
+    search_keywords: list[str]
+    external_references: JSON
+    related_incidents: list[str]
+    source_postmortems: list[str]
+    confluence_url: str | None
+    wiki_url: str | None
+    rating_average: float
+    rating_count: int
+    bookmark_count: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    last_reviewed: datetime | None
+    next_review_due: datetime | None
+    _doc: strawberry.Private[dict]
+
+    @strawberry.field
+    async def author(self, info: Info) -> UserType | None:
+        return await _person(info, self._doc.get("author"))
+
+    @strawberry.field
+    async def maintainer(self, info: Info) -> UserType | None:
+        return await _person(info, self._doc.get("maintainer"))
+
+    @strawberry.field
+    async def last_updated_by(self, info: Info) -> UserType | None:
+        return await _person(info, self._doc.get("last_updated_by"))
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "KnowledgeArticle":
+        return cls(id=d["_id"], slug=d["slug"], title=d["title"], content=d["content"], summary=d.get("summary", ""),
+                   tags=d.get("tags", []), article_type=ArticleType(d["article_type"]), category=d["category"],
+                   subcategory=d.get("subcategory", ""), related_services=d.get("related_services", []),
+                   related_components=d.get("related_components", []), status=ArticleStatus(d["status"]),
+                   is_featured=d.get("is_featured", False), view_count=d.get("view_count", 0),
+                   difficulty_level=Difficulty(d["difficulty_level"]),
+                   data_classification=Classification(d["data_classification"]),
+                   search_keywords=d.get("search_keywords", []), external_references=d.get("external_references", []),
+                   related_incidents=d.get("related_incidents", []), source_postmortems=d.get("source_postmortems", []),
+                   confluence_url=d.get("confluence_url"), wiki_url=d.get("wiki_url"),
+                   rating_average=round(d.get("rating_average") or 0.0, 4), rating_count=d.get("rating_count", 0),
+                   bookmark_count=d.get("bookmark_count", 0), created_at=d["created_at"], updated_at=d["updated_at"],
+                   published_at=d.get("published_at"), last_reviewed=d.get("last_reviewed"),
+                   next_review_due=d.get("next_review_due"), _doc=d)
+
+
+@strawberry.type
+class PopularArticle:
+    article: KnowledgeArticle
+    popularity_score: float
+
+
+@strawberry.type
+class KnowledgeSearchHit:
+    article: KnowledgeArticle
+    similarity_score: float
+    relevance_score: float
+    popularity_score: float
+    matching_keywords: list[str]
+
+
+@strawberry.type
+class SearchPagination:
+    limit: int
+    offset: int
+    has_more: bool
+
+
+@strawberry.type
+class KnowledgeSearchResult:
+    results: list[KnowledgeSearchHit]
+    total_count: int
+    query: str
+    filters: JSON
+    pagination: SearchPagination
+    search_id: str
+
+
+@strawberry.type
+class KnowledgeBaseStatistics:
+    total_articles: int
+    by_type: JSON
+    by_status: JSON
+    by_category: JSON
+    by_difficulty: JSON
+    total_views: int
+    total_ratings: int
+    average_rating: float | None
+    total_bookmarks: int
+    featured_count: int
+    due_for_review_count: int
+    most_viewed: JSON
+    best_rated: JSON
+    usage: JSON
+
+
+@strawberry.type
+class RatingResult:
+    slug: str
+    rating: int
+    feedback: str
+    rating_average: float
+    rating_count: int
+
+
+@strawberry.type
+class BookmarkResult:
+    slug: str
+    bookmarked: bool
+    changed: bool
+
+
+@strawberry.type
+class DeletedArticle:
+    slug: str
+
+
+@strawberry.input
+class KnowledgeSearchInput:
+    query: str
+    article_types: list[ArticleTypeEnum] = strawberry.field(default_factory=list)
+    categories: list[str] = strawberry.field(default_factory=list)
+    difficulty_levels: list[DifficultyEnum] = strawberry.field(default_factory=list)
+    limit: int = 20
+    offset: int = 0
+
+
+@strawberry.input
+class CreateKnowledgeArticleInput:
+    title: str
+    content: str
+    article_type: ArticleTypeEnum
+    category: str
+    summary: str = ""
+    subcategory: str = ""
+    tags: list[str] = strawberry.field(default_factory=list)
+    difficulty_level: DifficultyEnum = Difficulty.INTERMEDIATE
+    status: ArticleStatusEnum = ArticleStatus.DRAFT
+    is_featured: bool = False
+    related_services: list[str] = strawberry.field(default_factory=list)
+    related_components: list[str] = strawberry.field(default_factory=list)
+    related_incidents: list[str] = strawberry.field(default_factory=list)
+    source_postmortems: list[str] = strawberry.field(default_factory=list)
+    maintainer: strawberry.ID | None = None
+    confluence_url: str | None = None
+    wiki_url: str | None = None
+    external_references: JSON | None = None
+    search_keywords: list[str] = strawberry.field(default_factory=list)
+    data_classification: ClassificationEnum = Classification.INTERNAL
+    last_reviewed: datetime | None = None
+    next_review_due: datetime | None = None
+
+
+@strawberry.input
+class UpdateKnowledgeArticleInput:
+    title: str | None = strawberry.UNSET
+    content: str | None = strawberry.UNSET
+    article_type: ArticleTypeEnum | None = strawberry.UNSET
+    category: str | None = strawberry.UNSET
+    summary: str | None = strawberry.UNSET
+    subcategory: str | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    difficulty_level: DifficultyEnum | None = strawberry.UNSET
+    status: ArticleStatusEnum | None = strawberry.UNSET
+    is_featured: bool | None = strawberry.UNSET
+    related_services: list[str] | None = strawberry.UNSET
+    related_components: list[str] | None = strawberry.UNSET
+    related_incidents: list[str] | None = strawberry.UNSET
+    source_postmortems: list[str] | None = strawberry.UNSET
+    maintainer: strawberry.ID | None = strawberry.UNSET
+    confluence_url: str | None = strawberry.UNSET
+    wiki_url: str | None = strawberry.UNSET
+    external_references: JSON | None = strawberry.UNSET
+    search_keywords: list[str] | None = strawberry.UNSET
+    data_classification: ClassificationEnum | None = strawberry.UNSET
+    last_reviewed: datetime | None = strawberry.UNSET
+    next_review_due: datetime | None = strawberry.UNSET
+
+
+_Errors = Union[ValidationError, NotFoundError, ConflictError, PermissionDeniedError]
+ArticleResult = Annotated[Union[KnowledgeArticle, _Errors], strawberry.union("KnowledgeArticleResult")]
+DeleteResult = Annotated[Union[DeletedArticle, _Errors], strawberry.union("DeleteKnowledgeArticleResult")]
+RateResult = Annotated[Union[RatingResult, _Errors], strawberry.union("RateKnowledgeArticleResult")]
+BookmarkPayload = Annotated[Union[BookmarkResult, _Errors], strawberry.union("BookmarkKnowledgeArticleResult")]
+
+
+@strawberry.type
+class ArticleQuery:
+    @strawberry.field(description="Articles the caller may see, filtered, searched, ordered and paginated.")
+    async def knowledge_articles(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
+                                 category: str | None = None, subcategory: str | None = None,
+                                 status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
+                                 difficulty_level: list[DifficultyEnum] | None = None, search: str | None = None,
+                                 ordering: str | None = None, page: int = 1,
+                                 page_size: int = 20) -> Paginated[KnowledgeArticle]:
+        params = {"article_type": article_type, "category": category, "subcategory": subcategory, "status": status,
+                  "is_featured": is_featured, "difficulty_level": difficulty_level, "search": search,
+                  "ordering": ordering, "page": page, "page_size": page_size}
+        result = await service.list_articles(info.context.backends, user=info.context.user,
+                                             params={k: v for k, v in params.items() if v is not None and v != []})
+        return paginated(result, KnowledgeArticle.from_doc)
+
+    @strawberry.field(description="One article; reading it counts a view unless countView is false.")
+    async def knowledge_article(self, info: Info, slug: str, count_view: bool = True,
+                                search_id: str | None = None) -> KnowledgeArticle:
+        ctx = info.context
+        if count_view:
+            doc = await service.view_article(ctx.backends, slug=slug, user=ctx.user, search_id=search_id)
+        else:
+            doc = await service.get_visible(ctx.backends, slug=slug, user=ctx.user)
+        return KnowledgeArticle.from_doc(doc)
+
+    @strawberry.field
+    async def search_knowledge_base(self, info: Info, input: KnowledgeSearchInput) -> KnowledgeSearchResult:
+        res = await ranking.search(info.context.backends, user=info.context.user, data=validate(SearchInput, input))
+        return KnowledgeSearchResult(
+            results=[KnowledgeSearchHit(article=KnowledgeArticle.from_doc(r["doc"]), **{k: r[k] for k in (
+                "similarity_score", "relevance_score", "popularity_score", "matching_keywords")})
+                for r in res["results"]],
+            total_count=res["total_count"], query=res["query"], filters=res["filters"],
+            pagination=SearchPagination(**res["pagination"]), search_id=res["search_id"])
+
+    @strawberry.field
+    async def articles_due_for_review(self, info: Info, page: int = 1, page_size: int = 20,
+                                      ordering: str | None = None) -> Paginated[KnowledgeArticle]:
+        params = {"page": page, "page_size": page_size, **({"ordering": ordering} if ordering else {})}
+        result = await service.due_for_review(info.context.backends, user=info.context.user, params=params)
+        return paginated(result, KnowledgeArticle.from_doc)
+
+    @strawberry.field
+    async def popular_articles(self, info: Info, limit: int = 10) -> list[PopularArticle]:
+        if not 1 <= limit <= 100:
+            raise ValidationFailed("limit must be between 1 and 100", {"field": "limit"})
+        docs = await ranking.popular(info.context.backends, user=info.context.user, limit=limit)
+        return [PopularArticle(article=KnowledgeArticle.from_doc(d), popularity_score=round(d["popularity_score"], 4))
+                for d in docs]
+
+    @strawberry.field
+    async def knowledge_base_statistics(self, info: Info) -> KnowledgeBaseStatistics:
+        return KnowledgeBaseStatistics(**await stats.statistics(info.context.backends, user=info.context.user))
+
+    @strawberry.field
+    async def my_bookmarks(self, info: Info, page: int = 1, page_size: int = 20) -> Paginated[KnowledgeArticle]:
+        result = await service.my_bookmarks(info.context.backends, user=info.context.user,
+                                            params={"page": page, "page_size": page_size})
+        return paginated(result, KnowledgeArticle.from_doc)
+
+
+@strawberry.type
+class ArticleMutation:
+    @strawberry.mutation
+    async def create_knowledge_article(self, info: Info, input: CreateKnowledgeArticleInput) -> ArticleResult:
+        async def run():
+            data = validate(ArticleCreate, _without_nulls(input, ("external_references",)))
+            return KnowledgeArticle.from_doc(await service.create_article(info.context.backends, data=data,
+                                                                          user=info.context.user))
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def update_knowledge_article(self, info: Info, slug: str, input: UpdateKnowledgeArticleInput) -> ArticleResult:
+        async def run():
+            doc = await service.update_article(info.context.backends, slug=slug, data=validate(ArticleUpdate, input),
+                                               user=info.context.user)
+            return KnowledgeArticle.from_doc(doc)
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def delete_knowledge_article(self, info: Info, slug: str) -> DeleteResult:
+        async def run():
+            await service.delete_article(info.context.backends, slug=slug, user=info.context.user)
+            return DeletedArticle(slug=slug)
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def rate_knowledge_article(self, info: Info, slug: str, rating: int, feedback: str = "") -> RateResult:
+        async def run():
+            data = validate(RateInput, {"rating": rating, "feedback": feedback})
+            return RatingResult(**await service.rate_article(info.context.backends, slug=slug, user=info.context.user,
+                                                             data=data))
+        return await attempt(run())
+
+    @strawberry.mutation
+    async def bookmark_knowledge_article(self, info: Info, slug: str) -> BookmarkPayload:
+        return await attempt(_bookmark(info, slug, True))
+
+    @strawberry.mutation
+    async def unbookmark_knowledge_article(self, info: Info, slug: str) -> BookmarkPayload:
+        return await attempt(_bookmark(info, slug, False))
+
+    @strawberry.mutation
+    async def mark_knowledge_article_reviewed(self, info: Info, slug: str) -> ArticleResult:
+        async def run():
+            return KnowledgeArticle.from_doc(await service.mark_reviewed(info.context.backends, slug=slug,
+                                                                         user=info.context.user))
+        return await attempt(run())
+
+
+async def _bookmark(info: Info, slug: str, on: bool) -> BookmarkResult:
+    return BookmarkResult(**await service.set_bookmark(info.context.backends, slug=slug, user=info.context.user, on=on))
+
+
+def _without_nulls(value: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Input as a dict, leaving out optional fields sent as null (so the model's default applies)."""
+    data = plain(value)
+    return {k: v for k, v in data.items() if not (k in fields and v is None)}
