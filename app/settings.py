@@ -46,9 +46,11 @@ class Settings(BaseSettings):
 
     # Knowledge base
     review_interval_days: int = 90
-    ranking_weight_relevance: float = 0.55
-    ranking_weight_similarity: float = 0.30
+    ranking_weight_relevance: float = 0.35
+    ranking_weight_similarity: float = 0.50
     ranking_weight_popularity: float = 0.15
+    # Within similarity: the share given to topic affinity (the rest is the term-vector cosine).
+    ranking_similarity_topic_share: float = 0.5
 
     @property
     def development(self) -> bool:

@@ -33,8 +33,11 @@ MAPPINGS = {
         "data_classification": KEYWORD,
         "author": KEYWORD,
         "is_featured": {"type": "boolean"},
-        # Everything a reader sees, analysed once, with term vectors for the similarity score.
-        "all_text": {"type": "text", "analyzer": "ops_text", "term_vector": "yes"},
+        # Everything a reader sees, analysed as a whole ...
+        "all_text": {"type": "text", "analyzer": "ops_text"},
+        # ... and its analysed terms with their frequencies, stored (not indexed) for the similarity
+        # score, so a search needs no term-vector round trip.
+        "terms": {"type": "object", "enabled": False},
         "created_at": {"type": "date"},
         "updated_at": {"type": "date"},
     },
@@ -65,7 +68,28 @@ def build(doc: dict) -> dict:
     return out
 
 
-INDEX = IndexDefinition(name="articles", collection="articles", mappings=MAPPINGS, build=build)
+async def analysed_terms(bk, index: str, text: str) -> dict[str, int]:
+    """Term frequencies of `text` under the ops_text analyzer of `index`."""
+    if not text:
+        return {}
+    res = await bk.search.indices.analyze(index=index, body={"analyzer": "ops_text", "text": text})
+    out: dict[str, int] = {}
+    for tok in res.get("tokens", []):
+        out[tok["token"]] = out.get(tok["token"], 0) + 1
+    return out
+
+
+async def enrich(bk, index: str, source: dict) -> dict:
+    # [term, frequency] pairs, not an object: terms such as "10.0.0.1" would read as paths
+    return {"terms": sorted(map(list, (await analysed_terms(bk, index, source.get("all_text", ""))).items()))}
+
+
+def stored_terms(hit: dict) -> dict[str, int]:
+    """The analysed terms stored with a hit (see `enrich`)."""
+    return {t: n for t, n in (hit.get("_source") or {}).get("terms") or []}
+
+
+INDEX = IndexDefinition(name="articles", collection="articles", mappings=MAPPINGS, build=build, enrich=enrich)
 
 
 def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict[str, Any]:
@@ -73,7 +97,7 @@ def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict
     return {
         "size": size,
         "track_total_hits": True,
-        "_source": False,
+        "_source": ["terms"],
         "query": {"bool": {
             "must": [{"multi_match": {"query": query, "fields": SEARCH_FIELDS, "type": "best_fields",
                                       "tie_breaker": 0.3}}],

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from opensearchpy.helpers import async_bulk
 
@@ -22,6 +22,8 @@ class IndexDefinition:
     collection: str                             # the MongoDB collection it is derived from
     mappings: dict[str, Any]
     build: Callable[[dict], dict | None]        # Mongo document -> index source (None: keep out of the index)
+    # Optional: fields that need the search server to compute (e.g. analysed terms), added to the source.
+    enrich: Callable[[Backends, str, dict], Awaitable[dict]] | None = None
 
     def body(self) -> dict[str, Any]:
         return {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS},
@@ -35,14 +37,16 @@ async def alias_targets(bk: Backends, index: IndexDefinition) -> list[str]:
     return sorted((await bk.search.indices.get_alias(name=alias)).keys())
 
 
-def _actions(index: IndexDefinition, target: str, docs: list[dict]) -> list[dict]:
+async def _actions(bk: Backends, index: IndexDefinition, target: str, docs: list[dict]) -> list[dict]:
     actions = []
     for doc in docs:
         source = index.build(doc)
         if source is None:
             actions.append({"_op_type": "delete", "_index": target, "_id": str(doc["_id"])})
-        else:
-            actions.append({"_op_type": "index", "_index": target, "_id": str(doc["_id"]), "_source": source})
+            continue
+        if index.enrich is not None:
+            source.update(await index.enrich(bk, target, source))
+        actions.append({"_op_type": "index", "_index": target, "_id": str(doc["_id"]), "_source": source})
     return actions
 
 
@@ -53,7 +57,7 @@ async def write_docs(bk: Backends, index: IndexDefinition, docs: list[dict], del
     require it to exist, so a lost index is never silently re-created without its mapping."""
     through_alias = target is None
     target = target or bk.index_alias(index.name)
-    actions = _actions(index, target, docs)
+    actions = await _actions(bk, index, target, docs)
     actions += [{"_op_type": "delete", "_index": target, "_id": i} for i in deleted_ids]
     if not actions:
         return

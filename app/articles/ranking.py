@@ -1,7 +1,10 @@
 """Knowledge-base search ranking and article popularity (the formulas are in the README).
 
     relevance  = the article's full-text score / the best score among the candidates   (0-1)
-    similarity = cosine(query vector, article vector), TF-IDF over analysed terms       (0-1)
+    similarity = (1 - g) cosine(query profile, article) + g topic affinity              (0-1)
+                 profile: the query's TF-IDF vector plus the centroid of its 5 best matches
+                 (Rocchio feedback); topic affinity: the share of the relevance of the
+                 query's 20 best matches that falls in the article's category
     popularity = 0.45 views + 0.30 rating + 0.15 bookmarks + 0.10 freshness             (0-1)
     final      = w_r relevance + w_s similarity + w_p popularity   (weights from settings)
 """
@@ -12,7 +15,7 @@ import math
 import re
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from app.activity.service import record_usage
 from app.articles.models import ArticleStatus, SearchInput
@@ -30,6 +33,8 @@ FRESHNESS_HALF_LIFE_DAYS = 180
 POPULARITY_WEIGHTS = {"views": 0.45, "rating": 0.30, "bookmarks": 0.15, "freshness": 0.10}
 
 CANDIDATES = 100               # re-ranking window (at least offset + limit)
+PRF_DOCS, PRF_BETA = 5, 0.75   # pseudo-relevance feedback: the best 5 matches, Rocchio beta
+TOPIC_DOCS = 20                # the best matches whose categories describe the query's topic
 
 
 def _log_scaled(field: str, saturation: int) -> dict[str, Any]:
@@ -71,15 +76,30 @@ async def popular(bk: Backends, *, user: User, limit: int = 10) -> list[dict]:
 
 # --- search --------------------------------------------------------------------------------
 
-def _weights(terms: Counter, idf: dict[str, float]) -> dict[str, float]:
-    return {t: (1 + math.log(tf)) * idf[t] for t, tf in terms.items()}
+def tfidf(terms: Mapping[str, int], idf: Mapping[str, float]) -> dict[str, float]:
+    """A unit-length TF-IDF vector (sub-linear term frequency)."""
+    vec = {t: (1 + math.log(tf)) * idf.get(t, 0.0) for t, tf in terms.items() if tf > 0}
+    norm = math.sqrt(sum(w * w for w in vec.values()))
+    return {t: w / norm for t, w in vec.items()} if norm else {}
 
 
-def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
     dot = sum(w * b[t] for t, w in a.items() if t in b)
     na = math.sqrt(sum(w * w for w in a.values()))
     nb = math.sqrt(sum(w * w for w in b.values()))
-    return dot / (na * nb) if na and nb else 0.0
+    return max(0.0, min(1.0, dot / (na * nb))) if na and nb else 0.0
+
+
+def query_profile(query: dict[str, float], top_docs: list[dict[str, float]], beta: float) -> dict[str, float]:
+    """Rocchio: the query vector plus `beta` times the centroid of the best matches, so the profile
+    describes what the query is about, not only the words it happens to use."""
+    profile = dict(query)
+    for vec in top_docs:
+        for t, w in vec.items():
+            profile[t] = profile.get(t, 0.0) + beta * w / len(top_docs)
+    return profile
 
 
 async def _analyse(bk: Backends, text: str) -> list[tuple[str, list[str]]]:
@@ -96,15 +116,13 @@ async def _analyse(bk: Backends, text: str) -> list[tuple[str, list[str]]]:
     return [out[i] for i in sorted(out)]
 
 
-async def _term_vectors(bk: Backends, ids: list[str]) -> dict[str, Counter]:
-    res = await bk.search.mtermvectors(index=bk.index_alias(articles_index.INDEX.name),
-                                       body={"ids": ids, "parameters": {"fields": ["all_text"], "positions": False,
-                                                                        "offsets": False, "term_statistics": False}})
-    out = {}
-    for d in res.get("docs", []):
-        terms = ((d.get("term_vectors") or {}).get("all_text") or {}).get("terms") or {}
-        out[d["_id"]] = Counter({t: v.get("term_freq", 1) for t, v in terms.items()})
-    return out
+def topic_affinity(best: list[tuple[str, float]]) -> dict[str, float]:
+    """Category -> share of the best matches' relevance that falls in it (sums to 1)."""
+    weights: dict[str, float] = {}
+    for category, rel in best:
+        weights[category] = weights.get(category, 0.0) + rel
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()} if total else {}
 
 
 def filters_for(data: SearchInput, user: User) -> list[dict[str, Any]]:
@@ -133,19 +151,22 @@ async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, An
         best = max(h["_score"] or 0.0 for h in hits) or 1.0
         relevance = {h["_id"]: (h["_score"] or 0.0) / best for h in hits}
         query_terms = await _analyse(bk, data.query)
-        vectors = await _term_vectors(bk, ids)
+        terms_of = {h["_id"]: articles_index.stored_terms(h) for h in hits}
         docs = {d["_id"]: d for d in await with_popularity(bk, {"$and": [{"_id": {"$in": ids}}, visibility(user)]})}
         q_counts = Counter(t for _, terms in query_terms for t in terms)
-        df = Counter(t for v in vectors.values() for t in set(v))
-        n = len(vectors) or 1
+        df = Counter(t for v in terms_of.values() for t in v)
+        n = len(hits)
         idf = {t: math.log(1 + n / (1 + df[t])) for t in set(df) | set(q_counts)}
-        q_vec = _weights(q_counts, idf)
+        doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
+        profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
+        topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS] if i in docs])
+        g = s.ranking_similarity_topic_share
         for doc_id in ids:
             doc = docs.get(doc_id)
             if doc is None:  # deleted or hidden since it was indexed
                 continue
-            terms = vectors.get(doc_id, Counter())
-            similarity = cosine(q_vec, _weights(terms, idf))
+            terms = terms_of[doc_id]
+            similarity = (1 - g) * cosine(profile, doc_vecs[doc_id]) + g * topic.get(doc.get("category", ""), 0.0)
             matched = []
             for word, word_terms in query_terms:  # a word matches when all its terms occur
                 if all(t in terms for t in word_terms) and word not in matched:
