@@ -134,12 +134,12 @@ def drain_outbox() -> None:
 
 @cli.command("seed_demo")
 def seed_demo(dataset: Optional[Path] = typer.Option(None, help="JSONL of incidents (default: shared dataset)")) -> None:
-    """Load demo data (idempotent: does nothing when incidents exist)."""
-    n = _run(lambda bk: _seed(bk, dataset))
-    console.print(f"seeded {n} incidents" if n else "incidents already present; nothing seeded")
+    """Load demo incidents and knowledge-base articles (each only into an empty collection)."""
+    n_incidents, n_articles = _run(lambda bk: _seed(bk, dataset))
+    console.print(f"seeded {n_incidents} incidents and {n_articles} articles (existing data is never re-seeded)")
 
 
-async def _seed(bk, dataset: Optional[Path]) -> int:
+async def _seed(bk, dataset: Optional[Path]) -> tuple[int, int]:
     from app import demo
     from app.db import ensure_indexes
     from app.users import service
@@ -150,7 +150,12 @@ async def _seed(bk, dataset: Optional[Path]) -> int:
     rows = demo.load_rows(dataset)
     with _progress() as progress:
         task = progress.add_task("seeding incidents", total=len(rows))
-        return await demo.seed_incidents(bk, user=user, rows=rows, progress=lambda n: progress.update(task, completed=n))
+        n_incidents = await demo.seed_incidents(bk, user=user, rows=rows,
+                                                progress=lambda n: progress.update(task, completed=n))
+        task = progress.add_task("seeding articles", total=len(rows))
+        n_articles = await demo.seed_articles(bk, user=user, rows=rows,
+                                              progress=lambda n: progress.update(task, completed=n))
+    return n_incidents, n_articles
 
 
 @cli.command("devserver")
@@ -204,7 +209,8 @@ def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", he
         ]
         time.sleep(1.0)
         console.print(f"\n[bold]GraphiQL:[/bold] http://127.0.0.1:{port}/graphql")
-        console.print(f"[bold]REST:[/bold]     http://127.0.0.1:{port}/api/v1/incidents/")
+        console.print(f"[bold]REST:[/bold]     http://127.0.0.1:{port}/api/v1/incidents/  "
+                      f"http://127.0.0.1:{port}/api/knowledge/knowledge-articles/")
         console.print(f"[bold]Token:[/bold]    {token}   (header  Authorization: Token {token})")
         console.print(f"local stack: {', '.join(started) or 'none (external servers)'}; data in {data_dir}")
         console.print("Ctrl-C stops everything.\n")

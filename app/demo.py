@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from app.backends import Backends
+from app.articles import service as articles
+from app.articles.models import ArticleCreate
 from app.incidents import service as incidents
 from app.incidents.models import IncidentCreate
 from app.users.models import User
@@ -105,6 +107,31 @@ async def seed_incidents(bk: Backends, *, user: User, rows: Iterable[dict[str, A
         day = incident_day(row).strftime("%Y%m%d")
         per_day[day] = per_day.get(day, 0) + 1
         await incidents.create_incident(bk, data=incident_from_row(row, f"INC-{day}-{per_day[day]:03d}"), user=user)
+        created += 1
+        if progress:
+            progress(created)
+    return created
+
+
+def article_from_row(row: dict[str, Any]) -> ArticleCreate:
+    """A published postmortem summary from one dataset row."""
+    return ArticleCreate.model_validate({
+        "title": _title(row), "content": row.get("postmortem_markdown") or row["root_cause"],
+        "summary": row.get("root_cause", "")[:5000], "article_type": "POSTMORTEM_SUMMARY",
+        "category": (row.get("category") or "General")[:100],
+        "subcategory": (row.get("subcategory") or "").split("/")[-1][:100],
+        "tags": [row["company"].lower().replace(" ", "-")], "status": "PUBLISHED", "difficulty_level": "INTERMEDIATE",
+    })
+
+
+async def seed_articles(bk: Backends, *, user: User, rows: Iterable[dict[str, Any]],
+                        progress: Callable[[int], None] | None = None) -> int:
+    """Create the demo articles unless any article exists; returns how many were created."""
+    if await bk.mongo.articles.estimated_document_count() > 0:
+        return 0
+    created = 0
+    for row in rows:
+        await articles.create_article(bk, data=article_from_row(row), user=user)
         created += 1
         if progress:
             progress(created)
