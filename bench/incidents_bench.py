@@ -19,14 +19,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app.stack import LocalStack, free_port  # noqa: E402
+from harness import api_server, local_stack  # noqa: I001 - puts the project on sys.path
 
 LIST_PATH = "/api/v1/incidents/?status=RESOLVED&ordering=-created_at"
 EVENTS_PER_INCIDENT = 12
@@ -121,50 +116,27 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    root = Path(tempfile.mkdtemp(prefix="ikl-bench-"))
-    stack = LocalStack(root=root).start()
-    os.environ.update(stack.env())
     # The rate limiter stays on (its Valkey round trip is part of a request's cost) with a limit
     # the run cannot reach.
-    os.environ.update({"IKL_MONGODB_DB": "ikl_bench", "IKL_ENVIRONMENT": "production", "IKL_LOG_LEVEL": "WARNING",
-                       "IKL_RATE_LIMIT_READ": str(10**9)})
-    port = free_port()
-    api = None
-    try:
+    with local_stack("ikl_bench", IKL_RATE_LIMIT_READ=str(10**9)):
         token, name = asyncio.run(seed(args.incidents))
-        api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-                                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.3)
-        lua = root / "report.lua"
-        lua.write_text(WRK_LUA)
-        base = f"http://127.0.0.1:{port}"
-        rows = []
-        for label, path, kind in (("timeline GET", f"/api/v1/incidents/{name}/timeline", "timeline"),
-                                  ("incident list GET (page of 20)", LIST_PATH, "list")):
-            run_wrk(base + path, token, args.concurrency, 2, lua)  # warm-up
-            api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
-            direct = run_direct(kind, name, args.concurrency, args.seconds)
-            rows.append((label, api_res, direct))
-        print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
-              f"{args.seconds}s per run, 1 uvicorn worker (uvloop, httptools), wrk -t2\n")
-        print(f"{'read':32} {'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        for label, a, d in rows:
-            print(f"{label:32} {'API':8} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {a['errors']:7d}")
-            print(f"{'':32} {'PyMongo':8} {d['rps']:9.0f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f} {'':7}")
-            print(f"{'':32} {'ratio':8} {a['rps'] / d['rps']:9.2f}")
-    finally:
-        if api:
-            api.terminate()
-            api.wait(timeout=10)
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        with api_server() as base, tempfile.TemporaryDirectory() as tmp:
+            lua = Path(tmp) / "report.lua"
+            lua.write_text(WRK_LUA)
+            rows = []
+            for label, path, kind in (("timeline GET", f"/api/v1/incidents/{name}/timeline", "timeline"),
+                                      ("incident list GET (page of 20)", LIST_PATH, "list")):
+                run_wrk(base + path, token, args.concurrency, 2, lua)  # warm-up
+                api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
+                direct = run_direct(kind, name, args.concurrency, args.seconds)
+                rows.append((label, api_res, direct))
+    print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
+          f"{args.seconds}s per run, 1 uvicorn worker (uvloop, httptools), wrk -t2\n")
+    print(f"{'read':32} {'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for label, a, d in rows:
+        print(f"{label:32} {'API':8} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {a['errors']:7d}")
+        print(f"{'':32} {'PyMongo':8} {d['rps']:9.0f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f} {'':7}")
+        print(f"{'':32} {'ratio':8} {a['rps'] / d['rps']:9.2f}")
 
 
 if __name__ == "__main__":

@@ -18,21 +18,16 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, api_server, local_stack  # noqa: I001 - puts the project on sys.path
 
-from app.stack import LocalStack, free_port  # noqa: E402
+from app.settings import get_settings  # noqa: E402
+from indexers.articles import search_body  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "public-incidents.jsonl"
 BASELINE_INDEX = "bench-plain-bm25"
@@ -80,8 +75,7 @@ async def setup(rows: list[dict]) -> tuple[str, dict[str, str]]:
             article_type="POSTMORTEM_SUMMARY", category=row["category"], status="PUBLISHED",
             data_classification="INTERNAL"))
         mapping[row["id"]] = doc["_id"]
-    while (await outbox.drain(bk, due_only=False))["synced"]:
-        pass
+    await outbox.flush(bk)
     alias = bk.index_alias("articles")
     await bk.search.indices.refresh(index=alias)
     # the plain baseline: standard analyzer, title and content, no weights
@@ -110,8 +104,7 @@ async def hide(article_id: str, hidden: bool) -> None:
     doc = await bk.mongo.articles.find_one({"_id": article_id})
     await articles.update_article(bk, slug=doc["slug"], user=admin, data=ArticleUpdate(
         data_classification="RESTRICTED" if hidden else "INTERNAL"))
-    while (await outbox.drain(bk, due_only=False))["synced"]:
-        pass
+    await outbox.flush(bk)
     await bk.search.indices.refresh(index=bk.index_alias("articles"))
     await bk.close()
 
@@ -121,75 +114,50 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     args = ap.parse_args()
     rows = [json.loads(x) for x in args.dataset.read_text().splitlines() if x.strip()]
-    root = Path(tempfile.mkdtemp(prefix="ikl-kb-bench-"))
-    stack = LocalStack(root=root).start()
-    os.environ.update(stack.env())
-    os.environ.update({"IKL_MONGODB_DB": "ikl_kb_bench", "IKL_ENVIRONMENT": "production", "IKL_LOG_LEVEL": "WARNING",
-                       "IKL_RATE_LIMIT_SEARCH": str(10**9)})
-    port = free_port()
-    api = None
-    try:
+    with local_stack("ikl_kb_bench", IKL_RATE_LIMIT_SEARCH=str(10**9)) as stack:
         token, mapping = asyncio.run(setup(rows))
         article_category = {mapping[r["id"]]: r["category"] for r in rows}
-        api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-                                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        http = httpx.Client(timeout=30)
-        for _ in range(100):
-            try:
-                if http.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        from indexers.articles import search_body
-        from app.settings import get_settings
-
-        alias = f"{get_settings().index_prefix}-articles"
-        headers = {"Authorization": f"Token {token}"}
-        scores = {"service": ([], []), "plain BM25": ([], [])}
-        api_ms, direct_ms = [], []
-        for row in rows:
-            own = mapping[row["id"]]
-            relevant_total = sum(1 for a, c in article_category.items() if c == row["category"] and a != own)
-            asyncio.run(hide(own, True))
-            t = time.perf_counter()
-            r = http.post(f"http://127.0.0.1:{port}/api/knowledge/knowledge-articles/search/",
-                          json={"query": row["root_cause"], "limit": K}, headers=headers)
-            api_ms.append((time.perf_counter() - t) * 1000)
-            r.raise_for_status()
-            asyncio.run(hide(own, False))
-            ranked = [x["id"] for x in r.json()["results"]]
-            assert own not in ranked
-            body = search_body(row["root_cause"], filters=[], size=100)
-            t = time.perf_counter()
-            http.post(f"{stack.opensearch_url}/{alias}/_search", json=body).raise_for_status()
-            direct_ms.append((time.perf_counter() - t) * 1000)
-            base = http.post(f"{stack.opensearch_url}/{BASELINE_INDEX}/_search", json={
-                "size": K, "_source": False, "query": {"bool": {
-                    "must": [{"multi_match": {"query": row["root_cause"], "fields": ["title", "content"]}}],
-                    "must_not": [{"ids": {"values": [own]}}]}}}).json()
-            baseline = [h["_id"] for h in base["hits"]["hits"]]
-            for name, ids in (("service", ranked), ("plain BM25", baseline)):
-                rels = [1 if article_category[i] == row["category"] else 0 for i in ids]
-                scores[name][0].append(ndcg_at_k(rels, relevant_total))
-                scores[name][1].append(rr_at_k(rels))
-        print(f"\n{len(rows)} articles from {args.dataset.name}; {len(rows)} queries (root_cause), own article left out;"
-              f" relevant = same category\n")
-        print(f"{'ranking':14} {'nDCG@10':>8} {'MRR@10':>8}")
-        for name, (nd, rr) in scores.items():
-            print(f"{name:14} {statistics.mean(nd):8.4f} {statistics.mean(rr):8.4f}")
-        print(f"\nsearch latency, sequential ({len(rows)} queries):")
-        print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8}")
-        print(f"{'API (POST search/, full ranking)':34} {pct(api_ms, 50):8.2f} {pct(api_ms, 99):8.2f}")
-        print(f"{'search server (same full-text query)':34} {pct(direct_ms, 50):8.2f} {pct(direct_ms, 99):8.2f}")
-        print(f"{'ratio API / direct (p50)':34} {pct(api_ms, 50) / pct(direct_ms, 50):8.2f}")
-    finally:
-        if api:
-            api.terminate()
-            api.wait(timeout=10)
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        with api_server() as base:
+            http = httpx.Client(timeout=30)
+            alias = f"{get_settings().index_prefix}-articles"
+            headers = {"Authorization": f"Token {token}"}
+            scores = {"service": ([], []), "plain BM25": ([], [])}
+            api_ms, direct_ms = [], []
+            for row in rows:
+                own = mapping[row["id"]]
+                relevant_total = sum(1 for a, c in article_category.items() if c == row["category"] and a != own)
+                asyncio.run(hide(own, True))
+                t = time.perf_counter()
+                r = http.post(f"{base}/api/knowledge/knowledge-articles/search/",
+                              json={"query": row["root_cause"], "limit": K}, headers=headers)
+                api_ms.append((time.perf_counter() - t) * 1000)
+                r.raise_for_status()
+                asyncio.run(hide(own, False))
+                ranked = [x["id"] for x in r.json()["results"]]
+                assert own not in ranked
+                body = search_body(row["root_cause"], filters=[], size=100)
+                t = time.perf_counter()
+                http.post(f"{stack.opensearch_url}/{alias}/_search", json=body).raise_for_status()
+                direct_ms.append((time.perf_counter() - t) * 1000)
+                plain = http.post(f"{stack.opensearch_url}/{BASELINE_INDEX}/_search", json={
+                    "size": K, "_source": False, "query": {"bool": {
+                        "must": [{"multi_match": {"query": row["root_cause"], "fields": ["title", "content"]}}],
+                        "must_not": [{"ids": {"values": [own]}}]}}}).json()
+                baseline = [h["_id"] for h in plain["hits"]["hits"]]
+                for name, ids in (("service", ranked), ("plain BM25", baseline)):
+                    rels = [1 if article_category[i] == row["category"] else 0 for i in ids]
+                    scores[name][0].append(ndcg_at_k(rels, relevant_total))
+                    scores[name][1].append(rr_at_k(rels))
+    print(f"\n{len(rows)} articles from {args.dataset.name}; {len(rows)} queries (root_cause), own article left out;"
+          f" relevant = same category\n")
+    print(f"{'ranking':14} {'nDCG@10':>8} {'MRR@10':>8}")
+    for name, (nd, rr) in scores.items():
+        print(f"{name:14} {statistics.mean(nd):8.4f} {statistics.mean(rr):8.4f}")
+    print(f"\nsearch latency, sequential ({len(rows)} queries):")
+    print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'API (POST search/, full ranking)':34} {pct(api_ms, 50):8.2f} {pct(api_ms, 99):8.2f}")
+    print(f"{'search server (same full-text query)':34} {pct(direct_ms, 50):8.2f} {pct(direct_ms, 99):8.2f}")
+    print(f"{'ratio API / direct (p50)':34} {pct(api_ms, 50) / pct(direct_ms, 50):8.2f}")
 
 
 if __name__ == "__main__":

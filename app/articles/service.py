@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.activity.service import record_audit, record_usage
-from app.articles.models import NULLABLE, ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate, Difficulty, RateInput
+from app.articles.models import NULLABLE, ArticleCreate, ArticleStatus, ArticleType, Difficulty, RateInput
 from app.backends import Backends
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.indexing import outbox

@@ -120,6 +120,18 @@ async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
                       "next_attempt_at": _now() + timedelta(seconds=delay)}})
 
 
+async def flush(bk: Backends, *, index: str | None = None, timeout: float = 30.0) -> None:
+    """Sync everything pending now, waiting for entries another sweeper or worker holds; raises
+    TimeoutError if entries are still there after `timeout` seconds (e.g. the search server is down)."""
+    flt = {"index": index} if index else {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await bk.mongo.outbox.count_documents(flt):
+        await drain(bk, index=index, due_only=False)
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"outbox not empty after {timeout}s")
+        await asyncio.sleep(0.05)
+
+
 async def pending(bk: Backends) -> dict[str, Any]:
     """How much is waiting, and the oldest error, for readiness and operators."""
     count = await bk.mongo.outbox.count_documents({})

@@ -36,6 +36,5 @@ async def sync_search(bk) -> None:
     """Push pending outbox entries to the search index now and make them searchable."""
     from app.indexing import outbox
 
-    while (await outbox.drain(bk, due_only=False))["synced"]:
-        pass
+    await outbox.flush(bk, index="articles")
     await bk.search.indices.refresh(index=bk.index_alias("articles"))
