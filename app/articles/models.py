@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from app.timefmt import as_utc
+from app.inputs import StrList, UtcDatetime
 from app.users.models import Classification
 
 
@@ -36,17 +35,6 @@ class ArticleStatus(str, Enum):
     DEPRECATED = "DEPRECATED"
 
 
-def _clean_list(values: list[str] | None) -> list[str] | None:
-    if values is None:
-        return None
-    out: list[str] = []
-    for v in values:
-        v = v.strip()
-        if v and v not in out:
-            out.append(v)
-    return out
-
-
 def _uuid_list(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -55,10 +43,6 @@ def _uuid_list(values: list[str] | None) -> list[str] | None:
 
 def _uuid(value: str | None) -> str | None:
     return str(uuid.UUID(value)) if value else None
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
 
 
 # PATCH may set these to null; every other field needs a value.
@@ -72,28 +56,26 @@ class _Input(BaseModel):
 class _ArticleFields(_Input):
     summary: str = Field("", max_length=5_000)
     subcategory: str = Field("", max_length=100)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: StrList = Field(default_factory=list, max_length=50)
     difficulty_level: Difficulty = Difficulty.INTERMEDIATE
     status: ArticleStatus = ArticleStatus.DRAFT
     is_featured: bool = False
-    related_services: list[str] = Field(default_factory=list, max_length=100)
-    related_components: list[str] = Field(default_factory=list, max_length=100)
+    related_services: StrList = Field(default_factory=list, max_length=100)
+    related_components: StrList = Field(default_factory=list, max_length=100)
     related_incidents: list[str] = Field(default_factory=list, max_length=200)
     source_postmortems: list[str] = Field(default_factory=list, max_length=200)
     maintainer: str | None = None
     confluence_url: HttpUrl | None = None
     wiki_url: HttpUrl | None = None
     external_references: list[Any] = Field(default_factory=list, max_length=100)
-    search_keywords: list[str] = Field(default_factory=list, max_length=100)
+    search_keywords: StrList = Field(default_factory=list, max_length=100)
     data_classification: Classification = Classification.INTERNAL
-    last_reviewed: datetime | None = None
-    next_review_due: datetime | None = None
+    last_reviewed: UtcDatetime | None = None
+    next_review_due: UtcDatetime | None = None
 
-    _lists = field_validator("tags", "related_services", "related_components", "search_keywords")(_clean_list)
     _ids = field_validator("related_incidents", "source_postmortems")(_uuid_list)
 
     _maintainer = field_validator("maintainer")(_uuid)
-    _dates = field_validator("last_reviewed", "next_review_due")(_utc)
 
 
 class ArticleCreate(_ArticleFields):
@@ -114,27 +96,25 @@ class ArticleUpdate(_Input):
     category: str | None = Field(None, min_length=1, max_length=100)
     summary: str | None = Field(None, max_length=5_000)
     subcategory: str | None = Field(None, max_length=100)
-    tags: list[str] | None = Field(None, max_length=50)
+    tags: StrList | None = Field(None, max_length=50)
     difficulty_level: Difficulty | None = None
     status: ArticleStatus | None = None
     is_featured: bool | None = None
-    related_services: list[str] | None = Field(None, max_length=100)
-    related_components: list[str] | None = Field(None, max_length=100)
+    related_services: StrList | None = Field(None, max_length=100)
+    related_components: StrList | None = Field(None, max_length=100)
     related_incidents: list[str] | None = Field(None, max_length=200)
     source_postmortems: list[str] | None = Field(None, max_length=200)
     maintainer: str | None = None
     confluence_url: HttpUrl | None = None
     wiki_url: HttpUrl | None = None
     external_references: list[Any] | None = Field(None, max_length=100)
-    search_keywords: list[str] | None = Field(None, max_length=100)
+    search_keywords: StrList | None = Field(None, max_length=100)
     data_classification: Classification | None = None
-    last_reviewed: datetime | None = None
-    next_review_due: datetime | None = None
+    last_reviewed: UtcDatetime | None = None
+    next_review_due: UtcDatetime | None = None
 
-    _lists = field_validator("tags", "related_services", "related_components", "search_keywords")(_clean_list)
     _ids = field_validator("related_incidents", "source_postmortems")(_uuid_list)
     _maintainer = field_validator("maintainer")(_uuid)
-    _dates = field_validator("last_reviewed", "next_review_due")(_utc)
 
 
 class RateInput(_Input):

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
+import json
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.timefmt import as_utc
+from app.inputs import StrList, UtcDatetime
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -56,21 +56,8 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def _tags(values: list[str]) -> list[str]:
-    """Trimmed, de-duplicated, order kept."""
-    out: list[str] = []
-    for v in values:
-        v = v.strip()
-        if v and v not in out:
-            out.append(v)
-    return out
-
-
-StrList = list[str]
-
-
 class TimelineEventIn(_Input):
-    timestamp: datetime | None = None
+    timestamp: UtcDatetime | None = None
     type: EventType
     source: str = Field(min_length=1, max_length=100)
     message: str = Field(min_length=1, max_length=5000)
@@ -82,16 +69,9 @@ class TimelineEventIn(_Input):
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("timestamp")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return as_utc(v) if v is not None else None
-
     @field_validator("details")
     @classmethod
     def _small(cls, v: dict | None) -> dict | None:
-        import json
-
         if v is not None and len(json.dumps(v, default=str)) > MAX_DETAILS_BYTES:
             raise ValueError(f"details must serialise to at most {MAX_DETAILS_BYTES} bytes")
         return v
@@ -116,16 +96,9 @@ class IncidentCreate(_Input):
     tags: StrList = Field(default_factory=list, max_length=100)
     root_cause: str = Field("", max_length=20_000)
     resolution: str = Field("", max_length=20_000)
-    detected_at: datetime | None = None
-    resolved_at: datetime | None = None
+    detected_at: UtcDatetime | None = None
+    resolved_at: UtcDatetime | None = None
     timeline: list[TimelineEventIn] = Field(default_factory=list, max_length=500)
-
-    _clean = field_validator("affected_services", "affected_teams", "tags")(_tags)
-
-    @field_validator("detected_at", "resolved_at")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return as_utc(v) if v is not None else None
 
 
 class IncidentUpdate(_Input):
@@ -143,15 +116,8 @@ class IncidentUpdate(_Input):
     tags: StrList | None = Field(None, max_length=100)
     root_cause: str | None = Field(None, max_length=20_000)
     resolution: str | None = Field(None, max_length=20_000)
-    detected_at: datetime | None = None
+    detected_at: UtcDatetime | None = None
 
-    _clean = field_validator("affected_services", "affected_teams", "tags")(
-        lambda v: _tags(v) if v is not None else v)
-
-    @field_validator("detected_at")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return as_utc(v) if v is not None else None
 
     def changes(self) -> dict[str, Any]:
         sent = self.model_dump(exclude_unset=True, mode="python")
@@ -167,10 +133,6 @@ class IncidentUpdate(_Input):
 class IncidentResolve(_Input):
     resolution: str = Field(min_length=1, max_length=20_000)
     root_cause: str | None = Field(None, max_length=20_000)
-    resolved_at: datetime | None = None
+    resolved_at: UtcDatetime | None = None
     source: str = Field("api", min_length=1, max_length=100)
 
-    @field_validator("resolved_at")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return as_utc(v) if v is not None else None
