@@ -275,9 +275,8 @@ class ArticleQuery:
     async def search_knowledge_base(self, info: Info, input: KnowledgeSearchInput) -> KnowledgeSearchResult:
         res = await ranking.search(info.context.backends, user=info.context.user, data=validate(SearchInput, input))
         return KnowledgeSearchResult(
-            results=[KnowledgeSearchHit(article=KnowledgeArticle.from_doc(r["doc"]), **{k: r[k] for k in (
-                "similarity_score", "relevance_score", "popularity_score", "matching_keywords")})
-                for r in res["results"]],
+            results=[KnowledgeSearchHit(article=KnowledgeArticle.from_doc(r["doc"]),
+                                        **{k: r[k] for k in ranking.SCORE_KEYS}) for r in res["results"]],
             total_count=res["total_count"], query=res["query"], filters=res["filters"],
             pagination=SearchPagination(**res["pagination"]), search_id=res["search_id"])
 

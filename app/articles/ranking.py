@@ -32,6 +32,7 @@ PRIOR_MEAN, PRIOR_WEIGHT = 3.0, 5  # Bayesian average: 5 phantom ratings of 3 st
 FRESHNESS_HALF_LIFE_DAYS = 180
 POPULARITY_WEIGHTS = {"views": 0.45, "rating": 0.30, "bookmarks": 0.15, "freshness": 0.10}
 
+SCORE_KEYS = ("similarity_score", "relevance_score", "popularity_score", "matching_keywords")
 CANDIDATES = 100               # re-ranking window (at least offset + limit)
 PRF_DOCS, PRF_BETA = 5, 0.75   # pseudo-relevance feedback: the best 5 matches, Rocchio beta
 TOPIC_DOCS = 20                # the best matches whose categories describe the query's topic

@@ -24,6 +24,7 @@ FIELDS = ("slug", "title", "content", "summary", "tags", "article_type", "catego
           "difficulty_level", "data_classification", "rating_count", "bookmark_count")
 DATES = ("created_at", "updated_at", "published_at", "last_reviewed", "next_review_due")
 PEOPLE = ("author", "maintainer", "last_updated_by")
+SEARCH_FIELDS = ("title", "slug", "summary", "article_type", "category")
 
 
 async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
@@ -90,11 +91,8 @@ async def mark_reviewed(request: Request) -> JSON:
 async def search(request: Request) -> JSON:
     result = await ranking.search(request.app.state.backends, user=current_user(request),
                                   data=await read_body(request, SearchInput))
-    docs = [r["doc"] for r in result["results"]]
-    keep = ("id", "title", "slug", "summary", "article_type", "category")
-    shaped = [{**{k: v for k, v in item.items() if k in keep}, **{k: r[k] for k in (
-        "similarity_score", "relevance_score", "popularity_score", "matching_keywords")}}
-        for item, r in zip(await serialize(request, docs), result["results"])]
+    shaped = [{"id": r["doc"]["_id"], **{k: r["doc"].get(k) for k in SEARCH_FIELDS},
+               **{k: r[k] for k in ranking.SCORE_KEYS}} for r in result["results"]]
     return JSON({**result, "results": shaped})
 
 
