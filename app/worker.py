@@ -6,7 +6,10 @@ AsyncIO middleware's event loop, and this process builds its own connections on 
 
 from __future__ import annotations
 
+import asyncio
+
 import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
@@ -15,10 +18,6 @@ from app.logs import configure_logging
 from app.settings import get_settings
 
 configure_logging(get_settings().log_level)
-broker = RedisBroker(url=get_settings().broker_url, socket_connect_timeout=1, socket_timeout=5)
-broker.add_middleware(AsyncIO())
-dramatiq.set_broker(broker)
-
 _backends: Backends | None = None
 
 
@@ -27,6 +26,31 @@ async def backends() -> Backends:
     if _backends is None:
         _backends = connect(get_settings())
     return _backends
+
+
+class OutboxSweep(dramatiq.Middleware):
+    """Each worker process also sweeps the index outbox, so index sync goes on while no API runs."""
+
+    def after_worker_boot(self, broker, worker) -> None:
+        interval = get_settings().outbox_sweep_interval
+        thread = get_event_loop_thread()
+        if interval > 0 and thread is not None:
+            from app.indexing import outbox
+
+            async def sweep() -> None:
+                await outbox.sweep_forever(await backends(), interval)
+
+            self.future = asyncio.run_coroutine_threadsafe(sweep(), thread.loop)
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        if getattr(self, "future", None) is not None:
+            self.future.cancel()
+
+
+broker = RedisBroker(url=get_settings().broker_url, socket_connect_timeout=1, socket_timeout=5)
+broker.add_middleware(AsyncIO())
+broker.add_middleware(OutboxSweep())
+dramatiq.set_broker(broker)
 
 
 @dramatiq.actor(queue_name="indexing", max_retries=0)

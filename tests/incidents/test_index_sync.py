@@ -113,3 +113,40 @@ async def test_similar_incidents_ranks_the_closest_first(client, editor, viewer,
     assert made[0]["name"] not in [x["name"] for x in results]
     scores = [x["score"] for x in results]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+async def test_worker_sweeps_the_outbox_on_its_own(stack):
+    """With no API process for its database, a worker still drains entries nobody asked it about."""
+    import os
+    import subprocess
+    import sys
+
+    from app.backends import connect
+    from app.main import prepare
+    from app.settings import Settings
+    from tests.conftest import ROOT
+
+    settings = Settings(mongodb_db="ikl_worker_only", index_prefix="workeronly")
+    bk = connect(settings)
+    await prepare(bk)
+    await bk.mongo.incidents.insert_one({"_id": "w1", "name": "w1", "title": "swept", "namespace": "default",
+                                         "severity": "LOW", "status": "OPEN"})
+    from app.indexing import outbox
+
+    await outbox.record(bk, "incidents", "w1")  # no actor message: only a sweep can sync it
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IKL_MONGODB_DB": "ikl_worker_only",
+           "IKL_INDEX_PREFIX": "workeronly", "IKL_OUTBOX_SWEEP_INTERVAL": "0.3"}
+    proc = subprocess.Popen([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1", "--threads", "1"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async def swept():
+            if await bk.mongo.outbox.count_documents({}):
+                return False
+            await bk.search.indices.refresh(index="workeronly-incidents")
+            return await bk.search.exists(index="workeronly-incidents", id="w1")
+        await eventually(swept, timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        await bk.client.drop_database("ikl_worker_only")
+        await bk.close()
