@@ -34,6 +34,7 @@ INDEXES: dict[str, list[IndexModel]] = {
                      IndexModel([("search_id", ASCENDING)], sparse=True)],
     "audit_log": [IndexModel([("subject_type", ASCENDING), ("subject_id", ASCENDING), ("at", DESCENDING)]),
                   IndexModel([("user_id", ASCENDING), ("at", DESCENDING)])],
+    "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),
         IndexModel([("next_attempt_at", ASCENDING)]),

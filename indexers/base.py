@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
 from opensearchpy.helpers import async_bulk
@@ -73,13 +73,37 @@ async def reindex(bk: Backends, index: IndexDefinition, *, batch: int = 500,
                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Build a new versioned index from MongoDB and swap the alias onto it in one atomic step.
 
-    Search keeps answering from the old index until the swap. Documents written while the copy ran
-    are copied again after the swap, so none is lost."""
+    Search keeps answering from the old index until the swap. While the copy runs, the build is
+    registered in `index_builds`, and index sync writes every change (deletes included) to the new
+    index as well as to the live one; documents updated during the copy are also copied again after
+    the swap. So nothing written meanwhile is lost or resurrected."""
     alias = bk.index_alias(index.name)
     target = f"{alias}-v{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S%f')}"
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     await bk.search.indices.create(index=target, body=index.body())
+    await bk.mongo.index_builds.insert_one({"_id": target, "index": index.name, "started_at": started})
+    try:
+        stats = await _build_and_swap(bk, index, alias, target, started, t0, batch, progress)
+    except BaseException:
+        await bk.mongo.index_builds.delete_one({"_id": target})
+        await bk.search.indices.delete(index=target, ignore_unavailable=True)
+        raise
+    await bk.mongo.index_builds.delete_one({"_id": target})
+    return stats
+
+
+BUILD_MAX_AGE = timedelta(hours=6)  # a registration older than this is a crashed reindex: ignored
+
+
+async def building(bk: Backends, index: IndexDefinition) -> list[str]:
+    """Versioned indices being built for `index` right now (index sync writes to them too)."""
+    recent = {"index": index.name, "started_at": {"$gte": datetime.now(timezone.utc) - BUILD_MAX_AGE}}
+    return [b["_id"] async for b in bk.mongo.index_builds.find(recent, {"_id": 1})]
+
+
+async def _build_and_swap(bk: Backends, index: IndexDefinition, alias: str, target: str, started: datetime,
+                          t0: float, batch: int, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     coll = bk.mongo[index.collection]
     total = await coll.count_documents({})
     done = 0

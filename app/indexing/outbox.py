@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from app.backends import Backends
 from indexers import registry
-from indexers.base import ensure_index, write_docs
+from indexers.base import building, ensure_index, write_docs
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ async def _sync(bk: Backends, definition, ids: list[str]) -> None:
     """Index the current MongoDB state of these documents; ids no longer in MongoDB are deleted."""
     docs = await bk.mongo[definition.collection].find({"_id": {"$in": ids}}).to_list(None)
     found = {str(d["_id"]) for d in docs}
-    await write_docs(bk, definition, docs, deleted_ids=[i for i in ids if i not in found])
+    deleted = [i for i in ids if i not in found]
+    await write_docs(bk, definition, docs, deleted_ids=deleted)
+    for target in await building(bk, definition):  # a reindex in progress gets the change too
+        await write_docs(bk, definition, docs, deleted_ids=deleted, target=target)
 
 
 async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
