@@ -21,6 +21,7 @@ from app.activity.service import record_usage
 from app.articles.models import ArticleStatus, SearchInput
 from app.articles.service import search_visibility, visibility
 from app.backends import Backends
+from app.settings import Settings
 from app.timefmt import utcnow
 from app.users.models import User
 from indexers import articles as articles_index
@@ -139,7 +140,6 @@ def filters_for(data: SearchInput, user: User) -> list[dict[str, Any]]:
 
 async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, Any]:
     """Full-text candidates from OpenSearch, re-ranked by relevance, similarity and popularity."""
-    s = bk.settings
     window = max(data.offset + data.limit, CANDIDATES)
     res = await bk.search.search(index=bk.index_alias(articles_index.INDEX.name),
                                  body=articles_index.search_body(data.query, filters=filters_for(data, user),
@@ -149,42 +149,51 @@ async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, An
     ranked: list[dict[str, Any]] = []
     if hits:
         ids = [h["_id"] for h in hits]
-        best = max(h["_score"] or 0.0 for h in hits) or 1.0
-        relevance = {h["_id"]: (h["_score"] or 0.0) / best for h in hits}
-        query_terms = await _analyse(bk, data.query)
-        terms_of = {h["_id"]: articles_index.stored_terms(h) for h in hits}
-        docs = {d["_id"]: d for d in await with_popularity(bk, {"$and": [{"_id": {"$in": ids}}, visibility(user)]})}
-        q_counts = Counter(t for _, terms in query_terms for t in terms)
-        df = Counter(t for v in terms_of.values() for t in v)
-        n = len(hits)
-        idf = {t: math.log(1 + n / (1 + df[t])) for t in set(df) | set(q_counts)}
-        doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
-        profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
-        topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS] if i in docs])
-        g = s.ranking_similarity_topic_share
-        for doc_id in ids:
-            doc = docs.get(doc_id)
-            if doc is None:  # deleted or hidden since it was indexed
-                continue
-            terms = terms_of[doc_id]
-            similarity = (1 - g) * cosine(profile, doc_vecs[doc_id]) + g * topic.get(doc.get("category", ""), 0.0)
-            matched = []
-            for word, word_terms in query_terms:  # a word matches when all its terms occur
-                if all(t in terms for t in word_terms) and word not in matched:
-                    matched.append(word)
-            popularity = doc["popularity_score"]
-            score = (s.ranking_weight_relevance * relevance[doc_id] + s.ranking_weight_similarity * similarity
-                     + s.ranking_weight_popularity * popularity)
-            ranked.append({"doc": doc, "score": score, "relevance_score": round(relevance[doc_id], 4),
-                           "similarity_score": round(similarity, 4), "popularity_score": round(popularity, 4),
-                           "matching_keywords": matched})
-        ranked.sort(key=lambda r: (-r["score"], -r["relevance_score"]))
+        docs = await with_popularity(bk, {"$and": [{"_id": {"$in": ids}}, visibility(user)]})
+        ranked = rerank(hits, await _analyse(bk, data.query), {d["_id"]: d for d in docs}, bk.settings)
     page = ranked[data.offset:data.offset + data.limit]
     search_id = await record_usage(bk, kind="article.search", user=user, query=data.query, result_count=total,
                                    filters=_filters_echo(data))
     return {"results": page, "total_count": total, "query": data.query, "filters": _filters_echo(data),
             "pagination": {"limit": data.limit, "offset": data.offset, "has_more": data.offset + len(page) < total},
             "search_id": search_id}
+
+
+def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Mapping[str, dict],
+           s: Settings) -> list[dict[str, Any]]:
+    """The candidates (OpenSearch hits, best first, with their stored terms) in their final order,
+    each with its scores and matching keywords. `docs` are the MongoDB documents with
+    `popularity_score`; a hit without one (deleted or hidden since indexing) is dropped."""
+    ids = [h["_id"] for h in hits]
+    best = max(h["_score"] or 0.0 for h in hits) or 1.0
+    relevance = {h["_id"]: (h["_score"] or 0.0) / best for h in hits}
+    terms_of = {h["_id"]: articles_index.stored_terms(h) for h in hits}
+    q_counts = Counter(t for _, terms in query_words for t in terms)
+    df = Counter(t for v in terms_of.values() for t in v)
+    idf = {t: math.log(1 + len(hits) / (1 + df[t])) for t in set(df) | set(q_counts)}
+    doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
+    profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
+    topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS] if i in docs])
+    g = s.ranking_similarity_topic_share
+    ranked = []
+    for doc_id in ids:
+        doc = docs.get(doc_id)
+        if doc is None:
+            continue
+        terms = terms_of[doc_id]
+        similarity = (1 - g) * cosine(profile, doc_vecs[doc_id]) + g * topic.get(doc.get("category", ""), 0.0)
+        matched: list[str] = []
+        for word, word_terms in query_words:  # a word matches when all its terms occur
+            if word_terms and all(t in terms for t in word_terms) and word not in matched:
+                matched.append(word)
+        popularity = doc["popularity_score"]
+        score = (s.ranking_weight_relevance * relevance[doc_id] + s.ranking_weight_similarity * similarity
+                 + s.ranking_weight_popularity * popularity)
+        ranked.append({"doc": doc, "score": score, "relevance_score": round(relevance[doc_id], 4),
+                       "similarity_score": round(similarity, 4), "popularity_score": round(popularity, 4),
+                       "matching_keywords": matched})
+    ranked.sort(key=lambda r: (-r["score"], -r["relevance_score"]))
+    return ranked
 
 
 def _filters_echo(data: SearchInput) -> dict[str, list[str]]:
