@@ -16,7 +16,7 @@ from app.errors import ValidationFailed
 from app.users.models import Classification, User
 from schema.common import Paginated, paginated, plain, validate
 from schema.context import Info, UserByIdLoader
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, attempt
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
 ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
 DifficultyEnum = strawberry.enum(Difficulty, name="DifficultyLevel")
@@ -309,50 +309,47 @@ class ArticleQuery:
 @strawberry.type
 class ArticleMutation:
     @strawberry.mutation
+    @typed_errors
     async def create_knowledge_article(self, info: Info, input: CreateKnowledgeArticleInput) -> ArticleResult:
-        async def run():
-            data = validate(ArticleCreate, _without_nulls(input, ("external_references",)))
-            return KnowledgeArticle.from_doc(await service.create_article(info.context.backends, data=data,
-                                                                          user=info.context.user))
-        return await attempt(run())
+        data = validate(ArticleCreate, _without_nulls(input, ("external_references",)))
+        return KnowledgeArticle.from_doc(await service.create_article(info.context.backends, data=data,
+                                                                      user=info.context.user))
 
     @strawberry.mutation
+    @typed_errors
     async def update_knowledge_article(self, info: Info, slug: str, input: UpdateKnowledgeArticleInput) -> ArticleResult:
-        async def run():
-            doc = await service.update_article(info.context.backends, slug=slug, data=validate(ArticleUpdate, input),
-                                               user=info.context.user)
-            return KnowledgeArticle.from_doc(doc)
-        return await attempt(run())
+        doc = await service.update_article(info.context.backends, slug=slug, data=validate(ArticleUpdate, input),
+                                           user=info.context.user)
+        return KnowledgeArticle.from_doc(doc)
 
     @strawberry.mutation
+    @typed_errors
     async def delete_knowledge_article(self, info: Info, slug: str) -> DeleteResult:
-        async def run():
-            await service.delete_article(info.context.backends, slug=slug, user=info.context.user)
-            return DeletedArticle(slug=slug)
-        return await attempt(run())
+        await service.delete_article(info.context.backends, slug=slug, user=info.context.user)
+        return DeletedArticle(slug=slug)
 
     @strawberry.mutation
+    @typed_errors
     async def rate_knowledge_article(self, info: Info, slug: str, rating: int, feedback: str = "") -> RateResult:
-        async def run():
-            data = validate(RateInput, {"rating": rating, "feedback": feedback})
-            return RatingResult(**await service.rate_article(info.context.backends, slug=slug, user=info.context.user,
-                                                             data=data))
-        return await attempt(run())
+        data = validate(RateInput, {"rating": rating, "feedback": feedback})
+        return RatingResult(**await service.rate_article(info.context.backends, slug=slug, user=info.context.user,
+                                                         data=data))
 
     @strawberry.mutation
+    @typed_errors
     async def bookmark_knowledge_article(self, info: Info, slug: str) -> BookmarkPayload:
-        return await attempt(_bookmark(info, slug, True))
+        return await _bookmark(info, slug, True)
 
     @strawberry.mutation
+    @typed_errors
     async def unbookmark_knowledge_article(self, info: Info, slug: str) -> BookmarkPayload:
-        return await attempt(_bookmark(info, slug, False))
+        return await _bookmark(info, slug, False)
 
     @strawberry.mutation
+    @typed_errors
     async def mark_knowledge_article_reviewed(self, info: Info, slug: str) -> ArticleResult:
-        async def run():
-            return KnowledgeArticle.from_doc(await service.mark_reviewed(info.context.backends, slug=slug,
-                                                                         user=info.context.user))
-        return await attempt(run())
+        return KnowledgeArticle.from_doc(await service.mark_reviewed(info.context.backends, slug=slug,
+                                                                     user=info.context.user))
 
 
 async def _bookmark(info: Info, slug: str, on: bool) -> BookmarkResult:

@@ -6,8 +6,9 @@ anything unexpected is masked to "Unexpected error." and logged with the request
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import strawberry
 from graphql.error import GraphQLError
@@ -62,12 +63,16 @@ def user_error(exc: ServiceError) -> UserError:
     return cls(code=exc.code, message=exc.error, field=field, details=exc.details)
 
 
-async def attempt(coro) -> Any:
-    """Await a service call; an expected failure becomes its typed error."""
-    try:
-        return await coro
-    except ServiceError as exc:
-        return user_error(exc)
+def typed_errors(resolver: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """For mutation resolvers: an expected failure (a ServiceError) is returned as its typed error."""
+    @functools.wraps(resolver)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await resolver(*args, **kwargs)
+        except ServiceError as exc:
+            return user_error(exc)
+
+    return wrapper
 
 
 class ErrorCodes(MaskErrors):

@@ -14,7 +14,7 @@ from app.incidents.models import (EventSeverity, EventType, IncidentCreate, Inci
 from app.users.models import Role
 from schema.common import Paginated, paginated, validate
 from schema.context import Info
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, attempt
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
 IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
 IncidentStatus = strawberry.enum(Status, name="IncidentStatus")
@@ -193,33 +193,29 @@ class IncidentQuery:
 @strawberry.type
 class IncidentMutation:
     @strawberry.mutation
+    @typed_errors
     async def create_incident(self, info: Info, input: CreateIncidentInput) -> IncidentResult:
-        async def run():
-            user = info.context.require(Role.EDITOR)
-            return Incident.from_doc(await service.create_incident(
-                info.context.backends, data=validate(IncidentCreate, input), user=user))
-        return await attempt(run())
+        user = info.context.require(Role.EDITOR)
+        return Incident.from_doc(await service.create_incident(
+            info.context.backends, data=validate(IncidentCreate, input), user=user))
 
     @strawberry.mutation
+    @typed_errors
     async def update_incident(self, info: Info, name: str, input: UpdateIncidentInput) -> IncidentResult:
-        async def run():
-            user = info.context.require(Role.EDITOR)
-            return Incident.from_doc(await service.update_incident(
-                info.context.backends, name=name, data=validate(IncidentUpdate, input), user=user))
-        return await attempt(run())
+        user = info.context.require(Role.EDITOR)
+        return Incident.from_doc(await service.update_incident(
+            info.context.backends, name=name, data=validate(IncidentUpdate, input), user=user))
 
     @strawberry.mutation
+    @typed_errors
     async def add_timeline_event(self, info: Info, name: str, event: TimelineEventInput) -> IncidentResult:
-        async def run():
-            info.context.require(Role.EDITOR)
-            return Incident.from_doc(await service.add_events(
-                info.context.backends, name=name, events=[validate(TimelineEventIn, event)]))
-        return await attempt(run())
+        info.context.require(Role.EDITOR)
+        return Incident.from_doc(await service.add_events(
+            info.context.backends, name=name, events=[validate(TimelineEventIn, event)]))
 
     @strawberry.mutation
+    @typed_errors
     async def resolve_incident(self, info: Info, name: str, input: ResolveIncidentInput) -> IncidentResult:
-        async def run():
-            user = info.context.require(Role.EDITOR)
-            return Incident.from_doc(await service.resolve_incident(
-                info.context.backends, name=name, data=validate(IncidentResolve, input), user=user))
-        return await attempt(run())
+        user = info.context.require(Role.EDITOR)
+        return Incident.from_doc(await service.resolve_incident(
+            info.context.backends, name=name, data=validate(IncidentResolve, input), user=user))
