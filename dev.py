@@ -10,6 +10,7 @@ Everything else is `.venv/bin/ikl --help`.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -44,10 +45,15 @@ def main() -> int:
         args = [str(PY), "-m", "app.cli", "devserver", *sys.argv[2:]]
     else:
         args = [str(PY), "-m", "pytest", *sys.argv[2:]]
-    try:
-        return subprocess.call(args, cwd=ROOT, env=env)
-    except KeyboardInterrupt:
-        return 130
+    child = subprocess.Popen(args, cwd=ROOT, env=env)
+
+    def forward(signum, _frame):  # Ctrl-C or a TERM for us reaches the child, which cleans up
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return child.wait()
 
 
 if __name__ == "__main__":

@@ -168,6 +168,8 @@ def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", he
     stack = LocalStack(root=data_dir)
     started: list[str] = []
     procs: list[subprocess.Popen] = []
+    # Ctrl-C and TERM stop everything, even when started from a shell that ignores SIGINT (a `&` job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if "MONGODB_URL" not in os.environ:
@@ -220,6 +222,9 @@ def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", he
     except KeyboardInterrupt:
         console.print("\nstopping ...")
     finally:
+        # A second Ctrl-C (or the terminal's copy of a forwarded one) must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for p in procs:
             if p.poll() is None:
                 p.terminate()
