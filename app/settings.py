@@ -36,6 +36,25 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 10
     graphql_max_tokens: int = 2000
     graphql_max_aliases: int = 30
+    # Cost of a document: every selected field costs 1, times the page size of each list above it
+    # (see schema/limits.py). Also the cap on root fields per document (aliases or repeats).
+    graphql_max_cost: int = 5000
+    graphql_max_root_fields: int = 30
+    # Request bodies (REST and GraphQL) and JSON structure.
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    max_search_chars: int = 500
+
+    # Every request has a deadline; the drivers give up before it.
+    request_timeout_seconds: float = 15.0
+    mongodb_timeout_ms: int = 5000
+    search_timeout_seconds: float = 10.0
+    broker_timeout_seconds: float = 1.0
+    # Failed authentications per client address per minute before 429.
+    auth_failures_per_minute: int = 30
+
+    # Timelines stay far below MongoDB's 16 MB document limit.
+    max_events_per_incident: int = 5000
 
     log_level: str = "INFO"
 
