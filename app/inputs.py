@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
+from app.errors import ValidationFailed
+from app.jsonsafe import free_form
 from app.timefmt import as_utc
+
+# Search text (`?search=`, knowledge-base queries): long enough for any real query, short enough
+# that a regular expression or a search-engine query built from it stays cheap.
+MAX_SEARCH_CHARS = 500
 
 
 def unique_stripped(values: list[str]) -> list[str]:
@@ -24,3 +30,19 @@ def unique_stripped(values: list[str]) -> list[str]:
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 # A list of labels (tags, services, teams): trimmed and de-duplicated.
 StrList = Annotated[list[str], AfterValidator(unique_stripped)]
+# Free-form JSON a caller may store (see app/jsonsafe.py for the rules).
+JsonObject = Annotated[dict[str, Any], AfterValidator(free_form)]
+JsonList = Annotated[list[Any], AfterValidator(free_form)]
+
+
+def search_text(value: Any, *, field: str = "search") -> str:
+    """Search text as typed by a person: a string of at most MAX_SEARCH_CHARS with no control
+    characters (a NUL cannot reach a regular expression or the search engine)."""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"Invalid value for '{field}': expected a string", {"field": field})
+    if len(value) > MAX_SEARCH_CHARS:
+        raise ValidationFailed(f"'{field}' is longer than {MAX_SEARCH_CHARS} characters",
+                               {"field": field, "max_length": MAX_SEARCH_CHARS}, code="SEARCH_TOO_LONG")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValidationFailed(f"'{field}' contains control characters", {"field": field}, code="INVALID_SEARCH")
+    return value

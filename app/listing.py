@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pymongo.asynchronous.collection import AsyncCollection
 
 from app.errors import NotFound, ValidationFailed
+from app.inputs import search_text
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -165,9 +166,7 @@ def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size
         clauses.append({f.field: f.coerce(raw)})
     text = params.get("search")
     if text is not None:
-        if not isinstance(text, str):
-            raise ValidationFailed("Invalid value for 'search': expected a string", {"field": "search"})
-        if (sf := search_filter(spec.search_fields, text)) is not None:
+        if (sf := search_filter(spec.search_fields, search_text(text))) is not None:
             clauses.append(sf)
     sort = parse_ordering(spec, params.get("ordering"))
     page, size = parse_page(params.get("page"), params.get("page_size"), default_size=default_size, max_size=max_size)

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from app.backends import Backends, connect
 from app.db import ensure_indexes
+from app.http import graphiql
 from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
@@ -24,7 +25,7 @@ from app.logs import configure_logging
 from app.settings import Settings, get_settings
 from indexers import registry
 from indexers.base import ensure_index
-from schema.app import graphql_app
+from schema.app import graphql_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await sweeper
             await bk.close()
 
-    gql = graphql_app(ide=settings.development)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
-        Route("/graphql", gql, methods=["GET", "POST"]),
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        *graphiql.routes,
         *incidents_rest.routes,
         *articles_rest.routes,
     ]

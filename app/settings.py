@@ -38,12 +38,11 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 30
     # Cost of a document: every selected field costs 1, times the page size of each list above it
     # (see schema/limits.py). Also the cap on root fields per document (aliases or repeats).
-    graphql_max_cost: int = 5000
+    graphql_max_cost: int = 10000
     graphql_max_root_fields: int = 30
     # Request bodies (REST and GraphQL) and JSON structure.
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
-    max_search_chars: int = 500
 
     # Every request has a deadline; the drivers give up before it.
     request_timeout_seconds: float = 15.0
@@ -55,6 +54,7 @@ class Settings(BaseSettings):
 
     # Timelines stay far below MongoDB's 16 MB document limit.
     max_events_per_incident: int = 5000
+    max_timeline_bytes: int = 8_000_000
 
     log_level: str = "INFO"
 

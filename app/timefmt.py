@@ -12,8 +12,12 @@ def utcnow() -> datetime:
 
 
 def as_utc(dt: datetime) -> datetime:
-    """A naive datetime is taken as UTC; an aware one is converted; precision cut to milliseconds."""
-    dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    """A naive datetime is taken as UTC; an aware one is converted; precision cut to milliseconds.
+    A value its offset pushes out of years 1-9999 (`0001-01-01T00:00:00+01:00`) is a ValueError."""
+    try:
+        dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("datetime is out of range once converted to UTC") from None
     return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
 
 

@@ -1,18 +1,125 @@
-"""The Strawberry ASGI app mounted at /graphql."""
+"""The /graphql endpoint: the transport in front of the Strawberry schema.
+
+Order of work, cheapest first, each step refusing before the next costs anything:
+1. a user (the auth middleware; only the static GraphiQL page is served without one);
+2. the body, read up to `max_body_bytes`, JSON checked by app.jsonsafe, an object;
+3. the document, parsed with a token limit (cached by text);
+4. its limits — depth, aliases, cost, repeats, root fields — measured without expanding
+   fragments (schema/limits.py);
+5. the rate limit, one unit per root field of the operation by class (read, write, search);
+6. validation (cached) and execution by Strawberry.
+Request-level failures answer 4xx in the GraphQL error shape; a mutation over GET is a 405.
+"""
 
 from __future__ import annotations
 
-from strawberry.asgi import GraphQL
+import functools
+from typing import Any
 
+from graphql import DocumentNode, GraphQLError, OperationType, parse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.errors import ServiceError
+from app.http import graphiql, ratelimit
+from app.http.auth import is_ide_page
+from app.http.responses import JSON, graphql_error, read_json
+from app.jsonsafe import JSONRejected, loads
+from app.settings import Settings
 from schema.context import Context
-from schema.schema import schema
+from schema.limits import LimitExceeded, Limits, analyse, select_operation
+from schema.schema import SEARCH_FIELDS, schema
 
 
-class GraphQLApp(GraphQL):
-    async def get_context(self, request, response) -> Context:
-        return Context(request=request, response=response, backends=request.app.state.backends,
-                       user=request.scope.get("user"))
+class GraphQLRequestError(ServiceError):
+    pass
 
 
-def graphql_app(*, ide: bool) -> GraphQLApp:
-    return GraphQLApp(schema, graphql_ide="graphiql" if ide else None)
+@functools.lru_cache(maxsize=256)
+def _parse(query: str, max_tokens: int) -> DocumentNode | GraphQLError:
+    try:
+        return parse(query, max_tokens=max_tokens)
+    except GraphQLError as exc:
+        return exc
+
+
+async def _request_data(request: Request) -> dict[str, Any]:
+    if request.method == "GET":
+        params = request.query_params
+        data: dict[str, Any] = {"query": params.get("query"), "operationName": params.get("operationName")}
+        if raw := params.get("variables"):
+            try:
+                data["variables"] = loads(raw, max_depth=request.app.state.backends.settings.max_json_depth)
+            except JSONRejected as exc:
+                raise GraphQLRequestError(f"Invalid variables: {exc.message}", code=exc.code) from None
+        return data
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise GraphQLRequestError("The request body must be a JSON object with a 'query'", code="INVALID_BODY")
+    return data
+
+
+def _operation_input(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    query, variables, name = data.get("query"), data.get("variables"), data.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        raise GraphQLRequestError("No GraphQL query found in the request", code="MISSING_QUERY")
+    if variables is not None and not isinstance(variables, dict):
+        raise GraphQLRequestError("'variables' must be a JSON object", code="INVALID_VARIABLES")
+    if name is not None and not isinstance(name, str):
+        raise GraphQLRequestError("'operationName' must be a string", code="INVALID_OPERATION_NAME")
+    return query, variables, name
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(max_depth=settings.graphql_max_depth, max_aliases=settings.graphql_max_aliases,
+                  max_cost=settings.graphql_max_cost, max_root_fields=settings.graphql_max_root_fields)
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    bk = request.app.state.backends
+    settings = bk.settings
+    if is_ide_page(request.scope):
+        return await graphiql.page(request) if settings.development else \
+            graphql_error(404, "Not found", "NOT_FOUND")
+    user = request.scope.get("user")
+    if user is None:  # the middleware answers first; never execute without a user
+        return graphql_error(401, "Authentication credentials were not provided.", "NOT_AUTHENTICATED")
+    try:
+        query, variables, operation_name = _operation_input(await _request_data(request))
+    except ServiceError as exc:
+        return graphql_error(exc.status, exc.error, exc.code, exc.details)
+
+    document = _parse(query, settings.graphql_max_tokens)
+    if isinstance(document, GraphQLError):
+        return graphql_error(400, document.message, "GRAPHQL_PARSE_FAILED")
+    operation = select_operation(document, operation_name)
+    if operation is None:
+        message = f"Unknown operation named '{operation_name}'." if operation_name else \
+            "Must provide operation name if query contains multiple operations."
+        return graphql_error(400, message, "GRAPHQL_VALIDATION_FAILED")
+    if request.method == "GET" and operation.operation != OperationType.QUERY:
+        return graphql_error(405, "Only queries may be sent with GET; use POST", "METHOD_NOT_ALLOWED",
+                             headers={"Allow": "POST"})
+    try:
+        analysis = analyse(schema._schema, document, operation=operation, variables=variables,
+                           limits=limits_from(settings), search_fields=SEARCH_FIELDS)
+    except LimitExceeded as exc:
+        return graphql_error(400, exc.message, exc.code, exc.details)
+
+    verdicts = []
+    try:
+        for kind, amount in sorted(analysis.root_fields.items()):
+            if (verdict := await ratelimit.check(bk, user_id=user.id, kind=kind, amount=amount)) is not None:
+                verdicts.append(verdict)
+    except ratelimit.RateLimited as exc:
+        return graphql_error(429, exc.error, exc.code, exc.details, headers=ratelimit.limited_headers(exc))
+
+    context = Context(request=request, response=None, backends=bk, user=user, document=document)
+    result = await schema.execute(query, variable_values=variables, context_value=context,
+                                  operation_name=operation_name)
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [err.formatted for err in result.errors]
+    headers = ratelimit.headers(min(verdicts, key=lambda v: v.remaining)) if verdicts else None
+    return JSON(body, headers=headers)
+

@@ -20,6 +20,7 @@ class Context:
     response: Any
     backends: Backends
     user: User
+    document: Any = None  # the parsed document the endpoint measured (see schema.schema.PreParsed)
     loaders: dict[str, DataLoader] = field(default_factory=dict)
 
     def require(self, role: Role) -> User:

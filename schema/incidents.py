@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Union
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from app.incidents import service
@@ -53,6 +54,14 @@ class IncidentTimeline:
     events: list[TimelineEvent]
 
 
+def TimelineByIncidentIdLoader(ctx) -> DataLoader:
+    async def load(ids: list[str]) -> list[list[dict]]:
+        found = await service.timelines_by_ids(ctx.backends, ids=ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
 @strawberry.type
 class Incident:
     id: strawberry.ID
@@ -78,9 +87,11 @@ class Incident:
 
     @strawberry.field
     async def timeline(self, info: Info) -> list[TimelineEvent]:
-        doc = self._doc if "timeline" in self._doc else await service.get_incident(info.context.backends,
-                                                                                   incident_id=self.id)
-        return [TimelineEvent.from_doc(e) for e in service.sorted_events(doc)]
+        if "timeline" in self._doc:
+            events = service.sorted_events(self._doc)
+        else:
+            events = await info.context.loader("TimelineByIncidentId", TimelineByIncidentIdLoader).load(self.id)
+        return [TimelineEvent.from_doc(e) for e in events]
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "Incident":

@@ -3,20 +3,34 @@ for REST; health routes are open."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
+from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import NotAuthenticated, PermissionDenied
+from app.errors import NotAuthenticated, PermissionDenied, ServiceError, Unavailable, backend_unavailable
 from app.http import ratelimit
-from app.http.responses import JSON
+from app.http.responses import error_for
 from app.users import service as users
 from app.users.models import Role, User
 
 PROTECTED_PREFIXES = ("/api/", "/graphql")
 
 
+def is_ide_page(scope: Scope) -> bool:
+    """GET /graphql from a browser with no operation in it: the static GraphiQL page."""
+    if scope["method"] != "GET" or scope["path"] != "/graphql":
+        return False
+    params = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return not params.keys() & {"query", "mutation", "operationName", "variables", "extensions"} \
+        and b"text/html" in dict(scope["headers"]).get(b"accept", b"")
+
+
 class TokenAuthMiddleware:
-    """Puts the caller in scope["user"], or answers 401 before the route runs."""
+    """Puts the caller in scope["user"], or answers 401 before the route runs. Only the static
+    GraphiQL page (in development) is served without a user; every operation, by any method, needs one.
+    Failed attempts are limited per client address (429 before any lookup once past the limit)."""
 
     def __init__(self, app: ASGIApp, *, allow_ide: bool = False) -> None:
         self.app = app
@@ -26,41 +40,32 @@ class TokenAuthMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        if self.allow_ide and scope["method"] == "GET" and scope["path"].startswith("/graphql") \
-                and b"text/html" in headers.get(b"accept", b""):
-            await self.app(scope, receive, send)  # the GraphiQL page itself; its queries carry the token
+        if self.allow_ide and is_ide_page(scope):
+            await self.app(scope, receive, send)
             return
-        user = None
-        error = "Authentication credentials were not provided."
-        auth = headers.get(b"authorization", b"").decode("latin-1").strip()
-        if auth:
-            scheme, _, key = auth.partition(" ")
-            if scheme.lower() != "token" or not key.strip():
-                error = "Invalid token header. Use 'Authorization: Token <key>'."
-            else:
-                user = await users.authenticate(scope["app"].state.backends, key=key.strip())
-                error = "Invalid token."
+        bk = scope["app"].state.backends
+        try:
+            user, error = await self._authenticate(scope, bk)
+        except ServiceError as exc:
+            headers = ratelimit.limited_headers(exc) if isinstance(exc, ratelimit.RateLimited) else None
+            await error_for(scope["path"], exc, headers)(scope, receive, send)
+            return
         if user is None:
-            body = NotAuthenticated(error).to_dict()
-            await JSON(body, status_code=401, headers={"WWW-Authenticate": "Token"})(scope, receive, send)
+            await error_for(scope["path"], NotAuthenticated(error), {"WWW-Authenticate": "Token"})(scope, receive, send)
             return
         scope["user"] = user
-        if scope["path"].startswith("/graphql"):  # limited per operation by schema.ratelimit
+        if scope["path"].startswith("/graphql"):  # limited per root field by the GraphQL endpoint
             await self.app(scope, receive, send)
             return
         try:
-            verdict = await ratelimit.check(scope["app"].state.backends, user_id=user.id,
-                                            kind=ratelimit.classify(scope["method"], scope["path"]))
+            verdict = await ratelimit.check(bk, user_id=user.id, kind=ratelimit.classify(scope["method"], scope["path"]))
         except ratelimit.RateLimited as exc:
-            retry = str(exc.details["retry_after_seconds"])
-            await JSON(exc.to_dict(), status_code=429, headers={"Retry-After": retry})(scope, receive, send)
+            await error_for(scope["path"], exc, ratelimit.limited_headers(exc))(scope, receive, send)
             return
         if verdict is None:
             await self.app(scope, receive, send)
             return
-        extra = [(b"x-ratelimit-limit", str(verdict.limit).encode()),
-                 (b"x-ratelimit-remaining", str(verdict.remaining).encode())]
+        extra = [(k.lower().encode(), v.encode()) for k, v in ratelimit.headers(verdict).items()]
 
         async def send_with_limits(message):
             if message["type"] == "http.response.start":
@@ -68,6 +73,34 @@ class TokenAuthMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+    @staticmethod
+    async def _authenticate(scope: Scope, bk) -> tuple[User | None, str]:
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").strip()
+        if not auth:
+            return None, "Authentication credentials were not provided."
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "token" or not key.strip():
+            return None, "Invalid token header. Use 'Authorization: Token <key>'."
+        key = key.strip()
+        cached = users.cached_user(key=key)
+        if cached is not None:
+            return cached, ""
+        address = (scope.get("client") or ("unknown", 0))[0]
+        if (wait := ratelimit.auth_blocked(bk, address=address)) is not None:
+            raise ratelimit.RateLimited("Too many failed authentication attempts from this address",
+                                        {"kind": "auth", "retry_after_seconds": wait},
+                                        verdict=ratelimit.Verdict(limit=bk.settings.auth_failures_per_minute,
+                                                                  remaining=0, reset_in=wait))
+        try:
+            user = await users.authenticate(bk, key=key)
+        except PyMongoError as exc:
+            down = backend_unavailable(exc) or Unavailable("The database is unavailable; try again shortly",
+                                                           code="DATABASE_UNAVAILABLE")
+            raise down from None
+        if user is None:
+            await ratelimit.record_auth_failure(bk, address=address)
+        return user, "Invalid token."
 
 
 def current_user(request: Request) -> User:

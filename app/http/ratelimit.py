@@ -26,6 +26,10 @@ class RateLimited(ServiceError):
     status = 429
     code = "RATE_LIMITED"
 
+    def __init__(self, error: str, details: dict, *, verdict: "Verdict"):
+        super().__init__(error, details)
+        self.verdict = verdict
+
 
 @dataclass
 class Verdict:
@@ -46,22 +50,28 @@ _blocks: dict[str, list[int]] = {}
 _blocks_window = 0
 
 
-async def check(bk: Backends, *, user_id: str, kind: str) -> Verdict | None:
-    """Count one request of `kind` for the user; raises RateLimited past the limit."""
+def _window(now: int) -> int:
     global _blocks_window
-    limit = getattr(bk.settings, f"rate_limit_{kind}")
-    if limit <= 0:
-        return None
-    now = int(time.time())
     window = now - now % WINDOW_SECONDS
     if window != _blocks_window:
         _blocks.clear()
         _blocks_window = window
+    return window
+
+
+async def check(bk: Backends, *, user_id: str, kind: str, amount: int = 1) -> Verdict | None:
+    """Count `amount` requests of `kind` for the user (a GraphQL document counts one per root
+    field); raises RateLimited, carrying the verdict, when they would pass the limit."""
+    limit = getattr(bk.settings, f"rate_limit_{kind}")
+    if limit <= 0 or amount <= 0:
+        return None
+    now = int(time.time())
+    window = _window(now)
     key = f"ikl:rl:{kind}:{user_id}:{window}"
     reset_in = window + WINDOW_SECONDS - now
-    block = _blocks.get(key)
-    if block is None or block[0] <= 0:
-        size = max(1, limit // 100)
+    block = _blocks.setdefault(key, [0, 0])
+    if block[0] < amount:
+        size = max(limit // 100, amount - block[0])
         try:
             async with bk.redis.pipeline(transaction=False) as pipe:
                 pipe.incrby(key, size)
@@ -71,9 +81,56 @@ async def check(bk: Backends, *, user_id: str, kind: str) -> Verdict | None:
             log.warning("rate limiter unavailable; request allowed", extra={"error": str(exc)[:200]})
             return None
         granted = max(0, min(size, limit - (end - size)))
-        block = _blocks[key] = [granted, end - size + granted]
-        if granted == 0:
+        block[0] += granted
+        block[1] = end - size + granted
+        if block[0] < amount:  # what is left stays reserved here for smaller requests
+            verdict = Verdict(limit=limit, remaining=block[0], reset_in=reset_in)
             raise RateLimited(f"Rate limit exceeded: {limit} {kind} requests per hour",
-                              {"kind": kind, "limit": limit, "retry_after_seconds": reset_in})
-    block[0] -= 1
+                              {"kind": kind, "limit": limit, "requested": amount, "retry_after_seconds": reset_in},
+                              verdict=verdict)
+    block[0] -= amount
     return Verdict(limit=limit, remaining=max(limit - (block[1] - block[0]), 0), reset_in=reset_in)
+
+
+def headers(verdict: Verdict) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(verdict.limit), "X-RateLimit-Remaining": str(verdict.remaining),
+            "X-RateLimit-Reset": str(verdict.reset_in)}
+
+
+def limited_headers(exc: "RateLimited") -> dict[str, str]:
+    return {"Retry-After": str(exc.details["retry_after_seconds"]), **headers(exc.verdict)}
+
+
+AUTH_WINDOW_SECONDS = 60
+# address -> (window, failures seen in the shared counter); learnt on each failure this process sees
+_auth_failures: dict[str, tuple[int, int]] = {}
+
+
+def auth_blocked(bk: Backends, *, address: str) -> int | None:
+    """Seconds until this address may try again, when it has failed authentication too often; no I/O,
+    so a flood of bad tokens costs neither a database nor a Valkey round trip once blocked."""
+    limit = bk.settings.auth_failures_per_minute
+    now = int(time.time())
+    window = now - now % AUTH_WINDOW_SECONDS
+    seen = _auth_failures.get(address)
+    if limit <= 0 or seen is None or seen[0] != window or seen[1] < limit:
+        return None
+    return window + AUTH_WINDOW_SECONDS - now
+
+
+async def record_auth_failure(bk: Backends, *, address: str) -> None:
+    """Count a failed authentication for the address in a per-minute window shared by all processes."""
+    now = int(time.time())
+    window = now - now % AUTH_WINDOW_SECONDS
+    key = f"ikl:authfail:{address}:{window}"
+    count = _auth_failures.get(address, (window, 0))[1] + 1 if _auth_failures.get(address, (0, 0))[0] == window else 1
+    try:
+        async with bk.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, AUTH_WINDOW_SECONDS + 5)
+            count, _ = await pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - counted in this process only
+        log.warning("rate limiter unavailable; auth failure counted locally", extra={"error": str(exc)[:200]})
+    if len(_auth_failures) > 50_000:
+        _auth_failures.clear()
+    _auth_failures[address] = (window, int(count))

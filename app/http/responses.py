@@ -15,11 +15,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import ServiceError, ValidationFailed, backend_unavailable, pydantic_details
+from app.jsonsafe import JSONRejected, loads
 from app.timefmt import isoz
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-MAX_BODY_BYTES = 1_048_576
+JSON_TYPES = ("application/json", "application/graphql-response+json")
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class BodyTooLarge(ServiceError):
+    status = 413
+    code = "BODY_TOO_LARGE"
 
 
 def _default(value: Any) -> Any:
@@ -39,15 +50,62 @@ def error_response(status: int, error: str, details: Any = None, code: str = "ER
     return JSON({"error": error, "details": details, "code": code}, status_code=status)
 
 
+def graphql_error(status: int, message: str, code: str, details: Any = None,
+                  headers: dict[str, str] | None = None) -> JSON:
+    """A request-level failure at /graphql, in the GraphQL error shape."""
+    ext: dict[str, Any] = {"code": code}
+    if details is not None:
+        ext["details"] = details
+    return JSON({"errors": [{"message": message, "extensions": ext}]}, status_code=status, headers=headers)
+
+
+def error_for(path: str, exc: ServiceError, headers: dict[str, str] | None = None) -> JSON:
+    """The error format of the API the path belongs to: GraphQL's, or REST's {"error", "details", "code"}."""
+    if path.startswith("/graphql"):
+        return graphql_error(exc.status, exc.error, exc.code, exc.details, headers=headers)
+    return JSON(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+async def read_json(request: Request, *, default: Any = None) -> Any:
+    """The request's JSON body, checked by app.jsonsafe: a 413 past `max_body_bytes` (read no
+    further), a 415 for a body that is not JSON (`text/plain` and forms included: a missing
+    Content-Type is taken as JSON), a 400 for malformed or unsafe JSON."""
+    settings = request.app.state.backends.settings
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = settings.max_body_bytes
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge("Request body too large", {"max_bytes": limit})
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return default
+    if ctype and ctype not in JSON_TYPES:
+        raise UnsupportedMediaType(f"Unsupported media type {ctype!r}: send application/json",
+                                   {"allowed": ["application/json"]})
+    try:
+        return loads(raw, max_depth=settings.max_json_depth)
+    except JSONRejected as exc:
+        message = "Malformed JSON in request body" if exc.code == "MALFORMED_JSON" else "Invalid JSON in request body"
+        raise ValidationFailed(message, exc.message, code=exc.code) from None
+
+
+def int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high] (ASCII digits only: `²` is not a number)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise ValidationFailed(f"{name} must be an integer between {low} and {high}",
+                               {"field": name, "min": low, "max": high}, code="INVALID_PARAMETER")
+    return int(raw)
+
+
 async def read_body(request: Request, model: type[M]) -> M:
     """Parse and validate a JSON body: malformed JSON, unknown fields and wrong types are 400s."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ValidationFailed("Request body too large", {"max_bytes": MAX_BODY_BYTES}, code="BODY_TOO_LARGE")
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("Malformed JSON in request body", str(exc), code="MALFORMED_JSON") from None
+    data = await read_json(request, default={})
     if not isinstance(data, dict):
         raise ValidationFailed("Request body must be a JSON object", code="INVALID_BODY")
     try:

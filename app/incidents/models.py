@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.inputs import StrList, UtcDatetime
+from app.inputs import JsonObject, StrList, UtcDatetime
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -62,7 +62,7 @@ class TimelineEventIn(_Input):
     source: str = Field(min_length=1, max_length=100)
     message: str = Field(min_length=1, max_length=5000)
     severity: EventSeverity | None = None
-    details: dict[str, Any] | None = None
+    details: JsonObject | None = None
 
     @field_validator("severity", mode="before")
     @classmethod

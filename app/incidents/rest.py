@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from app.errors import ValidationFailed
 from app.http.auth import current_user, require_role
-from app.http.responses import JSON, read_body
+from app.http.responses import JSON, int_param, read_body
 from app.incidents import service
 from app.incidents.models import EventsAppend, IncidentCreate, IncidentResolve, IncidentUpdate
 from app.listing import drf_response
@@ -77,11 +77,9 @@ async def resolve(request: Request) -> JSON:
 
 async def similar(request: Request) -> JSON:
     bk = request.app.state.backends
-    raw = request.query_params.get("limit", "5")
-    if not raw.isdigit():
-        raise ValidationFailed("limit must be an integer", {"field": "limit"})
+    limit = int_param(request, "limit", default=5, low=1, high=50)
     doc = await service.get_incident(bk, name=request.path_params["name"])
-    hits = await service.similar_incidents(bk, incident_id=doc["_id"], limit=int(raw))
+    hits = await service.similar_incidents(bk, incident_id=doc["_id"], limit=limit)
     return JSON({"incident": doc["name"], "results": [{**incident_json(d), "score": s} for d, s in hits]})
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
+import bson
+
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -34,7 +36,7 @@ LIST_SPEC = ListSpec(
 TIMELINE_API_VERSION = "v1"
 TIMELINE_KIND = "IncidentTimeline"
 SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-LIST_PROJECTION = {"timeline": 0}
+LIST_PROJECTION = {"timeline": 0, "timeline_bytes": 0}
 
 
 def _event_doc(ev: TimelineEventIn) -> dict[str, Any]:
@@ -45,6 +47,10 @@ def _event_doc(ev: TimelineEventIn) -> dict[str, Any]:
     if ev.details is not None:
         doc["details"] = ev.details
     return doc
+
+
+def _event_bytes(events: list[dict[str, Any]]) -> int:
+    return sum(len(bson.encode(e)) for e in events)
 
 
 def sorted_events(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -82,6 +88,12 @@ async def incidents_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, dict]:
     return {d["_id"]: d for d in docs}
 
 
+async def timelines_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, list[dict]]:
+    """Timelines keyed by incident id, in time order: one query for the whole list."""
+    docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}}, {"timeline": 1}).to_list(None)
+    return {d["_id"]: sorted_events(d) for d in docs}
+
+
 async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> dict:
     """Create an incident; the name is generated as INC-YYYYMMDD-NNN when not given."""
     now = utcnow()
@@ -92,6 +104,7 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> 
         detected_at=data.detected_at or now, created_at=now, updated_at=now, created_by=user.id,
         timeline=[_event_doc(e) for e in data.timeline],
     )
+    doc["timeline_bytes"] = _event_bytes(doc["timeline"])
     if doc["status"] in RESOLVED_STATUSES and doc.get("resolved_at") is None:
         doc["resolved_at"] = now
     for _ in range(20):  # a generated name can collide with one given explicitly earlier
@@ -141,13 +154,30 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
 
 
 async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn]) -> dict:
-    """Append events atomically ($push): concurrent appends never lose one. Returns the incident."""
+    """Append events atomically ($push): concurrent appends never lose one. Returns the incident.
+
+    A timeline holds at most `max_events_per_incident` events and `max_timeline_bytes` of BSON (far
+    below MongoDB's 16 MB document limit); the check is part of the same atomic update, so
+    concurrent appends cannot overshoot it. Past it: 409 TIMELINE_FULL."""
     docs = [_event_doc(e) for e in events]
+    size = _event_bytes(docs)
+    max_events, max_bytes = bk.settings.max_events_per_incident, bk.settings.max_timeline_bytes
+    room = {"$expr": {"$and": [
+        {"$lte": [{"$size": {"$ifNull": ["$timeline", []]}}, max_events - len(docs)]},
+        {"$lte": [{"$ifNull": ["$timeline_bytes", 0]}, max_bytes - size]}]}}
     updated = await bk.mongo.incidents.find_one_and_update(
-        {"name": name}, {"$push": {"timeline": {"$each": docs}}, "$set": {"updated_at": utcnow()}},
+        {"name": name, **room},
+        {"$push": {"timeline": {"$each": docs}}, "$set": {"updated_at": utcnow()}, "$inc": {"timeline_bytes": size}},
         return_document=ReturnDocument.AFTER)
     if updated is None:
-        raise NotFound(f"Incident '{name}' not found", code="INCIDENT_NOT_FOUND")
+        current = await bk.mongo.incidents.find_one({"name": name}, {"n": {"$size": {"$ifNull": ["$timeline", []]}},
+                                                                      "timeline_bytes": 1})
+        if current is None:
+            raise NotFound(f"Incident '{name}' not found", code="INCIDENT_NOT_FOUND")
+        raise Conflict(f"The timeline of '{name}' is full: at most {max_events} events and {max_bytes} bytes",
+                       {"event_count": current["n"], "timeline_bytes": current.get("timeline_bytes", 0),
+                        "adding_events": len(docs), "adding_bytes": size, "max_events": max_events,
+                        "max_bytes": max_bytes}, code="TIMELINE_FULL")
     return updated
 
 

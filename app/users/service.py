@@ -62,13 +62,18 @@ _AUTH_CACHE: dict[str, tuple[User, float]] = {}
 _AUTH_CACHE_MAX = 10_000
 
 
+def cached_user(*, key: str) -> User | None:
+    """The user of a token validated in the last AUTH_CACHE_SECONDS, with no I/O."""
+    cached = _AUTH_CACHE.get(_hash(key))
+    return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
+
 async def authenticate(bk: Backends, *, key: str) -> User | None:
     """The active user owning this token, or None."""
     digest = _hash(key)
-    cached = _AUTH_CACHE.get(digest)
     now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        return cached[0]
+    if (user := cached_user(key=key)) is not None:
+        return user
     token = await bk.mongo.tokens.find_one({"key_hash": digest}, {"user_id": 1})
     if token is None:
         return None
