@@ -48,12 +48,16 @@ class Backends:
 
 
 def connect(settings: Settings) -> Backends:
-    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
-                                                 serverSelectionTimeoutMS=5000, uuidRepresentation="standard")
+    # A server that is down or stopped fails each call within mongodb_timeout_ms: no selection wait,
+    # connect or single reply outlasts it (a request's own deadline is longer; see observability).
+    ms = settings.mongodb_timeout_ms
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True, uuidRepresentation="standard",
+                                                 serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms)
     http_auth = None
     if settings.opensearch_password is not None:
         http_auth = ("admin", settings.opensearch_password.get_secret_value())
-    search = AsyncOpenSearch(hosts=[settings.opensearch_url], http_auth=http_auth, timeout=10,
-                             max_retries=1, retry_on_timeout=False)
-    kv = redis.from_url(settings.broker_url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    search = AsyncOpenSearch(hosts=[settings.opensearch_url], http_auth=http_auth,
+                             timeout=settings.search_timeout_seconds, max_retries=1, retry_on_timeout=False)
+    kv = redis.from_url(settings.broker_url, socket_connect_timeout=settings.broker_timeout_seconds,
+                        socket_timeout=settings.broker_timeout_seconds)
     return Backends(settings=settings, client=client, mongo=client[settings.mongodb_db], search=search, redis=kv)

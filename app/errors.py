@@ -47,6 +47,12 @@ class Conflict(ServiceError):
     code = "CONFLICT"
 
 
+class Internal(ServiceError):
+    """Only ever built by the error boundary, with the request id: never a message from the code."""
+    status = 500
+    code = "INTERNAL_ERROR"
+
+
 class Unavailable(ServiceError):
     status = 503
     code = "SERVICE_UNAVAILABLE"

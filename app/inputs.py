@@ -35,6 +35,22 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(free_form)]
 JsonList = Annotated[list[Any], AfterValidator(free_form)]
 
 
+def ascii_int(raw: Any) -> int | None:
+    """An integer written in ASCII digits (optional sign) within 64 bits, else None: `int()` alone
+    takes `" 7"`, `"1_000"` and Arabic-Indic digits, and integers MongoDB cannot store."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        value = raw
+    else:
+        text = str(raw)
+        digits = text[1:] if text[:1] in "+-" else text
+        if not digits or not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+            return None
+        value = int(text)
+    return value if -(2 ** 63) <= value < 2 ** 63 else None
+
+
 def search_text(value: Any, *, field: str = "search") -> str:
     """Search text as typed by a person: a string of at most MAX_SEARCH_CHARS with no control
     characters (a NUL cannot reach a regular expression or the search engine)."""

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pymongo.asynchronous.collection import AsyncCollection
 
 from app.errors import NotFound, ValidationFailed
-from app.inputs import search_text
+from app.inputs import ascii_int, search_text
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -56,11 +56,10 @@ class Filter:
             raise ValidationFailed(f"Invalid value for '{self.param}': expected true or false",
                                    {"field": self.param, "allowed": ["true", "false"]}, code="INVALID_FILTER")
         if self.kind is int:
-            try:
-                return int(raw)
-            except (TypeError, ValueError):
+            if (value := ascii_int(raw)) is None:
                 raise ValidationFailed(f"Invalid value for '{self.param}': expected an integer",
-                                       {"field": self.param}, code="INVALID_FILTER") from None
+                                       {"field": self.param}, code="INVALID_FILTER")
+            return value
         if self.kind == "uuid":
             try:
                 return str(uuid.UUID(str(raw)))
@@ -138,18 +137,12 @@ def parse_ordering(spec: ListSpec, raw: str | None) -> list[tuple[str, int]]:
 
 
 def parse_page(raw_page: Any, raw_size: Any, *, default_size: int, max_size: int) -> tuple[int, int]:
-    try:
-        page = int(raw_page) if raw_page not in (None, "") else 1
-    except (TypeError, ValueError):
-        page = 0
-    if page < 1:
+    page = ascii_int(raw_page) if raw_page not in (None, "") else 1
+    if page is None or page < 1:
         raise NotFound("Invalid page.", {"page": raw_page, "reason": "page must be a positive integer"},
                        code="INVALID_PAGE")
-    try:
-        size = int(raw_size) if raw_size not in (None, "") else default_size
-    except (TypeError, ValueError):
-        size = 0
-    if not 1 <= size <= max_size:
+    size = ascii_int(raw_size) if raw_size not in (None, "") else default_size
+    if size is None or not 1 <= size <= max_size:
         raise ValidationFailed(f"page_size must be an integer between 1 and {max_size}",
                                {"field": "page_size", "max": max_size}, code="INVALID_PAGE_SIZE")
     return page, size

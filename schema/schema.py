@@ -28,9 +28,15 @@ class PreParsed(SchemaExtension):
         yield
 
 
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Not logged here: ErrorCodes logs the unexpected ones with the request id; the rest (bad
+        input, not found, a backend outage already logged as such) are answers, not faults."""
+
+
 def build_schema() -> strawberry.Schema:
     """Parsing, limits and rate limits happen in the endpoint, before Strawberry sees the document."""
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ValidationCache, ErrorCodes])
+    return Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ValidationCache, ErrorCodes])
 
 
 schema = build_schema()

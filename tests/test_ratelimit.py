@@ -29,6 +29,8 @@ async def test_reads_past_the_limit_get_429(client, limited):
     assert statuses == [200, 200, 200, 429]
     assert r.json()["code"] == "RATE_LIMITED" and set(r.json()) == {"error", "details", "code"}
     assert 0 < int(r.headers["retry-after"]) <= 3600
+    assert r.headers["x-ratelimit-limit"] == "3" and r.headers["x-ratelimit-remaining"] == "0"
+    assert 0 < int(r.headers["x-ratelimit-reset"]) <= 3600
     # GraphQL queries share the read counter
     out = (await client.post("/graphql", headers=limited, json={"query": "{ incidents { totalCount } }"})).json()
     assert out["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
@@ -37,6 +39,7 @@ async def test_reads_past_the_limit_get_429(client, limited):
 async def test_writes_are_counted_apart_from_reads(client, limited):
     r = await client.get("/api/v1/incidents/", headers=limited)
     assert r.headers["x-ratelimit-limit"] == "3" and r.headers["x-ratelimit-remaining"] == "2"
+    assert 0 < int(r.headers["x-ratelimit-reset"]) <= 3600
     codes = [(await client.post("/api/v1/incidents/", headers=limited, json={"title": "rl"})).status_code
              for _ in range(3)]
     assert codes == [201, 201, 429]

@@ -3,6 +3,7 @@ ASGI middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -12,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.responses import error_response
+from app.errors import Internal, Unavailable
+from app.http.responses import error_for
 from app.logs import request_id_var
 
 log = logging.getLogger("app.access")
@@ -23,8 +25,12 @@ LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["m
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """Request id, metrics, access log, the error boundary, and a deadline for every request: past
+    `timeout` seconds the work is cancelled and the caller gets a 503 REQUEST_TIMEOUT."""
+
+    def __init__(self, app: ASGIApp, *, timeout: float | None = None) -> None:
         self.app = app
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,12 +52,20 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            async with asyncio.timeout(self.timeout):
+                await self.app(scope, receive, send_wrapper)
+        except TimeoutError:
+            log.warning("request deadline passed", extra={"path": scope["path"], "timeout": self.timeout})
+            if started:
+                raise
+            timeout = Unavailable(f"The request did not complete within {self.timeout} s; try again",
+                                  {"request_id": rid}, code="REQUEST_TIMEOUT")
+            await error_for(scope["path"], timeout)(scope, receive, send_wrapper)
         except Exception:  # the error boundary: masked for the client, logged in full with the request id
             log.exception("unhandled error", extra={"path": scope["path"]})
             if started:
                 raise
-            await error_response(500, "Internal server error", {"request_id": rid}, "INTERNAL_ERROR")(
+            await error_for(scope["path"], Internal("Internal server error", {"request_id": rid}))(
                 scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import ServiceError, ValidationFailed, backend_unavailable, pydantic_details
+from app.inputs import ascii_int
 from app.jsonsafe import JSONRejected, loads
 from app.timefmt import isoz
 
@@ -97,10 +98,11 @@ def int_param(request: Request, name: str, *, default: int, low: int, high: int)
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    value = ascii_int(raw)
+    if value is None or not low <= value <= high:
         raise ValidationFailed(f"{name} must be an integer between {low} and {high}",
                                {"field": name, "min": low, "max": high}, code="INVALID_PARAMETER")
-    return int(raw)
+    return value
 
 
 async def read_body(request: Request, model: type[M]) -> M:

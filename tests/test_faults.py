@@ -1,0 +1,75 @@
+"""A database that stops answering: every path gives a clean 503 within a bounded time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import unique
+
+
+@contextlib.asynccontextmanager
+async def app_with(**overrides):
+    from app.main import create_app
+    from app.settings import Settings
+
+    settings = Settings(environment="test", outbox_sweep_interval=0, mongodb_db="ikl_test", index_prefix="test",
+                        **overrides)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application, raise_app_exceptions=False), base_url="http://f") as c:
+        yield c
+
+
+@contextlib.contextmanager
+def stopped(proc):
+    """The process frozen (SIGSTOP), as a hung server or a long GC pause looks to its clients."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+async def fresh_token(bk):
+    """A valid token no process has cached yet: authenticating it needs MongoDB."""
+    from app.users.models import UserCreate
+    from app.users.service import create_user, issue_token
+
+    user = await create_user(bk, data=UserCreate(username=unique("fault")))
+    return {"Authorization": f"Token {await issue_token(bk, user=user)}"}
+
+
+async def test_a_frozen_database_gives_503_on_every_path(stack, fresh_token, viewer):
+    async with app_with(mongodb_timeout_ms=700) as c:
+        assert (await c.get("/api/v1/incidents/", headers=viewer)).status_code == 200  # the viewer's token is cached
+        with stopped(stack.procs["mongod"]):
+            started = time.monotonic()
+            r = await c.get("/api/v1/incidents/", headers=fresh_token)  # the token lookup in the middleware
+            assert time.monotonic() - started < 5  # a retried read and a reconnect, each within the timeout
+            assert r.status_code == 503 and r.json()["code"] == "DATABASE_UNAVAILABLE", r.text
+            r = await c.post("/graphql", headers=fresh_token, json={"query": "{ __typename }"})
+            assert r.status_code == 503 and r.json()["errors"][0]["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+            r = await c.get("/api/v1/incidents/", headers=viewer)  # a handler's query
+            assert r.status_code == 503 and r.json()["code"] == "DATABASE_UNAVAILABLE", r.text
+            r = await c.post("/graphql", headers=viewer, json={"query": "{ incidents { totalCount } }"})
+            assert r.status_code == 200 and r.json()["errors"][0]["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+            assert time.monotonic() - started < 20
+        assert (await c.get("/api/v1/incidents/", headers=fresh_token)).status_code == 200
+
+
+async def test_every_request_has_a_deadline(stack, fresh_token):
+    async with app_with(mongodb_timeout_ms=20_000, request_timeout_seconds=0.5) as c:
+        with stopped(stack.procs["mongod"]):
+            started = time.monotonic()
+            r = await c.get("/api/v1/incidents/", headers=fresh_token)
+            assert r.status_code == 503 and r.json()["code"] == "REQUEST_TIMEOUT", r.text
+            r = await c.post("/graphql", headers=fresh_token, json={"query": "{ __typename }"})
+            assert r.status_code == 503 and r.json()["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+            assert time.monotonic() - started < 5
