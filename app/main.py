@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware), Middleware(TokenAuthMiddleware, allow_ide=settings.development)],
+        middleware=[Middleware(RequestContextMiddleware, timeout=settings.request_timeout_seconds),
+                    Middleware(TokenAuthMiddleware, allow_ide=settings.development)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
