@@ -1,8 +1,9 @@
-"""Types shared by every domain: the paginated list."""
+"""Types shared by every domain: the paginated list and the DateTime scalar."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -11,8 +12,21 @@ from pydantic import ValidationError as PydanticValidationError
 
 from app.errors import ValidationFailed, pydantic_details
 from app.listing import Page
+from app.timefmt import isoz
 
 T = TypeVar("T")
+
+
+def _parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("DateTime must be an ISO 8601 string")
+    return datetime.fromisoformat(value)  # any offset; the input models convert to UTC
+
+
+# Every datetime in the schema: UTC with a `Z`, exactly as REST writes it (`2026-11-23T09:04:12.084Z`).
+UtcDateTime = strawberry.scalar(datetime, name="DateTime", serialize=isoz, parse_value=_parse_datetime,
+                                description="An ISO 8601 date and time. Output is always UTC with a `Z` "
+                                            "(`2026-11-23T09:04:12.084Z`); input may carry any offset.")
 
 
 @strawberry.type

@@ -162,7 +162,7 @@ class ResolveIncidentInput:
     resolution: str
     root_cause: str | None = None
     resolved_at: datetime | None = None
-    source: str = "graphql"
+    source: str | None = None
 
 
 IncidentResult = Annotated[Union[Incident, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
@@ -175,10 +175,11 @@ class IncidentQuery:
     async def incidents(self, info: Info, status: list[IncidentStatus] | None = None,
                         severity: list[IncidentSeverity] | None = None, namespace: str | None = None,
                         service_name: Annotated[str | None, strawberry.argument(name="service")] = None,
-                        category: str | None = None, search: str | None = None, ordering: str | None = None,
-                        page: int = 1, page_size: int = 20) -> Paginated[Incident]:
+                        category: str | None = None, assignee: str | None = None, search: str | None = None,
+                        ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Incident]:
         params = {"status": status, "severity": severity, "namespace": namespace, "service": service_name,
-                  "category": category, "search": search, "ordering": ordering, "page": page, "page_size": page_size}
+                  "category": category, "assignee": assignee, "search": search, "ordering": ordering, "page": page,
+                  "page_size": page_size}
         result = await service.list_incidents(info.context.backends, params={k: v for k, v in params.items() if v})
         return paginated(result, Incident.from_doc)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.tools import merge_types
 
+from schema.common import UtcDateTime
 from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.incidents import IncidentMutation, IncidentQuery
@@ -36,7 +39,8 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     """Parsing, limits and rate limits happen in the endpoint, before Strawberry sees the document."""
-    return Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ValidationCache, ErrorCodes])
+    return Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ValidationCache, ErrorCodes],
+                  scalar_overrides={datetime: UtcDateTime})
 
 
 schema = build_schema()

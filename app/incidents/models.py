@@ -134,5 +134,5 @@ class IncidentResolve(_Input):
     resolution: str = Field(min_length=1, max_length=20_000)
     root_cause: str | None = Field(None, max_length=20_000)
     resolved_at: UtcDatetime | None = None
-    source: str = Field("api", min_length=1, max_length=100)
+    source: str | None = Field(None, min_length=1, max_length=100)  # default: the service's own source
 

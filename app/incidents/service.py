@@ -33,6 +33,9 @@ LIST_SPEC = ListSpec(
     default_ordering=("-created_at",),
 )
 
+# The source of the events the service writes itself (status changes, resolutions), whichever API
+# made the change; who made it is in the event's details.actor.
+EVENT_SOURCE = "incident-service"
 TIMELINE_API_VERSION = "v1"
 TIMELINE_KIND = "IncidentTimeline"
 SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
@@ -138,7 +141,7 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
         elif changes["status"] not in RESOLVED_STATUSES:
             unset["resolved_at"] = ""
         events.append(_event_doc(TimelineEventIn(
-            type=EventType.STATUS_CHANGE, source=f"user:{user.username}", timestamp=now,
+            type=EventType.STATUS_CHANGE, source=EVENT_SOURCE, timestamp=now, details={"actor": user.username},
             message=f"Status changed from {current['status']} to {changes['status']}")))
     update: dict[str, Any] = {"$set": changes}
     if unset:
@@ -189,7 +192,8 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
                                "resolved_at": resolved_at, "updated_at": now}
     if data.root_cause is not None:
         changes["root_cause"] = data.root_cause
-    event = _event_doc(TimelineEventIn(type=EventType.RESOLUTION, source=data.source, timestamp=resolved_at,
+    event = _event_doc(TimelineEventIn(type=EventType.RESOLUTION, source=data.source or EVENT_SOURCE,
+                                       timestamp=resolved_at, details={"actor": user.username},
                                        message=f"Resolved by {user.username}: {data.resolution}"[:5000]))
     current = await get_incident(bk, name=name)
 

@@ -108,3 +108,46 @@ async def test_depth_and_alias_limits(client, viewer):
 async def test_graphql_needs_a_token(client):
     r = await client.post("/graphql", json={"query": "{ incidents { totalCount } }"})
     assert r.status_code == 401 and r.json()["errors"][0]["extensions"]["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_one_voice_with_rest(client, editor, viewer):
+    """Same timestamps (UTC with Z), same event source whichever API made the change, same filters."""
+    assignee = unique("owner")
+    names = []
+    for api in ("rest", "graphql"):
+        r = await client.post("/api/v1/incidents/", headers=editor, json={
+            "title": f"voice {api}", "assignee": assignee,
+            "timeline": [{"type": "Detection", "source": "probe", "message": "m",
+                          "timestamp": "2026-03-19T16:20:00.123+01:00"}]})
+        name = r.json()["name"]
+        names.append(name)
+        if api == "rest":
+            assert (await client.patch(f"/api/v1/incidents/{name}/", headers=editor,
+                                       json={"status": "INVESTIGATING"})).status_code == 200
+            assert (await client.post(f"/api/v1/incidents/{name}/resolve/", headers=editor,
+                                      json={"resolution": "fixed"})).status_code == 200
+        else:
+            await gql(client, editor, """mutation($n: String!) { updateIncident(name: $n, input: {status: INVESTIGATING})
+                { __typename } }""", n=name)
+            await gql(client, editor, """mutation($n: String!) { resolveIncident(name: $n, input: {resolution: "fixed"})
+                { __typename } }""", n=name)
+    sources = []
+    for name in names:
+        rest = (await client.get(f"/api/v1/incidents/{name}/", headers=viewer)).json()
+        out = await gql(client, viewer, """query($n: String!) { incident(name: $n) { createdAt detectedAt
+            timeline { timestamp source type details } } incidentTimeline(name: $n) { events { timestamp } } }""", n=name)
+        inc = out["data"]["incident"]
+        assert inc["createdAt"] == rest["created_at"] and inc["createdAt"].endswith("Z")
+        assert inc["timeline"][0]["timestamp"] == "2026-03-19T15:20:00.123Z"
+        assert out["data"]["incidentTimeline"]["events"][0]["timestamp"] == "2026-03-19T15:20:00.123Z"
+        sources.append([(e["type"], e["source"], (e["details"] or {}).get("actor")) for e in inc["timeline"][1:]])
+    assert sources[0] == sources[1]
+    assert {s for _, s, _ in sources[0]} == {"incident-service"}
+    actors = {a for _, _, a in sources[0]}
+    assert len(actors) == 1 and actors.pop().startswith("editor-")
+    out = await gql(client, viewer, "query($a: String!) { incidents(assignee: $a) { totalCount } }", a=assignee)
+    assert out["data"]["incidents"]["totalCount"] == 2
+    # a DateTime input with an offset is taken in UTC
+    out = await gql(client, editor, """mutation { createIncident(input: {title: "tz", detectedAt: "2026-01-01T01:00:00+01:00"})
+        { ... on Incident { detectedAt } } }""")
+    assert out["data"]["createIncident"]["detectedAt"] == "2026-01-01T00:00:00Z"
