@@ -7,7 +7,7 @@ Order of work, cheapest first, each step refusing before the next costs anything
 4. its limits — depth, aliases, cost, repeats, root fields — measured without expanding
    fragments (schema/limits.py);
 5. the rate limit, one unit per root field of the operation by class (read, write, search);
-6. validation (cached) and execution by Strawberry.
+6. validation (cached by text), then execution by Strawberry.
 Request-level failures answer 4xx in the GraphQL error shape; a mutation over GET is a 405.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, OperationType, parse
+from graphql import DocumentNode, GraphQLError, OperationType, parse, validate
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,12 +35,31 @@ class GraphQLRequestError(ServiceError):
     pass
 
 
-@functools.lru_cache(maxsize=256)
-def _parse(query: str, max_tokens: int) -> DocumentNode | GraphQLError:
+CACHED_QUERY_CHARS = 16_384  # longer texts are parsed each time, so the cache cannot hold megabytes
+
+
+def _parse_uncached(query: str, max_tokens: int) -> DocumentNode | GraphQLError:
     try:
         return parse(query, max_tokens=max_tokens)
     except GraphQLError as exc:
         return exc
+
+
+def _validate_uncached(query: str, document: DocumentNode) -> list[GraphQLError]:
+    return validate(schema._schema, document)
+
+
+_parse_cached = functools.lru_cache(maxsize=256)(_parse_uncached)
+_validate_cached = functools.lru_cache(maxsize=256)(_validate_uncached)
+
+
+def _parse(query: str, max_tokens: int) -> DocumentNode | GraphQLError:
+    return (_parse_cached if len(query) <= CACHED_QUERY_CHARS else _parse_uncached)(query, max_tokens)
+
+
+def _validate(query: str, document: DocumentNode) -> list[GraphQLError]:
+    """graphql-core's rules, cached by query text (the document of a cached text is the cached one)."""
+    return (_validate_cached if len(query) <= CACHED_QUERY_CHARS else _validate_uncached)(query, document)
 
 
 async def _request_data(request: Request) -> dict[str, Any]:
@@ -113,6 +132,10 @@ async def graphql_endpoint(request: Request) -> Response:
                 verdicts.append(verdict)
     except ratelimit.RateLimited as exc:
         return graphql_error(429, exc.error, exc.code, exc.details, headers=ratelimit.limited_headers(exc))
+
+    if errors := _validate(query, document):
+        return JSON({"errors": [{**err.formatted, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+                                for err in errors]}, status_code=400)
 
     context = Context(request=request, response=None, backends=bk, user=user, document=document)
     result = await schema.execute(query, variable_values=variables, context_value=context,

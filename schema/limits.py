@@ -9,8 +9,8 @@ Figures, over every operation and fragment of the document (validation visits th
 - depth: the deepest chain of fields (introspection fields not counted; see below);
 - aliases: aliased fields in the expanded document;
 - cost: every field costs 1, plus its sub-selection times the number of objects the field can
-  return — the `pageSize` / `limit` / `first` argument where the field has one (its default when
-  not given), `LIST_FACTOR` for another list, 1 for a single object. The list of a page
+  return — the `pageSize` / `limit` / `first` argument where the field has one, directly or in an
+  input object (its default when not given), `LIST_FACTOR` for another list, 1 for a single object. The list of a page
   (`results` under a field sized by `pageSize`) is already counted by that argument;
 - repeats: how often one response key occurs in one selection set (graphql-core compares those
   fields pairwise, so a thousand copies of one field cost it a second);
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLSchema,
-                     InlineFragmentNode, IntValueNode, OperationDefinitionNode, OperationType, SelectionSetNode,
+                     InlineFragmentNode, IntValueNode, ObjectValueNode, OperationDefinitionNode, OperationType, SelectionSetNode,
                      VariableNode, get_named_type, get_nullable_type, is_list_type)
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
@@ -169,19 +169,37 @@ class _Walker:
         return fields.get(name) if fields else None
 
     def _size(self, node: FieldNode, definition: Any) -> int | None:
-        arg_name = next((a for a in SIZE_ARGUMENTS if a in definition.args), None)
-        if arg_name is None:
-            return None
-        value: Any = None
-        for arg in node.arguments or ():
-            if arg.name.value == arg_name:
-                if isinstance(arg.value, IntValueNode):
-                    value = int(arg.value.value)
-                elif isinstance(arg.value, VariableNode):
-                    value = self.variables.get(arg.value.name.value)
-                break
-        else:
-            value = definition.args[arg_name].default_value
+        """How many objects the field returns at most, from its size argument — a direct one
+        (`pageSize: 50`) or a field of an input object (`input: {limit: 50}`); its default when not
+        given; None when the field has no size argument."""
+        given = {arg.name.value: arg.value for arg in node.arguments or ()}
+        for arg_name, arg in definition.args.items():
+            if arg_name in SIZE_ARGUMENTS:
+                return self._positive(given.get(arg_name), arg.default_value)
+            input_fields = getattr(get_named_type(arg.type), "fields", None)
+            if not isinstance(input_fields, dict):
+                continue
+            inner = next((n for n in SIZE_ARGUMENTS if n in input_fields), None)
+            if inner is None:
+                continue
+            default = input_fields[inner].default_value
+            value = given.get(arg_name)
+            if isinstance(value, VariableNode):
+                obj = self.variables.get(value.name.value)
+                return self._positive(obj.get(inner) if isinstance(obj, dict) else None, default)
+            if isinstance(value, ObjectValueNode):
+                node_value = next((f.value for f in value.fields if f.name.value == inner), None)
+                return self._positive(node_value, default)
+            return self._positive(None, default)
+        return None
+
+    def _positive(self, value: Any, default: Any) -> int:
+        if isinstance(value, IntValueNode):
+            value = int(value.value)
+        elif isinstance(value, VariableNode):
+            value = self.variables.get(value.name.value)
+        elif value is None:
+            value = default
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
     def root_fields(self, selection_set: SelectionSetNode, kind_of, memo: dict[str, Counter]) -> Counter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
 from schema.common import UtcDateTime
@@ -23,11 +23,15 @@ Mutation = merge_types("Mutation", tuple(MUTATIONS))
 
 
 class PreParsed(SchemaExtension):
-    """Hands Strawberry the document the endpoint (schema/app.py) parsed and measured against the
-    limits: no second parse, and nothing runs that was not measured."""
+    """Hands Strawberry the document the endpoint (schema/app.py) parsed, measured against the
+    limits and validated: no second parse or validation, and nothing runs that was not measured."""
 
     def on_parse(self):
         self.execution_context.graphql_document = self.execution_context.context.document
+        yield
+
+    def on_validate(self):
+        self.execution_context.pre_execution_errors = []
         yield
 
 
@@ -39,7 +43,7 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     """Parsing, limits and rate limits happen in the endpoint, before Strawberry sees the document."""
-    return Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ValidationCache, ErrorCodes],
+    return Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ErrorCodes],
                   scalar_overrides={datetime: UtcDateTime})
 
 

@@ -203,11 +203,11 @@ async def test_each_aliased_mutation_is_a_write(client, limited, bk):
 
 
 async def test_a_search_inside_a_fragment_is_a_search(client, limited):
-    doc = 'fragment S on Query { s1: searchKnowledgeBase(query: "db") { totalCount } ' \
-          's2: searchKnowledgeBase(query: "db") { totalCount } } { ...S ...S }'
+    doc = 'fragment S on Query { s1: searchKnowledgeBase(input: {query: "db"}) { totalCount } ' \
+          's2: searchKnowledgeBase(input: {query: "db"}) { totalCount } } { ...S ...S }'
     r = await client.post("/graphql", headers=limited, json={"query": doc})
     assert r.status_code == 429 and r.json()["errors"][0]["extensions"]["details"]["kind"] == "search"
-    r = await client.post("/graphql", headers=limited, json={"query": '{ searchKnowledgeBase(query: "db") { totalCount } }'})
+    r = await client.post("/graphql", headers=limited, json={"query": '{ searchKnowledgeBase(input: {query: "db"}) { totalCount } }'})
     assert r.status_code == 200, r.text  # the refused four did not spend the remaining searches
 
 
@@ -231,3 +231,21 @@ async def test_failed_authentication_is_limited_per_address(client, bk):
     finally:
         bk.settings.auth_failures_per_minute = saved
         ratelimit._auth_failures.clear()
+
+
+def test_sizes_inside_input_objects_are_measured():
+    from graphql import parse
+
+    from schema.limits import Limits, analyse, select_operation
+    from schema.schema import SEARCH_FIELDS, schema
+
+    def cost(q, variables=None):
+        doc = parse(q)
+        return analyse(schema._schema, doc, operation=select_operation(doc, None), variables=variables,
+                       limits=Limits(max_cost=10 ** 9), search_fields=SEARCH_FIELDS).figures.cost
+
+    hits = "{ searchKnowledgeBase(input: {query: \"x\", limit: %s}) { results { article { title } } } }"
+    assert cost(hits % 100) > 4 * cost(hits % 20)
+    assert cost("{ searchKnowledgeBase(input: {query: \"x\"}) { results { article { title } } } }") == cost(hits % 20)
+    by_var = "query($i: KnowledgeSearchInput!) { searchKnowledgeBase(input: $i) { results { article { title } } } }"
+    assert cost(by_var, {"i": {"query": "x", "limit": 100}}) == cost(hits % 100)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 
@@ -18,6 +19,7 @@ from app.http.responses import error_for
 from app.logs import request_id_var
 
 log = logging.getLogger("app.access")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]+")  # a caller's request id is echoed only when it is this plain
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
@@ -37,7 +39,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if 0 < len(incoming) <= 128 else uuid.uuid4().hex
+        rid = incoming if 0 < len(incoming) <= 128 and _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(rid)
         status = 500
         started = False

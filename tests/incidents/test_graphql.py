@@ -90,7 +90,7 @@ async def test_update_add_event_and_resolve(client, editor):
 async def test_query_errors_carry_codes(client, viewer):
     out = await gql(client, viewer, '{ incident(name: "INC-00000000-000") { id } }')
     assert out["errors"][0]["extensions"]["code"] == "INCIDENT_NOT_FOUND"
-    out = await gql(client, viewer, "{ nope }")
+    out = await gql(client, viewer, "{ nope }", expect_status=400)
     assert out["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
