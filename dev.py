@@ -47,12 +47,12 @@ def main() -> int:
         args = [str(PY), "-m", "pytest", *sys.argv[2:]]
     child = subprocess.Popen(args, cwd=ROOT, env=env)
 
-    def forward(signum, _frame):  # Ctrl-C or a TERM for us reaches the child, which cleans up
+    def forward(signum, _frame):  # Ctrl-C, TERM or HUP for us reaches the child, which cleans up
         if child.poll() is None:
             child.send_signal(signum)
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
     return child.wait()
 
 

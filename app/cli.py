@@ -26,18 +26,117 @@ console = Console()
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(coro_fn):
-    """Run an async command body with its own connections."""
+# server -> (what an operator calls it, the variable that names it, the settings field)
+SERVERS = {
+    "mongodb": ("MongoDB", "MONGODB_URL", "mongodb_url"),
+    "search": ("the search server", "OPENSEARCH_URL", "opensearch_url"),
+    "broker": ("the broker (Valkey)", "BROKER_URL", "broker_url"),
+}
+UNREACHABLE = 3  # exit code of a command that cannot reach a server it needs
+
+
+def _run(coro_fn, needs: tuple[str, ...] = ("mongodb",)):
+    """Run an async command body with its own connections, after checking that the servers it
+    `needs` answer. A server that cannot be reached, then or later, ends the command with one line
+    naming it and the URL tried (exit code 3), not a traceback."""
     from app.backends import connect
 
     async def main():
         bk = connect(get_settings())
         try:
+            for server in needs:
+                try:
+                    await _ping(bk, server)
+                except Exception as exc:
+                    from pymongo.errors import ConfigurationError
+
+                    if _unreachable_server(exc) is None and not isinstance(exc, ConfigurationError):
+                        raise _BadAnswer(server, exc) from exc  # it answered, but not as it should
+                    raise
             return await coro_fn(bk)
         finally:
             await bk.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except _BadAnswer as exc:
+        label, _, field = SERVERS[exc.server]
+        detail = " ".join(f"{type(exc.error).__name__}: {exc.error}".split())[:300]
+        _fail(f"error: {label} at {_shown_url(field)} did not answer as expected ({detail})", UNREACHABLE)
+    except Exception as exc:
+        from pymongo.errors import ConfigurationError
+
+        if isinstance(exc, ConfigurationError):  # a malformed URL, or a mongodb+srv name that does not resolve
+            _fail(f"error: cannot use MongoDB at {_shown_url('mongodb_url')} ({' '.join(str(exc).split())[:300]})",
+                  UNREACHABLE)
+        if (server := _unreachable_server(exc)) is None:
+            raise
+        _fail(_unreachable_message(server), UNREACHABLE)
+
+
+class _BadAnswer(Exception):
+    def __init__(self, server: str, error: Exception):
+        super().__init__(server)
+        self.server, self.error = server, error
+
+
+def _shown_url(field: str) -> str:
+    from app.discovery import redact
+
+    return redact(getattr(get_settings(), field))
+
+
+async def _ping(bk, server: str) -> None:
+    if server == "mongodb":
+        await bk.client.admin.command("ping")
+    elif server == "search":
+        await bk.search.info()
+    elif server == "broker":
+        await bk.redis.ping()
+
+
+def _unreachable_server(exc: BaseException | None) -> str | None:
+    """Which server an exception (or one it was raised from) says is out of reach, if any."""
+    try:
+        from dramatiq.errors import BrokerConnectionError
+    except ImportError:  # dramatiq < 2.2
+        from dramatiq.errors import ConnectionError as BrokerConnectionError
+    from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+    from pymongo.errors import ConnectionFailure
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionFailure):
+            return "mongodb"
+        if isinstance(exc, SearchConnectionError):
+            return "search"
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError, BrokerConnectionError)):
+            return "broker"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _unreachable_message(server: str) -> str:
+    from app import discovery
+
+    label, var, field = SERVERS[server]
+    url = getattr(get_settings(), field)
+    if name := discovery.env_var(var):
+        source = f"set by {name}"
+    elif (doc := discovery.read()) is not None and doc.get(field) == url:
+        source = f"from {discovery.stack_file()}, written by `python3 dev.py run` (pid {doc['pid']})"
+    else:
+        source = f"the default; is `python3 dev.py run` up, or {var} set?"
+    return f"error: cannot reach {label} at {_shown_url(field)} ({source})"
+
+
+def _fail(message: str, code: int = 1):
+    """One line on stderr, and the exit code (no traceback)."""
+    print(message, file=sys.stderr, flush=True)
+    raise typer.Exit(code)
 
 
 def _progress() -> Progress:
@@ -108,7 +207,7 @@ def reindex(index: str = typer.Argument("all", help="index name, or 'all'")) -> 
                 console.print(f"{name}: {stats['documents']} documents -> {stats['index']} "
                               f"(replaced {', '.join(stats['replaced']) or 'nothing'}; {stats['seconds']}s)")
 
-    _run(body)
+    _run(body, needs=("mongodb", "search"))
 
 
 @cli.command("drain_outbox")
@@ -125,7 +224,7 @@ def drain_outbox() -> None:
                 break
         return total, await outbox.pending(bk)
 
-    total, left = _run(body)
+    total, left = _run(body, needs=("mongodb", "search"))
     console.print(f"synced {total['synced']}, failed {total['failed']}; pending {left['pending']} "
                   f"({left['failing']} failing)")
     if left["failing"]:
@@ -162,32 +261,57 @@ async def _seed(bk, dataset: Optional[Path]) -> tuple[int, int]:
 def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", help="where the local stack keeps data"),
               seed: bool = True) -> None:
     """Start the local stack (unless MONGODB_URL/OPENSEARCH_URL/BROKER_URL point elsewhere), seed demo
-    data, run the API and a worker, print the GraphiQL URL and a token. Ctrl-C stops everything."""
-    from app.stack import LocalStack
+    data, run the API and a worker and keep them running (a child that exits is restarted with
+    back-off), publish the URLs in <data-dir>/stack.json, print them and a token. Ctrl-C stops everything."""
+    from app import discovery
+    from app.stack import LocalStack, Supervisor, port_taken
 
+    data_dir = data_dir.resolve()
+    stack_file = data_dir / discovery.FILE_NAME
+    if (running := discovery.read(stack_file)) is not None:
+        _fail(f"error: a local stack is already running from {data_dir} (devserver pid {running['pid']}, "
+              f"API {running.get('api_url')}); stop it first, or use another --data-dir")
+    if port_taken(port):
+        _fail(f"error: port {port} is taken; choose another with --port")
     stack = LocalStack(root=data_dir)
-    started: list[str] = []
-    procs: list[subprocess.Popen] = []
-    # Ctrl-C and TERM stop everything, even when started from a shell that ignores SIGINT (a `&` job).
+    api_url = f"http://127.0.0.1:{port}"
+    local: list[str] = []
+
+    def publish() -> None:
+        s = get_settings()
+        discovery.write(stack_file, urls={f: getattr(s, f) for f in discovery.SERVERS}, api_url=api_url,
+                        local=local, pids={"devserver": os.getpid(), **sup.pids()})
+
+    sup = Supervisor(log=_log_line)
+
+    def start_search():
+        proc = stack.start_search()
+        if "osmem" in sup.children:  # a restart: the new server is empty until the indices are rebuilt
+            _rebuild_search_indices()
+        return proc
+
+    # Ctrl-C, TERM and HUP (the terminal closed) stop everything, even when started from a shell that
+    # ignores SIGINT (a `&` job). The children run in their own sessions: only this process stops them.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
-        if "MONGODB_URL" not in os.environ:
-            console.print("starting MongoDB (replica set) ...")
-            stack.start_mongo()
-            os.environ["MONGODB_URL"] = stack.mongodb_url
-            started.append("mongodb")
-        if "BROKER_URL" not in os.environ:
-            console.print("starting Valkey ...")
-            stack.start_valkey()
-            os.environ["BROKER_URL"] = stack.broker_url
-            started.append("valkey")
-        if "OPENSEARCH_URL" not in os.environ:
-            console.print("starting the OpenSearch-compatible server (osmem) ...")
-            stack.start_search()
-            os.environ["OPENSEARCH_URL"] = stack.opensearch_url
-            started.append("osmem")
+        for name, var, label, start, url in (
+                ("mongod", "MONGODB_URL", "MongoDB (replica set)", stack.start_mongo, lambda: stack.mongodb_url),
+                ("valkey", "BROKER_URL", "Valkey", stack.start_valkey, lambda: stack.broker_url),
+                ("osmem", "OPENSEARCH_URL", "the OpenSearch-compatible server (osmem)", start_search,
+                 lambda: stack.opensearch_url)):
+            if discovery.env_var(var) is None:
+                console.print(f"starting {label} ...")
+                try:
+                    sup.add(name, start)
+                except RuntimeError as exc:  # it exited or never got ready
+                    _fail(f"error: {exc} (see {data_dir / 'logs' / (name + '.log')})")
+                os.environ[var] = url()
+                local.append(name)
         get_settings.cache_clear()
+        publish()
+        sup.on_start = publish  # pids change with every restart
 
         async def prepare(bk):
             from app.main import prepare as prepare_backends
@@ -200,40 +324,102 @@ def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", he
                                                                   clearance=Classification.RESTRICTED))
             return await service.issue_token(bk, user=admin)
 
-        token = _run(prepare)
+        token = _run(prepare, needs=("mongodb", "search", "broker"))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        procs += [
-            subprocess.Popen([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1", "--threads", "4"],
-                             cwd=ROOT, env=env),
-            subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-                              "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"],
-                             cwd=ROOT, env=env),
-        ]
-        time.sleep(1.0)
-        console.print(f"\n[bold]GraphiQL:[/bold] http://127.0.0.1:{port}/graphql")
-        console.print(f"[bold]REST:[/bold]     http://127.0.0.1:{port}/api/v1/incidents/  "
-                      f"http://127.0.0.1:{port}/api/knowledge/knowledge-articles/")
-        console.print(f"[bold]Token:[/bold]    {token}   (header  Authorization: Token {token})")
-        console.print(f"local stack: {', '.join(started) or 'none (external servers)'}; data in {data_dir}")
-        console.print("Ctrl-C stops everything.\n")
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        console.print("[red]a child process exited; stopping[/red]")
+        sup.add("worker", lambda: _child([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1",
+                                          "--threads", "4"], env))
+        sup.add("api", lambda: _child([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+                                       "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
+                                       "httptools", "--no-access-log"], env))
+        if not _wait_for_api(sup, api_url):
+            console.print(f"[yellow]the API did not answer {api_url}/healthz within 60 s; still trying[/yellow]")
+        _banner(api_url, token, local, data_dir, stack_file)
+        while True:
+            sup.poll()
+            time.sleep(0.25)
     except KeyboardInterrupt:
         console.print("\nstopping ...")
     finally:
         # A second Ctrl-C (or the terminal's copy of a forwarded one) must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        discovery.remove(stack_file)
+        sup.stop(["api", "worker"])
+        sup.stop()
         stack.stop()
+
+
+def _child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """The API or the worker: output to this terminal, in a session of its own (see Supervisor)."""
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _rebuild_search_indices() -> None:
+    """After the local search server came back empty: rebuild its indices from MongoDB now."""
+    from app.backends import connect
+    from app.main import prepare
+
+    async def rebuild():
+        bk = connect(get_settings())
+        try:
+            await prepare(bk)
+        finally:
+            await bk.close()
+
+    try:
+        asyncio.run(rebuild())
+        _log_line("search indices rebuilt from MongoDB")
+    except Exception as exc:  # noqa: BLE001 - index sync rebuilds them on the next write
+        _log_line(f"search indices not rebuilt ({' '.join(str(exc).split())[:200]})")
+
+
+def _wait_for_api(sup, api_url: str, timeout: float = 60.0) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sup.poll()
+        try:
+            with urllib.request.urlopen(f"{api_url}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _banner(api_url: str, token: str, local: list[str], data_dir: Path, stack_file: Path) -> None:
+    from app.discovery import redact
+    from app.discovery import stack_file as default_stack_file
+
+    s = get_settings()
+    where = {"mongod": f"local, data in {data_dir / 'mongo'}", "valkey": "local Valkey",
+             "osmem": "local osmem, in memory"}
+    given = {"mongod": "MONGODB_URL", "valkey": "BROKER_URL", "osmem": "OPENSEARCH_URL"}
+    where.update({name: f"set by {var}" for name, var in given.items() if name not in local})
+    lines = [
+        ("API", f"{api_url}   (health: {api_url}/healthz)"),
+        ("GraphiQL", f"{api_url}/graphql"),
+        ("REST", f"{api_url}/api/v1/incidents/  {api_url}/api/knowledge/knowledge-articles/"),
+        ("Token", f"{token}   (header  Authorization: Token {token})"),
+        ("MongoDB", f"{redact(s.mongodb_url)}   ({where['mongod']})"),
+        ("Search", f"{redact(s.opensearch_url)}   ({where['osmem']})"),
+        ("Broker", f"{redact(s.broker_url)}   ({where['valkey']})"),
+    ]
+    console.print()
+    for label, value in lines:
+        console.print(f"[bold]{label + ':':<10}[/bold]{value}", highlight=False, soft_wrap=True)
+    if stack_file == default_stack_file().resolve():
+        found = f"These URLs are in {stack_file}: `ikl <command>` in another terminal uses them."
+    else:
+        found = f"These URLs are in {stack_file}: `export IKL_STACK_FILE={stack_file}` for `ikl` to use them."
+    console.print(f"\n{found}\nA worker, API or local server that exits is restarted. Ctrl-C stops everything.\n",
+                  highlight=False, soft_wrap=True)
+
+
+def _log_line(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} devserver: {message}", flush=True)
 
 
 def _interrupt(*_) -> None:

@@ -78,4 +78,7 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    # A server the environment does not name is taken from the running `dev.py run`, if any (app/discovery.py).
+    from app.discovery import settings_overrides
+
+    return Settings(**settings_overrides())
