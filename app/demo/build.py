@@ -1,0 +1,198 @@
+"""The whole demo data set from dataset rows, as plain data: a pure function of the rows, so every
+fresh start seeds the same incidents and articles. What differs between two fresh starts is what the
+services draw themselves: ids, article slugs (which end in part of the id) and created/updated times.
+
+Decisions, all taken from the data:
+- incident status: the most recent dated incidents are in flight (OPEN, INVESTIGATING, MITIGATED in
+  turn, 1 in 12 of the rows, 3 to 15); a row citing the same postmortem as an earlier row is CLOSED as
+  its duplicate; the rest are RESOLVED;
+- article status: a summary is DRAFT while its incident is open or investigating, REVIEW once mitigated,
+  APPROVED (not yet published) for the few most recently resolved, DEPRECATED for a duplicate, else
+  PUBLISHED; guides are PUBLISHED;
+- views, ratings and bookmarks come from a random generator seeded with each article's key.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from app.articles.service import slugify
+from app.demo import docs, guides
+from app.demo.facts import Fact, read_all
+from app.demo.incidents import IN_FLIGHT, OWNERS, Runbook, incident, namespace_of
+from app.demo.spec import IMPORTER, USERS, Article, DemoData
+from app.users.models import CLASSIFICATION_ORDER, Classification, Role
+
+IN_FLIGHT_SHARE, IN_FLIGHT_MIN, IN_FLIGHT_MAX = 12, 3, 15
+CLEARANCE = {u.username: u.clearance for u in [IMPORTER, *USERS]}
+
+
+def plan_statuses(facts: list[Fact]) -> tuple[dict[str, str], set[str]]:
+    """Incident status by fact id, and the ids whose summaries are APPROVED (not yet published)."""
+    status = {f.id: "CLOSED" if f.duplicate_of else "RESOLVED" for f in facts}
+    recent = sorted((f for f in facts if not f.duplicate_of and f.date_known), key=lambda f: (f.day, f.id),
+                    reverse=True)
+    k = min(max(IN_FLIGHT_MIN, min(IN_FLIGHT_MAX, len(facts) // IN_FLIGHT_SHARE)), len(recent) // 2)
+    for i, f in enumerate(recent[:k]):
+        status[f.id] = IN_FLIGHT[i % len(IN_FLIGHT)]
+    approved = {f.id for f in recent[k:k + max(1, k // 3)]} if k else set()
+    return status, approved
+
+
+def incident_names(facts: list[Fact]) -> tuple[list[Fact], dict[str, str]]:
+    """Facts oldest first (the creation order), and `INC-YYYYMMDD-NNN` names numbered per day."""
+    order = [f for _, f in sorted(enumerate(facts), key=lambda x: (x[1].day, x[0]))]
+    names: dict[str, str] = {}
+    per_day: dict[str, int] = {}
+    for f in order:
+        day = f.day.strftime("%Y%m%d")
+        per_day[day] = per_day.get(day, 0) + 1
+        names[f.id] = f"INC-{day}-{per_day[day]:03d}"
+    return order, names
+
+
+class Keys:
+    """A stable key per article, from its title (`slugify`, made unique in creation order). The
+    service gives each article a slug of its own when it is created (the title plus part of its
+    random id); links between demo articles are written with keys and rewritten to those slugs
+    when seeding (`seed.relink`)."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        self.by_title: dict[str, str] = {}
+
+    def add(self, title: str) -> str:
+        base = slugify(title)
+        key, n = base, 1
+        while key in self.taken:
+            n += 1
+            key = f"{base}-{n}"
+        self.taken.add(key)
+        self.by_title.setdefault(title, key)
+        return key
+
+
+def build(rows: list[dict[str, Any]]) -> DemoData:
+    """Users, incidents and articles for these dataset rows. Articles come in creation order:
+    postmortem summaries (each before any summary that links to it), catalogues, best practices,
+    runbooks, troubleshooting guides and FAQs (which link to the runbooks), product guides."""
+    facts = read_all(rows)
+    status, approved = plan_statuses(facts)
+    order, names = incident_names(facts)
+    groups = guides.groups(facts, status)
+    categories = sorted({f.category for f in facts})
+    best = guides.best_practices(facts, status, names)
+
+    keys = Keys()
+    summary_order = [f for f in order if not f.duplicate_of] + [f for f in order if f.duplicate_of]
+    summaries = [(f, guides.summary(f, name=names[f.id], status=status[f.id], superseded_by=None))
+                 for f in summary_order]
+    summary_key = {f.id: keys.add(s["title"]) for f, s in summaries}
+    for t in ([f"{c} incident catalogue" for c in categories] + [b["title"] for b in best]
+              + [g.name("runbook") for g in groups] + [g.name("troubleshooting guide") for g in groups]
+              + [f"{c} incidents: frequently asked questions" for c in categories]):
+        keys.add(t)
+    runbook_key = {id(g): keys.by_title[g.name("runbook")] for g in groups}
+
+    articles: list[Article] = []
+    for f, s in summaries:
+        canonical = next((x for x in summaries if x[0].id == f.duplicate_of), None)
+        if canonical:
+            s = guides.summary(f, name=names[f.id], status=status[f.id],
+                               superseded_by=(canonical[1]["title"], summary_key[canonical[0].id]))
+        elif f.id in approved:
+            s["status"] = "APPROVED"
+        articles.append(Article(fields=s, key=summary_key[f.id], related=[names[f.id]]))
+    for c in categories:
+        articles.append(_article(guides.catalogue(c, facts, status, names), keys,
+                                 related=[names[f.id] for f in facts if f.category == c]))
+    for b in best:
+        articles.append(_article(b, keys, maintainer="demo-sre"))
+    featured = {max((g for g in groups if g.category == c), key=lambda g: (len(g.facts), g.name("runbook")))
+                .name("runbook") for c in {g.category for g in groups}}
+    for g in groups:
+        author = "demo-security" if g.category == "Security" else "demo-sre"
+        fields = guides.runbook(g, names) | {"is_featured": g.name("runbook") in featured}
+        articles.append(_article(fields, keys, author=author, maintainer=author,
+                                 related=[names[f.id] for f in g.facts]))
+    for g in groups:
+        author = "demo-security" if g.category == "Security" else "demo-sre"
+        articles.append(_article(guides.troubleshooting(g, names, runbook_key[id(g)]), keys, author=author,
+                                 maintainer=author, related=[names[f.id] for f in g.facts]))
+    for c in categories:
+        mine = [(g.name("runbook"), runbook_key[id(g)]) for g in groups if g.category == c]
+        articles.append(_article(guides.faq(c, facts, status, names, mine), keys))
+    n_docs = len(docs.product_docs({"incidents": 0, "articles": 0}))
+    for d in docs.product_docs({"incidents": len(facts), "articles": len(articles) + n_docs}):
+        articles.append(_article(d, keys))
+    for a in articles:
+        _engagement(a)
+
+    runbook_for = _runbooks(groups)
+    incidents = []
+    for f in order:
+        rb = runbook_for.get((f.category, f.topic)) or runbook_for.get((f.category, None))
+        incidents.append(incident(f, name=names[f.id], status=status[f.id], runbook=rb,
+                                  duplicate_of=names.get(f.duplicate_of or "")))
+    return DemoData(users=list(USERS), incidents=incidents, articles=articles)
+
+
+def _article(fields: dict[str, Any], keys: Keys, *, author: str = IMPORTER.username, maintainer: str | None = None,
+             related: list[str] | None = None) -> Article:
+    key = keys.by_title.get(fields["title"]) or keys.add(fields["title"])
+    return Article(fields=fields, key=key, author=author, maintainer=maintainer, related=(related or [])[:200])
+
+
+def _runbooks(groups: list[guides.Group]) -> dict[tuple[str, str | None], Runbook]:
+    """(category, topic) -> the runbook that covers it; (category, None) -> the category's largest."""
+    out: dict[tuple[str, str | None], Runbook] = {}
+    for g in sorted(groups, key=lambda g: -len(g.facts)):
+        rb = Runbook(g.name("runbook"))
+        out.setdefault((g.category, None), rb)
+        if g.topic:
+            out.setdefault((g.category, g.topic), rb)
+        for f in g.facts:
+            out.setdefault((g.category, f.topic), rb)
+    return out
+
+
+def can_see(username: str, a: Article) -> bool:
+    """The service's visibility rule for the demo users."""
+    user = next((u for u in [IMPORTER, *USERS] if u.username == username), None)
+    if user is None:
+        return False
+    cls = Classification(a.fields.get("data_classification", "INTERNAL"))
+    if CLASSIFICATION_ORDER.index(cls) > CLASSIFICATION_ORDER.index(user.clearance):
+        return False
+    return a.fields.get("status") == "PUBLISHED" or user.role != Role.VIEWER or a.author == username
+
+
+_VIEWS = {"POSTMORTEM_SUMMARY": (5, 40), "RUNBOOK": (60, 120), "TROUBLESHOOTING": (40, 80),
+          "BEST_PRACTICE": (30, 60), "FAQ": (15, 40), "REFERENCE": (15, 40), "HOW_TO": (150, 150)}
+_RATE = {"RUNBOOK": 0.8, "TROUBLESHOOTING": 0.7, "POSTMORTEM_SUMMARY": 0.2}
+_STARS = {"RUNBOOK": [3, 4, 4, 5, 5], "TROUBLESHOOTING": [3, 4, 4, 5], "POSTMORTEM_SUMMARY": [2, 3, 4, 4, 5]}
+
+
+def _engagement(a: Article) -> None:
+    """Views for what has been published, ratings for published articles, bookmarks of featured
+    articles and of the runbooks of each person's area; seeded with the key, so always the same."""
+    rng = random.Random(f"ikl-demo:{a.key}")
+    kind, state = a.fields["article_type"], a.fields.get("status")
+    if state not in ("PUBLISHED", "DEPRECATED"):
+        return
+    base, spread = _VIEWS.get(kind, (20, 40))
+    sources = max(1, len(a.related))
+    a.views = (base + min(sources, 20) * (5 if kind in ("RUNBOOK", "TROUBLESHOOTING") else 1)
+               + rng.randint(0, spread)) * (2 if a.fields.get("is_featured") else 1)
+    if state != "PUBLISHED":
+        return
+    featured = bool(a.fields.get("is_featured"))
+    for u in USERS:
+        if not can_see(u.username, a):
+            continue
+        if featured or rng.random() < _RATE.get(kind, 0.5):
+            a.ratings[u.username] = rng.choice([4, 5, 5] if featured else _STARS.get(kind, [3, 4, 5]))
+        owner = OWNERS.get(namespace_of(a.fields["category"]), ("", ""))[0]
+        if featured or (kind == "RUNBOOK" and owner == u.username):
+            a.bookmarks.append(u.username)

@@ -1,0 +1,105 @@
+"""Writing the demo data through the services, each collection only when it is empty."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable, Iterable
+
+from pymongo import UpdateOne
+
+from app.articles import service as articles
+from app.articles.models import ArticleCreate, RateInput
+from app.backends import Backends
+from app.demo.build import build
+from app.demo.guides import ARTICLES
+from app.demo.spec import IMPORTER, USERS
+from app.errors import NotFound, PermissionDenied
+from app.incidents import service as incidents
+from app.users import service as users
+from app.users.models import User, UserCreate
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int], None] | None
+
+
+async def ensure_users(bk: Backends, people: Iterable[UserCreate] = USERS) -> dict[str, User]:
+    """The demo users by username, created when missing (existing ones are left as they are)."""
+    return {p.username: await users.ensure_user(bk, data=p) for p in people}
+
+
+LINK = re.compile(r"\]\(" + re.escape(ARTICLES) + r"/([a-z0-9-]+)/\)")  # a markdown link to an article
+
+
+def relink(content: str, slugs: dict[str, str]) -> str:
+    """Links to other demo articles, from their keys to the slugs they were given (every target is
+    created before the articles that link to it)."""
+    return LINK.sub(lambda m: f"]({ARTICLES}/{slugs.get(m[1], m[1])}/)", content)
+
+
+def _scaled(progress: Progress, total: int, units: int) -> Callable[[int], None]:
+    """Progress in `units` (the caller's bar counts dataset rows) for `total` steps."""
+    def report(done: int) -> None:
+        if progress:
+            progress(min(units, round(done * units / max(total, 1))))
+    return report
+
+
+async def seed_incidents(bk: Backends, *, user: User, rows: Iterable[dict[str, Any]],
+                         progress: Progress = None) -> int:
+    """Create the demo incidents unless any incident exists; returns how many were created."""
+    if await bk.mongo.incidents.estimated_document_count() > 0:
+        return 0
+    rows = list(rows)
+    data = build(rows)
+    report = _scaled(progress, len(data.incidents), len(rows))
+    for n, inc in enumerate(data.incidents, 1):
+        await incidents.create_incident(bk, data=inc, user=user)
+        report(n)
+    return len(data.incidents)
+
+
+async def seed_articles(bk: Backends, *, user: User, rows: Iterable[dict[str, Any]],
+                        progress: Progress = None) -> int:
+    """Create the demo users (when missing) and articles unless any article exists, then their
+    views, ratings and bookmarks; returns how many articles were created. `user` writes what the
+    importer writes; runbooks and guides are written by the demo editors."""
+    if await bk.mongo.articles.estimated_document_count() > 0:
+        return 0
+    rows = list(rows)
+    data = build(rows)
+    people = await ensure_users(bk, data.users)
+    people[IMPORTER.username] = people[user.username] = user
+    names = sorted({n for a in data.articles for n in a.related})
+    ids = {d["name"]: d["_id"] async for d in bk.mongo.incidents.find({"name": {"$in": names}}, {"name": 1})}
+    report = _scaled(progress, len(data.articles), len(rows))
+    slugs: dict[str, str] = {}   # key -> the slug the service gave the article
+    for n, a in enumerate(data.articles, 1):
+        maintainer = people[a.maintainer].id if a.maintainer else None
+        fields = {**a.fields, "content": relink(a.fields["content"], slugs), "maintainer": maintainer,
+                  "related_incidents": [ids[x] for x in a.related if x in ids]}
+        doc = await articles.create_article(bk, data=ArticleCreate.model_validate(fields), user=people[a.author])
+        slugs[a.key] = doc["slug"]
+        report(n)
+    # Views are an imported baseline (the counter is not in the search index); usage events start empty.
+    views = [UpdateOne({"slug": slugs[a.key]}, {"$set": {"view_count": a.views}}) for a in data.articles if a.views]
+    if views:
+        await bk.mongo.articles.bulk_write(views, ordered=False)
+    for a in data.articles:
+        slug = slugs[a.key]
+        try:
+            for username, stars in a.ratings.items():
+                await articles.rate_article(bk, slug=slug, user=people[username], data=RateInput(rating=stars))
+            for username in a.bookmarks:
+                await articles.set_bookmark(bk, slug=slug, user=people[username], on=True)
+        except (NotFound, PermissionDenied) as exc:  # the visibility rules changed under the demo
+            log.warning("demo engagement skipped", extra={"slug": slug, "error": str(exc)})
+    return len(data.articles)
+
+
+async def seed(bk: Backends, *, user: User, rows: Iterable[dict[str, Any]],
+               progress: Progress = None) -> tuple[int, int]:
+    """Incidents, then users and articles: (incidents created, articles created)."""
+    rows = list(rows)
+    return (await seed_incidents(bk, user=user, rows=rows, progress=progress),
+            await seed_articles(bk, user=user, rows=rows, progress=progress))

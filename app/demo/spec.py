@@ -1,0 +1,56 @@
+"""What the demo seeds, as plain data (built without touching a database)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.articles.models import ArticleCreate
+from app.incidents.models import IncidentCreate
+from app.users.models import Classification, Role, UserCreate
+
+# The user the command line seeds with (app/cli.py creates it too, with the same values).
+IMPORTER = UserCreate(username="demo-importer", team="sre", role=Role.ADMIN, clearance=Classification.RESTRICTED)
+# People to try the product as: one per role and clearance (`ikl create_token demo-oncall` prints a token).
+USERS = [
+    UserCreate(username="demo-sre", team="platform", role=Role.EDITOR, clearance=Classification.CONFIDENTIAL),
+    UserCreate(username="demo-security", team="security", role=Role.EDITOR, clearance=Classification.RESTRICTED),
+    UserCreate(username="demo-oncall", team="application-teams", role=Role.VIEWER,
+               clearance=Classification.INTERNAL),
+    UserCreate(username="demo-support", team="support", role=Role.VIEWER, clearance=Classification.PUBLIC),
+]
+
+
+@dataclass
+class Article:
+    """One article to create: its fields, who writes it, and how it has been used."""
+
+    fields: dict[str, Any]            # ArticleCreate fields; `maintainer` is set from `maintainer` below
+    key: str                          # stable, from the title; links in `content` use keys (see build.Keys)
+    author: str = IMPORTER.username   # username
+    maintainer: str | None = None     # username
+    related: list[str] = field(default_factory=list)   # incident names
+    views: int = 0
+    ratings: dict[str, int] = field(default_factory=dict)   # username -> 1..5
+    bookmarks: list[str] = field(default_factory=list)      # usernames
+
+    def create(self) -> ArticleCreate:
+        """The input model (maintainer and related incidents are ids, filled in when seeding)."""
+        return ArticleCreate.model_validate(self.fields)
+
+    @property
+    def title(self) -> str:
+        return self.fields["title"]
+
+
+@dataclass
+class DemoData:
+    users: list[UserCreate]
+    incidents: list[IncidentCreate]   # in creation order (oldest first)
+    articles: list[Article]           # in creation order
+
+    def dump(self) -> dict[str, Any]:
+        """Everything as JSON-ready data (for comparing two builds)."""
+        return {"users": [u.model_dump(mode="json") for u in self.users],
+                "incidents": [i.model_dump(mode="json") for i in self.incidents],
+                "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")} for a in self.articles]}
