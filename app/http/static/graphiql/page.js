@@ -1,0 +1,180 @@
+/* The service's own GraphiQL page: GraphiQL with a token bar. The token is kept in this browser's
+   localStorage and sent as "Authorization: Token <key>" with every operation, introspection included;
+   an Authorization header typed in GraphiQL's header editor takes precedence. Nothing is loaded from
+   another host. */
+(function () {
+  "use strict";
+
+  var STORAGE_KEY = "ikl.graphiql.token";
+  var ENDPOINT = window.location.origin + window.location.pathname;
+  var DEFAULT_QUERY = [
+    "# Paste an API token in the bar above (`ikl create_token <username>` prints one),",
+    "# then run the query with Ctrl-Enter or the play button.",
+    "{",
+    "  incidents(pageSize: 5) {",
+    "    totalCount",
+    "    results {",
+    "      name",
+    "      title",
+    "      severity",
+    "      status",
+    "    }",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+  var root = document.getElementById("graphiql");
+
+  if (typeof React === "undefined" || typeof ReactDOM === "undefined" || typeof GraphiQL === "undefined") {
+    root.textContent = "GraphiQL's scripts did not load: reload the page.";
+    return;
+  }
+  var h = React.createElement;
+
+  function readToken() {
+    try {
+      return window.localStorage.getItem(STORAGE_KEY) || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function writeToken(token) {
+    try {
+      if (token) window.localStorage.setItem(STORAGE_KEY, token);
+      else window.localStorage.removeItem(STORAGE_KEY);
+    } catch (e) {
+      /* storage disabled: the token lasts as long as the page */
+    }
+  }
+
+  /* "Token abc", "abc" and surrounding blanks all mean the key "abc". */
+  function normalise(raw) {
+    return String(raw || "").trim().replace(/^token\s+/i, "").trim();
+  }
+
+  function makeFetcher(token, onStatus) {
+    return function fetcher(params, opts) {
+      var headers = { "Content-Type": "application/json", Accept: "application/json" };
+      if (token) headers.Authorization = "Token " + token;
+      var typed = (opts && opts.headers) || {};
+      var usesSavedToken = Boolean(token);
+      Object.keys(typed).forEach(function (name) {
+        Object.keys(headers).forEach(function (existing) {
+          if (existing.toLowerCase() === name.toLowerCase()) delete headers[existing];
+        });
+        if (name.toLowerCase() === "authorization") usesSavedToken = false;
+        headers[name] = String(typed[name]);
+      });
+      return window
+        .fetch(ENDPOINT, { method: "POST", headers: headers, body: JSON.stringify(params), credentials: "omit" })
+        .then(function (response) {
+          if (usesSavedToken) onStatus(response.status === 401 ? "rejected" : "ok");
+          return response.text().then(function (text) {
+            var body;
+            try {
+              body = JSON.parse(text);
+            } catch (e) {
+              return { errors: [{ message: "HTTP " + response.status + ": " + text.slice(0, 500) }] };
+            }
+            if (response.status === 401) {
+              var hint = " Paste a valid API token in the bar above.";
+              if (body && Array.isArray(body.errors) && body.errors.length) {
+                body.errors[0].message = "HTTP 401: " + body.errors[0].message + hint;
+                return body;
+              }
+              /* an error body in the REST shape ({"error", "details", "code"}) */
+              var error = (body && body.error) || text;
+              return { errors: [{ message: "HTTP 401: " + error + hint, extensions: { code: body && body.code } }] };
+            }
+            return body;
+          });
+        });
+    };
+  }
+
+  function TokenBar(props) {
+    var draftState = React.useState("");
+    var draft = draftState[0];
+    var setDraft = draftState[1];
+    var status;
+    if (!props.token) status = "No token: operations answer 401.";
+    else if (props.status === "rejected") status = "The token was rejected (401): paste another.";
+    else status = "Token \u2026" + props.token.slice(-4) + " in use (kept in this browser).";
+
+    return h(
+      "form",
+      {
+        className: "ikl-token-bar",
+        onSubmit: function (event) {
+          event.preventDefault();
+          var token = normalise(draft);
+          if (token) props.onSave(token);
+          setDraft("");
+        },
+      },
+      h("label", { htmlFor: "ikl-token" }, "API token"),
+      h("input", {
+        id: "ikl-token",
+        name: "token",
+        type: "password",
+        autoComplete: "off",
+        spellCheck: false,
+        placeholder: props.token ? "paste another token to replace it" : "paste the key printed by ikl create_token",
+        value: draft,
+        onChange: function (event) {
+          setDraft(event.target.value);
+        },
+      }),
+      h("button", { type: "submit", id: "ikl-token-save" }, "Use token"),
+      props.token
+        ? h("button", { type: "button", id: "ikl-token-forget", onClick: function () { props.onSave(""); } }, "Forget")
+        : null,
+      h(
+        "span",
+        { className: "ikl-token-status", role: "status", "data-state": props.token ? props.status || "set" : "none" },
+        status
+      )
+    );
+  }
+
+  function App() {
+    var tokenState = React.useState(readToken);
+    var token = tokenState[0];
+    var setToken = tokenState[1];
+    var statusState = React.useState(null);
+    var status = statusState[0];
+    var setStatus = statusState[1];
+    /* A new fetcher when the token changes: GraphiQL then fetches the schema again with it. */
+    var fetcher = React.useMemo(function () {
+      return makeFetcher(token, setStatus);
+    }, [token]);
+
+    function save(next) {
+      writeToken(next);
+      setStatus(null);
+      setToken(next);
+    }
+
+    return h(
+      React.Fragment,
+      null,
+      h(TokenBar, { token: token, status: status, onSave: save }),
+      h(
+        "div",
+        { className: "ikl-graphiql" },
+        h(GraphiQL, {
+          fetcher: fetcher,
+          defaultQuery: DEFAULT_QUERY,
+          defaultEditorToolsVisibility: true,
+          isHeadersEditorEnabled: true,
+          shouldPersistHeaders: false,
+          inputValueDeprecation: true,
+        })
+      )
+    );
+  }
+
+  root.textContent = "";
+  ReactDOM.createRoot(root).render(h(App));
+})();
