@@ -17,6 +17,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("namespace", ASCENDING)]),
         IndexModel([("affected_services", ASCENDING)]),
         IndexModel([("created_at", DESCENDING)]),
+        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
     ],
     "articles": [
         IndexModel([("slug", ASCENDING)], unique=True),
@@ -42,7 +43,16 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Fields added after documents were written: the default every older document gets, once (idempotent).
+DEFAULTS: dict[str, dict[str, object]] = {
+    "incidents": {"data_classification": "INTERNAL"},
+}
+
+
 async def ensure_indexes(bk: Backends) -> None:
     for name, models in INDEXES.items():
         if models:
             await bk.mongo[name].create_indexes(models)
+    for name, fields in DEFAULTS.items():
+        for field, value in fields.items():
+            await bk.mongo[name].update_many({field: {"$exists": False}}, {"$set": {field: value}})

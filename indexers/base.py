@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -25,9 +27,16 @@ class IndexDefinition:
     # Optional: fields that need the search server to compute (e.g. analysed terms), added to the source.
     enrich: Callable[[Backends, str, dict], Awaitable[dict]] | None = None
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the mapping or the analysis does: an index built from another definition
+        is rebuilt at start (see ensure_index)."""
+        text = json.dumps({"mappings": self.mappings, "analysis": ANALYSIS}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def body(self) -> dict[str, Any]:
         return {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS},
-                "mappings": self.mappings}
+                "mappings": {**self.mappings, "_meta": {"definition": self.fingerprint}}}
 
 
 async def alias_targets(bk: Backends, index: IndexDefinition) -> list[str]:
@@ -140,7 +149,14 @@ async def _build_and_swap(bk: Backends, index: IndexDefinition, alias: str, targ
 
 
 async def ensure_index(bk: Backends, index: IndexDefinition) -> dict[str, Any] | None:
-    """Rebuild the index from MongoDB when its alias is missing (a new or emptied search cluster)."""
-    if await alias_targets(bk, index):
-        return None
+    """Rebuild the index from MongoDB when its alias is missing (a new or emptied search cluster) or
+    points at an index built from another definition (a field added to the mapping, say); the
+    rebuild is the zero-gap reindex, so search keeps answering from the old index meanwhile."""
+    targets = await alias_targets(bk, index)
+    if targets:
+        mapping = await bk.search.indices.get_mapping(index=targets[0])
+        meta = (mapping.get(targets[0], {}).get("mappings") or {}).get("_meta") or {}
+        if meta.get("definition") == index.fingerprint:
+            return None
+        log.info("search index definition changed; rebuilding", extra={"index": index.name})
     return await reindex(bk, index)

@@ -25,6 +25,7 @@ MAPPINGS = {
         "category": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_text"}}},
         "severity": KEYWORD,
         "status": KEYWORD,
+        "data_classification": KEYWORD,
         "affected_services": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_exact"}}},
         "affected_teams": KEYWORD,
         "tags": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "ops_text"}}},
@@ -56,7 +57,7 @@ def incident_text(doc: dict) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def similar_query(doc: dict, *, limit: int) -> dict[str, Any]:
+def similar_query(doc: dict, *, limit: int, visible: dict[str, Any] | None = None) -> dict[str, Any]:
     """more_like_this over the incident's text plus a weighted multi_match, excluding itself."""
     text = incident_text(doc)
     should: list[dict[str, Any]] = [
@@ -71,17 +72,20 @@ def similar_query(doc: dict, *, limit: int) -> dict[str, Any]:
         should.append({"term": {"category": {"value": doc["category"], "boost": 0.5}}})
     return {
         "size": limit,
-        "query": {"bool": {"should": should, "minimum_should_match": 1,
+        "query": {"bool": {"should": should, "minimum_should_match": 1, "filter": [visible] if visible else [],
                            "must_not": [{"ids": {"values": [str(doc["_id"])]}}]}},
         "_source": ["name", "title"],
     }
 
 
-async def similar_incidents(bk: Backends, doc: dict, *, limit: int = 5) -> list[dict[str, Any]]:
-    """Scored hits `{"id", "score", "normalized_score"}` for incidents similar to `doc`, best first.
+async def similar_incidents(bk: Backends, doc: dict, *, limit: int = 5,
+                            visible: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Scored hits `{"id", "score", "normalized_score"}` for incidents similar to `doc`, best first,
+    among those matching the `visible` filter.
 
     `normalized_score` divides by the best hit's score, so the top hit is 1.0."""
-    res = await bk.search.search(index=bk.index_alias(INDEX.name), body=similar_query(doc, limit=limit))
+    res = await bk.search.search(index=bk.index_alias(INDEX.name),
+                                 body=similar_query(doc, limit=limit, visible=visible))
     hits = res["hits"]["hits"]
     top = max((h["_score"] or 0.0 for h in hits), default=0.0) or 1.0
     return [{"id": h["_id"], "score": h["_score"], "normalized_score": round((h["_score"] or 0.0) / top, 4)}

@@ -21,7 +21,7 @@ from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, V
 ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
 DifficultyEnum = strawberry.enum(Difficulty, name="DifficultyLevel")
 ArticleStatusEnum = strawberry.enum(ArticleStatus, name="ArticleStatus")
-ClassificationEnum = strawberry.enum(Classification, name="DataClassification")
+from schema.common import ClassificationEnum  # noqa: E402 - shared by every domain
 
 
 @strawberry.type(name="User")

@@ -13,8 +13,11 @@ from pydantic import ValidationError as PydanticValidationError
 from app.errors import ValidationFailed, pydantic_details
 from app.listing import Page
 from app.timefmt import isoz
+from app.users.models import Classification
 
 T = TypeVar("T")
+
+ClassificationEnum = strawberry.enum(Classification, name="DataClassification")
 
 
 def _parse_datetime(value: Any) -> datetime:

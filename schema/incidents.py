@@ -12,8 +12,8 @@ from strawberry.scalars import JSON
 from app.incidents import service
 from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentResolve, IncidentUpdate, Severity,
                                   Status, TimelineEventIn)
-from app.users.models import Role
-from schema.common import Paginated, paginated, validate
+from app.users.models import Classification, Role
+from schema.common import ClassificationEnum, Paginated, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
@@ -83,6 +83,7 @@ class Incident:
     resolved_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    data_classification: ClassificationEnum
     _doc: strawberry.Private[dict]
 
     @strawberry.field
@@ -101,7 +102,9 @@ class Incident:
                    affected_teams=d.get("affected_teams", []), assignee=d.get("assignee"), reporter=d.get("reporter"),
                    tags=d.get("tags", []), root_cause=d.get("root_cause", ""), resolution=d.get("resolution", ""),
                    detected_at=d.get("detected_at"), resolved_at=d.get("resolved_at"), created_at=d["created_at"],
-                   updated_at=d["updated_at"], _doc=d)
+                   updated_at=d["updated_at"],
+                   data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
+                   _doc=d)
 
 
 @strawberry.type
@@ -137,6 +140,7 @@ class CreateIncidentInput:
     root_cause: str = ""
     resolution: str = ""
     detected_at: datetime | None = None
+    data_classification: ClassificationEnum = Classification.INTERNAL
     timeline: list[TimelineEventInput] = strawberry.field(default_factory=list)
 
 
@@ -155,6 +159,7 @@ class UpdateIncidentInput:
     root_cause: str | None = strawberry.UNSET
     resolution: str | None = strawberry.UNSET
     detected_at: datetime | None = strawberry.UNSET
+    data_classification: ClassificationEnum | None = strawberry.UNSET
 
 
 @strawberry.input
@@ -175,21 +180,25 @@ class IncidentQuery:
     async def incidents(self, info: Info, status: list[IncidentStatus] | None = None,
                         severity: list[IncidentSeverity] | None = None, namespace: str | None = None,
                         service_name: Annotated[str | None, strawberry.argument(name="service")] = None,
-                        category: str | None = None, assignee: str | None = None, search: str | None = None,
+                        category: str | None = None, assignee: str | None = None,
+                        data_classification: list[ClassificationEnum] | None = None, search: str | None = None,
                         ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Incident]:
         params = {"status": status, "severity": severity, "namespace": namespace, "service": service_name,
-                  "category": category, "assignee": assignee, "search": search, "ordering": ordering, "page": page,
+                  "category": category, "assignee": assignee, "data_classification": data_classification,
+                  "search": search, "ordering": ordering, "page": page,
                   "page_size": page_size}
-        result = await service.list_incidents(info.context.backends, params={k: v for k, v in params.items() if v})
+        result = await service.list_incidents(info.context.backends, params={k: v for k, v in params.items() if v},
+                                              user=info.context.user)
         return paginated(result, Incident.from_doc)
 
     @strawberry.field
     async def incident(self, info: Info, id: strawberry.ID | None = None, name: str | None = None) -> Incident:
-        return Incident.from_doc(await service.get_incident(info.context.backends, name=name, incident_id=id))
+        return Incident.from_doc(await service.get_incident(info.context.backends, name=name, incident_id=id,
+                                                            user=info.context.user))
 
     @strawberry.field
     async def incident_timeline(self, info: Info, name: str) -> IncidentTimeline:
-        doc = await service.get_incident(info.context.backends, name=name)
+        doc = await service.get_incident(info.context.backends, name=name, user=info.context.user)
         events = service.sorted_events(doc)
         return IncidentTimeline(api_version=service.TIMELINE_API_VERSION, kind=service.TIMELINE_KIND,
                                 metadata=TimelineMetadata(name=doc["name"], namespace=doc.get("namespace", "default"),
@@ -198,7 +207,8 @@ class IncidentQuery:
 
     @strawberry.field
     async def similar_incidents(self, info: Info, incident_id: strawberry.ID, limit: int = 5) -> list[SimilarIncident]:
-        hits = await service.similar_incidents(info.context.backends, incident_id=incident_id, limit=limit)
+        _, hits = await service.similar_incidents(info.context.backends, incident_id=incident_id, limit=limit,
+                                                  user=info.context.user)
         return [SimilarIncident(incident=Incident.from_doc(d), score=s) for d, s in hits]
 
 
@@ -221,9 +231,9 @@ class IncidentMutation:
     @strawberry.mutation
     @typed_errors
     async def add_timeline_event(self, info: Info, name: str, event: TimelineEventInput) -> IncidentResult:
-        info.context.require(Role.EDITOR)
+        user = info.context.require(Role.EDITOR)
         return Incident.from_doc(await service.add_events(
-            info.context.backends, name=name, events=[validate(TimelineEventIn, event)]))
+            info.context.backends, name=name, events=[validate(TimelineEventIn, event)], user=user))
 
     @strawberry.mutation
     @typed_errors

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.inputs import JsonObject, StrList, UtcDatetime
+from app.users.models import Classification
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -98,6 +99,7 @@ class IncidentCreate(_Input):
     resolution: str = Field("", max_length=20_000)
     detected_at: UtcDatetime | None = None
     resolved_at: UtcDatetime | None = None
+    data_classification: Classification = Classification.INTERNAL
     timeline: list[TimelineEventIn] = Field(default_factory=list, max_length=500)
 
 
@@ -117,7 +119,7 @@ class IncidentUpdate(_Input):
     root_cause: str | None = Field(None, max_length=20_000)
     resolution: str | None = Field(None, max_length=20_000)
     detected_at: UtcDatetime | None = None
-
+    data_classification: Classification | None = None
 
     def changes(self) -> dict[str, Any]:
         sent = self.model_dump(exclude_unset=True, mode="python")

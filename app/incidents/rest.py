@@ -7,7 +7,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from app.errors import ValidationFailed
 from app.http.auth import current_user, require_role
 from app.http.responses import JSON, int_param, read_body
 from app.incidents import service
@@ -17,7 +16,7 @@ from app.timefmt import isoz
 from app.users.models import Role
 
 FIELDS = ("name", "namespace", "title", "description", "severity", "status", "category", "affected_services",
-          "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution")
+          "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution", "data_classification")
 
 
 def incident_json(doc: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +39,7 @@ async def list_or_create(request: Request) -> JSON:
         require_role(user, Role.EDITOR)
         data = await read_body(request, IncidentCreate)
         return JSON(incident_json(await service.create_incident(bk, data=data, user=user)), status_code=201)
-    page = await service.list_incidents(bk, params=request.query_params)
+    page = await service.list_incidents(bk, params=request.query_params, user=user)
     return JSON(drf_response(str(request.url), page, [incident_json(d) for d in page.items]))
 
 
@@ -52,17 +51,19 @@ async def detail(request: Request) -> JSON:
         require_role(user, Role.EDITOR)
         data = await read_body(request, IncidentUpdate)
         return JSON(incident_json(await service.update_incident(bk, name=name, data=data, user=user)))
-    return JSON(incident_json(await service.get_incident(bk, name=name)))
+    return JSON(incident_json(await service.get_incident(bk, name=name, user=user)))
 
 
 async def timeline(request: Request) -> JSON:
-    return JSON(await service.timeline(request.app.state.backends, name=request.path_params["name"]))
+    return JSON(await service.timeline(request.app.state.backends, name=request.path_params["name"],
+                                       user=current_user(request)))
 
 
 async def append_events(request: Request) -> JSON:
-    require_role(current_user(request), Role.EDITOR)
+    user = require_role(current_user(request), Role.EDITOR)
     data = await read_body(request, EventsAppend)
-    doc = await service.add_events(request.app.state.backends, name=request.path_params["name"], events=data.events)
+    doc = await service.add_events(request.app.state.backends, name=request.path_params["name"], events=data.events,
+                                   user=user)
     return JSON({"name": doc["name"], "appended": len(data.events), "eventCount": len(doc.get("timeline") or [])},
                 status_code=201)
 
@@ -78,8 +79,8 @@ async def resolve(request: Request) -> JSON:
 async def similar(request: Request) -> JSON:
     bk = request.app.state.backends
     limit = int_param(request, "limit", default=5, low=1, high=50)
-    doc = await service.get_incident(bk, name=request.path_params["name"])
-    hits = await service.similar_incidents(bk, incident_id=doc["_id"], limit=limit)
+    doc, hits = await service.similar_incidents(bk, name=request.path_params["name"], limit=limit,
+                                                user=current_user(request))
     return JSON({"incident": doc["name"], "results": [{**incident_json(d), "score": s} for d, s in hits]})
 
 

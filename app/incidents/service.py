@@ -10,6 +10,7 @@ import bson
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from app import classification
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, IncidentResolve, IncidentUpdate,
@@ -17,7 +18,7 @@ from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, 
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
 from app.timefmt import isoz, utcnow
-from app.users.models import User
+from app.users.models import Classification, User
 from indexers import incidents as incidents_index
 
 INDEX = incidents_index.INDEX.name
@@ -25,7 +26,8 @@ INDEX = incidents_index.INDEX.name
 LIST_SPEC = ListSpec(
     filters=(Filter("status", "status", Status), Filter("severity", "severity", Severity),
              Filter("namespace", "namespace"), Filter("service", "affected_services"),
-             Filter("category", "category"), Filter("assignee", "assignee")),
+             Filter("category", "category"), Filter("assignee", "assignee"),
+             Filter("data_classification", "data_classification", Classification)),
     search_fields=("name", "title", "description", "root_cause", "resolution", "tags", "affected_services"),
     ordering={"created_at": "created_at", "updated_at": "updated_at", "detected_at": "detected_at",
               "resolved_at": "resolved_at", "severity": "severity_rank", "name": "name", "title": "title",
@@ -68,37 +70,50 @@ async def _next_name(bk: Backends) -> str:
     return f"INC-{day}-{counter['seq']:03d}"
 
 
-async def list_incidents(bk: Backends, *, params: Mapping[str, Any]) -> Page:
-    """A page of incidents (without timelines) matching DRF-style list parameters."""
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size,
-                              max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo.incidents, query, projection=LIST_PROJECTION)
+def _not_found(key: str | None) -> NotFound:
+    return NotFound(f"Incident '{key}' not found", code="INCIDENT_NOT_FOUND")
 
 
-async def get_incident(bk: Backends, *, name: str | None = None, incident_id: str | None = None) -> dict:
-    """One incident by name or id; a 404 when there is none."""
+def _lookup(name: str | None, incident_id: str | None) -> dict[str, Any]:
     if (name is None) == (incident_id is None):
         raise ValidationFailed("Give exactly one of name or id", code="INVALID_LOOKUP")
-    key = {"name": name} if name is not None else {"_id": incident_id}
-    doc = await bk.mongo.incidents.find_one(key)
+    return {"name": name} if name is not None else {"_id": incident_id}
+
+
+async def list_incidents(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
+    """A page of the incidents the user may see (without timelines), by DRF-style list parameters."""
+    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size,
+                              max_size=bk.settings.max_page_size)
+    return await fetch_page(bk.mongo.incidents, query, base_filter=classification.mongo_filter(user),
+                            projection=LIST_PROJECTION)
+
+
+async def get_incident(bk: Backends, *, user: User, name: str | None = None, incident_id: str | None = None,
+                       projection: Mapping[str, Any] | None = None) -> dict:
+    """One incident by name or id; a 404 when there is none or the user may not see it."""
+    key = _lookup(name, incident_id)
+    doc = await bk.mongo.incidents.find_one({**key, **classification.mongo_filter(user)}, projection)
     if doc is None:
-        raise NotFound(f"Incident '{name or incident_id}' not found", code="INCIDENT_NOT_FOUND")
+        raise _not_found(name or incident_id)
     return doc
 
 
-async def incidents_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, dict]:
-    docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}}, LIST_PROJECTION).to_list(None)
+async def incidents_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
+    docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}, **classification.mongo_filter(user)},
+                                         LIST_PROJECTION).to_list(None)
     return {d["_id"]: d for d in docs}
 
 
 async def timelines_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, list[dict]]:
-    """Timelines keyed by incident id, in time order: one query for the whole list."""
+    """Timelines keyed by incident id, in time order: one query for the whole list (for incidents
+    the caller already holds, so already checked against their clearance)."""
     docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}}, {"timeline": 1}).to_list(None)
     return {d["_id"]: sorted_events(d) for d in docs}
 
 
 async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> dict:
     """Create an incident; the name is generated as INC-YYYYMMDD-NNN when not given."""
+    classification.check_may_classify(user, data.data_classification, what="an incident")
     now = utcnow()
     doc = data.model_dump(mode="python", exclude={"timeline"})
     doc = {k: (v.value if hasattr(v, "value") else v) for k, v in doc.items()}
@@ -125,8 +140,9 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> 
 
 async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user: User) -> dict:
     """Apply a partial update. Moving to RESOLVED/CLOSED stamps resolved_at; reopening clears it."""
-    current = await get_incident(bk, name=name)
+    current = await get_incident(bk, name=name, user=user)
     changes = data.changes()
+    classification.check_may_classify(user, changes.get("data_classification"), what="an incident")
     if not changes:
         return current
     now = utcnow()
@@ -156,7 +172,7 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
     return await outbox.write(bk, INDEX, current["_id"], op)
 
 
-async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn]) -> dict:
+async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], user: User) -> dict:
     """Append events atomically ($push): concurrent appends never lose one. Returns the incident.
 
     A timeline holds at most `max_events_per_incident` events and `max_timeline_bytes` of BSON (far
@@ -168,15 +184,16 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn]) 
     room = {"$expr": {"$and": [
         {"$lte": [{"$size": {"$ifNull": ["$timeline", []]}}, max_events - len(docs)]},
         {"$lte": [{"$ifNull": ["$timeline_bytes", 0]}, max_bytes - size]}]}}
+    visible = classification.mongo_filter(user)
     updated = await bk.mongo.incidents.find_one_and_update(
-        {"name": name, **room},
+        {"name": name, **visible, **room},
         {"$push": {"timeline": {"$each": docs}}, "$set": {"updated_at": utcnow()}, "$inc": {"timeline_bytes": size}},
         return_document=ReturnDocument.AFTER)
     if updated is None:
-        current = await bk.mongo.incidents.find_one({"name": name}, {"n": {"$size": {"$ifNull": ["$timeline", []]}},
-                                                                      "timeline_bytes": 1})
+        current = await bk.mongo.incidents.find_one({"name": name, **visible},
+                                                    {"n": {"$size": {"$ifNull": ["$timeline", []]}}, "timeline_bytes": 1})
         if current is None:
-            raise NotFound(f"Incident '{name}' not found", code="INCIDENT_NOT_FOUND")
+            raise _not_found(name)
         raise Conflict(f"The timeline of '{name}' is full: at most {max_events} events and {max_bytes} bytes",
                        {"event_count": current["n"], "timeline_bytes": current.get("timeline_bytes", 0),
                         "adding_events": len(docs), "adding_bytes": size, "max_events": max_events,
@@ -195,7 +212,7 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
     event = _event_doc(TimelineEventIn(type=EventType.RESOLUTION, source=data.source or EVENT_SOURCE,
                                        timestamp=resolved_at, details={"actor": user.username},
                                        message=f"Resolved by {user.username}: {data.resolution}"[:5000]))
-    current = await get_incident(bk, name=name)
+    current = await get_incident(bk, name=name, user=user)
 
     async def op(s):
         return await bk.mongo.incidents.find_one_and_update(
@@ -209,11 +226,9 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
     return updated
 
 
-async def timeline(bk: Backends, *, name: str) -> dict[str, Any]:
+async def timeline(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
     """The IncidentTimeline envelope; optional event keys are left out when absent."""
-    doc = await bk.mongo.incidents.find_one({"name": name}, {"name": 1, "namespace": 1, "timeline": 1})
-    if doc is None:
-        raise NotFound(f"Incident '{name}' not found", code="INCIDENT_NOT_FOUND")
+    doc = await get_incident(bk, name=name, user=user, projection={"name": 1, "namespace": 1, "timeline": 1})
     events = []
     for e in sorted_events(doc):
         out = {"timestamp": isoz(e["timestamp"]), "type": e["type"], "source": e["source"], "message": e["message"]}
@@ -227,11 +242,14 @@ async def timeline(bk: Backends, *, name: str) -> dict[str, Any]:
             "events": events}
 
 
-async def similar_incidents(bk: Backends, *, incident_id: str, limit: int = 5) -> list[tuple[dict, float]]:
-    """Past incidents most like this one, best first, each with a 0-1 score (the best hit is 1)."""
+async def similar_incidents(bk: Backends, *, user: User, limit: int = 5, name: str | None = None,
+                            incident_id: str | None = None) -> tuple[dict, list[tuple[dict, float]]]:
+    """The incident, and the past incidents the user may see that are most like it, best first,
+    each with a 0-1 score (the best hit is 1). The search filters by clearance and MongoDB, the
+    source of truth, checks again (the index may lag a reclassification)."""
     if not 1 <= limit <= 50:
         raise ValidationFailed("limit must be between 1 and 50", {"field": "limit"})
-    doc = await get_incident(bk, incident_id=incident_id)
-    hits = await incidents_index.similar_incidents(bk, doc, limit=limit)
-    found = await incidents_by_ids(bk, ids=[h["id"] for h in hits])
-    return [(found[h["id"]], h["normalized_score"]) for h in hits if h["id"] in found]
+    doc = await get_incident(bk, name=name, incident_id=incident_id, user=user)
+    hits = await incidents_index.similar_incidents(bk, doc, limit=limit, visible=classification.search_filter(user))
+    found = await incidents_by_ids(bk, ids=[h["id"] for h in hits], user=user)
+    return doc, [(found[h["id"]], h["normalized_score"]) for h in hits if h["id"] in found]
