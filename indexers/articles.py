@@ -92,6 +92,10 @@ def stored_terms(hit: dict) -> dict[str, int]:
 INDEX = IndexDefinition(name="articles", collection="articles", mappings=MAPPINGS, build=build, enrich=enrich)
 
 
+def _text_match(query: str) -> dict[str, Any]:
+    return {"multi_match": {"query": query, "fields": SEARCH_FIELDS, "type": "best_fields", "tie_breaker": 0.3}}
+
+
 def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict[str, Any]:
     """Weighted full-text relevance over the article fields, with phrase matches boosted."""
     return {
@@ -99,8 +103,7 @@ def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict
         "track_total_hits": True,
         "_source": ["terms"],
         "query": {"bool": {
-            "must": [{"multi_match": {"query": query, "fields": SEARCH_FIELDS, "type": "best_fields",
-                                      "tie_breaker": 0.3}}],
+            "must": [_text_match(query)],
             "should": [
                 {"match_phrase": {"title": {"query": query, "slop": 2, "boost": 3}}},
                 {"match_phrase": {"summary": {"query": query, "slop": 3, "boost": 1.5}}},
@@ -109,3 +112,21 @@ def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict
             "filter": filters,
         }},
     }
+
+
+def match_ids_body(query: str, *, filters: list[dict[str, Any]], size: int,
+                   after: list[Any] | None = None, ordered: bool = True) -> dict[str, Any]:
+    """The ids of every article `search_body` matches (no scoring), `size` at a time; `ordered`
+    pages go in slug order (`search_after` the last page's `sort`), so a total can be checked
+    against MongoDB however many there are."""
+    body: dict[str, Any] = {
+        "size": size,
+        "track_total_hits": False,
+        "_source": False,
+        "query": {"bool": {"filter": [_text_match(query), *filters]}},
+    }
+    if ordered:
+        body["sort"] = [{"slug": "asc"}]
+    if after is not None:
+        body["search_after"] = after
+    return body

@@ -128,4 +128,4 @@ class SearchInput(_Input):
     categories: list[str] = Field(default_factory=list)
     difficulty_levels: list[Difficulty] = Field(default_factory=list)
     limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0, le=10_000)
+    offset: int = Field(0, ge=0, le=9_900)  # offset + limit stays within the index's 10,000-hit window

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections import Counter
@@ -37,6 +38,8 @@ SCORE_KEYS = ("similarity_score", "relevance_score", "popularity_score", "matchi
 CANDIDATES = 100               # re-ranking window (at least offset + limit)
 PRF_DOCS, PRF_BETA = 5, 0.75   # pseudo-relevance feedback: the best 5 matches, Rocchio beta
 TOPIC_DOCS = 20                # the best matches whose categories describe the query's topic
+MAX_WINDOW = 10_000            # OpenSearch's default index.max_result_window
+MAX_WIDENINGS = 8              # re-queries past hits MongoDB hides (only while the index lags)
 
 
 def _log_scaled(field: str, saturation: int) -> dict[str, Any]:
@@ -139,18 +142,27 @@ def filters_for(data: SearchInput, user: User) -> list[dict[str, Any]]:
 
 
 async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, Any]:
-    """Full-text candidates from OpenSearch, re-ranked by relevance, similarity and popularity."""
+    """Full-text candidates from OpenSearch, checked against MongoDB (the index may lag it: an
+    article just raised above the caller's clearance, unpublished or deleted can still match there),
+    then re-ranked by relevance, similarity and popularity. Everything the caller gets — results,
+    scores, `total_count`, `has_more` — is computed from the articles MongoDB says they may see, so
+    an article they may not see changes nothing in the answer."""
+    alias = bk.index_alias(articles_index.INDEX.name)
+    filters = filters_for(data, user)
     window = max(data.offset + data.limit, CANDIDATES)
-    res = await bk.search.search(index=bk.index_alias(articles_index.INDEX.name),
-                                 body=articles_index.search_body(data.query, filters=filters_for(data, user),
-                                                                 size=window))
-    hits = res["hits"]["hits"]
-    total = res["hits"]["total"]["value"]
+    size = min(window, MAX_WINDOW)
+    first = await bk.search.search(index=alias, body=articles_index.search_body(data.query, filters=filters,
+                                                                                size=size))
     ranked: list[dict[str, Any]] = []
-    if hits:
-        ids = [h["_id"] for h in hits]
-        docs = await with_popularity(bk, {"$and": [{"_id": {"$in": ids}}, visibility(user)]})
-        ranked = rerank(hits, await _analyse(bk, data.query), {d["_id"]: d for d in docs}, bk.settings)
+    total = 0
+    if first["hits"]["hits"]:
+        every_match = _complete(first, size)
+        jobs = [_visible_candidates(bk, alias, data.query, filters, user, window, first), _analyse(bk, data.query)]
+        if not every_match:  # more matches than candidates: count them all, meanwhile
+            jobs.append(_visible_total(bk, alias, data.query, filters, user, [h["_id"] for h in first["hits"]["hits"]]))
+        (hits, docs), words, *counted = await asyncio.gather(*jobs)
+        ranked = rerank(hits[:window], words, docs, bk.settings)
+        total = counted[0] if counted else len(hits)
     page = ranked[data.offset:data.offset + data.limit]
     search_id = await record_usage(bk, kind="article.search", user=user, query=data.query, result_count=total,
                                    filters=_filters_echo(data))
@@ -159,11 +171,64 @@ async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, An
             "search_id": search_id}
 
 
+def _complete(res: dict[str, Any], size: int) -> bool:
+    """Whether a search response holds every match."""
+    hits = res["hits"]["hits"]
+    return len(hits) < size or len(hits) >= res["hits"]["total"]["value"]
+
+
+async def _visible_candidates(bk: Backends, alias: str, query: str, filters: list[dict[str, Any]], user: User,
+                              window: int, first: dict[str, Any]) -> tuple[list[dict], dict[str, dict]]:
+    """The best hits the caller may see (at least `window` of them when there are that many; all of
+    them when the index's answer held every match) and the MongoDB documents behind them, with
+    `popularity_score`. Hits MongoDB hides from the caller are dropped and the window widened past
+    them, so the candidates are those the caller would get were the hidden articles not indexed."""
+    size, res = min(window, MAX_WINDOW), first
+    for attempt in range(MAX_WIDENINGS):
+        hits = res["hits"]["hits"]
+        found = await with_popularity(bk, {"$and": [{"_id": {"$in": [h["_id"] for h in hits]}}, visibility(user)]})
+        docs = {d["_id"]: d for d in found}
+        visible = [h for h in hits if h["_id"] in docs]
+        if _complete(res, size) or len(visible) >= window or size >= MAX_WINDOW or attempt == MAX_WIDENINGS - 1:
+            break
+        size = min(MAX_WINDOW, window + 2 * (len(hits) - len(visible)))
+        res = await bk.search.search(index=alias, body=articles_index.search_body(query, filters=filters, size=size))
+    return visible, docs
+
+
+async def _visible_total(bk: Backends, alias: str, query: str, filters: list[dict[str, Any]], user: User,
+                         known: list[str]) -> int:
+    """How many of the articles the index matches the caller may see, by MongoDB: the ids of every
+    match (in one unordered request when they fit in one, else in pages of 10,000 in slug order),
+    counted under the visibility rule."""
+    ids = set(known)
+    after, ordered = None, False
+    while True:
+        res = await bk.search.search(index=alias, filter_path="hits.hits._id,hits.hits.sort",
+                                     body=articles_index.match_ids_body(query, filters=filters, size=MAX_WINDOW,
+                                                                        after=after, ordered=ordered))
+        page = (res.get("hits") or {}).get("hits") or []
+        ids.update(h["_id"] for h in page)
+        if len(page) < MAX_WINDOW:
+            break
+        after = page[-1]["sort"] if ordered else None
+        ordered = True
+    ordered_ids, total = sorted(ids), 0
+    for i in range(0, len(ordered_ids), MAX_WINDOW):
+        total += await bk.mongo.articles.count_documents(
+            {"$and": [{"_id": {"$in": ordered_ids[i:i + MAX_WINDOW]}}, visibility(user)]})
+    return total
+
+
 def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Mapping[str, dict],
            s: Settings) -> list[dict[str, Any]]:
     """The candidates (OpenSearch hits, best first, with their stored terms) in their final order,
     each with its scores and matching keywords. `docs` are the MongoDB documents with
-    `popularity_score`; a hit without one (deleted or hidden since indexing) is dropped."""
+    `popularity_score`; a hit without one (deleted or hidden since indexing) is dropped before any
+    score is computed, so it weighs on none (not the best score, the IDF, the feedback or the topic)."""
+    hits = [h for h in hits if h["_id"] in docs]
+    if not hits:
+        return []
     ids = [h["_id"] for h in hits]
     best = max(h["_score"] or 0.0 for h in hits) or 1.0
     relevance = {h["_id"]: (h["_score"] or 0.0) / best for h in hits}
@@ -173,13 +238,11 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
     idf = {t: math.log(1 + len(hits) / (1 + df[t])) for t in set(df) | set(q_counts)}
     doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
     profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
-    topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS] if i in docs])
+    topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS]])
     g = s.ranking_similarity_topic_share
     ranked = []
     for doc_id in ids:
-        doc = docs.get(doc_id)
-        if doc is None:
-            continue
+        doc = docs[doc_id]
         terms = terms_of[doc_id]
         similarity = (1 - g) * cosine(profile, doc_vecs[doc_id]) + g * topic.get(doc.get("category", ""), 0.0)
         matched: list[str] = []

@@ -13,6 +13,7 @@ from app.articles.models import ArticleCreate, ArticleUpdate, RateInput, SearchI
 from app.errors import ValidationFailed
 from app.http.auth import current_user
 from app.http.responses import JSON, read_body
+from app.inputs import ascii_int
 from app.listing import Page, drf_response
 from app.timefmt import isoz
 from app.users.service import users_by_ids
@@ -102,10 +103,10 @@ async def due_for_review(request: Request) -> JSON:
 
 
 async def popular(request: Request) -> JSON:
-    raw = request.query_params.get("limit", "10")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    limit = ascii_int(request.query_params.get("limit", "10"))
+    if limit is None or not 1 <= limit <= 100:
         raise ValidationFailed("limit must be an integer between 1 and 100", {"field": "limit"})
-    docs = await ranking.popular(request.app.state.backends, user=current_user(request), limit=int(raw))
+    docs = await ranking.popular(request.app.state.backends, user=current_user(request), limit=limit)
     items = await serialize(request, docs)
     return JSON({"results": [{**i, "popularity_score": round(d["popularity_score"], 4)} for i, d in zip(items, docs)]})
 

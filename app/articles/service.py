@@ -66,6 +66,20 @@ def search_visibility(user: User) -> list[dict[str, Any]]:
     return out
 
 
+def usage_scope(user: User) -> dict[str, Any]:
+    """The MongoDB filter for the usage events this user's figures are computed over: those of
+    people who, when they acted, could see no more than this user — a clearance at or below theirs
+    and, for a user who sees only published articles, a viewer too. Events recorded before the
+    actor's clearance was kept count only for users who see everything."""
+    clearances: list[str | None] = list(user.clearance.visible())
+    if user.clearance == Classification.RESTRICTED:
+        clearances.append(None)  # older events without a recorded clearance
+    flt: dict[str, Any] = {"clearance": {"$in": clearances}}
+    if not sees_unpublished(user):
+        flt["role"] = Role.VIEWER.value
+    return flt
+
+
 def _and(*parts: dict[str, Any] | None) -> dict[str, Any]:
     parts = tuple(p for p in parts if p)
     return {"$and": list(parts)} if len(parts) > 1 else (parts[0] if parts else {})
@@ -81,10 +95,21 @@ async def get_visible(bk: Backends, *, slug: str, user: User) -> dict:
 
 # --- writing -------------------------------------------------------------------------------
 
-def slugify(title: str) -> str:
+SLUG_MAX, SLUG_ID_DIGITS = 80, 8
+
+
+def slugify(title: str, limit: int = SLUG_MAX) -> str:
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80].rstrip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].rstrip("-")
     return slug or "article"
+
+
+def slug_for(title: str, article_id: str) -> str:
+    """`<title, slugified>-<first 8 hex digits of the article's own id>`. It depends on nothing but
+    the article itself, so it is unique without looking at other articles and says nothing about
+    articles the caller cannot see (a `-2` on collision would confirm a hidden one exists)."""
+    suffix = article_id.replace("-", "")[:SLUG_ID_DIGITS]
+    return f"{slugify(title, SLUG_MAX - SLUG_ID_DIGITS - 1)}-{suffix}"
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,21 +147,24 @@ def _review_due(bk: Backends, doc: Mapping[str, Any]) -> datetime | None:
 
 
 async def create_article(bk: Backends, *, data: ArticleCreate, user: User) -> dict:
-    """Create an article (editor); the slug comes from the title and is made unique."""
+    """Create an article (editor); its slug comes from its title and its own id (`slug_for`)."""
     _require_editor(user)
     values = _plain(data.model_dump())
     _check_clearance(user, values["data_classification"])
     await _check_maintainer(bk, values["maintainer"])
     now = utcnow()
-    doc = {**values, "_id": str(uuid.uuid4()), "author": user.id, "last_updated_by": user.id,
+    doc = {**values, "author": user.id, "last_updated_by": user.id,
            "maintainer": values["maintainer"] or user.id, "view_count": 0, "rating_sum": 0, "rating_count": 0,
            "rating_average": 0.0, "bookmark_count": 0, "created_at": now, "updated_at": now,
            "published_at": now if values["status"] == ArticleStatus.PUBLISHED.value else None}
     if doc["next_review_due"] is None:
         doc["next_review_due"] = _review_due(bk, doc)
-    base = slugify(doc["title"])
-    for n in range(1, 1000):
-        doc["slug"] = base if n == 1 else f"{base}-{n}"
+    attempts = 5
+    while True:
+        # A clash needs the same title and the same 32 random bits (about 1 in 4 billion per pair);
+        # a new id then gives a new slug, which tells the caller nothing either way.
+        doc["_id"] = str(uuid.uuid4())
+        doc["slug"] = slug_for(doc["title"], doc["_id"])
 
         async def op(s):
             await bk.mongo.articles.insert_one(doc, session=s)
@@ -147,8 +175,9 @@ async def create_article(bk: Backends, *, data: ArticleCreate, user: User) -> di
             await outbox.write(bk, INDEX, doc["_id"], op)
             return doc
         except DuplicateKeyError:
-            continue
-    raise ValidationFailed("Could not find a free slug for this title", {"field": "title"})
+            attempts -= 1
+            if not attempts:
+                raise
 
 
 async def update_article(bk: Backends, *, slug: str, data: BaseModel, user: User, replace: bool = False) -> dict:

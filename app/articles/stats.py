@@ -1,10 +1,11 @@
-"""Knowledge-base statistics, computed only over the articles the caller may see."""
+"""Knowledge-base statistics, computed only over the articles the caller may see; usage figures
+only over the usage events of people who could see no more than the caller (`usage_scope`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.articles.service import REVIEWABLE, visibility
+from app.articles.service import REVIEWABLE, usage_scope, visibility
 from app.backends import Backends
 from app.timefmt import utcnow
 from app.users.models import User
@@ -65,38 +66,52 @@ async def statistics(bk: Backends, *, user: User) -> dict[str, Any]:
         "due_for_review_count": totals.get("due", 0),
         "most_viewed": [brief_out(d) for d in facets["most_viewed"]],
         "best_rated": [brief_out(d) for d in facets["best_rated"]],
-        "usage": await usage_figures(bk),
+        "usage": await usage_figures(bk, user=user),
     }
 
 
-async def usage_figures(bk: Backends) -> dict[str, Any]:
-    """Searches, searches with no result, the most searched terms and click-through from searches."""
+async def usage_figures(bk: Backends, *, user: User) -> dict[str, Any]:
+    """Searches, searches with no result, the most searched terms, click-through from searches,
+    views, ratings and bookmarks — all over the events of people who could see no more than `user`
+    (a search tells what its author knows; its result count, what they could see)."""
+    scope = usage_scope(user)
+    term = {"$toLower": {"$trim": {"input": "$query"}}}
     pipeline = [
-        {"$match": {"kind": "article.search"}},
+        {"$match": {**scope, "kind": "article.search"}},
         {"$facet": {
             "totals": [{"$group": {"_id": None, "n": {"$sum": 1},
                                    "zero": {"$sum": {"$cond": [{"$eq": ["$result_count", 0]}, 1, 0]}}}}],
-            "terms": [{"$group": {"_id": {"$toLower": {"$trim": {"input": "$query"}}}, "n": {"$sum": 1}}},
-                      {"$sort": {"n": -1, "_id": 1}}, {"$limit": 10}],
-            "zero_terms": [{"$match": {"result_count": 0}},
-                           {"$group": {"_id": {"$toLower": {"$trim": {"input": "$query"}}}, "n": {"$sum": 1}}},
+            "terms": [{"$group": {"_id": term, "n": {"$sum": 1}}}, {"$sort": {"n": -1, "_id": 1}}, {"$limit": 10}],
+            "zero_terms": [{"$match": {"result_count": 0}}, {"$group": {"_id": term, "n": {"$sum": 1}}},
                            {"$sort": {"n": -1, "_id": 1}}, {"$limit": 10}],
+            # a search with results counts as clicked when its author then opened an article with
+            # its search_id (an id passed by anyone else, or made up, counts for nothing)
+            "clicked": [{"$match": {"result_count": {"$gt": 0}}},
+                        {"$lookup": {"from": "usage_events", "localField": "_id", "foreignField": "search_id",
+                                     "let": {"uid": "$user_id"},
+                                     "pipeline": [{"$match": {"kind": "article.view",
+                                                              "$expr": {"$eq": ["$user_id", "$$uid"]}}},
+                                                  {"$limit": 1}, {"$project": {"_id": 1}}],
+                                     "as": "views"}},
+                        {"$match": {"views.0": {"$exists": True}}}, {"$count": "n"}],
         }},
     ]
     facets = (await (await bk.mongo.usage_events.aggregate(pipeline)).to_list(None))[0]
     totals = facets["totals"][0] if facets["totals"] else {"n": 0, "zero": 0}
     with_results = totals["n"] - totals["zero"]
-    clicked = len(await bk.mongo.usage_events.distinct("search_id", {"kind": "article.view",
-                                                                     "search_id": {"$exists": True}}))
-    views = await bk.mongo.usage_events.count_documents({"kind": "article.view"})
+    clicked = facets["clicked"][0]["n"] if facets["clicked"] else 0
+    others = await (await bk.mongo.usage_events.aggregate([
+        {"$match": {**scope, "kind": {"$in": ["article.view", "article.rate", "article.bookmark"]}}},
+        {"$group": {"_id": "$kind", "n": {"$sum": 1}}}])).to_list(None)
+    counts = {r["_id"]: r["n"] for r in others}
     return {
         "searches": totals["n"],
         "searches_without_results": totals["zero"],
         "top_search_terms": [{"query": r["_id"], "count": r["n"]} for r in facets["terms"]],
         "top_zero_result_terms": [{"query": r["_id"], "count": r["n"]} for r in facets["zero_terms"]],
-        "views": views,
+        "views": counts.get("article.view", 0),
         "searches_with_click": clicked,
         "click_through_rate": round(clicked / with_results, 4) if with_results else None,
-        "ratings": await bk.mongo.usage_events.count_documents({"kind": "article.rate"}),
-        "bookmarks": await bk.mongo.usage_events.count_documents({"kind": "article.bookmark"}),
+        "ratings": counts.get("article.rate", 0),
+        "bookmarks": counts.get("article.bookmark", 0),
     }

@@ -26,14 +26,6 @@ async def test_spec_create_example_verbatim(client, editor, tokens, bk):
     assert audit["user_id"] == tokens["editor_user"].id and audit["at"]
 
 
-async def test_slug_collisions_get_a_suffix(client, editor, make_article):
-    title = unique("Same Title")
-    a, b, c = [await make_article(title=title) for _ in range(3)]
-    base = a["slug"]
-    assert [b["slug"], c["slug"]] == [f"{base}-2", f"{base}-3"]
-    assert (await make_article(title="Ünïcode — Überblick!"))["slug"].startswith("unicode-uberblick")
-
-
 async def test_field_limits_and_bad_input(client, editor, bk):
     before = await bk.mongo.articles.count_documents({})
     for body in ({**SPEC_CREATE, "title": "x" * 201}, {**SPEC_CREATE, "category": "c" * 101},

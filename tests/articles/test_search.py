@@ -137,8 +137,10 @@ async def test_pagination_and_no_results(client, viewer, make_article, bk):
 async def test_bad_search_bodies(client, viewer):
     for body in ({}, {"query": ""}, {"query": "x", "limit": 0}, {"query": "x", "limit": 101},
                  {"query": "x", "offset": -1}, {"query": "x", "article_types": ["ESSAY"]},
-                 {"query": {"$ne": 1}}, {"query": "x", "extra": True}):
+                 {"query": "x", "extra": True}):
         error_shape(await client.post(BASE + "search/", json=body, headers=viewer), 400, "VALIDATION_ERROR")
+    # an operator-looking key is refused while the body is read (app/jsonsafe.py)
+    error_shape(await client.post(BASE + "search/", json={"query": {"$ne": 1}}, headers=viewer), 400, "INVALID_KEY")
 
 
 async def test_searches_and_clicks_feed_usage_statistics(client, viewer, make_article, bk):
