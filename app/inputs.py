@@ -51,6 +51,13 @@ def ascii_int(raw: Any) -> int | None:
     return value if -(2 ** 63) <= value < 2 ** 63 else None
 
 
+def _search_text_value(value: str) -> str:
+    try:
+        return search_text(value, field="query")
+    except ValidationFailed as exc:
+        raise ValueError(exc.error) from None
+
+
 def search_text(value: Any, *, field: str = "search") -> str:
     """Search text as typed by a person: a string of at most MAX_SEARCH_CHARS with no control
     characters (a NUL cannot reach a regular expression or the search engine)."""
@@ -62,3 +69,7 @@ def search_text(value: Any, *, field: str = "search") -> str:
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise ValidationFailed(f"'{field}' contains control characters", {"field": field}, code="INVALID_SEARCH")
     return value
+
+
+# A search query inside an input model (the knowledge-base search body): the same rules as `?search=`.
+SearchText = Annotated[str, AfterValidator(_search_text_value)]

@@ -14,14 +14,13 @@ from app.articles.models import (ArticleCreate, ArticleStatus, ArticleType, Arti
                                  SearchInput)
 from app.errors import ValidationFailed
 from app.users.models import Classification, User
-from schema.common import Paginated, paginated, plain, validate
+from schema.common import ClassificationEnum, Paginated, paginated, plain, validate
 from schema.context import Info, UserByIdLoader
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
 ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
 DifficultyEnum = strawberry.enum(Difficulty, name="DifficultyLevel")
 ArticleStatusEnum = strawberry.enum(ArticleStatus, name="ArticleStatus")
-from schema.common import ClassificationEnum  # noqa: E402 - shared by every domain
 
 
 @strawberry.type(name="User")
@@ -128,31 +127,76 @@ class SearchPagination:
 
 
 @strawberry.type
+class KnowledgeSearchFilters:
+    article_types: list[ArticleTypeEnum]
+    categories: list[str]
+    difficulty_levels: list[DifficultyEnum]
+
+
+@strawberry.type
 class KnowledgeSearchResult:
     results: list[KnowledgeSearchHit]
     total_count: int
     query: str
-    filters: JSON
+    filters: KnowledgeSearchFilters
     pagination: SearchPagination
     search_id: str
 
 
 @strawberry.type
+class ArticleBrief:
+    id: strawberry.ID
+    slug: str
+    title: str
+    view_count: int
+    rating_average: float
+    rating_count: int
+
+
+@strawberry.type
+class SearchTermCount:
+    query: str
+    count: int
+
+
+@strawberry.type
+class KnowledgeBaseUsage:
+    searches: int
+    searches_without_results: int
+    top_search_terms: list[SearchTermCount]
+    top_zero_result_terms: list[SearchTermCount]
+    views: int
+    searches_with_click: int
+    click_through_rate: float | None
+    ratings: int
+    bookmarks: int
+
+
+@strawberry.type
 class KnowledgeBaseStatistics:
     total_articles: int
-    by_type: JSON
-    by_status: JSON
-    by_category: JSON
-    by_difficulty: JSON
+    by_type: JSON = strawberry.field(description="Article count per article type (keys are the enum values).")
+    by_status: JSON = strawberry.field(description="Article count per status.")
+    by_category: JSON = strawberry.field(description="Article count per category.")
+    by_difficulty: JSON = strawberry.field(description="Article count per difficulty level.")
     total_views: int
     total_ratings: int
     average_rating: float | None
     total_bookmarks: int
     featured_count: int
     due_for_review_count: int
-    most_viewed: JSON
-    best_rated: JSON
-    usage: JSON
+    most_viewed: list[ArticleBrief]
+    best_rated: list[ArticleBrief]
+    usage: KnowledgeBaseUsage
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "KnowledgeBaseStatistics":
+        usage = d["usage"]
+        return cls(**{**d, "most_viewed": [ArticleBrief(**b) for b in d["most_viewed"]],
+                      "best_rated": [ArticleBrief(**b) for b in d["best_rated"]],
+                      "usage": KnowledgeBaseUsage(**{
+                          **usage, "top_search_terms": [SearchTermCount(**t) for t in usage["top_search_terms"]],
+                          "top_zero_result_terms": [SearchTermCount(**t) for t in usage["top_zero_result_terms"]]})})
 
 
 @strawberry.type
@@ -251,12 +295,14 @@ class ArticleQuery:
     async def knowledge_articles(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
                                  category: str | None = None, subcategory: str | None = None,
                                  status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
-                                 difficulty_level: list[DifficultyEnum] | None = None, search: str | None = None,
-                                 ordering: str | None = None, page: int = 1,
+                                 difficulty_level: list[DifficultyEnum] | None = None,
+                                 data_classification: list[ClassificationEnum] | None = None,
+                                 search: str | None = None, ordering: str | None = None, page: int = 1,
                                  page_size: int = 20) -> Paginated[KnowledgeArticle]:
         params = {"article_type": article_type, "category": category, "subcategory": subcategory, "status": status,
-                  "is_featured": is_featured, "difficulty_level": difficulty_level, "search": search,
-                  "ordering": ordering, "page": page, "page_size": page_size}
+                  "is_featured": is_featured, "difficulty_level": difficulty_level,
+                  "data_classification": data_classification, "search": search, "ordering": ordering, "page": page,
+                  "page_size": page_size}
         result = await service.list_articles(info.context.backends, user=info.context.user,
                                              params={k: v for k, v in params.items() if v is not None and v != []})
         return paginated(result, KnowledgeArticle.from_doc)
@@ -277,7 +323,11 @@ class ArticleQuery:
         return KnowledgeSearchResult(
             results=[KnowledgeSearchHit(article=KnowledgeArticle.from_doc(r["doc"]),
                                         **{k: r[k] for k in ranking.SCORE_KEYS}) for r in res["results"]],
-            total_count=res["total_count"], query=res["query"], filters=res["filters"],
+            total_count=res["total_count"], query=res["query"],
+            filters=KnowledgeSearchFilters(
+                article_types=[ArticleType(t) for t in res["filters"]["article_types"]],
+                categories=res["filters"]["categories"],
+                difficulty_levels=[Difficulty(d) for d in res["filters"]["difficulty_levels"]]),
             pagination=SearchPagination(**res["pagination"]), search_id=res["search_id"])
 
     @strawberry.field
@@ -297,7 +347,7 @@ class ArticleQuery:
 
     @strawberry.field
     async def knowledge_base_statistics(self, info: Info) -> KnowledgeBaseStatistics:
-        return KnowledgeBaseStatistics(**await stats.statistics(info.context.backends, user=info.context.user))
+        return KnowledgeBaseStatistics.from_dict(await stats.statistics(info.context.backends, user=info.context.user))
 
     @strawberry.field
     async def my_bookmarks(self, info: Info, page: int = 1, page_size: int = 20) -> Paginated[KnowledgeArticle]:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
-from typing import Any
+
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from app.inputs import StrList, UtcDatetime
+from app.inputs import JsonList, SearchText, StrList, UtcDatetime
 from app.users.models import Classification
 
 
@@ -67,7 +67,7 @@ class _ArticleFields(_Input):
     maintainer: str | None = None
     confluence_url: HttpUrl | None = None
     wiki_url: HttpUrl | None = None
-    external_references: list[Any] = Field(default_factory=list, max_length=100)
+    external_references: JsonList = Field(default_factory=list, max_length=100)
     search_keywords: StrList = Field(default_factory=list, max_length=100)
     data_classification: Classification = Classification.INTERNAL
     last_reviewed: UtcDatetime | None = None
@@ -107,7 +107,7 @@ class ArticleUpdate(_Input):
     maintainer: str | None = None
     confluence_url: HttpUrl | None = None
     wiki_url: HttpUrl | None = None
-    external_references: list[Any] | None = Field(None, max_length=100)
+    external_references: JsonList | None = Field(None, max_length=100)
     search_keywords: StrList | None = Field(None, max_length=100)
     data_classification: Classification | None = None
     last_reviewed: UtcDatetime | None = None
@@ -123,7 +123,7 @@ class RateInput(_Input):
 
 
 class SearchInput(_Input):
-    query: str = Field(min_length=1, max_length=500)
+    query: SearchText = Field(min_length=1, max_length=500)
     article_types: list[ArticleType] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     difficulty_levels: list[Difficulty] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.activity.service import record_audit, record_usage
 from app.articles.models import NULLABLE, ArticleCreate, ArticleStatus, ArticleType, Difficulty, RateInput
+from app import classification
 from app.backends import Backends
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.indexing import outbox
@@ -51,7 +52,7 @@ def sees_unpublished(user: User) -> bool:
 def visibility(user: User) -> dict[str, Any]:
     """The MongoDB filter for articles this user may see: never above their clearance, and only
     published ones unless they are an editor/admin or the author."""
-    flt: dict[str, Any] = {"data_classification": {"$in": user.clearance.visible()}}
+    flt: dict[str, Any] = classification.mongo_filter(user)
     if not sees_unpublished(user):
         flt["$or"] = [{"status": ArticleStatus.PUBLISHED.value}, {"author": user.id}]
     return flt
@@ -59,7 +60,7 @@ def visibility(user: User) -> dict[str, Any]:
 
 def search_visibility(user: User) -> list[dict[str, Any]]:
     """The same rule as `visibility`, as OpenSearch filters."""
-    out: list[dict[str, Any]] = [{"terms": {"data_classification": user.clearance.visible()}}]
+    out: list[dict[str, Any]] = [classification.search_filter(user)]
     if not sees_unpublished(user):
         out.append({"bool": {"should": [{"term": {"status": ArticleStatus.PUBLISHED.value}},
                                         {"term": {"author": user.id}}], "minimum_should_match": 1}})
@@ -129,10 +130,8 @@ def _require_editor(user: User) -> None:
                                {"role": user.role.value, "required": Role.EDITOR.value})
 
 
-def _check_clearance(user: User, classification: str | None) -> None:
-    if classification and Classification(classification).rank > user.clearance.rank:
-        raise ValidationFailed("You cannot classify an article above your own clearance",
-                               {"field": "data_classification", "clearance": user.clearance.value})
+def _check_clearance(user: User, value: str | None) -> None:
+    classification.check_may_classify(user, value, what="an article")
 
 
 async def _check_maintainer(bk: Backends, maintainer: str | None) -> None:

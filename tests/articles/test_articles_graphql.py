@@ -77,7 +77,7 @@ async def test_rate_bookmark_review_and_lists(client, viewer, editor, make_artic
     assert lst["data"]["knowledgeArticles"]["totalCount"] == 1
     out = await gql(client, viewer, """{ popularArticles(limit: 3) { popularityScore article { slug } }
         articlesDueForReview { totalCount }
-        knowledgeBaseStatistics { totalArticles byStatus averageRating usage } }""")
+        knowledgeBaseStatistics { totalArticles byStatus averageRating usage { searches } } }""")
     assert "errors" not in out and len(out["data"]["popularArticles"]) <= 3
     assert out["data"]["knowledgeBaseStatistics"]["totalArticles"] >= 1
 
@@ -87,14 +87,15 @@ async def test_search_through_graphql(client, viewer, make_article, bk):
     a = await make_article(title=f"Redis eviction storm {marker}", category="Cache")
     await sync_search(bk)
     out = await gql(client, viewer, """query($q: String!) { searchKnowledgeBase(input: {query: $q, categories: ["Cache"],
-        limit: 5}) { totalCount query filters pagination { limit offset hasMore } searchId
+        limit: 5}) { totalCount query filters { articleTypes categories difficultyLevels }
+        pagination { limit offset hasMore } searchId
         results { relevanceScore similarityScore popularityScore matchingKeywords article { slug } } } }""",
                     q=f"redis eviction {marker}")
     res = out["data"]["searchKnowledgeBase"]
     assert res["totalCount"] == 1 and res["results"][0]["article"]["slug"] == a["slug"]
     assert res["results"][0]["matchingKeywords"] == ["redis", "eviction", marker]
     assert res["pagination"] == {"limit": 5, "offset": 0, "hasMore": False}
-    assert res["filters"] == {"article_types": [], "categories": ["Cache"], "difficulty_levels": []}
+    assert res["filters"] == {"articleTypes": [], "categories": ["Cache"], "difficultyLevels": []}
 
 
 async def test_people_resolve_with_one_users_query(client, viewer, admin, editor, make_article, bk):
@@ -116,3 +117,36 @@ async def test_people_resolve_with_one_users_query(client, viewer, admin, editor
     users_queries = await db["system.profile"].count_documents(
         {"ns": f"{db.name}.users", "ts": {"$gte": since}, "op": "query"})
     assert users_queries == 1
+
+
+async def test_outputs_are_camel_case_and_every_rest_filter_has_its_argument(client, editor, viewer, bk):
+    cat = unique("camel")
+    for cls in ("PUBLIC", "CONFIDENTIAL"):
+        r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
+            "title": unique("Camel"), "content": "replica lag runbook", "article_type": "RUNBOOK", "category": cat,
+            "status": "PUBLISHED", "data_classification": cls})
+        assert r.status_code == 201
+    out = await gql(client, editor, """query($c: String!) { knowledgeArticles(category: $c,
+        dataClassification: [PUBLIC]) { totalCount results { dataClassification } } }""", c=cat)
+    assert out["data"]["knowledgeArticles"] == {"totalCount": 1, "results": [{"dataClassification": "PUBLIC"}]}
+    await sync_search(bk)
+    out = await gql(client, viewer, """{ searchKnowledgeBase(input: {query: "replica lag", articleTypes: [RUNBOOK],
+        difficultyLevels: [INTERMEDIATE], categories: ["x"]}) {
+        filters { articleTypes categories difficultyLevels } } }""")
+    assert out["data"]["searchKnowledgeBase"]["filters"] == {
+        "articleTypes": ["RUNBOOK"], "categories": ["x"], "difficultyLevels": ["INTERMEDIATE"]}
+    out = await gql(client, viewer, """{ knowledgeBaseStatistics { mostViewed { slug viewCount ratingAverage }
+        usage { searches searchesWithoutResults topSearchTerms { query count } clickThroughRate } } }""")
+    usage = out["data"]["knowledgeBaseStatistics"]["usage"]
+    assert usage["searches"] >= 1 and isinstance(usage["topSearchTerms"], list)
+
+
+async def test_search_text_and_free_form_json_follow_the_shared_rules(client, editor, viewer):
+    r = await client.post("/api/knowledge/knowledge-articles/search/", headers=viewer, json={"query": "a\u0000b"})
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR"
+    out = await gql(client, viewer, '{ searchKnowledgeBase(input: {query: "%s"}) { totalCount } }' % ("x" * 600))
+    assert out["errors"][0]["extensions"]["code"] in ("VALIDATION_ERROR", "BAD_USER_INPUT")
+    r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
+        "title": unique("Refs"), "content": "c", "article_type": "FAQ", "category": "c",
+        "external_references": [{"$where": "1"}]})
+    assert r.status_code == 400 and r.json()["code"] == "INVALID_KEY"

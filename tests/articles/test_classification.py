@@ -49,8 +49,15 @@ async def usage(client, headers) -> dict:
     r = await client.get(BASE + "statistics/", headers=headers)
     assert r.status_code == 200, r.text
     rest = r.json()["usage"]
-    out = await gql(client, headers, "{ knowledgeBaseStatistics { usage } }")
-    assert out["data"]["knowledgeBaseStatistics"]["usage"] == rest  # one service function, one answer
+    out = await gql(client, headers, """{ knowledgeBaseStatistics { usage { searches searchesWithoutResults
+        topSearchTerms { query count } topZeroResultTerms { query count } views searchesWithClick clickThroughRate
+        ratings bookmarks } } }""")
+    camel = {"searches": "searches", "searchesWithoutResults": "searches_without_results",
+             "topSearchTerms": "top_search_terms", "topZeroResultTerms": "top_zero_result_terms", "views": "views",
+             "searchesWithClick": "searches_with_click", "clickThroughRate": "click_through_rate",
+             "ratings": "ratings", "bookmarks": "bookmarks"}
+    got = {camel[k]: v for k, v in out["data"]["knowledgeBaseStatistics"]["usage"].items()}
+    assert got == rest  # one service function, one answer
     return rest
 
 
