@@ -7,9 +7,10 @@ wins). Request bodies go through `loads()`; free-form JSON fields (event `detail
 `external_references`) are checked again by `check()` because GraphQL literals reach them without
 passing through a JSON decoder.
 
-Rules (documented in the README): at most `max_depth` levels of nesting; integers within
-[-2^63, 2^63); finite numbers only; no duplicate keys; object keys without NUL and not starting with
-`$` (MongoDB operator syntax).
+Rules (documented in the README): at most `max_depth` levels of nesting and MAX_VALUES values;
+integers within [-2^63, 2^63); finite numbers only; no duplicate keys; text that is valid UTF-8 once
+decoded (no lone surrogates); object keys without NUL and not starting with `$` (MongoDB operator
+syntax).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 FREE_FORM_MAX_DEPTH = 8
+MAX_VALUES = 20_000  # values (objects, lists, scalars) in one document: a 1 MB body of tiny items stays cheap
 
 
 class JSONRejected(ValueError):
@@ -56,26 +58,41 @@ def loads(raw: bytes | str, *, max_depth: int) -> Any:
     return value
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate (`"\ud800"`): valid JSON, not storable text
+        return False
+
+
 def check(value: Any, *, max_depth: int = FREE_FORM_MAX_DEPTH, path: str = "") -> None:
     """Raise JSONRejected if `value` (already decoded) breaks a rule above. Iterative: no recursion."""
     stack: list[tuple[Any, int, str]] = [(value, 0, path)]
+    seen = 0
     while stack:
         item, depth, where = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise JSONRejected("JSON_TOO_LARGE", f"JSON holds more than {MAX_VALUES} values")
         if isinstance(item, dict):
             if depth >= max_depth:
                 raise JSONRejected("JSON_TOO_DEEP", f"JSON nested more than {max_depth} levels at {where or '$'}")
             for key, sub in item.items():
                 if not isinstance(key, str):
                     raise JSONRejected("INVALID_KEY", f"Object keys must be strings at {where or '$'}")
-                if "\x00" in key or key.startswith("$"):
+                if "\x00" in key or key.startswith("$") or not _encodable(key):
                     raise JSONRejected("INVALID_KEY", f"Object key {key[:50]!r} at {where or '$'} may not contain "
-                                       "NUL or start with '$'")
+                                       "NUL or a lone surrogate, or start with '$'")
                 stack.append((sub, depth + 1, f"{where}.{key[:50]}"))
         elif isinstance(item, (list, tuple)):
             if depth >= max_depth:
                 raise JSONRejected("JSON_TOO_DEEP", f"JSON nested more than {max_depth} levels at {where or '$'}")
             stack.extend((sub, depth + 1, f"{where}[{i}]") for i, sub in enumerate(item))
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
+        elif isinstance(item, str):
+            if not _encodable(item):
+                raise JSONRejected("INVALID_STRING", f"String with a lone surrogate at {where or '$'}")
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:

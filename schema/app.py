@@ -63,7 +63,7 @@ def _validate(query: str, document: DocumentNode) -> list[GraphQLError]:
 
 
 async def _request_data(request: Request) -> dict[str, Any]:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):  # a HEAD is a GET without the body: its own body is ignored
         params = request.query_params
         data: dict[str, Any] = {"query": params.get("query"), "operationName": params.get("operationName")}
         if raw := params.get("variables"):
@@ -116,7 +116,7 @@ async def graphql_endpoint(request: Request) -> Response:
         message = f"Unknown operation named '{operation_name}'." if operation_name else \
             "Must provide operation name if query contains multiple operations."
         return graphql_error(400, message, "GRAPHQL_VALIDATION_FAILED")
-    if request.method == "GET" and operation.operation != OperationType.QUERY:
+    if request.method in ("GET", "HEAD") and operation.operation != OperationType.QUERY:
         return graphql_error(405, "Only queries may be sent with GET; use POST", "METHOD_NOT_ALLOWED",
                              headers={"Allow": "POST"})
     try:
@@ -126,8 +126,9 @@ async def graphql_endpoint(request: Request) -> Response:
         return graphql_error(400, exc.message, exc.code, exc.details)
 
     verdicts = []
+    units = analysis.root_fields or {"read": 1}  # every document costs at least one unit
     try:
-        for kind, amount in sorted(analysis.root_fields.items()):
+        for kind, amount in sorted(units.items()):
             if (verdict := await ratelimit.check(bk, user_id=user.id, kind=kind, amount=amount)) is not None:
                 verdicts.append(verdict)
     except ratelimit.RateLimited as exc:

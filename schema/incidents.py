@@ -55,9 +55,14 @@ class IncidentTimeline:
 
 
 def TimelineByIncidentIdLoader(ctx) -> DataLoader:
-    async def load(ids: list[str]) -> list[list[dict]]:
-        found = await service.timelines_by_ids(ctx.backends, ids=ids)
-        return [found.get(i, []) for i in ids]
+    """Keys are (incident id, limit): one query per distinct limit on a page."""
+    async def load(keys: list[tuple[str, int]]) -> list[list[dict]]:
+        found: dict[tuple[str, int], list[dict]] = {}
+        for limit in {k[1] for k in keys}:
+            ids = [i for i, n in keys if n == limit]
+            for i, events in (await service.timelines_by_ids(ctx.backends, ids=ids, limit=limit)).items():
+                found[(i, limit)] = events
+        return [found.get(k, []) for k in keys]
 
     return DataLoader(load_fn=load)
 
@@ -86,12 +91,13 @@ class Incident:
     data_classification: ClassificationEnum
     _doc: strawberry.Private[dict]
 
-    @strawberry.field
-    async def timeline(self, info: Info) -> list[TimelineEvent]:
+    @strawberry.field(description="The first `limit` events in time order (at most IKL_MAX_EVENTS_PER_INCIDENT).")
+    async def timeline(self, info: Info, limit: int = 50) -> list[TimelineEvent]:
+        service.check_event_limit(info.context.backends, limit)
         if "timeline" in self._doc:
-            events = service.sorted_events(self._doc)
+            events = service.sorted_events(self._doc)[:limit]
         else:
-            events = await info.context.loader("TimelineByIncidentId", TimelineByIncidentIdLoader).load(self.id)
+            events = await info.context.loader("TimelineByIncidentId", TimelineByIncidentIdLoader).load((self.id, limit))
         return [TimelineEvent.from_doc(e) for e in events]
 
     @classmethod
@@ -187,7 +193,8 @@ class IncidentQuery:
                   "category": category, "assignee": assignee, "data_classification": data_classification,
                   "search": search, "ordering": ordering, "page": page,
                   "page_size": page_size}
-        result = await service.list_incidents(info.context.backends, params={k: v for k, v in params.items() if v},
+        result = await service.list_incidents(info.context.backends,
+                                              params={k: v for k, v in params.items() if v is not None and v != []},
                                               user=info.context.user)
         return paginated(result, Incident.from_doc)
 
@@ -197,13 +204,16 @@ class IncidentQuery:
                                                             user=info.context.user))
 
     @strawberry.field
-    async def incident_timeline(self, info: Info, name: str) -> IncidentTimeline:
+    async def incident_timeline(self, info: Info, name: str, limit: int = 1000) -> IncidentTimeline:
+        """The envelope of the REST timeline; `metadata.eventCount` counts every event, `events` holds
+        the first `limit` in time order."""
+        service.check_event_limit(info.context.backends, limit)
         doc = await service.get_incident(info.context.backends, name=name, user=info.context.user)
         events = service.sorted_events(doc)
         return IncidentTimeline(api_version=service.TIMELINE_API_VERSION, kind=service.TIMELINE_KIND,
                                 metadata=TimelineMetadata(name=doc["name"], namespace=doc.get("namespace", "default"),
                                                           event_count=len(events)),
-                                events=[TimelineEvent.from_doc(e) for e in events])
+                                events=[TimelineEvent.from_doc(e) for e in events[:limit]])
 
     @strawberry.field
     async def similar_incidents(self, info: Info, incident_id: strawberry.ID, limit: int = 5) -> list[SimilarIncident]:

@@ -145,3 +145,26 @@ async def test_a_timeline_stops_growing_at_its_cap(client, editor, bk):
     assert len(doc["timeline"]) == 8 and doc["timeline_bytes"] <= 20_000
     r = await client.get(f"{BASE}{name}/", headers=editor)
     assert r.status_code == 200 and "timeline_bytes" not in r.json()
+
+
+async def test_lone_surrogates_and_huge_lists_are_refused(client, editor, viewer):
+    body = '{"title": "s", "timeline": [{"type": "Comment", "source": "t", "message": "m", "details": {"k": "\\udfff"}}]}'
+    rest_error(await client.post(BASE, headers={**editor, "Content-Type": "application/json"}, content=body),
+               400, "INVALID_STRING")
+    r = await client.post("/graphql", headers={**viewer, "Content-Type": "application/json"},
+                          content=b'{"query": "{ __typename }", "operationName": "\\ud800"}')
+    assert r.status_code == 400 and r.json()["errors"][0]["extensions"]["code"] == "INVALID_STRING"
+    r = await client.post("/graphql", headers={**viewer, "Content-Type": "application/json"},
+                          content=b'{"query": "query($s: String!) { incidents(search: $s) { totalCount } }", '
+                                  b'"variables": {"s": "\\udc00"}}')
+    assert r.status_code == 400
+    many = json.dumps({"query": "{ __typename }", "variables": {"c": ["x"] * 30_000}})
+    r = await client.post("/graphql", headers={**viewer, "Content-Type": "application/json"}, content=many)
+    assert r.status_code == 400 and r.json()["errors"][0]["extensions"]["code"] == "JSON_TOO_LARGE"
+
+
+async def test_an_incident_named_search_is_a_read(client, editor, viewer, bk):
+    from app.http import ratelimit
+
+    assert ratelimit.classify("GET", "/api/v1/incidents/search/") == "read"
+    assert ratelimit.classify("POST", "/api/knowledge/knowledge-articles/search/") == "search"

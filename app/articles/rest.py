@@ -11,6 +11,7 @@ from starlette.routing import Route
 from app.articles import ranking, service, stats
 from app.articles.models import ArticleCreate, ArticleUpdate, RateInput, SearchInput
 from app.errors import ValidationFailed
+from app.http import ratelimit
 from app.http.auth import current_user
 from app.http.responses import JSON, read_body
 from app.inputs import ascii_int
@@ -119,6 +120,8 @@ async def bookmarks(request: Request) -> JSON:
     return await _page(request, await service.my_bookmarks(request.app.state.backends, user=current_user(request),
                                                            params=request.query_params))
 
+
+ratelimit.SEARCH_PATHS.add(BASE + "search/")
 
 routes = [
     Route(BASE, list_or_create, methods=["GET", "POST"]),

@@ -38,9 +38,13 @@ class Verdict:
     reset_in: int
 
 
+# Paths of the REST search routes (each domain adds its own; an incident named "search" is not one).
+SEARCH_PATHS: set[str] = set()
+
+
 def classify(method: str, path: str) -> str:
     """REST: search routes are "search", reads "read", everything else "write"."""
-    if path.rstrip("/").endswith("/search"):
+    if path in SEARCH_PATHS:
         return "search"
     return "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
 

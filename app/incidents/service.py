@@ -104,11 +104,22 @@ async def incidents_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[
     return {d["_id"]: d for d in docs}
 
 
-async def timelines_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, list[dict]]:
-    """Timelines keyed by incident id, in time order: one query for the whole list (for incidents
-    the caller already holds, so already checked against their clearance)."""
-    docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}}, {"timeline": 1}).to_list(None)
+async def timelines_by_ids(bk: Backends, *, ids: list[str], limit: int) -> dict[str, list[dict]]:
+    """The first `limit` events of each timeline, keyed by incident id, in time order: one query for
+    the whole list, sorted and cut in MongoDB so a page never loads whole timelines (for incidents the
+    caller already holds, so already checked against their clearance)."""
+    pipeline = [{"$match": {"_id": {"$in": list(set(ids))}}},
+                {"$project": {"timeline": {"$slice": [{"$sortArray": {
+                    "input": {"$ifNull": ["$timeline", []]}, "sortBy": {"timestamp": 1}}}, limit]}}}]
+    docs = await (await bk.mongo.incidents.aggregate(pipeline)).to_list(None)
     return {d["_id"]: sorted_events(d) for d in docs}
+
+
+def check_event_limit(bk: Backends, limit: int) -> int:
+    if not 1 <= limit <= bk.settings.max_events_per_incident:
+        raise ValidationFailed(f"limit must be between 1 and {bk.settings.max_events_per_incident}",
+                               {"field": "limit", "max": bk.settings.max_events_per_incident})
+    return limit
 
 
 async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> dict:
