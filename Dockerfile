@@ -10,4 +10,7 @@ RUN pip install --no-cache-dir .
 RUN useradd --system --uid 10001 ikl
 USER ikl
 EXPOSE 8000
+# uvicorn trusts X-Forwarded-For only from these addresses (the failed-auth limit keys on the client
+# address): none by default; set it to your reverse proxy's address(es) when there is one.
+ENV FORWARDED_ALLOW_IPS=""
 CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--loop", "uvloop", "--http", "httptools", "--no-access-log"]

@@ -41,7 +41,7 @@ def api_server() -> Iterator[str]:
     port = free_port()
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
                             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                           cwd=ROOT, env={"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60

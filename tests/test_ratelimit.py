@@ -72,3 +72,11 @@ async def test_block_reservation_never_lets_more_than_the_limit_through(bk):
         bk.settings.rate_limit_search = saved
     # the request stranded in the first process's block is lost; none beyond the limit passes
     assert passed == 249
+
+
+def test_failed_auth_is_counted_per_ipv4_address_or_ipv6_64():
+    from app.http.ratelimit import client_key
+
+    assert client_key("203.0.113.7") == "203.0.113.7"
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert client_key("::ffff:203.0.113.7") == "203.0.113.7"

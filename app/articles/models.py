@@ -124,8 +124,8 @@ class RateInput(_Input):
 
 class SearchInput(_Input):
     query: SearchText = Field(min_length=1, max_length=500)
-    article_types: list[ArticleType] = Field(default_factory=list)
-    categories: list[str] = Field(default_factory=list)
-    difficulty_levels: list[Difficulty] = Field(default_factory=list)
+    article_types: list[ArticleType] = Field(default_factory=list, max_length=20)
+    categories: list[str] = Field(default_factory=list, max_length=50)
+    difficulty_levels: list[Difficulty] = Field(default_factory=list, max_length=10)
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0, le=9_900)  # offset + limit stays within the index's 10,000-hit window

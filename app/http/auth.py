@@ -86,7 +86,7 @@ class TokenAuthMiddleware:
         cached = users.cached_user(key=key)
         if cached is not None:
             return cached, ""
-        address = (scope.get("client") or ("unknown", 0))[0]
+        address = ratelimit.client_key((scope.get("client") or ("unknown", 0))[0])
         if (wait := ratelimit.auth_blocked(bk, address=address)) is not None:
             raise ratelimit.RateLimited("Too many failed authentication attempts from this address",
                                         {"kind": "auth", "retry_after_seconds": wait},

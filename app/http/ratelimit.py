@@ -10,6 +10,7 @@ more than the exactness of a limit.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -108,6 +109,20 @@ def limited_headers(exc: "RateLimited") -> dict[str, str]:
 AUTH_WINDOW_SECONDS = 60
 # address -> (window, failures seen in the shared counter); learnt on each failure this process sees
 _auth_failures: dict[str, tuple[int, int]] = {}
+
+
+def client_key(address: str) -> str:
+    """The unit the failed-auth limit counts: the IPv4 address, or the /64 an IPv6 address is in
+    (one host usually holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def auth_blocked(bk: Backends, *, address: str) -> int | None:
