@@ -245,7 +245,7 @@ async def test_the_documented_search_example_finds_runbooks_on_a_fresh_start(see
         assert {x["article_type"] for x in body["results"]} == {"RUNBOOK", "TROUBLESHOOTING"}
         assert all(x["category"] == "Database" for x in body["results"])
         top = body["results"][0]
-        assert "database" in top["matching_keywords"] and "connection" in top["title"].lower(), top
+        assert {"database", "connection"} <= set(top["matching_keywords"]), top
 
 
 async def test_every_filter_value_lists_something(seeded):

@@ -8,17 +8,9 @@ import json
 import pytest
 
 from tests.conftest import unique
+from tests.incidents.test_rest import error_shape as rest_error
 
 BASE = "/api/v1/incidents/"
-
-
-def rest_error(r, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error", "details", "code"}, body
-    if code:
-        assert body["code"] == code, body
-    return body
 
 
 def deep(n: int) -> str:
