@@ -70,10 +70,15 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
     """A backend that is down becomes a 503 naming it, not a 500."""
     from opensearchpy.exceptions import ConnectionError as SearchConnectionError
     from opensearchpy.exceptions import ConnectionTimeout as SearchTimeout
+    from opensearchpy.exceptions import NotFoundError as SearchNotFound
     from pymongo.errors import ConnectionFailure
 
     if isinstance(exc, (SearchConnectionError, SearchTimeout)):
         return Unavailable("The search server is unavailable; try again shortly", code="SEARCH_UNAVAILABLE")
+    if isinstance(exc, SearchNotFound) and "index_not_found" in str(exc):
+        # the search server lost the index (a restart of an in-memory server, a new cluster): the
+        # outbox sweep rebuilds it from MongoDB; until then searches cannot be answered
+        return Unavailable("The search index is being rebuilt; try again shortly", code="SEARCH_UNAVAILABLE")
     if isinstance(exc, ConnectionFailure):
         return Unavailable("The database is unavailable; try again shortly", code="DATABASE_UNAVAILABLE")
     return None

@@ -73,3 +73,24 @@ async def test_every_request_has_a_deadline(stack, fresh_token):
             r = await c.post("/graphql", headers=fresh_token, json={"query": "{ __typename }"})
             assert r.status_code == 503 and r.json()["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
             assert time.monotonic() - started < 5
+
+
+async def test_a_lost_search_index_is_503_not_500(client, viewer, bk):
+    """The search server lost the index (an in-memory server restarted): searches answer 503 until the
+    sweep rebuilds it from MongoDB."""
+    from indexers import registry
+    from indexers.base import alias_targets, ensure_index
+
+    definition = registry()["articles"]
+    targets = await alias_targets(bk, definition)
+    await bk.search.indices.delete(index=",".join(targets))
+    try:
+        r = await client.post("/api/knowledge/knowledge-articles/search/", headers=viewer, json={"query": "database"})
+        assert r.status_code == 503 and r.json()["code"] == "SEARCH_UNAVAILABLE", r.text
+        r = await client.post("/graphql", headers=viewer, json={
+            "query": '{ searchKnowledgeBase(input: {query: "database"}) { totalCount } }'})
+        assert r.json()["errors"][0]["extensions"]["code"] == "SEARCH_UNAVAILABLE"
+    finally:
+        await ensure_index(bk, definition)
+    r = await client.post("/api/knowledge/knowledge-articles/search/", headers=viewer, json={"query": "database"})
+    assert r.status_code == 200

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+from opensearchpy.exceptions import NotFoundError as SearchNotFound
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException
@@ -144,5 +145,6 @@ EXCEPTION_HANDLERS = {
     ServiceError: service_error_handler,
     HTTPException: http_error_handler,
     SearchConnectionError: backend_error_handler,
+    SearchNotFound: backend_error_handler,  # a lost index is an outage; any other 404 stays a masked 500
     PyMongoError: backend_error_handler,
 }
