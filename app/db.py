@@ -35,6 +35,9 @@ INDEXES: dict[str, list[IndexModel]] = {
                      IndexModel([("search_id", ASCENDING)], sparse=True)],
     "audit_log": [IndexModel([("subject_type", ASCENDING), ("subject_id", ASCENDING), ("at", DESCENDING)]),
                   IndexModel([("user_id", ASCENDING), ("at", DESCENDING)])],
+    "postmortems": [IndexModel([("incident", ASCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
+                    IndexModel([("owner", ASCENDING)]), IndexModel([("due_date", ASCENDING)]),
+                    IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)])],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),

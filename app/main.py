@@ -20,6 +20,7 @@ from app.http.observability import RequestContextMiddleware, metrics
 from app.http.responses import EXCEPTION_HANDLERS
 from app.articles import rest as articles_rest
 from app.incidents import rest as incidents_rest
+from app.postmortems import rest as postmortems_rest
 from app.indexing import outbox
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *graphiql.routes,
         *incidents_rest.routes,
         *articles_rest.routes,
+        *postmortems_rest.routes,
     ]
     return Starlette(
         routes=routes,

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     ranking_weight_popularity: float = 0.15
     # Within similarity: the share given to topic affinity (the rest is the term-vector cosine).
     ranking_similarity_topic_share: float = 0.5
+    postmortem_due_days: dict[str, int] = {"CRITICAL": 3, "HIGH": 5, "MEDIUM": 10, "LOW": 20}  # after resolution
 
     @property
     def development(self) -> bool:

@@ -12,11 +12,12 @@ from schema.common import UtcDateTime
 from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.incidents import IncidentMutation, IncidentQuery
+from schema.postmortems import PostmortemMutation, PostmortemQuery
 
 # Root fields that are searches for the rate limit (every other query field is a read).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
-QUERIES: list[type] = [IncidentQuery, ArticleQuery]
-MUTATIONS: list[type] = [IncidentMutation, ArticleMutation]
+QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery]
+MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation]
 
 Query = merge_types("Query", tuple(QUERIES))
 Mutation = merge_types("Mutation", tuple(MUTATIONS))

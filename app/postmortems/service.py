@@ -1,0 +1,292 @@
+"""Postmortems and their review workflow: every rule about them lives here.
+
+A postmortem belongs to one incident and carries a `data_classification` (default: its incident's);
+a reader sees it only at or below their clearance, and a hidden one is answered like a missing one.
+Status moves DRAFT → IN_REVIEW → APPROVED → PUBLISHED → ARCHIVED, and IN_REVIEW → DRAFT when changes
+are requested; any other move is a 409 naming the current status and the allowed moves. Every
+change is audit-logged. `completion_percentage` and `is_overdue` are derived when read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, Mapping
+
+from pydantic import BaseModel
+from pymongo import ReturnDocument
+
+from app import classification
+from app.activity.service import record_audit
+from app.backends import Backends
+from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.incidents import service as incidents
+from app.incidents.models import Severity
+from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.postmortems.models import REQUIRED_SECTIONS, PostmortemCreate, PostmortemStatus, plain_changes
+from app.timefmt import utcnow
+from app.users import service as users
+from app.users.models import Role, User
+
+SEVERITY_RANK = incidents.SEVERITY_RANK
+S = PostmortemStatus
+# status -> {target: action}
+MOVES: dict[str, dict[str, str]] = {
+    S.DRAFT.value: {S.IN_REVIEW.value: "submit_for_review"},
+    S.IN_REVIEW.value: {S.APPROVED.value: "approve", S.DRAFT.value: "request_changes"},
+    S.APPROVED.value: {S.PUBLISHED.value: "publish"},
+    S.PUBLISHED.value: {S.ARCHIVED.value: "archive"},
+    S.ARCHIVED.value: {},
+}
+ACTION_TARGET = {action: target for moves in MOVES.values() for target, action in moves.items()}
+CLOSED_STATUSES = (S.PUBLISHED.value, S.ARCHIVED.value)
+
+LIST_SPEC = ListSpec(
+    filters=(Filter("status", "status", PostmortemStatus), Filter("severity", "severity", Severity),
+             Filter("is_automated", "is_automated", bool), Filter("owner", "owner"),
+             Filter("incident", "incident")),
+    search_fields=("title", "executive_summary", "root_cause_analysis"),
+    ordering={"created_at": "created_at", "updated_at": "updated_at", "due_date": "due_date",
+              "severity": "severity_rank"},
+    default_ordering=("-created_at",),
+)
+
+
+def _not_found(pm_id: str) -> NotFound:
+    return NotFound(f"Postmortem '{pm_id}' not found", code="POSTMORTEM_NOT_FOUND")
+
+
+def _require_editor(user: User) -> None:
+    if not user.has_role(Role.EDITOR):
+        raise PermissionDenied("This action requires the 'editor' role",
+                               {"role": user.role.value, "required": Role.EDITOR.value})
+
+
+def _has_content(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, (list, dict)):
+        return any(_has_content(v) if isinstance(v, (str, list, dict)) else v is not None for v in
+                   (value.values() if isinstance(value, dict) else value))
+    return value is not None
+
+
+def completion_percentage(doc: Mapping[str, Any]) -> float:
+    """The share (0-100, one decimal) of the six required sections holding real content: text that is
+    not blank, or a list with at least one entry that is not empty."""
+    done = sum(1 for s in REQUIRED_SECTIONS if _has_content(doc.get(s)))
+    return round(100.0 * done / len(REQUIRED_SECTIONS), 1)
+
+
+def is_overdue(doc: Mapping[str, Any], now=None) -> bool:
+    due = doc.get("due_date")
+    return bool(due) and due < (now or utcnow()) and doc.get("status") not in CLOSED_STATUSES
+
+
+def default_due_date(bk: Backends, *, severity: str, incident: Mapping[str, Any], now):
+    """The configured number of days for the severity after the incident's resolution (after now
+    when it is unresolved)."""
+    days = bk.settings.postmortem_due_days.get(severity, bk.settings.postmortem_due_days.get("MEDIUM", 10))
+    return (incident.get("resolved_at") or now) + timedelta(days=days)
+
+
+async def _txn(bk: Backends, op):
+    async with bk.client.start_session() as session:
+        return await session.with_transaction(op)
+
+
+async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
+    ids = [values[k] for k in ("owner", "approver") if values.get(k)] + list(values.get("reviewers") or [])
+    if not ids:
+        return
+    found = await users.users_by_ids(bk, ids=ids)
+    for field in ("owner", "approver", "reviewers"):
+        value = values.get(field)
+        missing = [v for v in (value if isinstance(value, list) else [value]) if v and v not in found]
+        if missing:
+            raise ValidationFailed(f"Unknown user in '{field}'", {"field": field, "unknown": missing},
+                                   code="UNKNOWN_USER")
+
+
+async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
+    """One postmortem; a 404 when there is none or the user may not see it."""
+    doc = await bk.mongo.postmortems.find_one({"_id": pm_id, **classification.mongo_filter(user)})
+    if doc is None:
+        raise _not_found(pm_id)
+    return doc
+
+
+async def _list_params(bk: Backends, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`owner` is a username; an unknown one matches nothing."""
+    out = dict(params.items())
+    if out.get("owner"):
+        doc = await bk.mongo.users.find_one({"username": str(out["owner"])}, {"_id": 1})
+        out["owner"] = doc["_id"] if doc else "\x00none"
+    return out
+
+
+async def list_postmortems(bk: Backends, *, params: Mapping[str, Any], user: User,
+                           overdue: bool = False) -> Page:
+    """A page of the postmortems the user may see, by DRF-style list parameters (`overdue`: only
+    those past their due date and not yet published or archived)."""
+    query = parse_list_params(LIST_SPEC, await _list_params(bk, params), default_size=bk.settings.page_size,
+                              max_size=bk.settings.max_page_size)
+    base = classification.mongo_filter(user)
+    if overdue:
+        base = {**base, "due_date": {"$lt": utcnow()}, "status": {"$nin": list(CLOSED_STATUSES)}}
+    return await fetch_page(bk.mongo.postmortems, query, base_filter=base)
+
+
+async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User) -> dict:
+    """Create a DRAFT postmortem for an incident the user may see (editor)."""
+    _require_editor(user)
+    try:
+        incident = await incidents.get_incident(bk, incident_id=data.incident, user=user,
+                                                projection=incidents.LIST_PROJECTION)
+    except NotFound:
+        raise ValidationFailed(f"Incident '{data.incident}' not found", {"field": "incident"},
+                               code="INCIDENT_NOT_FOUND") from None
+    values = plain_changes(data, replace=True)
+    values["data_classification"] = values["data_classification"] or incident.get(
+        "data_classification", classification.DEFAULT.value)
+    classification.check_may_classify(user, values["data_classification"], what="a postmortem")
+    values["owner"] = values["owner"] or user.id
+    values["severity"] = values["severity"] or incident["severity"]
+    await _check_users(bk, values)
+    now = utcnow()
+    if values["due_date"] is None:
+        values["due_date"] = default_due_date(bk, severity=values["severity"], incident=incident, now=now)
+    doc = {**values, "_id": str(uuid.uuid4()), "status": S.DRAFT.value, "severity_rank": SEVERITY_RANK[values["severity"]],
+           "is_automated": False, "generation_confidence": None, "auto_generated_sections": [],
+           "created_at": now, "updated_at": now, "published_at": None, "created_by": user.id}
+
+    async def op(s):
+        await bk.mongo.postmortems.insert_one(doc, session=s)
+        await record_audit(bk, action="create", user=user, subject_type="postmortem", subject_id=doc["_id"],
+                           changes={"title": doc["title"], "incident": doc["incident"]}, session=s)
+
+    await _txn(bk, op)
+    return doc
+
+
+async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: User, replace: bool = False) -> dict:
+    """PATCH (only the fields sent) or PUT (`replace`: every field, defaults for those left out; the
+    owner stays when not given). Status changes only through the workflow actions."""
+    _require_editor(user)
+    current = await get_postmortem(bk, pm_id=pm_id, user=user)
+    changes = plain_changes(data, replace=replace)
+    if replace:
+        changes["owner"] = changes["owner"] or current["owner"]
+        changes["severity"] = changes["severity"] or current["severity"]
+        changes["data_classification"] = changes["data_classification"] or current["data_classification"]
+        changes["due_date"] = changes["due_date"] or current.get("due_date")
+    classification.check_may_classify(user, changes.get("data_classification"), what="a postmortem")
+    await _check_users(bk, changes)
+    if not changes:
+        return current
+    if "severity" in changes:
+        changes["severity_rank"] = SEVERITY_RANK[changes["severity"]]
+    audit = {k: v for k, v in changes.items() if current.get(k) != v and k != "severity_rank"}
+    changes["updated_at"] = utcnow()
+
+    async def op(s):
+        updated = await bk.mongo.postmortems.find_one_and_update(
+            {"_id": current["_id"]}, {"$set": changes}, session=s, return_document=ReturnDocument.AFTER)
+        await record_audit(bk, action="update", user=user, subject_type="postmortem", subject_id=current["_id"],
+                           changes=audit, session=s)
+        return updated
+
+    return await _txn(bk, op)
+
+
+async def delete_postmortem(bk: Backends, *, pm_id: str, user: User) -> None:
+    """Delete a postmortem (admin)."""
+    current = await get_postmortem(bk, pm_id=pm_id, user=user)
+    if not user.has_role(Role.ADMIN):
+        raise PermissionDenied("This action requires the 'admin' role",
+                               {"role": user.role.value, "required": Role.ADMIN.value})
+
+    async def op(s):
+        await bk.mongo.postmortems.delete_one({"_id": current["_id"]}, session=s)
+        await record_audit(bk, action="delete", user=user, subject_type="postmortem", subject_id=current["_id"],
+                           changes={"title": current["title"], "incident": current["incident"]}, session=s)
+
+    await _txn(bk, op)
+
+
+def _refuse(doc: Mapping[str, Any], action: str) -> Conflict:
+    status = doc["status"]
+    allowed = list(MOVES[status])
+    return Conflict(f"Cannot {action.replace('_', ' ')} a postmortem in status {status}; allowed moves from "
+                    f"{status}: {', '.join(allowed) if allowed else 'none'}",
+                    {"status": status, "allowed": allowed, "action": action}, code="INVALID_TRANSITION")
+
+
+async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> dict:
+    """Move a postmortem along the workflow (`action`: submit_for_review, request_changes, approve,
+    publish, archive). Approval: the approver or an admin, never the owner alone. Publishing stamps
+    published_at. The move is atomic: a concurrent move makes this one a 409."""
+    _require_editor(user)
+    current = await get_postmortem(bk, pm_id=pm_id, user=user)
+    target = ACTION_TARGET[action]
+    if target not in MOVES[current["status"]]:
+        raise _refuse(current, action)
+    if action == "approve" and not user.has_role(Role.ADMIN):
+        if current.get("approver") != user.id or current.get("owner") == user.id:
+            raise PermissionDenied("Only the postmortem's approver (not its owner) or an admin may approve it",
+                                   {"required": "approver or admin"}, code="NOT_APPROVER")
+    now = utcnow()
+    changes: dict[str, Any] = {"status": target, "updated_at": now}
+    if action == "publish":
+        changes["published_at"] = now
+    if action == "approve":
+        changes["approved_at"] = now
+        changes["approved_by"] = user.id
+
+    async def op(s):
+        updated = await bk.mongo.postmortems.find_one_and_update(
+            {"_id": current["_id"], "status": current["status"]}, {"$set": changes}, session=s,
+            return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            await record_audit(bk, action=action, user=user, subject_type="postmortem", subject_id=current["_id"],
+                               changes={"status": {"from": current["status"], "to": target}}, session=s)
+        return updated
+
+    updated = await _txn(bk, op)
+    if updated is None:  # moved by someone else meanwhile
+        raise _refuse(await get_postmortem(bk, pm_id=pm_id, user=user), action)
+    return updated
+
+
+def _timedelta_text(seconds: float | None) -> str | None:
+    """Python's str(timedelta) form: `5 days, 12:30:00` (whole seconds)."""
+    return None if seconds is None else str(timedelta(seconds=round(seconds)))
+
+
+async def statistics(bk: Backends, *, user: User) -> dict[str, Any]:
+    """The documented figures over the postmortems the user may see."""
+    now = utcnow()
+    pipeline = [{"$match": classification.mongo_filter(user)}, {"$facet": {
+        "status": [{"$group": {"_id": "$status", "n": {"$sum": 1}}}],
+        "severity": [{"$group": {"_id": "$severity", "n": {"$sum": 1}}}],
+        "automated": [{"$match": {"is_automated": True}}, {"$count": "n"}],
+        "overdue": [{"$match": {"due_date": {"$lt": now}, "status": {"$nin": list(CLOSED_STATUSES)}}}, {"$count": "n"}],
+        "completion": [{"$match": {"published_at": {"$ne": None}}},
+                       {"$group": {"_id": None, "ms": {"$avg": {"$subtract": ["$published_at", "$created_at"]}}}}],
+    }}]
+    facets = (await (await bk.mongo.postmortems.aggregate(pipeline)).to_list(None))[0]
+    by_status = {s.value: 0 for s in PostmortemStatus}
+    by_status.update({f["_id"]: f["n"] for f in facets["status"] if f["_id"] in by_status})
+    by_severity = {s.value: 0 for s in Severity}
+    by_severity.update({f["_id"]: f["n"] for f in facets["severity"] if f["_id"] in by_severity})
+    total = sum(by_status.values())
+    automated = facets["automated"][0]["n"] if facets["automated"] else 0
+    avg_ms = facets["completion"][0]["ms"] if facets["completion"] else None
+    return {"total_postmortems": total, "by_status": by_status, "by_severity": by_severity,
+            "automated_percentage": round(100.0 * automated / total, 1) if total else 0.0,
+            "overdue_count": facets["overdue"][0]["n"] if facets["overdue"] else 0,
+            "avg_completion_time": _timedelta_text(avg_ms / 1000 if avg_ms is not None else None)}
+
+
+async def incident_titles(bk: Backends, *, ids: list[str], user: User) -> dict[str, str]:
+    """Titles of the incidents the user may see, keyed by id."""
+    return {i: d["title"] for i, d in (await incidents.incidents_by_ids(bk, ids=ids, user=user)).items()}

@@ -1,0 +1,237 @@
+"""Postmortems in GraphQL: queries, mutations and types. Resolvers only call app.postmortems.service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Union
+
+import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.scalars import JSON
+
+from app.incidents import service as incidents
+from app.incidents.models import Severity
+from app.postmortems import service
+from app.postmortems.models import PostmortemCreate, PostmortemStatus, PostmortemUpdate
+from app.users.models import Classification, Role
+from schema.articles import UserType, _person
+from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.context import Info
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.incidents import Incident, IncidentSeverity
+
+PostmortemStatusEnum = strawberry.enum(PostmortemStatus, name="PostmortemStatus")
+
+
+def IncidentByIdLoader(ctx) -> DataLoader:
+    """Incidents the caller may see, by id (None for a hidden one)."""
+    async def load(ids: list[str]) -> list[dict | None]:
+        found = await incidents.incidents_by_ids(ctx.backends, ids=ids, user=ctx.user)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+@strawberry.type
+class Postmortem:
+    id: strawberry.ID
+    title: str
+    incident_id: strawberry.ID
+    executive_summary: str
+    timeline: JSON
+    root_cause_analysis: str
+    impact_assessment: str
+    lessons_learned: str
+    action_items: JSON
+    is_automated: bool
+    generation_confidence: float | None
+    auto_generated_sections: list[str]
+    status: PostmortemStatusEnum
+    severity: IncidentSeverity
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    due_date: datetime | None
+    related_incidents: list[str]
+    affected_services: list[str]
+    affected_teams: list[str]
+    data_classification: ClassificationEnum
+    completion_percentage: float
+    is_overdue: bool
+    _doc: strawberry.Private[dict]
+
+    @strawberry.field
+    async def incident(self, info: Info) -> Incident | None:
+        doc = await info.context.loader("IncidentByIdLoader", IncidentByIdLoader).load(self._doc["incident"])
+        return Incident.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def incident_title(self, info: Info) -> str | None:
+        doc = await info.context.loader("IncidentByIdLoader", IncidentByIdLoader).load(self._doc["incident"])
+        return doc["title"] if doc else None
+
+    @strawberry.field
+    async def owner(self, info: Info) -> UserType | None:
+        return await _person(info, self._doc.get("owner"))
+
+    @strawberry.field
+    async def approver(self, info: Info) -> UserType | None:
+        return await _person(info, self._doc.get("approver"))
+
+    @strawberry.field
+    async def reviewers(self, info: Info) -> list[UserType]:
+        people = [await _person(info, r) for r in self._doc.get("reviewers") or []]
+        return [p for p in people if p is not None]
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "Postmortem":
+        return cls(id=d["_id"], title=d["title"], incident_id=d["incident"],
+                   executive_summary=d.get("executive_summary", ""), timeline=d.get("timeline") or [],
+                   root_cause_analysis=d.get("root_cause_analysis", ""),
+                   impact_assessment=d.get("impact_assessment", ""), lessons_learned=d.get("lessons_learned", ""),
+                   action_items=d.get("action_items") or [], is_automated=bool(d.get("is_automated")),
+                   generation_confidence=d.get("generation_confidence"),
+                   auto_generated_sections=d.get("auto_generated_sections") or [],
+                   status=PostmortemStatus(d["status"]), severity=Severity(d["severity"]),
+                   created_at=d["created_at"], updated_at=d["updated_at"], published_at=d.get("published_at"),
+                   due_date=d.get("due_date"), related_incidents=d.get("related_incidents") or [],
+                   affected_services=d.get("affected_services") or [], affected_teams=d.get("affected_teams") or [],
+                   data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
+                   completion_percentage=service.completion_percentage(d), is_overdue=service.is_overdue(d),
+                   _doc=d)
+
+
+@strawberry.type
+class PostmortemStatistics:
+    total_postmortems: int
+    by_status: JSON = strawberry.field(description="Postmortem count per status (every status, zeros included).")
+    by_severity: JSON = strawberry.field(description="Postmortem count per severity (every severity).")
+    automated_percentage: float
+    overdue_count: int
+    avg_completion_time: str | None = strawberry.field(
+        description="Mean time from creation to publication, as Python's timedelta text (`5 days, 12:30:00`).")
+
+
+@strawberry.input
+class CreatePostmortemInput:
+    title: str
+    incident: strawberry.ID
+    executive_summary: str = ""
+    timeline: JSON | None = strawberry.UNSET
+    root_cause_analysis: str = ""
+    impact_assessment: str = ""
+    lessons_learned: str = ""
+    action_items: JSON | None = strawberry.UNSET
+    severity: IncidentSeverity | None = None
+    owner: strawberry.ID | None = None
+    reviewers: list[strawberry.ID] = strawberry.field(default_factory=list)
+    approver: strawberry.ID | None = None
+    due_date: datetime | None = None
+    related_incidents: list[str] = strawberry.field(default_factory=list)
+    affected_services: list[str] = strawberry.field(default_factory=list)
+    affected_teams: list[str] = strawberry.field(default_factory=list)
+    data_classification: ClassificationEnum | None = None
+
+
+@strawberry.input
+class UpdatePostmortemInput:
+    title: str | None = strawberry.UNSET
+    executive_summary: str | None = strawberry.UNSET
+    timeline: JSON | None = strawberry.UNSET
+    root_cause_analysis: str | None = strawberry.UNSET
+    impact_assessment: str | None = strawberry.UNSET
+    lessons_learned: str | None = strawberry.UNSET
+    action_items: JSON | None = strawberry.UNSET
+    severity: IncidentSeverity | None = strawberry.UNSET
+    owner: strawberry.ID | None = strawberry.UNSET
+    reviewers: list[strawberry.ID] | None = strawberry.UNSET
+    approver: strawberry.ID | None = strawberry.UNSET
+    due_date: datetime | None = strawberry.UNSET
+    related_incidents: list[str] | None = strawberry.UNSET
+    affected_services: list[str] | None = strawberry.UNSET
+    affected_teams: list[str] | None = strawberry.UNSET
+    data_classification: ClassificationEnum | None = strawberry.UNSET
+
+
+PostmortemResult = Annotated[Union[Postmortem, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
+                             strawberry.union("PostmortemResult")]
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None and v != []}
+
+
+@strawberry.type
+class PostmortemQuery:
+    @strawberry.field(description="Postmortems, filtered, searched, ordered and paginated like the REST list.")
+    async def postmortems(self, info: Info, status: list[PostmortemStatusEnum] | None = None,
+                          severity: list[IncidentSeverity] | None = None, is_automated: bool | None = None,
+                          owner: str | None = None, incident: strawberry.ID | None = None, search: str | None = None,
+                          ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Postmortem]:
+        params = _params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
+                         search=search, ordering=ordering, page=page, page_size=page_size)
+        return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user),
+                         Postmortem.from_doc)
+
+    @strawberry.field
+    async def postmortem(self, info: Info, id: strawberry.ID) -> Postmortem:
+        return Postmortem.from_doc(await service.get_postmortem(info.context.backends, pm_id=id,
+                                                                user=info.context.user))
+
+    @strawberry.field(description="Postmortems past their due date and not yet published or archived.")
+    async def overdue_postmortems(self, info: Info, ordering: str | None = None, page: int = 1,
+                                  page_size: int = 20) -> Paginated[Postmortem]:
+        params = _params(ordering=ordering, page=page, page_size=page_size)
+        return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user,
+                                                        overdue=True), Postmortem.from_doc)
+
+    @strawberry.field
+    async def postmortem_statistics(self, info: Info) -> PostmortemStatistics:
+        return PostmortemStatistics(**await service.statistics(info.context.backends, user=info.context.user))
+
+
+async def _move(info: Info, id: str, action: str) -> Postmortem:
+    return Postmortem.from_doc(await service.transition(info.context.backends, pm_id=id, action=action,
+                                                        user=info.context.user))
+
+
+@strawberry.type
+class PostmortemMutation:
+    @strawberry.mutation
+    @typed_errors
+    async def create_postmortem(self, info: Info, input: CreatePostmortemInput) -> PostmortemResult:
+        user = info.context.require(Role.EDITOR)
+        return Postmortem.from_doc(await service.create_postmortem(
+            info.context.backends, data=validate(PostmortemCreate, input), user=user))
+
+    @strawberry.mutation
+    @typed_errors
+    async def update_postmortem(self, info: Info, id: strawberry.ID, input: UpdatePostmortemInput) -> PostmortemResult:
+        user = info.context.require(Role.EDITOR)
+        return Postmortem.from_doc(await service.update_postmortem(
+            info.context.backends, pm_id=id, data=validate(PostmortemUpdate, input), user=user))
+
+    @strawberry.mutation
+    @typed_errors
+    async def submit_postmortem_for_review(self, info: Info, id: strawberry.ID) -> PostmortemResult:
+        return await _move(info, id, "submit_for_review")
+
+    @strawberry.mutation
+    @typed_errors
+    async def request_postmortem_changes(self, info: Info, id: strawberry.ID) -> PostmortemResult:
+        return await _move(info, id, "request_changes")
+
+    @strawberry.mutation
+    @typed_errors
+    async def approve_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
+        return await _move(info, id, "approve")
+
+    @strawberry.mutation
+    @typed_errors
+    async def publish_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
+        return await _move(info, id, "publish")
+
+    @strawberry.mutation
+    @typed_errors
+    async def archive_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
+        return await _move(info, id, "archive")
