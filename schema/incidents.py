@@ -97,7 +97,8 @@ class Incident:
         if "timeline" in self._doc:
             events = service.sorted_events(self._doc)[:limit]
         else:
-            events = await info.context.loader("TimelineByIncidentId", TimelineByIncidentIdLoader).load((self.id, limit))
+            loader = info.context.loader("TimelineByIncidentId", TimelineByIncidentIdLoader)
+            events = await loader.load((self.id, limit))
         return [TimelineEvent.from_doc(e) for e in events]
 
     @classmethod

@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLSchema,
-                     InlineFragmentNode, IntValueNode, ObjectValueNode, OperationDefinitionNode, OperationType, SelectionSetNode,
-                     VariableNode, get_named_type, get_nullable_type, is_list_type, value_from_ast_untyped)
+                     InlineFragmentNode, IntValueNode, ObjectValueNode, OperationDefinitionNode, OperationType,
+                     SelectionSetNode, VariableNode, get_named_type, get_nullable_type, is_list_type,
+                     value_from_ast_untyped)
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
 SIZE_ARGUMENTS = ("pageSize", "limit", "first")

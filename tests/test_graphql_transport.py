@@ -211,13 +211,19 @@ async def test_a_search_inside_a_fragment_is_a_search(client, limited):
     assert r.status_code == 200, r.text  # the refused four did not spend the remaining searches
 
 
-async def test_failed_authentication_is_limited_per_address(client, bk):
+async def test_failed_authentication_is_limited_per_address(app, bk):
+    import random
+
     from app.http import ratelimit
     from app.users.models import UserCreate
     from app.users.service import create_user, issue_token
 
     saved = bk.settings.auth_failures_per_minute
     bk.settings.auth_failures_per_minute = 3
+    address = f"198.51.100.{random.randint(1, 254)}"  # an address no other test has failed from
+    await bk.redis.delete(*[k async for k in bk.redis.scan_iter(f"ikl:authfail:{address}:*")] or ["-"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 4242))
+    client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
     try:
         codes = [(await client.get("/api/v1/incidents/", headers={"Authorization": f"Token bad{i}"})).status_code
                  for i in range(5)]
@@ -229,6 +235,7 @@ async def test_failed_authentication_is_limited_per_address(client, bk):
         r = await client.post("/graphql", headers={"Authorization": "Token bad"}, json={"query": "{ __typename }"})
         assert r.status_code == 429 and code_of(r) == "RATE_LIMITED"
     finally:
+        await client.aclose()
         bk.settings.auth_failures_per_minute = saved
         ratelimit._auth_failures.clear()
 

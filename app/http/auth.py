@@ -58,7 +58,8 @@ class TokenAuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            verdict = await ratelimit.check(bk, user_id=user.id, kind=ratelimit.classify(scope["method"], scope["path"]))
+            kind = ratelimit.classify(scope["method"], scope["path"])
+            verdict = await ratelimit.check(bk, user_id=user.id, kind=kind)
         except ratelimit.RateLimited as exc:
             await error_for(scope["path"], exc, ratelimit.limited_headers(exc))(scope, receive, send)
             return

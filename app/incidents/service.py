@@ -201,8 +201,8 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
         {"$push": {"timeline": {"$each": docs}}, "$set": {"updated_at": utcnow()}, "$inc": {"timeline_bytes": size}},
         return_document=ReturnDocument.AFTER)
     if updated is None:
-        current = await bk.mongo.incidents.find_one({"name": name, **visible},
-                                                    {"n": {"$size": {"$ifNull": ["$timeline", []]}}, "timeline_bytes": 1})
+        counts = {"n": {"$size": {"$ifNull": ["$timeline", []]}}, "timeline_bytes": 1}
+        current = await bk.mongo.incidents.find_one({"name": name, **visible}, counts)
         if current is None:
             raise _not_found(name)
         raise Conflict(f"The timeline of '{name}' is full: at most {max_events} events and {max_bytes} bytes",
