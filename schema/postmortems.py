@@ -12,7 +12,8 @@ from strawberry.scalars import JSON
 from app.incidents import service as incidents
 from app.incidents.models import Severity
 from app.postmortems import service
-from app.postmortems.models import PostmortemCreate, PostmortemStatus, PostmortemUpdate
+from app.postmortems.models import (ActionItemPriority, ActionItemStatus, ActionItemUpdate, PostmortemCreate,
+                                    PostmortemStatus, PostmortemUpdate)
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, paginated, validate
@@ -21,6 +22,8 @@ from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, V
 from schema.incidents import Incident, IncidentSeverity
 
 PostmortemStatusEnum = strawberry.enum(PostmortemStatus, name="PostmortemStatus")
+ActionItemStatusEnum = strawberry.enum(ActionItemStatus, name="ActionItemStatus")
+ActionItemPriorityEnum = strawberry.enum(ActionItemPriority, name="ActionItemPriority")
 
 
 def IncidentByIdLoader(ctx) -> DataLoader:
@@ -42,7 +45,8 @@ class Postmortem:
     root_cause_analysis: str
     impact_assessment: str
     lessons_learned: str
-    action_items: JSON
+    action_items: JSON = strawberry.field(description=(
+        "Tracked action items: {id, title, description, priority, assignee, due_date, category, status}."))
     is_automated: bool
     generation_confidence: float | None
     auto_generated_sections: list[str]
@@ -58,6 +62,9 @@ class Postmortem:
     data_classification: ClassificationEnum
     completion_percentage: float
     is_overdue: bool
+    knowledge_article_id: strawberry.ID | None = strawberry.field(
+        description="The POSTMORTEM_SUMMARY article written when the postmortem was published.")
+    knowledge_article_slug: str | None
     _doc: strawberry.Private[dict]
 
     @strawberry.field
@@ -89,7 +96,7 @@ class Postmortem:
                    executive_summary=d.get("executive_summary", ""), timeline=d.get("timeline") or [],
                    root_cause_analysis=d.get("root_cause_analysis", ""),
                    impact_assessment=d.get("impact_assessment", ""), lessons_learned=d.get("lessons_learned", ""),
-                   action_items=d.get("action_items") or [], is_automated=bool(d.get("is_automated")),
+                   action_items=service.public_action_items(d), is_automated=bool(d.get("is_automated")),
                    generation_confidence=d.get("generation_confidence"),
                    auto_generated_sections=d.get("auto_generated_sections") or [],
                    status=PostmortemStatus(d["status"]), severity=Severity(d["severity"]),
@@ -98,7 +105,8 @@ class Postmortem:
                    affected_services=d.get("affected_services") or [], affected_teams=d.get("affected_teams") or [],
                    data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
                    completion_percentage=service.completion_percentage(d), is_overdue=service.is_overdue(d),
-                   _doc=d)
+                   knowledge_article_id=(d.get("knowledge_article") or {}).get("id"),
+                   knowledge_article_slug=(d.get("knowledge_article") or {}).get("slug"), _doc=d)
 
 
 @strawberry.type
@@ -110,6 +118,8 @@ class PostmortemStatistics:
     overdue_count: int
     avg_completion_time: str | None = strawberry.field(
         description="Mean time from creation to publication, as Python's timedelta text (`5 days, 12:30:00`).")
+    overdue_action_items: int = strawberry.field(
+        description="Action items past their due date and neither DONE nor WONT_DO.")
 
 
 @strawberry.input
@@ -151,6 +161,17 @@ class UpdatePostmortemInput:
     affected_services: list[str] | None = strawberry.UNSET
     affected_teams: list[str] | None = strawberry.UNSET
     data_classification: ClassificationEnum | None = strawberry.UNSET
+
+
+@strawberry.input
+class UpdateActionItemInput:
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    priority: ActionItemPriorityEnum | None = strawberry.UNSET
+    assignee: str | None = strawberry.UNSET
+    due_date: datetime | None = strawberry.UNSET
+    category: str | None = strawberry.UNSET
+    status: ActionItemStatusEnum | None = strawberry.UNSET
 
 
 PostmortemResult = Annotated[Union[Postmortem, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
@@ -210,6 +231,14 @@ class PostmortemMutation:
         user = info.context.require(Role.EDITOR)
         return Postmortem.from_doc(await service.update_postmortem(
             info.context.backends, pm_id=id, data=validate(PostmortemUpdate, input), user=user))
+
+    @strawberry.mutation(description="Change one action item of a postmortem (editor).")
+    @typed_errors
+    async def update_postmortem_action_item(self, info: Info, id: strawberry.ID, item_id: strawberry.ID,
+                                            input: UpdateActionItemInput) -> PostmortemResult:
+        user = info.context.require(Role.EDITOR)
+        return Postmortem.from_doc(await service.update_action_item(
+            info.context.backends, pm_id=id, item_id=item_id, data=validate(ActionItemUpdate, input), user=user))
 
     @strawberry.mutation
     @typed_errors

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.errors import ValidationFailed
 from app.incidents.models import Severity
@@ -32,6 +33,76 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class ActionItemStatus(str, Enum):
+    OPEN = "OPEN"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+    WONT_DO = "WONT_DO"
+
+
+class ActionItemPriority(str, Enum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+# An action item counts as settled (never overdue) in these statuses.
+SETTLED_ITEM_STATUSES = (ActionItemStatus.DONE.value, ActionItemStatus.WONT_DO.value)
+
+
+def _item_id(value: str | None) -> str | None:
+    return None if value is None else str(uuid.UUID(value))
+
+
+class ActionItem(_Input):
+    """One tracked action item: the documented fields plus a stable `id` (kept when sent, assigned
+    when missing) and a `status`."""
+
+    id: str | None = Field(None, max_length=64)
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field("", max_length=TEXT_MAX)
+    priority: ActionItemPriority = ActionItemPriority.MEDIUM
+    assignee: str | None = Field(None, max_length=200)
+    due_date: UtcDatetime | None = None
+    category: str = Field("", max_length=100)
+    status: ActionItemStatus = ActionItemStatus.OPEN
+
+    _id = field_validator("id")(_item_id)
+
+
+def _unique_item_ids(items: list[ActionItem]) -> list[ActionItem]:
+    ids = [i.id for i in items if i.id]
+    if len(ids) != len(set(ids)):
+        raise ValueError("action item ids must be unique")
+    return items
+
+
+ActionItems = Annotated[list[ActionItem], AfterValidator(_unique_item_ids)]
+
+
+class ActionItemUpdate(_Input):
+    """PATCH of one action item: only the fields sent change; `null` only for assignee and due_date."""
+
+    title: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = Field(None, max_length=TEXT_MAX)
+    priority: ActionItemPriority | None = None
+    assignee: str | None = Field(None, max_length=200)
+    due_date: UtcDatetime | None = None
+    category: str | None = Field(None, max_length=100)
+    status: ActionItemStatus | None = None
+
+
+ITEM_NULLABLE = {"assignee", "due_date"}
+
+
+def item_doc(item: ActionItem) -> dict[str, Any]:
+    """The stored form of an action item, with an id assigned when it has none."""
+    out = {k: (v.value if isinstance(v, Enum) else v) for k, v in item.model_dump(mode="python").items()}
+    out["id"] = out["id"] or str(uuid.uuid4())
+    return out
+
+
 class PostmortemContent(_Input):
     """PUT: every editable field; those left out get their defaults (the incident never changes)."""
 
@@ -41,7 +112,7 @@ class PostmortemContent(_Input):
     root_cause_analysis: str = Field("", max_length=TEXT_MAX)
     impact_assessment: str = Field("", max_length=TEXT_MAX)
     lessons_learned: str = Field("", max_length=TEXT_MAX)
-    action_items: JsonList = Field(default_factory=list, max_length=ITEMS_MAX)
+    action_items: ActionItems = Field(default_factory=list, max_length=ITEMS_MAX)
     severity: Severity | None = None  # default: the incident's
     owner: str | None = None  # a user id; default: the creator (PUT: unchanged)
     reviewers: StrList = Field(default_factory=list, max_length=50)
@@ -66,7 +137,7 @@ class PostmortemUpdate(_Input):
     root_cause_analysis: str | None = Field(None, max_length=TEXT_MAX)
     impact_assessment: str | None = Field(None, max_length=TEXT_MAX)
     lessons_learned: str | None = Field(None, max_length=TEXT_MAX)
-    action_items: JsonList | None = Field(None, max_length=ITEMS_MAX)
+    action_items: ActionItems | None = Field(None, max_length=ITEMS_MAX)
     severity: Severity | None = None
     owner: str | None = None
     reviewers: StrList | None = Field(None, max_length=50)
@@ -88,4 +159,16 @@ def plain_changes(model: BaseModel, *, replace: bool) -> dict[str, Any]:
         if bad:
             raise ValidationFailed("These fields may not be null",
                                    [{"field": k, "message": "may not be null"} for k in bad])
+    out = {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
+    if out.get("action_items") is not None:
+        out["action_items"] = [item_doc(i) for i in getattr(model, "action_items")]
+    return out
+
+
+def item_changes(model: ActionItemUpdate) -> dict[str, Any]:
+    sent = model.model_dump(mode="python", exclude_unset=True)
+    bad = [k for k, v in sent.items() if v is None and k not in ITEM_NULLABLE]
+    if bad:
+        raise ValidationFailed("These fields may not be null",
+                               [{"field": k, "message": "may not be null"} for k in bad])
     return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}

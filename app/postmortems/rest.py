@@ -12,7 +12,7 @@ from app.http.auth import current_user
 from app.http.responses import JSON, read_body
 from app.listing import Page, drf_response
 from app.postmortems import service
-from app.postmortems.models import PostmortemContent, PostmortemCreate, PostmortemUpdate
+from app.postmortems.models import ActionItemUpdate, PostmortemContent, PostmortemCreate, PostmortemUpdate
 from app.timefmt import isoz
 from app.users import service as users
 
@@ -21,7 +21,7 @@ LIST_FIELDS = ("id", "title", "incident", "incident_title", "status", "severity"
                "completion_percentage", "is_overdue", "created_at", "due_date")
 TEXT = ("title", "incident", "executive_summary", "root_cause_analysis", "impact_assessment", "lessons_learned",
         "is_automated", "generation_confidence", "status", "severity", "owner", "approver", "data_classification")
-LISTS = ("timeline", "action_items", "auto_generated_sections", "reviewers", "related_incidents",
+LISTS = ("timeline", "auto_generated_sections", "reviewers", "related_incidents",
          "affected_services", "affected_teams")
 DATES = ("created_at", "updated_at", "published_at", "due_date")
 
@@ -40,6 +40,8 @@ async def serialize(request: Request, docs: list[dict], *, summary: bool = False
         item.update({k: d.get(k) for k in TEXT})
         item.update({k: list(d.get(k) or []) for k in LISTS})
         item.update({k: isoz(d.get(k)) for k in DATES})
+        item["action_items"] = service.public_action_items(d)
+        item["knowledge_article"] = d.get("knowledge_article")
         item["incident_title"] = titles.get(d["incident"])
         item["owner_username"] = people[d["owner"]].username if d.get("owner") in people else None
         item["approver_username"] = people[d["approver"]].username if d.get("approver") in people else None
@@ -84,6 +86,14 @@ def _action(action: str):
     return endpoint
 
 
+async def action_item(request: Request) -> JSON:
+    """PATCH one action item (editor)."""
+    bk, user = request.app.state.backends, current_user(request)
+    doc = await service.update_action_item(bk, pm_id=request.path_params["id"], item_id=request.path_params["item_id"],
+                                           data=await read_body(request, ActionItemUpdate), user=user)
+    return JSON((await serialize(request, [doc]))[0])
+
+
 async def overdue(request: Request) -> JSON:
     bk, user = request.app.state.backends, current_user(request)
     return await _page(request, await service.list_postmortems(bk, params=request.query_params, user=user,
@@ -104,4 +114,5 @@ routes = [
     Route(BASE + "{id}/submit_for_review/", _action("submit_for_review"), methods=["POST"]),
     Route(BASE + "{id}/request_changes/", _action("request_changes"), methods=["POST"]),
     Route(BASE + "{id}/archive/", _action("archive"), methods=["POST"]),
+    Route(BASE + "{id}/action_items/{item_id}/", action_item, methods=["PATCH"]),
 ]

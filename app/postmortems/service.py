@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Mapping
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError as PydanticValidationError
 from pymongo import ReturnDocument
 
 from app import classification
@@ -22,8 +22,11 @@ from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents.models import Severity
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
-from app.postmortems.models import REQUIRED_SECTIONS, PostmortemCreate, PostmortemStatus, plain_changes
-from app.timefmt import utcnow
+from app.articles import service as articles
+from app.articles.models import ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate
+from app.postmortems.models import (REQUIRED_SECTIONS, SETTLED_ITEM_STATUSES, ActionItemUpdate, PostmortemCreate,
+                                    PostmortemStatus, item_changes, plain_changes)
+from app.timefmt import isoz, utcnow
 from app.users import service as users
 from app.users.models import Role, User
 
@@ -234,6 +237,8 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
         if current.get("approver") != user.id or current.get("owner") == user.id:
             raise PermissionDenied("Only the postmortem's approver (not its owner) or an admin may approve it",
                                    {"required": "approver or admin"}, code="NOT_APPROVER")
+    if action == "publish":  # refuse before anything changes when the article could not be written
+        await _prepare_article(bk, current, user)
     now = utcnow()
     changes: dict[str, Any] = {"status": target, "updated_at": now}
     if action == "publish":
@@ -254,7 +259,114 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
     updated = await _txn(bk, op)
     if updated is None:  # moved by someone else meanwhile
         raise _refuse(await get_postmortem(bk, pm_id=pm_id, user=user), action)
+    if action == "publish":
+        updated = await sync_article(bk, doc=updated, user=user)
     return updated
+
+
+def public_action_items(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The action items as clients read them (dates in ISO 8601 UTC)."""
+    return [{**i, "due_date": isoz(i["due_date"])} if isinstance(i, dict) and i.get("due_date") else i
+            for i in doc.get("action_items") or []]
+
+
+async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: ActionItemUpdate, user: User) -> dict:
+    """Change one action item of a postmortem the user may see (editor), in one atomic update of that
+    item alone (positional `$set` with an array filter on its id), audit-logged in the same transaction.
+    An unknown item (or one of another postmortem) is a 404."""
+    _require_editor(user)
+    current = await get_postmortem(bk, pm_id=pm_id, user=user)
+    changes = item_changes(data)
+    item = next((i for i in current.get("action_items") or [] if isinstance(i, dict) and i.get("id") == item_id),
+                None)
+    if item is None:
+        raise NotFound(f"Action item '{item_id}' not found", code="ACTION_ITEM_NOT_FOUND")
+    if not changes:
+        return current
+    now = utcnow()
+    update = {f"action_items.$[i].{k}": v for k, v in changes.items()}
+    update["updated_at"] = now
+    audit = {"action_item": item_id, **{k: v for k, v in changes.items() if item.get(k) != v}}
+
+    async def op(s):
+        updated = await bk.mongo.postmortems.find_one_and_update(
+            {"_id": current["_id"], "action_items.id": item_id, **classification.mongo_filter(user)},
+            {"$set": update}, array_filters=[{"i.id": item_id}], session=s, return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            await record_audit(bk, action="update_action_item", user=user, subject_type="postmortem",
+                               subject_id=current["_id"], changes=audit, session=s)
+        return updated
+
+    updated = await _txn(bk, op)
+    if updated is None:  # the item (or the postmortem) went away meanwhile
+        raise NotFound(f"Action item '{item_id}' not found", code="ACTION_ITEM_NOT_FOUND")
+    return updated
+
+
+# --- the knowledge-base article a published postmortem becomes -------------------------------
+
+ARTICLE_CONTENT_MAX = 200_000
+
+
+def _article_content(doc: Mapping[str, Any]) -> str:
+    parts = [f"# {doc['title']}"]
+    for heading, key in (("Executive summary", "executive_summary"), ("Root cause analysis", "root_cause_analysis"),
+                         ("Impact", "impact_assessment"), ("Lessons learned", "lessons_learned")):
+        if (doc.get(key) or "").strip():
+            parts.append(f"## {heading}\n\n{doc[key].strip()}")
+    items = [i for i in doc.get("action_items") or [] if isinstance(i, dict)]
+    if items:
+        lines = []
+        for i in items:
+            extra = ", ".join(x for x in (i.get("priority"), i.get("status"), i.get("category")) if x)
+            line = f"- {i.get('title', '')}" + (f" ({extra})" if extra else "")
+            if (i.get("description") or "").strip():
+                line += f": {i['description'].strip()}"
+            lines.append(line)
+        parts.append("## Action items\n\n" + "\n".join(lines))
+    text = "\n\n".join(parts)
+    return text[:ARTICLE_CONTENT_MAX]
+
+
+def _article_fields(doc: Mapping[str, Any], incident: Mapping[str, Any] | None) -> dict[str, Any]:
+    category = ((incident or {}).get("category") or "").strip()[:100] or "Postmortem"
+    return {"title": doc["title"], "content": _article_content(doc), "article_type": ArticleType.POSTMORTEM_SUMMARY,
+            "category": category, "summary": (doc.get("executive_summary") or "")[:5_000],
+            "status": ArticleStatus.PUBLISHED, "data_classification": doc["data_classification"],
+            "related_services": list(doc.get("affected_services") or []),
+            "source_postmortems": [doc["_id"]], "related_incidents": [doc["incident"]]}
+
+
+async def _prepare_article(bk: Backends, doc: Mapping[str, Any], user: User) -> dict[str, Any]:
+    """The article's fields, validated by the articles' own models before anything changes."""
+    found = await incidents.incidents_by_ids(bk, ids=[doc["incident"]], user=user)
+    fields = _article_fields(doc, found.get(doc["incident"]))
+    try:
+        ArticleCreate.model_validate(fields)
+    except PydanticValidationError as exc:  # refuse the publication, nothing changed
+        raise ValidationFailed("This postmortem cannot become a knowledge-base article",
+                               {"reason": str(exc)[:500]}, code="ARTICLE_INVALID") from None
+    return fields
+
+
+async def sync_article(bk: Backends, *, doc: Mapping[str, Any], user: User) -> dict:
+    """Create or update the POSTMORTEM_SUMMARY article of a published postmortem (one per postmortem,
+    found by `source_postmortems`) through the articles service, and record it on the postmortem."""
+    fields = await _prepare_article(bk, doc, user)
+    linked = (doc.get("knowledge_article") or {}).get("id")
+    existing = await bk.mongo.articles.find_one({"_id": linked}, {"slug": 1}) if linked else None
+    if existing is None:
+        existing = await bk.mongo.articles.find_one(
+            {"source_postmortems": doc["_id"], "article_type": ArticleType.POSTMORTEM_SUMMARY.value},
+            {"slug": 1}, sort=[("created_at", 1)])
+    if existing is None:
+        article = await articles.create_article(bk, data=ArticleCreate.model_validate(fields), user=user)
+    else:
+        article = await articles.update_article(bk, slug=existing["slug"], data=ArticleUpdate.model_validate(fields),
+                                                user=user)
+    link = {"id": article["_id"], "slug": article["slug"]}
+    return await bk.mongo.postmortems.find_one_and_update(
+        {"_id": doc["_id"]}, {"$set": {"knowledge_article": link}}, return_document=ReturnDocument.AFTER) or doc
 
 
 def _timedelta_text(seconds: float | None) -> str | None:
@@ -270,6 +382,10 @@ async def statistics(bk: Backends, *, user: User) -> dict[str, Any]:
         "severity": [{"$group": {"_id": "$severity", "n": {"$sum": 1}}}],
         "automated": [{"$match": {"is_automated": True}}, {"$count": "n"}],
         "overdue": [{"$match": {"due_date": {"$lt": now}, "status": {"$nin": list(CLOSED_STATUSES)}}}, {"$count": "n"}],
+        "overdue_items": [{"$unwind": "$action_items"},
+                          {"$match": {"action_items.due_date": {"$lt": now},
+                                      "action_items.status": {"$nin": list(SETTLED_ITEM_STATUSES)}}},
+                          {"$count": "n"}],
         "completion": [{"$match": {"published_at": {"$ne": None}}},
                        {"$group": {"_id": None, "ms": {"$avg": {"$subtract": ["$published_at", "$created_at"]}}}}],
     }}]
@@ -284,7 +400,8 @@ async def statistics(bk: Backends, *, user: User) -> dict[str, Any]:
     return {"total_postmortems": total, "by_status": by_status, "by_severity": by_severity,
             "automated_percentage": round(100.0 * automated / total, 1) if total else 0.0,
             "overdue_count": facets["overdue"][0]["n"] if facets["overdue"] else 0,
-            "avg_completion_time": _timedelta_text(avg_ms / 1000 if avg_ms is not None else None)}
+            "avg_completion_time": _timedelta_text(avg_ms / 1000 if avg_ms is not None else None),
+            "overdue_action_items": facets["overdue_items"][0]["n"] if facets["overdue_items"] else 0}
 
 
 async def incident_titles(bk: Backends, *, ids: list[str], user: User) -> dict[str, str]:

@@ -171,10 +171,10 @@ async def test_derived_fields_and_default_due_date(client, editor, bk):
     inc = await new_incident(client, editor, severity="CRITICAL", status="RESOLVED",
                              resolved_at="2026-03-01T12:00:00Z")
     pm = await create_pm(client, editor, inc, severity=None, timeline=[{"event": "Incident reported"}],
-                         impact_assessment="  ", lessons_learned="Alert earlier", action_items=[{}])
+                         impact_assessment="  ", lessons_learned="Alert earlier", action_items=[])
     assert pm["severity"] == "CRITICAL"  # the incident's
     assert pm["due_date"] == (resolved_at + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    # summary, timeline, lessons: 3 of 6 (blank text and an empty item do not count)
+    # summary, timeline, lessons: 3 of 6 (blank text and an empty list do not count)
     assert pm["completion_percentage"] == 50.0 and pm["is_overdue"] is True  # due 2026-03-04, still a DRAFT
     open_inc = await new_incident(client, editor, severity="LOW")
     before = datetime.now(timezone.utc)
@@ -249,7 +249,7 @@ async def test_statistics_keys(client, editor, viewer):
     assert r.status_code == 200
     stats = r.json()
     assert set(stats) == {"total_postmortems", "by_status", "by_severity", "automated_percentage", "overdue_count",
-                          "avg_completion_time"}
+                          "avg_completion_time", "overdue_action_items"}
     assert set(stats["by_status"]) == {"DRAFT", "IN_REVIEW", "APPROVED", "PUBLISHED", "ARCHIVED"}
     assert set(stats["by_severity"]) == {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
     assert stats["total_postmortems"] == sum(stats["by_status"].values()) == sum(stats["by_severity"].values())
