@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from app.incidents import service as incidents
 from app.incidents.models import Severity
-from app.postmortems import service
+from app.postmortems import drafting, service
 from app.postmortems.models import (ActionItemPriority, ActionItemStatus, ActionItemUpdate, PostmortemCreate,
                                     PostmortemStatus, PostmortemUpdate)
 from app.users.models import Classification, Role
@@ -264,3 +264,12 @@ class PostmortemMutation:
     @typed_errors
     async def archive_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
         return await _move(info, id, "archive")
+
+    @strawberry.mutation(description=(
+        "Draft the postmortem's sections from its incident's data (editor). Sections a person edited are kept "
+        "unless `force`; a draft naming facts the data does not hold is refused (UNSUPPORTED_FACTS)."))
+    @typed_errors
+    async def generate_postmortem_draft(self, info: Info, id: strawberry.ID, force: bool = False) -> PostmortemResult:
+        user = info.context.require(Role.EDITOR)
+        return Postmortem.from_doc(await drafting.generate_automated(info.context.backends, pm_id=id, user=user,
+                                                                     force=force))

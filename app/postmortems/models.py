@@ -172,3 +172,9 @@ def item_changes(model: ActionItemUpdate) -> dict[str, Any]:
         raise ValidationFailed("These fields may not be null",
                                [{"field": k, "message": "may not be null"} for k in bad])
     return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
+
+
+class GenerateRequest(_Input):
+    """The optional body of `generate_automated/`."""
+
+    force: bool = False

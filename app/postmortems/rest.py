@@ -11,8 +11,8 @@ from starlette.routing import Route
 from app.http.auth import current_user
 from app.http.responses import JSON, read_body
 from app.listing import Page, drf_response
-from app.postmortems import service
-from app.postmortems.models import ActionItemUpdate, PostmortemContent, PostmortemCreate, PostmortemUpdate
+from app.postmortems import drafting, service
+from app.postmortems.models import ActionItemUpdate, GenerateRequest, PostmortemContent, PostmortemCreate, PostmortemUpdate
 from app.timefmt import isoz
 from app.users import service as users
 
@@ -104,6 +104,14 @@ async def statistics(request: Request) -> JSON:
     return JSON(await service.statistics(request.app.state.backends, user=current_user(request)))
 
 
+async def generate_automated(request: Request) -> JSON:
+    """Draft the sections from the incident data (editor; optional body `{"force": bool}`)."""
+    body = await read_body(request, GenerateRequest)
+    doc = await drafting.generate_automated(request.app.state.backends, pm_id=request.path_params["id"],
+                                            user=current_user(request), force=body.force)
+    return JSON({"message": "Postmortem generated successfully", "confidence_score": doc["generation_confidence"]})
+
+
 routes = [
     Route(BASE, list_or_create, methods=["GET", "POST"]),
     Route(BASE + "overdue/", overdue, methods=["GET"]),
@@ -115,4 +123,6 @@ routes = [
     Route(BASE + "{id}/request_changes/", _action("request_changes"), methods=["POST"]),
     Route(BASE + "{id}/archive/", _action("archive"), methods=["POST"]),
     Route(BASE + "{id}/action_items/{item_id}/", action_item, methods=["PATCH"]),
+    Route(BASE + "{id}/generate_automated/", generate_automated, methods=["POST"]),
 ]
+

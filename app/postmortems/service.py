@@ -189,6 +189,9 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
     if "severity" in changes:
         changes["severity_rank"] = SEVERITY_RANK[changes["severity"]]
     audit = {k: v for k, v in changes.items() if current.get(k) != v and k != "severity_rank"}
+    auto = current.get("auto_generated_sections") or []
+    if any(s in audit for s in auto):  # a section a person edited is no longer auto-generated
+        changes["auto_generated_sections"] = [s for s in auto if s not in audit]
     changes["updated_at"] = utcnow()
 
     async def op(s):

@@ -1,0 +1,406 @@
+"""Automated postmortem drafts, written only from what the incident data holds (pure: no I/O).
+
+`draft(incident, similar=...)` writes the six sections from the incident document (its fields and
+timeline) and the similar past incidents given; a section with no evidence is left empty and not
+listed in `auto_generated_sections`. Every value the draft computes (durations, due dates) is kept
+in `Draft.computed`, so `unsupported_facts(text, source_tokens(...))` can check that every number,
+timestamp, service and person the draft names occurs in the source data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping
+
+SECTIONS = ("executive_summary", "timeline", "root_cause_analysis", "impact_assessment", "lessons_learned",
+            "action_items")
+TEXT_SECTIONS = ("executive_summary", "root_cause_analysis", "impact_assessment", "lessons_learned")
+
+SLOW_DETECTION = timedelta(minutes=15)  # detected_at this long after the first event: slow detection
+LONG_APPROVAL = timedelta(minutes=30)   # an ApprovalRequired event this long before the next step
+SAME_ROOT_CAUSE = 0.5                   # word overlap (Jaccard) from which two root causes are the same
+ITEM_DUE_DAYS = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 60}  # after resolution (else detection)
+
+NOT_IMPACT = {"confidence", "score", "actor"}  # detail keys that are not impact figures
+EVENT_WORDS = {"Detection": "Detection", "Analysis": "Analysis", "RunbookMatch": "Runbook matched",
+               "ApprovalRequired": "Approval required", "Notification": "Notification", "Mitigation": "Mitigation",
+               "Resolution": "Resolution", "Comment": "Comment", "StatusChange": "Status change",
+               "Escalation": "Escalation"}
+
+
+@dataclass
+class Draft:
+    executive_summary: str = ""
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    root_cause_analysis: str = ""
+    impact_assessment: str = ""
+    lessons_learned: str = ""
+    action_items: list[dict[str, Any]] = field(default_factory=list)
+    generation_confidence: float = 0.0
+    auto_generated_sections: list[str] = field(default_factory=list)
+    evidence: dict[str, float] = field(default_factory=dict)  # section -> 0-1 evidence score
+    computed: set[str] = field(default_factory=set)           # values the draft derived (allowed facts)
+
+    def sections(self) -> dict[str, Any]:
+        """The sections written (only those in auto_generated_sections)."""
+        return {s: getattr(self, s) for s in self.auto_generated_sections}
+
+    def text(self) -> str:
+        """Everything the draft says, as one text (what the fact check reads)."""
+        parts = [getattr(self, s) for s in TEXT_SECTIONS]
+        for e in self.timeline:
+            parts.append(" ".join(str(e.get(k) or "") for k in ("timestamp", "event", "description", "actor")))
+        for i in self.action_items:
+            parts.append(" ".join(str(i.get(k) or "") for k in
+                                  ("title", "description", "priority", "assignee", "due_date", "category")))
+        return "\n".join(p for p in parts if p)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+def _utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str) and value:
+        try:
+            return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(value: datetime) -> str:
+    value = value.astimezone(timezone.utc)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return value.strftime(fmt)
+
+
+def _duration(delta: timedelta, computed: set[str]) -> str:
+    """`2 days 3 hours 5 minutes`, with each number recorded as a computed value."""
+    total = max(0, int(delta.total_seconds()))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
+    if not words:
+        words = [f"{seconds} second{'s' if seconds != 1 else ''}"]
+    for w in words:
+        computed.add(w.split()[0])
+    return " ".join(words)
+
+
+def _num(value: float | int) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if len(w) > 2}
+
+
+def _same_cause(a: str, b: str) -> bool:
+    wa, wb = _words(a), _words(b)
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= SAME_ROOT_CAUSE
+
+
+def _figures(details: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Numeric values in event details, with their (dotted) keys."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(details, Mapping):
+        for k, v in details.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, bool) or k in NOT_IMPACT:
+                continue
+            if isinstance(v, (int, float)):
+                out.append((key, v))
+            elif isinstance(v, (Mapping, list)):
+                out.extend(_figures(v, key + "."))
+    elif isinstance(details, list):
+        for v in details:
+            out.extend(_figures(v, prefix))
+    return out
+
+
+def events(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The incident's events in time order (ties keep their order), de-duplicated on type, message
+    and timestamp."""
+    seen, out = set(), []
+    timed = [e for e in incident.get("timeline") or [] if isinstance(e, Mapping) and _utc(e.get("timestamp"))]
+    for e in sorted(timed, key=lambda e: _utc(e["timestamp"])):
+        key = (e.get("type"), (e.get("message") or "").strip(), _utc(e["timestamp"]))
+        if key not in seen:
+            seen.add(key)
+            out.append(dict(e))
+    return out
+
+
+# --- the draft -------------------------------------------------------------------------------
+
+def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] = ()) -> Draft:
+    similar = [s for s in similar if s.get("_id") != incident.get("_id")]
+    d = Draft()
+    computed = d.computed
+    evs = events(incident)
+    title = (incident.get("title") or "").strip()
+    description = (incident.get("description") or "").strip()
+    severity = incident.get("severity")
+    services = [s for s in incident.get("affected_services") or [] if s]
+    teams = [t for t in incident.get("affected_teams") or [] if t]
+    detected, resolved = _utc(incident.get("detected_at")), _utc(incident.get("resolved_at"))
+    duration = _duration(resolved - detected, computed) if detected and resolved and resolved >= detected else None
+    root_cause = (incident.get("root_cause") or "").strip()
+    resolution = (incident.get("resolution") or "").strip()
+    name = incident.get("name") or ""
+
+    # timeline
+    d.timeline = [{"timestamp": _iso(_utc(e["timestamp"])), "event": EVENT_WORDS.get(e.get("type"), e.get("type")),
+                   "description": e.get("message") or "", "actor": e.get("source") or None} for e in evs]
+    d.evidence["timeline"] = min(1.0, len(evs) / 3)
+
+    # executive summary
+    facts = []
+    lead = f"{name}: {title}" if name else title
+    facts.append(f"{lead}." if lead and not lead.endswith(".") else lead)
+    if description:
+        facts.append(description)
+    if severity:
+        facts.append(f"Severity: {severity}.")
+    if services:
+        facts.append(f"Affected services: {', '.join(services)}.")
+    if teams:
+        facts.append(f"Affected teams: {', '.join(teams)}.")
+    if detected:
+        facts.append(f"Detected at {_iso(detected)}" + (f", resolved at {_iso(resolved)}." if resolved else "."))
+    if duration:
+        facts.append(f"Detection to resolution: {duration}.")
+    if incident.get("status"):
+        facts.append(f"Status: {incident['status']}." + (f" Resolution: {resolution}" if resolution else ""))
+    present = [bool(title), bool(description), bool(severity), bool(services or teams), bool(duration),
+               bool(resolution)]
+    d.executive_summary = " ".join(f for f in facts if f)
+    d.evidence["executive_summary"] = sum(present) / len(present) if title else 0.0
+    if not title:
+        d.executive_summary = ""
+
+    # root cause analysis
+    parts, analysis = [], [e for e in evs if e.get("type") == "Analysis"]
+    analysis.sort(key=lambda e: -(e.get("details") or {}).get("confidence", 0)
+                  if isinstance((e.get("details") or {}).get("confidence"), (int, float)) else 0)
+    if root_cause:
+        parts.append(f"Root cause: {root_cause}")
+    if analysis:
+        parts.append("Analysis during the incident:\n" + "\n".join(
+            f"- {_iso(_utc(e['timestamp']))} ({e.get('source')}): {e.get('message')}" for e in analysis))
+    past = [s for s in similar if (s.get("root_cause") or "").strip()]
+    if past:
+        parts.append("What similar past incidents found (earlier incidents, not this one):\n" + "\n".join(
+            f"- {s.get('name') or s.get('_id')} ({s.get('title', '')}): {s['root_cause'].strip()}" for s in past))
+    d.root_cause_analysis = "\n\n".join(parts)
+    d.evidence["root_cause_analysis"] = min(1.0, (0.6 if root_cause else 0.0) + (0.25 if analysis else 0.0)
+                                            + (0.15 if past else 0.0)) if parts else 0.0
+
+    # impact assessment
+    figures = [(k, v) for e in evs for k, v in _figures(e.get("details"))]
+    seen_fig: set[tuple[str, str]] = set()
+    figures = [(k, v) for k, v in figures if (k, _num(v)) not in seen_fig and not seen_fig.add((k, _num(v)))]
+    lines = []
+    if duration:
+        lines.append(f"Duration from detection to resolution: {duration}.")
+    if services:
+        lines.append(f"Affected services: {', '.join(services)}.")
+    if teams:
+        lines.append(f"Affected teams: {', '.join(teams)}.")
+    if figures:
+        lines.append("Impact figures recorded in the timeline:\n" + "\n".join(f"- {k}: {_num(v)}" for k, v in figures))
+    if lines:
+        if severity:
+            lines.insert(0, f"Severity: {severity}.")
+        d.impact_assessment = "\n".join(lines)
+    got = [bool(duration), bool(services or teams), bool(figures)]
+    d.evidence["impact_assessment"] = (sum(got) / len(got)) if lines else 0.0
+
+    # lessons learned and action items, from the gaps the data shows
+    lessons: list[str] = []
+    items: list[dict[str, Any]] = []
+    base = resolved or detected
+    owner = incident.get("assignee") or (teams[0] if teams else None)
+    where = services[0] if services else None
+
+    def item(title_: str, description_: str, priority: str, category: str) -> None:
+        due = None
+        if base:
+            due = _iso(base + timedelta(days=ITEM_DUE_DAYS[priority]))
+            computed.add(due)
+        items.append({"title": title_, "description": description_, "priority": priority, "assignee": owner,
+                      "due_date": due, "category": category})
+
+    if evs and detected:
+        first = _utc(evs[0]["timestamp"])
+        if detected - first >= SLOW_DETECTION:
+            lag = _duration(detected - first, computed)
+            lessons.append(f"Slow detection: the first event ({_iso(first)}) came {lag} before the incident was "
+                           f"detected ({_iso(detected)}).")
+            item("Detect this failure sooner", f"The incident was detected {lag} after its first event; add or "
+                 f"tune alerting{' for ' + where if where else ''} so it is caught when it starts.",
+                 "HIGH", "Monitoring")
+    runbooks = [e for e in evs if e.get("type") == "RunbookMatch"]
+    if evs and not runbooks:
+        lessons.append("No runbook matched this incident: responders had no written procedure to follow.")
+        item("Write a runbook for this failure", f"No runbook matched \"{title}\"; document the diagnosis and "
+             "the steps that resolved it" + (f" ({resolution})" if resolution else "") + ".", "MEDIUM",
+             "Documentation")
+    for e in evs:
+        if e.get("type") != "ApprovalRequired":
+            continue
+        at = _utc(e["timestamp"])
+        nxt = next((_utc(x["timestamp"]) for x in evs if x.get("type") != "ApprovalRequired"
+                    and _utc(x["timestamp"]) > at), None)
+        if nxt and nxt - at >= LONG_APPROVAL:
+            wait = _duration(nxt - at, computed)
+            lessons.append(f"Long approval wait: {wait} passed between the approval request at {_iso(at)} "
+                           f"(\"{e.get('message')}\") and the next step.")
+            item("Shorten the approval path", f"An approval request waited {wait}; agree who approves this kind "
+                 "of change during an incident, or approve it in advance.", "MEDIUM", "Process")
+    recurring = [s for s in similar if root_cause and _same_cause(root_cause, s.get("root_cause") or "")]
+    if recurring:
+        names = ", ".join(str(s.get("name") or s.get("_id")) for s in recurring)
+        lessons.append(f"Root cause seen before: {names} had the same root cause, so the earlier fix did not "
+                       "prevent a recurrence.")
+        item("Fix the recurring root cause", f"The root cause \"{root_cause}\" was also found in {names}; "
+             "address it for good rather than mitigating it again.", "HIGH", "Technical Improvement")
+    for e in runbooks:
+        det = e.get("details") or {}
+        label = det.get("runbook") or det.get("name") if isinstance(det, Mapping) else None
+        what = f"{label}" if isinstance(label, str) and label else e.get("message")
+        lessons.append(f"Runbook matched: {what}.")
+        item(f"Review the runbook that matched: {what}"[:500], "Check that it covered what was done in this "
+             "incident and update it.", "LOW", "Documentation")
+    d.lessons_learned = "\n".join(f"- {x}" for x in lessons)
+    d.action_items = items
+    strength = 1.0 if evs and (detected or similar) else 0.5
+    d.evidence["lessons_learned"] = strength if lessons else 0.0
+    d.evidence["action_items"] = strength if items else 0.0
+
+    d.auto_generated_sections = [s for s in SECTIONS if _has(getattr(d, s))]
+    for s in SECTIONS:
+        if s not in d.auto_generated_sections:
+            setattr(d, s, [] if s in ("timeline", "action_items") else "")
+            d.evidence[s] = 0.0
+    d.generation_confidence = round(sum(d.evidence.values()) / len(SECTIONS), 2)
+    return d
+
+
+def _has(value: Any) -> bool:
+    return bool(value.strip()) if isinstance(value, str) else bool(value)
+
+
+# --- the fact check --------------------------------------------------------------------------
+
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+TOKEN = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9._/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
+# a word right after these names a person, a service or a team
+NAMING = re.compile(r"\b(?:by|assignee|assigned to|owner|owned by|on-call|paged)\s*:?\s+(@?[A-Za-z][\w.@-]*)",
+                    re.I)
+BEFORE_SERVICE = re.compile(r"\b(@?[A-Za-z][\w.@-]*)\s+(?:service|team)\b", re.I)
+LISTED = re.compile(r"\b(?:services|teams)\s*:\s*([^\n.]+(?:\.[A-Za-z0-9][^\n.]*)*)", re.I)
+# words that may precede "service"/"team" or follow "by" in the draft without naming anything
+COMMON = {"the", "a", "an", "this", "that", "each", "every", "one", "same", "affected", "other", "which", "its",
+          "their", "our", "whole", "responsible", "a", "the", "and", "or"}
+
+
+def _timestamps(text: str) -> list[str]:
+    return TIMESTAMP.findall(text)
+
+
+def _norm_ts(value: str) -> str:
+    dt = _utc(value.replace(" ", "T")) if "T" in value or " " in value else None
+    return _iso(dt) if dt else value
+
+
+def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = (),
+                  computed: Iterable[str] = ()) -> frozenset[str]:
+    """Every fact the source data holds, as lower-case tokens: words and identifiers, numbers, and
+    timestamps (full, and their dates), from the incident document, the similar incidents and the
+    values the draft computed from them."""
+    out: set[str] = set()
+
+    def add_text(text: str) -> None:
+        for ts in _timestamps(text):
+            out.add(_norm_ts(ts).lower())
+            out.add(ts.lower())
+            out.add(ts[:10])
+        out.update(n for n in NUMBER.findall(text))
+        out.update(t.lower() for t in TOKEN.findall(text))
+        # the check tokenizes with timestamps taken out (a date inside a URL splits it): so must the source
+        out.update(t.lower() for t in TOKEN.findall(TIMESTAMP.sub(" ", text)))
+
+    def walk(v: Any) -> None:
+        if isinstance(v, Mapping):
+            for k, x in v.items():
+                add_text(str(k))
+                walk(x)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, datetime):
+            iso = _iso(_utc(v))
+            out.add(iso.lower())
+            add_text(iso)
+        elif isinstance(v, bool) or v is None:
+            return
+        elif isinstance(v, (int, float)):
+            out.add(_num(v))
+            out.add(str(v))
+        else:
+            add_text(str(v))
+
+    walk(dict(incident))
+    for s in similar:
+        walk(dict(s))
+    walk(list(computed))
+    return frozenset(out)
+
+
+def unsupported_facts(draft_text: str, source: Iterable[str] | Mapping[str, Any]) -> list[str]:
+    """The numbers, timestamps/dates, services and people named in `draft_text` that do not occur in
+    the source (a set of allowed tokens from `source_tokens`, or an incident document). Services
+    and people are read from identifiers (`payments-api`, `john.doe`, `@alice`), the word before
+    "service"/"team", the word after "by"/"assignee"/"owner", and "Services:"/"Teams:" lists."""
+    allowed = source_tokens(source) if isinstance(source, Mapping) else frozenset(source)
+    bad: list[str] = []
+
+    def flag(v: str) -> None:
+        if v not in bad:
+            bad.append(v)
+
+    text = draft_text or ""
+    for ts in _timestamps(text):
+        if ts.lower() not in allowed and _norm_ts(ts).lower() not in allowed:
+            flag(ts)
+    rest = TIMESTAMP.sub(" ", text)
+    for n in NUMBER.findall(rest):
+        if n not in allowed and _num(float(n)) not in allowed:
+            flag(n)
+    names: list[str] = []
+    for tok in TOKEN.findall(rest):
+        if tok.startswith("@") or re.search(r"[._/@-]", tok) or (re.search(r"[A-Za-z]", tok)
+                                                                 and re.search(r"\d", tok)):
+            names.append(tok)
+    names += NAMING.findall(rest) + BEFORE_SERVICE.findall(rest)
+    for listed in LISTED.findall(rest):
+        names += [x.strip() for x in listed.split(",") if x.strip()]
+    for nm in names:
+        nm = nm.strip().rstrip(".,;:")
+        if not nm or nm.lower() in COMMON:
+            continue
+        if nm.lower() not in allowed and nm.lower().lstrip("@") not in allowed:
+            if not all(p.lower() in allowed for p in TOKEN.findall(nm)) or re.search(r"[._/@-]", nm):
+                flag(nm)
+    return bad
+
+
+def check(d: Draft, incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """The unsupported facts of a draft against its source."""
+    return unsupported_facts(d.text(), source_tokens(incident, similar, d.computed))
