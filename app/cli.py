@@ -253,6 +253,45 @@ async def _seed(bk, dataset: Optional[Path]) -> tuple[int, int]:
     return n_incidents, n_articles
 
 
+@cli.command("generate_postmortems")
+def generate_postmortems(
+        days: int = typer.Option(7, min=0, help="how many days back to look for resolved incidents"),
+        severity: Optional[list[str]] = typer.Option(None, help="only these severities (repeat, or a comma list)"),
+        force: bool = typer.Option(False, "--force", help="re-draft a postmortem that already exists"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="show what would be generated; write nothing")) -> None:
+    """Create and draft a postmortem for each incident resolved in the last --days days; a summary table
+    at the end, exit code 1 when any failed."""
+    from rich.table import Table
+
+    from app.incidents.models import Severity
+    from app.postmortems import batch
+
+    wanted = [s.strip().upper() for value in severity or [] for s in value.split(",") if s.strip()]
+    known = [s.value for s in Severity]
+    if bad := [s for s in wanted if s not in known]:
+        _fail(f"error: unknown severity {bad[0]!r}; known: {', '.join(known)}", 2)
+
+    async def body(bk):
+        with _progress() as progress:
+            task = progress.add_task("generate postmortems" + (" (dry run)" if dry_run else ""), total=None)
+            return await batch.generate_for_recent(
+                bk, days=days, severities=wanted, force=force, dry_run=dry_run,
+                progress=lambda done, total: progress.update(task, completed=done, total=total))
+
+    results = _run(body)
+    table = Table(title=f"postmortems for incidents resolved in the last {days} days" + (" (dry run)" if dry_run else ""))
+    for column in ("incident", "severity", "action", "confidence", "error"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.incident_name, r.severity, r.action, "" if r.confidence is None else f"{r.confidence:.2f}",
+                      r.error or "")
+    console.print(table)
+    counts = {a: sum(r.action == a for r in results) for a in dict.fromkeys(r.action for r in results)}
+    console.print(f"{len(results)} incidents: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
+    if counts.get(batch.FAILED):
+        raise typer.Exit(1)
+
+
 @cli.command("devserver")
 def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", help="where the local stack keeps data"),
               seed: bool = True) -> None:
