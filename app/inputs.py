@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from app.errors import ValidationFailed
 from app.jsonsafe import free_form
 from app.timefmt import as_utc
+
+class InputModel(BaseModel):
+    """The base of every input model: unknown fields are refused, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
 
 # Search text (`?search=`, knowledge-base queries): long enough for any real query, short enough
 # that a regular expression or a search-engine query built from it stays cheap.

@@ -4,9 +4,9 @@ import uuid
 from enum import Enum
 
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator
 
-from app.inputs import JsonList, SearchText, StrList, UtcDatetime
+from app.inputs import InputModel, JsonList, SearchText, StrList, UtcDatetime
 from app.users.models import Classification
 
 
@@ -49,11 +49,7 @@ def _uuid(value: str | None) -> str | None:
 NULLABLE = frozenset({"maintainer", "confluence_url", "wiki_url", "last_reviewed", "next_review_due"})
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class _ArticleFields(_Input):
+class _ArticleFields(InputModel):
     summary: str = Field("", max_length=5_000)
     subcategory: str = Field("", max_length=100)
     tags: StrList = Field(default_factory=list, max_length=50)
@@ -87,7 +83,7 @@ class ArticleCreate(_ArticleFields):
     category: str = Field(min_length=1, max_length=100)
 
 
-class ArticleUpdate(_Input):
+class ArticleUpdate(InputModel):
     """PATCH: only the fields sent change."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -117,12 +113,12 @@ class ArticleUpdate(_Input):
     _maintainer = field_validator("maintainer")(_uuid)
 
 
-class RateInput(_Input):
+class RateInput(InputModel):
     rating: int = Field(ge=1, le=5, strict=True)
     feedback: str = Field("", max_length=5_000)
 
 
-class SearchInput(_Input):
+class SearchInput(InputModel):
     query: SearchText = Field(min_length=1, max_length=500)
     article_types: list[ArticleType] = Field(default_factory=list, max_length=20)
     categories: list[str] = Field(default_factory=list, max_length=50)

@@ -4,9 +4,9 @@ import json
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from app.inputs import JsonObject, StrList, UtcDatetime
+from app.inputs import InputModel, JsonObject, StrList, UtcDatetime
 from app.users.models import Classification
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -53,11 +53,7 @@ class EventSeverity(str, Enum):
     CRITICAL = "critical"
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class TimelineEventIn(_Input):
+class TimelineEventIn(InputModel):
     timestamp: UtcDatetime | None = None
     type: EventType
     source: str = Field(min_length=1, max_length=100)
@@ -78,11 +74,11 @@ class TimelineEventIn(_Input):
         return v
 
 
-class EventsAppend(_Input):
+class EventsAppend(InputModel):
     events: list[TimelineEventIn] = Field(min_length=1, max_length=500)
 
 
-class IncidentCreate(_Input):
+class IncidentCreate(InputModel):
     name: str | None = Field(None, pattern=NAME_PATTERN)
     namespace: str = Field("default", pattern=NAMESPACE_PATTERN)
     title: str = Field(min_length=1, max_length=200)
@@ -103,7 +99,7 @@ class IncidentCreate(_Input):
     timeline: list[TimelineEventIn] = Field(default_factory=list, max_length=500)
 
 
-class IncidentUpdate(_Input):
+class IncidentUpdate(InputModel):
     """A partial update: only the fields sent change; `null` is refused for required fields."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -132,7 +128,7 @@ class IncidentUpdate(_Input):
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
 
 
-class IncidentResolve(_Input):
+class IncidentResolve(InputModel):
     resolution: str = Field(min_length=1, max_length=20_000)
     root_cause: str | None = Field(None, max_length=20_000)
     resolved_at: UtcDatetime | None = None

@@ -6,11 +6,11 @@ import uuid
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from app.errors import ValidationFailed
 from app.incidents.models import Severity
-from app.inputs import JsonList, StrList, UtcDatetime
+from app.inputs import InputModel, JsonList, StrList, UtcDatetime
 from app.users.models import Classification
 
 
@@ -27,10 +27,6 @@ REQUIRED_SECTIONS = ("executive_summary", "timeline", "root_cause_analysis", "im
                      "action_items")
 TEXT_MAX = 50_000
 ITEMS_MAX = 500
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ActionItemStatus(str, Enum):
@@ -55,7 +51,7 @@ def _item_id(value: str | None) -> str | None:
     return None if value is None else str(uuid.UUID(value))
 
 
-class ActionItem(_Input):
+class ActionItem(InputModel):
     """One tracked action item: the documented fields plus a stable `id` (kept when sent, assigned
     when missing) and a `status`."""
 
@@ -81,7 +77,7 @@ def _unique_item_ids(items: list[ActionItem]) -> list[ActionItem]:
 ActionItems = Annotated[list[ActionItem], AfterValidator(_unique_item_ids)]
 
 
-class ActionItemUpdate(_Input):
+class ActionItemUpdate(InputModel):
     """PATCH of one action item: only the fields sent change; `null` only for assignee and due_date."""
 
     title: str | None = Field(None, min_length=1, max_length=500)
@@ -103,7 +99,7 @@ def item_doc(item: ActionItem) -> dict[str, Any]:
     return out
 
 
-class PostmortemContent(_Input):
+class PostmortemContent(InputModel):
     """PUT: every editable field; those left out get their defaults (the incident never changes)."""
 
     title: str = Field(min_length=1, max_length=200)
@@ -128,7 +124,7 @@ class PostmortemCreate(PostmortemContent):
     incident: str = Field(min_length=1, max_length=100)  # the incident's id
 
 
-class PostmortemUpdate(_Input):
+class PostmortemUpdate(InputModel):
     """PATCH: only the fields sent change; `null` is refused except for approver and due_date."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -174,7 +170,7 @@ def item_changes(model: ActionItemUpdate) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
 
 
-class GenerateRequest(_Input):
+class GenerateRequest(InputModel):
     """The optional body of `generate_automated/`."""
 
     force: bool = False
