@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, TypeVar
 
 import redis.asyncio as redis
 from opensearchpy import AsyncOpenSearch
@@ -18,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,6 +32,11 @@ class Backends:
 
     def index_alias(self, name: str) -> str:
         return f"{self.settings.index_prefix}-{name}"
+
+    async def transaction(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `op(session)` in one MongoDB transaction (retried by the driver on transient errors)."""
+        async with self.client.start_session() as session:
+            return await session.with_transaction(op)
 
     async def notify_index(self, index: str, doc_id: str) -> None:
         """Ask a worker to sync one document now. The outbox entry is already written, so a

@@ -10,8 +10,7 @@ from strawberry.types import Info as _Info
 
 from app.backends import Backends
 from app.users import service as users
-from app.users.models import Role, User
-from app.http.auth import require_role
+from app.users.models import Role, User, require_role
 
 
 @dataclass

@@ -23,7 +23,7 @@ from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
 from app.timefmt import utcnow
 from app.users import service as users
-from app.users.models import Classification, Role, User
+from app.users.models import Classification, Role, User, require_role
 from indexers import articles as articles_index
 
 INDEX = articles_index.INDEX.name
@@ -124,12 +124,6 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _require_editor(user: User) -> None:
-    if not user.has_role(Role.EDITOR):
-        raise PermissionDenied("This action requires the 'editor' role",
-                               {"role": user.role.value, "required": Role.EDITOR.value})
-
-
 def _check_clearance(user: User, value: str | None) -> None:
     classification.check_may_classify(user, value, what="an article")
 
@@ -147,7 +141,7 @@ def _review_due(bk: Backends, doc: Mapping[str, Any]) -> datetime | None:
 
 async def create_article(bk: Backends, *, data: ArticleCreate, user: User) -> dict:
     """Create an article (editor); its slug comes from its title and its own id (`slug_for`)."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     values = _plain(data.model_dump())
     _check_clearance(user, values["data_classification"])
     await _check_maintainer(bk, values["maintainer"])
@@ -182,7 +176,7 @@ async def create_article(bk: Backends, *, data: ArticleCreate, user: User) -> di
 async def update_article(bk: Backends, *, slug: str, data: BaseModel, user: User, replace: bool = False) -> dict:
     """PATCH (only the fields sent) or PUT (`replace`: every field, defaults for those left out).
     The slug stays stable when the title changes, so links keep working."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     current = await get_visible(bk, slug=slug, user=user)
     changes = _plain(data.model_dump(exclude_unset=not replace))
     nulls = [k for k, v in changes.items() if v is None and k not in NULLABLE]
@@ -230,7 +224,7 @@ async def delete_article(bk: Backends, *, slug: str, user: User) -> None:
 
 async def mark_reviewed(bk: Backends, *, slug: str, user: User) -> dict:
     """Record a review now (editor); the next one falls due after the configured interval."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     current = await get_visible(bk, slug=slug, user=user)
     now = utcnow()
     due = now + timedelta(days=bk.settings.review_interval_days)
@@ -297,8 +291,7 @@ async def rate_article(bk: Backends, *, slug: str, user: User, data: RateInput) 
                                                     {"$divide": ["$rating_sum", "$rating_count"]}, 0]}}}],
             session=s, return_document=ReturnDocument.AFTER)
 
-    async with bk.client.start_session() as session:
-        updated = await session.with_transaction(txn)
+    updated = await bk.transaction(txn)
     await record_usage(bk, kind="article.rate", user=user, subject=article["_id"], rating=data.rating)
     return {"slug": slug, "rating": data.rating, "feedback": data.feedback,
             "rating_average": round(updated["rating_average"], 4), "rating_count": updated["rating_count"]}
@@ -321,8 +314,7 @@ async def set_bookmark(bk: Backends, *, slug: str, user: User, on: bool) -> dict
                                                session=s)
         return changed
 
-    async with bk.client.start_session() as session:
-        changed = await session.with_transaction(txn)
+    changed = await bk.transaction(txn)
     if changed:
         await record_usage(bk, kind="article.bookmark" if on else "article.unbookmark", user=user,
                            subject=article["_id"])

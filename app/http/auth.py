@@ -9,11 +9,11 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import NotAuthenticated, PermissionDenied, ServiceError, Unavailable, backend_unavailable
+from app.errors import NotAuthenticated, ServiceError, Unavailable, backend_unavailable
 from app.http import ratelimit
 from app.http.responses import error_for
 from app.users import service as users
-from app.users.models import Role, User
+from app.users.models import User
 
 PROTECTED_PREFIXES = ("/api/", "/graphql")
 
@@ -110,10 +110,3 @@ def current_user(request: Request) -> User:
         raise NotAuthenticated("Authentication credentials were not provided.")
     return user
 
-
-def require_role(user: User, role: Role) -> User:
-    """403 unless the user's role is at least `role`."""
-    if not user.has_role(role):
-        raise PermissionDenied(f"This action requires the '{role.value}' role", {"role": user.role.value,
-                                                                                  "required": role.value})
-    return user

@@ -142,7 +142,8 @@ async def record_auth_failure(bk: Backends, *, address: str) -> None:
     now = int(time.time())
     window = now - now % AUTH_WINDOW_SECONDS
     key = f"ikl:authfail:{address}:{window}"
-    count = _auth_failures.get(address, (window, 0))[1] + 1 if _auth_failures.get(address, (0, 0))[0] == window else 1
+    seen = _auth_failures.get(address)
+    count = seen[1] + 1 if seen is not None and seen[0] == window else 1  # if Valkey cannot count
     try:
         async with bk.redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)

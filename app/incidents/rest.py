@@ -7,13 +7,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from app.http.auth import current_user, require_role
+from app.http.auth import current_user
 from app.http.responses import JSON, int_param, read_body
 from app.incidents import service
 from app.incidents.models import EventsAppend, IncidentCreate, IncidentResolve, IncidentUpdate
 from app.listing import drf_response
 from app.timefmt import isoz
-from app.users.models import Role
+from app.users.models import Role, require_role
 
 FIELDS = ("name", "namespace", "title", "description", "severity", "status", "category", "affected_services",
           "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution", "data_classification")

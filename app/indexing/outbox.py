@@ -37,13 +37,12 @@ async def write(bk: Backends, index: str, doc_id: str,
                 operation: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run `operation(session)` and record the outbox entry in the same transaction, then ask a
     worker to sync. Returns what `operation` returned."""
-    async with bk.client.start_session() as session:
-        async def txn(s):
-            result = await operation(s)
-            await record(bk, index, doc_id, session=s)
-            return result
+    async def txn(s):
+        result = await operation(s)
+        await record(bk, index, doc_id, session=s)
+        return result
 
-        result = await session.with_transaction(txn)
+    result = await bk.transaction(txn)
     await bk.notify_index(index, doc_id)
     return result
 

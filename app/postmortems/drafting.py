@@ -22,7 +22,7 @@ from app.postmortems import generator
 from app.postmortems import service
 from app.postmortems.models import REQUIRED_SECTIONS, ActionItem, item_doc
 from app.timefmt import utcnow
-from app.users.models import User
+from app.users.models import Role, User, require_role
 
 log = logging.getLogger(__name__)
 SIMILAR_LIMIT = 5
@@ -46,7 +46,7 @@ async def _similar(bk: Backends, *, incident: dict, user: User) -> list[dict]:
 
 async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: bool = False) -> dict:
     """Draft the postmortem's sections from its incident (editor). Returns the updated postmortem."""
-    service._require_editor(user)
+    require_role(user, Role.EDITOR)
     current = await service.get_postmortem(bk, pm_id=pm_id, user=user)
     if current["status"] in service.CLOSED_STATUSES:
         raise Conflict(f"A {current['status']} postmortem is not drafted again", {"status": current["status"]},
@@ -63,8 +63,8 @@ async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: boo
                                {"unsupported_facts": unsupported[:100]})
     before = set(current.get("auto_generated_sections") or [])
     written = [s for s in draft.auto_generated_sections
-               if force or s in before or not service._has_content(current.get(s))]
-    kept_auto = [s for s in before if s not in written and service._has_content(current.get(s))
+               if force or s in before or not service.has_content(current.get(s))]
+    kept_auto = [s for s in before if s not in written and service.has_content(current.get(s))
                  and s in REQUIRED_SECTIONS]
     sections = draft.sections()
     changes: dict[str, Any] = {s: sections[s] for s in written}
@@ -86,7 +86,7 @@ async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: boo
                                subject_id=current["_id"], changes=audit, session=s)
         return updated
 
-    updated = await service._txn(bk, op)
+    updated = await bk.transaction(op)
     if updated is None:
         raise Conflict("The postmortem changed while it was being drafted; try again", code="CONCURRENT_UPDATE")
     return updated

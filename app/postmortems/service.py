@@ -28,7 +28,7 @@ from app.postmortems.models import (REQUIRED_SECTIONS, SETTLED_ITEM_STATUSES, Ac
                                     PostmortemStatus, item_changes, plain_changes)
 from app.timefmt import isoz, utcnow
 from app.users import service as users
-from app.users.models import Role, User
+from app.users.models import Role, User, require_role
 
 SEVERITY_RANK = incidents.SEVERITY_RANK
 S = PostmortemStatus
@@ -58,17 +58,11 @@ def _not_found(pm_id: str) -> NotFound:
     return NotFound(f"Postmortem '{pm_id}' not found", code="POSTMORTEM_NOT_FOUND")
 
 
-def _require_editor(user: User) -> None:
-    if not user.has_role(Role.EDITOR):
-        raise PermissionDenied("This action requires the 'editor' role",
-                               {"role": user.role.value, "required": Role.EDITOR.value})
-
-
-def _has_content(value: Any) -> bool:
+def has_content(value: Any) -> bool:
     if isinstance(value, str):
         return bool(value.strip())
     if isinstance(value, (list, dict)):
-        return any(_has_content(v) if isinstance(v, (str, list, dict)) else v is not None for v in
+        return any(has_content(v) if isinstance(v, (str, list, dict)) else v is not None for v in
                    (value.values() if isinstance(value, dict) else value))
     return value is not None
 
@@ -76,7 +70,7 @@ def _has_content(value: Any) -> bool:
 def completion_percentage(doc: Mapping[str, Any]) -> float:
     """The share (0-100, one decimal) of the six required sections holding real content: text that is
     not blank, or a list with at least one entry that is not empty."""
-    done = sum(1 for s in REQUIRED_SECTIONS if _has_content(doc.get(s)))
+    done = sum(1 for s in REQUIRED_SECTIONS if has_content(doc.get(s)))
     return round(100.0 * done / len(REQUIRED_SECTIONS), 1)
 
 
@@ -90,11 +84,6 @@ def default_due_date(bk: Backends, *, severity: str, incident: Mapping[str, Any]
     when it is unresolved)."""
     days = bk.settings.postmortem_due_days.get(severity, bk.settings.postmortem_due_days.get("MEDIUM", 10))
     return (incident.get("resolved_at") or now) + timedelta(days=days)
-
-
-async def _txn(bk: Backends, op):
-    async with bk.client.start_session() as session:
-        return await session.with_transaction(op)
 
 
 async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
@@ -141,7 +130,7 @@ async def list_postmortems(bk: Backends, *, params: Mapping[str, Any], user: Use
 
 async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User) -> dict:
     """Create a DRAFT postmortem for an incident the user may see (editor)."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     try:
         incident = await incidents.get_incident(bk, incident_id=data.incident, user=user,
                                                 projection=incidents.LIST_PROJECTION)
@@ -167,14 +156,14 @@ async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User)
         await record_audit(bk, action="create", user=user, subject_type="postmortem", subject_id=doc["_id"],
                            changes={"title": doc["title"], "incident": doc["incident"]}, session=s)
 
-    await _txn(bk, op)
+    await bk.transaction(op)
     return doc
 
 
 async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: User, replace: bool = False) -> dict:
     """PATCH (only the fields sent) or PUT (`replace`: every field, defaults for those left out; the
     owner stays when not given). Status changes only through the workflow actions."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
     changes = plain_changes(data, replace=replace)
     if replace:
@@ -201,7 +190,7 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
                            changes=audit, session=s)
         return updated
 
-    return await _txn(bk, op)
+    return await bk.transaction(op)
 
 
 async def delete_postmortem(bk: Backends, *, pm_id: str, user: User) -> None:
@@ -216,7 +205,7 @@ async def delete_postmortem(bk: Backends, *, pm_id: str, user: User) -> None:
         await record_audit(bk, action="delete", user=user, subject_type="postmortem", subject_id=current["_id"],
                            changes={"title": current["title"], "incident": current["incident"]}, session=s)
 
-    await _txn(bk, op)
+    await bk.transaction(op)
 
 
 def _refuse(doc: Mapping[str, Any], action: str) -> Conflict:
@@ -231,7 +220,7 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
     """Move a postmortem along the workflow (`action`: submit_for_review, request_changes, approve,
     publish, archive). Approval: the approver or an admin, never the owner alone. Publishing stamps
     published_at. The move is atomic: a concurrent move makes this one a 409."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
     target = ACTION_TARGET[action]
     if target not in MOVES[current["status"]]:
@@ -259,7 +248,7 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
                                changes={"status": {"from": current["status"], "to": target}}, session=s)
         return updated
 
-    updated = await _txn(bk, op)
+    updated = await bk.transaction(op)
     if updated is None:  # moved by someone else meanwhile
         raise _refuse(await get_postmortem(bk, pm_id=pm_id, user=user), action)
     if action == "publish":
@@ -277,7 +266,7 @@ async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: Ac
     """Change one action item of a postmortem the user may see (editor), in one atomic update of that
     item alone (positional `$set` with an array filter on its id), audit-logged in the same transaction.
     An unknown item (or one of another postmortem) is a 404."""
-    _require_editor(user)
+    require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
     changes = item_changes(data)
     item = next((i for i in current.get("action_items") or [] if isinstance(i, dict) and i.get("id") == item_id),
@@ -300,7 +289,7 @@ async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: Ac
                                subject_id=current["_id"], changes=audit, session=s)
         return updated
 
-    updated = await _txn(bk, op)
+    updated = await bk.transaction(op)
     if updated is None:  # the item (or the postmortem) went away meanwhile
         raise NotFound(f"Action item '{item_id}' not found", code="ACTION_ITEM_NOT_FOUND")
     return updated

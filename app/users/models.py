@@ -5,6 +5,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from app.errors import PermissionDenied
+
 
 class Role(str, Enum):
     VIEWER = "viewer"
@@ -52,6 +54,14 @@ class User(BaseModel):
 
     def has_role(self, role: Role) -> bool:
         return self.role.rank >= role.rank
+
+
+def require_role(user: User, role: Role) -> User:
+    """403 unless the user's role is at least `role` (every layer: REST, GraphQL, services)."""
+    if not user.has_role(role):
+        raise PermissionDenied(f"This action requires the '{role.value}' role", {"role": user.role.value,
+                                                                                  "required": role.value})
+    return user
 
 
 class UserCreate(BaseModel):
