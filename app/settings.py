@@ -70,7 +70,30 @@ class Settings(BaseSettings):
     ranking_weight_popularity: float = 0.15
     # Within similarity: the share given to topic affinity (the rest is the term-vector cosine).
     ranking_similarity_topic_share: float = 0.5
+
+    # Postmortems
     postmortem_due_days: dict[str, int] = {"CRITICAL": 3, "HIGH": 5, "MEDIUM": 10, "LOW": 20}  # after resolution
+    # Resolving an incident of one of these severities starts one generation job (trigger incident_resolved).
+    postmortem_auto_severities: list[str] = ["HIGH", "CRITICAL"]
+    # A generation whose draft confidence is below this ends REVIEW_REQUIRED instead of COMPLETED.
+    postmortem_review_threshold: float = 0.6
+    # A worker holds a generation this long; past it (worker killed) the sweep runs it again.
+    postmortem_generation_lease_seconds: float = 60.0
+    # Attempts before a generation that keeps failing on transient errors is marked FAILED.
+    postmortem_generation_max_attempts: int = 3
+    # Seconds between the worker's sweeps for generations left PENDING (broker down) or with an expired lease.
+    postmortem_generation_sweep_interval: float = 5.0
+    # A PENDING generation this old is picked up by the sweep (its message was lost or the broker was down).
+    postmortem_generation_requeue_seconds: float = 10.0
+    # Optional prose polishing by an OpenAI-compatible chat-completions endpoint (off when no URL).
+    postmortem_polish_url: str | None = None
+    postmortem_polish_model: str = "gpt-4o-mini"
+    postmortem_polish_api_key: SecretStr | None = None
+    postmortem_polish_timeout_seconds: float = 20.0
+
+    # Live updates (SSE and GraphQL subscriptions): a stream ends after this many seconds; keep-alive interval.
+    live_stream_max_seconds: float = 900.0
+    live_keepalive_seconds: float = 15.0
 
     @property
     def development(self) -> bool:
