@@ -38,15 +38,20 @@ class Backends:
         async with self.client.start_session() as session:
             return await session.with_transaction(op)
 
+    async def enqueue(self, actor, *args: Any) -> None:
+        """Send a message to a Dramatiq actor. What it is asked to do is already recorded in MongoDB
+        (an outbox entry, a PENDING job), so a broker that is down only delays it until a sweep."""
+        try:
+            await asyncio.to_thread(actor.send, *args)
+        except Exception as exc:  # noqa: BLE001 - the sweep will pick it up
+            log.warning("broker unavailable, work left to the sweep",
+                        extra={"actor": getattr(actor, "actor_name", str(actor)), "error": str(exc)[:300]})
+
     async def notify_index(self, index: str, doc_id: str) -> None:
-        """Ask a worker to sync one document now. The outbox entry is already written, so a
-        broker that is down only delays the sync until the next sweep."""
+        """Ask a worker to sync one document now (its outbox entry is already written)."""
         from app.worker import sync_document  # the actor module binds the broker on import
 
-        try:
-            await asyncio.to_thread(sync_document.send, index, doc_id)
-        except Exception as exc:  # noqa: BLE001 - the sweep will pick it up
-            log.warning("broker unavailable, index sync left to the sweep", extra={"error": str(exc)})
+        await self.enqueue(sync_document, index, doc_id)
 
     async def close(self) -> None:
         await self.search.close()

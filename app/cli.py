@@ -280,11 +280,11 @@ def generate_postmortems(
 
     results = _run(body)
     table = Table(title=f"postmortems for incidents resolved in the last {days} days" + (" (dry run)" if dry_run else ""))
-    for column in ("incident", "severity", "action", "confidence", "error"):
+    for column in ("incident", "severity", "action", "status", "confidence", "note"):
         table.add_column(column)
     for r in results:
-        table.add_row(r.incident_name, r.severity, r.action, "" if r.confidence is None else f"{r.confidence:.2f}",
-                      r.error or "")
+        table.add_row(r.incident_name, r.severity, r.action, r.status or "",
+                      "" if r.confidence is None else f"{r.confidence:.2f}", r.error or "")
     console.print(table)
     counts = {a: sum(r.action == a for r in results) for a in dict.fromkeys(r.action for r in results)}
     console.print(f"{len(results)} incidents: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))

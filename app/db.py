@@ -38,6 +38,16 @@ INDEXES: dict[str, list[IndexModel]] = {
     "postmortems": [IndexModel([("incident", ASCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
                     IndexModel([("owner", ASCENDING)]), IndexModel([("due_date", ASCENDING)]),
                     IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)])],
+    "postmortem_generations": [
+        # one active (PENDING/PROCESSING) generation per incident; one automatic one per incident, ever
+        IndexModel([("incident", ASCENDING)], unique=True, partialFilterExpression={"active": True},
+                   name="one_active_per_incident"),
+        IndexModel([("dedupe_key", ASCENDING)], unique=True, partialFilterExpression={"dedupe_key": {"$exists": True}},
+                   name="dedupe_key_once"),
+        IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
+        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
+    ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Live updates (SSE and GraphQL subscriptions): a stream ends after this many seconds; keep-alive interval.
     live_stream_max_seconds: float = 900.0
     live_keepalive_seconds: float = 15.0
+    live_max_streams: int = 1000           # per process
+    live_max_streams_per_user: int = 10    # per process
 
     @property
     def development(self) -> bool:

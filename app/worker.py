@@ -28,28 +28,41 @@ async def backends() -> Backends:
     return _backends
 
 
-class OutboxSweep(dramatiq.Middleware):
-    """Each worker process also sweeps the index outbox, so index sync goes on while no API runs."""
+class Sweeps(dramatiq.Middleware):
+    """Each worker process sweeps the index outbox (so index sync goes on while no API runs) and the
+    postmortem generations left PENDING or with an expired lease (a lost message, a killed worker)."""
 
     def after_worker_boot(self, broker, worker) -> None:
-        interval = get_settings().outbox_sweep_interval
+        settings = get_settings()
         thread = get_event_loop_thread()
-        if interval > 0 and thread is not None:
-            from app.indexing import outbox
+        self.futures = []
+        if thread is None:
+            return
+        from app import periodic
+        from app.indexing import outbox
+        from app.postmortems import generations
 
-            async def sweep() -> None:
-                await outbox.sweep_forever(await backends(), interval)
+        async def outbox_sweep() -> None:
+            await outbox.sweep_forever(await backends(), settings.outbox_sweep_interval)
 
-            self.future = asyncio.run_coroutine_threadsafe(sweep(), thread.loop)
+        async def generation_sweep() -> None:
+            bk = await backends()
+            await periodic.forever(lambda: generations.sweep(bk), settings.postmortem_generation_sweep_interval,
+                                   name="generation sweep")
+
+        for interval, sweep in ((settings.outbox_sweep_interval, outbox_sweep),
+                                (settings.postmortem_generation_sweep_interval, generation_sweep)):
+            if interval > 0:
+                self.futures.append(asyncio.run_coroutine_threadsafe(sweep(), thread.loop))
 
     def before_worker_shutdown(self, broker, worker) -> None:
-        if getattr(self, "future", None) is not None:
-            self.future.cancel()
+        for future in getattr(self, "futures", []):
+            future.cancel()
 
 
 broker = RedisBroker(url=get_settings().broker_url, socket_connect_timeout=1, socket_timeout=5)
 broker.add_middleware(AsyncIO())
-broker.add_middleware(OutboxSweep())
+broker.add_middleware(Sweeps())
 dramatiq.set_broker(broker)
 
 
@@ -59,3 +72,11 @@ async def sync_document(index: str, doc_id: str) -> None:
     from app.indexing import outbox
 
     await outbox.drain(await backends(), index=index, doc_id=doc_id, limit=1, due_only=False)
+
+
+@dramatiq.actor(queue_name="postmortems", max_retries=0, time_limit=600_000)
+async def run_postmortem_generation(generation_id: str) -> None:
+    """Run one postmortem generation (a failure is recorded on its log; the sweep re-runs lost ones)."""
+    from app.postmortems import generations
+
+    await generations.run(await backends(), generation_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, AsyncGenerator, Union
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -11,9 +11,10 @@ from strawberry.scalars import JSON
 
 from app.incidents import service as incidents
 from app.incidents.models import Severity
-from app.postmortems import drafting, service
-from app.postmortems.models import (ActionItemPriority, ActionItemStatus, ActionItemUpdate, PostmortemCreate,
-                                    PostmortemStatus, PostmortemUpdate)
+from app.postmortems import drafting, generations, service
+from app.postmortems.models import (ActionItemPriority, ActionItemStatus, ActionItemUpdate, GenerationRequest,
+                                    GenerationStatus, GenerationTrigger, PostmortemCreate, PostmortemStatus,
+                                    PostmortemUpdate)
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, paginated, validate
@@ -24,12 +25,23 @@ from schema.incidents import Incident, IncidentSeverity
 PostmortemStatusEnum = strawberry.enum(PostmortemStatus, name="PostmortemStatus")
 ActionItemStatusEnum = strawberry.enum(ActionItemStatus, name="ActionItemStatus")
 ActionItemPriorityEnum = strawberry.enum(ActionItemPriority, name="ActionItemPriority")
+GenerationStatusEnum = strawberry.enum(GenerationStatus, name="PostmortemGenerationStatus")
+GenerationTriggerEnum = strawberry.enum(GenerationTrigger, name="PostmortemGenerationTrigger")
 
 
 def IncidentByIdLoader(ctx) -> DataLoader:
     """Incidents the caller may see, by id (None for a hidden one)."""
     async def load(ids: list[str]) -> list[dict | None]:
         found = await incidents.incidents_by_ids(ctx.backends, ids=ids, user=ctx.user)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def PostmortemByIdLoader(ctx) -> DataLoader:
+    """Postmortems the caller may see, by id (None for a hidden one)."""
+    async def load(ids: list[str]) -> list[dict | None]:
+        found = await service.postmortems_by_ids(ctx.backends, ids=ids, user=ctx.user)
         return [found.get(i) for i in ids]
 
     return DataLoader(load_fn=load)
@@ -122,6 +134,76 @@ class PostmortemStatistics:
         description="Action items past their due date and neither DONE nor WONT_DO.")
 
 
+@strawberry.type(description="One postmortem generation job and what it produced.")
+class PostmortemGeneration:
+    id: strawberry.ID
+    incident_id: strawberry.ID
+    status: GenerationStatusEnum
+    generation_trigger: GenerationTriggerEnum
+    include_timeline: bool
+    include_logs: bool
+    force: bool
+    postmortem_created: bool | None = strawberry.field(description="Whether this generation created the postmortem.")
+    confidence_score: float | None
+    processing_time: float | None = strawberry.field(description="Seconds from start to finish of the last attempt.")
+    attempts: int
+    model_version: str
+    error_message: str | None = strawberry.field(description="Why it FAILED (retry with retryPostmortemGeneration).")
+    review_reason: str | None = strawberry.field(description="Why it is REVIEW_REQUIRED.")
+    generated_sections: list[str]
+    kept_sections: list[str] = strawberry.field(description="Sections a person had edited, left as they were.")
+    unsupported_facts: list[str] = strawberry.field(
+        description="Facts the draft named that the incident data does not hold (the draft was then not written).")
+    evidence: JSON = strawberry.field(description="What backed the draft: per-section evidence scores, events used, "
+                                                  "similar incidents, log excerpts.")
+    data_classification: ClassificationEnum
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    postmortem_id: strawberry.ID | None
+    _requested_by: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def incident(self, info: Info) -> Incident | None:
+        doc = await info.context.loader("IncidentByIdLoader", IncidentByIdLoader).load(self.incident_id)
+        return Incident.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def postmortem(self, info: Info) -> Postmortem | None:
+        if not self.postmortem_id:
+            return None
+        doc = await info.context.loader("PostmortemByIdLoader", PostmortemByIdLoader).load(self.postmortem_id)
+        return Postmortem.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def requested_by(self, info: Info) -> UserType | None:
+        return await _person(info, self._requested_by)
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "PostmortemGeneration":
+        return cls(id=d["_id"], incident_id=d["incident"], status=GenerationStatus(d["status"]),
+                   generation_trigger=GenerationTrigger(d["generation_trigger"]),
+                   include_timeline=d.get("include_timeline", True), include_logs=d.get("include_logs", True),
+                   force=bool(d.get("force")), postmortem_created=d.get("postmortem_created"),
+                   confidence_score=d.get("confidence_score"), processing_time=d.get("processing_time"),
+                   attempts=d.get("attempts", 0), model_version=d.get("model_version", ""),
+                   error_message=d.get("error_message"), review_reason=d.get("review_reason"),
+                   generated_sections=d.get("generated_sections") or [], kept_sections=d.get("kept_sections") or [],
+                   unsupported_facts=d.get("unsupported_facts") or [], evidence=d.get("evidence") or {},
+                   data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
+                   created_at=d["created_at"], started_at=d.get("started_at"), completed_at=d.get("completed_at"),
+                   postmortem_id=d.get("postmortem"), _requested_by=d.get("requested_by"))
+
+
+@strawberry.input
+class StartPostmortemGenerationInput:
+    incident_id: strawberry.ID
+    include_timeline: bool = True
+    include_logs: bool = True
+    generation_trigger: GenerationTriggerEnum = GenerationTrigger.MANUAL
+    force: bool = strawberry.field(default=False, description="Re-draft sections a person edited.")
+
+
 @strawberry.input
 class CreatePostmortemInput:
     title: str
@@ -176,6 +258,8 @@ class UpdateActionItemInput:
 
 PostmortemResult = Annotated[Union[Postmortem, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
                              strawberry.union("PostmortemResult")]
+PostmortemGenerationResult = Annotated[Union[PostmortemGeneration, ValidationError, NotFoundError, ConflictError,
+                                             PermissionDeniedError], strawberry.union("PostmortemGenerationResult")]
 
 
 def _params(**kw: Any) -> dict[str, Any]:
@@ -209,6 +293,22 @@ class PostmortemQuery:
     @strawberry.field
     async def postmortem_statistics(self, info: Info) -> PostmortemStatistics:
         return PostmortemStatistics(**await service.statistics(info.context.backends, user=info.context.user))
+
+    @strawberry.field(description="Postmortem generation jobs, filtered, ordered and paginated like the REST list.")
+    async def postmortem_generations(self, info: Info, status: list[GenerationStatusEnum] | None = None,
+                                     incident: strawberry.ID | None = None,
+                                     generation_trigger: list[GenerationTriggerEnum] | None = None,
+                                     ordering: str | None = None, page: int = 1,
+                                     page_size: int = 20) -> Paginated[PostmortemGeneration]:
+        params = _params(status=status, incident=incident, generation_trigger=generation_trigger, ordering=ordering,
+                         page=page, page_size=page_size)
+        return paginated(await generations.list_generations(info.context.backends, params=params,
+                                                            user=info.context.user), PostmortemGeneration.from_doc)
+
+    @strawberry.field
+    async def postmortem_generation(self, info: Info, id: strawberry.ID) -> PostmortemGeneration:
+        return PostmortemGeneration.from_doc(await generations.get_generation(info.context.backends, gen_id=id,
+                                                                              user=info.context.user))
 
 
 async def _move(info: Info, id: str, action: str) -> Postmortem:
@@ -273,3 +373,36 @@ class PostmortemMutation:
         user = info.context.require(Role.EDITOR)
         return Postmortem.from_doc(await drafting.generate_automated(info.context.backends, pm_id=id, user=user,
                                                                      force=force))
+
+    @strawberry.mutation(description=(
+        "Start a postmortem generation job for an incident (editor); a worker drafts it. The incident's running "
+        "generation is returned when there is one. Follow it with postmortemGenerationUpdates."))
+    @typed_errors
+    async def start_postmortem_generation(self, info: Info,
+                                          input: StartPostmortemGenerationInput) -> PostmortemGenerationResult:
+        user = info.context.require(Role.EDITOR)
+        doc, _ = await generations.start(info.context.backends, data=validate(GenerationRequest, input), user=user)
+        return PostmortemGeneration.from_doc(doc)
+
+    @strawberry.mutation(description="Run a FAILED generation again (editor).")
+    @typed_errors
+    async def retry_postmortem_generation(self, info: Info, id: strawberry.ID) -> PostmortemGenerationResult:
+        user = info.context.require(Role.EDITOR)
+        return PostmortemGeneration.from_doc(await generations.retry(info.context.backends, gen_id=id, user=user))
+
+
+@strawberry.type
+class PostmortemSubscription:
+    @strawberry.subscription(description=(
+        "A generation now and after every change of it, until it is COMPLETED, FAILED or REVIEW_REQUIRED."))
+    async def postmortem_generation_updates(self, info: Info,
+                                            id: strawberry.ID) -> AsyncGenerator[PostmortemGeneration, None]:
+        bk, user = info.context.backends, info.context.user
+        await generations.get_generation(bk, gen_id=id, user=user)  # NOT_FOUND before anything streams
+
+        async def public(doc: dict) -> PostmortemGeneration:
+            return PostmortemGeneration.from_doc(doc)
+
+        async for item in generations.follow(bk, gen_id=id, user=user, public=public):
+            if item is not None:
+                yield item

@@ -12,15 +12,17 @@ from schema.common import UtcDateTime
 from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.incidents import IncidentMutation, IncidentQuery
-from schema.postmortems import PostmortemMutation, PostmortemQuery
+from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSubscription
 
 # Root fields that are searches for the rate limit (every other query field is a read).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
 QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation]
+SUBSCRIPTIONS: list[type] = [PostmortemSubscription]
 
 Query = merge_types("Query", tuple(QUERIES))
 Mutation = merge_types("Mutation", tuple(MUTATIONS))
+Subscription = merge_types("Subscription", tuple(SUBSCRIPTIONS))
 
 
 class PreParsed(SchemaExtension):
@@ -44,7 +46,7 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     """Parsing, limits and rate limits happen in the endpoint, before Strawberry sees the document."""
-    return Schema(query=Query, mutation=Mutation, extensions=[PreParsed, ErrorCodes],
+    return Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=[PreParsed, ErrorCodes],
                   scalar_overrides={datetime: UtcDateTime})
 
 

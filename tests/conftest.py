@@ -122,3 +122,34 @@ async def eventually(check, timeout: float = 15.0, interval: float = 0.2):
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+async def live_api(stack):
+    """The API served by a real uvicorn process on a free port (for streams: SSE, WebSockets); its base URL."""
+    import asyncio
+
+    from app.stack import free_port
+
+    port = free_port()
+    log = open(stack.root / "logs" / "live-api.log", "ab")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IKL_LIVE_KEEPALIVE_SECONDS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
+                             "--log-level", "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(f"{base}/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (stack.root / "logs" / "live-api.log").read_text()[-2000:]
+            await asyncio.sleep(0.2)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -45,16 +45,21 @@ class RequestContextMiddleware:
         started = False
         start = time.perf_counter()
 
+        deadline: asyncio.Timeout | None = None
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                if deadline is not None and any(k == b"content-type" and v.startswith(b"text/event-stream")
+                                                for k, v in message["headers"]):
+                    deadline.reschedule(None)  # a live stream has its own limits (app/live.py)
             await send(message)
 
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout) as deadline:
                 await self.app(scope, receive, send_wrapper)
         except TimeoutError:
             log.warning("request deadline passed", extra={"path": scope["path"], "timeout": self.timeout})

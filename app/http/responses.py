@@ -35,7 +35,7 @@ class BodyTooLarge(ServiceError):
     code = "BODY_TOO_LARGE"
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return isoz(value)
     if hasattr(value, "value"):
@@ -45,7 +45,7 @@ def _default(value: Any) -> Any:
 
 class JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(content, default=json_default, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_response(status: int, error: str, details: Any = None, code: str = "ERROR") -> JSON:

@@ -176,11 +176,20 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
     if events:
         update["$push"] = {"timeline": {"$each": events}}
 
-    async def op(s):
-        return await bk.mongo.incidents.find_one_and_update({"_id": current["_id"]}, update, session=s,
-                                                            return_document=ReturnDocument.AFTER)
+    resolving = changes.get("status") in RESOLVED_STATUSES and current["status"] not in RESOLVED_STATUSES
+    hook = await _ResolvedHook.prepare(bk) if resolving else None
 
-    return await outbox.write(bk, INDEX, current["_id"], op)
+    async def op(s):
+        updated = await bk.mongo.incidents.find_one_and_update({"_id": current["_id"]}, update, session=s,
+                                                               return_document=ReturnDocument.AFTER)
+        if hook is not None and updated is not None:
+            await hook.resolved(updated, session=s)
+        return updated
+
+    updated = await outbox.write(bk, INDEX, current["_id"], op)
+    if hook is not None:
+        await hook.after_commit()
+    return updated
 
 
 async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], user: User) -> dict:
@@ -212,6 +221,35 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
     return updated
 
 
+class _ResolvedHook:
+    """What resolving an incident sets off, written in the resolving transaction and dispatched after
+    it commits: today the automatic postmortem generation (app/postmortems/generations.py; imported
+    here, not at the top, because postmortems build on incidents)."""
+
+    def __init__(self, bk: Backends, bot) -> None:
+        self.bk, self.bot, self.generation_id = bk, bot, None
+
+    @classmethod
+    async def prepare(cls, bk: Backends) -> "_ResolvedHook":
+        from app.postmortems import generations
+
+        bot = await generations.bot_user(bk) if bk.settings.postmortem_auto_severities else None
+        return cls(bk, bot)
+
+    async def resolved(self, incident: dict, *, session) -> None:
+        from app.postmortems import generations
+
+        if self.bot is not None:
+            self.generation_id = await generations.on_incident_resolved(self.bk, incident, bot=self.bot,
+                                                                        session=session)
+
+    async def after_commit(self) -> None:
+        from app.postmortems import generations
+
+        if self.generation_id is not None:
+            await generations.dispatch(self.bk, self.generation_id)
+
+
 async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, user: User) -> dict:
     """Resolve an open incident: status RESOLVED, resolution recorded, a Resolution event appended."""
     now = utcnow()
@@ -224,16 +262,21 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
                                        timestamp=resolved_at, details={"actor": user.username},
                                        message=f"Resolved by {user.username}: {data.resolution}"[:5000]))
     current = await get_incident(bk, name=name, user=user)
+    hook = await _ResolvedHook.prepare(bk)
 
     async def op(s):
-        return await bk.mongo.incidents.find_one_and_update(
+        updated = await bk.mongo.incidents.find_one_and_update(
             {"_id": current["_id"], "status": {"$nin": sorted(RESOLVED_STATUSES)}},
             {"$set": changes, "$push": {"timeline": event}}, session=s, return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            await hook.resolved(updated, session=s)
+        return updated
 
     updated = await outbox.write(bk, INDEX, current["_id"], op)
     if updated is None:
         raise Conflict(f"Incident '{name}' is already {current['status']}", {"status": current["status"]},
                        code="ALREADY_RESOLVED")
+    await hook.after_commit()
     return updated
 
 

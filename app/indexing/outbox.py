@@ -14,6 +14,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
+from app import periodic
 from app.backends import Backends
 from indexers import registry
 from indexers.base import building, ensure_index, write_docs
@@ -142,20 +143,9 @@ async def pending(bk: Backends) -> dict[str, Any]:
 
 
 async def sweep_forever(bk: Backends, interval: float) -> None:
-    """Drain due entries every `interval` seconds until cancelled.
+    """Drain due entries every `interval` seconds until cancelled."""
+    async def step() -> None:
+        while (await drain(bk))["synced"] >= 500:
+            pass
 
-    A cancellation that arrives while the driver is inside a network call can be turned into a
-    driver error (PyMongo with socket timeouts does); the task's pending cancellation is checked
-    after every drain, so a stop is never lost."""
-    task = asyncio.current_task()
-    while True:
-        try:
-            while (await drain(bk))["synced"] >= 500:
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - keep sweeping
-            log.warning("outbox sweep failed", extra={"error": str(exc)[:300]})
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
-        await asyncio.sleep(interval)
+    await periodic.forever(step, interval, name="outbox sweep")

@@ -2,11 +2,11 @@
 
 An incident is selected when it is RESOLVED or CLOSED, was resolved within the last `days` days and has
 one of `severities` (all when empty). For each: when a postmortem for it exists, it is skipped, or with
-`force` that postmortem is drafted again (`generate_automated(force=True)`); otherwise a DRAFT
-"Postmortem: <incident title>" is created (owner: the `postmortem-bot` user, an admin with RESTRICTED
-clearance; severity and classification from the incident) and drafted. A failure on one incident is
-recorded in its result and the others go on; a server out of reach ends the run. `dry_run` writes nothing
-(not even the bot user) and reports what would be done."""
+`force` that postmortem is drafted again, edited sections included; otherwise a DRAFT
+"Postmortem: <incident title>" is created (owner: the `postmortem-bot` user) and drafted. Each one is a
+generation (trigger `command`, run in this process through app/postmortems/generations.py, so it leaves
+the same log a worker's would). A failure on one incident is recorded in its result and the others go
+on. `dry_run` writes nothing (not even the bot user) and reports what would be done."""
 
 from __future__ import annotations
 
@@ -14,18 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Iterable
 
-from pymongo.errors import ConnectionFailure
-
 from app.backends import Backends
-from app.errors import ServiceError
 from app.incidents.models import RESOLVED_STATUSES, Severity
-from app.postmortems import drafting, service
-from app.postmortems.models import PostmortemCreate
+from app.postmortems import generations
+from app.postmortems.models import GenerationStatus, GenerationTrigger
 from app.timefmt import utcnow
-from app.users import service as users
-from app.users.models import Classification, Role, User, UserCreate
 
-BOT_USERNAME = "postmortem-bot"
 CREATED, REDRAFTED, SKIPPED, FAILED = "created", "re-drafted", "skipped (exists)", "failed"
 WOULD_CREATE, WOULD_REDRAFT = "would create", "would re-draft"
 TITLE_MAX = 200
@@ -41,11 +35,8 @@ class Result:
     postmortem_id: str | None = None
     confidence: float | None = None
     error: str | None = None
-
-
-async def bot_user(bk: Backends) -> User:
-    return await users.ensure_user(bk, data=UserCreate(username=BOT_USERNAME, role=Role.ADMIN,
-                                                       clearance=Classification.RESTRICTED))
+    status: str | None = None  # the generation's final status (COMPLETED, REVIEW_REQUIRED, FAILED)
+    generation_id: str | None = None
 
 
 async def select_incidents(bk: Backends, *, days: int, severities: Iterable[str] = ()) -> list[dict]:
@@ -67,12 +58,6 @@ async def _existing(bk: Backends, incident_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, ServiceError):
-        return f"{exc.status} {exc.code}: {exc.error}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 async def generate_for_recent(bk: Backends, *, days: int = 7, severities: Iterable[str] = (), force: bool = False,
                               dry_run: bool = False,
                               progress: Callable[[int, int], None] | None = None) -> list[Result]:
@@ -80,7 +65,7 @@ async def generate_for_recent(bk: Backends, *, days: int = 7, severities: Iterab
     `progress(done, total)` is called before the first and after each incident."""
     incidents = await select_incidents(bk, days=days, severities=severities)
     existing = await _existing(bk, [i["_id"] for i in incidents])
-    user = None if dry_run else await bot_user(bk)
+    user = None if dry_run else await generations.bot_user(bk)
     results: list[Result] = []
     if progress:
         progress(0, len(incidents))
@@ -93,23 +78,30 @@ async def generate_for_recent(bk: Backends, *, days: int = 7, severities: Iterab
         elif dry_run:
             res.action = WOULD_REDRAFT if res.postmortem_id else WOULD_CREATE
         else:
-            try:
-                if res.postmortem_id is None:
-                    pm = await service.create_postmortem(bk, user=user, data=PostmortemCreate(
-                        incident=inc["_id"], title=f"Postmortem: {res.incident_title}"[:TITLE_MAX],
-                        owner=user.id, severity=inc.get("severity"),
-                        data_classification=inc.get("data_classification")))
-                    res.postmortem_id, res.action = pm["_id"], CREATED
-                    doc = await drafting.generate_automated(bk, pm_id=pm["_id"], user=user)
-                else:
-                    res.action = REDRAFTED
-                    doc = await drafting.generate_automated(bk, pm_id=res.postmortem_id, user=user, force=True)
-                res.confidence = doc.get("generation_confidence")
-            except ConnectionFailure:
-                raise  # a server out of reach ends the run (the command says which)
-            except Exception as exc:  # noqa: BLE001 - one incident's failure does not stop the others
-                res.action, res.error = FAILED, _error_text(exc)
+            await _generate(bk, res, inc, user=user, force=force)
         results.append(res)
         if progress:
             progress(n, len(incidents))
     return results
+
+
+async def _generate(bk: Backends, res: Result, incident: dict, *, user, force: bool) -> None:
+    """One incident's generation, run here; its outcome written into `res`."""
+    gen, created = await generations.create(bk, incident=incident, user=user,
+                                            trigger=GenerationTrigger.COMMAND.value, force=force)
+    res.generation_id = gen["_id"]
+    done = await generations.run(bk, gen["_id"]) if created else None
+    if done is None:
+        res.action = FAILED
+        res.error = ("another generation of this incident is running" if not created else
+                     "interrupted (database out of reach); a worker's sweep will finish it")
+        return
+    res.status = done["status"]
+    res.postmortem_id = done.get("postmortem") or res.postmortem_id
+    res.confidence = done.get("confidence_score")
+    if done["status"] == GenerationStatus.FAILED.value:
+        res.action, res.error = FAILED, done.get("error_message")
+    else:
+        res.action = CREATED if done.get("postmortem_created") else REDRAFTED
+        if done["status"] == GenerationStatus.REVIEW_REQUIRED.value:
+            res.error = done.get("review_reason")

@@ -1,7 +1,9 @@
-"""Synchronous automated drafting of a postmortem (`generate_automated/`, `generatePostmortemDraft`).
+"""Automated drafting of a postmortem: `redraft` is the one path, used at once by `generate_automated/`
+and `generatePostmortemDraft`, and by the generation jobs (app/postmortems/generations.py).
 
 The draft is written by the pure `generator.draft` from the incident and the similar past incidents
-the user may see (without them when the search server is down). Sections that are empty or were
+the user may see and classified no higher than the postmortem (without them when the search server is
+down). Sections that are empty or were
 auto-generated before are written; a section a person edited (non-empty and not listed in
 `auto_generated_sections`) is kept unless `force`. A draft naming a number, timestamp, service or
 person absent from the source data is not written: 422 `UNSUPPORTED_FACTS`."""
@@ -9,23 +11,31 @@ person absent from the source data is not written: 422 `UNSUPPORTED_FACTS`."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from opensearchpy.exceptions import OpenSearchException
 from pymongo import ReturnDocument
 
+from app import classification
 from app.activity.service import record_audit
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError
+from app.articles.models import ArticleStatus, ArticleType
 from app.incidents import service as incidents
-from app.postmortems import generator
+from app.postmortems import generator, polish
 from app.postmortems import service
 from app.postmortems.models import REQUIRED_SECTIONS, ActionItem, item_doc
 from app.timefmt import utcnow
-from app.users.models import Role, User, require_role
+from app.users.models import Classification, Role, User, require_role
 
 log = logging.getLogger(__name__)
 SIMILAR_LIMIT = 5
+ARTICLE_LIMIT = 5
+GUIDE_TYPES = (ArticleType.RUNBOOK.value, ArticleType.TROUBLESHOOTING.value)
+ARTICLE_FIELDS = {"title": 1, "slug": 1, "article_type": 1, "related_services": 1}
+PM_FIELDS = {"title": 1, "incident": 1, "root_cause_analysis": 1, "lessons_learned": 1, "action_items": 1}
+LOG_KEYS = ("logs", "log", "log_excerpt", "log_lines", "stack_trace")  # event details holding log excerpts
 
 
 class UnsupportedFacts(ServiceError):
@@ -35,32 +45,87 @@ class UnsupportedFacts(ServiceError):
     code = "UNSUPPORTED_FACTS"
 
 
-async def _similar(bk: Backends, *, incident: dict, user: User) -> list[dict]:
+@dataclass
+class Drafted:
+    """What one drafting wrote: the updated postmortem, the draft, and the sections written and kept."""
+
+    doc: dict[str, Any]
+    draft: generator.Draft
+    written: list[str]
+    kept: list[str]
+    similar: list[str]  # ids of the similar incidents used
+    articles: list[str]  # ids of the matching articles named
+    similar_postmortems: list[str]  # ids of the similar incidents' postmortems quoted
+    polish: polish.PolishResult  # what the optional prose polishing did
+
+
+def _reader(user: User, ceiling: str) -> User:
+    """The user, seeing no more than `ceiling`: a draft never carries a more secret document into a less
+    secret postmortem."""
+    top = Classification(ceiling)
+    return user if user.clearance.rank <= top.rank else user.model_copy(update={"clearance": top})
+
+
+async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[dict], list[dict], list[dict]]:
+    """What else the draft may draw on, as `reader` sees it: similar past incidents (none when the search
+    server is down), their postmortems, and the published runbooks and articles that match the incident
+    (linked to it, or a runbook/troubleshooting guide for one of its services)."""
     try:
-        _, hits = await incidents.similar_incidents(bk, user=user, incident_id=incident["_id"], limit=SIMILAR_LIMIT)
+        _, hits = await incidents.similar_incidents(bk, user=reader, incident_id=incident["_id"], limit=SIMILAR_LIMIT)
+        similar = [doc for doc, _ in hits if doc["_id"] != incident["_id"]]
     except (OpenSearchException, OSError) as exc:  # the search server is down: draft without them
         log.warning("similar incidents unavailable for drafting: %s", exc)
-        return []
-    return [doc for doc, _ in hits if doc["_id"] != incident["_id"]]
+        similar = []
+    postmortems = []
+    if similar:
+        postmortems = await bk.mongo.postmortems.find(
+            {"incident": {"$in": [d["_id"] for d in similar]}, **classification.mongo_filter(reader)}, PM_FIELDS).sort("created_at", -1).limit(SIMILAR_LIMIT).to_list(None)
+    match: list[dict[str, Any]] = [{"related_incidents": incident["_id"]}]
+    if services := [s for s in incident.get("affected_services") or [] if isinstance(s, str)][:20]:
+        match.append({"related_services": {"$in": services}, "article_type": {"$in": list(GUIDE_TYPES)}})
+    found = await bk.mongo.articles.find(
+        {**classification.mongo_filter(reader), "status": ArticleStatus.PUBLISHED.value, "$or": match},
+        ARTICLE_FIELDS).sort([("view_count", -1), ("_id", 1)]).limit(ARTICLE_LIMIT).to_list(None)
+    return similar, found, postmortems
 
 
-async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: bool = False) -> dict:
-    """Draft the postmortem's sections from its incident (editor). Returns the updated postmortem."""
-    require_role(user, Role.EDITOR)
-    current = await service.get_postmortem(bk, pm_id=pm_id, user=user)
+def _without_logs(incident: dict) -> dict:
+    """The incident with log excerpts (event details under LOG_KEYS) left out."""
+    events = [{**e, "details": {k: v for k, v in (e.get("details") or {}).items() if k not in LOG_KEYS}}
+              if isinstance(e.get("details"), dict) else e for e in incident.get("timeline") or []]
+    return {**incident, "timeline": events}
+
+
+def check_open(current: dict) -> None:
     if current["status"] in service.CLOSED_STATUSES:
         raise Conflict(f"A {current['status']} postmortem is not drafted again", {"status": current["status"]},
                        code="POSTMORTEM_CLOSED")
-    try:
-        incident = await incidents.get_incident(bk, incident_id=current["incident"], user=user)
-    except NotFound:
-        raise NotFound(f"Incident '{current['incident']}' not found", code="INCIDENT_NOT_FOUND") from None
-    similar = await _similar(bk, incident=incident, user=user)
-    draft = generator.draft(incident, similar=similar)
-    unsupported = generator.check(draft, incident, similar)
+
+
+async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, force: bool = False,
+                  include_timeline: bool = True, include_logs: bool = True, action: str = "generate_automated",
+                  audit_extra: dict[str, Any] | None = None) -> Drafted:
+    """Draft `current` (a postmortem the caller has loaded) from `incident` and write the sections
+    that may be written, in one transaction with its audit entry. `UnsupportedFacts` (nothing
+    written) when the draft fails the fact check; the exception carries the draft."""
+    check_open(current)
+    source = incident if include_logs else _without_logs(incident)
+    reader = _reader(user, current.get(classification.FIELD, classification.DEFAULT.value))
+    similar, matched, earlier = await _sources(bk, incident=source, reader=reader)
+    draft = generator.draft(source, similar=similar, articles=matched, similar_postmortems=earlier)
+    polished = await polish.polish(bk.settings, draft, incident=source, similar=similar, articles=matched,
+                                   similar_postmortems=earlier)
+    if polished.error:
+        log.warning("draft not polished: %s", polished.error)
+    draft = polished.draft
+    if not include_timeline and "timeline" in draft.auto_generated_sections:
+        draft.auto_generated_sections.remove("timeline")
+    unsupported = generator.check(draft, source, similar, articles=matched, similar_postmortems=earlier)
     if unsupported:
-        raise UnsupportedFacts("The draft names facts the incident data does not hold; it was not written",
+        exc = UnsupportedFacts("The draft names facts the incident data does not hold; it was not written",
                                {"unsupported_facts": unsupported[:100]})
+        exc.draft = draft
+        raise exc
     before = set(current.get("auto_generated_sections") or [])
     written = [s for s in draft.auto_generated_sections
                if force or s in before or not service.has_content(current.get(s))]
@@ -73,20 +138,36 @@ async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: boo
     changes.update(is_automated=True, generation_confidence=draft.generation_confidence,
                    auto_generated_sections=[s for s in REQUIRED_SECTIONS if s in written or s in kept_auto],
                    updated_at=utcnow())
-    audit = {"sections": written, "kept": [s for s in draft.auto_generated_sections if s not in written],
-             "confidence": draft.generation_confidence, "force": force,
-             "similar_incidents": [s["_id"] for s in similar]}
+    kept = [s for s in draft.auto_generated_sections if s not in written]
+    audit = {"sections": written, "kept": kept, "confidence": draft.generation_confidence, "force": force,
+             "polished": polished.polished, "polish_model": polished.model,
+             "similar_incidents": [s["_id"] for s in similar], "articles": [a["_id"] for a in matched],
+             "similar_postmortems": [p["_id"] for p in earlier], **(audit_extra or {})}
 
     async def op(s):
         updated = await bk.mongo.postmortems.find_one_and_update(
             {"_id": current["_id"], "updated_at": current["updated_at"]}, {"$set": changes}, session=s,
             return_document=ReturnDocument.AFTER)
         if updated is not None:
-            await record_audit(bk, action="generate_automated", user=user, subject_type="postmortem",
+            await record_audit(bk, action=action, user=user, subject_type="postmortem",
                                subject_id=current["_id"], changes=audit, session=s)
         return updated
 
     updated = await bk.transaction(op)
     if updated is None:
         raise Conflict("The postmortem changed while it was being drafted; try again", code="CONCURRENT_UPDATE")
-    return updated
+    return Drafted(doc=updated, draft=draft, written=written, kept=kept, similar=[s["_id"] for s in similar],
+                   articles=[a["_id"] for a in matched], similar_postmortems=[p["_id"] for p in earlier],
+                   polish=polished)
+
+
+async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: bool = False) -> dict:
+    """Draft the postmortem's sections from its incident (editor). Returns the updated postmortem."""
+    require_role(user, Role.EDITOR)
+    current = await service.get_postmortem(bk, pm_id=pm_id, user=user)
+    check_open(current)
+    try:
+        incident = await incidents.get_incident(bk, incident_id=current["incident"], user=user)
+    except NotFound:
+        raise NotFound(f"Incident '{current['incident']}' not found", code="INCIDENT_NOT_FOUND") from None
+    return (await redraft(bk, current=current, incident=incident, user=user, force=force)).doc

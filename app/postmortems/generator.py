@@ -1,10 +1,12 @@
 """Automated postmortem drafts, written only from what the incident data holds (pure: no I/O).
 
-`draft(incident, similar=...)` writes the six sections from the incident document (its fields and
-timeline) and the similar past incidents given; a section with no evidence is left empty and not
-listed in `auto_generated_sections`. Every value the draft computes (durations, due dates) is kept
-in `Draft.computed`, so `unsupported_facts(text, source_tokens(...))` can check that every number,
-timestamp, service and person the draft names occurs in the source data."""
+`draft(incident, similar=..., articles=..., similar_postmortems=...)` writes the six sections from the
+incident document (its fields and timeline), the similar past incidents, the knowledge base articles
+that matched the incident and the postmortems of similar past incidents given; a section with no
+evidence is left empty and not listed in `auto_generated_sections`. Every value the draft computes
+(durations, due dates, links) is kept in `Draft.computed`, so `unsupported_facts(text,
+source_tokens(...))` can check that every number, timestamp, service and person the draft names
+occurs in the source data."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
+from urllib.parse import quote
 
 SECTIONS = ("executive_summary", "timeline", "root_cause_analysis", "impact_assessment", "lessons_learned",
             "action_items")
@@ -21,6 +24,32 @@ SLOW_DETECTION = timedelta(minutes=15)  # detected_at this long after the first 
 LONG_APPROVAL = timedelta(minutes=30)   # an ApprovalRequired event this long before the next step
 SAME_ROOT_CAUSE = 0.5                   # word overlap (Jaccard) from which two root causes are the same
 ITEM_DUE_DAYS = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 60}  # after resolution (else detection)
+ITEM_CAUSE_OVERLAP = 0.5                # share of an action item title's words found in the root cause ...
+ITEM_CAUSE_MIN_WORDS = 2                # ... and at least this many shared words: the item was about this cause
+FIRST_SENTENCE_MAX = 300                # characters quoted from a similar postmortem's root cause analysis
+
+# Who detected the incident, read from the earliest Detection event (else the first event), matched
+# case-insensitively at the start of a word ("customer" also matches "customers"):
+HUMAN_SOURCES = ("customer", "end user", "end-user", "user report", "manual", "support", "helpdesk", "human",
+                 "reporter")  # in the event's source: a person or a manual report sent it
+HUMAN_REPORT_WORDS = ("reported by", "user report", "users report", "customer report", "customers report",
+                      "customer complaint", "customers complain", "users complain", "support ticket",
+                      "manual report", "manually report", "reported manually", "noticed by")
+# (in its message: it relays a report; not "customers could not pay" nor "a manual operation failed")
+ALERT_WORDS = ("alert", "monitor", "prometheus", "datadog", "pagerduty", "opsgenie", "grafana", "cloudwatch",
+               "nagios", "zabbix", "sentry", "new relic", "newrelic")  # in source or message: an alert fired
+# words that say nothing about a cause when matching action item titles to a root cause
+STOP_WORDS = {"the", "and", "for", "with", "from", "into", "onto", "that", "this", "was", "were", "are", "not",
+              "its", "has", "had", "our", "add", "fix", "make", "use", "new", "all", "when", "after", "before"}
+
+# links, as the REST API serves them (incidents by name, articles by slug, postmortems by id)
+INCIDENT_LINK = "/api/v1/incidents/{}/"
+POSTMORTEM_LINK = "/api/knowledge/postmortems/{}/"
+ARTICLE_LINK = "/api/knowledge/knowledge-articles/{}/"
+RUNBOOK_TYPE = "RUNBOOK"  # article_type of a runbook
+# the fields of articles and similar postmortems that count as source data (what the draft quotes)
+ARTICLE_FIELDS = ("_id", "title", "slug", "article_type", "related_services")
+POSTMORTEM_FIELDS = ("_id", "title", "incident", "root_cause_analysis", "lessons_learned", "action_items")
 
 NOT_IMPACT = {"confidence", "score", "actor"}  # detail keys that are not impact figures
 EVENT_WORDS = {"Detection": "Detection", "Analysis": "Analysis", "RunbookMatch": "Runbook matched",
@@ -104,6 +133,51 @@ def _same_cause(a: str, b: str) -> bool:
     return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= SAME_ROOT_CAUSE
 
 
+def _about_cause(title: str, cause: str) -> bool:
+    """An action item title shares most of its (meaningful) words with the root cause."""
+    wt, wc = _words(title) - STOP_WORDS, _words(cause) - STOP_WORDS
+    shared = wt & wc
+    return len(shared) >= ITEM_CAUSE_MIN_WORDS and len(shared) / len(wt) >= ITEM_CAUSE_OVERLAP
+
+
+def _mentions(text: str, words: Iterable[str]) -> bool:
+    """One of `words` starts a word of `text` (case-insensitive)."""
+    return any(re.search(r"(?<![a-z0-9])" + re.escape(w), (text or "").lower()) for w in words)
+
+
+def _human_report(e: Mapping[str, Any]) -> bool:
+    return _mentions(str(e.get("source") or ""), HUMAN_SOURCES) or _mentions(str(e.get("message") or ""),
+                                                                               HUMAN_REPORT_WORDS)
+
+
+def _alerting(e: Mapping[str, Any]) -> bool:
+    return not _human_report(e) and _mentions(f"{e.get('source') or ''} {e.get('message') or ''}", ALERT_WORDS)
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters at a space (so no word or identifier is cut in two)."""
+    text = " ".join((text or "").split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else ""
+    return (cut.rstrip(" ,;:") + " …") if cut else ""
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a (markdown) text, headings left out, at most FIRST_SENTENCE_MAX characters."""
+    lines = [x.strip() for x in (text or "").splitlines() if x.strip() and not x.strip().startswith("#")]
+    flat = re.sub(r"^[-*>\s]+", "", " ".join(lines))
+    m = re.match(r"(.+?[.!?])(?=\s|$)", flat)
+    return _clip(m.group(1) if m else flat, FIRST_SENTENCE_MAX)
+
+
+def _link(template: str, key: Any, computed: set[str]) -> str:
+    """A REST link (recorded as a computed value)."""
+    link = template.format(quote(str(key), safe=""))
+    computed.add(link)
+    return link
+
+
 def _figures(details: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Numeric values in event details, with their (dotted) keys."""
     out: list[tuple[str, Any]] = []
@@ -137,8 +211,17 @@ def events(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 # --- the draft -------------------------------------------------------------------------------
 
-def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] = ()) -> Draft:
+def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] = (),
+          articles: Iterable[Mapping[str, Any]] = (),
+          similar_postmortems: Iterable[Mapping[str, Any]] = ()) -> Draft:
+    """The draft from the incident, the similar past incidents, the knowledge base articles that
+    matched it (`_id`, `title`, `slug`, `article_type`, `related_services`) and the postmortems of
+    similar past incidents (`_id`, `title`, `incident`, `root_cause_analysis`, `action_items`). The
+    incident itself and its own postmortem are left out of `similar` and `similar_postmortems`."""
     similar = [s for s in similar if s.get("_id") != incident.get("_id")]
+    articles = list({a.get("_id") or id(a): a for a in articles if (a.get("title") or "").strip()}.values())
+    pms = [p for p in similar_postmortems if (p.get("title") or "").strip()
+           and not (incident.get("_id") and p.get("incident") == incident.get("_id"))]
     d = Draft()
     computed = d.computed
     evs = events(incident)
@@ -195,10 +278,16 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
     past = [s for s in similar if (s.get("root_cause") or "").strip()]
     if past:
         parts.append("What similar past incidents found (earlier incidents, not this one):\n" + "\n".join(
-            f"- {s.get('name') or s.get('_id')} ({s.get('title', '')}): {s['root_cause'].strip()}" for s in past))
+            f"- {s.get('name') or s.get('_id')} ({s.get('title', '')}{_incident_link(s, computed)}): "
+            f"{s['root_cause'].strip()}" for s in past))
+    found = [(p, _first_sentence(p.get("root_cause_analysis") or "")) for p in pms]
+    found = [(p, f) for p, f in found if f]
+    if found:
+        parts.append("What postmortems of similar incidents found (their words, about earlier incidents, not "
+                     "this one):\n" + "\n".join(f"- {_postmortem_ref(p, computed, similar)}: {f}" for p, f in found))
     d.root_cause_analysis = "\n\n".join(parts)
     d.evidence["root_cause_analysis"] = min(1.0, (0.6 if root_cause else 0.0) + (0.25 if analysis else 0.0)
-                                            + (0.15 if past else 0.0)) if parts else 0.0
+                                            + (0.15 if past or found else 0.0)) if parts else 0.0
 
     # impact assessment
     figures = [(k, v) for e in evs for k, v in _figures(e.get("details"))]
@@ -235,17 +324,47 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
         items.append({"title": title_, "description": description_, "priority": priority, "assignee": owner,
                       "due_date": due, "category": category})
 
+    # missing monitoring: the earliest Detection event (else the first event) relays a human report
+    detections = [e for e in evs if e.get("type") == "Detection"] or evs[:1]
+    reported = detections[0] if detections and _human_report(detections[0]) else None
+    alert = next((e for e in evs if e.get("type") == "Detection" and _alerting(e)), None)
     if evs and detected:
         first = _utc(evs[0]["timestamp"])
         if detected - first >= SLOW_DETECTION:
             lag = _duration(detected - first, computed)
             lessons.append(f"Slow detection: the first event ({_iso(first)}) came {lag} before the incident was "
                            f"detected ({_iso(detected)}).")
-            item("Detect this failure sooner", f"The incident was detected {lag} after its first event; add or "
-                 f"tune alerting{' for ' + where if where else ''} so it is caught when it starts.",
-                 "HIGH", "Monitoring")
+            if not reported:  # else the alert item below covers it
+                item("Detect this failure sooner", f"The incident was detected {lag} after its first event; add "
+                     f"or tune alerting{' for ' + where if where else ''} so it is caught when it starts.",
+                     "HIGH", "Monitoring")
+    if reported:
+        said = _clip(reported.get("message") or "", 200)
+        report = f"{reported.get('source') or 'unknown source'} at {_iso(_utc(reported['timestamp']))}" + (
+            f": \"{said}\"" if said else "")
+        later = f"{_iso(_utc(alert['timestamp']))}: \"{_clip(alert.get('message') or '', 200)}\"" if alert else ""
+        lessons.append(f"Detection relied on a human report ({report}); " + (
+            f"an alert fired only later ({later})." if alert else "no alert fired (none is recorded in the timeline)."))
+        symptom = f"\"{said}\"" if said else ", ".join(services) or (f"\"{title}\"" if title else "this failure")
+        on = f" on {', '.join(services)}" if said and services else ""
+        item(_clip(f"Add an alert for {symptom}{on}", 500) or "Add an alert for this failure",
+             "A person reported the incident before any alert did; add an alert that catches this "
+             "symptom before users report it" + ("." if not alert else ", or make the alert that fired later "
+                                                  "fire sooner."), "HIGH", "Monitoring")
     runbooks = [e for e in evs if e.get("type") == "RunbookMatch"]
-    if evs and not runbooks:
+    if articles:
+        named = "; ".join(_article_ref(a, computed) for a in articles)
+        lessons.append(f"Knowledge base articles that matched this incident (the runbooks and guides responders "
+                       f"could follow): {named}.")
+        written = [a for a in articles if _kind(a).upper() == RUNBOOK_TYPE]
+        if written and not runbooks:
+            which = "; ".join(_article_ref(a, computed) for a in written)
+            lessons.append(f"A runbook existed but was not used: {which} matched this incident, but the timeline "
+                           "records no runbook match.")
+            item("Make responders use the existing runbook for this failure", f"The runbook {which} matched this "
+                 "incident but the timeline shows it was not used; link it from the alerts and the triage steps "
+                 "for this failure, and check it is found when the incident opens.", "MEDIUM", "Process")
+    if evs and not runbooks and not articles:
         lessons.append("No runbook matched this incident: responders had no written procedure to follow.")
         item("Write a runbook for this failure", f"No runbook matched \"{title}\"; document the diagnosis and "
              "the steps that resolved it" + (f" ({resolution})" if resolution else "") + ".", "MEDIUM",
@@ -262,13 +381,33 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
                            f"(\"{e.get('message')}\") and the next step.")
             item("Shorten the approval path", f"An approval request waited {wait}; agree who approves this kind "
                  "of change during an incident, or approve it in advance.", "MEDIUM", "Process")
+    # root cause seen before: a similar incident with the same root cause, or a similar postmortem
+    # (of such an incident, or with action items about this root cause) and what it set out to do
     recurring = [s for s in similar if root_cause and _same_cause(root_cause, s.get("root_cause") or "")]
-    if recurring:
+    again = {s.get("_id") for s in recurring if s.get("_id")}
+    earlier = []
+    for p in pms:
+        its = [i for i in p.get("action_items") or [] if isinstance(i, Mapping) and (i.get("title") or "").strip()]
+        if root_cause and its and (p.get("incident") in again or any(_about_cause(i["title"], root_cause)
+                                                                      for i in its)):
+            earlier.append((p, its))
+    if recurring or earlier:
         names = ", ".join(str(s.get("name") or s.get("_id")) for s in recurring)
-        lessons.append(f"Root cause seen before: {names} had the same root cause, so the earlier fix did not "
-                       "prevent a recurrence.")
-        item("Fix the recurring root cause", f"The root cause \"{root_cause}\" was also found in {names}; "
-             "address it for good rather than mitigating it again.", "HIGH", "Technical Improvement")
+        said = []
+        if recurring:
+            said.append(f"{names} had the same root cause, so the earlier fix did not prevent a recurrence.")
+        for p, its in earlier:
+            todo = "; ".join(i["title"].strip() + (f" ({i['status']})" if i.get("status") else "") for i in its)
+            said.append(f"{'The' if said else 'the'} same cause was seen before in "
+                        f"{_postmortem_ref(p, computed, similar)}; "
+                        f"its action items: {todo}.")
+        lessons.append("Root cause seen before: " + " ".join(said))
+        where_else = " and ".join(x for x in [names, ", ".join(_postmortem_ref(p, computed, similar)
+                                                              for p, _ in earlier)] if x)
+        item("Fix the recurring root cause", f"The root cause \"{root_cause}\" was also found in {where_else}; "
+             "address it for good rather than mitigating it again" + (
+                 ", and find out why the earlier action items did not prevent it." if earlier else "."),
+             "HIGH", "Technical Improvement")
     for e in runbooks:
         det = e.get("details") or {}
         label = det.get("runbook") or det.get("name") if isinstance(det, Mapping) else None
@@ -278,7 +417,7 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
              "incident and update it.", "LOW", "Documentation")
     d.lessons_learned = "\n".join(f"- {x}" for x in lessons)
     d.action_items = items
-    strength = 1.0 if evs and (detected or similar) else 0.5
+    strength = 1.0 if evs and (detected or similar or pms) else 0.5
     d.evidence["lessons_learned"] = strength if lessons else 0.0
     d.evidence["action_items"] = strength if items else 0.0
 
@@ -293,6 +432,31 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
 
 def _has(value: Any) -> bool:
     return bool(value.strip()) if isinstance(value, str) else bool(value)
+
+
+def _incident_link(s: Mapping[str, Any], computed: set[str]) -> str:
+    """`, <link>` of a similar incident; none without a name (the REST API finds incidents by name)."""
+    return f", {_link(INCIDENT_LINK, s['name'], computed)}" if s.get("name") else ""
+
+
+def _postmortem_ref(p: Mapping[str, Any], computed: set[str], similar: Iterable[Mapping[str, Any]] = ()) -> str:
+    """A similar postmortem by title, the similar incident it is about (when given) and its link."""
+    of = next((s.get("name") for s in similar if p.get("incident") and s.get("_id") == p.get("incident")), None)
+    link = f" ({_link(POSTMORTEM_LINK, p['_id'], computed)})" if p.get("_id") else ""
+    return f"postmortem \"{p['title'].strip()}\"" + (f" of {of}" if of else "") + link
+
+
+def _kind(a: Mapping[str, Any]) -> str:
+    """An article's type as stored (`RUNBOOK`), also when given as an enum."""
+    kind = a.get("article_type")
+    return str(getattr(kind, "value", kind) or "")
+
+
+def _article_ref(a: Mapping[str, Any], computed: set[str]) -> str:
+    """An article by title and type, with its link (the REST API finds articles by slug), else its id."""
+    kind = f"{_kind(a)}, " if _kind(a) else ""
+    where = _link(ARTICLE_LINK, a["slug"], computed) if a.get("slug") else f"article {a.get('_id')}"
+    return f"\"{a['title'].strip()}\" ({kind}{where})"
 
 
 # --- the fact check --------------------------------------------------------------------------
@@ -320,9 +484,11 @@ def _norm_ts(value: str) -> str:
 
 
 def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = (),
-                  computed: Iterable[str] = ()) -> frozenset[str]:
+                  computed: Iterable[str] = (), *, articles: Iterable[Mapping[str, Any]] = (),
+                  similar_postmortems: Iterable[Mapping[str, Any]] = ()) -> frozenset[str]:
     """Every fact the source data holds, as lower-case tokens: words and identifiers, numbers, and
-    timestamps (full, and their dates), from the incident document, the similar incidents and the
+    timestamps (full, and their dates), from the incident document, the similar incidents, the
+    matched articles and similar postmortems (their ARTICLE_FIELDS / POSTMORTEM_FIELDS) and the
     values the draft computed from them."""
     out: set[str] = set()
 
@@ -359,6 +525,10 @@ def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, An
     walk(dict(incident))
     for s in similar:
         walk(dict(s))
+    for a in articles:
+        walk({k: (_kind(a) if k == "article_type" else a.get(k)) for k in ARTICLE_FIELDS})
+    for p in similar_postmortems:
+        walk({k: p.get(k) for k in POSTMORTEM_FIELDS})
     walk(list(computed))
     return frozenset(out)
 
@@ -401,6 +571,9 @@ def unsupported_facts(draft_text: str, source: Iterable[str] | Mapping[str, Any]
     return bad
 
 
-def check(d: Draft, incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = ()) -> list[str]:
-    """The unsupported facts of a draft against its source."""
-    return unsupported_facts(d.text(), source_tokens(incident, similar, d.computed))
+def check(d: Draft, incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = (), *,
+          articles: Iterable[Mapping[str, Any]] = (),
+          similar_postmortems: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """The unsupported facts of a draft against its source (the same inputs `draft` was given)."""
+    return unsupported_facts(d.text(), source_tokens(incident, similar, d.computed, articles=articles,
+                                                     similar_postmortems=similar_postmortems))

@@ -174,3 +174,33 @@ class GenerateRequest(InputModel):
     """The optional body of `generate_automated/`."""
 
     force: bool = False
+
+
+class GenerationStatus(str, Enum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REVIEW_REQUIRED = "REVIEW_REQUIRED"
+
+
+# A generation in one of these statuses is finished: it changes again only when retried.
+FINISHED_GENERATION_STATUSES = (GenerationStatus.COMPLETED.value, GenerationStatus.FAILED.value,
+                                GenerationStatus.REVIEW_REQUIRED.value)
+
+
+class GenerationTrigger(str, Enum):
+    MANUAL = "manual"
+    INCIDENT_RESOLVED = "incident_resolved"
+    SCHEDULED = "scheduled"
+    COMMAND = "command"
+
+
+class GenerationRequest(InputModel):
+    """The documented body of `postmortem-generations/generate_postmortem/` (plus `force`)."""
+
+    incident_id: str = Field(min_length=1, max_length=100)
+    include_timeline: bool = True
+    include_logs: bool = True
+    generation_trigger: GenerationTrigger = GenerationTrigger.MANUAL
+    force: bool = False  # re-draft sections a person edited, and a postmortem drafted before

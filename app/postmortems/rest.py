@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, read_body
+from app.http.responses import JSON, json_default, read_body
 from app.listing import Page, drf_response
-from app.postmortems import drafting, service
-from app.postmortems.models import ActionItemUpdate, GenerateRequest, PostmortemContent, PostmortemCreate, PostmortemUpdate
+from app.postmortems import drafting, generations, service
+from app.postmortems.models import (ActionItemUpdate, GenerateRequest, GenerationRequest, PostmortemContent,
+                                    PostmortemCreate, PostmortemUpdate)
 from app.timefmt import isoz
 from app.users import service as users
 
@@ -112,7 +114,99 @@ async def generate_automated(request: Request) -> JSON:
     return JSON({"message": "Postmortem generated successfully", "confidence_score": doc["generation_confidence"]})
 
 
+# --- generation logs --------------------------------------------------------------------------------
+
+GEN_BASE = "/api/knowledge/postmortem-generations/"
+GEN_FIELDS = ("incident", "status", "generation_trigger", "include_timeline", "include_logs", "force",
+              "postmortem_created", "confidence_score", "processing_time", "attempts", "model_version",
+              "error_message", "review_reason", "data_classification")
+GEN_LISTS = ("generated_sections", "kept_sections", "unsupported_facts", "errors")
+GEN_DATES = ("created_at", "started_at", "completed_at", "updated_at")
+
+
+async def serialize_generations(bk, user, docs: list[dict]) -> list[dict[str, Any]]:
+    """A generation log as REST shows it: `generated_postmortem` is the postmortem's id, `processing_time`
+    seconds; usernames and incident titles in one query each for the page."""
+    people = await users.users_by_ids(bk, ids=[d["requested_by"] for d in docs if d.get("requested_by")]) if docs else {}
+    titles = await service.incident_titles(bk, ids=[d["incident"] for d in docs], user=user) if docs else {}
+    out = []
+    for d in docs:
+        item: dict[str, Any] = {"id": d["_id"], "incident_title": titles.get(d["incident"])}
+        item.update({k: d.get(k) for k in GEN_FIELDS})
+        item.update({k: list(d.get(k) or []) for k in GEN_LISTS})
+        item.update({k: isoz(d.get(k)) for k in GEN_DATES})
+        item["generated_postmortem"] = d.get("postmortem")
+        item["requested_by_username"] = people[d["requested_by"]].username if d.get("requested_by") in people else None
+        item["evidence"] = d.get("evidence") or {}
+        item["draft"] = d.get("draft")  # the draft kept for review when it failed the fact check
+        out.append(item)
+    return out
+
+
+async def generation_list(request: Request) -> JSON:
+    bk, user = request.app.state.backends, current_user(request)
+    page = await generations.list_generations(bk, params=request.query_params, user=user)
+    return JSON(drf_response(str(request.url), page, await serialize_generations(bk, user, page.items)))
+
+
+async def generation_detail(request: Request) -> JSON:
+    bk, user = request.app.state.backends, current_user(request)
+    doc = await generations.get_generation(bk, gen_id=request.path_params["id"], user=user)
+    return JSON((await serialize_generations(bk, user, [doc]))[0])
+
+
+async def generate_postmortem(request: Request) -> JSON:
+    """Start a generation (editor): 202 with the documented `{"message", "generation_id"}`; 200 with the
+    running one's id when the incident already has a generation in progress."""
+    bk, user = request.app.state.backends, current_user(request)
+    doc, created = await generations.start(bk, data=await read_body(request, GenerationRequest), user=user)
+    message = "Postmortem generation initiated" if created else "Postmortem generation already in progress"
+    return JSON({"message": message, "generation_id": doc["_id"], "status": doc["status"]},
+                status_code=202 if created else 200)
+
+
+async def generation_retry(request: Request) -> JSON:
+    bk, user = request.app.state.backends, current_user(request)
+    doc = await generations.retry(bk, gen_id=request.path_params["id"], user=user)
+    return JSON({"message": "Postmortem generation restarted", "generation_id": doc["_id"], "status": doc["status"]},
+                status_code=202)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, default=json_default, separators=(',', ':'))}\n\n".encode()
+
+
+async def generation_events(request: Request) -> Response:
+    """Server-Sent Events: the log now (`event: generation`), again after every change, a comment every
+    keep-alive interval, and `event: end` once it is finished (then the stream closes)."""
+    bk, user, gen_id = request.app.state.backends, current_user(request), request.path_params["id"]
+    await generations.get_generation(bk, gen_id=gen_id, user=user)  # a 404 before any stream starts
+
+    async def public(doc: dict) -> dict:
+        return (await serialize_generations(bk, user, [doc]))[0]
+
+    updates = generations.follow(bk, gen_id=gen_id, user=user, public=public)
+
+    async def stream():
+        last = None
+        async for item in updates:
+            if item is None:
+                yield b": keep-alive\n\n"
+                continue
+            last = item
+            yield _sse("generation", item)
+        yield _sse("end", {"id": gen_id, "status": last["status"] if last else None})
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 routes = [
+    Route(GEN_BASE, generation_list, methods=["GET"]),
+    Route(GEN_BASE + "generate_postmortem/", generate_postmortem, methods=["POST"]),
+    Route(GEN_BASE + "{id}/", generation_detail, methods=["GET"]),
+    Route(GEN_BASE + "{id}/retry/", generation_retry, methods=["POST"]),
+    Route(GEN_BASE + "{id}/events/", generation_events, methods=["GET"]),
     Route(BASE, list_or_create, methods=["GET", "POST"]),
     Route(BASE + "overdue/", overdue, methods=["GET"]),
     Route(BASE + "statistics/", statistics, methods=["GET"]),

@@ -399,3 +399,9 @@ async def statistics(bk: Backends, *, user: User) -> dict[str, Any]:
 async def incident_titles(bk: Backends, *, ids: list[str], user: User) -> dict[str, str]:
     """Titles of the incidents the user may see, keyed by id."""
     return {i: d["title"] for i, d in (await incidents.incidents_by_ids(bk, ids=ids, user=user)).items()}
+
+
+async def postmortems_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
+    """The postmortems the user may see, keyed by id, in one query."""
+    docs = await bk.mongo.postmortems.find({"_id": {"$in": list(set(ids))}, **classification.mongo_filter(user)}).to_list(None)
+    return {d["_id"]: d for d in docs}

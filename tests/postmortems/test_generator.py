@@ -124,3 +124,166 @@ def test_a_date_inside_a_source_url_is_not_an_invented_fact():
     d = g.draft(doc)
     assert url.split("//")[1][:20] in d.text()
     assert g.check(d, doc) == []
+
+
+# --- articles, similar postmortems, detection by a person ------------------------------------
+
+def reported(*first: dict, **over) -> dict:
+    """The incident, detected from the events given (instead of the latency alert)."""
+    rest = [e for e in incident()["timeline"] if e["type"] != "Detection"]
+    return incident(timeline=list(first) + rest, **over)
+
+
+CUSTOMER = {"timestamp": t(10), "type": "Detection", "source": "customer-support",
+            "message": "Customer reported checkout errors", "details": {"ticket": 8812}}
+ARTICLES = [{"_id": "kb-7", "title": "DB pool exhaustion runbook", "slug": "db-pool-exhaustion-runbook-1a2b3c4d",
+             "article_type": "RUNBOOK", "related_services": ["database"]},
+            {"_id": "kb-9", "title": "Slow query troubleshooting", "slug": "", "article_type": "TROUBLESHOOTING"}]
+POSTMORTEMS = [{"_id": "pm-3", "title": "DB pool outage in December", "incident": "i0",
+                "root_cause_analysis": "## Root cause\nA slow report query held 37 connections. Then the pool "
+                                       "ran dry and the api timed out.",
+                "lessons_learned": "- Pool too small",
+                "action_items": [{"title": "Kill slow query holding connection pool", "status": "DONE"},
+                                 {"title": "Add pool saturation alert", "status": "OPEN"}]}]
+
+
+def lesson(d: g.Draft, start: str) -> list[str]:
+    return [x for x in d.lessons_learned.splitlines() if x.startswith("- " + start)]
+
+
+def test_detection_by_a_person_is_missing_monitoring():
+    doc = reported(CUSTOMER)
+    d = g.draft(doc)
+    [x] = lesson(d, "Detection relied on a human report")
+    assert "customer-support at 2024-01-15T10:00:00Z" in x and "no alert fired" in x
+    [alert] = [i for i in d.action_items if i["title"].startswith("Add an alert for")]
+    assert alert["title"] == 'Add an alert for "Customer reported checkout errors" on database, api'
+    assert alert["category"] == "Monitoring" and alert["priority"] == "HIGH"
+    # the slow detection lesson stays, its item is covered by the alert item
+    assert lesson(d, "Slow detection") and "Detect this failure sooner" not in {i["title"] for i in d.action_items}
+    assert g.check(d, doc) == []
+    assert d.evidence["lessons_learned"] == 1.0
+
+    # reported by a person first, the alert came later; a manual report with no Detection event at all
+    later = reported(CUSTOMER, {"timestamp": t(10, 20), "type": "Detection", "source": "prometheus",
+                                "message": "Error rate above 5%"})
+    assert "an alert fired only later (2024-01-15T10:20:00Z" in lesson(g.draft(later), "Detection relied")[0]
+    manual = incident(timeline=[{"timestamp": t(10), "type": "Comment", "source": "manual",
+                                 "message": "Checkout looks broken"}])
+    assert lesson(g.draft(manual), "Detection relied on a human report (manual at")
+    assert g.check(g.draft(later), later) == [] and g.check(g.draft(manual), manual) == []
+
+
+def test_no_missing_monitoring_lesson_without_a_human_report():
+    for first in ({"timestamp": t(10), "type": "Detection", "source": "monitoring.system", "message": "Latency alert"},
+                  # the symptom or the cause, not who reported it
+                  {"timestamp": t(10), "type": "Detection", "source": "postmortem-import",
+                   "message": "Customers could not pay"},
+                  {"timestamp": t(10), "type": "Detection", "source": "postmortem-import",
+                   "message": "Incorrectly executed manual database operation"},
+                  # an alert came first, a customer also wrote in later
+                  {"timestamp": t(9, 55), "type": "Detection", "source": "datadog", "message": "p99 latency"}):
+        d = g.draft(reported(first, dict(CUSTOMER, timestamp=t(10, 5))))
+        assert not lesson(d, "Detection relied"), first
+        assert not any(i["title"].startswith("Add an alert") for i in d.action_items)
+    assert not lesson(g.draft(incident()), "Detection relied")
+
+
+def test_matched_articles_are_named_and_an_unused_runbook_is_a_lesson():
+    d = g.draft(incident(), articles=ARTICLES)
+    [named] = lesson(d, "Knowledge base articles that matched this incident")
+    assert '"DB pool exhaustion runbook" (RUNBOOK, /api/knowledge/knowledge-articles/' \
+           'db-pool-exhaustion-runbook-1a2b3c4d/)' in named
+    assert '"Slow query troubleshooting" (TROUBLESHOOTING, article kb-9)' in named  # no slug: its id
+    [unused] = lesson(d, "A runbook existed but was not used")
+    assert "DB pool exhaustion runbook" in unused and "Slow query troubleshooting" not in unused
+    assert "Make responders use the existing runbook for this failure" in {i["title"] for i in d.action_items}
+    assert "Process" in categories(d)
+    assert not lesson(d, "No runbook matched")  # articles matched: the old rule would contradict them
+    assert g.check(d, incident(), articles=ARTICLES) == []
+
+
+def test_no_unused_runbook_lesson_when_used_or_not_a_runbook():
+    from app.articles.models import ArticleType
+
+    used = incident(timeline=incident()["timeline"] + [
+        {"timestamp": t(10, 45), "type": "RunbookMatch", "source": "kb", "message": "Runbook matched",
+         "details": {"runbook": "db-pool-exhaustion-runbook-1a2b3c4d"}}])
+    d = g.draft(used, articles=ARTICLES)
+    assert lesson(d, "Knowledge base articles") and not lesson(d, "A runbook existed")
+    assert lesson(d, "Runbook matched: db-pool-exhaustion-runbook-1a2b3c4d")
+    guide = g.draft(incident(), articles=ARTICLES[1:])
+    assert lesson(guide, "Knowledge base articles") and not lesson(guide, "A runbook existed")
+    # an enum article type counts as stored
+    enum = g.draft(incident(), articles=[dict(ARTICLES[0], article_type=ArticleType.RUNBOOK)])
+    assert lesson(enum, "A runbook existed") and "(RUNBOOK, " in enum.lessons_learned
+    # no articles and no runbook match: the old rule
+    plain = g.draft(incident())
+    assert lesson(plain, "No runbook matched") and not lesson(plain, "Knowledge base articles")
+
+
+def test_root_cause_analysis_quotes_similar_postmortems():
+    d = g.draft(incident(), similar=SIMILAR, similar_postmortems=POSTMORTEMS)
+    rca = d.root_cause_analysis
+    assert rca.index("Connection pool exhausted by a slow query") < rca.index("What similar past incidents found") \
+        < rca.index("What postmortems of similar incidents found")
+    assert "- INC-20231201-004 (DB timeouts, /api/v1/incidents/INC-20231201-004/): " in rca
+    assert ('- postmortem "DB pool outage in December" of INC-20231201-004 (/api/knowledge/postmortems/pm-3/): '
+            "A slow report query held 37 connections.") in rca
+    assert "ran dry" not in rca and "## Root cause" not in rca  # the first sentence only, no heading
+    assert g.check(d, incident(), SIMILAR, similar_postmortems=POSTMORTEMS) == []
+    # the incident's own postmortem, and a postmortem without a root cause analysis, are not quoted
+    own = dict(POSTMORTEMS[0], _id="pm-own", incident="i1", title="This one")
+    empty = dict(POSTMORTEMS[0], _id="pm-4", title="Empty one", root_cause_analysis="", action_items=[])
+    d2 = g.draft(incident(), similar_postmortems=[own, empty])
+    assert "postmortems of similar" not in d2.root_cause_analysis and "This one" not in d2.text()
+    # they add to the evidence as similar incidents do
+    alone = g.draft(incident(timeline=[]))
+    assert g.draft(incident(timeline=[]), similar_postmortems=POSTMORTEMS).evidence["root_cause_analysis"] \
+        > alone.evidence["root_cause_analysis"]
+
+
+def test_root_cause_seen_before_in_a_similar_postmortem():
+    d = g.draft(incident(), similar_postmortems=POSTMORTEMS)  # matched on its action items alone
+    [x] = lesson(d, "Root cause seen before")
+    assert ('the same cause was seen before in postmortem "DB pool outage in December" '
+            "(/api/knowledge/postmortems/pm-3/); its action items: Kill slow query holding connection pool (DONE); "
+            "Add pool saturation alert (OPEN).") in x
+    [fix] = [i for i in d.action_items if i["title"] == "Fix the recurring root cause"]
+    assert "postmortem" in fix["description"] and "earlier action items" in fix["description"]
+    assert g.check(d, incident(), similar_postmortems=POSTMORTEMS) == []
+
+    # with the similar incident too: one lesson and one item, extended, not two
+    both = g.draft(incident(), similar=SIMILAR, similar_postmortems=POSTMORTEMS)
+    [x] = lesson(both, "Root cause seen before")
+    assert x.startswith("- Root cause seen before: INC-20231201-004 had the same root cause")
+    assert "The same cause was seen before in postmortem" in x
+    assert [i["title"] for i in both.action_items].count("Fix the recurring root cause") == 1
+
+    # action items about something else (or sharing one word) do not make it the same cause
+    other = [dict(POSTMORTEMS[0], incident="i9", action_items=[{"title": "Rotate TLS certificates"},
+                                                              {"title": "Query dashboard cleanup"}])]
+    o = g.draft(incident(), similar_postmortems=other)
+    assert not lesson(o, "Root cause seen before")
+    assert "Fix the recurring root cause" not in {i["title"] for i in o.action_items}
+    # ... but they do when the postmortem is of a similar incident with the same root cause
+    assert "its action items: Rotate TLS certificates" in lesson(
+        g.draft(incident(), similar=SIMILAR, similar_postmortems=[dict(other[0], incident="i0")]),
+        "Root cause seen before")[0]
+
+
+def test_fact_check_with_articles_and_postmortems():
+    doc = reported(CUSTOMER)
+    d = g.draft(doc, similar=SIMILAR, articles=ARTICLES, similar_postmortems=POSTMORTEMS)
+    src = dict(similar=SIMILAR, articles=ARTICLES, similar_postmortems=POSTMORTEMS)
+    assert g.check(d, doc, **src) == []
+    tokens = g.source_tokens(doc, SIMILAR, d.computed, articles=ARTICLES, similar_postmortems=POSTMORTEMS)
+    assert g.unsupported_facts(d.text(), tokens) == []
+    invented = d.text() + "\nThe runbook was last run 4711 times; pm-xyz saw it too."
+    assert set(g.unsupported_facts(invented, tokens)) == {"4711", "pm-xyz"}
+    # an invented number inside a quoted section is caught as well
+    d.root_cause_analysis = d.root_cause_analysis.replace("held 37 connections", "held 38 connections")
+    assert g.check(d, doc, **src) == ["38"]
+    # the articles and postmortems are source data: without them their facts are not supported
+    missing = g.check(g.draft(doc, articles=ARTICLES, similar_postmortems=POSTMORTEMS), doc)
+    assert "kb-9" in missing and "37" in missing

@@ -1,0 +1,335 @@
+"""Postmortem generation jobs: a log per request, run by a worker, followed live.
+
+`start` records a PENDING log (one active generation per incident: a second request while one is
+PENDING or PROCESSING gets the same log back) and asks a worker to `run` it. `run` leases the log
+(PROCESSING, `leased_until`), drafts the incident's postmortem through `drafting.redraft` — creating
+the postmortem when the incident has none, so retries and duplicates leave one postmortem per incident
+— and finishes it COMPLETED, REVIEW_REQUIRED (confidence under `postmortem_review_threshold`, or a draft
+that failed the fact check: nothing written, the draft kept in the log for a reviewer) or FAILED (the
+reason kept; `retry` starts it again). A worker killed mid-job leaves an expired lease: the worker's
+sweep (`sweep`) runs such logs again, and PENDING ones whose message was lost, so none stays PROCESSING;
+after `postmortem_generation_max_attempts` claims a log is FAILED. Every status change is announced
+(app/live.py) for the SSE route and the GraphQL subscription.
+
+Resolving an incident of a severity in `postmortem_auto_severities` records a generation in the same
+transaction as the resolution (`on_incident_resolved`, trigger `incident_resolved`, at most once per
+incident), run on behalf of the `postmortem-bot` user.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any, Mapping
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from app import classification, live
+from app.backends import Backends
+from app.errors import Conflict, NotFound, ServiceError, ValidationFailed
+from app.incidents import service as incidents
+from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.postmortems import drafting, service
+from app.postmortems.models import (FINISHED_GENERATION_STATUSES, GenerationRequest, GenerationStatus,
+                                    GenerationTrigger, PostmortemCreate)
+from app.timefmt import utcnow
+from app.users import service as users
+from app.users.models import Classification, Role, User, UserCreate, require_role
+
+log = logging.getLogger(__name__)
+G = GenerationStatus
+TOPIC = "postmortem-generation"
+BOT_USERNAME = "postmortem-bot"
+MODEL_VERSION = "rules-1"
+TITLE_MAX = 200
+ACTIVE = (G.PENDING.value, G.PROCESSING.value)
+
+LIST_SPEC = ListSpec(
+    filters=(Filter("status", "status", GenerationStatus), Filter("incident", "incident"),
+             Filter("generation_trigger", "generation_trigger", GenerationTrigger)),
+    ordering={"started_at": "started_at", "completed_at": "completed_at", "processing_time": "processing_time",
+              "created_at": "created_at"},
+    default_ordering=("-created_at",),
+)
+
+
+def _not_found(gen_id: str) -> NotFound:
+    return NotFound(f"Postmortem generation '{gen_id}' not found", code="GENERATION_NOT_FOUND")
+
+
+async def bot_user(bk: Backends) -> User:
+    """The user automatic generations run as: an admin who sees everything (what it writes keeps the
+    classification of its incident, and its sources are held to it; see drafting)."""
+    return await users.ensure_user(bk, data=UserCreate(username=BOT_USERNAME, role=Role.ADMIN,
+                                                       clearance=Classification.RESTRICTED))
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+async def get_generation(bk: Backends, *, gen_id: str, user: User) -> dict:
+    doc = await bk.mongo.postmortem_generations.find_one({"_id": gen_id, **classification.mongo_filter(user)})
+    if doc is None:
+        raise _not_found(gen_id)
+    return doc
+
+
+async def list_generations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
+    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
+    return await fetch_page(bk.mongo.postmortem_generations, query, base_filter=classification.mongo_filter(user))
+
+
+def finished(doc: Mapping[str, Any]) -> bool:
+    return doc.get("status") in FINISHED_GENERATION_STATUSES
+
+
+def follow(bk: Backends, *, gen_id: str, user: User, public):
+    """Live updates of one generation as `public(doc)` (see app/live.py); the caller checks it exists first."""
+    async def read():
+        doc = await bk.mongo.postmortem_generations.find_one({"_id": gen_id, **classification.mongo_filter(user)})
+        return None if doc is None else await public(doc)
+
+    return live.follow(bk, topic=TOPIC, doc_id=gen_id, user_id=user.id, read=read,
+                       finished=lambda d: d.get("status") in FINISHED_GENERATION_STATUSES)
+
+
+# --- starting -------------------------------------------------------------------------------------
+
+def _new_log(incident: Mapping[str, Any], *, trigger: str, user: User, include_timeline: bool = True,
+             include_logs: bool = True, force: bool = False) -> dict[str, Any]:
+    now = utcnow()
+    return {"_id": str(uuid.uuid4()), "incident": incident["_id"], "status": G.PENDING.value, "active": True,
+            "data_classification": incident.get(classification.FIELD, classification.DEFAULT.value),
+            "generation_trigger": trigger, "include_timeline": include_timeline, "include_logs": include_logs,
+            "force": force, "requested_by": user.id, "created_at": now, "updated_at": now, "started_at": None,
+            "completed_at": None, "processing_time": None, "attempts": 0, "postmortem": None,
+            "model_version": MODEL_VERSION}
+
+
+async def dispatch(bk: Backends, gen_id: str) -> None:
+    """Ask a worker to run the generation now; a broker that is down leaves it to the sweep."""
+    from app.worker import run_postmortem_generation  # the actor module binds the broker on import
+
+    await bk.enqueue(run_postmortem_generation, gen_id)
+
+
+async def create(bk: Backends, *, incident: Mapping[str, Any], user: User, trigger: str, include_timeline: bool = True,
+                 include_logs: bool = True, force: bool = False) -> tuple[dict, bool]:
+    """Record a PENDING generation (not dispatched), or return the incident's active one: (log, created)."""
+    doc = _new_log(incident, trigger=trigger, user=user, include_timeline=include_timeline,
+                   include_logs=include_logs, force=force)
+    for _ in range(3):
+        try:
+            await bk.mongo.postmortem_generations.insert_one(doc)
+            await live.announce(bk, TOPIC, doc["_id"])
+            return doc, True
+        except DuplicateKeyError:  # one active generation per incident
+            active = await bk.mongo.postmortem_generations.find_one({"incident": incident["_id"], "active": True})
+            if active is not None:
+                return active, False
+    raise Conflict("Could not start a generation for this incident; try again", code="GENERATION_BUSY")
+
+
+async def start(bk: Backends, *, data: GenerationRequest, user: User) -> tuple[dict, bool]:
+    """`generate_postmortem/` (editor): a PENDING generation for an incident the user may see, dispatched
+    to a worker; the incident's active generation when there is one. Returns (log, created)."""
+    require_role(user, Role.EDITOR)
+    if data.generation_trigger == GenerationTrigger.INCIDENT_RESOLVED:
+        raise ValidationFailed("The incident_resolved trigger is set by the service when an incident is resolved",
+                               {"field": "generation_trigger"})
+    try:
+        incident = await incidents.get_incident(bk, incident_id=data.incident_id, user=user,
+                                                projection=incidents.LIST_PROJECTION)
+    except NotFound:
+        raise ValidationFailed(f"Incident '{data.incident_id}' not found", {"field": "incident_id"},
+                               code="INCIDENT_NOT_FOUND") from None
+    existing = await _postmortem_for(bk, incident["_id"])
+    if existing is not None and existing["status"] in service.CLOSED_STATUSES:
+        raise Conflict(f"The incident's postmortem is {existing['status']} and is not drafted again",
+                       {"postmortem": existing["_id"], "status": existing["status"]}, code="POSTMORTEM_CLOSED")
+    doc, created = await create(bk, incident=incident, user=user, trigger=data.generation_trigger.value,
+                                include_timeline=data.include_timeline, include_logs=data.include_logs,
+                                force=data.force)
+    if created:
+        await dispatch(bk, doc["_id"])
+    return doc, created
+
+
+async def on_incident_resolved(bk: Backends, incident: Mapping[str, Any], *, bot: User, session) -> str | None:
+    """Called inside the transaction that resolves `incident`: record its automatic generation when its
+    severity is configured and it never had one. Returns the new log's id (dispatch it after commit)."""
+    if incident.get("severity") not in bk.settings.postmortem_auto_severities:
+        return None
+    doc = {**_new_log(incident, trigger=GenerationTrigger.INCIDENT_RESOLVED.value, user=bot),
+           "dedupe_key": f"incident_resolved:{incident['_id']}"}
+    result = await bk.mongo.postmortem_generations.update_one(
+        {"dedupe_key": doc["dedupe_key"]}, {"$setOnInsert": doc}, upsert=True, session=session)
+    return doc["_id"] if result.upserted_id is not None else None
+
+
+async def retry(bk: Backends, *, gen_id: str, user: User) -> dict:
+    """Run a FAILED generation again (editor): PENDING, attempts reset, the earlier error kept in `errors`."""
+    require_role(user, Role.EDITOR)
+    current = await get_generation(bk, gen_id=gen_id, user=user)
+    if current["status"] != G.FAILED.value:
+        raise Conflict(f"Only a FAILED generation is retried; this one is {current['status']}",
+                       {"status": current["status"]}, code="INVALID_TRANSITION")
+    try:
+        doc = await bk.mongo.postmortem_generations.find_one_and_update(
+            {"_id": gen_id, "status": G.FAILED.value},
+            {"$set": {"status": G.PENDING.value, "active": True, "attempts": 0, "updated_at": utcnow(),
+                      "retried_by": user.id},
+             "$push": {"errors": {"error": current.get("error_message"), "at": current.get("completed_at")}},
+             "$unset": {"error_message": "", "leased_until": "", "lease": ""}},
+            return_document=ReturnDocument.AFTER)
+    except DuplicateKeyError:
+        raise Conflict("Another generation for this incident is running", code="GENERATION_BUSY") from None
+    if doc is None:
+        raise Conflict("The generation changed meanwhile; reload it", code="CONCURRENT_UPDATE")
+    await live.announce(bk, TOPIC, gen_id)
+    await dispatch(bk, gen_id)
+    return doc
+
+
+# --- running --------------------------------------------------------------------------------------
+
+async def _postmortem_for(bk: Backends, incident_id: str) -> dict | None:
+    """The incident's postmortem (the latest, should several have been created by hand)."""
+    return await bk.mongo.postmortems.find_one({"incident": incident_id}, sort=[("created_at", -1)])
+
+
+async def ensure_postmortem(bk: Backends, *, incident: Mapping[str, Any], user: User) -> tuple[dict, bool]:
+    """The incident's postmortem, created as a DRAFT "Postmortem: <title>" owned by `user` when it has
+    none (severity and classification from the incident). Returns (postmortem, created)."""
+    existing = await _postmortem_for(bk, incident["_id"])
+    if existing is not None:
+        return existing, False
+    doc = await service.create_postmortem(bk, user=user, data=PostmortemCreate(
+        incident=incident["_id"], title=f"Postmortem: {incident.get('title') or incident.get('name')}"[:TITLE_MAX],
+        owner=user.id, severity=incident.get("severity"),
+        data_classification=incident.get(classification.FIELD)))
+    return doc, True
+
+
+async def _claim(bk: Backends, gen_id: str) -> dict | None:
+    """Lease a PENDING generation, or a PROCESSING one whose lease expired (its worker died)."""
+    now = utcnow()
+    lease = str(uuid.uuid4())
+    return await bk.mongo.postmortem_generations.find_one_and_update(
+        {"_id": gen_id, "$or": [{"status": G.PENDING.value},
+                                {"status": G.PROCESSING.value, "leased_until": {"$lte": now}}]},
+        {"$set": {"status": G.PROCESSING.value, "started_at": now, "updated_at": now, "lease": lease,
+                  "leased_until": now + timedelta(seconds=bk.settings.postmortem_generation_lease_seconds)},
+         "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER)
+
+
+async def _finish(bk: Backends, claimed: dict, status: GenerationStatus, **fields: Any) -> dict | None:
+    """Write the outcome, only while this run still holds the lease."""
+    now = utcnow()
+    fields.update(status=status.value, completed_at=now, updated_at=now,
+                  processing_time=round((now - claimed["started_at"]).total_seconds(), 3))
+    doc = await bk.mongo.postmortem_generations.find_one_and_update(
+        {"_id": claimed["_id"], "lease": claimed["lease"]},
+        {"$set": fields, "$unset": {"active": "", "leased_until": "", "lease": ""}},
+        return_document=ReturnDocument.AFTER)
+    if doc is None:
+        log.warning("generation lease lost before it finished", extra={"generation": claimed["_id"]})
+    else:
+        await live.announce(bk, TOPIC, claimed["_id"])
+    return doc
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ServiceError):
+        return f"{exc.status} {exc.code}: {exc.error}"
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+async def run(bk: Backends, gen_id: str) -> dict | None:
+    """Run one generation if it can be claimed (else None: finished, or held by another worker)."""
+    claimed = await _claim(bk, gen_id)
+    if claimed is None:
+        return None
+    await live.announce(bk, TOPIC, gen_id)
+    if claimed["attempts"] > bk.settings.postmortem_generation_max_attempts:
+        return await _finish(bk, claimed, G.FAILED, error_message=(
+            f"Gave up after {claimed['attempts'] - 1} attempts; last error: {claimed.get('last_error') or 'none recorded'}"))
+    began = time.perf_counter()
+    try:
+        outcome = await _generate(bk, claimed)
+    except PyMongoError as exc:  # the database is out of reach: the lease expires and the sweep retries
+        log.warning("generation interrupted; will retry", extra={"generation": gen_id, "error": str(exc)[:300]})
+        try:
+            await bk.mongo.postmortem_generations.update_one(
+                {"_id": gen_id, "lease": claimed["lease"]}, {"$set": {"last_error": _error_text(exc)}})
+        except PyMongoError:
+            pass
+        return None
+    except Exception as exc:  # noqa: BLE001 - kept in the log; `retry` runs it again
+        if not isinstance(exc, ServiceError):
+            log.exception("generation failed", extra={"generation": gen_id})
+        return await _finish(bk, claimed, G.FAILED, error_message=_error_text(exc))
+    outcome["evidence"]["generation_ms"] = round((time.perf_counter() - began) * 1000, 2)
+    status = outcome.pop("status")
+    return await _finish(bk, claimed, status, **outcome)
+
+
+async def _generate(bk: Backends, claimed: dict) -> dict[str, Any]:
+    """Draft the incident's postmortem; the outcome fields of the log (with its status)."""
+    requester = (await users.users_by_ids(bk, ids=[claimed["requested_by"]])).get(claimed["requested_by"])
+    if requester is None or not requester.is_active:
+        raise ValidationFailed("The user who requested this generation no longer exists or is inactive",
+                               code="REQUESTER_GONE")
+    try:
+        incident = await incidents.get_incident(bk, incident_id=claimed["incident"], user=requester)
+    except NotFound:
+        raise NotFound(f"Incident '{claimed['incident']}' not found", code="INCIDENT_NOT_FOUND") from None
+    pm, created = await ensure_postmortem(bk, incident=incident, user=requester)
+    evidence: dict[str, Any] = {"timeline_events": len(incident.get("timeline") or []),
+                                "log_excerpts": sum(1 for e in incident.get("timeline") or []
+                                                    if any(k in (e.get("details") or {}) for k in drafting.LOG_KEYS)),
+                                "root_cause_known": bool(incident.get("root_cause"))}
+    base = {"postmortem": pm["_id"], "postmortem_created": created,
+            "data_classification": incident.get(classification.FIELD, classification.DEFAULT.value)}
+    try:
+        done = await drafting.redraft(bk, current=pm, incident=incident, user=requester, force=claimed["force"],
+                                      include_timeline=claimed["include_timeline"],
+                                      include_logs=claimed["include_logs"], action="generation",
+                                      audit_extra={"generation": claimed["_id"]})
+    except drafting.UnsupportedFacts as exc:
+        d = exc.draft
+        return {**base, "status": G.REVIEW_REQUIRED, "confidence_score": d.generation_confidence,
+                "generated_sections": [], "kept_sections": [], "draft": d.sections(),
+                "unsupported_facts": exc.details["unsupported_facts"],
+                "evidence": {**evidence, "sections": d.evidence},
+                "review_reason": "The draft names facts the incident data does not hold; it was not written"}
+    confidence = done.draft.generation_confidence
+    low = confidence < bk.settings.postmortem_review_threshold
+    if done.polish.polished:
+        base["model_version"] = f"{MODEL_VERSION}+{done.polish.model}"[:50]
+    evidence["polish"] = {"polished": done.polish.polished, "rejected": done.polish.rejected,
+                          "error": done.polish.error}
+    return {**base, "status": G.REVIEW_REQUIRED if low else G.COMPLETED, "confidence_score": confidence,
+            "generated_sections": done.written, "kept_sections": done.kept, "unsupported_facts": [],
+            "evidence": {**evidence, "sections": done.draft.evidence, "similar_incidents": done.similar,
+                         "articles": done.articles, "similar_postmortems": done.similar_postmortems},
+            "review_reason": (f"Confidence {confidence:.2f} is below the review threshold "
+                              f"{bk.settings.postmortem_review_threshold:.2f}") if low else None}
+
+
+async def sweep(bk: Backends, *, limit: int = 100) -> int:
+    """Run generations whose message was lost (PENDING for `postmortem_generation_requeue_seconds`) or
+    whose worker died (lease expired). Returns how many were run."""
+    now = utcnow()
+    stale = now - timedelta(seconds=bk.settings.postmortem_generation_requeue_seconds)
+    cursor = bk.mongo.postmortem_generations.find(
+        {"$or": [{"status": G.PENDING.value, "updated_at": {"$lte": stale}},
+                 {"status": G.PROCESSING.value, "leased_until": {"$lte": now}}]}, {"_id": 1}).limit(limit)
+    ran = 0
+    for doc in await cursor.to_list(None):
+        if await run(bk, doc["_id"]) is not None:
+            ran += 1
+    return ran
