@@ -135,6 +135,11 @@ async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, fo
     changes: dict[str, Any] = {s: sections[s] for s in written}
     if "action_items" in changes:
         changes["action_items"] = [item_doc(ActionItem.model_validate(i)) for i in changes["action_items"]]
+    for field, value in (("affected_services", incident.get("affected_services")),
+                         ("affected_teams", incident.get("affected_teams")),
+                         ("related_incidents", [d["_id"] for d in similar])):
+        if value and (force or not current.get(field)):  # filled in, never overriding a person's list
+            changes[field] = list(value)
     changes.update(is_automated=True, generation_confidence=draft.generation_confidence,
                    auto_generated_sections=[s for s in REQUIRED_SECTIONS if s in written or s in kept_auto],
                    updated_at=utcnow())

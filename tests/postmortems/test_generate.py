@@ -3,6 +3,7 @@ sections kept unless forced, hidden postmortems, roles."""
 
 from __future__ import annotations
 
+from tests.conftest import unique
 from tests.postmortems.test_rest import BASE, create_pm, new_incident
 
 EVENTS = [
@@ -93,3 +94,48 @@ async def test_graphql_mutation(client, editor, viewer):
     assert r.json()["data"]["generatePostmortemDraft"]["__typename"] == "PermissionDeniedError"
     r = await client.post("/graphql", headers=editor, json={"query": q, "variables": {"id": "nope", "force": True}})
     assert r.json()["data"]["generatePostmortemDraft"]["code"] == "POSTMORTEM_NOT_FOUND"
+
+
+async def test_drafts_cite_runbooks_and_earlier_postmortems_never_above_their_classification(client, admin, bk):
+    """An INTERNAL postmortem drafted by an admin (who sees everything) cites the INTERNAL runbook and the
+    INTERNAL earlier postmortem that match, never their CONFIDENTIAL twins; its services, teams and related
+    incidents are filled from the data."""
+    from app.indexing import outbox
+
+    service_name = unique("ledger-api")
+    words = "Ledger writes failing, connection pool exhausted on ledger primary"
+
+    async def earlier(classification: str, rca: str) -> dict:
+        inc = await new_incident(client, admin, title=words, severity="HIGH", status="RESOLVED",
+                                 affected_services=[service_name], root_cause="Connection pool exhausted",
+                                 data_classification=classification)
+        pm = await create_pm(client, admin, inc, title=f"Postmortem {classification} {unique('pm')}",
+                             root_cause_analysis=rca, data_classification=classification)
+        return {"incident": inc, "pm": pm}
+
+    internal = await earlier("INTERNAL", "The pool was sized for last year's traffic. It ran out at peak.")
+    secret = await earlier("CONFIDENTIAL", "Vendor contract 7731 capped connections. Nobody knew.")
+    runbooks = {}
+    for classification in ("INTERNAL", "CONFIDENTIAL"):
+        r = await client.post("/api/knowledge/knowledge-articles/", headers=admin, json={
+            "title": f"Runbook {classification} {unique('rb')}", "content": "Raise the pool size.",
+            "article_type": "RUNBOOK", "category": "Database", "status": "PUBLISHED",
+            "related_services": [service_name], "data_classification": classification})
+        assert r.status_code == 201, r.text
+        runbooks[classification] = r.json()
+    inc = await new_incident(client, admin, title=words, severity="HIGH", status="RESOLVED",
+                             affected_services=[service_name], affected_teams=["ledger.team"],
+                             root_cause="Connection pool exhausted", resolution="Raised pool size",
+                             detected_at="2024-01-15T10:30:00Z", resolved_at="2024-01-15T12:00:00Z", timeline=EVENTS)
+    await outbox.flush(bk)
+    pm = await create_pm(client, admin, inc, executive_summary="", affected_services=[], related_incidents=[])
+    r = await client.post(f"{BASE}{pm['id']}/generate_automated/", headers=admin)
+    assert r.status_code == 200, r.text
+    got = (await client.get(f"{BASE}{pm['id']}/", headers=admin)).json()
+    text = " ".join(str(got[k]) for k in ("root_cause_analysis", "lessons_learned", "action_items"))
+    assert internal["pm"]["id"] in text and "sized for last year" in text
+    assert runbooks["INTERNAL"]["title"] in text
+    assert secret["pm"]["id"] not in text and "7731" not in text and runbooks["CONFIDENTIAL"]["title"] not in text
+    assert secret["incident"]["id"] not in got["related_incidents"] and secret["incident"]["name"] not in text
+    assert internal["incident"]["id"] in got["related_incidents"]
+    assert got["affected_services"] == [service_name] and got["affected_teams"] == ["ledger.team"]

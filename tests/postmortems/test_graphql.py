@@ -81,3 +81,56 @@ async def test_update_overdue_and_hidden(client, editor, admin, viewer):
     secret = await new_incident(client, admin, data_classification="RESTRICTED")
     out = await gql(client, editor, CREATE, input={"title": "x", "incident": secret["id"]})
     assert out["data"]["createPostmortem"]["code"] == "INCIDENT_NOT_FOUND"
+
+
+GEN_FIELDS = """id status generationTrigger includeTimeline includeLogs attempts confidenceScore processingTime
+                generatedSections errorMessage createdAt startedAt completedAt incident { id } requestedBy { username }
+                postmortem { id isAutomated }"""
+START = f"""mutation($input: StartPostmortemGenerationInput!) {{ startPostmortemGeneration(input: $input) {{
+  __typename ... on PostmortemGeneration {{ {GEN_FIELDS} }} ... on UserError {{ code message field }} }} }}"""
+
+
+async def test_generation_jobs(client, editor, viewer, tokens, bk):
+    from app.postmortems import generations
+
+    inc = await new_incident(client, editor, severity="HIGH", root_cause="Disk full")
+    out = await gql(client, editor, START, input={"incidentId": inc["id"], "includeLogs": False,
+                                                  "generationTrigger": "MANUAL"})
+    gen = out["data"]["startPostmortemGeneration"]
+    assert gen["__typename"] == "PostmortemGeneration" and gen["status"] == "PENDING", out
+    assert gen["generationTrigger"] == "MANUAL" and gen["includeLogs"] is False and gen["postmortem"] is None
+    assert gen["requestedBy"]["username"] == tokens["editor_user"].username and gen["incident"]["id"] == inc["id"]
+    again = (await gql(client, editor, START, input={"incidentId": inc["id"]}))["data"]["startPostmortemGeneration"]
+    assert again["id"] == gen["id"]  # one running generation per incident
+    await generations.run(bk, gen["id"])  # what the worker does (tests/postmortems/test_generations.py uses one)
+
+    query = f"""query($id: ID!, $inc: ID) {{ postmortemGeneration(id: $id) {{ {GEN_FIELDS} }}
+      postmortemGenerations(incident: $inc, status: [COMPLETED, REVIEW_REQUIRED], ordering: "-completed_at") {{
+        totalCount results {{ id }} }} }}"""
+    data = (await gql(client, viewer, query, id=gen["id"], inc=inc["id"]))["data"]
+    done = data["postmortemGeneration"]
+    assert done["status"] in ("COMPLETED", "REVIEW_REQUIRED") and done["attempts"] == 1 and done["processingTime"] >= 0
+    assert done["postmortem"]["isAutomated"] and "executive_summary" in done["generatedSections"]
+    assert data["postmortemGenerations"]["totalCount"] == 1 and data["postmortemGenerations"]["results"][0]["id"] == gen["id"]
+
+    # typed errors: a viewer may not start one; an unknown incident; the reserved trigger; retrying a finished one
+    out = await gql(client, viewer, START, input={"incidentId": inc["id"]})
+    assert out["data"]["startPostmortemGeneration"]["code"] == "PERMISSION_DENIED"
+    out = await gql(client, editor, START, input={"incidentId": "nope"})
+    assert out["data"]["startPostmortemGeneration"]["code"] == "INCIDENT_NOT_FOUND"
+    out = await gql(client, editor, START, input={"incidentId": inc["id"], "generationTrigger": "INCIDENT_RESOLVED"})
+    assert out["data"]["startPostmortemGeneration"]["__typename"] == "ValidationError"
+    retry = """mutation($id: ID!) { retryPostmortemGeneration(id: $id) { __typename ... on UserError { code } } }"""
+    out = await gql(client, editor, retry, id=gen["id"])
+    assert out["data"]["retryPostmortemGeneration"]["code"] == "INVALID_TRANSITION"
+
+    # a CONFIDENTIAL incident's generation is missing for a viewer, exactly like an unknown id
+    secret = await new_incident(client, editor, severity="HIGH", data_classification="CONFIDENTIAL")
+    hidden = (await gql(client, editor, START, input={"incidentId": secret["id"]}))["data"]["startPostmortemGeneration"]
+    one = "query($id: ID!) { postmortemGeneration(id: $id) { id } }"
+    for gen_id in (hidden["id"], "no-such-generation"):
+        out = await gql(client, viewer, one, id=gen_id)
+        assert out["data"] is None and out["errors"][0]["extensions"]["code"] == "GENERATION_NOT_FOUND"
+    out = await gql(client, viewer, "query($inc: ID) { postmortemGenerations(incident: $inc) { totalCount } }",
+                    inc=secret["id"])
+    assert out["data"]["postmortemGenerations"]["totalCount"] == 0
