@@ -38,6 +38,25 @@ def IncidentByIdLoader(ctx) -> DataLoader:
     return DataLoader(load_fn=load)
 
 
+@strawberry.type(description="One tracked action item of a postmortem.")
+class PostmortemActionItem:
+    id: strawberry.ID
+    title: str
+    description: str
+    priority: ActionItemPriorityEnum
+    assignee: str | None
+    due_date: datetime | None
+    category: str
+    status: ActionItemStatusEnum
+
+    @classmethod
+    def from_doc(cls, i: dict[str, Any]) -> "PostmortemActionItem":
+        return cls(id=i.get("id") or "", title=i.get("title") or "", description=i.get("description") or "",
+                   priority=ActionItemPriority(i.get("priority") or ActionItemPriority.MEDIUM.value),
+                   assignee=i.get("assignee"), due_date=i.get("due_date"), category=i.get("category") or "",
+                   status=ActionItemStatus(i.get("status") or ActionItemStatus.OPEN.value))
+
+
 def PostmortemByIdLoader(ctx) -> DataLoader:
     """Postmortems the caller may see, by id (None for a hidden one)."""
     async def load(ids: list[str]) -> list[dict | None]:
@@ -57,8 +76,7 @@ class Postmortem:
     root_cause_analysis: str
     impact_assessment: str
     lessons_learned: str
-    action_items: JSON = strawberry.field(description=(
-        "Tracked action items: {id, title, description, priority, assignee, due_date, category, status}."))
+    action_items: list["PostmortemActionItem"] = strawberry.field(description="Tracked action items.")
     is_automated: bool
     generation_confidence: float | None
     auto_generated_sections: list[str]
@@ -108,7 +126,8 @@ class Postmortem:
                    executive_summary=d.get("executive_summary", ""), timeline=d.get("timeline") or [],
                    root_cause_analysis=d.get("root_cause_analysis", ""),
                    impact_assessment=d.get("impact_assessment", ""), lessons_learned=d.get("lessons_learned", ""),
-                   action_items=service.public_action_items(d), is_automated=bool(d.get("is_automated")),
+                   action_items=[PostmortemActionItem.from_doc(i) for i in d.get("action_items") or []
+                                 if isinstance(i, dict)], is_automated=bool(d.get("is_automated")),
                    generation_confidence=d.get("generation_confidence"),
                    auto_generated_sections=d.get("auto_generated_sections") or [],
                    status=PostmortemStatus(d["status"]), severity=Severity(d["severity"]),
@@ -204,6 +223,18 @@ class StartPostmortemGenerationInput:
     force: bool = strawberry.field(default=False, description="Re-draft sections a person edited.")
 
 
+@strawberry.input(description="An action item; `id` keeps an existing item's identity, a new one gets an id.")
+class ActionItemInput:
+    title: str
+    id: strawberry.ID | None = None
+    description: str = ""
+    priority: ActionItemPriorityEnum = ActionItemPriority.MEDIUM
+    assignee: str | None = None
+    due_date: datetime | None = None
+    category: str = ""
+    status: ActionItemStatusEnum = ActionItemStatus.OPEN
+
+
 @strawberry.input
 class CreatePostmortemInput:
     title: str
@@ -213,7 +244,7 @@ class CreatePostmortemInput:
     root_cause_analysis: str = ""
     impact_assessment: str = ""
     lessons_learned: str = ""
-    action_items: JSON | None = strawberry.UNSET
+    action_items: list[ActionItemInput] | None = strawberry.UNSET
     severity: IncidentSeverity | None = None
     owner: strawberry.ID | None = None
     reviewers: list[strawberry.ID] = strawberry.field(default_factory=list)
@@ -233,7 +264,7 @@ class UpdatePostmortemInput:
     root_cause_analysis: str | None = strawberry.UNSET
     impact_assessment: str | None = strawberry.UNSET
     lessons_learned: str | None = strawberry.UNSET
-    action_items: JSON | None = strawberry.UNSET
+    action_items: list[ActionItemInput] | None = strawberry.UNSET
     severity: IncidentSeverity | None = strawberry.UNSET
     owner: strawberry.ID | None = strawberry.UNSET
     reviewers: list[strawberry.ID] | None = strawberry.UNSET

@@ -100,12 +100,16 @@ async def test_graphql_update_action_item(client, editor, viewer):
     item = pm["action_items"][0]
     mutation = """mutation($id: ID!, $item: ID!, $input: UpdateActionItemInput!) {
         updatePostmortemActionItem(id: $id, itemId: $item, input: $input) {
-          __typename ... on Postmortem { actionItems } ... on UserError { code message field } } }"""
+          __typename ... on Postmortem { actionItems { id title description priority assignee dueDate category status } }
+          ... on UserError { code message field } } }"""
     out = await gql(client, editor, mutation, id=pm["id"], item=item["id"],
                     input={"status": "WONT_DO", "dueDate": "2030-01-01T00:00:00+01:00"})
     got = out["data"]["updatePostmortemActionItem"]
     assert got["__typename"] == "Postmortem"
-    assert got["actionItems"][0] == {**item, "status": "WONT_DO", "due_date": "2029-12-31T23:00:00Z"}
+    assert got["actionItems"][0] == {"id": item["id"], "title": item["title"], "description": item["description"],
+                                     "priority": item["priority"], "assignee": item["assignee"],
+                                     "dueDate": "2029-12-31T23:00:00Z", "category": item["category"],
+                                     "status": "WONT_DO"}
     out = await gql(client, editor, mutation, id=pm["id"], item=str(uuid.uuid4()), input={"status": "DONE"})
     assert out["data"]["updatePostmortemActionItem"]["code"] == "ACTION_ITEM_NOT_FOUND"
     out = await gql(client, viewer, mutation, id=pm["id"], item=item["id"], input={"status": "DONE"})
@@ -116,3 +120,18 @@ async def test_graphql_update_action_item(client, editor, viewer):
     assert "errors" in out  # not a value of the enum
     out = await gql(client, viewer, "{ postmortemStatistics { overdueActionItems } }")
     assert isinstance(out["data"]["postmortemStatistics"]["overdueActionItems"], int)
+
+
+async def test_graphql_action_items_are_typed_both_ways(client, editor):
+    inc = await new_incident(client, editor)
+    mutation = """mutation($input: CreatePostmortemInput!) { createPostmortem(input: $input) {
+        __typename ... on Postmortem { actionItems { id title priority dueDate status } }
+        ... on UserError { code field details } } }"""
+    out = await gql(client, editor, mutation, input={"title": "Typed", "incident": inc["id"], "actionItems": [
+        {"title": "Add alert", "priority": "HIGH", "dueDate": "2030-01-01T00:00:00Z"}]})
+    items = out["data"]["createPostmortem"]["actionItems"]
+    assert items[0]["title"] == "Add alert" and items[0]["priority"] == "HIGH" and items[0]["status"] == "OPEN"
+    assert items[0]["dueDate"] == "2030-01-01T00:00:00Z" and uuid.UUID(items[0]["id"])
+    out = await gql(client, editor, mutation, input={"title": "Typed", "incident": inc["id"], "actionItems": [
+        {"title": ""}]})
+    assert out["data"]["createPostmortem"]["__typename"] == "ValidationError"
