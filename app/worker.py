@@ -29,8 +29,9 @@ async def backends() -> Backends:
 
 
 class Sweeps(dramatiq.Middleware):
-    """Each worker process sweeps the index outbox (so index sync goes on while no API runs) and the
-    postmortem generations left PENDING or with an expired lease (a lost message, a killed worker)."""
+    """Each worker process sweeps the index outbox (so index sync goes on while no API runs), the
+    postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), and
+    the articles of postmortems published while their article could not be written."""
 
     def after_worker_boot(self, broker, worker) -> None:
         settings = get_settings()
@@ -40,18 +41,22 @@ class Sweeps(dramatiq.Middleware):
             return
         from app import periodic
         from app.indexing import outbox
-        from app.postmortems import generations
+        from app.postmortems import generations, service
 
         async def outbox_sweep() -> None:
             await outbox.sweep_forever(await backends(), settings.outbox_sweep_interval)
 
-        async def generation_sweep() -> None:
+        async def postmortem_sweep() -> None:
             bk = await backends()
-            await periodic.forever(lambda: generations.sweep(bk), settings.postmortem_generation_sweep_interval,
-                                   name="generation sweep")
+
+            async def step() -> None:
+                await generations.sweep(bk)
+                await service.sync_pending_articles(bk)
+
+            await periodic.forever(step, settings.postmortem_generation_sweep_interval, name="postmortem sweep")
 
         for interval, sweep in ((settings.outbox_sweep_interval, outbox_sweep),
-                                (settings.postmortem_generation_sweep_interval, generation_sweep)):
+                                (settings.postmortem_generation_sweep_interval, postmortem_sweep)):
             if interval > 0:
                 self.futures.append(asyncio.run_coroutine_threadsafe(sweep(), thread.loop))
 

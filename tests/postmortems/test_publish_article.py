@@ -83,3 +83,32 @@ async def test_publish_refused_leaves_no_article(client, editor, admin, bk):
     r = await client.post(f"{BASE}{pm['id']}/publish/", headers=editor)
     assert r.status_code == 409
     assert await bk.mongo.articles.count_documents({"source_postmortems": pm["id"]}) == 0
+
+
+async def test_an_article_lost_between_publication_and_writing_is_written_by_the_sweep(client, editor, admin, bk):
+    """The publication and its article are two steps: a crash (or an outage) between them leaves the
+    postmortem PUBLISHED with `article_pending`, and the worker's sweep writes the article later."""
+    from datetime import timedelta
+
+    from app.postmortems import service
+    from app.timefmt import utcnow
+
+    inc = await new_incident(client, editor, severity="HIGH")
+    pm = await create_pm(client, editor, inc, title=f"Postmortem: lost article {uuid.uuid4().hex[:8]}",
+                         root_cause_analysis="Disk filled up")
+    done = await publish(client, editor, admin, pm["id"])
+    stored = await bk.mongo.postmortems.find_one({"_id": pm["id"]})
+    assert "article_pending" not in stored and stored["published_by"]
+    # the crash: the article never got written
+    await bk.mongo.articles.delete_one({"_id": done["knowledge_article"]["id"]})
+    await bk.mongo.postmortems.update_one({"_id": pm["id"]}, {"$set": {"article_pending": True},
+                                                              "$unset": {"knowledge_article": ""}})
+    assert await service.sync_pending_articles(bk) == 0  # too recent: a publication may still be writing it
+    await bk.mongo.postmortems.update_one({"_id": pm["id"]},
+                                          {"$set": {"published_at": utcnow() - timedelta(minutes=1)}})
+    assert await service.sync_pending_articles(bk) >= 1
+    stored = await bk.mongo.postmortems.find_one({"_id": pm["id"]})
+    assert "article_pending" not in stored and stored["knowledge_article"]["id"]
+    article = await bk.mongo.articles.find_one({"_id": stored["knowledge_article"]["id"]})
+    assert article["source_postmortems"] == [pm["id"]] and "Disk filled up" in article["content"]
+    assert article["author"] == stored["published_by"]
