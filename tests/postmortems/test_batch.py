@@ -125,3 +125,17 @@ async def test_generate_postmortems_command(own, tokens):
 def test_unknown_severity_is_refused(stack):
     out = ikl({}, "--severity", "HIGH,URGENT", "--dry-run")
     assert out.returncode == 2 and "unknown severity 'URGENT'" in out.stderr
+
+
+async def test_manage_py_runs_the_same_commands_from_any_python(own):
+    """`python3 manage.py generate_postmortems ...` with the system interpreter (no dependencies of
+    its own) runs the command in the project's .venv."""
+    from pathlib import Path
+
+    bk, env = own
+    system_python = Path(sys.base_prefix) / "bin" / "python3"
+    out = subprocess.run([str(system_python), "manage.py", "generate_postmortems", "--dry-run", "--days", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "250", **env})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 incidents: nothing to do" in out.stdout
