@@ -18,18 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import Counter
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from app.backends import Backends
-from app.http.ratelimit import RateLimited
+from app.errors import ServiceError
 
 log = logging.getLogger(__name__)
 PREFIX = "ikl:live:"
 _open: Counter[str] = Counter()  # user id -> streams open in this process
 
 
-class StreamLimit(RateLimited):
+class StreamLimit(ServiceError):
+    status = 429
     code = "TOO_MANY_STREAMS"
 
 
@@ -44,66 +46,80 @@ async def announce(bk: Backends, topic: str, doc_id: str) -> None:
         log.warning("live announcement lost", extra={"topic": topic, "error": str(exc)[:200]})
 
 
-@contextlib.contextmanager
-def _slot(bk: Backends, user_id: str):
+class _Slot:
+    """One open stream counted against the caps; released once, whatever happens."""
+
+    def __init__(self, bk: Backends, user_id: str) -> None:
+        settings = bk.settings
+        if sum(_open.values()) >= settings.live_max_streams or _open[user_id] >= settings.live_max_streams_per_user:
+            raise StreamLimit("Too many live streams are open; close one and try again",
+                              {"max_per_user": settings.live_max_streams_per_user})
+        self.user_id = user_id
+        _open[user_id] += 1
+
+    def release(self) -> None:
+        if self.user_id is not None:
+            _open[self.user_id] -= 1
+            if _open[self.user_id] <= 0:
+                del _open[self.user_id]
+            self.user_id = None
+
+
+def follow(bk: Backends, *, topic: str, doc_id: str, user_id: str,
+           read: Callable[[], Awaitable[dict[str, Any] | None]], public: Callable[[dict[str, Any]], Awaitable[Any]],
+           finished: Callable[[dict[str, Any]], bool]) -> AsyncIterator[Any]:
+    """Yield `public(read())` now and after each change (only when it differs), `None` as a keep-alive,
+    until `finished(document)`.
+
+    The caps are checked here, when the stream is asked for — before a response starts — so a refusal
+    is a plain 429 (`StreamLimit`). `read()` returns the document as the reader may see it, or None once
+    they can no longer see it (the stream then ends); callers check that the document
+    exists first, so a missing one is a 404 before any stream starts."""
+    slot = _Slot(bk, user_id)
+    stream = _follow(bk, slot, channel(topic, doc_id), read, public, finished)
+    weakref.finalize(stream, slot.release)  # a stream never started still gives its slot back
+    return stream
+
+
+async def _follow(bk: Backends, slot: _Slot, name: str, read, public, finished) -> AsyncIterator[Any]:
     settings = bk.settings
-    if sum(_open.values()) >= settings.live_max_streams or _open[user_id] >= settings.live_max_streams_per_user:
-        raise StreamLimit("Too many live streams are open; close one and try again",
-                          {"max_per_user": settings.live_max_streams_per_user})
-    _open[user_id] += 1
+    pubsub = bk.redis.pubsub()
     try:
-        yield
-    finally:
-        _open[user_id] -= 1
-        if _open[user_id] <= 0:
-            del _open[user_id]
-
-
-async def follow(bk: Backends, *, topic: str, doc_id: str, user_id: str,
-                 read: Callable[[], Awaitable[dict[str, Any] | None]],
-                 finished: Callable[[dict[str, Any]], bool]) -> AsyncIterator[dict[str, Any] | None]:
-    """Yield `read()` now and after each change (only when it differs), `None` as a keep-alive.
-
-    `read()` returns the reader's public form of the document, or None once the reader can no longer
-    see it (the stream then ends). The first `read()` happens before this generator is entered by the
-    caller's own check, so a missing document is a 404 before any stream starts."""
-    settings = bk.settings
-    with _slot(bk, user_id):
-        pubsub = bk.redis.pubsub()
-        try:
-            try:  # before the first read, so no change slips in between
-                await pubsub.subscribe(channel(topic, doc_id))
-            except Exception as exc:  # noqa: BLE001 - no broker: follow by re-reading alone
-                log.warning("live subscription failed; polling", extra={"error": str(exc)[:200]})
-                pubsub = None
-            loop = asyncio.get_running_loop()
-            end = loop.time() + settings.live_stream_max_seconds
-            last: dict[str, Any] | None = None
-            while True:
-                current = await read()
-                if current is None:
-                    return
-                if current != last:
-                    last = current
-                    yield current
-                else:
-                    yield None
-                if finished(current):
-                    return
-                wait = min(settings.live_keepalive_seconds, end - loop.time())
-                if wait <= 0:
-                    return
-                if pubsub is None:
-                    await asyncio.sleep(wait)
-                    continue
-                try:
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                except Exception as exc:  # noqa: BLE001 - the broker went away: re-read on the interval
-                    log.warning("live subscription lost; polling", extra={"error": str(exc)[:200]})
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                    pubsub = None
-        finally:
-            if pubsub is not None:
+        try:  # before the first read, so no change slips in between
+            await pubsub.subscribe(name)
+        except Exception as exc:  # noqa: BLE001 - no broker: follow by re-reading alone
+            log.warning("live subscription failed; polling", extra={"error": str(exc)[:200]})
+            pubsub = None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + settings.live_stream_max_seconds
+        last: Any = None
+        while True:
+            doc = await read()
+            if doc is None:
+                return
+            current = await public(doc)
+            if current != last:
+                last = current
+                yield current
+            else:
+                yield None
+            if finished(doc):
+                return
+            wait = min(settings.live_keepalive_seconds, end - loop.time())
+            if wait <= 0:
+                return
+            if pubsub is None:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            except Exception as exc:  # noqa: BLE001 - the broker went away: re-read on the interval
+                log.warning("live subscription lost; polling", extra={"error": str(exc)[:200]})
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+                pubsub = None
+    finally:
+        slot.release()
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()

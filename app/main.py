@@ -9,7 +9,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from app.backends import Backends, connect
 from app.db import ensure_indexes
@@ -27,6 +27,7 @@ from app.settings import Settings, get_settings
 from indexers import registry
 from indexers.base import ensure_index
 from schema.app import graphql_endpoint
+from schema.ws import graphql_ws_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_ws_endpoint),  # graphql-transport-ws; authenticates itself (schema/ws.py)
         *graphiql.routes,
         *incidents_rest.routes,
         *articles_rest.routes,

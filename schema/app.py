@@ -8,24 +8,32 @@ Order of work, cheapest first, each step refusing before the next costs anything
    fragments (schema/limits.py);
 5. the rate limit, one unit per root field of the operation by class (read, write, search);
 6. validation (cached by text), then execution by Strawberry.
-Request-level failures answer 4xx in the GraphQL error shape; a mutation over GET is a 405.
+Request-level failures answer 4xx in the GraphQL error shape; a mutation over GET is a 405, and a
+subscription over HTTP a 400 (SUBSCRIPTION_NEEDS_WEBSOCKET: subscriptions run over WebSocket).
+
+Steps 3-6 (all but execution) are `check_operation()`, which the WebSocket transport (schema/ws.py)
+calls too: one set of checks for both transports. It returns a `Checked` operation ready to execute,
+or raises `Refused`, carrying the GraphQL errors and the HTTP status each transport answers with.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, OperationType, parse, validate
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse, validate
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.backends import Backends
 from app.errors import ServiceError
 from app.http import graphiql, ratelimit
 from app.http.auth import is_ide_page
 from app.http.responses import JSON, graphql_error, read_json
 from app.jsonsafe import JSONRejected, loads
 from app.settings import Settings
+from app.users.models import User
 from schema.context import Context
 from schema.limits import LimitExceeded, Limits, analyse, select_operation
 from schema.schema import SEARCH_FIELDS, schema
@@ -94,6 +102,98 @@ def limits_from(settings: Settings) -> Limits:
                   max_cost=settings.graphql_max_cost, max_root_fields=settings.graphql_max_root_fields)
 
 
+WEBSOCKET = "WEBSOCKET"  # the `method` of an operation that arrived over WebSocket (schema/ws.py)
+WEBSOCKET_PROTOCOL = "graphql-transport-ws"
+
+
+def error_entry(message: str, code: str, details: Any = None) -> dict[str, Any]:
+    """One request-level error in the GraphQL shape (as app.http.responses.graphql_error writes it)."""
+    ext: dict[str, Any] = {"code": code}
+    if details is not None:
+        ext["details"] = details
+    return {"message": message, "extensions": ext}
+
+
+class Refused(Exception):
+    """An operation refused before execution: `errors` in the GraphQL shape; `status` (and `headers`)
+    for HTTP, `code` the first error's code."""
+
+    def __init__(self, status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None):
+        super().__init__(errors[0]["message"] if errors else "refused")
+        self.status, self.errors, self.headers = status, errors, headers
+
+    @classmethod
+    def one(cls, status: int, message: str, code: str, details: Any = None,
+            headers: dict[str, str] | None = None) -> Refused:
+        return cls(status, [error_entry(message, code, details)], headers)
+
+    @property
+    def code(self) -> str:
+        return self.errors[0]["extensions"]["code"]
+
+
+@dataclass
+class Checked:
+    """An operation that passed every check, ready for Strawberry (the document pre-parsed)."""
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    verdicts: list[ratelimit.Verdict] = field(default_factory=list)
+
+    @property
+    def operation_type(self) -> OperationType:
+        return self.operation.operation
+
+
+async def check_operation(bk: Backends, user: User, data: dict[str, Any], *, method: str) -> Checked:
+    """Everything before execution, cheapest first, for both transports: the operation's input, the
+    parse (token limit, cached), the operation, the transport's rules for its type, the limits
+    (schema/limits.py), the rate limit per root field by class, and validation (cached). `method` is
+    the HTTP method, or WEBSOCKET. Raises Refused."""
+    try:
+        query, variables, operation_name = _operation_input(data)
+    except ServiceError as exc:
+        raise Refused.one(exc.status, exc.error, exc.code, exc.details) from None
+    settings = bk.settings
+
+    document = _parse(query, settings.graphql_max_tokens)
+    if isinstance(document, GraphQLError):
+        raise Refused.one(400, document.message, "GRAPHQL_PARSE_FAILED")
+    operation = select_operation(document, operation_name)
+    if operation is None:
+        message = f"Unknown operation named '{operation_name}'." if operation_name else \
+            "Must provide operation name if query contains multiple operations."
+        raise Refused.one(400, message, "GRAPHQL_VALIDATION_FAILED")
+    if operation.operation == OperationType.SUBSCRIPTION and method != WEBSOCKET:
+        raise Refused.one(400, "Subscriptions are served over WebSocket only: connect to /graphql with the "
+                               f"'{WEBSOCKET_PROTOCOL}' protocol", "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                          {"protocol": WEBSOCKET_PROTOCOL})
+    if method in ("GET", "HEAD") and operation.operation != OperationType.QUERY:
+        raise Refused.one(405, "Only queries may be sent with GET; use POST", "METHOD_NOT_ALLOWED",
+                          headers={"Allow": "POST"})
+    try:
+        analysis = analyse(schema._schema, document, operation=operation, variables=variables,
+                           limits=limits_from(settings), search_fields=SEARCH_FIELDS)
+    except LimitExceeded as exc:
+        raise Refused.one(400, exc.message, exc.code, exc.details) from None
+
+    verdicts = []
+    units = analysis.root_fields or {"read": 1}  # every document costs at least one unit
+    try:
+        for kind, amount in sorted(units.items()):
+            if (verdict := await ratelimit.check(bk, user_id=user.id, kind=kind, amount=amount)) is not None:
+                verdicts.append(verdict)
+    except ratelimit.RateLimited as exc:
+        raise Refused.one(429, exc.error, exc.code, exc.details, headers=ratelimit.limited_headers(exc)) from None
+
+    if errors := _validate(query, document):
+        raise Refused(400, [{**err.formatted, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for err in errors])
+    return Checked(query=query, variables=variables, operation_name=operation_name, document=document,
+                   operation=operation, verdicts=verdicts)
+
+
 async def graphql_endpoint(request: Request) -> Response:
     bk = request.app.state.backends
     settings = bk.settings
@@ -104,46 +204,20 @@ async def graphql_endpoint(request: Request) -> Response:
     if user is None:  # the middleware answers first; never execute without a user
         return graphql_error(401, "Authentication credentials were not provided.", "NOT_AUTHENTICATED")
     try:
-        query, variables, operation_name = _operation_input(await _request_data(request))
+        data = await _request_data(request)
     except ServiceError as exc:
         return graphql_error(exc.status, exc.error, exc.code, exc.details)
-
-    document = _parse(query, settings.graphql_max_tokens)
-    if isinstance(document, GraphQLError):
-        return graphql_error(400, document.message, "GRAPHQL_PARSE_FAILED")
-    operation = select_operation(document, operation_name)
-    if operation is None:
-        message = f"Unknown operation named '{operation_name}'." if operation_name else \
-            "Must provide operation name if query contains multiple operations."
-        return graphql_error(400, message, "GRAPHQL_VALIDATION_FAILED")
-    if request.method in ("GET", "HEAD") and operation.operation != OperationType.QUERY:
-        return graphql_error(405, "Only queries may be sent with GET; use POST", "METHOD_NOT_ALLOWED",
-                             headers={"Allow": "POST"})
     try:
-        analysis = analyse(schema._schema, document, operation=operation, variables=variables,
-                           limits=limits_from(settings), search_fields=SEARCH_FIELDS)
-    except LimitExceeded as exc:
-        return graphql_error(400, exc.message, exc.code, exc.details)
+        checked = await check_operation(bk, user, data, method=request.method)
+    except Refused as exc:
+        return JSON({"errors": exc.errors}, status_code=exc.status, headers=exc.headers)
 
-    verdicts = []
-    units = analysis.root_fields or {"read": 1}  # every document costs at least one unit
-    try:
-        for kind, amount in sorted(units.items()):
-            if (verdict := await ratelimit.check(bk, user_id=user.id, kind=kind, amount=amount)) is not None:
-                verdicts.append(verdict)
-    except ratelimit.RateLimited as exc:
-        return graphql_error(429, exc.error, exc.code, exc.details, headers=ratelimit.limited_headers(exc))
-
-    if errors := _validate(query, document):
-        return JSON({"errors": [{**err.formatted, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
-                                for err in errors]}, status_code=400)
-
-    context = Context(request=request, response=None, backends=bk, user=user, document=document)
-    result = await schema.execute(query, variable_values=variables, context_value=context,
-                                  operation_name=operation_name)
+    context = Context(request=request, response=None, backends=bk, user=user, document=checked.document)
+    result = await schema.execute(checked.query, variable_values=checked.variables, context_value=context,
+                                  operation_name=checked.operation_name)
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [err.formatted for err in result.errors]
+    verdicts = checked.verdicts
     headers = ratelimit.headers(min(verdicts, key=lambda v: v.remaining)) if verdicts else None
     return JSON(body, headers=headers)
-

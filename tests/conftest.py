@@ -3,6 +3,7 @@ on free ports in a temporary folder, and stopped afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -124,32 +125,42 @@ async def eventually(check, timeout: float = 15.0, interval: float = 0.2):
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
-@pytest.fixture(scope="session")
-async def live_api(stack):
-    """The API served by a real uvicorn process on a free port (for streams: SSE, WebSockets); its base URL."""
+@contextlib.asynccontextmanager
+async def serve_api(stack, **env: str):
+    """The API served by a real uvicorn process on a free port, with `env` added; yields its base URL."""
     import asyncio
 
     from app.stack import free_port
 
     port = free_port()
-    log = open(stack.root / "logs" / "live-api.log", "ab")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "IKL_LIVE_KEEPALIVE_SECONDS": "1"}
+    log = open(stack.root / "logs" / f"api-{port}.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--log-level", "warning"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(f"{base}/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (stack.root / "logs" / "live-api.log").read_text()[-2000:]
-            await asyncio.sleep(0.2)
-    yield base
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as client:
+            while True:
+                try:
+                    if (await client.get(f"{base}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    (stack.root / "logs" / f"api-{port}.log").read_text()[-2000:]
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+async def live_api(stack):
+    """The API in a real server (for streams: SSE, WebSockets), keep-alives every second; its base URL."""
+    async with serve_api(stack, IKL_LIVE_KEEPALIVE_SECONDS="1") as base:
+        yield base

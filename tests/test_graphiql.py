@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import re
-import subprocess
-import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import httpx
 import pytest
 
 from app.http.graphiql import STATIC
-from tests.conftest import ROOT
+from tests.conftest import ROOT, serve_api
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -121,30 +117,10 @@ async def test_in_a_headless_browser_with_no_other_host_reachable(stack, dev, ad
     check = _browser_check()
     if not check.browser_available():
         pytest.skip(f"needs Playwright (the 'browser' extra) and Chromium at {check.CHROMIUM}")
-    from app.stack import free_port
-
     r = await dev.post("/api/v1/incidents/", json={"title": "GraphiQL browser test"}, headers=admin)
     assert r.status_code == 201, r.text
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "IKL_ENVIRONMENT": "development", "IKL_OUTBOX_SWEEP_INTERVAL": "0"}
-    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-                            "--log-level", "warning"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient() as client:
-            while True:
-                try:
-                    if (await client.get(f"{base}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert api.poll() is None and time.monotonic() < deadline, "the API did not start"
-                await asyncio.sleep(0.2)
+    async with serve_api(stack, IKL_ENVIRONMENT="development", IKL_OUTBOX_SWEEP_INTERVAL="0") as base:
         token = admin["Authorization"].split(" ", 1)[1]
         results = await asyncio.to_thread(check.run_check, base, token)
-    finally:
-        api.terminate()
-        api.wait(timeout=15)
     failed = [what for ok, what in results if not ok]
     assert results and not failed, "\n".join(failed)

@@ -45,7 +45,7 @@ class TokenAuthMiddleware:
             return
         bk = scope["app"].state.backends
         try:
-            user, error = await self._authenticate(scope, bk)
+            user, error = await authenticate(scope, bk)
         except ServiceError as exc:
             headers = ratelimit.limited_headers(exc) if isinstance(exc, ratelimit.RateLimited) else None
             await error_for(scope["path"], exc, headers)(scope, receive, send)
@@ -75,33 +75,35 @@ class TokenAuthMiddleware:
 
         await self.app(scope, receive, send_with_limits)
 
-    @staticmethod
-    async def _authenticate(scope: Scope, bk) -> tuple[User | None, str]:
-        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").strip()
-        if not auth:
-            return None, "Authentication credentials were not provided."
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "token" or not key.strip():
-            return None, "Invalid token header. Use 'Authorization: Token <key>'."
-        key = key.strip()
-        cached = users.cached_user(key=key)
-        if cached is not None:
-            return cached, ""
-        address = ratelimit.client_key((scope.get("client") or ("unknown", 0))[0])
-        if (wait := ratelimit.auth_blocked(bk, address=address)) is not None:
-            raise ratelimit.RateLimited("Too many failed authentication attempts from this address",
-                                        {"kind": "auth", "retry_after_seconds": wait},
-                                        verdict=ratelimit.Verdict(limit=bk.settings.auth_failures_per_minute,
-                                                                  remaining=0, reset_in=wait))
-        try:
-            user = await users.authenticate(bk, key=key)
-        except PyMongoError as exc:
-            down = backend_unavailable(exc) or Unavailable("The database is unavailable; try again shortly",
-                                                           code="DATABASE_UNAVAILABLE")
-            raise down from None
-        if user is None:
-            await ratelimit.record_auth_failure(bk, address=address)
-        return user, "Invalid token."
+
+async def authenticate(scope: Scope, bk) -> tuple[User | None, str]:
+    """The user the scope's `Authorization: Token <key>` header names (or None and why), for every
+    transport (HTTP here, WebSocket in schema/ws.py): cached users, the failed-attempt limit per address."""
+    auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").strip()
+    if not auth:
+        return None, "Authentication credentials were not provided."
+    scheme, _, key = auth.partition(" ")
+    if scheme.lower() != "token" or not key.strip():
+        return None, "Invalid token header. Use 'Authorization: Token <key>'."
+    key = key.strip()
+    cached = users.cached_user(key=key)
+    if cached is not None:
+        return cached, ""
+    address = ratelimit.client_key((scope.get("client") or ("unknown", 0))[0])
+    if (wait := ratelimit.auth_blocked(bk, address=address)) is not None:
+        raise ratelimit.RateLimited("Too many failed authentication attempts from this address",
+                                    {"kind": "auth", "retry_after_seconds": wait},
+                                    verdict=ratelimit.Verdict(limit=bk.settings.auth_failures_per_minute,
+                                                              remaining=0, reset_in=wait))
+    try:
+        user = await users.authenticate(bk, key=key)
+    except PyMongoError as exc:
+        down = backend_unavailable(exc) or Unavailable("The database is unavailable; try again shortly",
+                                                       code="DATABASE_UNAVAILABLE")
+        raise down from None
+    if user is None:
+        await ratelimit.record_auth_failure(bk, address=address)
+    return user, "Invalid token."
 
 
 def current_user(request: Request) -> User:

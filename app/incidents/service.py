@@ -98,6 +98,15 @@ async def get_incident(bk: Backends, *, user: User, name: str | None = None, inc
     return doc
 
 
+async def referenced_incident(bk: Backends, *, incident_id: str, user: User, field: str) -> dict:
+    """An incident named in a request body (`field`): a 400 INCIDENT_NOT_FOUND when the user cannot see it."""
+    try:
+        return await get_incident(bk, incident_id=incident_id, user=user, projection=LIST_PROJECTION)
+    except NotFound:
+        raise ValidationFailed(f"Incident '{incident_id}' not found", {"field": field},
+                               code="INCIDENT_NOT_FOUND") from None
+
+
 async def incidents_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
     docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}, **classification.mongo_filter(user)},
                                          LIST_PROJECTION).to_list(None)

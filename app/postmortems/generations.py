@@ -88,11 +88,9 @@ def finished(doc: Mapping[str, Any]) -> bool:
 def follow(bk: Backends, *, gen_id: str, user: User, public):
     """Live updates of one generation as `public(doc)` (see app/live.py); the caller checks it exists first."""
     async def read():
-        doc = await bk.mongo.postmortem_generations.find_one({"_id": gen_id, **classification.mongo_filter(user)})
-        return None if doc is None else await public(doc)
+        return await bk.mongo.postmortem_generations.find_one({"_id": gen_id, **classification.mongo_filter(user)})
 
-    return live.follow(bk, topic=TOPIC, doc_id=gen_id, user_id=user.id, read=read,
-                       finished=lambda d: d.get("status") in FINISHED_GENERATION_STATUSES)
+    return live.follow(bk, topic=TOPIC, doc_id=gen_id, user_id=user.id, read=read, public=public, finished=finished)
 
 
 # --- starting -------------------------------------------------------------------------------------
@@ -139,12 +137,7 @@ async def start(bk: Backends, *, data: GenerationRequest, user: User) -> tuple[d
     if data.generation_trigger == GenerationTrigger.INCIDENT_RESOLVED:
         raise ValidationFailed("The incident_resolved trigger is set by the service when an incident is resolved",
                                {"field": "generation_trigger"})
-    try:
-        incident = await incidents.get_incident(bk, incident_id=data.incident_id, user=user,
-                                                projection=incidents.LIST_PROJECTION)
-    except NotFound:
-        raise ValidationFailed(f"Incident '{data.incident_id}' not found", {"field": "incident_id"},
-                               code="INCIDENT_NOT_FOUND") from None
+    incident = await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id")
     existing = await _postmortem_for(bk, incident["_id"])
     if existing is not None and existing["status"] in service.CLOSED_STATUSES:
         raise Conflict(f"The incident's postmortem is {existing['status']} and is not drafted again",

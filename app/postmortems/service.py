@@ -133,12 +133,7 @@ async def list_postmortems(bk: Backends, *, params: Mapping[str, Any], user: Use
 async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User) -> dict:
     """Create a DRAFT postmortem for an incident the user may see (editor)."""
     require_role(user, Role.EDITOR)
-    try:
-        incident = await incidents.get_incident(bk, incident_id=data.incident, user=user,
-                                                projection=incidents.LIST_PROJECTION)
-    except NotFound:
-        raise ValidationFailed(f"Incident '{data.incident}' not found", {"field": "incident"},
-                               code="INCIDENT_NOT_FOUND") from None
+    incident = await incidents.referenced_incident(bk, incident_id=data.incident, user=user, field="incident")
     values = plain_changes(data, replace=True)
     values["data_classification"] = values["data_classification"] or incident.get(
         "data_classification", classification.DEFAULT.value)

@@ -258,7 +258,6 @@ async def test_sse_stream_follows_a_generation_to_its_end(live_api, editor, view
         inc = (await http.post(INCIDENTS, headers=editor, json={"title": unique("SSE"), "severity": "MEDIUM",
                                                                  "timeline": EVENTS, "root_cause": "Pool"})).json()
         # a stream opened before the work starts: the PENDING state at once, then each change
-        gen, _ = None, None
         r = await http.post(START, headers=editor, json={"incident_id": inc["id"]})
         gen_id = r.json()["generation_id"]
         seen = []
@@ -307,3 +306,32 @@ async def test_sse_stream_sends_keepalives_and_outlives_the_request_deadline(liv
                     break
         assert got[0] == "generation" and got.count("comment") >= 2 and got[-1] == "end"
         await asyncio.sleep(0)
+
+
+async def test_open_streams_per_user_are_capped_before_a_stream_starts(live_api, bk, tokens):
+    """Past `live_max_streams_per_user` (10) a stream is refused with a plain 429; closing one frees it."""
+    import contextlib
+
+    from app.users.models import Classification, Role, UserCreate
+    from app.users.service import create_user, issue_token
+
+    user = await create_user(bk, data=UserCreate(username=unique("watcher"), role=Role.EDITOR,
+                                                 clearance=Classification.CONFIDENTIAL))
+    headers = {"Authorization": f"Token {await issue_token(bk, user=user)}"}
+    async with httpx.AsyncClient(base_url=live_api, timeout=30) as http:
+        inc = (await http.post(INCIDENTS, headers=headers, json={"title": unique("watched")})).json()
+        gen, _ = await generations.create(bk, incident={"_id": inc["id"]}, user=user, trigger="manual")
+        await bk.mongo.postmortem_generations.update_one({"_id": gen["_id"]}, {"$set": {  # held by a live worker
+            "status": "PROCESSING", "lease": "held", "started_at": utcnow(), "leased_until": utcnow() + timedelta(minutes=5)}})
+        path = f"{BASE}{gen['_id']}/events/"
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [await stack.enter_async_context(http.stream("GET", path, headers=headers)) for _ in range(10)]
+            assert all(s.status_code == 200 for s in streams)
+            r = await http.get(path, headers=headers)
+            assert r.status_code == 429 and r.json()["code"] == "TOO_MANY_STREAMS", r.text
+            await streams[0].aclose()
+            await asyncio.sleep(0.3)
+            async with http.stream("GET", path, headers=headers) as again:
+                assert again.status_code == 200
+        await bk.mongo.postmortem_generations.update_one({"_id": gen["_id"]}, {"$set": {"status": "FAILED"},
+                                                                               "$unset": {"active": ""}})
