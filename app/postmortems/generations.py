@@ -155,6 +155,11 @@ async def on_incident_resolved(bk: Backends, incident: Mapping[str, Any], *, bot
     severity is configured and it never had one. Returns the new log's id (dispatch it after commit)."""
     if incident.get("severity") not in bk.settings.postmortem_auto_severities:
         return None
+    # one already running (started by hand) drafts it: recording another would break the unique index
+    # on active generations, and with it the resolution's transaction
+    if await bk.mongo.postmortem_generations.find_one({"incident": incident["_id"], "active": True}, {"_id": 1},
+                                                      session=session):
+        return None
     doc = {**_new_log(incident, trigger=GenerationTrigger.INCIDENT_RESOLVED.value, user=bot),
            "dedupe_key": f"incident_resolved:{incident['_id']}"}
     result = await bk.mongo.postmortem_generations.update_one(

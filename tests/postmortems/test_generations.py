@@ -223,6 +223,13 @@ async def test_resolving_a_high_incident_starts_one_generation(client, editor, b
     await client.patch(f"{INCIDENTS}{crit['name']}/", headers=editor, json={"status": "RESOLVED"})
     gen = await bk.mongo.postmortem_generations.find_one({"incident": crit["id"]})
     assert gen["generation_trigger"] == "incident_resolved"
+    # a generation started by hand and still running: the resolution goes through, no second one
+    busy = await new_incident(client, editor, severity="HIGH")
+    running, _ = await generations.create(bk, incident={"_id": busy["id"]}, user=(await generations.bot_user(bk)),
+                                          trigger="manual")
+    r = await client.post(f"{INCIDENTS}{busy['name']}/resolve/", headers=editor, json={"resolution": "Done"})
+    assert r.status_code == 200, r.text
+    assert [g["_id"] async for g in bk.mongo.postmortem_generations.find({"incident": busy["id"]})] == [running["_id"]]
 
 
 async def test_hidden_generations_are_missing(client, editor, viewer, bk, tokens):
