@@ -290,8 +290,10 @@ async def _generate(bk: Backends, claimed: dict) -> dict[str, Any]:
                                 "log_excerpts": sum(1 for e in incident.get("timeline") or []
                                                     if any(k in (e.get("details") or {}) for k in drafting.LOG_KEYS)),
                                 "root_cause_known": bool(incident.get("root_cause"))}
+    # the log names the postmortem and what it was drafted from: it is as secret as the more secret of the two
+    levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in (incident, pm)]
     base = {"postmortem": pm["_id"], "postmortem_created": created,
-            "data_classification": incident.get(classification.FIELD, classification.DEFAULT.value)}
+            "data_classification": max(levels, key=lambda c: c.rank).value}
     try:
         done = await drafting.redraft(bk, current=pm, incident=incident, user=requester, force=claimed["force"],
                                       include_timeline=claimed["include_timeline"],

@@ -342,3 +342,15 @@ async def test_open_streams_per_user_are_capped_before_a_stream_starts(live_api,
                 assert again.status_code == 200
         await bk.mongo.postmortem_generations.update_one({"_id": gen["_id"]}, {"$set": {"status": "FAILED"},
                                                                                "$unset": {"active": ""}})
+
+
+async def test_a_log_is_as_secret_as_the_postmortem_it_drafted(client, editor, viewer, tokens, bk):
+    from tests.postmortems.test_rest import create_pm
+
+    inc = await incident(client, editor)  # INTERNAL
+    pm = await create_pm(client, editor, inc, data_classification="CONFIDENTIAL")
+    gen, _ = await generations.create(bk, incident={"_id": inc["id"]}, user=tokens["editor_user"], trigger="manual")
+    assert (await client.get(f"{BASE}{gen['_id']}/", headers=viewer)).status_code == 200  # pending: the incident's
+    done = await generations.run(bk, gen["_id"])
+    assert done["postmortem"] == pm["id"] and done["data_classification"] == "CONFIDENTIAL"
+    assert (await client.get(f"{BASE}{gen['_id']}/", headers=viewer)).status_code == 404
