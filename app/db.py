@@ -27,6 +27,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("view_count", DESCENDING)]),
         IndexModel([("next_review_due", ASCENDING)]),
         IndexModel([("author", ASCENDING)]),
+        # the articles a postmortem draft cites: linked to its incident, or guides for its services
+        IndexModel([("related_incidents", ASCENDING)]),
+        IndexModel([("related_services", ASCENDING), ("article_type", ASCENDING)]),
     ],
     "article_ratings": [IndexModel([("article_id", ASCENDING), ("user_id", ASCENDING)], unique=True)],
     "bookmarks": [IndexModel([("user_id", ASCENDING), ("article_id", ASCENDING)], unique=True),
@@ -35,9 +38,12 @@ INDEXES: dict[str, list[IndexModel]] = {
                      IndexModel([("search_id", ASCENDING)], sparse=True)],
     "audit_log": [IndexModel([("subject_type", ASCENDING), ("subject_id", ASCENDING), ("at", DESCENDING)]),
                   IndexModel([("user_id", ASCENDING), ("at", DESCENDING)])],
-    "postmortems": [IndexModel([("incident", ASCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
+    "postmortems": [IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
                     IndexModel([("owner", ASCENDING)]), IndexModel([("due_date", ASCENDING)]),
-                    IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)])],
+                    IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
+                    # published while their article could not be written (few: the sweep finds them at once)
+                    IndexModel([("article_pending", ASCENDING)], partialFilterExpression={"article_pending": True},
+                               name="article_pending")],
     "postmortem_generations": [
         # one active (PENDING/PROCESSING) generation per incident; one automatic one per incident, ever
         IndexModel([("incident", ASCENDING)], unique=True, partialFilterExpression={"active": True},
@@ -45,8 +51,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("dedupe_key", ASCENDING)], unique=True, partialFilterExpression={"dedupe_key": {"$exists": True}},
                    name="dedupe_key_once"),
         IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
-        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),  # the sweep
+        # lists: newest (or slowest, latest) first, ties by _id as the list helper orders them
+        IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("processing_time", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("started_at", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("completed_at", DESCENDING), ("_id", ASCENDING)]),
     ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
