@@ -30,7 +30,7 @@ from app.backends import Backends
 from app.errors import ServiceError
 from app.http import graphiql, ratelimit
 from app.http.auth import is_ide_page
-from app.http.responses import JSON, graphql_error, read_json
+from app.http.responses import JSON, graphql_error, graphql_error_entry, read_json
 from app.jsonsafe import JSONRejected, loads
 from app.settings import Settings
 from app.users.models import User
@@ -106,14 +106,6 @@ WEBSOCKET = "WEBSOCKET"  # the `method` of an operation that arrived over WebSoc
 WEBSOCKET_PROTOCOL = "graphql-transport-ws"
 
 
-def error_entry(message: str, code: str, details: Any = None) -> dict[str, Any]:
-    """One request-level error in the GraphQL shape (as app.http.responses.graphql_error writes it)."""
-    ext: dict[str, Any] = {"code": code}
-    if details is not None:
-        ext["details"] = details
-    return {"message": message, "extensions": ext}
-
-
 class Refused(Exception):
     """An operation refused before execution: `errors` in the GraphQL shape; `status` (and `headers`)
     for HTTP, `code` the first error's code."""
@@ -125,7 +117,7 @@ class Refused(Exception):
     @classmethod
     def one(cls, status: int, message: str, code: str, details: Any = None,
             headers: dict[str, str] | None = None) -> Refused:
-        return cls(status, [error_entry(message, code, details)], headers)
+        return cls(status, [graphql_error_entry(message, code, details)], headers)
 
     @property
     def code(self) -> str:

@@ -43,11 +43,11 @@ from app.backends import Backends
 from app.errors import ServiceError
 from app.http import ratelimit
 from app.http.auth import authenticate
-from app.http.responses import json_default
+from app.http.responses import graphql_error_entry as error_entry, json_default
 from app.jsonsafe import JSONRejected, loads
 from app.logs import request_id_var
 from app.users.models import User
-from schema.app import WEBSOCKET, WEBSOCKET_PROTOCOL, Checked, Refused, check_operation, error_entry
+from schema.app import WEBSOCKET, WEBSOCKET_PROTOCOL, Checked, Refused, check_operation
 from schema.context import Context
 from schema.schema import schema
 

@@ -52,13 +52,18 @@ def error_response(status: int, error: str, details: Any = None, code: str = "ER
     return JSON({"error": error, "details": details, "code": code}, status_code=status)
 
 
-def graphql_error(status: int, message: str, code: str, details: Any = None,
-                  headers: dict[str, str] | None = None) -> JSON:
-    """A request-level failure at /graphql, in the GraphQL error shape."""
+def graphql_error_entry(message: str, code: str, details: Any = None) -> dict[str, Any]:
+    """One request-level error in the GraphQL shape (HTTP bodies and WebSocket `error` messages alike)."""
     ext: dict[str, Any] = {"code": code}
     if details is not None:
         ext["details"] = details
-    return JSON({"errors": [{"message": message, "extensions": ext}]}, status_code=status, headers=headers)
+    return {"message": message, "extensions": ext}
+
+
+def graphql_error(status: int, message: str, code: str, details: Any = None,
+                  headers: dict[str, str] | None = None) -> JSON:
+    """A request-level failure at /graphql, in the GraphQL error shape."""
+    return JSON({"errors": [graphql_error_entry(message, code, details)]}, status_code=status, headers=headers)
 
 
 def error_for(path: str, exc: ServiceError, headers: dict[str, str] | None = None) -> JSON:
