@@ -59,6 +59,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("started_at", DESCENDING), ("_id", ASCENDING)]),
         IndexModel([("completed_at", DESCENDING), ("_id", ASCENDING)]),
     ],
+    "recommendations": [
+        IndexModel([("incident", ASCENDING), ("recommendation_type", ASCENDING), ("target", ASCENDING)], unique=True,
+                   name="one_per_incident_type_target"),
+        IndexModel([("recommendation_type", ASCENDING), ("target", ASCENDING), ("effectiveness_rating", ASCENDING)]),
+        IndexModel([("incident", ASCENDING), ("confidence_score", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("confidence_score", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("created_at", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("data_classification", ASCENDING), ("confidence_score", DESCENDING)]),
+        IndexModel([("rated_at", DESCENDING)], sparse=True),
+    ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),

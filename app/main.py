@@ -21,6 +21,7 @@ from app.http.responses import EXCEPTION_HANDLERS
 from app.articles import rest as articles_rest
 from app.incidents import rest as incidents_rest
 from app.postmortems import rest as postmortems_rest
+from app.recommendations import rest as recommendations_rest
 from app.indexing import outbox
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *incidents_rest.routes,
         *articles_rest.routes,
         *postmortems_rest.routes,
+        *recommendations_rest.routes,
     ]
     return Starlette(
         routes=routes,

@@ -31,3 +31,14 @@ def isoz(dt: datetime | None) -> str | None:
     base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     ms = dt.microsecond // 1000
     return f"{base}.{ms:03d}Z" if ms else base + "Z"
+
+
+def drf_duration(seconds: float | None) -> str | None:
+    """A duration as Django REST framework's DurationField writes it: `[DD ]HH:MM:SS` (whole seconds)."""
+    if seconds is None:
+        return None
+    days, rest = divmod(int(round(seconds)), 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days} {clock}" if days else clock

@@ -141,7 +141,7 @@ def filters_for(data: SearchInput, user: User) -> list[dict[str, Any]]:
     return out
 
 
-async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, Any]:
+async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = True) -> dict[str, Any]:
     """Full-text candidates from OpenSearch, checked against MongoDB (the index may lag it: an
     article just raised above the caller's clearance, unpublished or deleted can still match there),
     then re-ranked by relevance, similarity and popularity. Everything the caller gets — results,
@@ -164,8 +164,10 @@ async def search(bk: Backends, *, user: User, data: SearchInput) -> dict[str, An
         ranked = rerank(hits[:window], words, docs, bk.settings)
         total = counted[0] if counted else len(hits)
     page = ranked[data.offset:data.offset + data.limit]
-    search_id = await record_usage(bk, kind="article.search", user=user, query=data.query, result_count=total,
-                                   filters=_filters_echo(data))
+    search_id = None  # a search the service makes for itself (recommendations) is not a person's search
+    if record:
+        search_id = await record_usage(bk, kind="article.search", user=user, query=data.query, result_count=total,
+                                       filters=_filters_echo(data))
     return {"results": page, "total_count": total, "query": data.query, "filters": _filters_echo(data),
             "pagination": {"limit": data.limit, "offset": data.offset, "has_more": data.offset + len(page) < total},
             "search_id": search_id}

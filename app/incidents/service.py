@@ -98,10 +98,11 @@ async def get_incident(bk: Backends, *, user: User, name: str | None = None, inc
     return doc
 
 
-async def referenced_incident(bk: Backends, *, incident_id: str, user: User, field: str) -> dict:
+async def referenced_incident(bk: Backends, *, incident_id: str, user: User, field: str,
+                              projection: Mapping[str, Any] | None = LIST_PROJECTION) -> dict:
     """An incident named in a request body (`field`): a 400 INCIDENT_NOT_FOUND when the user cannot see it."""
     try:
-        return await get_incident(bk, incident_id=incident_id, user=user, projection=LIST_PROJECTION)
+        return await get_incident(bk, incident_id=incident_id, user=user, projection=projection)
     except NotFound:
         raise ValidationFailed(f"Incident '{incident_id}' not found", {"field": field},
                                code="INCIDENT_NOT_FOUND") from None

@@ -91,3 +91,9 @@ async def users_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, User]:
     """Users keyed by id, one query for the whole list."""
     docs = await bk.mongo.users.find({"_id": {"$in": list(set(ids))}}).to_list(None)
     return {d["_id"]: _to_user(d) for d in docs}
+
+
+async def users_by_usernames(bk: Backends, *, usernames: list[str]) -> dict[str, User]:
+    """Active users keyed by username, one query for the whole list."""
+    docs = await bk.mongo.users.find({"username": {"$in": list(set(usernames))}, "is_active": True}).to_list(None)
+    return {d["username"]: _to_user(d) for d in docs}

@@ -1,0 +1,101 @@
+"""Which past incidents are like this one, and why: the hybrid ranking every domain uses.
+
+Candidates come from the search engine's text relevance (more_like_this + multi_match over the
+incident's text, indexers/incidents.py) and, when incident vectors exist, from the nearest embeddings
+(app/vectors); MongoDB then checks each against the reader's clearance. Each candidate is scored
+
+    score = W_TEXT * text + W_SEMANTIC * semantic + W_STRUCTURE * structure
+
+- `text`: the engine's relevance divided by the best candidate's (0-1);
+- `semantic`: cosine of the two incidents' embeddings, clipped at 0 (0-1); without vectors its weight
+  moves to `text`;
+- `structure`: 0.4 × Jaccard of affected services + 0.25 × same category + 0.15 × same namespace +
+  0.1 × same severity + 0.1 × Jaccard of the timeline's event types.
+
+Ties are broken by id, so results never depend on write order. Every part is reported as a matching
+factor `{factor, weight, value, detail}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from app import classification
+from app.backends import Backends
+from app.users.models import User
+from indexers import incidents as incidents_index
+
+W_TEXT, W_SEMANTIC, W_STRUCTURE = 0.45, 0.35, 0.20
+STRUCTURE = {"services": 0.4, "category": 0.25, "namespace": 0.15, "severity": 0.1, "event_types": 0.1}
+CANDIDATES = 50
+
+# (bk, incident, k, reader) -> {incident id: cosine}; None when there are no vectors to compare
+SemanticSearch = Callable[[Backends, Mapping[str, Any], int, User], Awaitable[dict[str, float] | None]]
+
+
+@dataclass
+class Match:
+    doc: dict[str, Any]
+    score: float
+    factors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _jaccard(a: Any, b: Any) -> float:
+    sa, sb = {x for x in a or [] if isinstance(x, str)}, {x for x in b or [] if isinstance(x, str)}
+    return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
+
+
+def _event_types(doc: Mapping[str, Any]) -> set[str]:
+    return {e.get("type") for e in doc.get("timeline") or [] if isinstance(e, dict) and e.get("type")}
+
+
+def structure(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, list[dict[str, Any]]]:
+    """The structural likeness of two incidents (0-1) and what matched."""
+    parts = {
+        "services": (_jaccard(a.get("affected_services"), b.get("affected_services")),
+                     "shared services: " + ", ".join(sorted(set(a.get("affected_services") or [])
+                                                            & set(b.get("affected_services") or [])))),
+        "category": (float(bool(a.get("category")) and a.get("category") == b.get("category")),
+                     f"same category ({a.get('category')})"),
+        "namespace": (float(bool(a.get("namespace")) and a.get("namespace") == b.get("namespace")),
+                      f"same namespace ({a.get('namespace')})"),
+        "severity": (float(a.get("severity") == b.get("severity")), f"same severity ({a.get('severity')})"),
+        "event_types": (_jaccard(_event_types(a), _event_types(b)), "similar timeline steps"),
+    }
+    total = sum(STRUCTURE[k] * v for k, (v, _) in parts.items())
+    factors = [{"factor": k, "weight": round(W_STRUCTURE * STRUCTURE[k], 4), "value": round(v, 4),
+                "detail": detail} for k, (v, detail) in parts.items() if v > 0]
+    return total, factors
+
+
+def fuse(doc: Mapping[str, Any], candidate: Mapping[str, Any], *, text: float,
+         semantic: float | None) -> Match:
+    """The documented formula for one candidate."""
+    struct, factors = structure(doc, candidate)
+    w_text, w_sem = (W_TEXT, W_SEMANTIC) if semantic is not None else (W_TEXT + W_SEMANTIC, 0.0)
+    score = w_text * text + w_sem * (semantic or 0.0) + W_STRUCTURE * struct
+    head = [{"factor": "text", "weight": w_text, "value": round(text, 4), "detail": "words in common"}]
+    if semantic is not None:
+        head.append({"factor": "semantic", "weight": w_sem, "value": round(semantic, 4),
+                     "detail": "meaning of the descriptions (sentence embeddings)"})
+    return Match(doc=dict(candidate), score=round(min(1.0, score), 4), factors=head + factors)
+
+
+async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: int,
+                  namespace: str | None = None, semantic_search: SemanticSearch | None = None) -> list[Match]:
+    """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace), best first."""
+    visible = classification.search_filter(user)
+    hits = await incidents_index.similar_incidents(bk, dict(doc), limit=CANDIDATES, visible=visible)
+    text = {h["id"]: h["normalized_score"] for h in hits}
+    semantic = await semantic_search(bk, doc, CANDIDATES, user) if semantic_search else None
+    ids = set(text) | set(semantic or {})
+    ids.discard(doc["_id"])
+    flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, **classification.mongo_filter(user)}
+    if namespace:
+        flt["namespace"] = namespace
+    found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0, "embedding": 0}).to_list(None)
+    matches = [fuse(doc, c, text=text.get(c["_id"], 0.0),
+                    semantic=None if semantic is None else max(0.0, semantic.get(c["_id"], 0.0))) for c in found]
+    matches.sort(key=lambda m: (-m.score, m.doc["_id"]))
+    return matches[:limit]

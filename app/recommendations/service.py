@@ -1,0 +1,310 @@
+"""Recommendations for an incident: every rule about them lives here (the scoring is app/recommendations/engine.py).
+
+`generate_for_incident` gathers the evidence as the requester sees it — similar past incidents from the
+shared hybrid similarity (same namespace by default), their postmortems, the knowledge-base articles the
+incident's text ranks, the people who resolved similar incidents or maintain those articles, and the
+ratings earlier recommendations of the same targets received — scores it, keeps those at or above
+`min_confidence`, and stores at most `max_recommendations`, the types taking turns best first.
+
+One recommendation per (incident, type, target): generating again refreshes the ones not yet applied
+in place (no duplicates); `force` replaces every one not applied. Applied ones are never touched.
+A recommendation's `data_classification` is the most secret of its incident's and its sources', so a
+reader sees it only when they could see everything it names; a hidden one is answered like a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from pymongo import ReturnDocument, UpdateOne
+from opensearchpy.exceptions import OpenSearchException
+
+from app import classification
+from app.activity.service import record_audit
+from app.articles import ranking
+from app.articles.models import SearchInput
+from app.backends import Backends
+from app.errors import NotFound
+from app.incidents import service as incidents
+from app.incidents import similarity
+from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.recommendations import engine
+from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
+                                        level_for)
+from app.timefmt import utcnow
+from app.users import service as users
+from app.users.models import Classification, Role, User, require_role
+
+T = RecommendationType
+QUERY_CHARS = 480  # the article search text (SearchText allows 500)
+
+LIST_SPEC = ListSpec(
+    filters=(Filter("recommendation_type", "recommendation_type", RecommendationType),
+             Filter("confidence_level", "confidence_level", ConfidenceLevel), Filter("is_applied", "is_applied", bool),
+             Filter("incident", "incident")),
+    search_fields=("title", "description", "reasoning"),
+    ordering={"created_at": "created_at", "confidence_score": "confidence_score",
+              "similarity_score": "similarity_score", "updated_at": "updated_at"},
+    default_ordering=("-confidence_score",),
+)
+
+
+def _not_found(rec_id: str) -> NotFound:
+    return NotFound(f"Recommendation '{rec_id}' not found", code="RECOMMENDATION_NOT_FOUND")
+
+
+def _most_secret(*docs: Mapping[str, Any] | None) -> str:
+    levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in docs if d]
+    return max(levels, key=lambda c: c.rank).value
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+async def get_recommendation(bk: Backends, *, rec_id: str, user: User) -> dict:
+    doc = await bk.mongo.recommendations.find_one({"_id": rec_id, **classification.mongo_filter(user)})
+    if doc is None:
+        raise _not_found(rec_id)
+    return doc
+
+
+async def list_recommendations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
+    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
+    return await fetch_page(bk.mongo.recommendations, query, base_filter=classification.mongo_filter(user))
+
+
+async def for_incident(bk: Backends, *, incident_id: str, user: User, limit: int = 20) -> list[dict]:
+    """The incident's recommendations the user may see, most confident first."""
+    return await bk.mongo.recommendations.find({"incident": incident_id, **classification.mongo_filter(user)}).sort(
+        [("confidence_score", -1), ("_id", 1)]).limit(limit).to_list(None)
+
+
+# --- evidence -------------------------------------------------------------------------------------
+
+async def _feedback(bk: Backends, rec_type: str, targets: list[str]) -> dict[str, engine.Feedback]:
+    """Mean effectiveness rating and count per target, over every rated recommendation of this type."""
+    if not targets:
+        return {}
+    rows = await (await bk.mongo.recommendations.aggregate([
+        {"$match": {"recommendation_type": rec_type, "target": {"$in": targets},
+                    "effectiveness_rating": {"$ne": None}}},
+        {"$group": {"_id": "$target", "mean": {"$avg": "$effectiveness_rating"}, "count": {"$sum": 1}}},
+    ])).to_list(None)
+    return {r["_id"]: engine.Feedback(mean=r["mean"], count=r["count"]) for r in rows}
+
+
+def _query_text(incident: Mapping[str, Any]) -> str:
+    events = [e.get("message") or "" for e in incidents.sorted_events(incident)[:5]]
+    parts = [incident.get("title") or "", incident.get("root_cause") or "", " ".join(incident.get("affected_services") or []),
+             incident.get("category") or "", *events, incident.get("description") or ""]
+    text = " ".join(" ".join(p.split()) for p in parts if p)
+    return "".join(ch for ch in text if ch.isprintable())[:QUERY_CHARS]
+
+
+async def _articles(bk: Backends, incident: Mapping[str, Any], user: User, limit: int) -> list[tuple[dict, float]]:
+    text = _query_text(incident)
+    if not text.strip():
+        return []
+    try:
+        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit, 20)), record=False)
+    except (OpenSearchException, OSError):
+        return []
+    return [(r["doc"], r["score"]) for r in res["results"]]
+
+
+async def _postmortems(bk: Backends, ids: list[str], user: User) -> dict[str, dict]:
+    docs = await bk.mongo.postmortems.find({"incident": {"$in": ids}, **classification.mongo_filter(user)},
+                                           {"incident": 1, "action_items": 1}).sort("created_at", 1).to_list(None)
+    return {d["incident"]: d for d in docs}
+
+
+async def _candidates(bk: Backends, incident: dict, types: list[RecommendationType], user: User,
+                      per_type: int) -> list[dict]:
+    """Scored candidates of the requested types, each with `sources` (the documents it names)."""
+    out: list[dict] = []
+    similar: list[engine.Similar] = []
+    if {T.SIMILAR_INCIDENT, T.SOLUTION, T.EXPERT} & set(types):
+        try:
+            matches = await similarity.similar(bk, incident, user=user, limit=max(per_type * 2, 10),
+                                               namespace=incident.get("namespace"))
+        except (OpenSearchException, OSError):
+            matches = []
+        similar = [engine.Similar(doc=m.doc, score=m.score, factors=m.factors) for m in matches]
+    if T.SIMILAR_INCIDENT in types:
+        fb = await _feedback(bk, T.SIMILAR_INCIDENT.value, [s.doc["_id"] for s in similar])
+        out += [{**engine.similar_incident(s, fb=fb.get(s.doc["_id"])), "sources": [s.doc]} for s in similar]
+    if T.SOLUTION in types:
+        fb = await _feedback(bk, T.SOLUTION.value, [s.doc["_id"] for s in similar])
+        pms = await _postmortems(bk, [s.doc["_id"] for s in similar], user)
+        for s in similar:
+            rec = engine.solution(s, postmortem=pms.get(s.doc["_id"]), fb=fb.get(s.doc["_id"]))
+            if rec:
+                out.append({**rec, "sources": [s.doc, pms.get(s.doc["_id"])]})
+    found_articles: list[tuple[dict, float]] = []
+    if {T.KNOWLEDGE_ARTICLE, T.EXPERT} & set(types):
+        found_articles = await _articles(bk, incident, user, per_type * 2)
+    if T.KNOWLEDGE_ARTICLE in types:
+        fb = await _feedback(bk, T.KNOWLEDGE_ARTICLE.value, [a["_id"] for a, _ in found_articles])
+        out += [{**engine.knowledge_article(a, score, fb=fb.get(a["_id"])), "sources": [a]}
+                for a, score in found_articles]
+    if T.EXPERT in types:
+        resolvers = {e.get("details", {}).get("actor") for s in similar for e in s.doc.get("timeline") or []
+                     if e.get("type") == "Resolution" and isinstance(e.get("details"), dict)}
+        resolvers |= {s.doc.get("assignee") for s in similar}
+        maintainer_ids = {a.get("maintainer") or a.get("author") for a, _ in found_articles[:3]} - {None}
+        by_id = await users.users_by_ids(bk, ids=list(maintainer_ids)) if maintainer_ids else {}
+        maintainers: dict[str, list[str]] = {}
+        for a, _ in found_articles[:3]:
+            person = by_id.get(a.get("maintainer") or a.get("author"))
+            if person is not None:
+                maintainers.setdefault(person.username, []).append(a.get("title") or "")
+        people = await users.users_by_usernames(bk, usernames=[u for u in resolvers | set(maintainers) if u])
+        people_docs = {name: {"_id": p.id, "team": p.team} for name, p in people.items()}
+        fb = await _feedback(bk, T.EXPERT.value, [p["_id"] for p in people_docs.values()])
+        for rec in engine.experts(similar, people_docs, maintainers=maintainers, feedback=fb):
+            out.append({**rec, "sources": [s.doc for s in similar] + [a for a, _ in found_articles[:3]]})
+    return out
+
+
+def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[dict]:
+    """At most `limit`, the types taking turns, each type's best first."""
+    queues: dict[str, list[dict]] = {}
+    for c in sorted(candidates, key=lambda c: (-c["confidence_score"], str(c["target"]))):
+        if c["confidence_score"] >= min_confidence:
+            queues.setdefault(c["recommendation_type"], []).append(c)
+    picked: list[dict] = []
+    while len(picked) < limit and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    return picked
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: User) -> list[dict]:
+    """Score, keep and store recommendations for an incident the user may see (editor). Returns them, best first."""
+    require_role(user, Role.EDITOR)
+    incident = await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id",
+                                                   projection=None)
+    types = list(data.recommendation_types)
+    candidates = await _candidates(bk, incident, types, user, data.max_recommendations)
+    picked = _pick(candidates, limit=data.max_recommendations, min_confidence=data.min_confidence)
+    now = utcnow()
+    keep_applied = {"incident": incident["_id"], "is_applied": True}
+    applied = {(d["recommendation_type"], d["target"]) async for d in
+               bk.mongo.recommendations.find(keep_applied, {"recommendation_type": 1, "target": 1})}
+    ops = []
+    for c in picked:
+        if (c["recommendation_type"], c["target"]) in applied:
+            continue
+        sources = c.pop("sources")
+        fields = {**{k: c.get(k) for k in ("title", "description", "similarity_score", "confidence_score",
+                                           "reasoning", "matching_factors", "related_incident", "knowledge_article",
+                                           "suggested_expert", "suggested_actions", "expected_outcome",
+                                           "time_to_implement")},
+                  "confidence_level": level_for(c["confidence_score"]).value, "model_version": engine.MODEL_VERSION,
+                  "data_classification": _most_secret(incident, *sources), "updated_at": now}
+        ops.append(UpdateOne(
+            {"incident": incident["_id"], "recommendation_type": c["recommendation_type"], "target": c["target"]},
+            {"$set": fields, "$setOnInsert": {"_id": str(uuid.uuid4()), "created_at": now, "is_applied": False,
+                                              "applied_at": None, "applied_by": None, "effectiveness_rating": None,
+                                              "created_by": user.id}},
+            upsert=True))
+
+    async def op(s):
+        if data.force:  # replace every recommendation of these types not applied yet
+            await bk.mongo.recommendations.delete_many(
+                {"incident": incident["_id"], "is_applied": False,
+                 "recommendation_type": {"$in": [t.value for t in types]}}, session=s)
+        if ops:
+            await bk.mongo.recommendations.bulk_write(ops, ordered=False, session=s)
+        await record_audit(bk, action="generate_recommendations", user=user, subject_type="incident",
+                           subject_id=incident["_id"], changes={"types": [t.value for t in types],
+                                                                "stored": len(ops), "force": data.force}, session=s)
+
+    await bk.transaction(op)
+    keys = [{"recommendation_type": c["recommendation_type"], "target": c["target"]} for c in picked]
+    if not keys:
+        return []
+    docs = await bk.mongo.recommendations.find({"incident": incident["_id"], "$or": keys,
+                                                **classification.mongo_filter(user)}).to_list(None)
+    docs.sort(key=lambda d: (-d["confidence_score"], d["_id"]))
+    return docs
+
+
+async def apply(bk: Backends, *, rec_id: str, user: User) -> dict:
+    """Record that the user applied it (who and when); applying again changes nothing."""
+    current = await get_recommendation(bk, rec_id=rec_id, user=user)
+    if current.get("is_applied"):
+        return current
+    now = utcnow()
+
+    async def op(s):
+        doc = await bk.mongo.recommendations.find_one_and_update(
+            {"_id": rec_id, "is_applied": False}, {"$set": {"is_applied": True, "applied_at": now, "applied_by": user.id,
+                                                            "updated_at": now}},
+            session=s, return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            await record_audit(bk, action="apply", user=user, subject_type="recommendation", subject_id=rec_id,
+                               changes={"incident": current["incident"]}, session=s)
+        return doc
+
+    return await bk.transaction(op) or await get_recommendation(bk, rec_id=rec_id, user=user)
+
+
+async def rate(bk: Backends, *, rec_id: str, data: RateRequest, user: User) -> dict:
+    """Rate how well it worked (1-5): the latest rating is `effectiveness_rating`; each rating is kept."""
+    await get_recommendation(bk, rec_id=rec_id, user=user)
+    now = utcnow()
+    doc = await bk.mongo.recommendations.find_one_and_update(
+        {"_id": rec_id}, {"$set": {"effectiveness_rating": data.rating, "rated_at": now, "rated_by": user.id,
+                                   "updated_at": now},
+                          "$push": {"ratings": {"$each": [{"user": user.id, "rating": data.rating, "at": now}],
+                                                "$slice": -100}}},
+        return_document=ReturnDocument.AFTER)
+    if doc is None:
+        raise _not_found(rec_id)
+    return doc
+
+
+async def statistics(bk: Backends, *, user: User, weeks: int = 12) -> dict[str, Any]:
+    """Counts by type and level, applied rate, mean effectiveness by type, and ratings per week — over what
+    the user may see."""
+    visible = classification.mongo_filter(user)
+    since = utcnow() - timedelta(weeks=weeks)
+    [row] = await (await bk.mongo.recommendations.aggregate([
+        {"$match": visible},
+        {"$facet": {
+            "total": [{"$count": "n"}],
+            "by_type": [{"$group": {"_id": "$recommendation_type", "n": {"$sum": 1},
+                                    "applied": {"$sum": {"$cond": ["$is_applied", 1, 0]}},
+                                    "rated": {"$sum": {"$cond": [{"$ne": ["$effectiveness_rating", None]}, 1, 0]}},
+                                    "mean": {"$avg": "$effectiveness_rating"}}}],
+            "by_level": [{"$group": {"_id": "$confidence_level", "n": {"$sum": 1}}}],
+            "weekly": [{"$match": {"rated_at": {"$gte": since}}},
+                       {"$group": {"_id": {"$dateTrunc": {"date": "$rated_at", "unit": "week"}},
+                                   "ratings": {"$sum": 1}, "mean": {"$avg": "$effectiveness_rating"}}},
+                       {"$sort": {"_id": 1}}],
+        }}])).to_list(None)
+    total = row["total"][0]["n"] if row["total"] else 0
+    by_type = {r["_id"]: r for r in row["by_type"]}
+    applied = sum(r["applied"] for r in row["by_type"])
+    return {
+        "total_recommendations": total,
+        "by_type": {t.value: by_type.get(t.value, {}).get("n", 0) for t in RecommendationType},
+        "by_confidence_level": {lv.value: next((r["n"] for r in row["by_level"] if r["_id"] == lv.value), 0)
+                                for lv in ConfidenceLevel},
+        "applied_count": applied,
+        "applied_rate": round(applied / total, 4) if total else 0.0,
+        "average_effectiveness_by_type": {t.value: (round(by_type[t.value]["mean"], 2)
+                                                    if t.value in by_type and by_type[t.value]["mean"] is not None
+                                                    else None) for t in RecommendationType},
+        "feedback_over_time": [{"week": _iso_week(r["_id"]), "ratings": r["ratings"], "average_rating": round(r["mean"], 2)}
+                               for r in row["weekly"]],
+    }
+
+
+def _iso_week(start: datetime) -> str:
+    return start.date().isoformat()
