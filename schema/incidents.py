@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -21,6 +21,9 @@ IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
 IncidentStatus = strawberry.enum(Status, name="IncidentStatus")
 TimelineEventType = strawberry.enum(EventType, name="TimelineEventType")
 TimelineEventSeverity = strawberry.enum(EventSeverity, name="TimelineEventSeverity")
+
+if TYPE_CHECKING:  # resolved lazily: schema.recommendations imports this module
+    from schema.recommendations import Recommendation
 
 
 @strawberry.type
@@ -52,6 +55,15 @@ class IncidentTimeline:
     kind: str
     metadata: TimelineMetadata
     events: list[TimelineEvent]
+
+
+def IncidentByIdLoader(ctx) -> DataLoader:
+    """Incidents the caller may see, by id (None for a hidden one)."""
+    async def load(ids: list[str]) -> list[dict | None]:
+        found = await service.incidents_by_ids(ctx.backends, ids=ids, user=ctx.user)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
 
 
 def TimelineByIncidentIdLoader(ctx) -> DataLoader:
@@ -90,6 +102,13 @@ class Incident:
     updated_at: datetime
     data_classification: ClassificationEnum
     _doc: strawberry.Private[dict]
+
+    @strawberry.field(description="Its recommendations the caller may see, most confident first (limit 1-50).")
+    async def recommendations(self, info: Info, limit: int = 10) -> list[
+            Annotated["Recommendation", strawberry.lazy("schema.recommendations")]]:
+        from schema.recommendations import for_incident
+
+        return await for_incident(info, self.id, limit)
 
     @strawberry.field(description="The first `limit` events in time order (at most IKL_MAX_EVENTS_PER_INCIDENT).")
     async def timeline(self, info: Info, limit: int = 50) -> list[TimelineEvent]:

@@ -9,7 +9,6 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from app.incidents import service as incidents
 from app.incidents.models import Severity
 from app.postmortems import drafting, generations, service
 from app.postmortems.models import (ActionItemPriority, ActionItemStatus, ActionItemUpdate, GenerationRequest,
@@ -20,22 +19,13 @@ from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
-from schema.incidents import Incident, IncidentSeverity
+from schema.incidents import Incident, IncidentByIdLoader, IncidentSeverity
 
 PostmortemStatusEnum = strawberry.enum(PostmortemStatus, name="PostmortemStatus")
 ActionItemStatusEnum = strawberry.enum(ActionItemStatus, name="ActionItemStatus")
 ActionItemPriorityEnum = strawberry.enum(ActionItemPriority, name="ActionItemPriority")
 GenerationStatusEnum = strawberry.enum(GenerationStatus, name="PostmortemGenerationStatus")
 GenerationTriggerEnum = strawberry.enum(GenerationTrigger, name="PostmortemGenerationTrigger")
-
-
-def IncidentByIdLoader(ctx) -> DataLoader:
-    """Incidents the caller may see, by id (None for a hidden one)."""
-    async def load(ids: list[str]) -> list[dict | None]:
-        found = await incidents.incidents_by_ids(ctx.backends, ids=ids, user=ctx.user)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
 
 
 @strawberry.type(description="One tracked action item of a postmortem.")

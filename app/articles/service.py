@@ -94,6 +94,12 @@ async def get_visible(bk: Backends, *, slug: str, user: User) -> dict:
     return doc
 
 
+async def articles_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
+    """The articles this user may see, keyed by id, in one query."""
+    docs = await bk.mongo.articles.find(_and({"_id": {"$in": list(set(ids))}}, visibility(user))).to_list(None)
+    return {d["_id"]: d for d in docs}
+
+
 # --- writing -------------------------------------------------------------------------------
 
 SLUG_MAX, SLUG_ID_DIGITS = 80, 8

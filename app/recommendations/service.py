@@ -26,7 +26,7 @@ from app.activity.service import record_audit
 from app.articles import ranking
 from app.articles.models import SearchInput
 from app.backends import Backends
-from app.errors import NotFound
+from app.errors import NotFound, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
@@ -74,10 +74,24 @@ async def list_recommendations(bk: Backends, *, params: Mapping[str, Any], user:
     return await fetch_page(bk.mongo.recommendations, query, base_filter=classification.mongo_filter(user))
 
 
-async def for_incident(bk: Backends, *, incident_id: str, user: User, limit: int = 20) -> list[dict]:
-    """The incident's recommendations the user may see, most confident first."""
-    return await bk.mongo.recommendations.find({"incident": incident_id, **classification.mongo_filter(user)}).sort(
-        [("confidence_score", -1), ("_id", 1)]).limit(limit).to_list(None)
+MAX_PER_INCIDENT = 50
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PER_INCIDENT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_PER_INCIDENT}", {"field": "limit"})
+    return limit
+
+
+async def for_incidents(bk: Backends, *, incident_ids: list[str], user: User, limit: int) -> dict[str, list[dict]]:
+    """Each incident's recommendations the user may see, most confident first, at most `limit` each; one query."""
+    rows = await (await bk.mongo.recommendations.aggregate([
+        {"$match": {"incident": {"$in": list(set(incident_ids))}, **classification.mongo_filter(user)}},
+        {"$sort": {"incident": 1, "confidence_score": -1, "_id": 1}},
+        {"$group": {"_id": "$incident", "docs": {"$push": "$$ROOT"}}},
+        {"$project": {"docs": {"$slice": ["$docs", limit]}}},
+    ])).to_list(None)
+    return {r["_id"]: r["docs"] for r in rows}
 
 
 # --- evidence -------------------------------------------------------------------------------------
@@ -272,6 +286,8 @@ async def rate(bk: Backends, *, rec_id: str, data: RateRequest, user: User) -> d
 async def statistics(bk: Backends, *, user: User, weeks: int = 12) -> dict[str, Any]:
     """Counts by type and level, applied rate, mean effectiveness by type, and ratings per week — over what
     the user may see."""
+    if not 1 <= weeks <= 104:
+        raise ValidationFailed("weeks must be between 1 and 104", {"field": "weeks"})
     visible = classification.mongo_filter(user)
     since = utcnow() - timedelta(weeks=weeks)
     [row] = await (await bk.mongo.recommendations.aggregate([

@@ -1,0 +1,218 @@
+"""Recommendations in GraphQL: queries, mutations and types. Resolvers only call app.recommendations.service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Union
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from app.articles import service as articles
+from app.recommendations import service
+from app.recommendations.models import ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType
+from app.users.models import Classification, Role
+from schema.articles import KnowledgeArticle, UserType, _person
+from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.context import Info
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.incidents import Incident, IncidentByIdLoader
+
+RecommendationTypeEnum = strawberry.enum(RecommendationType, name="RecommendationType")
+ConfidenceLevelEnum = strawberry.enum(ConfidenceLevel, name="ConfidenceLevel")
+
+
+def ArticleByIdLoader(ctx) -> DataLoader:
+    """Articles the caller may see, by id (None for a hidden one)."""
+    async def load(ids: list[str]) -> list[dict | None]:
+        found = await articles.articles_by_ids(ctx.backends, ids=ids, user=ctx.user)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def RecommendationsByIncidentLoader(ctx) -> DataLoader:
+    """Keys are (incident id, limit): one query per distinct limit on a page."""
+    async def load(keys: list[tuple[str, int]]) -> list[list[dict]]:
+        found: dict[tuple[str, int], list[dict]] = {}
+        for limit in {k[1] for k in keys}:
+            ids = [i for i, n in keys if n == limit]
+            for i, docs in (await service.for_incidents(ctx.backends, incident_ids=ids, user=ctx.user,
+                                                        limit=limit)).items():
+                found[(i, limit)] = docs
+        return [found.get(k, []) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+async def for_incident(info: Info, incident_id: str, limit: int) -> list["Recommendation"]:
+    """`Incident.recommendations` (schema/incidents.py asks here, so the two modules do not import each other)."""
+    docs = await info.context.loader("RecommendationsByIncidentLoader", RecommendationsByIncidentLoader).load(
+        (incident_id, service.check_limit(limit)))
+    return [Recommendation.from_doc(d) for d in docs]
+
+
+@strawberry.type(description="One signal behind a recommendation and its weight.")
+class MatchingFactor:
+    factor: str
+    weight: float
+    value: float
+    detail: str
+
+
+@strawberry.type(description="A recommendation for an incident: what, why, and how sure.")
+class Recommendation:
+    id: strawberry.ID
+    incident_id: strawberry.ID
+    recommendation_type: RecommendationTypeEnum
+    title: str
+    description: str
+    similarity_score: float
+    confidence_score: float
+    confidence_level: ConfidenceLevelEnum
+    suggested_actions: list[str]
+    expected_outcome: str | None
+    time_to_implement_seconds: float | None = strawberry.field(
+        description="How long the fix took before (detection to resolution), seconds.")
+    is_applied: bool
+    applied_at: datetime | None
+    effectiveness_rating: int | None
+    reasoning: str
+    matching_factors: list[MatchingFactor]
+    model_version: str
+    data_classification: ClassificationEnum
+    created_at: datetime
+    updated_at: datetime
+    related_incident_id: strawberry.ID | None
+    knowledge_article_id: strawberry.ID | None
+    _expert: strawberry.Private[str | None]
+    _applied_by: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def incident(self, info: Info) -> Incident | None:
+        doc = await info.context.loader("IncidentByIdLoader", IncidentByIdLoader).load(self.incident_id)
+        return Incident.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def related_incident(self, info: Info) -> Incident | None:
+        if not self.related_incident_id:
+            return None
+        doc = await info.context.loader("IncidentByIdLoader", IncidentByIdLoader).load(self.related_incident_id)
+        return Incident.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def knowledge_article(self, info: Info) -> KnowledgeArticle | None:
+        if not self.knowledge_article_id:
+            return None
+        doc = await info.context.loader("ArticleByIdLoader", ArticleByIdLoader).load(self.knowledge_article_id)
+        return KnowledgeArticle.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def suggested_expert(self, info: Info) -> UserType | None:
+        return await _person(info, self._expert)
+
+    @strawberry.field
+    async def applied_by(self, info: Info) -> UserType | None:
+        return await _person(info, self._applied_by)
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "Recommendation":
+        return cls(id=d["_id"], incident_id=d["incident"], recommendation_type=RecommendationType(d["recommendation_type"]),
+                   title=d.get("title") or "", description=d.get("description") or "",
+                   similarity_score=d.get("similarity_score") or 0.0, confidence_score=d.get("confidence_score") or 0.0,
+                   confidence_level=ConfidenceLevel(d.get("confidence_level") or ConfidenceLevel.LOW.value),
+                   suggested_actions=d.get("suggested_actions") or [], expected_outcome=d.get("expected_outcome"),
+                   time_to_implement_seconds=d.get("time_to_implement"), is_applied=bool(d.get("is_applied")),
+                   applied_at=d.get("applied_at"), effectiveness_rating=d.get("effectiveness_rating"),
+                   reasoning=d.get("reasoning") or "",
+                   matching_factors=[MatchingFactor(factor=str(f.get("factor")), weight=float(f.get("weight") or 0),
+                                                    value=float(f.get("value") or 0), detail=str(f.get("detail") or ""))
+                                     for f in d.get("matching_factors") or []],
+                   model_version=d.get("model_version") or "",
+                   data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
+                   created_at=d["created_at"], updated_at=d["updated_at"], related_incident_id=d.get("related_incident"),
+                   knowledge_article_id=d.get("knowledge_article"), _expert=d.get("suggested_expert"),
+                   _applied_by=d.get("applied_by"))
+
+
+@strawberry.type
+class RecommendationStatistics:
+    total_recommendations: int
+    by_type: strawberry.scalars.JSON
+    by_confidence_level: strawberry.scalars.JSON
+    applied_count: int
+    applied_rate: float
+    average_effectiveness_by_type: strawberry.scalars.JSON
+    feedback_over_time: strawberry.scalars.JSON = strawberry.field(
+        description="Per week: {week (its Monday), ratings, average_rating}.")
+
+
+@strawberry.type
+class GeneratedRecommendations:
+    recommendations: list[Recommendation]
+
+
+@strawberry.input
+class GenerateRecommendationsInput:
+    incident_id: strawberry.ID
+    recommendation_types: list[RecommendationTypeEnum] | None = strawberry.UNSET
+    max_recommendations: int = 5
+    min_confidence: float = 0.0
+    force: bool = False
+
+
+GenerateResult = Annotated[Union[GeneratedRecommendations, ValidationError, NotFoundError, ConflictError,
+                                 PermissionDeniedError], strawberry.union("GenerateRecommendationsResult")]
+RecommendationResult = Annotated[Union[Recommendation, ValidationError, NotFoundError, ConflictError,
+                                       PermissionDeniedError], strawberry.union("RecommendationResult")]
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None and v != []}
+
+
+@strawberry.type
+class RecommendationQuery:
+    @strawberry.field(description="Recommendations, filtered, searched, ordered and paginated like the REST list.")
+    async def recommendations(self, info: Info, recommendation_type: list[RecommendationTypeEnum] | None = None,
+                              confidence_level: list[ConfidenceLevelEnum] | None = None,
+                              is_applied: bool | None = None, incident: strawberry.ID | None = None,
+                              search: str | None = None, ordering: str | None = None, page: int = 1,
+                              page_size: int = 20) -> Paginated[Recommendation]:
+        params = _params(recommendation_type=recommendation_type, confidence_level=confidence_level,
+                         is_applied=is_applied, incident=incident, search=search, ordering=ordering, page=page,
+                         page_size=page_size)
+        return paginated(await service.list_recommendations(info.context.backends, params=params,
+                                                            user=info.context.user), Recommendation.from_doc)
+
+    @strawberry.field
+    async def recommendation(self, info: Info, id: strawberry.ID) -> Recommendation:
+        return Recommendation.from_doc(await service.get_recommendation(info.context.backends, rec_id=id,
+                                                                        user=info.context.user))
+
+    @strawberry.field
+    async def recommendation_statistics(self, info: Info, weeks: int = 12) -> RecommendationStatistics:
+        return RecommendationStatistics(**await service.statistics(info.context.backends, user=info.context.user,
+                                                                   weeks=weeks))
+
+
+@strawberry.type
+class RecommendationMutation:
+    @strawberry.mutation(description="Generate and store recommendations for an incident (editor).")
+    @typed_errors
+    async def generate_recommendations(self, info: Info, input: GenerateRecommendationsInput) -> GenerateResult:
+        user = info.context.require(Role.EDITOR)
+        docs = await service.generate_for_incident(info.context.backends, data=validate(GenerateRequest, input),
+                                                   user=user)
+        return GeneratedRecommendations(recommendations=[Recommendation.from_doc(d) for d in docs])
+
+    @strawberry.mutation
+    @typed_errors
+    async def apply_recommendation(self, info: Info, id: strawberry.ID) -> RecommendationResult:
+        return Recommendation.from_doc(await service.apply(info.context.backends, rec_id=id, user=info.context.user))
+
+    @strawberry.mutation(description="Rate how well a recommendation worked, 1-5.")
+    @typed_errors
+    async def rate_recommendation(self, info: Info, id: strawberry.ID, rating: int) -> RecommendationResult:
+        return Recommendation.from_doc(await service.rate(info.context.backends, rec_id=id, user=info.context.user,
+                                                          data=validate(RateRequest, {"rating": rating})))
