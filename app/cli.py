@@ -208,16 +208,22 @@ def reindex(index: str = typer.Argument("all", help="index name, or 'all'")) -> 
 
 @cli.command("drain_outbox")
 def drain_outbox() -> None:
-    """Sync every pending index-outbox entry now (failed ones included) and report what is left."""
+    """Sync every pending index-outbox entry and run every pending job now (failed and delayed ones
+    included; entries a worker holds are waited for up to 30 s) and report what is left."""
     from app.indexing import outbox
 
     async def body(bk):
         total = {"synced": 0, "failed": 0}
+        deadline = asyncio.get_running_loop().time() + 30
         while True:
-            res = await outbox.drain(bk, due_only=False)
+            res = await outbox.drain(bk, due_only=False, jobs=True)
             total = {k: total[k] + res[k] for k in total}
-            if res["synced"] == 0 or res["failed"]:
+            if res["failed"]:
                 break
+            if res["synced"] == 0:  # what is left is held by a worker right now: give it a moment
+                if not (await outbox.pending(bk))["pending"] or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
         return total, await outbox.pending(bk)
 
     total, left = _run(body, needs=("mongodb", "search"))
@@ -266,10 +272,7 @@ def generate_postmortems(
     from app.incidents.models import Severity
     from app.postmortems import batch
 
-    wanted = [s.strip().upper() for value in severity or [] for s in value.split(",") if s.strip()]
-    known = [s.value for s in Severity]
-    if bad := [s for s in wanted if s not in known]:
-        _fail(f"error: unknown severity {bad[0]!r}; known: {', '.join(known)}", 2)
+    wanted = _choices(severity, Severity, "severity")
 
     async def body(bk):
         with _progress() as progress:
@@ -285,10 +288,62 @@ def generate_postmortems(
     for r in results:
         table.add_row(r.incident_name, r.severity, r.action, r.status or "",
                       "" if r.confidence is None else f"{r.confidence:.2f}", r.error or "")
+    _summary(table, [r.action for r in results], failed=batch.FAILED)
+
+
+@cli.command("generate_recommendations")
+def generate_recommendations(
+        days: int = typer.Option(1, min=0, help="how many days back to look for incidents (by creation)"),
+        status: Optional[list[str]] = typer.Option(None, help="only these statuses (default OPEN; repeat, or a comma list)"),
+        severity: Optional[list[str]] = typer.Option(None, help="only these severities (repeat, or a comma list)"),
+        force: bool = typer.Option(False, "--force", help="generate again where recommendations exist"),
+        max_recommendations: int = typer.Option(5, "--max-recommendations", min=1, max=50,
+                                                help="at most this many per incident"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="show what would be generated; write nothing")) -> None:
+    """Generate recommendations for each incident created in the last --days days with the statuses and
+    severities given; a summary table at the end, exit code 1 when any failed."""
+    from rich.table import Table
+
+    from app.incidents.models import Severity, Status
+    from app.recommendations import batch
+
+    statuses = _choices(status, Status, "status") or ["OPEN"]
+    severities = _choices(severity, Severity, "severity")
+
+    async def body(bk):
+        with _progress() as progress:
+            task = progress.add_task("generate recommendations" + (" (dry run)" if dry_run else ""), total=None)
+            return await batch.generate_for_recent(
+                bk, days=days, statuses=statuses, severities=severities, force=force,
+                max_recommendations=max_recommendations, dry_run=dry_run,
+                progress=lambda done, total: progress.update(task, completed=done, total=total))
+
+    results = _run(body)
+    table = Table(title=f"recommendations for incidents created in the last {days} days"
+                  + (" (dry run)" if dry_run else ""))
+    for column in ("incident", "severity", "action", "stored", "best confidence", "error"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.incident_name, r.severity, r.action, str(r.count) if r.action == batch.GENERATED else "",
+                      "" if r.best is None else f"{r.best:.2f}", r.error or "")
+    _summary(table, [r.action for r in results], failed=batch.FAILED)
+
+
+def _choices(values: Optional[list[str]], enum, name: str) -> list[str]:
+    """Repeated or comma-separated option values, upper-cased and checked (exit 2 for an unknown one)."""
+    wanted = [v.strip().upper() for value in values or [] for v in value.split(",") if v.strip()]
+    known = [e.value for e in enum]
+    if bad := [v for v in wanted if v not in known]:
+        _fail(f"error: unknown {name} {bad[0]!r}; known: {', '.join(known)}", 2)
+    return wanted
+
+
+def _summary(table, actions: list[str], *, failed: str) -> None:
+    """Print the table and a count per action; exit code 1 when any failed."""
     console.print(table)
-    counts = {a: sum(r.action == a for r in results) for a in dict.fromkeys(r.action for r in results)}
-    console.print(f"{len(results)} incidents: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
-    if counts.get(batch.FAILED):
+    counts = {a: actions.count(a) for a in dict.fromkeys(actions)}
+    console.print(f"{len(actions)} incidents: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
+    if counts.get(failed):
         raise typer.Exit(1)
 
 

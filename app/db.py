@@ -18,6 +18,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("affected_services", ASCENDING)]),
         IndexModel([("created_at", DESCENDING)]),
         IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
+        # the in-process vector index's change feed (app/vectors): written or re-embedded since
+        IndexModel([("updated_at", ASCENDING)]),
+        IndexModel([("embedded_at", ASCENDING), ("_id", ASCENDING)]),
     ],
     "articles": [
         IndexModel([("slug", ASCENDING)], unique=True),

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     postmortem_polish_api_key: SecretStr | None = None
     postmortem_polish_timeout_seconds: float = 20.0
 
+    # Recommendations: opening an incident of one of these severities generates them through the worker;
+    # an open incident that learns more (a root cause, Analysis events) refreshes them after this debounce.
+    recommendation_auto_severities: list[str] = ["HIGH", "CRITICAL"]
+    recommendation_auto_max: int = 5
+    recommendation_refresh_debounce_seconds: float = 30.0
+
     # Live updates (SSE and GraphQL subscriptions): a stream ends after this many seconds; keep-alive interval.
     live_stream_max_seconds: float = 900.0
     live_keepalive_seconds: float = 15.0

@@ -44,7 +44,7 @@ class Sweeps(dramatiq.Middleware):
         from app.postmortems import generations, service
 
         async def outbox_sweep() -> None:
-            await outbox.sweep_forever(await backends(), settings.outbox_sweep_interval)
+            await outbox.sweep_forever(await backends(), settings.outbox_sweep_interval, jobs=True)
 
         async def postmortem_sweep() -> None:
             bk = await backends()
@@ -73,10 +73,10 @@ dramatiq.set_broker(broker)
 
 @dramatiq.actor(queue_name="indexing", max_retries=0)
 async def sync_document(index: str, doc_id: str) -> None:
-    """Sync one document's outbox entry to the search index (failures stay in the outbox)."""
+    """Sync one document's outbox entry to the search index, or run its job (failures stay in the outbox)."""
     from app.indexing import outbox
 
-    await outbox.drain(await backends(), index=index, doc_id=doc_id, limit=1, due_only=False)
+    await outbox.drain(await backends(), index=index, doc_id=doc_id, limit=1, due_only=False, jobs=True)
 
 
 @dramatiq.actor(queue_name="postmortems", max_retries=0, time_limit=600_000)

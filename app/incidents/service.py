@@ -150,7 +150,14 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> 
         if data.name is None:
             doc["name"] = await _next_name(bk)
         try:
-            await outbox.write(bk, INDEX, doc["_id"], lambda s: bk.mongo.incidents.insert_one(doc, session=s))
+            jobs = recommendation_jobs()
+
+            async def op(s):
+                await bk.mongo.incidents.insert_one(doc, session=s)
+                return await jobs.record_opened(bk, doc, session=s)
+
+            if await outbox.write(bk, INDEX, doc["_id"], op):
+                await bk.notify_index(jobs.KIND, doc["_id"])
             return doc
         except DuplicateKeyError:
             if data.name is not None:
@@ -189,11 +196,15 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
     resolving = changes.get("status") in RESOLVED_STATUSES and current["status"] not in RESOLVED_STATUSES
     hook = await _ResolvedHook.prepare(bk) if resolving else None
 
+    learned = changes.get("root_cause") not in (None, current.get("root_cause"))
+
     async def op(s):
         updated = await bk.mongo.incidents.find_one_and_update({"_id": current["_id"]}, update, session=s,
                                                                return_document=ReturnDocument.AFTER)
         if hook is not None and updated is not None:
             await hook.resolved(updated, session=s)
+        if learned and updated is not None:
+            await recommendation_jobs().record_learned(bk, updated, session=s)
         return updated
 
     updated = await outbox.write(bk, INDEX, current["_id"], op)
@@ -228,7 +239,16 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
                        {"event_count": current["n"], "timeline_bytes": current.get("timeline_bytes", 0),
                         "adding_events": len(docs), "adding_bytes": size, "max_events": max_events,
                         "max_bytes": max_bytes}, code="TIMELINE_FULL")
+    if any(d["type"] == EventType.ANALYSIS.value for d in docs):
+        await recommendation_jobs().record_learned(bk, updated)
     return updated
+
+
+def recommendation_jobs():
+    """app/recommendations/jobs.py, imported on use: recommendations build on incidents."""
+    from app.recommendations import jobs
+
+    return jobs
 
 
 class _ResolvedHook:

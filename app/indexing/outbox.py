@@ -5,6 +5,11 @@ is then asked to sync that one document; when the broker or the search server is
 simply stays, with the error and a retry time, and the periodic sweep (`drain`) finishes the job.
 Entries are keyed by (index, doc_id) and carry a sequence number, so many writes to one document
 coalesce into one sync, and an entry is removed only if no newer write arrived meanwhile.
+
+The same outbox carries per-document **jobs** a write sets off (`JOB_KINDS`: today `recommendations`,
+regenerating an incident's recommendations): recorded in the writing transaction, optionally `delay`ed
+(a debounce: more writes meanwhile push it back and coalesce), run by workers only (`drain(jobs=True)`;
+the API's sweep leaves them), with the same lease, back-off and retry as an index sync.
 """
 
 from __future__ import annotations
@@ -25,11 +30,22 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def record(bk: Backends, index: str, doc_id: str, *, session=None) -> None:
+JOB_KINDS = ("recommendations",)
+
+
+def _jobs() -> dict[str, Callable[[Backends, list[str]], Awaitable[None]]]:
+    """kind -> handler(bk, doc ids); imported on use (the handlers' domains build on this module)."""
+    from app.recommendations import jobs as recommendation_jobs
+
+    return {"recommendations": recommendation_jobs.refresh}
+
+
+async def record(bk: Backends, index: str, doc_id: str, *, session=None, delay: float = 0.0) -> None:
+    """Record that `doc_id` must be synced to `index` (or job `index` run for it), `delay` seconds from now."""
     now = _now()
     await bk.mongo.outbox.update_one(
         {"index": index, "doc_id": doc_id},
-        {"$set": {"updated_at": now, "next_attempt_at": now}, "$inc": {"seq": 1},
+        {"$set": {"updated_at": now, "next_attempt_at": now + timedelta(seconds=delay)}, "$inc": {"seq": 1},
          "$setOnInsert": {"created_at": now, "attempts": 0}},
         upsert=True, session=session)
 
@@ -60,12 +76,14 @@ async def _claim(bk: Backends, flt: dict, lease: float, *, due_only: bool) -> di
 
 
 async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = None,
-                limit: int = 500, due_only: bool = True) -> dict[str, int]:
+                limit: int = 500, due_only: bool = True, jobs: bool = False) -> dict[str, int]:
     """Sync up to `limit` entries to the search index: those due (the sweep), or the one named,
-    even if it is waiting out a back-off (a worker asked to sync it now)."""
+    even if it is waiting out a back-off (a worker asked to sync it now). Jobs only with `jobs`."""
     flt: dict[str, Any] = {}
     if index is not None:
         flt["index"] = index
+    if not jobs:
+        flt["index"] = {"$eq": index} if index is not None and index not in JOB_KINDS else {"$nin": list(JOB_KINDS)}
     if doc_id is not None:
         flt["doc_id"] = doc_id
     lease = bk.settings.outbox_lease_seconds
@@ -77,19 +95,16 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
     by_index: dict[str, list[dict]] = {}
     for e in entries:
         by_index.setdefault(e["index"], []).append(e)
+    handlers = _jobs() if jobs else {}
     for name, group in by_index.items():
         definition = defs.get(name)
         try:
-            if definition is None:
+            if name in handlers:
+                await handlers[name](bk, [e["doc_id"] for e in group])
+            elif definition is None:
                 raise RuntimeError(f"unknown index {name!r}")
-            try:
-                await _sync(bk, definition, [e["doc_id"] for e in group])
-            except Exception:
-                # A search cluster that lost the index (restarted, replaced) gets it rebuilt from
-                # MongoDB; then the batch is tried once more. Otherwise the error stands.
-                if await ensure_index(bk, definition) is None:
-                    raise
-                await _sync(bk, definition, [e["doc_id"] for e in group])
+            else:
+                await _sync_or_rebuild(bk, definition, [e["doc_id"] for e in group])
         except Exception as exc:  # noqa: BLE001 - recorded on the entry and retried
             failed += len(group)
             await _fail(bk, group, exc)
@@ -100,6 +115,17 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
                 await bk.mongo.outbox.update_one({"_id": e["_id"]}, {"$unset": {"leased_until": ""}})
         synced += len(group)
     return {"synced": synced, "failed": failed}
+
+
+async def _sync_or_rebuild(bk: Backends, definition, ids: list[str]) -> None:
+    """A search cluster that lost the index (restarted, replaced) gets it rebuilt from MongoDB; then the
+    batch is tried once more. Otherwise the error stands."""
+    try:
+        await _sync(bk, definition, ids)
+    except Exception:
+        if await ensure_index(bk, definition) is None:
+            raise
+        await _sync(bk, definition, ids)
 
 
 async def _sync(bk: Backends, definition, ids: list[str]) -> None:
@@ -123,13 +149,16 @@ async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
                       "next_attempt_at": _now() + timedelta(seconds=delay)}})
 
 
-async def flush(bk: Backends, *, index: str | None = None, timeout: float = 30.0) -> None:
-    """Sync everything pending now, waiting for entries another sweeper or worker holds; raises
-    TimeoutError if entries are still there after `timeout` seconds (e.g. the search server is down)."""
-    flt = {"index": index} if index else {}
+async def flush(bk: Backends, *, index: str | None = None, timeout: float = 30.0, jobs: bool = False) -> None:
+    """Sync everything pending now (jobs too with `jobs`), waiting for entries another sweeper or worker
+    holds; raises TimeoutError if entries are still there after `timeout` seconds (e.g. the search server
+    is down)."""
+    flt: dict[str, Any] = {"index": index} if index else {}
+    if not jobs:
+        flt = {"$and": [flt, {"index": {"$nin": list(JOB_KINDS)}}]}
     deadline = asyncio.get_running_loop().time() + timeout
     while await bk.mongo.outbox.count_documents(flt):
-        await drain(bk, index=index, due_only=False)
+        await drain(bk, index=index, due_only=False, jobs=jobs)
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"outbox not empty after {timeout}s")
         await asyncio.sleep(0.05)
@@ -142,10 +171,10 @@ async def pending(bk: Backends) -> dict[str, Any]:
     return {"pending": count, "failing": failing}
 
 
-async def sweep_forever(bk: Backends, interval: float) -> None:
-    """Drain due entries every `interval` seconds until cancelled."""
+async def sweep_forever(bk: Backends, interval: float, *, jobs: bool = False) -> None:
+    """Drain due entries (jobs too with `jobs`: workers) every `interval` seconds until cancelled."""
     async def step() -> None:
-        while (await drain(bk))["synced"] >= 500:
+        while (await drain(bk, jobs=jobs))["synced"] >= 500:
             pass
 
     await periodic.forever(step, interval, name="outbox sweep")
