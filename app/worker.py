@@ -30,8 +30,9 @@ async def backends() -> Backends:
 
 class Sweeps(dramatiq.Middleware):
     """Each worker process sweeps the index outbox (so index sync goes on while no API runs), the
-    postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), and
-    the articles of postmortems published while their article could not be written."""
+    postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), the
+    articles of postmortems published while their article could not be written, and incidents without a
+    current embedding (written before, or by another model)."""
 
     def after_worker_boot(self, broker, worker) -> None:
         settings = get_settings()
@@ -41,6 +42,7 @@ class Sweeps(dramatiq.Middleware):
             return
         from app import periodic
         from app.indexing import outbox
+        from app.incidents import embeddings
         from app.postmortems import generations, service
 
         async def outbox_sweep() -> None:
@@ -52,6 +54,7 @@ class Sweeps(dramatiq.Middleware):
             async def step() -> None:
                 await generations.sweep(bk)
                 await service.sync_pending_articles(bk)
+                await embeddings.backfill(bk)
 
             await periodic.forever(step, settings.postmortem_generation_sweep_interval, name="postmortem sweep")
 

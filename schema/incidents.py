@@ -137,6 +137,21 @@ class Incident:
 class SimilarIncident:
     incident: Incident
     score: float
+    matching_factors: list["MatchingFactor"] = strawberry.field(
+        description="What matched and its weight (app/incidents/similarity.py).")
+
+
+@strawberry.type(description="One signal behind a similarity or a recommendation, and its weight.")
+class MatchingFactor:
+    factor: str
+    weight: float
+    value: float
+    detail: str
+
+    @classmethod
+    def from_dict(cls, f: dict[str, Any]) -> "MatchingFactor":
+        return cls(factor=str(f.get("factor")), weight=float(f.get("weight") or 0), value=float(f.get("value") or 0),
+                   detail=str(f.get("detail") or ""))
 
 
 @strawberry.input
@@ -239,7 +254,8 @@ class IncidentQuery:
     async def similar_incidents(self, info: Info, incident_id: strawberry.ID, limit: int = 5) -> list[SimilarIncident]:
         _, hits = await service.similar_incidents(info.context.backends, incident_id=incident_id, limit=limit,
                                                   user=info.context.user)
-        return [SimilarIncident(incident=Incident.from_doc(d), score=s) for d, s in hits]
+        return [SimilarIncident(incident=Incident.from_doc(m.doc), score=m.score,
+                                matching_factors=[MatchingFactor.from_dict(f) for f in m.factors]) for m in hits]
 
 
 @strawberry.type

@@ -16,7 +16,7 @@ from schema.articles import KnowledgeArticle, UserType, _person
 from schema.common import ClassificationEnum, Paginated, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
-from schema.incidents import Incident, IncidentByIdLoader
+from schema.incidents import Incident, IncidentByIdLoader, MatchingFactor
 
 RecommendationTypeEnum = strawberry.enum(RecommendationType, name="RecommendationType")
 ConfidenceLevelEnum = strawberry.enum(ConfidenceLevel, name="ConfidenceLevel")
@@ -50,14 +50,6 @@ async def for_incident(info: Info, incident_id: str, limit: int) -> list["Recomm
     docs = await info.context.loader("RecommendationsByIncidentLoader", RecommendationsByIncidentLoader).load(
         (incident_id, service.check_limit(limit)))
     return [Recommendation.from_doc(d) for d in docs]
-
-
-@strawberry.type(description="One signal behind a recommendation and its weight.")
-class MatchingFactor:
-    factor: str
-    weight: float
-    value: float
-    detail: str
 
 
 @strawberry.type(description="A recommendation for an incident: what, why, and how sure.")
@@ -125,9 +117,7 @@ class Recommendation:
                    time_to_implement_seconds=d.get("time_to_implement"), is_applied=bool(d.get("is_applied")),
                    applied_at=d.get("applied_at"), effectiveness_rating=d.get("effectiveness_rating"),
                    reasoning=d.get("reasoning") or "",
-                   matching_factors=[MatchingFactor(factor=str(f.get("factor")), weight=float(f.get("weight") or 0),
-                                                    value=float(f.get("value") or 0), detail=str(f.get("detail") or ""))
-                                     for f in d.get("matching_factors") or []],
+                   matching_factors=[MatchingFactor.from_dict(f) for f in d.get("matching_factors") or []],
                    model_version=d.get("model_version") or "",
                    data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
                    created_at=d["created_at"], updated_at=d["updated_at"], related_incident_id=d.get("related_incident"),

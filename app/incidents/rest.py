@@ -81,7 +81,8 @@ async def similar(request: Request) -> JSON:
     limit = int_param(request, "limit", default=5, low=1, high=50)
     doc, hits = await service.similar_incidents(bk, name=request.path_params["name"], limit=limit,
                                                 user=current_user(request))
-    return JSON({"incident": doc["name"], "results": [{**incident_json(d), "score": s} for d, s in hits]})
+    return JSON({"incident": doc["name"], "results": [{**incident_json(m.doc), "score": m.score,
+                                                       "matching_factors": m.factors} for m in hits]})
 
 
 routes = [

@@ -15,6 +15,7 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, IncidentResolve, IncidentUpdate,
                                   Severity, Status, TimelineEventIn)
+from app.incidents import embeddings, similarity
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
 from app.timefmt import isoz, utcnow
@@ -41,7 +42,7 @@ EVENT_SOURCE = "incident-service"
 TIMELINE_API_VERSION = "v1"
 TIMELINE_KIND = "IncidentTimeline"
 SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-LIST_PROJECTION = {"timeline": 0, "timeline_bytes": 0}
+LIST_PROJECTION = {"timeline": 0, "timeline_bytes": 0, "embedding": 0}
 
 
 def _event_doc(ev: TimelineEventIn) -> dict[str, Any]:
@@ -239,6 +240,8 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
                        {"event_count": current["n"], "timeline_bytes": current.get("timeline_bytes", 0),
                         "adding_events": len(docs), "adding_bytes": size, "max_events": max_events,
                         "max_bytes": max_bytes}, code="TIMELINE_FULL")
+    await outbox.record(bk, embeddings.KIND, updated["_id"])  # its first events are part of its meaning
+    await bk.notify_index(embeddings.KIND, updated["_id"])
     if any(d["type"] == EventType.ANALYSIS.value for d in docs):
         await recommendation_jobs().record_learned(bk, updated)
     return updated
@@ -327,13 +330,11 @@ async def timeline(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
 
 
 async def similar_incidents(bk: Backends, *, user: User, limit: int = 5, name: str | None = None,
-                            incident_id: str | None = None) -> tuple[dict, list[tuple[dict, float]]]:
-    """The incident, and the past incidents the user may see that are most like it, best first,
-    each with a 0-1 score (the best hit is 1). The search filters by clearance and MongoDB, the
-    source of truth, checks again (the index may lag a reclassification)."""
+                            incident_id: str | None = None) -> tuple[dict, list[similarity.Match]]:
+    """The incident, and the past incidents the user may see that are most like it, best first, by the
+    shared hybrid ranking (app/incidents/similarity.py: text, meaning, structure), each with its 0-1
+    score and matching factors."""
     if not 1 <= limit <= 50:
         raise ValidationFailed("limit must be between 1 and 50", {"field": "limit"})
     doc = await get_incident(bk, name=name, incident_id=incident_id, user=user)
-    hits = await incidents_index.similar_incidents(bk, doc, limit=limit, visible=classification.search_filter(user))
-    found = await incidents_by_ids(bk, ids=[h["id"] for h in hits], user=user)
-    return doc, [(found[h["id"]], h["normalized_score"]) for h in hits if h["id"] in found]
+    return doc, await similarity.similar(bk, doc, user=user, limit=limit)

@@ -7,8 +7,8 @@ incident's text, indexers/incidents.py) and, when incident vectors exist, from t
     score = W_TEXT * text + W_SEMANTIC * semantic + W_STRUCTURE * structure
 
 - `text`: the engine's relevance divided by the best candidate's (0-1);
-- `semantic`: cosine of the two incidents' embeddings, clipped at 0 (0-1); without vectors its weight
-  moves to `text`;
+- `semantic`: cosine of the two incidents' embeddings, clipped at 0 (0-1); for a candidate not embedded
+  yet (or without the model installed) its weight moves to `text`;
 - `structure`: 0.4 × Jaccard of affected services + 0.25 × same category + 0.15 × same namespace +
   0.1 × same severity + 0.1 × Jaccard of the timeline's event types.
 
@@ -19,19 +19,17 @@ factor `{factor, weight, value, detail}`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Mapping
 
 from app import classification
 from app.backends import Backends
+from app.incidents import embeddings
 from app.users.models import User
 from indexers import incidents as incidents_index
 
 W_TEXT, W_SEMANTIC, W_STRUCTURE = 0.45, 0.35, 0.20
 STRUCTURE = {"services": 0.4, "category": 0.25, "namespace": 0.15, "severity": 0.1, "event_types": 0.1}
 CANDIDATES = 50
-
-# (bk, incident, k, reader) -> {incident id: cosine}; None when there are no vectors to compare
-SemanticSearch = Callable[[Backends, Mapping[str, Any], int, User], Awaitable[dict[str, float] | None]]
 
 
 @dataclass
@@ -83,19 +81,27 @@ def fuse(doc: Mapping[str, Any], candidate: Mapping[str, Any], *, text: float,
 
 
 async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: int,
-                  namespace: str | None = None, semantic_search: SemanticSearch | None = None) -> list[Match]:
-    """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace), best first."""
+                  namespace: str | None = None, semantic: bool = True) -> list[Match]:
+    """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace), best
+    first. `semantic=False` ranks by text and structure alone (what the benchmark compares against)."""
     visible = classification.search_filter(user)
     hits = await incidents_index.similar_incidents(bk, dict(doc), limit=CANDIDATES, visible=visible)
     text = {h["id"]: h["normalized_score"] for h in hits}
-    semantic = await semantic_search(bk, doc, CANDIDATES, user) if semantic_search else None
-    ids = set(text) | set(semantic or {})
-    ids.discard(doc["_id"])
+    qvec = await embeddings.query_vector(doc) if semantic else None
+    near = await embeddings.nearest(bk, qvec, CANDIDATES, user, namespace=namespace,
+                                    exclude=(doc["_id"],)) if qvec is not None else {}
+    ids = (set(text) | set(near)) - {doc["_id"]}
     flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, **classification.mongo_filter(user)}
     if namespace:
         flt["namespace"] = namespace
-    found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0, "embedding": 0}).to_list(None)
-    matches = [fuse(doc, c, text=text.get(c["_id"], 0.0),
-                    semantic=None if semantic is None else max(0.0, semantic.get(c["_id"], 0.0))) for c in found]
+    found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0, "embedding_hash": 0}).to_list(None)
+    matches = []
+    for c in found:
+        # meaning from the candidate's own vector (exact, not only for the nearest k); one not embedded
+        # yet is ranked without it rather than as if it meant nothing alike
+        vec = embeddings.stored_vector(c) if qvec is not None else None
+        sem = None if vec is None else max(0.0, float(vec @ qvec))
+        c.pop("embedding", None)
+        matches.append(fuse(doc, c, text=text.get(c["_id"], 0.0), semantic=sem))
     matches.sort(key=lambda m: (-m.score, m.doc["_id"]))
     return matches[:limit]

@@ -6,7 +6,8 @@ simply stays, with the error and a retry time, and the periodic sweep (`drain`) 
 Entries are keyed by (index, doc_id) and carry a sequence number, so many writes to one document
 coalesce into one sync, and an entry is removed only if no newer write arrived meanwhile.
 
-The same outbox carries per-document **jobs** a write sets off (`JOB_KINDS`: today `recommendations`,
+The same outbox carries per-document **jobs** a write sets off (`JOB_KINDS`: `embeddings`, an
+incident's vector, recorded with every write to the incidents index (`FOLLOW_UPS`); `recommendations`,
 regenerating an incident's recommendations): recorded in the writing transaction, optionally `delay`ed
 (a debounce: more writes meanwhile push it back and coalesce), run by workers only (`drain(jobs=True)`;
 the API's sweep leaves them), with the same lease, back-off and retry as an index sync.
@@ -30,14 +31,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-JOB_KINDS = ("recommendations",)
+JOB_KINDS = ("recommendations", "embeddings")
+# Jobs every write to an index's documents sets off, recorded in the same transaction.
+FOLLOW_UPS = {"incidents": ("embeddings",)}
 
 
 def _jobs() -> dict[str, Callable[[Backends, list[str]], Awaitable[None]]]:
     """kind -> handler(bk, doc ids); imported on use (the handlers' domains build on this module)."""
+    from app.incidents import embeddings
     from app.recommendations import jobs as recommendation_jobs
 
-    return {"recommendations": recommendation_jobs.refresh}
+    return {"recommendations": recommendation_jobs.refresh, "embeddings": embeddings.embed_incidents}
 
 
 async def record(bk: Backends, index: str, doc_id: str, *, session=None, delay: float = 0.0) -> None:
@@ -56,11 +60,13 @@ async def write(bk: Backends, index: str, doc_id: str,
     worker to sync. Returns what `operation` returned."""
     async def txn(s):
         result = await operation(s)
-        await record(bk, index, doc_id, session=s)
+        for kind in (index, *FOLLOW_UPS.get(index, ())):
+            await record(bk, kind, doc_id, session=s)
         return result
 
     result = await bk.transaction(txn)
-    await bk.notify_index(index, doc_id)
+    for kind in (index, *FOLLOW_UPS.get(index, ())):
+        await bk.notify_index(kind, doc_id)
     return result
 
 

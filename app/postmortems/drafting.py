@@ -72,7 +72,7 @@ async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[
     (linked to it, or a runbook/troubleshooting guide for one of its services)."""
     try:
         _, hits = await incidents.similar_incidents(bk, user=reader, incident_id=incident["_id"], limit=SIMILAR_LIMIT)
-        similar = [doc for doc, _ in hits if doc["_id"] != incident["_id"]]
+        similar = [m.doc for m in hits if m.doc["_id"] != incident["_id"]]
     except (OpenSearchException, OSError) as exc:  # the search server is down: draft without them
         log.warning("similar incidents unavailable for drafting: %s", exc)
         similar = []
