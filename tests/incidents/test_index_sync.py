@@ -62,7 +62,7 @@ async def test_write_while_search_is_down_is_indexed_after_it_returns(client, ed
         inc = r.json()
 
         async def failed_once():
-            e = await bk.mongo.outbox.find_one({"doc_id": inc["id"]})
+            e = await bk.mongo.outbox.find_one({"doc_id": inc["id"], "index": "incidents"})
             return e and e.get("attempts", 0) >= 1 and e.get("last_error")
         await eventually(failed_once)
         ready = await client.get("/readyz")
@@ -78,7 +78,7 @@ async def test_write_while_search_is_down_is_indexed_after_it_returns(client, ed
         stack.start_search()  # comes back empty: the index must be rebuilt from MongoDB
     await eventually(lambda: indexed(bk, inc["id"]), timeout=20)
     assert await alias_targets(bk, incidents_index.INDEX)
-    assert await bk.mongo.outbox.count_documents({"doc_id": inc["id"]}) == 0
+    assert await bk.mongo.outbox.count_documents({"doc_id": inc["id"], "index": "incidents"}) == 0
 
 
 async def test_reindex_swaps_alias_and_keeps_documents(client, editor, bk):
