@@ -329,6 +329,25 @@ def generate_recommendations(
     _summary(table, [r.action for r in results], failed=batch.FAILED)
 
 
+@cli.command("refit_calibration")
+def refit_calibration() -> None:
+    """Refit each recommendation type's confidence calibration from its effectiveness ratings (kept only
+    when it lowers the expected calibration error) and print the report. Workers also do it hourly."""
+    from rich.table import Table
+
+    from app.recommendations import calibration
+
+    report = _run(calibration.refit)
+    table = Table(title="confidence calibration per recommendation type")
+    for column in ("type", "ratings", "ECE before", "ECE after", "a", "b", "refitted"):
+        table.add_column(column)
+    for rec_type, r in report.items():
+        table.add_row(rec_type, str(r["ratings"]), str(r.get("ece_before", "")), str(r.get("ece_after", "")),
+                      str(r["a"]), str(r["b"]), "yes" if r["kept"] else f"no (needs {calibration.MIN_RATINGS} ratings)"
+                      if r["ratings"] < calibration.MIN_RATINGS else "no (not better)")
+    console.print(table)
+
+
 def _choices(values: Optional[list[str]], enum, name: str) -> list[str]:
     """Repeated or comma-separated option values, upper-cased and checked (exit 2 for an unknown one)."""
     wanted = [v.strip().upper() for value in values or [] for v in value.split(",") if v.strip()]

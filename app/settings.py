@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     recommendation_auto_severities: list[str] = ["HIGH", "CRITICAL"]
     recommendation_auto_max: int = 5
     recommendation_refresh_debounce_seconds: float = 30.0
+    recommendation_calibration_refit_seconds: float = 3600.0
 
     # Live updates (SSE and GraphQL subscriptions): a stream ends after this many seconds; keep-alive interval.
     live_stream_max_seconds: float = 900.0

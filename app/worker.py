@@ -7,6 +7,7 @@ AsyncIO middleware's event loop, and this process builds its own connections on 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
@@ -31,8 +32,9 @@ async def backends() -> Backends:
 class Sweeps(dramatiq.Middleware):
     """Each worker process sweeps the index outbox (so index sync goes on while no API runs), the
     postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), the
-    articles of postmortems published while their article could not be written, and incidents without a
-    current embedding (written before, or by another model)."""
+    articles of postmortems published while their article could not be written, incidents without a
+    current embedding (written before, or by another model), and refits the recommendations' confidence
+    calibration from ratings every `recommendation_calibration_refit_seconds`."""
 
     def after_worker_boot(self, broker, worker) -> None:
         settings = get_settings()
@@ -44,22 +46,29 @@ class Sweeps(dramatiq.Middleware):
         from app.indexing import outbox
         from app.incidents import embeddings
         from app.postmortems import generations, service
+        from app.recommendations import calibration
 
         async def outbox_sweep() -> None:
             await outbox.sweep_forever(await backends(), settings.outbox_sweep_interval, jobs=True)
 
-        async def postmortem_sweep() -> None:
+        async def maintenance_sweep() -> None:
             bk = await backends()
 
+            last_refit = 0.0
+
             async def step() -> None:
+                nonlocal last_refit
                 await generations.sweep(bk)
                 await service.sync_pending_articles(bk)
                 await embeddings.backfill(bk)
+                if time.monotonic() - last_refit > settings.recommendation_calibration_refit_seconds:
+                    last_refit = time.monotonic()
+                    await calibration.refit(bk)
 
-            await periodic.forever(step, settings.postmortem_generation_sweep_interval, name="postmortem sweep")
+            await periodic.forever(step, settings.postmortem_generation_sweep_interval, name="maintenance sweep")
 
         for interval, sweep in ((settings.outbox_sweep_interval, outbox_sweep),
-                                (settings.postmortem_generation_sweep_interval, postmortem_sweep)):
+                                (settings.postmortem_generation_sweep_interval, maintenance_sweep)):
             if interval > 0:
                 self.futures.append(asyncio.run_coroutine_threadsafe(sweep(), thread.loop))
 

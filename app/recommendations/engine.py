@@ -28,8 +28,9 @@ FEEDBACK_WEIGHT = 0.2
 FEEDBACK_PRIOR = 3
 RESOLVED_WITH_FIX_BONUS = 0.05  # a similar incident whose fix is known is worth more to the responder
 MAX_ACTIONS = 8
-# Logistic calibration of a raw score into the probability the recommendation is relevant; the
-# defaults are fitted on the public dataset (bench/recommendation_quality.py) and refitted from ratings.
+# Logistic calibration of a raw score into the probability the recommendation is relevant: the default
+# until fitted (bench/similarity_quality.py on the public dataset), then refitted per type from ratings
+# (app/recommendations/calibration.py).
 DEFAULT_CALIBRATION = {"a": 6.0, "b": -3.0}
 
 
@@ -115,7 +116,7 @@ def similar_incident(s: Similar, *, fb: Feedback | None = None, params=None) -> 
             "title": _title("Similar Incident", doc.get("title") or doc.get("name") or ""),
             "description": _first_sentence(doc.get("description") or doc.get("title") or "", 1000),
             "similarity_score": _clip(s.score), "confidence_score": _with_feedback(raw, fb, factors, params),
-            "reasoning": reasoning, "matching_factors": factors}
+            "raw_score": round(raw, 4), "reasoning": reasoning, "matching_factors": factors}
 
 
 def solution(s: Similar, *, postmortem: Mapping[str, Any] | None = None, fb: Feedback | None = None,
@@ -140,7 +141,7 @@ def solution(s: Similar, *, postmortem: Mapping[str, Any] | None = None, fb: Fee
             "title": _title("Solution", _first_sentence(resolution or actions[0], 180)),
             "description": f"What resolved {doc.get('name')}: " + "; ".join(actions[:3]),
             "similarity_score": _clip(s.score), "confidence_score": _with_feedback(s.score, fb, factors, params),
-            "suggested_actions": actions,
+            "raw_score": round(s.score, 4), "suggested_actions": actions,
             "expected_outcome": (f"{doc.get('name')} was resolved" + (f" within {_duration(took)}" if took else "")
                                  + " after these steps."),
             "time_to_implement": took.total_seconds() if took else None,
@@ -159,7 +160,7 @@ def knowledge_article(article: Mapping[str, Any], relevance: float, *, fb: Feedb
             "knowledge_article": article["_id"], "title": _title("Knowledge Article", article.get("title") or ""),
             "description": _first_sentence(article.get("summary") or article.get("content") or "", 1000),
             "similarity_score": _clip(relevance), "confidence_score": _with_feedback(relevance, fb, factors, params),
-            "reasoning": reasoning, "matching_factors": factors}
+            "raw_score": round(relevance, 4), "reasoning": reasoning, "matching_factors": factors}
 
 
 def experts(similar: Iterable[Similar], people: Mapping[str, Mapping[str, Any]], *,
@@ -192,7 +193,7 @@ def experts(similar: Iterable[Similar], people: Mapping[str, Mapping[str, Any]],
                     "description": f"{username}" + (f" ({person.get('team')})" if person.get("team") else "")
                                    + " has handled incidents like this one.",
                     "similarity_score": _clip(items[0][0]),
-                    "confidence_score": _with_feedback(raw, fb, factors, params),
+                    "confidence_score": _with_feedback(raw, fb, factors, params), "raw_score": round(raw, 4),
                     "reasoning": f"{username} " + "; ".join(what for _, what in items[:3]) + ".",
                     "matching_factors": factors})
     return out

@@ -30,7 +30,7 @@ from app.errors import NotFound, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
-from app.recommendations import engine
+from app.recommendations import calibration, engine
 from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
                                         level_for)
 from app.timefmt import utcnow
@@ -138,6 +138,7 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
     """Scored candidates of the requested types, each with `sources` (the documents it names)."""
     out: list[dict] = []
     similar: list[engine.Similar] = []
+    params = await calibration.current(bk)
     if {T.SIMILAR_INCIDENT, T.SOLUTION, T.EXPERT} & set(types):
         try:
             matches = await similarity.similar(bk, incident, user=user, limit=max(per_type * 2, 10),
@@ -147,12 +148,14 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         similar = [engine.Similar(doc=m.doc, score=m.score, factors=m.factors) for m in matches]
     if T.SIMILAR_INCIDENT in types:
         fb = await _feedback(bk, T.SIMILAR_INCIDENT.value, [s.doc["_id"] for s in similar])
-        out += [{**engine.similar_incident(s, fb=fb.get(s.doc["_id"])), "sources": [s.doc]} for s in similar]
+        out += [{**engine.similar_incident(s, fb=fb.get(s.doc["_id"]), params=params[T.SIMILAR_INCIDENT.value]),
+                 "sources": [s.doc]} for s in similar]
     if T.SOLUTION in types:
         fb = await _feedback(bk, T.SOLUTION.value, [s.doc["_id"] for s in similar])
         pms = await _postmortems(bk, [s.doc["_id"] for s in similar], user)
         for s in similar:
-            rec = engine.solution(s, postmortem=pms.get(s.doc["_id"]), fb=fb.get(s.doc["_id"]))
+            rec = engine.solution(s, postmortem=pms.get(s.doc["_id"]), fb=fb.get(s.doc["_id"]),
+                                  params=params[T.SOLUTION.value])
             if rec:
                 out.append({**rec, "sources": [s.doc, pms.get(s.doc["_id"])]})
     found_articles: list[tuple[dict, float]] = []
@@ -160,8 +163,8 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         found_articles = await _articles(bk, incident, user, per_type * 2)
     if T.KNOWLEDGE_ARTICLE in types:
         fb = await _feedback(bk, T.KNOWLEDGE_ARTICLE.value, [a["_id"] for a, _ in found_articles])
-        out += [{**engine.knowledge_article(a, score, fb=fb.get(a["_id"])), "sources": [a]}
-                for a, score in found_articles]
+        out += [{**engine.knowledge_article(a, score, fb=fb.get(a["_id"]), params=params[T.KNOWLEDGE_ARTICLE.value]),
+                 "sources": [a]} for a, score in found_articles]
     if T.EXPERT in types:
         resolvers = {e.get("details", {}).get("actor") for s in similar for e in s.doc.get("timeline") or []
                      if e.get("type") == "Resolution" and isinstance(e.get("details"), dict)}
@@ -176,7 +179,8 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         people = await users.users_by_usernames(bk, usernames=[u for u in resolvers | set(maintainers) if u])
         people_docs = {name: {"_id": p.id, "team": p.team} for name, p in people.items()}
         fb = await _feedback(bk, T.EXPERT.value, [p["_id"] for p in people_docs.values()])
-        for rec in engine.experts(similar, people_docs, maintainers=maintainers, feedback=fb):
+        for rec in engine.experts(similar, people_docs, maintainers=maintainers, feedback=fb,
+                                  params=params[T.EXPERT.value]):
             out.append({**rec, "sources": [s.doc for s in similar] + [a for a, _ in found_articles[:3]]})
     return out
 
@@ -214,7 +218,7 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
         if (c["recommendation_type"], c["target"]) in applied:
             continue
         sources = c.pop("sources")
-        fields = {**{k: c.get(k) for k in ("title", "description", "similarity_score", "confidence_score",
+        fields = {**{k: c.get(k) for k in ("title", "description", "similarity_score", "confidence_score", "raw_score",
                                            "reasoning", "matching_factors", "related_incident", "knowledge_article",
                                            "suggested_expert", "suggested_actions", "expected_outcome",
                                            "time_to_implement")},
