@@ -58,7 +58,8 @@ def structure(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, list[d
                      f"same category ({a.get('category')})"),
         "namespace": (float(bool(a.get("namespace")) and a.get("namespace") == b.get("namespace")),
                       f"same namespace ({a.get('namespace')})"),
-        "severity": (float(a.get("severity") == b.get("severity")), f"same severity ({a.get('severity')})"),
+        "severity": (float(bool(a.get("severity")) and a.get("severity") == b.get("severity")),
+                     f"same severity ({a.get('severity')})"),
         "event_types": (_jaccard(_event_types(a), _event_types(b)), "similar timeline steps"),
     }
     total = sum(STRUCTURE[k] * v for k, (v, _) in parts.items())
@@ -85,6 +86,8 @@ async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: in
     """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace), best
     first. `semantic=False` ranks by text and structure alone (what the benchmark compares against)."""
     visible = classification.search_filter(user)
+    if namespace:  # filtered in the search, so the candidates are all of that namespace
+        visible = {"bool": {"filter": [visible, {"term": {"namespace": namespace}}]}}
     hits = await incidents_index.similar_incidents(bk, dict(doc), limit=CANDIDATES, visible=visible)
     text = {h["id"]: h["normalized_score"] for h in hits}
     qvec = await embeddings.query_vector(doc) if semantic else None
