@@ -34,6 +34,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         # the articles a postmortem draft cites: linked to its incident, or guides for its services
         IndexModel([("related_incidents", ASCENDING)]),
         IndexModel([("related_services", ASCENDING), ("article_type", ASCENDING)]),
+        IndexModel([("embedding_model", ASCENDING)]),  # the embedding backfill
     ],
     "article_ratings": [IndexModel([("article_id", ASCENDING), ("user_id", ASCENDING)], unique=True)],
     "bookmarks": [IndexModel([("user_id", ASCENDING), ("article_id", ASCENDING)], unique=True),

@@ -33,7 +33,7 @@ class Sweeps(dramatiq.Middleware):
     """Each worker process sweeps the index outbox (so index sync goes on while no API runs), the
     postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), the
     articles of postmortems published while their article could not be written, incidents without a
-    current embedding (written before, or by another model), and refits the recommendations' confidence
+    current embedding, articles likewise (written before, or by another model), and refits the recommendations' confidence
     calibration from ratings every `recommendation_calibration_refit_seconds`."""
 
     def after_worker_boot(self, broker, worker) -> None:
@@ -44,6 +44,7 @@ class Sweeps(dramatiq.Middleware):
             return
         from app import periodic
         from app.indexing import outbox
+        from app.articles import embeddings as article_embeddings
         from app.incidents import embeddings
         from app.postmortems import generations, service
         from app.recommendations import calibration
@@ -61,6 +62,7 @@ class Sweeps(dramatiq.Middleware):
                 await generations.sweep(bk)
                 await service.sync_pending_articles(bk)
                 await embeddings.backfill(bk)
+                await article_embeddings.backfill(bk)
                 if time.monotonic() - last_refit > settings.recommendation_calibration_refit_seconds:
                     last_refit = time.monotonic()
                     await calibration.refit(bk)

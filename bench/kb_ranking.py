@@ -76,6 +76,10 @@ async def setup(rows: list[dict]) -> tuple[str, dict[str, str]]:
             data_classification="INTERNAL"))
         mapping[row["id"]] = doc["_id"]
     await outbox.flush(bk)
+    from app.articles import embeddings as article_embeddings  # what workers do after each write
+
+    while await article_embeddings.backfill(bk):
+        pass
     alias = bk.index_alias("articles")
     await bk.search.indices.refresh(index=alias)
     # the plain baseline: standard analyzer, title and content, no weights

@@ -1,10 +1,13 @@
 """Knowledge-base search ranking and article popularity (the formulas are in the README).
 
     relevance  = the article's full-text score / the best score among the candidates   (0-1)
-    similarity = (1 - g) cosine(query profile, article) + g topic affinity              (0-1)
+    similarity = (1 - g - h) cosine(query profile, article) + g topic affinity
+                 + h meaning                                                           (0-1)
                  profile: the query's TF-IDF vector plus the centroid of its 5 best matches
                  (Rocchio feedback); topic affinity: the share of the relevance of the
-                 query's 20 best matches that falls in the article's category
+                 query's 20 best matches that falls in the article's category; meaning: the
+                 cosine of the query's and the article's sentence embeddings, clipped at 0
+                 (an article not embedded yet: h goes to the term cosine)
     popularity = 0.45 views + 0.30 rating + 0.15 bookmarks + 0.10 freshness             (0-1)
     final      = w_r relevance + w_s similarity + w_p popularity   (weights from settings)
 """
@@ -18,10 +21,13 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Mapping
 
+import numpy as np
+
 from app.activity.service import record_usage
 from app.articles.models import ArticleStatus, SearchInput
 from app.articles.service import search_visibility, visibility
 from app.backends import Backends
+from app.embeddings import store
 from app.settings import Settings
 from app.timefmt import utcnow
 from app.users.models import User
@@ -160,8 +166,10 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
         jobs = [_visible_candidates(bk, alias, data.query, filters, user, window, first), _analyse(bk, data.query)]
         if not every_match:  # more matches than candidates: count them all, meanwhile
             jobs.append(_visible_total(bk, alias, data.query, filters, user, [h["_id"] for h in first["hits"]["hits"]]))
-        (hits, docs), words, *counted = await asyncio.gather(*jobs)
-        ranked = rerank(hits[:window], words, docs, bk.settings)
+        jobs.append(store.embed_text(data.query) if bk.settings.ranking_similarity_semantic_share > 0
+                    else asyncio.sleep(0))
+        (hits, docs), words, *counted, query_vec = await asyncio.gather(*jobs)
+        ranked = rerank(hits[:window], words, docs, bk.settings, query_vec)
         total = counted[0] if counted else len(hits)
     page = ranked[data.offset:data.offset + data.limit]
     search_id = None  # a search the service makes for itself (recommendations) is not a person's search
@@ -223,7 +231,7 @@ async def _visible_total(bk: Backends, alias: str, query: str, filters: list[dic
 
 
 def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Mapping[str, dict],
-           s: Settings) -> list[dict[str, Any]]:
+           s: Settings, query_vec: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The candidates (OpenSearch hits, best first, with their stored terms) in their final order,
     each with its scores and matching keywords. `docs` are the MongoDB documents with
     `popularity_score`; a hit without one (deleted or hidden since indexing) is dropped before any
@@ -241,12 +249,16 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
     doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
     profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
     topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS]])
-    g = s.ranking_similarity_topic_share
+    g, h = s.ranking_similarity_topic_share, s.ranking_similarity_semantic_share
     ranked = []
     for doc_id in ids:
         doc = docs[doc_id]
         terms = terms_of[doc_id]
-        similarity = (1 - g) * cosine(profile, doc_vecs[doc_id]) + g * topic.get(doc.get("category", ""), 0.0)
+        vec = store.stored_vector(doc) if query_vec is not None else None
+        meaning = max(0.0, float(vec @ query_vec)) if vec is not None else None
+        lexical = cosine(profile, doc_vecs[doc_id])
+        similarity = g * topic.get(doc.get("category", ""), 0.0) + (
+            (1 - g - h) * lexical + h * meaning if meaning is not None else (1 - g) * lexical)
         matched: list[str] = []
         for word, word_terms in query_words:  # a word matches when all its terms occur
             if word_terms and all(t in terms for t in word_terms) and word not in matched:

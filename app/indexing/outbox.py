@@ -31,17 +31,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-JOB_KINDS = ("recommendations", "embeddings")
+JOB_KINDS = ("recommendations", "embeddings", "article-embeddings")
 # Jobs every write to an index's documents sets off, recorded in the same transaction.
-FOLLOW_UPS = {"incidents": ("embeddings",)}
+FOLLOW_UPS = {"incidents": ("embeddings",), "articles": ("article-embeddings",)}
 
 
 def _jobs() -> dict[str, Callable[[Backends, list[str]], Awaitable[None]]]:
     """kind -> handler(bk, doc ids); imported on use (the handlers' domains build on this module)."""
+    from app.articles import embeddings as article_embeddings
     from app.incidents import embeddings
     from app.recommendations import jobs as recommendation_jobs
 
-    return {"recommendations": recommendation_jobs.refresh, "embeddings": embeddings.embed_incidents}
+    return {"recommendations": recommendation_jobs.refresh, "embeddings": embeddings.embed_incidents,
+            "article-embeddings": article_embeddings.embed_articles}
 
 
 async def record(bk: Backends, index: str, doc_id: str, *, session=None, delay: float = 0.0) -> None:
