@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     ranking_similarity_topic_share: float = 0.5
     # Within similarity: the share given to meaning (the query's embedding against the article's); for an
     # article not embedded yet it goes to the term-vector cosine.
-    ranking_similarity_semantic_share: float = 0.3
+    ranking_similarity_semantic_share: float = 0.5
 
     # Postmortems
     postmortem_due_days: dict[str, int] = {"CRITICAL": 3, "HIGH": 5, "MEDIUM": 10, "LOW": 20}  # after resolution
