@@ -42,9 +42,9 @@ class GenerateRequest(InputModel):
     incident_id: str = Field(min_length=1, max_length=100)
     recommendation_types: list[RecommendationType] = Field(default_factory=lambda: list(DEFAULT_TYPES),
                                                            max_length=10)
-    max_recommendations: int = Field(5, ge=1, le=50)  # per type
+    max_recommendations: int = Field(5, ge=1, le=50)  # in all, the types taking turns
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
-    force: bool = False  # replace the recommendations not applied yet
+    force: bool = False  # replace the recommendations neither applied nor rated
 
     @field_validator("recommendation_types")
     @classmethod

@@ -6,8 +6,9 @@ incident's text ranks, the people who resolved similar incidents or maintain tho
 ratings earlier recommendations of the same targets received — scores it, keeps those at or above
 `min_confidence`, and stores at most `max_recommendations`, the types taking turns best first.
 
-One recommendation per (incident, type, target): generating again refreshes the ones not yet applied
-in place (no duplicates); `force` replaces every one not applied. Applied ones are never touched.
+One recommendation per (incident, type, target): generating again refreshes the ones neither applied nor
+rated in place (no duplicates); `force` replaces every one neither applied nor rated. Applied and rated
+ones are history and never touched: their ratings feed every later incident and the calibration.
 A recommendation's `data_classification` is the most secret of its incident's and its sources', so a
 reader sees it only when they could see everything it names; a hidden one is answered like a missing one.
 """
@@ -210,9 +211,10 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
     candidates = await _candidates(bk, incident, types, user, data.max_recommendations)
     picked = _pick(candidates, limit=data.max_recommendations, min_confidence=data.min_confidence)
     now = utcnow()
-    keep_applied = {"incident": incident["_id"], "is_applied": True}
+    # applied or rated ones are history: never rewritten or replaced (ratings feed every later incident)
+    settled = {"incident": incident["_id"], "$or": [{"is_applied": True}, {"effectiveness_rating": {"$ne": None}}]}
     applied = {(d["recommendation_type"], d["target"]) async for d in
-               bk.mongo.recommendations.find(keep_applied, {"recommendation_type": 1, "target": 1})}
+               bk.mongo.recommendations.find(settled, {"recommendation_type": 1, "target": 1})}
     ops = []
     for c in picked:
         if (c["recommendation_type"], c["target"]) in applied:
@@ -232,9 +234,9 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
             upsert=True))
 
     async def op(s):
-        if data.force:  # replace every recommendation of these types not applied yet
+        if data.force:  # replace every recommendation of these types neither applied nor rated
             await bk.mongo.recommendations.delete_many(
-                {"incident": incident["_id"], "is_applied": False,
+                {"incident": incident["_id"], "is_applied": False, "effectiveness_rating": None,
                  "recommendation_type": {"$in": [t.value for t in types]}}, session=s)
         if ops:
             await bk.mongo.recommendations.bulk_write(ops, ordered=False, session=s)
@@ -248,7 +250,7 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
         return []
     docs = await bk.mongo.recommendations.find({"incident": incident["_id"], "$or": keys,
                                                 **classification.mongo_filter(user)}).to_list(None)
-    docs.sort(key=lambda d: (-d["confidence_score"], d["_id"]))
+    docs.sort(key=lambda d: (-d["confidence_score"], d["recommendation_type"], d["target"]))
     return docs
 
 

@@ -144,11 +144,17 @@ async def test_again_no_duplicates_force_replaces_applied_kept(client, editor, w
     assert r.json()["applied_by_username"]
     again = await client.post(f"{BASE}{one['_id']}/apply/", headers=editor)
     assert again.json()["applied_at"] == r.json()["applied_at"]  # applying again changes nothing
+    rated = await bk.mongo.recommendations.find_one({"incident": inc, "is_applied": False,
+                                                     "recommendation_type": "SIMILAR_INCIDENT"})
+    r = await client.post(f"{BASE}{rated['_id']}/rate_effectiveness/", headers=editor, json={"rating": 2})
+    assert r.status_code == 200
     others = [d["_id"] async for d in bk.mongo.recommendations.find({
-        "incident": inc, "is_applied": False, "recommendation_type": {"$in": ["SIMILAR_INCIDENT", "KNOWLEDGE_ARTICLE",
-                                                                            "SOLUTION"]}})]
+        "incident": inc, "is_applied": False, "effectiveness_rating": None,
+        "recommendation_type": {"$in": ["SIMILAR_INCIDENT", "KNOWLEDGE_ARTICLE", "SOLUTION"]}})]
     await generate(client, editor, inc, force=True)  # (the types the request names; EXPERT ones stay)
     assert (await bk.mongo.recommendations.find_one({"_id": one["_id"]}))["is_applied"] is True
+    kept = await bk.mongo.recommendations.find_one({"_id": rated["_id"]})  # a rating is history: kept as it was
+    assert kept["effectiveness_rating"] == 2 and kept["confidence_score"] == rated["confidence_score"]
     assert not await bk.mongo.recommendations.count_documents({"_id": {"$in": others}})  # replaced by new ones
 
 
@@ -180,8 +186,9 @@ async def test_ratings_feed_back(client, editor, world, bk):
     risen = await runbook_rec()
     assert risen["confidence_score"] > before
     assert any(f["factor"] == "feedback" for f in risen["matching_factors"])
-    # then it failed, many times
-    async for rec in bk.mongo.recommendations.find({"knowledge_article": world["runbook"]["id"]}):
+    # then it failed there, after all (this incident's own stays unrated: a rated one is kept as it was)
+    async for rec in bk.mongo.recommendations.find({"knowledge_article": world["runbook"]["id"],
+                                                    "incident": {"$ne": inc}}):
         for _ in range(2):
             await client.post(f"{BASE}{rec['_id']}/rate_effectiveness/", headers=editor, json={"rating": 1})
     await generate(client, editor, inc, recommendation_types=["KNOWLEDGE_ARTICLE"], max_recommendations=10)
