@@ -28,6 +28,11 @@ def search_filter(user: User) -> dict[str, Any]:
     return {"terms": {FIELD: user.clearance.visible()}}
 
 
+async def find_visible(collection, doc_id: str, user: User) -> dict[str, Any] | None:
+    """The document with this id if the user may see it, else None (the caller answers both alike: 404)."""
+    return await collection.find_one({"_id": doc_id, **mongo_filter(user)})
+
+
 def can_see(user: User, doc: dict[str, Any]) -> bool:
     return doc.get(FIELD, DEFAULT.value) in user.clearance.visible()
 

@@ -31,7 +31,7 @@ from app import classification, live
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from app.incidents import service as incidents
-from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.listing import Filter, ListSpec, Page, visible_page
 from app.postmortems import drafting, service
 from app.postmortems.models import (FINISHED_GENERATION_STATUSES, GenerationRequest, GenerationStatus,
                                     GenerationTrigger, PostmortemCreate)
@@ -70,15 +70,13 @@ async def bot_user(bk: Backends) -> User:
 # --- reading --------------------------------------------------------------------------------------
 
 async def get_generation(bk: Backends, *, gen_id: str, user: User) -> dict:
-    doc = await bk.mongo.postmortem_generations.find_one({"_id": gen_id, **classification.mongo_filter(user)})
-    if doc is None:
+    if (doc := await classification.find_visible(bk.mongo.postmortem_generations, gen_id, user)) is None:
         raise _not_found(gen_id)
     return doc
 
 
 async def list_generations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo.postmortem_generations, query, base_filter=classification.mongo_filter(user))
+    return await visible_page(bk.mongo.postmortem_generations, LIST_SPEC, params, user, bk.settings)
 
 
 def finished(doc: Mapping[str, Any]) -> bool:

@@ -22,7 +22,7 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents.models import Severity
-from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.listing import Filter, ListSpec, Page, visible_page
 from app.articles import service as articles
 from app.articles.models import ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate
 from app.postmortems.models import (REQUIRED_SECTIONS, SETTLED_ITEM_STATUSES, ActionItemUpdate, PostmortemCreate,
@@ -103,8 +103,7 @@ async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
 
 async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
     """One postmortem; a 404 when there is none or the user may not see it."""
-    doc = await bk.mongo.postmortems.find_one({"_id": pm_id, **classification.mongo_filter(user)})
-    if doc is None:
+    if (doc := await classification.find_visible(bk.mongo.postmortems, pm_id, user)) is None:
         raise _not_found(pm_id)
     return doc
 
@@ -122,12 +121,9 @@ async def list_postmortems(bk: Backends, *, params: Mapping[str, Any], user: Use
                            overdue: bool = False) -> Page:
     """A page of the postmortems the user may see, by DRF-style list parameters (`overdue`: only
     those past their due date and not yet published or archived)."""
-    query = parse_list_params(LIST_SPEC, await _list_params(bk, params), default_size=bk.settings.page_size,
-                              max_size=bk.settings.max_page_size)
-    base = classification.mongo_filter(user)
-    if overdue:
-        base = {**base, "due_date": {"$lt": utcnow()}, "status": {"$nin": list(CLOSED_STATUSES)}}
-    return await fetch_page(bk.mongo.postmortems, query, base_filter=base)
+    base = {"due_date": {"$lt": utcnow()}, "status": {"$nin": list(CLOSED_STATUSES)}} if overdue else None
+    return await visible_page(bk.mongo.postmortems, LIST_SPEC, await _list_params(bk, params), user, bk.settings,
+                              base_filter=base)
 
 
 async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User) -> dict:

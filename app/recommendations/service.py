@@ -30,7 +30,7 @@ from app.backends import Backends
 from app.errors import NotFound, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
-from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.listing import Filter, ListSpec, Page, visible_page
 from app.recommendations import calibration, engine
 from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
                                         level_for)
@@ -64,15 +64,13 @@ def _most_secret(*docs: Mapping[str, Any] | None) -> str:
 # --- reading --------------------------------------------------------------------------------------
 
 async def get_recommendation(bk: Backends, *, rec_id: str, user: User) -> dict:
-    doc = await bk.mongo.recommendations.find_one({"_id": rec_id, **classification.mongo_filter(user)})
-    if doc is None:
+    if (doc := await classification.find_visible(bk.mongo.recommendations, rec_id, user)) is None:
         raise _not_found(rec_id)
     return doc
 
 
 async def list_recommendations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo.recommendations, query, base_filter=classification.mongo_filter(user))
+    return await visible_page(bk.mongo.recommendations, LIST_SPEC, params, user, bk.settings)
 
 
 MAX_PER_INCIDENT = 50
