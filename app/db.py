@@ -73,6 +73,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("created_at", DESCENDING), ("_id", ASCENDING)]),
         IndexModel([("data_classification", ASCENDING), ("confidence_score", DESCENDING)]),
         IndexModel([("rated_at", DESCENDING)], sparse=True),
+        IndexModel([("recommendation_type", ASCENDING), ("effectiveness_rating", ASCENDING)]),  # calibration refit
     ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [

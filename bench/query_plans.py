@@ -1,12 +1,12 @@
-"""MongoDB plans of the postmortem queries at 100k documents per collection.
+"""MongoDB plans of the postmortem, recommendation and embedding queries at 100k documents per collection.
 
-    .venv/bin/python bench/postmortem_explain.py [--docs 100000]
+    .venv/bin/python bench/query_plans.py [--docs 100000]
 
 Starts its own local stack, creates the service's indexes (app/db.py), fills postmortem_generations,
-postmortems and articles with `--docs` documents each (spread over 20k incidents, every status and
-classification), then prints for each query the service runs the winning plan's stages, keys and
-documents examined, and the time — a COLLSCAN or far more documents examined than returned is a
-missing index.
+postmortems, articles, recommendations and incidents with `--docs` documents each (spread over 20k
+incidents, every status and classification), then prints for each query the service runs the winning
+plan's stages, keys and documents examined, and the time — a COLLSCAN or far more documents examined
+than returned is a missing index.
 """
 
 from __future__ import annotations
@@ -59,7 +59,20 @@ async def run(n: int) -> None:
                      "article_type": rnd.choice(["RUNBOOK", "TROUBLESHOOTING", "BEST_PRACTICE", "POSTMORTEM_SUMMARY"]),
                      "related_services": [f"svc-{rnd.randrange(2000)}"], "view_count": rnd.randrange(1000),
                      "related_incidents": [incidents[rnd.randrange(len(incidents))]] if i % 3 == 0 else []})
-    for name, docs in (("postmortem_generations", gens), ("postmortems", pms), ("articles", arts)):
+    recs, incs = [], []
+    types = ["SIMILAR_INCIDENT", "SOLUTION", "KNOWLEDGE_ARTICLE", "EXPERT"]
+    for i in range(n):
+        recs.append({"_id": f"r{i}", "incident": incidents[i % len(incidents)], "recommendation_type": types[i % 4],
+                     "target": f"t{i}", "confidence_score": rnd.random(),
+                     "similarity_score": rnd.random(), "confidence_level": "MEDIUM", "is_applied": i % 50 == 0,
+                     "effectiveness_rating": rnd.randint(1, 5) if i % 20 == 0 else None,
+                     "data_classification": rnd.choice(LEVELS), "created_at": now - timedelta(seconds=i),
+                     **({"rated_at": now - timedelta(seconds=i)} if i % 20 == 0 else {})})
+        incs.append({"_id": f"i{i}", "name": f"INC-{i}", "data_classification": rnd.choice(LEVELS),
+                     "updated_at": now - timedelta(seconds=i), "created_at": now - timedelta(seconds=i),
+                     "embedding_model": "m1" if i % 100 else "old", "embedded_at": now - timedelta(seconds=i)})
+    for name, docs in (("postmortem_generations", gens), ("postmortems", pms), ("articles", arts),
+                       ("recommendations", recs), ("incidents", incs)):
         for k in range(0, n, 10_000):
             await bk.mongo[name].insert_many(docs[k:k + 10_000], ordered=False)
     visible = {"data_classification": {"$in": LEVELS[:2]}}
@@ -85,8 +98,24 @@ async def run(n: int) -> None:
                                                     {"related_services": {"$in": ["svc-7", "svc-8"]},
                                                      "article_type": {"$in": ["RUNBOOK", "TROUBLESHOOTING"]}}]},
          [("view_count", -1), ("_id", 1)], 5),
+        ("recommendations list: incident, most confident first", "recommendations",
+         {"$and": [visible, {"incident": probe}]}, [("confidence_score", -1), ("_id", 1)], 20),
+        ("recommendations list: all, most confident first", "recommendations", visible,
+         [("confidence_score", -1), ("_id", 1)], 20),
+        ("recommendations list: newest first", "recommendations", visible, [("created_at", -1), ("_id", 1)], 20),
+        ("feedback: ratings of some targets", "recommendations",
+         {"recommendation_type": "KNOWLEDGE_ARTICLE", "target": {"$in": ["t1", "t2", "t3"]},
+          "effectiveness_rating": {"$ne": None}}, None, 100),
+        ("settled recommendations of an incident", "recommendations",
+         {"incident": probe, "$or": [{"is_applied": True}, {"effectiveness_rating": {"$ne": None}}]}, None, 100),
+        ("calibration refit: rated of one type", "recommendations",
+         {"recommendation_type": "SOLUTION", "effectiveness_rating": {"$in": [1, 2, 4, 5]}}, None, 10_000),
+        ("vector index change feed", "incidents",
+         {"$or": [{"updated_at": {"$gte": now - timedelta(seconds=30)}},
+                  {"embedded_at": {"$gte": now - timedelta(seconds=30)}}]}, None, 1000),
+        ("embedding backfill", "incidents", {"embedding_model": {"$ne": "m1"}}, None, 64),
     ]
-    print(f"{n} documents in each of postmortem_generations, postmortems, articles")
+    print(f"{n} documents in each of postmortem_generations, postmortems, articles, recommendations, incidents")
     for label, coll, flt, sort, limit in queries:
         cursor = bk.mongo[coll].find(flt)
         if sort:
