@@ -44,16 +44,23 @@ def installed_mb(dist_name: str) -> float:
     return total / 1e6
 
 
+SHIPPED = "shipped incident text, cut at 24"  # app/incidents/embeddings.py PROFILE
+
+
 def incident_texts() -> dict[str, list[str]]:
     from app import demo
 
-    out: dict[str, list[str]] = {"title": [], "title + description": [], "title + description + 3 timeline": []}
+    from app.incidents.embeddings import embedding_text
+
+    out: dict[str, list[str]] = {"title": [], "title + description": [], "title + description + 3 timeline": [],
+                                 SHIPPED: []}
     for row in demo.load_rows():
         inc = demo.incident_from_row(row, row["id"])
         early = [e.message for e in inc.timeline if e.source != "demo-workflow"][:3]
         out["title"].append(inc.title)
         out["title + description"].append(f"{inc.title}\n{inc.description}")
         out["title + description + 3 timeline"].append("\n".join([inc.title, inc.description, *early]))
+        out[SHIPPED].append(embedding_text(inc.model_dump()))
     return out
 
 
@@ -84,12 +91,15 @@ def main() -> None:
     embeddings.embed(texts["title"][:4])  # warm-up
     print(f"\n{n} incidents, batch 1 (one embed() call per incident):")
     main_p50 = None
+    from app.incidents.embeddings import PROFILE
+
     for name, items in texts.items():
-        pieces = [len(tok.encode(t).ids) for t in items]
+        limit = PROFILE.max_tokens if name == SHIPPED else impl.MAX_TOKENS
+        pieces = [min(limit, len(tok.encode(t).ids)) for t in items]
         ms = []
         for t in items:
             t0 = time.perf_counter()
-            embeddings.embed([t])
+            embeddings.embed([t], limit)
             ms.append((time.perf_counter() - t0) * 1000)
         main_p50 = statistics.median(ms)
         print(f"  {name:34s} word pieces p50 {statistics.median(pieces):5.0f} max {max(pieces):3d}  "

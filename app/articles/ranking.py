@@ -24,10 +24,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from app.activity.service import record_usage
+from app.articles import embeddings as article_embeddings
 from app.articles.models import ArticleStatus, SearchInput
 from app.articles.service import search_visibility, visibility
 from app.backends import Backends
-from app.embeddings import store
 from app.settings import Settings
 from app.timefmt import utcnow
 from app.users.models import User
@@ -166,8 +166,8 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
         jobs = [_visible_candidates(bk, alias, data.query, filters, user, window, first), _analyse(bk, data.query)]
         if not every_match:  # more matches than candidates: count them all, meanwhile
             jobs.append(_visible_total(bk, alias, data.query, filters, user, [h["_id"] for h in first["hits"]["hits"]]))
-        jobs.append(store.embed_text(data.query) if bk.settings.ranking_similarity_semantic_share > 0
-                    else asyncio.sleep(0))
+        jobs.append(article_embeddings.QUERY.embed_text(data.query)
+                    if bk.settings.ranking_similarity_semantic_share > 0 else asyncio.sleep(0))
         (hits, docs), words, *counted, query_vec = await asyncio.gather(*jobs)
         ranked = rerank(hits[:window], words, docs, bk.settings, query_vec)
         total = counted[0] if counted else len(hits)
@@ -254,7 +254,7 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
     for doc_id in ids:
         doc = docs[doc_id]
         terms = terms_of[doc_id]
-        vec = store.stored_vector(doc) if query_vec is not None else None
+        vec = article_embeddings.PROFILE.stored_vector(doc) if query_vec is not None else None
         meaning = max(0.0, float(vec @ query_vec)) if vec is not None else None
         lexical = cosine(profile, doc_vecs[doc_id])
         similarity = g * topic.get(doc.get("category", ""), 0.0) + (

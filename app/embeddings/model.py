@@ -280,10 +280,14 @@ def _get_model() -> _Model:
     return _model
 
 
-def embed(texts: list[str]) -> np.ndarray:
+def embed(texts: list[str], max_tokens: int | None = None) -> np.ndarray:
     """(len(texts), DIM) float32 embeddings, rows L2-normalised; a zero row for a text with no word
-    piece (empty or whitespace). Texts longer than MAX_TOKENS word pieces are truncated. Batched
-    internally by length; the result does not depend on the batching (within float rounding)."""
+    piece (empty or whitespace). Texts longer than `max_tokens` word pieces (at most, and by default,
+    MAX_TOKENS; [CLS] and [SEP] included) are truncated. Batched internally by length; the result does
+    not depend on the batching (within float rounding)."""
+    limit = MAX_TOKENS if max_tokens is None else max_tokens
+    if not 3 <= limit <= MAX_TOKENS:
+        raise ValueError(f"max_tokens must be between 3 and {MAX_TOKENS}")
     if isinstance(texts, (str, bytes)):
         raise TypeError("embed() takes a list of texts, not one text")
     texts = list(texts)
@@ -298,7 +302,8 @@ def embed(texts: list[str]) -> np.ndarray:
         encoded = [model.tokenizer.encode(texts[0])]
     else:
         encoded = model.tokenizer.encode_batch(texts)
-    ids = [e.ids for e in encoded]
+    # the tokenizer truncates at MAX_TOKENS; a shorter limit cuts here (keeping [SEP]): no shared state
+    ids = [e.ids if len(e.ids) <= limit else [*e.ids[:limit - 1], e.ids[-1]] for e in encoded]
     order = sorted((i for i, s in enumerate(ids) if len(s) > 2), key=lambda i: len(ids[i]))
     for batch in _batches(order, ids):
         out[batch] = model.forward([ids[i] for i in batch])
