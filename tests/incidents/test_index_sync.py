@@ -30,7 +30,10 @@ async def test_api_write_is_indexed(client, editor, bk, worker):
     assert r.status_code == 201
     inc = r.json()
     await eventually(lambda: indexed(bk, inc["id"]))
-    assert await bk.mongo.outbox.count_documents({"doc_id": inc["id"], "index": "incidents"}) == 0
+
+    async def entry_gone():  # removed right after the sync that indexed it
+        return not await bk.mongo.outbox.count_documents({"doc_id": inc["id"], "index": "incidents"})
+    await eventually(entry_gone)
 
     async def embedded():  # the follow-up job: the worker embeds what was written
         doc = await bk.mongo.incidents.find_one({"_id": inc["id"]}, {"embedding": 1, "embedding_model": 1})
