@@ -20,11 +20,16 @@ DETAIL_KEYS = {"id", "incident", "recommendation_type", "title", "description", 
 
 
 async def sync(bk) -> None:
+    """Everything written is searchable (an index the search server lost — another test restarts it — is
+    rebuilt from MongoDB, as the service does at start)."""
     from app.indexing import outbox
+    from indexers import registry
+    from indexers.base import ensure_index
 
     await outbox.flush(bk)
-    for name in ("incidents", "articles"):
-        await bk.search.indices.refresh(index=bk.index_alias(name))
+    for definition in registry().values():
+        await ensure_index(bk, definition)
+        await bk.search.indices.refresh(index=bk.index_alias(definition.name))
 
 
 @pytest.fixture(scope="module")
