@@ -75,6 +75,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("rated_at", DESCENDING)], sparse=True),
         IndexModel([("recommendation_type", ASCENDING), ("effectiveness_rating", ASCENDING)]),  # calibration refit
     ],
+    "learning_patterns": [
+        IndexModel([("confidence_score", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("pattern_type", ASCENDING), ("confidence_score", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("is_validated", ASCENDING), ("confidence_score", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("source_incidents", ASCENDING)]),
+        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
+    ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),

@@ -21,6 +21,7 @@ from app.http.responses import EXCEPTION_HANDLERS
 from app.articles import rest as articles_rest
 from app.incidents import rest as incidents_rest
 from app.postmortems import rest as postmortems_rest
+from app.patterns import rest as patterns_rest
 from app.recommendations import rest as recommendations_rest
 from app.indexing import outbox
 from app.logs import configure_logging
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *articles_rest.routes,
         *postmortems_rest.routes,
         *recommendations_rest.routes,
+        *patterns_rest.routes,
     ]
     return Starlette(
         routes=routes,

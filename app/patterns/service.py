@@ -1,0 +1,269 @@
+"""Learning patterns: the recurring causes, fixes and preventions an organisation keeps meeting.
+
+Everyone authenticated reads the patterns their clearance allows (a pattern is classified as the most secret
+of its sources unless an admin says more; a hidden one is a 404 like a missing one), and a pattern's
+`source_incidents` / `source_postmortems` show only the ones the reader may see. Admins create, edit,
+delete, validate and merge them; editors apply them to incidents. A validated pattern is never rewritten
+without a trace: each change to it appends `{at, by, action, before}` to its `history`. Every change is
+audit-logged. (Mining patterns from incidents — `update_learning_patterns` — comes next.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, Mapping
+
+from pydantic import BaseModel
+from pymongo import ReturnDocument
+
+from app import classification
+from app.activity.service import record_audit
+from app.backends import Backends
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.incidents import service as incidents
+from app.listing import Filter, ListSpec, Page, visible_page
+from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, PatternType, ValidateRequest)
+from app.postmortems import service as postmortems
+from app.timefmt import utcnow
+from app.users.models import Classification, Role, User, require_role
+
+LIST_SPEC = ListSpec(
+    filters=(Filter("pattern_type", "pattern_type", PatternType), Filter("is_validated", "is_validated", bool)),
+    search_fields=("name", "description", "triggers", "actions"),
+    ordering={"created_at": "created_at", "confidence_score": "confidence_score", "frequency": "frequency",
+              "success_rate": "success_rate", "updated_at": "updated_at"},
+    default_ordering=("-confidence_score",),
+)
+CONTENT = ("name", "pattern_type", "description", "triggers", "actions", "outcomes", "source_incidents",
+           "source_postmortems", "frequency", "success_rate", "confidence_score", "data_classification")
+HISTORY_MAX = 100
+
+
+def _not_found(pattern_id: str) -> NotFound:
+    return NotFound(f"Learning pattern '{pattern_id}' not found", code="PATTERN_NOT_FOUND")
+
+
+async def get_pattern(bk: Backends, *, pattern_id: str, user: User) -> dict:
+    if (doc := await classification.find_visible(bk.mongo.learning_patterns, pattern_id, user)) is None:
+        raise _not_found(pattern_id)
+    return doc
+
+
+async def list_patterns(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
+    return await visible_page(bk.mongo.learning_patterns, LIST_SPEC, params, user, bk.settings)
+
+
+async def visible_sources(bk: Backends, docs: list[dict], user: User) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The source incidents and postmortems of these patterns that `user` may see, by id (one query each)."""
+    inc_ids = list({i for d in docs for i in d.get("source_incidents") or []})
+    pm_ids = list({i for d in docs for i in d.get("source_postmortems") or []})
+    found_incidents = await incidents.incidents_by_ids(bk, ids=inc_ids, user=user) if inc_ids else {}
+    found_pms = await postmortems.postmortems_by_ids(bk, ids=pm_ids, user=user) if pm_ids else {}
+    return found_incidents, found_pms
+
+
+async def _checked_sources(bk: Backends, values: dict[str, Any], user: User) -> list[dict]:
+    """The sources named must exist and be visible to the admin; returns their documents."""
+    found_incidents, found_pms = await visible_sources(bk, [values], user)
+    for field, found in (("source_incidents", found_incidents), ("source_postmortems", found_pms)):
+        if missing := [i for i in values.get(field) or [] if i not in found]:
+            raise ValidationFailed(f"Unknown {field.replace('_', ' ')[:-1]}", {"field": field, "unknown": missing[:20]},
+                                   code="UNKNOWN_SOURCE")
+    return [*found_incidents.values(), *found_pms.values()]
+
+
+def _most_secret(docs: list[dict]) -> str:
+    levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in docs]
+    return max(levels, key=lambda c: c.rank).value if levels else classification.DEFAULT.value
+
+
+def _plain(model: BaseModel, *, replace: bool) -> dict[str, Any]:
+    sent = model.model_dump(mode="python", exclude_unset=not replace)
+    if not replace and (bad := [k for k, v in sent.items() if v is None]):
+        raise ValidationFailed("These fields may not be null", [{"field": k, "message": "may not be null"} for k in bad])
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in sent.items()}
+
+
+async def create_pattern(bk: Backends, *, data: PatternContent, user: User) -> dict:
+    require_role(user, Role.ADMIN)
+    values = _plain(data, replace=True)
+    sources = await _checked_sources(bk, values, user)
+    values["data_classification"] = values["data_classification"] or _most_secret(sources)
+    if values["frequency"] is None:
+        values["frequency"] = len(values["source_incidents"])
+    now = utcnow()
+    doc = {**values, "_id": str(uuid.uuid4()), "is_validated": False, "validated_by": None, "validation_notes": "",
+           "validated_at": None, "times_applied": 0, "last_applied": None, "applications": [], "history": [],
+           "origin": "manual", "created_at": now, "updated_at": now, "created_by": user.id}
+
+    async def op(s):
+        await bk.mongo.learning_patterns.insert_one(doc, session=s)
+        await record_audit(bk, action="create", user=user, subject_type="learning_pattern", subject_id=doc["_id"],
+                           changes={"name": doc["name"]}, session=s)
+
+    await bk.transaction(op)
+    return doc
+
+
+def _trace(current: dict, changes: dict[str, Any], user: User, action: str) -> dict[str, Any] | None:
+    """A history entry (what the changed fields were before) when a validated pattern changes."""
+    before = {k: current.get(k) for k in changes if k in CONTENT and current.get(k) != changes[k]}
+    if not current.get("is_validated") or not before:
+        return None
+    return {"at": utcnow(), "by": user.id, "action": action, "before": before}
+
+
+async def _write(bk: Backends, current: dict, update: dict[str, Any], *, user: User, action: str,
+                 audit: dict[str, Any], extra=None) -> dict:
+    """Apply `update` if the pattern did not change meanwhile, with its audit entry (and `extra(session)`)."""
+    async def op(s):
+        doc = await bk.mongo.learning_patterns.find_one_and_update(
+            {"_id": current["_id"], "updated_at": current["updated_at"]}, update, session=s,
+            return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            await record_audit(bk, action=action, user=user, subject_type="learning_pattern", subject_id=current["_id"],
+                               changes=audit, session=s)
+            if extra is not None:
+                await extra(s)
+        return doc
+
+    doc = await bk.transaction(op)
+    if doc is None:
+        raise Conflict("The pattern changed meanwhile; reload it and try again", code="CONCURRENT_UPDATE")
+    return doc
+
+
+async def update_pattern(bk: Backends, *, pattern_id: str, data: BaseModel, user: User, replace: bool = False) -> dict:
+    require_role(user, Role.ADMIN)
+    current = await get_pattern(bk, pattern_id=pattern_id, user=user)
+    changes = _plain(data, replace=replace)
+    if replace and changes.get("frequency") is None:
+        changes["frequency"] = len(changes["source_incidents"])
+    if "source_incidents" in changes or "source_postmortems" in changes:
+        await _checked_sources(bk, {k: changes.get(k) for k in ("source_incidents", "source_postmortems")}, user)
+    if replace and changes.get("data_classification") is None:
+        changes["data_classification"] = current.get("data_classification", classification.DEFAULT.value)
+    if not changes:
+        return current
+    update: dict[str, Any] = {"$set": {**changes, "updated_at": utcnow()}}
+    if trace := _trace(current, changes, user, "update"):
+        update["$push"] = {"history": {"$each": [trace], "$slice": -HISTORY_MAX}}
+    return await _write(bk, current, update, user=user, action="update",
+                        audit={k: v for k, v in changes.items() if current.get(k) != v})
+
+
+async def delete_pattern(bk: Backends, *, pattern_id: str, user: User) -> None:
+    require_role(user, Role.ADMIN)
+    current = await get_pattern(bk, pattern_id=pattern_id, user=user)
+
+    async def op(s):
+        await bk.mongo.learning_patterns.delete_one({"_id": current["_id"]}, session=s)
+        await record_audit(bk, action="delete", user=user, subject_type="learning_pattern", subject_id=current["_id"],
+                           changes={"name": current["name"]}, session=s)
+
+    await bk.transaction(op)
+
+
+async def validate(bk: Backends, *, pattern_id: str, data: ValidateRequest, user: User) -> dict:
+    """Mark the pattern validated by an admin, with notes (again: the notes and validator are updated)."""
+    require_role(user, Role.ADMIN)
+    current = await get_pattern(bk, pattern_id=pattern_id, user=user)
+    now = utcnow()
+    update = {"$set": {"is_validated": True, "validated_by": user.id, "validation_notes": data.validation_notes,
+                       "validated_at": now, "updated_at": now}}
+    return await _write(bk, current, update, user=user, action="validate",
+                        audit={"validation_notes": data.validation_notes})
+
+
+async def apply(bk: Backends, *, pattern_id: str, data: ApplyRequest, user: User) -> dict:
+    """Record that the pattern was applied (editor), to an incident the user may see when one is named."""
+    require_role(user, Role.EDITOR)
+    current = await get_pattern(bk, pattern_id=pattern_id, user=user)
+    if data.incident_id is not None:
+        await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id")
+    now = utcnow()
+    entry = {"incident": data.incident_id, "by": user.id, "at": now}
+    update = {"$inc": {"times_applied": 1}, "$set": {"last_applied": now, "updated_at": now},
+              "$push": {"applications": {"$each": [entry], "$slice": -HISTORY_MAX}}}
+    return await _write(bk, current, update, user=user, action="apply", audit={"incident": data.incident_id})
+
+
+async def merge(bk: Backends, *, pattern_id: str, data: MergeRequest, user: User) -> dict:
+    """Merge another pattern into this one (admin): sources, triggers, actions and outcomes united,
+    frequency the number of source incidents, success rate and confidence weighted by frequency, the
+    applications added up; the other pattern is deleted. Traced in the history when this one is validated."""
+    require_role(user, Role.ADMIN)
+    if data.other == pattern_id:
+        raise ValidationFailed("A pattern cannot be merged into itself", {"field": "other"})
+    current = await get_pattern(bk, pattern_id=pattern_id, user=user)
+    other = await get_pattern(bk, pattern_id=data.other, user=user)
+
+    def union(field: str) -> list:
+        return list(dict.fromkeys([*(current.get(field) or []), *(other.get(field) or [])]))
+
+    fa, fb = max(current.get("frequency") or 0, 0), max(other.get("frequency") or 0, 0)
+    weight = (fa + fb) or 1
+
+    def mean(field: str) -> float:
+        return round(((current.get(field) or 0) * (fa or (0 if fb else 1)) + (other.get(field) or 0) * fb) / weight, 4)
+
+    changes: dict[str, Any] = {f: union(f) for f in ("source_incidents", "source_postmortems", "triggers", "actions",
+                                                       "outcomes")}
+    changes.update(frequency=len(changes["source_incidents"]) or fa + fb, success_rate=mean("success_rate"),
+                   confidence_score=mean("confidence_score"),
+                   data_classification=_most_secret([current, other]))
+    update: dict[str, Any] = {"$set": {**changes, "times_applied": (current.get("times_applied") or 0)
+                                       + (other.get("times_applied") or 0), "updated_at": utcnow(),
+                                       "last_applied": max((d["last_applied"] for d in (current, other)
+                                                            if d.get("last_applied")), default=None)}}
+    if trace := _trace(current, changes, user, f"merge {other['_id']}"):
+        update["$push"] = {"history": {"$each": [trace], "$slice": -HISTORY_MAX}}
+
+    async def drop_other(s):
+        gone = await bk.mongo.learning_patterns.delete_one({"_id": other["_id"], "updated_at": other["updated_at"]},
+                                                           session=s)
+        if not gone.deleted_count:
+            raise Conflict("The other pattern changed meanwhile; reload it and try again", code="CONCURRENT_UPDATE")
+
+    return await _write(bk, current, update, user=user, action="merge", audit={"merged": other["_id"]},
+                        extra=drop_other)
+
+
+async def statistics(bk: Backends, *, user: User, weeks: int = 12) -> dict[str, Any]:
+    """By type, validated share, most applied, success rates, and how often each pattern's incidents
+    occurred per week over the window (a trend a dashboard can plot) — over what the user may see."""
+    if not 1 <= weeks <= 104:
+        raise ValidationFailed("weeks must be between 1 and 104", {"field": "weeks"})
+    visible = classification.mongo_filter(user)
+    since = utcnow() - timedelta(weeks=weeks)
+    docs = await bk.mongo.learning_patterns.find(visible, {"name": 1, "pattern_type": 1, "is_validated": 1,
+                                                           "times_applied": 1, "success_rate": 1,
+                                                           "source_incidents": 1}).to_list(None)
+    by_type = {t.value: [d for d in docs if d.get("pattern_type") == t.value] for t in PatternType}
+    ids = list({i for d in docs for i in d.get("source_incidents") or []})
+    when = {d["_id"]: d["created_at"] async for d in bk.mongo.incidents.find(
+        {"_id": {"$in": ids}, "created_at": {"$gte": since}, **visible}, {"created_at": 1})} if ids else {}
+    trend = []
+    for d in docs:
+        counts: dict[str, int] = {}
+        for i in d.get("source_incidents") or []:
+            if i in when:
+                monday = (when[i] - timedelta(days=when[i].weekday())).date().isoformat()
+                counts[monday] = counts.get(monday, 0) + 1
+        if counts:
+            trend.append({"pattern": d["_id"], "name": d["name"],
+                          "weeks": [{"week": w, "occurrences": n} for w, n in sorted(counts.items())]})
+    return {
+        "total_patterns": len(docs),
+        "by_type": {t: len(v) for t, v in by_type.items()},
+        "validated_count": sum(1 for d in docs if d.get("is_validated")),
+        "validated_share": round(sum(1 for d in docs if d.get("is_validated")) / len(docs), 4) if docs else 0.0,
+        "most_applied": [{"id": d["_id"], "name": d["name"], "times_applied": d.get("times_applied") or 0}
+                         for d in sorted(docs, key=lambda d: (-(d.get("times_applied") or 0), d["_id"]))[:5]
+                         if d.get("times_applied")],
+        "average_success_rate_by_type": {t: (round(sum(d.get("success_rate") or 0 for d in v) / len(v), 4) if v else None)
+                                         for t, v in by_type.items()},
+        "weekly_occurrences": trend,
+        "window_weeks": weeks,
+    }
