@@ -1,0 +1,206 @@
+"""Learning patterns in GraphQL: queries, mutations and types. Resolvers only call app.patterns.service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Union
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.patterns import service
+from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, PatternType, PatternUpdate,
+                                 ValidateRequest)
+from app.users.models import Classification
+from schema.articles import UserType, _person
+from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.context import Info
+from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.incidents import Incident, IncidentByIdLoader
+from schema.postmortems import Postmortem, PostmortemByIdLoader
+
+PatternTypeEnum = strawberry.enum(PatternType, name="LearningPatternType")
+
+
+async def _loaded(info: Info, name: str, factory, ids: list[str]) -> list[dict]:
+    docs = await info.context.loader(name, factory).load_many(ids) if ids else []
+    return [d for d in docs if d is not None]
+
+
+@strawberry.type(description="A recurring cause, fix or prevention, mined or written by an admin.")
+class LearningPattern:
+    id: strawberry.ID
+    name: str
+    pattern_type: PatternTypeEnum
+    description: str
+    frequency: int
+    success_rate: float
+    confidence_score: float
+    triggers: list[str]
+    actions: list[str]
+    outcomes: list[str]
+    is_validated: bool
+    validation_notes: str
+    validated_at: datetime | None
+    times_applied: int
+    last_applied: datetime | None
+    data_classification: ClassificationEnum
+    history: JSON = strawberry.field(description="Changes made after validation: [{at, by, action, before}].")
+    created_at: datetime
+    updated_at: datetime
+    _incidents: strawberry.Private[list[str]]
+    _postmortems: strawberry.Private[list[str]]
+    _validated_by: strawberry.Private[str | None]
+
+    @strawberry.field(description="The source incidents the caller may see.")
+    async def source_incidents(self, info: Info) -> list[Incident]:
+        return [Incident.from_doc(d) for d in await _loaded(info, "IncidentByIdLoader", IncidentByIdLoader,
+                                                            self._incidents)]
+
+    @strawberry.field(description="The source postmortems the caller may see.")
+    async def source_postmortems(self, info: Info) -> list[Postmortem]:
+        return [Postmortem.from_doc(d) for d in await _loaded(info, "PostmortemByIdLoader", PostmortemByIdLoader,
+                                                              self._postmortems)]
+
+    @strawberry.field
+    async def validated_by(self, info: Info) -> UserType | None:
+        return await _person(info, self._validated_by)
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "LearningPattern":
+        return cls(id=d["_id"], name=d["name"], pattern_type=PatternType(d["pattern_type"]),
+                   description=d.get("description") or "", frequency=d.get("frequency") or 0,
+                   success_rate=d.get("success_rate") or 0.0, confidence_score=d.get("confidence_score") or 0.0,
+                   triggers=d.get("triggers") or [], actions=d.get("actions") or [], outcomes=d.get("outcomes") or [],
+                   is_validated=bool(d.get("is_validated")), validation_notes=d.get("validation_notes") or "",
+                   validated_at=d.get("validated_at"), times_applied=d.get("times_applied") or 0,
+                   last_applied=d.get("last_applied"),
+                   data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
+                   history=[{**h, "at": h["at"].isoformat() if h.get("at") else None} for h in d.get("history") or []],
+                   created_at=d["created_at"], updated_at=d["updated_at"], _incidents=d.get("source_incidents") or [],
+                   _postmortems=d.get("source_postmortems") or [], _validated_by=d.get("validated_by"))
+
+
+@strawberry.type
+class LearningPatternStatistics:
+    total_patterns: int
+    by_type: JSON
+    validated_count: int
+    validated_share: float
+    most_applied: JSON
+    average_success_rate_by_type: JSON
+    weekly_occurrences: JSON = strawberry.field(description="Per pattern: [{week (its Monday), occurrences}].")
+    window_weeks: int
+
+
+@strawberry.input
+class LearningPatternInput:
+    name: str
+    pattern_type: PatternTypeEnum
+    description: str = ""
+    triggers: list[str] = strawberry.field(default_factory=list)
+    actions: list[str] = strawberry.field(default_factory=list)
+    outcomes: list[str] = strawberry.field(default_factory=list)
+    source_incidents: list[strawberry.ID] = strawberry.field(default_factory=list)
+    source_postmortems: list[strawberry.ID] = strawberry.field(default_factory=list)
+    frequency: int | None = None
+    success_rate: float = 0.0
+    confidence_score: float = 0.0
+    data_classification: ClassificationEnum | None = None
+
+
+@strawberry.input
+class UpdateLearningPatternInput:
+    name: str | None = strawberry.UNSET
+    pattern_type: PatternTypeEnum | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    triggers: list[str] | None = strawberry.UNSET
+    actions: list[str] | None = strawberry.UNSET
+    outcomes: list[str] | None = strawberry.UNSET
+    source_incidents: list[strawberry.ID] | None = strawberry.UNSET
+    source_postmortems: list[strawberry.ID] | None = strawberry.UNSET
+    frequency: int | None = strawberry.UNSET
+    success_rate: float | None = strawberry.UNSET
+    confidence_score: float | None = strawberry.UNSET
+    data_classification: ClassificationEnum | None = strawberry.UNSET
+
+
+PatternResult = Annotated[Union[LearningPattern, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
+                          strawberry.union("LearningPatternResult")]
+
+
+@strawberry.type
+class Deleted:
+    id: strawberry.ID
+
+
+DeleteResult = Annotated[Union[Deleted, NotFoundError, PermissionDeniedError],
+                         strawberry.union("DeleteLearningPatternResult")]
+
+
+@strawberry.type
+class PatternQuery:
+    @strawberry.field(description="Learning patterns, filtered, searched, ordered and paginated like the REST list.")
+    async def learning_patterns(self, info: Info, pattern_type: list[PatternTypeEnum] | None = None,
+                                is_validated: bool | None = None, search: str | None = None,
+                                ordering: str | None = None, page: int = 1,
+                                page_size: int = 20) -> Paginated[LearningPattern]:
+        params = {k: v for k, v in dict(pattern_type=pattern_type, is_validated=is_validated, search=search,
+                                        ordering=ordering, page=page, page_size=page_size).items()
+                  if v is not None and v != []}
+        return paginated(await service.list_patterns(info.context.backends, params=params, user=info.context.user),
+                         LearningPattern.from_doc)
+
+    @strawberry.field
+    async def learning_pattern(self, info: Info, id: strawberry.ID) -> LearningPattern:
+        return LearningPattern.from_doc(await service.get_pattern(info.context.backends, pattern_id=id,
+                                                                  user=info.context.user))
+
+    @strawberry.field
+    async def learning_pattern_statistics(self, info: Info, weeks: int = 12) -> LearningPatternStatistics:
+        return LearningPatternStatistics(**await service.statistics(info.context.backends, user=info.context.user,
+                                                                    weeks=weeks))
+
+
+@strawberry.type
+class PatternMutation:
+    @strawberry.mutation(description="Create a learning pattern (admin).")
+    @typed_errors
+    async def create_learning_pattern(self, info: Info, input: LearningPatternInput) -> PatternResult:
+        return LearningPattern.from_doc(await service.create_pattern(
+            info.context.backends, data=validate(PatternContent, input), user=info.context.user))
+
+    @strawberry.mutation(description="Change a learning pattern (admin); a validated one keeps a trace.")
+    @typed_errors
+    async def update_learning_pattern(self, info: Info, id: strawberry.ID,
+                                      input: UpdateLearningPatternInput) -> PatternResult:
+        return LearningPattern.from_doc(await service.update_pattern(
+            info.context.backends, pattern_id=id, data=validate(PatternUpdate, input), user=info.context.user))
+
+    @strawberry.mutation(description="Delete a learning pattern (admin).")
+    @typed_errors
+    async def delete_learning_pattern(self, info: Info, id: strawberry.ID) -> DeleteResult:
+        await service.delete_pattern(info.context.backends, pattern_id=id, user=info.context.user)
+        return Deleted(id=id)
+
+    @strawberry.mutation(description="Validate a learning pattern with notes (admin).")
+    @typed_errors
+    async def validate_learning_pattern(self, info: Info, id: strawberry.ID,
+                                        validation_notes: str = "") -> PatternResult:
+        return LearningPattern.from_doc(await service.validate(
+            info.context.backends, pattern_id=id, user=info.context.user,
+            data=validate(ValidateRequest, {"validation_notes": validation_notes})))
+
+    @strawberry.mutation(description="Record that a learning pattern was applied, to an incident if named (editor).")
+    @typed_errors
+    async def apply_learning_pattern(self, info: Info, id: strawberry.ID,
+                                     incident_id: strawberry.ID | None = None) -> PatternResult:
+        return LearningPattern.from_doc(await service.apply(
+            info.context.backends, pattern_id=id, user=info.context.user,
+            data=validate(ApplyRequest, {"incident_id": incident_id})))
+
+    @strawberry.mutation(description="Merge another learning pattern into this one; the other is deleted (admin).")
+    @typed_errors
+    async def merge_learning_patterns(self, info: Info, id: strawberry.ID, other: strawberry.ID) -> PatternResult:
+        return LearningPattern.from_doc(await service.merge(
+            info.context.backends, pattern_id=id, user=info.context.user, data=validate(MergeRequest, {"other": other})))
