@@ -77,6 +77,7 @@ class Recommendation:
     updated_at: datetime
     related_incident_id: strawberry.ID | None
     knowledge_article_id: strawberry.ID | None
+    learning_pattern_id: strawberry.ID | None
     _expert: strawberry.Private[str | None]
     _applied_by: strawberry.Private[str | None]
 
@@ -121,7 +122,8 @@ class Recommendation:
                    model_version=d.get("model_version") or "",
                    data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
                    created_at=d["created_at"], updated_at=d["updated_at"], related_incident_id=d.get("related_incident"),
-                   knowledge_article_id=d.get("knowledge_article"), _expert=d.get("suggested_expert"),
+                   knowledge_article_id=d.get("knowledge_article"), learning_pattern_id=d.get("learning_pattern"),
+                   _expert=d.get("suggested_expert"),
                    _applied_by=d.get("applied_by"))
 
 

@@ -199,3 +199,41 @@ def experts(similar: Iterable[Similar], people: Mapping[str, Mapping[str, Any]],
                     "reasoning": f"{username} " + "; ".join(what for _, what in items[:3]) + ".",
                     "matching_factors": factors})
     return out
+
+
+WORD = re.compile(r"[a-z0-9][a-z0-9._-]*")
+STOP = frozenset("a an and are as at be by for from in is it of on or the to was were with".split())
+TRIGGER_MATCH = 0.6  # a trigger matches when this share of its words occur in the incident's text
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in WORD.findall(text.lower()) if w not in STOP and len(w) > 1}
+
+
+def learning_pattern(pattern: Mapping[str, Any], incident_text: str, *, fb: Feedback | None = None,
+                     params=None) -> dict[str, Any] | None:
+    """A validated pattern whose triggers the incident shows: raw = the share of its triggers matched,
+    times the pattern's own confidence (a trigger matches when 60 % of its words occur in the incident's
+    title, description, services and events). None when no trigger matches."""
+    have = _words(incident_text)
+    triggers = [t for t in pattern.get("triggers") or [] if isinstance(t, str) and _words(t)]
+    matched = [t for t in triggers if len(_words(t) & have) / len(_words(t)) >= TRIGGER_MATCH]
+    if not matched:
+        return None
+    share = len(matched) / len(triggers)
+    confidence = pattern.get("confidence_score") or 0.5
+    raw = share * (0.5 + 0.5 * confidence)
+    factors = [{"factor": "triggers", "weight": 1.0, "value": round(share, 4),
+                "detail": "matched: " + "; ".join(matched[:5])},
+               {"factor": "pattern_confidence", "weight": 0.5, "value": round(confidence, 4),
+                "detail": f"seen {pattern.get('frequency') or 0} times, success rate {pattern.get('success_rate') or 0:.0%}"}]
+    actions = [a for a in pattern.get("actions") or [] if isinstance(a, str)][:MAX_ACTIONS]
+    reasoning = (f"This incident shows {len(matched)} of the {len(triggers)} signs of the validated pattern "
+                 f"\"{pattern.get('name')}\" ({', '.join(matched[:3])}). It was seen {pattern.get('frequency') or 0} "
+                 f"times; what worked: {'; '.join(actions[:3]) or 'no actions recorded'}.")
+    return {"recommendation_type": T.LEARNING_PATTERN.value, "target": pattern["_id"],
+            "title": _title("Learning Pattern", pattern.get("name") or ""),
+            "description": (pattern.get("description") or "")[:1000], "similarity_score": _clip(share),
+            "confidence_score": _with_feedback(raw, fb, factors, params), "raw_score": round(raw, 4),
+            "suggested_actions": actions, "expected_outcome": "; ".join(pattern.get("outcomes") or [])[:1000] or None,
+            "reasoning": reasoning, "matching_factors": factors, "learning_pattern": pattern["_id"]}

@@ -27,9 +27,9 @@ class ConfidenceLevel(str, Enum):
 # confidence_score -> confidence_level: the level of the highest threshold the score reaches.
 LEVEL_THRESHOLDS = ((0.85, ConfidenceLevel.VERY_HIGH), (0.7, ConfidenceLevel.HIGH), (0.5, ConfidenceLevel.MEDIUM),
                     (0.0, ConfidenceLevel.LOW))
-# The types generated when a request names none (LEARNING_PATTERN joins once validated patterns exist).
+# The types generated when a request names none.
 DEFAULT_TYPES = (RecommendationType.SIMILAR_INCIDENT, RecommendationType.SOLUTION,
-                 RecommendationType.KNOWLEDGE_ARTICLE, RecommendationType.EXPERT)
+                 RecommendationType.KNOWLEDGE_ARTICLE, RecommendationType.EXPERT, RecommendationType.LEARNING_PATTERN)
 
 
 def level_for(score: float) -> ConfidenceLevel:

@@ -18,7 +18,8 @@ from app.users import service as users
 BASE = "/api/knowledge/recommendations/"
 FIELDS = ("incident", "recommendation_type", "title", "description", "similarity_score", "confidence_level",
           "confidence_score", "related_incident", "knowledge_article", "suggested_expert", "expected_outcome",
-          "is_applied", "applied_by", "effectiveness_rating", "reasoning", "model_version", "data_classification")
+          "is_applied", "applied_by", "effectiveness_rating", "reasoning", "model_version", "data_classification",
+          "learning_pattern")
 LISTS = ("suggested_actions", "matching_factors")
 DATES = ("applied_at", "created_at", "updated_at")
 

@@ -40,6 +40,7 @@ from app.users.models import Classification, Role, User, require_role
 
 T = RecommendationType
 QUERY_CHARS = 480  # the article search text (SearchText allows 500)
+MAX_PATTERNS = 500  # validated patterns matched per generation
 
 LIST_SPEC = ListSpec(
     filters=(Filter("recommendation_type", "recommendation_type", RecommendationType),
@@ -181,7 +182,22 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         for rec in engine.experts(similar, people_docs, maintainers=maintainers, feedback=fb,
                                   params=params[T.EXPERT.value]):
             out.append({**rec, "sources": [s.doc for s in similar] + [a for a, _ in found_articles[:3]]})
+    if T.LEARNING_PATTERN in types:
+        patterns = await bk.mongo.learning_patterns.find(
+            {"is_validated": True, **classification.mongo_filter(user)}).limit(MAX_PATTERNS).to_list(None)
+        fb = await _feedback(bk, T.LEARNING_PATTERN.value, [p["_id"] for p in patterns])
+        text = _incident_text(incident)
+        for p in patterns:
+            if rec := engine.learning_pattern(p, text, fb=fb.get(p["_id"]), params=params[T.LEARNING_PATTERN.value]):
+                out.append({**rec, "sources": [p]})
     return out
+
+
+def _incident_text(incident: Mapping[str, Any]) -> str:
+    """What the incident shows: title, description, services, category and its events' messages."""
+    events = [e.get("message") or "" for e in incidents.sorted_events(incident)]
+    return " ".join([incident.get("title") or "", incident.get("description") or "", incident.get("category") or "",
+                     " ".join(incident.get("affected_services") or []), *events])
 
 
 def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[dict]:
@@ -221,7 +237,7 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
         fields = {**{k: c.get(k) for k in ("title", "description", "similarity_score", "confidence_score", "raw_score",
                                            "reasoning", "matching_factors", "related_incident", "knowledge_article",
                                            "suggested_expert", "suggested_actions", "expected_outcome",
-                                           "time_to_implement")},
+                                           "time_to_implement", "learning_pattern")},
                   "confidence_level": level_for(c["confidence_score"]).value, "model_version": engine.MODEL_VERSION,
                   "data_classification": _most_secret(incident, *sources), "updated_at": now}
         ops.append(UpdateOne(

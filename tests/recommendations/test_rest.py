@@ -16,7 +16,8 @@ DETAIL_KEYS = {"id", "incident", "recommendation_type", "title", "description", 
                "confidence_score", "related_incident", "knowledge_article", "suggested_expert",
                "suggested_expert_username", "suggested_actions", "expected_outcome", "time_to_implement",
                "is_applied", "applied_at", "applied_by", "applied_by_username", "effectiveness_rating", "reasoning",
-               "matching_factors", "model_version", "created_at", "updated_at", "data_classification"}
+               "matching_factors", "model_version", "created_at", "updated_at", "data_classification",
+               "learning_pattern"}
 
 
 async def sync(bk) -> None:
