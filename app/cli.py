@@ -329,6 +329,36 @@ def generate_recommendations(
     _summary(table, [r.action for r in results], failed=batch.FAILED)
 
 
+@cli.command("update_learning_patterns")
+def update_learning_patterns(
+        days: int = typer.Option(30, min=1, help="how many days back to analyse resolved incidents"),
+        min_frequency: int = typer.Option(3, "--min-frequency", min=2, help="the fewest incidents a pattern needs"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="show what would be created or updated; write nothing")) -> None:
+    """Mine learning patterns from the incidents resolved in the last --days days (and their published
+    postmortems): new groups become patterns, known ones are updated in place (a validated one with a
+    trace); a summary table at the end."""
+    from rich.table import Table
+
+    from app.patterns import runs
+
+    async def body(bk):
+        with _progress() as progress:
+            task = progress.add_task("mine learning patterns" + (" (dry run)" if dry_run else ""), total=4)
+            steps = iter(range(1, 5))
+            return await runs.run(bk, days=days, min_frequency=min_frequency, dry_run=dry_run,
+                                  progress=lambda what: progress.update(task, description=what,
+                                                                        completed=next(steps, 4)))
+
+    report = _run(body)
+    table = Table(title=f"learning patterns from {report.incidents} incidents resolved in the last {days} days"
+                  + (" (dry run)" if dry_run else ""))
+    for column in ("action", "type", "name", "incidents", "confidence"):
+        table.add_column(column)
+    for r in report.rows:
+        table.add_row(r.action, r.pattern_type, r.name, str(r.frequency), f"{r.confidence:.2f}")
+    _summary(table, [r.action for r in report.rows], failed="failed", noun="patterns")
+
+
 @cli.command("refit_calibration")
 def refit_calibration() -> None:
     """Refit each recommendation type's confidence calibration from its effectiveness ratings (kept only
@@ -357,11 +387,11 @@ def _choices(values: Optional[list[str]], enum, name: str) -> list[str]:
     return wanted
 
 
-def _summary(table, actions: list[str], *, failed: str) -> None:
+def _summary(table, actions: list[str], *, failed: str, noun: str = "incidents") -> None:
     """Print the table and a count per action; exit code 1 when any failed."""
     console.print(table)
     counts = {a: actions.count(a) for a in dict.fromkeys(actions)}
-    console.print(f"{len(actions)} incidents: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
+    console.print(f"{len(actions)} {noun}: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
     if counts.get(failed):
         raise typer.Exit(1)
 

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     recommendation_auto_max: int = 5
     recommendation_refresh_debounce_seconds: float = 30.0
     recommendation_calibration_refit_seconds: float = 3600.0
+    # Learning patterns are mined by the workers this often (0: only by hand), over this many days.
+    pattern_mining_interval_seconds: float = 86400.0
+    pattern_mining_days: int = 30
+    pattern_mining_min_frequency: int = 3
 
     # Live updates (SSE and GraphQL subscriptions): a stream ends after this many seconds; keep-alive interval.
     live_stream_max_seconds: float = 900.0

@@ -33,8 +33,9 @@ class Sweeps(dramatiq.Middleware):
     """Each worker process sweeps the index outbox (so index sync goes on while no API runs), the
     postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), the
     articles of postmortems published while their article could not be written, incidents without a
-    current embedding, articles likewise (written before, or by another model), and refits the recommendations' confidence
-    calibration from ratings every `recommendation_calibration_refit_seconds`."""
+    current embedding, articles likewise (written before, or by another model), refits the recommendations'
+    confidence calibration from ratings every `recommendation_calibration_refit_seconds`, and mines learning
+    patterns every `pattern_mining_interval_seconds` (once across all workers: app/patterns/runs.py `due`)."""
 
     def after_worker_boot(self, broker, worker) -> None:
         settings = get_settings()
@@ -47,6 +48,7 @@ class Sweeps(dramatiq.Middleware):
         from app.articles import embeddings as article_embeddings
         from app.incidents import embeddings
         from app.postmortems import generations, service
+        from app.patterns import runs
         from app.recommendations import calibration
 
         async def outbox_sweep() -> None:
@@ -66,6 +68,9 @@ class Sweeps(dramatiq.Middleware):
                 if time.monotonic() - last_refit > settings.recommendation_calibration_refit_seconds:
                     last_refit = time.monotonic()
                     await calibration.refit(bk)
+                if settings.pattern_mining_interval_seconds > 0 and await runs.due(bk):
+                    await runs.run(bk, days=settings.pattern_mining_days,
+                                   min_frequency=settings.pattern_mining_min_frequency, trigger="schedule")
 
             await periodic.forever(step, settings.postmortem_generation_sweep_interval, name="maintenance sweep")
 
@@ -99,3 +104,11 @@ async def run_postmortem_generation(generation_id: str) -> None:
     from app.postmortems import generations
 
     await generations.run(await backends(), generation_id)
+
+
+@dramatiq.actor(queue_name="patterns", max_retries=0, time_limit=3_600_000)
+async def mine_learning_patterns(days: int, min_frequency: int) -> None:
+    """A mining run asked for by an admin (GraphQL `startPatternMining`)."""
+    from app.patterns import runs
+
+    await runs.run(await backends(), days=days, min_frequency=min_frequency, trigger="requested")

@@ -9,9 +9,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.patterns import service
-from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, PatternType, PatternUpdate,
-                                 ValidateRequest)
-from app.users.models import Classification
+from app.patterns.models import (ApplyRequest, MergeRequest, MiningRequest, PatternContent, PatternType,
+                                 PatternUpdate, ValidateRequest)
+from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, paginated, validate
 from schema.context import Info
@@ -204,3 +204,26 @@ class PatternMutation:
     async def merge_learning_patterns(self, info: Info, id: strawberry.ID, other: strawberry.ID) -> PatternResult:
         return LearningPattern.from_doc(await service.merge(
             info.context.backends, pattern_id=id, user=info.context.user, data=validate(MergeRequest, {"other": other})))
+
+
+@strawberry.type
+class MiningStarted:
+    message: str
+
+
+MiningResult = Annotated[Union[MiningStarted, ValidationError, PermissionDeniedError],
+                         strawberry.union("StartPatternMiningResult")]
+
+
+@strawberry.type
+class PatternMiningMutation:
+    @strawberry.mutation(description="Start a mining run on a worker (admin): patterns from the incidents "
+                                     "resolved in the last `days` days, groups of at least `minFrequency`.")
+    @typed_errors
+    async def start_pattern_mining(self, info: Info, days: int = 30, min_frequency: int = 3) -> MiningResult:
+        info.context.require(Role.ADMIN)
+        request = validate(MiningRequest, {"days": days, "min_frequency": min_frequency})
+        from app.worker import mine_learning_patterns  # the actor module binds the broker on import
+
+        await info.context.backends.enqueue(mine_learning_patterns, request.days, request.min_frequency)
+        return MiningStarted(message="Learning pattern mining started")

@@ -13,14 +13,14 @@ from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.incidents import IncidentMutation, IncidentQuery
 from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSubscription
-from schema.patterns import PatternMutation, PatternQuery
+from schema.patterns import PatternMiningMutation, PatternMutation, PatternQuery
 from schema.recommendations import RecommendationMutation, RecommendationQuery
 
 # Root fields that are searches for the rate limit (every other query field is a read).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
 QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation, RecommendationMutation,
-                         PatternMutation]
+                         PatternMutation, PatternMiningMutation]
 SUBSCRIPTIONS: list[type] = [PostmortemSubscription]
 
 Query = merge_types("Query", tuple(QUERIES))

@@ -70,3 +70,8 @@ class MergeRequest(InputModel):
     """Merge `other` into this pattern: sources, triggers, actions and outcomes united; `other` deleted."""
 
     other: str = Field(min_length=1, max_length=100)
+
+
+class MiningRequest(InputModel):
+    days: int = Field(30, ge=1, le=3650)
+    min_frequency: int = Field(3, ge=2, le=1000)

@@ -73,7 +73,7 @@ async def _checked_sources(bk: Backends, values: dict[str, Any], user: User) -> 
     return [*found_incidents.values(), *found_pms.values()]
 
 
-def _most_secret(docs: list[dict]) -> str:
+def most_secret(docs: list[dict]) -> str:
     levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in docs]
     return max(levels, key=lambda c: c.rank).value if levels else classification.DEFAULT.value
 
@@ -89,7 +89,7 @@ async def create_pattern(bk: Backends, *, data: PatternContent, user: User) -> d
     require_role(user, Role.ADMIN)
     values = _plain(data, replace=True)
     sources = await _checked_sources(bk, values, user)
-    values["data_classification"] = values["data_classification"] or _most_secret(sources)
+    values["data_classification"] = values["data_classification"] or most_secret(sources)
     if values["frequency"] is None:
         values["frequency"] = len(values["source_incidents"])
     now = utcnow()
@@ -212,7 +212,7 @@ async def merge(bk: Backends, *, pattern_id: str, data: MergeRequest, user: User
                                                        "outcomes")}
     changes.update(frequency=len(changes["source_incidents"]) or fa + fb, success_rate=mean("success_rate"),
                    confidence_score=mean("confidence_score"),
-                   data_classification=_most_secret([current, other]))
+                   data_classification=most_secret([current, other]))
     update: dict[str, Any] = {"$set": {**changes, "times_applied": (current.get("times_applied") or 0)
                                        + (other.get("times_applied") or 0), "updated_at": utcnow(),
                                        "last_applied": max((d["last_applied"] for d in (current, other)

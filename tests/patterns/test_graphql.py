@@ -66,3 +66,15 @@ async def test_manage_validate_apply_merge_and_read(client, admin, editor, viewe
     assert (await gql(client, admin, delete, id=p["id"]))["data"]["deleteLearningPattern"]["id"] == p["id"]
     assert (await gql(client, admin, delete, id=p["id"]))["data"]["deleteLearningPattern"]["code"] == \
         "PATTERN_NOT_FOUND"
+
+
+async def test_start_a_mining_run(client, admin, editor):
+    start = """mutation($d: Int!, $f: Int!) { startPatternMining(days: $d, minFrequency: $f) { __typename
+      ... on MiningStarted { message } ... on UserError { code field } } }"""
+    assert (await gql(client, editor, start, d=30, f=3))["data"]["startPatternMining"]["code"] == "PERMISSION_DENIED"
+    for d, f in ((0, 3), (30, 1)):
+        out = await gql(client, admin, start, d=d, f=f)
+        assert out["data"]["startPatternMining"]["__typename"] == "ValidationError", (d, f)
+    out = await gql(client, admin, start, d=30, f=3)
+    assert out["data"]["startPatternMining"] == {"__typename": "MiningStarted",
+                                                 "message": "Learning pattern mining started"}

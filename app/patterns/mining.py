@@ -1,0 +1,594 @@
+"""Mining learning patterns from resolved incidents: pure functions (numpy, no I/O, no database).
+
+    vectors = dict(zip(ids, embeddings.embed([cause_text(i) for i in incidents])))
+    fixes = dict(zip(ids, embeddings.embed([fix_text(i) for i in incidents])))   # optional
+    cands = mine(incidents, vectors, min_frequency=3, postmortems=published, fix_vectors=fixes)
+    for existing, cand in match(stored_patterns, cands): ...   # existing is None -> a new pattern
+
+What is mined
+-------------
+Eligible incidents: status (when present) RESOLVED or CLOSED, a non-empty `cause_text`, a vector, and not
+closed as a duplicate (resolution matching `DUPLICATE_RE`: the duplicate is the same incident and would
+count it twice). Input order never matters: incidents are sorted by `_id` first, every tie is broken by
+that order, and the output is sorted by (pattern_type, -frequency, key).
+
+ROOT_CAUSE: agglomerative clustering of the eligible incidents on
+    sim(i, j) = W_COS * cos(cause_i, cause_j) + W_CAT * [same category] + W_SVC * ochiai(services_i, services_j)
+(ochiai = |A ∩ B| / sqrt(|A| |B|), 0 when either is empty). The similarity is an inner product of
+feature rows f_i = [sqrt(W_COS) v_i, sqrt(W_CAT) onehot(category), sqrt(W_SVC) services/|services|], so
+the average linkage between two clusters is exactly <sum_A, sum_B> / (|A| |B|), which lets the scalable
+path below merge pre-built clusters without approximation. Linkage: AVERAGE (measured against complete
+in bench/pattern_mining.py: complete fragments the dataset's groups and loses coverage at equal purity).
+Merging stops when the best linkage is below CAUSE_CUT; clusters with >= min_frequency members are kept.
+
+RESOLUTION: the same clustering on the fix side, over the incidents with a *recorded* resolution only
+(`fix_text` non-empty: placeholders such as "the postmortem does not say" or "duplicate of" are not fixes,
+`NO_FIX_RE`), cut at FIX_CUT. Vectors: `fix_vectors[id]` when given (embed `fix_text`), else a TF-IDF
+vector of the fix text's words and phrases built here (no model needed). Cause vectors are never reused
+for fixes: two incidents with the same cause were often fixed differently, and vice versa.
+
+DETECTION: incidents whose detection lagged (detected_at >= DETECTION_LAG after the earliest timeline
+event) or whose Detection event came from a person (`HUMAN_SOURCE_RE` over the event source, or a
+`reporter` and no Detection event), grouped by category; groups >= min_frequency.
+
+Scale: up to EXACT_MAX eligible incidents the clustering is exact (O(n^2) memory and time). Above it a
+first pass of leader clustering (items in id order join their most similar leader when sim >= LEADER_CUT,
+else become a leader; done in chunks with matrix products, O(n * leaders)) cuts the corpus into blocks; each
+block is clustered exactly; then the resulting clusters of >= 2 members from all blocks are merged by the
+same average linkage on their sums (exact, see above), so a cause split across two blocks comes together
+again. Only singletons that landed in another cause's block can be missed (measured in the bench).
+
+Per group
+---------
+- triggers: phrases (1-3 words, no stop word at either end) from the members' titles and Detection event
+  messages that >= 2 members share (all members when there are 2), most members first, then TF-IDF;
+  at most MAX_PHRASES, a phrase inside an already chosen one is skipped.
+- actions: the same over `fix_text` (resolution + Mitigation event messages); when the members share no
+  phrase, the first sentence of the recorded fix of the most central member that has one.
+- name: the group's top distinctive phrases of its defining text (cause text, or fix text for RESOLUTION)
+  by TF-IDF against the whole eligible corpus (phrase shared by >= 2 members, score = share of members x
+  idf), NAME_PHRASES of them joined by ", "; the central member's title when there is none.
+  description: the member count and categories, the phrases, and the most central member's own
+  sentence. Nothing is invented: every content word comes from the members' text.
+- outcomes: time to resolve (resolved_at - detected_at, else created_at) median and p90 over the members
+  that have both, the recurrence (members per calendar month of detected_at, first and last month, mean
+  per active month) and the recorded-resolution share.
+- success_rate: share of members resolved (status RESOLVED/CLOSED or absent) with a recorded resolution.
+- confidence_score: cohesion x n / (n + 2), cohesion = mean pairwise sim (the clustering's own similarity)
+  over the members, clipped to [0, 1].
+- key: pattern type + sha1 of the sorted member ids (stable for the same members); re-runs are recognised
+  by `match` (member Jaccard >= MATCH_JACCARD, greedy best first), not by the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+# --- thresholds ---------------------------------------------------------------------------------------
+W_COS, W_CAT, W_SVC = 0.8, 0.1, 0.1  # similarity weights (sum 1: two identical incidents score 1)
+CAUSE_CUT = 0.45        # ROOT_CAUSE: stop merging below this average linkage (bench grid: class purity
+                        # 0.83 vs 0.50 for random groups, coverage 0.29 on the dataset; 0.55 covers 0.06)
+FIX_CUT = 0.55          # RESOLUTION: same, over fix vectors
+LEADER_CUT = 0.35       # scalable first pass: join a leader at >= this (below the cuts: blocks stay coarse)
+EXACT_MAX = 3000        # up to this many incidents (or per block) the clustering is exact
+LEADER_CHUNK = 1024     # rows per matrix product in the leader pass
+DETECTION_LAG = 15 * 60  # seconds between the earliest timeline event and detected_at that count as lag
+MATCH_JACCARD = 0.5     # `match`: the same pattern when the member sets overlap this much
+MAX_PHRASES = 5         # triggers / actions kept
+NAME_PHRASES = 3        # phrases in a name
+MAX_NGRAM = 3
+SIZE_PRIOR = 2          # confidence = cohesion * n / (n + SIZE_PRIOR)
+
+RESOLVED = {"RESOLVED", "CLOSED"}
+DUPLICATE_RE = re.compile(r"\bduplicate of\b", re.I)
+NO_FIX_RE = re.compile(r"does not say|\bnot (?:stated|recorded|known|documented)\b|\bduplicate of\b|"
+                       r"^\s*(?:n/?a|none|unknown|tbd|-+)\s*\.?\s*$", re.I)
+HUMAN_SOURCE_RE = re.compile(r"customer|user|support|report|manual|human|twitter|social|email|phone|ticket|"
+                             r"helpdesk|slack", re.I)
+_URL_RE = re.compile(r"https?://\S+|www\.\S+")
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_SENT_RE = re.compile(r"(?<=[.!?])\s+")
+STOP = frozenset("""a an the and or but if then else of to in on at by for with from into onto over under
+as is are was were be been being it its this that these those there here which who whom whose what when
+where why how all any both each few more most other some such no nor not only own same so than too very
+can could will would should may might must do does did done has have had having i we you he she they
+them our your their his her my me us also after before during while about against between through
+up down out off again further once s t just now new one two due caused causing led leading resulted
+which via per within without across because since until""".split())
+
+PatternKind = str  # "ROOT_CAUSE" | "RESOLUTION" | "DETECTION"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str                          # "<TYPE>:<sha1 of sorted member ids, 16 hex>"
+    pattern_type: str                 # PatternType value
+    name: str
+    description: str
+    frequency: int                    # members
+    success_rate: float
+    confidence_score: float
+    cohesion: float                   # mean pairwise similarity of the members
+    triggers: tuple[str, ...]
+    actions: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    source_incidents: tuple[str, ...]  # sorted
+    source_postmortems: tuple[str, ...]  # sorted
+    ttr_median_seconds: float | None = None
+    ttr_p90_seconds: float | None = None
+    per_month: dict[str, int] = field(default_factory=dict)  # "YYYY-MM" -> members detected that month
+
+    def content(self) -> dict[str, Any]:
+        """The documented pattern fields (app.patterns.models.PatternContent)."""
+        return {"name": self.name[:200], "pattern_type": self.pattern_type, "description": self.description,
+                "triggers": list(self.triggers), "actions": list(self.actions), "outcomes": list(self.outcomes),
+                "source_incidents": list(self.source_incidents),
+                "source_postmortems": list(self.source_postmortems), "frequency": self.frequency,
+                "success_rate": self.success_rate, "confidence_score": self.confidence_score}
+
+
+# --- texts ----------------------------------------------------------------------------------------------
+
+def _clean(s: Any) -> str:
+    return " ".join(_URL_RE.sub(" ", str(s or "")).split())
+
+
+def _events(inc: dict, kind: str) -> list[dict]:
+    return [e for e in inc.get("timeline") or [] if isinstance(e, dict) and _val(e.get("type")) == kind]
+
+
+def _val(v: Any) -> Any:
+    return getattr(v, "value", v)
+
+
+def cause_text(inc: dict) -> str:
+    """What the incident's cause is: its root cause, else its title (URLs removed)."""
+    return _clean(inc.get("root_cause")) or _clean(inc.get("title"))
+
+
+def recorded_fix(inc: dict) -> str:
+    """The resolution when it states a fix ("" for a placeholder or a duplicate closure)."""
+    res = _clean(inc.get("resolution"))
+    return "" if not res or NO_FIX_RE.search(res) else res
+
+
+def fix_text(inc: dict) -> str:
+    """What fixed it: the recorded resolution and the Mitigation event messages ("" when none states a fix)."""
+    parts = [recorded_fix(inc)] + [_clean(e.get("message")) for e in _events(inc, "Mitigation")]
+    seen: list[str] = []
+    for p in parts:
+        if p and not NO_FIX_RE.search(p) and p not in seen:
+            seen.append(p)
+    return " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in seen)
+
+
+def trigger_text(inc: dict) -> str:
+    """What opened it: the title and the Detection event messages."""
+    parts = [_clean(inc.get("title"))] + [_clean(e.get("message")) for e in _events(inc, "Detection")]
+    return " . ".join(dict.fromkeys(p for p in parts if p))
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text.lower())
+
+
+def phrases(text: str) -> set[str]:
+    """1..MAX_NGRAM-word phrases of the text, no stop word (or bare number) at either end, not across
+    sentence or clause punctuation."""
+    out: set[str] = set()
+    for clause in re.split(r"[.;:!?,()\[\]\"]+", text.lower()):
+        toks = _TOKEN_RE.findall(clause)
+        for n in range(1, MAX_NGRAM + 1):
+            for i in range(len(toks) - n + 1):
+                g = toks[i:i + n]
+                if g[0] in STOP or g[-1] in STOP or g[0].isdigit() or g[-1].isdigit() or len(g[0]) < 2 \
+                        or len(g[-1]) < 2:
+                    continue
+                out.add(" ".join(g))
+    return out
+
+
+# --- features and clustering --------------------------------------------------------------------------
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def features(incs: Sequence[dict], vecs: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows whose inner product is `sim` (module docstring)."""
+    V = np.stack([_unit(v) for v in vecs]).astype(np.float32) if vecs else np.zeros((0, 1), np.float32)
+    cats = sorted({str(i.get("category") or "") for i in incs} - {""})
+    svcs = sorted({str(s) for i in incs for s in i.get("affected_services") or []})
+    ci, si = {c: k for k, c in enumerate(cats)}, {s: k for k, s in enumerate(svcs)}
+    C = np.zeros((len(incs), max(len(cats), 1)), np.float32)
+    S = np.zeros((len(incs), max(len(svcs), 1)), np.float32)
+    for r, inc in enumerate(incs):
+        if (c := str(inc.get("category") or "")) in ci:
+            C[r, ci[c]] = 1.0
+        ss = {str(s) for s in inc.get("affected_services") or []}
+        for s in ss:
+            S[r, si[s]] = 1.0 / math.sqrt(len(ss))
+    return np.hstack([math.sqrt(W_COS) * V, math.sqrt(W_CAT) * C, math.sqrt(W_SVC) * S]).astype(np.float32)
+
+
+def agglomerate(sums: np.ndarray, sizes: np.ndarray, cut: float, linkage: str = "average") -> list[list[int]]:
+    """Agglomerative clustering of units (rows of `sums`, each the sum of `sizes` feature rows) until the
+    best linkage is below `cut`. Average linkage between units = <sum_a, sum_b> / (n_a n_b) (exact);
+    complete linkage is min over the merged rows (exact only for single-row units). Ties: lowest index."""
+    m = len(sizes)
+    if m == 0:
+        return []
+    if m == 1:
+        return [[0]]
+    w = sizes.astype(np.float64)
+    M = (sums @ sums.T).astype(np.float64) / np.outer(w, w)
+    np.fill_diagonal(M, -np.inf)
+    members: dict[int, list[int]] = {i: [i] for i in range(m)}
+    best, barg = M.max(1), M.argmax(1)
+    while True:
+        a = int(np.argmax(best))
+        if not best[a] >= cut:
+            break
+        b = int(barg[a])
+        lo, hi = min(a, b), max(a, b)
+        if linkage == "complete":
+            new = np.minimum(M[lo], M[hi])
+        else:
+            new = (w[lo] * M[lo] + w[hi] * M[hi]) / (w[lo] + w[hi])
+        w[lo] += w[hi]
+        new[lo] = new[hi] = -np.inf
+        M[lo, :] = new
+        M[:, lo] = new
+        M[hi, :] = -np.inf
+        M[:, hi] = -np.inf
+        members[lo] += members.pop(hi)
+        best[hi], barg[hi] = -np.inf, hi
+        stale = np.where((barg == lo) | (barg == hi))[0]
+        stale = np.union1d(stale, [lo])
+        stale = stale[stale != hi]
+        best[stale], barg[stale] = M[stale].max(1), M[stale].argmax(1)
+        # other rows: the merged row is an average (or min) of two values each <= their best: no change
+    return [sorted(v) for _, v in sorted(members.items())]
+
+
+def leaders(F: np.ndarray, cut: float, chunk: int = LEADER_CHUNK) -> list[list[int]]:
+    """One pass of leader clustering in row order: a row joins its most similar leader (sim >= cut), else
+    becomes one. Returns the blocks (row indices), in leader order."""
+    lead_rows: list[int] = []
+    L = np.zeros((0, F.shape[1]), np.float32)
+    blocks: list[list[int]] = []
+    for start in range(0, len(F), chunk):
+        X = F[start:start + chunk]
+        if len(L):
+            S = X @ L.T
+            arg, mx = S.argmax(1), S.max(1)
+        else:
+            arg, mx = np.zeros(len(X), int), np.full(len(X), -np.inf)
+        new_lead: list[int] = []  # local indices of leaders made in this chunk
+        for r in range(len(X)):
+            best_s, best_k = (float(mx[r]), int(arg[r])) if len(L) else (-np.inf, -1)
+            if new_lead:
+                s2 = X[new_lead] @ X[r]
+                j = int(np.argmax(s2))
+                if float(s2[j]) > best_s:
+                    best_s, best_k = float(s2[j]), len(lead_rows) - len(new_lead) + j
+            if best_s >= cut:
+                blocks[best_k].append(start + r)
+            else:
+                new_lead.append(r)
+                lead_rows.append(start + r)
+                blocks.append([start + r])
+        if new_lead:
+            L = np.vstack([L, X[new_lead]])
+    return blocks
+
+
+def cluster(F: np.ndarray, cut: float, *, linkage: str = "average", exact_max: int = EXACT_MAX,
+            leader_cut: float = LEADER_CUT) -> list[list[int]]:
+    """Clusters of rows of F (module docstring: exact up to exact_max rows, else leader blocks, exact within
+    each, then the multi-member clusters merged across blocks)."""
+    n = len(F)
+    if n <= exact_max:
+        return agglomerate(F, np.ones(n), cut, linkage)
+    out: list[list[int]] = []
+    pending = [(b, leader_cut) for b in leaders(F, leader_cut)]
+    while pending:
+        block, lc = pending.pop()
+        if len(block) > exact_max and lc < 0.95:
+            sub = leaders(F[block], min(lc + 0.05, 0.95))
+            if len(sub) > 1:
+                pending += [([block[i] for i in s], lc + 0.05) for s in sub]
+                continue
+        for start in range(0, len(block), exact_max):  # a block that could not be split: in order
+            part = block[start:start + exact_max]
+            out += [[part[i] for i in c] for c in agglomerate(F[part], np.ones(len(part)), cut, linkage)]
+    multi = [c for c in out if len(c) > 1]
+    single = [c for c in out if len(c) == 1]
+    if 1 < len(multi) <= exact_max:
+        sums = np.stack([F[c].sum(0) for c in multi])
+        merged = agglomerate(sums, np.array([len(c) for c in multi], float), cut, "average")
+        multi = [sorted(i for u in g for i in multi[u]) for g in merged]
+    return sorted(multi + single, key=lambda c: c[0])
+
+
+def cohesion(F: np.ndarray) -> float:
+    """Mean pairwise inner product of the rows (1.0 for a single row)."""
+    n = len(F)
+    if n < 2:
+        return 1.0
+    s = F.sum(0)
+    return float((s @ s - (F * F).sum()) / (n * (n - 1)))
+
+
+def _tfidf(texts: Sequence[str]) -> np.ndarray:
+    """Unit TF-IDF rows over the texts' phrases (the fallback fix vectors)."""
+    docs = [Counter(tokens(t)) + Counter(p for p in phrases(t) if " " in p) for t in texts]
+    df = Counter(p for d in docs for p in d)
+    vocab = {p: k for k, p in enumerate(sorted(df))}
+    X = np.zeros((len(texts), max(len(vocab), 1)), np.float32)
+    for r, d in enumerate(docs):
+        for p, c in d.items():
+            X[r, vocab[p]] = (1 + math.log(c)) * (math.log((1 + len(texts)) / (1 + df[p])) + 1)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
+
+
+# --- describing a group ---------------------------------------------------------------------------------
+
+class _Corpus:
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.docs = [phrases(t) for t in texts]
+        self.df = Counter(p for d in self.docs for p in d)
+        self.n = len(self.docs)
+
+    def idf(self, p: str) -> float:
+        return math.log((1 + self.n) / (1 + self.df.get(p, 0))) + 1.0
+
+
+def _top_phrases(member_phrases: list[set[str]], corpus: _Corpus, k: int, *, by_count_first: bool) -> list[str]:
+    n = len(member_phrases)
+    need = 2 if n > 2 else n
+    counts = Counter(p for d in member_phrases for p in d)
+    shared = [p for p, c in counts.items() if c >= need and n >= 2]
+    if by_count_first:
+        shared.sort(key=lambda p: (-counts[p], -corpus.idf(p), -len(p.split()), p))
+    else:
+        shared.sort(key=lambda p: (-(counts[p] / n) * corpus.idf(p), -len(p.split()), p))
+    chosen: list[str] = []
+    for p in shared:
+        if any(p in q or q in p for q in chosen):
+            continue
+        chosen.append(p)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def _first_sentence(text: str) -> str:
+    s = _SENT_RE.split(text.strip())[0] if text.strip() else ""
+    return s[:300]
+
+
+def _when(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+    if isinstance(v, str) and v:
+        try:
+            d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _duration(seconds: float) -> str:
+    m = int(round(seconds / 60))
+    if m < 60:
+        return f"{m} min"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h} h {m:02d} min"
+    return f"{h / 24:.1f} days"
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    return float(np.quantile(np.array(xs), q, method="linear"))
+
+
+def _is_resolved(inc: dict) -> bool:
+    st = _val(inc.get("status"))
+    return st is None or str(st) in RESOLVED
+
+
+def _outcomes(members: list[dict]) -> tuple[list[str], float | None, float | None, dict[str, int], float]:
+    ttr = []
+    for m in members:
+        start, end = _when(m.get("detected_at")) or _when(m.get("created_at")), _when(m.get("resolved_at"))
+        if start and end and end >= start:
+            ttr.append((end - start).total_seconds())
+    months = Counter(d.strftime("%Y-%m") for m in members
+                     if (d := _when(m.get("detected_at")) or _when(m.get("created_at"))))
+    fixed = sum(1 for m in members if _is_resolved(m) and recorded_fix(m))
+    out: list[str] = []
+    med = p90 = None
+    if ttr:
+        med, p90 = _quantile(ttr, 0.5), _quantile(ttr, 0.9)
+        out.append(f"time to resolve: median {_duration(med)}, p90 {_duration(p90)} ({len(ttr)} of "
+                   f"{len(members)} incidents)")
+    if months:
+        first, last = min(months), max(months)
+        span = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:]) - int(first[5:]) + 1
+        busiest = max(sorted(months), key=lambda k: months[k])
+        out.append(f"recurrence: {sum(months.values())} incidents in {len(months)} of {span} months "
+                   f"({first} to {last}), {sum(months.values()) / span:.2f} per month; busiest {busiest} "
+                   f"({months[busiest]})")
+    out.append(f"recorded resolution: {fixed} of {len(members)} incidents")
+    return out, med, p90, dict(sorted(months.items())), fixed / len(members)
+
+
+def _describe(kind: str, idx: list[int], incs: list[dict], F: np.ndarray, defining: list[set[str]],
+              corpus: _Corpus, trig: list[set[str]], trig_corpus: _Corpus, fixp: list[set[str]],
+              fix_corpus: _Corpus, defining_text: Callable[[dict], str], pm_by_incident: dict[str, list[str]],
+              ) -> Candidate:
+    members = [incs[i] for i in idx]
+    ids = sorted(str(m["_id"]) for m in members)
+    Fm = F[idx]
+    coh = cohesion(Fm)
+    centre = Fm.sum(0)
+    order = sorted(range(len(idx)), key=lambda k: (-float(Fm[k] @ centre), str(members[k]["_id"])))
+    central = members[order[0]]
+    top = _top_phrases([defining[i] for i in idx], corpus, NAME_PHRASES, by_count_first=False)
+    name = ", ".join(top) if top else (_clean(central.get("title")) or defining_text(central))
+    cats = Counter(str(m.get("category") or "") for m in members if m.get("category"))
+    triggers = _top_phrases([trig[i] for i in idx], trig_corpus, MAX_PHRASES, by_count_first=True)
+    actions = _top_phrases([fixp[i] for i in idx], fix_corpus, MAX_PHRASES, by_count_first=True)
+    if not actions:
+        rep = next((fix_text(members[k]) for k in order if fix_text(members[k])), "")
+        actions = [_first_sentence(rep)] if rep else []
+    outcomes, med, p90, months, success = _outcomes(members)
+    example = _first_sentence(defining_text(central))
+    desc = (f"{len(members)} incidents"
+            + (f" ({', '.join(f'{c} {k}' for c, k in sorted(cats.items(), key=lambda x: (-x[1], x[0])))})"
+               if cats else "")
+            + (f": {'; '.join(top)}." if top else ".")
+            + (f" Example: {example}" if example else ""))
+    n = len(members)
+    conf = max(0.0, min(1.0, coh)) * n / (n + SIZE_PRIOR)
+    pms = sorted({p for i in ids for p in pm_by_incident.get(i, [])})
+    key = f"{kind}:{hashlib.sha1(chr(10).join(ids).encode()).hexdigest()[:16]}"
+    return Candidate(key=key, pattern_type=kind, name=name[:200], description=desc, frequency=n,
+                     success_rate=round(success, 4), confidence_score=round(conf, 4), cohesion=round(coh, 4),
+                     triggers=tuple(triggers), actions=tuple(actions), outcomes=tuple(outcomes),
+                     source_incidents=tuple(ids), source_postmortems=tuple(pms), ttr_median_seconds=med,
+                     ttr_p90_seconds=p90, per_month=months)
+
+
+# --- mining ---------------------------------------------------------------------------------------------
+
+def eligible(incidents: Iterable[dict], vectors: dict[str, Any]) -> list[dict]:
+    """The incidents mined (module docstring), sorted by id."""
+    out = {}
+    for inc in incidents:
+        i = str(inc.get("_id", ""))
+        if not i or i not in vectors or not _is_resolved(inc) or not cause_text(inc):
+            continue
+        if DUPLICATE_RE.search(str(inc.get("resolution") or "")):
+            continue
+        out[i] = inc
+    return [out[k] for k in sorted(out)]
+
+
+def detection_lag(inc: dict) -> float | None:
+    """Seconds from the earliest timeline event to detected_at (None when either is unknown)."""
+    times = [t for e in inc.get("timeline") or [] if (t := _when(e.get("timestamp")))]
+    det = _when(inc.get("detected_at"))
+    return (det - min(times)).total_seconds() if times and det else None
+
+
+def human_detected(inc: dict) -> bool:
+    det = _events(inc, "Detection")
+    if det:
+        return bool(HUMAN_SOURCE_RE.search(str(det[0].get("source") or "")))
+    return bool(inc.get("reporter"))
+
+
+def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency: int = 3,
+         postmortems: Sequence[dict] = (), fix_vectors: dict[str, np.ndarray] | None = None,
+         cause_cut: float = CAUSE_CUT, fix_cut: float = FIX_CUT, linkage: str = "average",
+         exact_max: int = EXACT_MAX, kinds: Iterable[str] = ("ROOT_CAUSE", "RESOLUTION", "DETECTION"),
+         ) -> list[Candidate]:
+    """Pattern candidates from resolved incidents (module docstring). `vectors[_id]` embeds `cause_text`;
+    `fix_vectors[_id]`, when given, embeds `fix_text`. `postmortems`: dicts with `_id` and `incident_id`
+    (the caller passes the published ones)."""
+    kinds = set(kinds)
+    min_frequency = max(int(min_frequency), 2)
+    incs = eligible(incidents, vectors)
+    if len(incs) < min_frequency:
+        return []
+    pm_by_incident: dict[str, list[str]] = defaultdict(list)
+    for pm in postmortems:
+        if pm.get("incident_id") is not None and pm.get("_id") is not None:
+            pm_by_incident[str(pm["incident_id"])].append(str(pm["_id"]))
+    cause_p = [phrases(cause_text(i)) for i in incs]
+    trig_p = [phrases(trigger_text(i)) for i in incs]
+    fix_p = [phrases(fix_text(i)) for i in incs]
+    cause_c, trig_c, fix_c = _Corpus([]), _Corpus([]), _Corpus([])
+    for c, ps in ((cause_c, cause_p), (trig_c, trig_p), (fix_c, fix_p)):
+        c.docs, c.n = ps, len(ps)
+        c.df = Counter(p for d in ps for p in d)
+    F = features(incs, [vectors[str(i["_id"])] for i in incs])
+    out: list[Candidate] = []
+
+    def describe(kind: str, idx: list[int], Fk: np.ndarray, defining: list[set[str]], corpus: _Corpus,
+                 text: Callable[[dict], str]) -> Candidate:
+        return _describe(kind, idx, incs, Fk, defining, corpus, trig_p, trig_c, fix_p, fix_c, text, pm_by_incident)
+
+    if "ROOT_CAUSE" in kinds:
+        for c in cluster(F, cause_cut, linkage=linkage, exact_max=exact_max):
+            if len(c) >= min_frequency:
+                out.append(describe("ROOT_CAUSE", c, F, cause_p, cause_c, cause_text))
+    if "RESOLUTION" in kinds:
+        fixed = [k for k, i in enumerate(incs) if fix_text(i)
+                 and (fix_vectors is None or str(i["_id"]) in fix_vectors)]
+        if len(fixed) >= min_frequency:
+            sub = [incs[k] for k in fixed]
+            if fix_vectors is not None:
+                fv = [fix_vectors[str(i["_id"])] for i in sub]
+            else:
+                fv = list(_tfidf([fix_text(i) for i in sub]))
+            Ff = np.zeros((len(incs), 0), np.float32)
+            Fs = features(sub, fv)
+            Ff = np.zeros((len(incs), Fs.shape[1]), np.float32)
+            Ff[fixed] = Fs
+            for c in cluster(Fs, fix_cut, linkage=linkage, exact_max=exact_max):
+                if len(c) >= min_frequency:
+                    out.append(describe("RESOLUTION", [fixed[k] for k in c], Ff, fix_p, fix_c, fix_text))
+    if "DETECTION" in kinds:
+        by_cat: dict[str, list[int]] = defaultdict(list)
+        for k, i in enumerate(incs):
+            lag = detection_lag(i)
+            if (lag is not None and lag >= DETECTION_LAG) or human_detected(i):
+                by_cat[str(i.get("category") or "")].append(k)
+        for cat in sorted(by_cat):
+            if len(by_cat[cat]) >= min_frequency:
+                out.append(describe("DETECTION", by_cat[cat], F, trig_p, trig_c, trigger_text))
+    return sorted(out, key=lambda c: (c.pattern_type, -c.frequency, c.key))
+
+
+# --- re-runs --------------------------------------------------------------------------------------------
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def match(existing: Sequence[dict], candidates: Sequence[Candidate], *, threshold: float = MATCH_JACCARD,
+          ) -> list[tuple[dict | None, Candidate]]:
+    """Pair each candidate with the stored pattern (same pattern_type, `source_incidents` Jaccard >=
+    threshold) it updates, greedy best first (ties: stored `_id`/`key`, then candidate key); None = new.
+    Each stored pattern is used at most once. Returned in candidate order."""
+    pairs = []
+    for ei, e in enumerate(existing):
+        et = str(_val(e.get("pattern_type")) or "")
+        src = e.get("source_incidents") or []
+        for ci, c in enumerate(candidates):
+            if et == c.pattern_type and (j := jaccard(src, c.source_incidents)) >= threshold:
+                pairs.append((-j, str(e.get("_id") or e.get("key") or ""), ei, c.key, ci))
+    pairs.sort()
+    used_e: set[int] = set()
+    chosen: dict[int, dict] = {}
+    for _, _, ei, _, ci in pairs:
+        if ei in used_e or ci in chosen:
+            continue
+        used_e.add(ei)
+        chosen[ci] = existing[ei]
+    return [(chosen.get(ci), c) for ci, c in enumerate(candidates)]
