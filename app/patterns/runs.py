@@ -6,7 +6,9 @@ mines candidates (`mining.mine`) and pairs them with the patterns mined before (
 members), so re-runs update patterns in place and never multiply them: a new group creates a pattern
 (`origin: "mined"`, classified as the most secret of its sources); a known one is updated — a validated one
 with a trace of what changed in its `history` (app/patterns/service.py). Patterns written by hand are never
-touched. `dry_run` writes nothing and reports what would be done. Each run (but a dry one) leaves a record
+touched. A known pattern's `success_rate` blends the mined one (the share of its incidents resolved with a
+recorded fix) with how often its recommendations were rated as having helped (`blended_success`). `dry_run`
+writes nothing and reports what would be done. Each run (but a dry one) leaves a record
 in `pattern_mining_runs`. `ikl update_learning_patterns`, the workers' schedule and the GraphQL mutation
 all call this.
 """
@@ -93,9 +95,12 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
     by_id = {i["_id"]: i for i in incidents}
     user = None if dry_run else await bot(bk)
     step(f"writing {len(candidates)} patterns")
+    ratings = await _ratings(bk, [p["_id"] for p in existing])
     for current, cand in mining.match(existing, candidates):
         content = cand.content()
         content["data_classification"] = most_secret([by_id[i] for i in cand.source_incidents if i in by_id])
+        if current is not None and current["_id"] in ratings:
+            content["success_rate"] = blended_success(cand.success_rate, *ratings[current["_id"]])
         row = Row(action="", pattern_type=cand.pattern_type, name=content["name"], frequency=cand.frequency,
                   confidence=cand.confidence_score, pattern_id=current["_id"] if current else None)
         if current is None:
@@ -165,3 +170,24 @@ async def due(bk: Backends) -> bool:
         return True
     except DuplicateKeyError:
         return False
+
+
+RATING_PRIOR = 3  # the mined success rate counts as this many ratings
+
+
+def blended_success(mined: float, helped: float, count: int) -> float:
+    """The mined success rate (resolved with a recorded fix) blended with how often the pattern's
+    recommendations were rated as having helped (rating 4-5 of the 1-2 and 4-5 ones), by count."""
+    return round((mined * RATING_PRIOR + helped * count) / (RATING_PRIOR + count), 4)
+
+
+async def _ratings(bk: Backends, pattern_ids: list[str]) -> dict[str, tuple[float, int]]:
+    """pattern id -> (share of its LEARNING_PATTERN recommendations rated as helping, how many were rated)."""
+    if not pattern_ids:
+        return {}
+    rows = await (await bk.mongo.recommendations.aggregate([
+        {"$match": {"recommendation_type": "LEARNING_PATTERN", "target": {"$in": pattern_ids},
+                    "effectiveness_rating": {"$in": [1, 2, 4, 5]}}},
+        {"$group": {"_id": "$target", "helped": {"$avg": {"$cond": [{"$gte": ["$effectiveness_rating", 4]}, 1, 0]}},
+                    "count": {"$sum": 1}}}])).to_list(None)
+    return {r["_id"]: (r["helped"], r["count"]) for r in rows}

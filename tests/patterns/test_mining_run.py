@@ -70,6 +70,15 @@ async def test_mining_creates_then_updates_in_place_with_a_trace(own, tokens):  
     assert any(r.action == runs.UPDATED and r.pattern_id == pool_pattern["_id"] for r in later.rows)
     assert await bk.mongo.learning_patterns.count_documents({}) == len(first.rows)
 
+    # its recommendations were rated: the success rate blends in how often they helped
+    import uuid as _uuid
+    await bk.mongo.recommendations.insert_many([
+        {"_id": str(_uuid.uuid4()), "incident": str(_uuid.uuid4()), "recommendation_type": "LEARNING_PATTERN",
+         "target": pool_pattern["_id"], "effectiveness_rating": rating} for rating in (1, 1, 2)])
+    await runs.run(bk, min_frequency=3)
+    rated = await bk.mongo.learning_patterns.find_one({"_id": pool_pattern["_id"]})
+    assert rated["success_rate"] == runs.blended_success(updated["success_rate"], 0.0, 3) < updated["success_rate"]
+
     # the command, as an operator runs it
     out = subprocess.run([sys.executable, "-m", "app.cli", "update_learning_patterns", "--days", "30",
                           "--min-frequency", "3", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
