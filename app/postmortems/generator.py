@@ -1,6 +1,6 @@
 """Automated postmortem drafts, written only from what the incident data holds (pure: no I/O).
 
-`draft(incident, similar=..., articles=..., similar_postmortems=...)` writes the six sections from the
+`draft(incident, similar=..., articles=..., similar_postmortems=..., patterns=...)` writes the six sections from the
 incident document (its fields and timeline), the similar past incidents, the knowledge base articles
 that matched the incident and the postmortems of similar past incidents given; a section with no
 evidence is left empty and not listed in `auto_generated_sections`. Every value the draft computes
@@ -50,6 +50,7 @@ RUNBOOK_TYPE = "RUNBOOK"  # article_type of a runbook
 # the fields of articles and similar postmortems that count as source data (what the draft quotes)
 ARTICLE_FIELDS = ("_id", "title", "slug", "article_type", "related_services")
 POSTMORTEM_FIELDS = ("_id", "title", "incident", "root_cause_analysis", "lessons_learned", "action_items")
+PATTERN_FIELDS = ("_id", "name", "frequency", "triggers", "actions")  # validated learning patterns matched
 
 NOT_IMPACT = {"confidence", "score", "actor"}  # detail keys that are not impact figures
 EVENT_WORDS = {"Detection": "Detection", "Analysis": "Analysis", "RunbookMatch": "Runbook matched",
@@ -213,11 +214,13 @@ def events(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] = (),
           articles: Iterable[Mapping[str, Any]] = (),
-          similar_postmortems: Iterable[Mapping[str, Any]] = ()) -> Draft:
+          similar_postmortems: Iterable[Mapping[str, Any]] = (),
+          patterns: Iterable[Mapping[str, Any]] = ()) -> Draft:
     """The draft from the incident, the similar past incidents, the knowledge base articles that
     matched it (`_id`, `title`, `slug`, `article_type`, `related_services`) and the postmortems of
     similar past incidents (`_id`, `title`, `incident`, `root_cause_analysis`, `action_items`). The
-    incident itself and its own postmortem are left out of `similar` and `similar_postmortems`."""
+    incident itself and its own postmortem are left out of `similar` and `similar_postmortems`.
+    `patterns`: the validated learning patterns whose triggers the incident shows (PATTERN_FIELDS)."""
     similar = [s for s in similar if s.get("_id") != incident.get("_id")]
     articles = list({a.get("_id") or id(a): a for a in articles if (a.get("title") or "").strip()}.values())
     pms = [p for p in similar_postmortems if (p.get("title") or "").strip()
@@ -408,6 +411,10 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
              "address it for good rather than mitigating it again" + (
                  ", and find out why the earlier action items did not prevent it." if earlier else "."),
              "HIGH", "Technical Improvement")
+    for p in patterns:  # a validated pattern the incident matches: the cause is a known, recurring one
+        did = "; ".join(a for a in p.get("actions") or [] if isinstance(a, str)) or "no actions recorded"
+        lessons.append(f"Root cause seen before: this incident matches the validated learning pattern "
+                       f"\"{p.get('name')}\", seen {p.get('frequency') or 0} times; what worked then: {did}.")
     for e in runbooks:
         det = e.get("details") or {}
         label = det.get("runbook") or det.get("name") if isinstance(det, Mapping) else None
@@ -485,7 +492,8 @@ def _norm_ts(value: str) -> str:
 
 def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = (),
                   computed: Iterable[str] = (), *, articles: Iterable[Mapping[str, Any]] = (),
-                  similar_postmortems: Iterable[Mapping[str, Any]] = ()) -> frozenset[str]:
+                  similar_postmortems: Iterable[Mapping[str, Any]] = (),
+                  patterns: Iterable[Mapping[str, Any]] = ()) -> frozenset[str]:
     """Every fact the source data holds, as lower-case tokens: words and identifiers, numbers, and
     timestamps (full, and their dates), from the incident document, the similar incidents, the
     matched articles and similar postmortems (their ARTICLE_FIELDS / POSTMORTEM_FIELDS) and the
@@ -529,6 +537,8 @@ def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, An
         walk({k: (_kind(a) if k == "article_type" else a.get(k)) for k in ARTICLE_FIELDS})
     for p in similar_postmortems:
         walk({k: p.get(k) for k in POSTMORTEM_FIELDS})
+    for p in patterns:
+        walk({k: p.get(k) for k in PATTERN_FIELDS})
     walk(list(computed))
     return frozenset(out)
 
@@ -573,7 +583,8 @@ def unsupported_facts(draft_text: str, source: Iterable[str] | Mapping[str, Any]
 
 def check(d: Draft, incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]] = (), *,
           articles: Iterable[Mapping[str, Any]] = (),
-          similar_postmortems: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+          similar_postmortems: Iterable[Mapping[str, Any]] = (),
+          patterns: Iterable[Mapping[str, Any]] = ()) -> list[str]:
     """The unsupported facts of a draft against its source (the same inputs `draft` was given)."""
     return unsupported_facts(d.text(), source_tokens(incident, similar, d.computed, articles=articles,
-                                                     similar_postmortems=similar_postmortems))
+                                                     similar_postmortems=similar_postmortems, patterns=patterns))

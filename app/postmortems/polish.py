@@ -117,7 +117,7 @@ def _validate(data: Any, sections: dict[str, str]) -> dict[str, str]:
 
 async def polish(settings: Any, draft: generator.Draft, *, incident: Mapping[str, Any],
                  similar: Iterable[Mapping[str, Any]] = (), articles: Iterable[Mapping[str, Any]] = (),
-                 similar_postmortems: Iterable[Mapping[str, Any]] = (),
+                 similar_postmortems: Iterable[Mapping[str, Any]] = (), patterns: Iterable[Mapping[str, Any]] = (),
                  transport: httpx.AsyncBaseTransport | None = None) -> PolishResult:
     if not settings.postmortem_polish_url:
         return PolishResult(draft)
@@ -139,7 +139,7 @@ async def polish(settings: Any, draft: generator.Draft, *, incident: Mapping[str
     except ValueError as e:
         return PolishResult(draft, error=str(e), model=model)
     allowed = generator.source_tokens(incident, similar, draft.computed, articles=articles,
-                                      similar_postmortems=similar_postmortems)
+                                      similar_postmortems=similar_postmortems, patterns=patterns)
     rejected = [s for s, text in polished.items() if generator.unsupported_facts(text, allowed)]
     accepted = {s: t for s, t in polished.items() if s not in rejected and t != sections[s]}
     return PolishResult(dataclasses.replace(draft, **accepted), polished=list(accepted), model=reported or model,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
+from app.patterns import triggers as trigger_rule
 from app.recommendations.models import RecommendationType as T
 
 MODEL_VERSION = "hybrid-1"
@@ -201,23 +202,12 @@ def experts(similar: Iterable[Similar], people: Mapping[str, Mapping[str, Any]],
     return out
 
 
-WORD = re.compile(r"[a-z0-9][a-z0-9._-]*")
-STOP = frozenset("a an and are as at be by for from in is it of on or the to was were with".split())
-TRIGGER_MATCH = 0.6  # a trigger matches when this share of its words occur in the incident's text
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in WORD.findall(text.lower()) if w not in STOP and len(w) > 1}
-
-
 def learning_pattern(pattern: Mapping[str, Any], incident_text: str, *, fb: Feedback | None = None,
                      params=None) -> dict[str, Any] | None:
     """A validated pattern whose triggers the incident shows: raw = the share of its triggers matched,
-    times the pattern's own confidence (a trigger matches when 60 % of its words occur in the incident's
-    title, description, services and events). None when no trigger matches."""
-    have = _words(incident_text)
-    triggers = [t for t in pattern.get("triggers") or [] if isinstance(t, str) and _words(t)]
-    matched = [t for t in triggers if len(_words(t) & have) / len(_words(t)) >= TRIGGER_MATCH]
+    times the pattern's own confidence (app/patterns/triggers.py decides what matches). None when no
+    trigger matches."""
+    triggers, matched = trigger_rule.matched(pattern, incident_text)
     if not matched:
         return None
     share = len(matched) / len(triggers)

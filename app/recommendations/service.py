@@ -31,6 +31,7 @@ from app.errors import NotFound, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, visible_page
+from app.patterns import triggers as trigger_rule
 from app.recommendations import calibration, engine
 from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
                                         level_for)
@@ -186,18 +187,11 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         patterns = await bk.mongo.learning_patterns.find(
             {"is_validated": True, **classification.mongo_filter(user)}).limit(MAX_PATTERNS).to_list(None)
         fb = await _feedback(bk, T.LEARNING_PATTERN.value, [p["_id"] for p in patterns])
-        text = _incident_text(incident)
+        text = trigger_rule.incident_text(incident)
         for p in patterns:
             if rec := engine.learning_pattern(p, text, fb=fb.get(p["_id"]), params=params[T.LEARNING_PATTERN.value]):
                 out.append({**rec, "sources": [p]})
     return out
-
-
-def _incident_text(incident: Mapping[str, Any]) -> str:
-    """What the incident shows: title, description, services, category and its events' messages."""
-    events = [e.get("message") or "" for e in incidents.sorted_events(incident)]
-    return " ".join([incident.get("title") or "", incident.get("description") or "", incident.get("category") or "",
-                     " ".join(incident.get("affected_services") or []), *events])
 
 
 def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[dict]:

@@ -44,3 +44,22 @@ async def test_validated_patterns_whose_triggers_match_are_recommended_and_annou
     assert announced[0]["details"]["learning_pattern"] == good["id"]
     assert secret["name"] not in str(doc["timeline"])
     assert not await bk.mongo.recommendations.count_documents({"incident": inc["id"], "learning_pattern": secret["id"]})
+
+
+async def test_postmortem_drafts_call_out_a_validated_pattern(client, admin, editor):
+    from tests.postmortems.test_rest import BASE as PMS, create_pm
+
+    tag = unique("queue")
+    p = await pattern(client, admin, name=f"Queue backlog after deploy {tag}", triggers=[f"{tag} backlog growing"],
+                      actions=["roll back the deploy", "drain the queue"], source_incidents=[])
+    await client.post(f"{PATTERNS}{p['id']}/validate/", headers=admin, json={"validation_notes": "ok"})
+    unvalidated = await pattern(client, admin, name=f"Unvalidated {tag}", triggers=[f"{tag} backlog growing"])
+    inc = await new_incident(client, editor, title=f"{tag} backlog growing after release", severity="HIGH",
+                             status="RESOLVED", root_cause="A bad deploy", resolution="Rolled back",
+                             timeline=[{"type": "Detection", "source": "prometheus", "message": "backlog alert"}])
+    pm = await create_pm(client, editor, inc, lessons_learned="")
+    r = await client.post(f"{PMS}{pm['id']}/generate_automated/", headers=editor)
+    assert r.status_code == 200, r.text  # the fact check accepts the pattern's own words
+    lessons = (await client.get(f"{PMS}{pm['id']}/", headers=editor)).json()["lessons_learned"]
+    assert f'validated learning pattern "{p["name"]}"' in lessons and "roll back the deploy" in lessons
+    assert unvalidated["name"] not in lessons
