@@ -72,6 +72,16 @@ async def write(bk: Backends, index: str, doc_id: str,
     return result
 
 
+def _entries(index: str | None, jobs: bool) -> dict[str, Any]:
+    """The entries a caller may take: those of `index` (all when None), and jobs only when `jobs` — a
+    caller without jobs that names a job kind gets none."""
+    if jobs:
+        return {"index": index} if index is not None else {}
+    if index in JOB_KINDS:
+        return {"index": {"$in": []}}
+    return {"index": index} if index is not None else {"index": {"$nin": list(JOB_KINDS)}}
+
+
 async def _claim(bk: Backends, flt: dict, lease: float, *, due_only: bool) -> dict | None:
     """Lease one entry so no other sweeper or worker syncs it at the same time."""
     now = _now()
@@ -87,11 +97,7 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
                 limit: int = 500, due_only: bool = True, jobs: bool = False) -> dict[str, int]:
     """Sync up to `limit` entries to the search index: those due (the sweep), or the one named,
     even if it is waiting out a back-off (a worker asked to sync it now). Jobs only with `jobs`."""
-    flt: dict[str, Any] = {}
-    if index is not None:
-        flt["index"] = index
-    if not jobs:
-        flt["index"] = {"$eq": index} if index is not None and index not in JOB_KINDS else {"$nin": list(JOB_KINDS)}
+    flt = _entries(index, jobs)
     if doc_id is not None:
         flt["doc_id"] = doc_id
     lease = bk.settings.outbox_lease_seconds
@@ -161,9 +167,7 @@ async def flush(bk: Backends, *, index: str | None = None, timeout: float = 30.0
     """Sync everything pending now (jobs too with `jobs`), waiting for entries another sweeper or worker
     holds; raises TimeoutError if entries are still there after `timeout` seconds (e.g. the search server
     is down)."""
-    flt: dict[str, Any] = {"index": index} if index else {}
-    if not jobs:
-        flt = {"$and": [flt, {"index": {"$nin": list(JOB_KINDS)}}]}
+    flt = _entries(index, jobs)
     deadline = asyncio.get_running_loop().time() + timeout
     while await bk.mongo.outbox.count_documents(flt):
         await drain(bk, index=index, due_only=False, jobs=jobs)

@@ -57,3 +57,12 @@ async def test_learning_more_refreshes_after_a_debounce_and_only_workers_run_it(
     assert await bk.mongo.outbox.count_documents({"index": "recommendations", "doc_id": inc["id"]}) == 1
     await outbox.drain(bk, index="recommendations", doc_id=inc["id"], due_only=False, jobs=True)
     assert not await bk.mongo.outbox.count_documents({"index": "recommendations", "doc_id": inc["id"]})
+
+
+async def test_a_caller_without_jobs_naming_a_job_kind_takes_nothing(bk):
+    """Not even the index entries beside it (the kind filter once fell back to 'every non-job entry')."""
+    await outbox.record(bk, "incidents", unique("entry"), delay=3600)  # due later: only an explicit drain takes it
+    res = await outbox.drain(bk, index="recommendations", due_only=False)
+    assert res == {"synced": 0, "failed": 0}
+    assert await bk.mongo.outbox.count_documents({"index": "incidents", "next_attempt_at": {"$gt": utcnow()}}) >= 1
+    await bk.mongo.outbox.delete_many({"index": "incidents", "next_attempt_at": {"$gt": utcnow()}})
