@@ -195,7 +195,7 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
         update["$push"] = {"timeline": {"$each": events}}
 
     resolving = changes.get("status") in RESOLVED_STATUSES and current["status"] not in RESOLVED_STATUSES
-    hook = await _ResolvedHook.prepare(bk) if resolving else None
+    hook = await _ResolvedHook.prepare(bk, changes.get("severity", current["severity"])) if resolving else None
 
     learned = changes.get("root_cause") not in (None, current.get("root_cause"))
 
@@ -263,10 +263,11 @@ class _ResolvedHook:
         self.bk, self.bot, self.generation_id = bk, bot, None
 
     @classmethod
-    async def prepare(cls, bk: Backends) -> "_ResolvedHook":
+    async def prepare(cls, bk: Backends, severity: str) -> "_ResolvedHook":
+        """Ready for an incident of `severity`: the bot is looked up only when it will generate."""
         from app.postmortems import generations
 
-        bot = await generations.bot_user(bk) if bk.settings.postmortem_auto_severities else None
+        bot = await generations.bot_user(bk) if severity in bk.settings.postmortem_auto_severities else None
         return cls(bk, bot)
 
     async def resolved(self, incident: dict, *, session) -> None:
@@ -295,7 +296,7 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
                                        timestamp=resolved_at, details={"actor": user.username},
                                        message=f"Resolved by {user.username}: {data.resolution}"[:5000]))
     current = await get_incident(bk, name=name, user=user)
-    hook = await _ResolvedHook.prepare(bk)
+    hook = await _ResolvedHook.prepare(bk, current["severity"])
 
     async def op(s):
         updated = await bk.mongo.incidents.find_one_and_update(
