@@ -33,6 +33,12 @@ async def find_visible(collection, doc_id: str, user: User) -> dict[str, Any] | 
     return await collection.find_one({"_id": doc_id, **mongo_filter(user)})
 
 
+def most_secret(docs) -> str:
+    """The classification of something built from `docs`: the most secret of theirs (INTERNAL for none)."""
+    levels = [Classification(d.get(FIELD, DEFAULT.value)) for d in docs if d]
+    return max(levels, key=lambda c: c.rank).value if levels else DEFAULT.value
+
+
 def can_see(user: User, doc: dict[str, Any]) -> bool:
     return doc.get(FIELD, DEFAULT.value) in user.clearance.visible()
 

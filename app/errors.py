@@ -18,6 +18,10 @@ class ServiceError(Exception):
         if code:
             self.code = code
 
+    def summary(self) -> str:
+        """One line for a job's record or a command's table: `404 NOT_FOUND: Incident 'x' not found`."""
+        return f"{self.status} {self.code}: {self.error}"
+
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.error, "details": self.details, "code": self.code}
 

@@ -14,7 +14,7 @@ from app.articles.models import (ArticleCreate, ArticleStatus, ArticleType, Arti
                                  SearchInput)
 from app.errors import ValidationFailed
 from app.users.models import Classification, User
-from schema.common import ClassificationEnum, Paginated, paginated, plain, validate
+from schema.common import ClassificationEnum, Paginated, list_params, paginated, plain, validate
 from schema.context import Info, UserByIdLoader
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
@@ -299,12 +299,11 @@ class ArticleQuery:
                                  data_classification: list[ClassificationEnum] | None = None,
                                  search: str | None = None, ordering: str | None = None, page: int = 1,
                                  page_size: int = 20) -> Paginated[KnowledgeArticle]:
-        params = {"article_type": article_type, "category": category, "subcategory": subcategory, "status": status,
-                  "is_featured": is_featured, "difficulty_level": difficulty_level,
-                  "data_classification": data_classification, "search": search, "ordering": ordering, "page": page,
-                  "page_size": page_size}
-        result = await service.list_articles(info.context.backends, user=info.context.user,
-                                             params={k: v for k, v in params.items() if v is not None and v != []})
+        params = list_params(article_type=article_type, category=category, subcategory=subcategory, status=status,
+                             is_featured=is_featured, difficulty_level=difficulty_level,
+                             data_classification=data_classification, search=search, ordering=ordering, page=page,
+                             page_size=page_size)
+        result = await service.list_articles(info.context.backends, user=info.context.user, params=params)
         return paginated(result, KnowledgeArticle.from_doc)
 
     @strawberry.field(description="One article; reading it counts a view unless countView is false.")

@@ -59,6 +59,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def list_params(**kw: Any) -> dict[str, Any]:
+    """GraphQL list arguments as the list helper's parameters: the ones not given (None, []) left out."""
+    return {k: v for k, v in kw.items() if v is not None and v != []}
+
+
 def validate(model, value: Any):
     """Validate GraphQL input with the same pydantic model REST uses (one set of rules)."""
     try:

@@ -13,7 +13,7 @@ from app.incidents import service
 from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentResolve, IncidentUpdate, Severity,
                                   Status, TimelineEventIn)
 from app.users.models import Classification, Role
-from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
@@ -224,13 +224,10 @@ class IncidentQuery:
                         category: str | None = None, assignee: str | None = None,
                         data_classification: list[ClassificationEnum] | None = None, search: str | None = None,
                         ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Incident]:
-        params = {"status": status, "severity": severity, "namespace": namespace, "service": service_name,
-                  "category": category, "assignee": assignee, "data_classification": data_classification,
-                  "search": search, "ordering": ordering, "page": page,
-                  "page_size": page_size}
-        result = await service.list_incidents(info.context.backends,
-                                              params={k: v for k, v in params.items() if v is not None and v != []},
-                                              user=info.context.user)
+        params = list_params(status=status, severity=severity, namespace=namespace, service=service_name,
+                             category=category, assignee=assignee, data_classification=data_classification,
+                             search=search, ordering=ordering, page=page, page_size=page_size)
+        result = await service.list_incidents(info.context.backends, params=params, user=info.context.user)
         return paginated(result, Incident.from_doc)
 
     @strawberry.field

@@ -13,7 +13,7 @@ from app.patterns.models import (ApplyRequest, MergeRequest, MiningRequest, Patt
                                  PatternUpdate, ValidateRequest)
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
-from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader
@@ -145,9 +145,8 @@ class PatternQuery:
                                 is_validated: bool | None = None, search: str | None = None,
                                 ordering: str | None = None, page: int = 1,
                                 page_size: int = 20) -> Paginated[LearningPattern]:
-        params = {k: v for k, v in dict(pattern_type=pattern_type, is_validated=is_validated, search=search,
-                                        ordering=ordering, page=page, page_size=page_size).items()
-                  if v is not None and v != []}
+        params = list_params(pattern_type=pattern_type, is_validated=is_validated, search=search, ordering=ordering,
+                             page=page, page_size=page_size)
         return paginated(await service.list_patterns(info.context.backends, params=params, user=info.context.user),
                          LearningPattern.from_doc)
 

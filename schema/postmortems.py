@@ -16,7 +16,7 @@ from app.postmortems.models import (ActionItemPriority, ActionItemStatus, Action
                                     PostmortemUpdate)
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
-from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, IncidentSeverity
@@ -283,10 +283,6 @@ PostmortemGenerationResult = Annotated[Union[PostmortemGeneration, ValidationErr
                                              PermissionDeniedError], strawberry.union("PostmortemGenerationResult")]
 
 
-def _params(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None and v != []}
-
-
 @strawberry.type
 class PostmortemQuery:
     @strawberry.field(description="Postmortems, filtered, searched, ordered and paginated like the REST list.")
@@ -294,7 +290,7 @@ class PostmortemQuery:
                           severity: list[IncidentSeverity] | None = None, is_automated: bool | None = None,
                           owner: str | None = None, incident: strawberry.ID | None = None, search: str | None = None,
                           ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Postmortem]:
-        params = _params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
+        params = list_params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
                          search=search, ordering=ordering, page=page, page_size=page_size)
         return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user),
                          Postmortem.from_doc)
@@ -307,7 +303,7 @@ class PostmortemQuery:
     @strawberry.field(description="Postmortems past their due date and not yet published or archived.")
     async def overdue_postmortems(self, info: Info, ordering: str | None = None, page: int = 1,
                                   page_size: int = 20) -> Paginated[Postmortem]:
-        params = _params(ordering=ordering, page=page, page_size=page_size)
+        params = list_params(ordering=ordering, page=page, page_size=page_size)
         return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user,
                                                         overdue=True), Postmortem.from_doc)
 
@@ -321,7 +317,7 @@ class PostmortemQuery:
                                      generation_trigger: list[GenerationTriggerEnum] | None = None,
                                      ordering: str | None = None, page: int = 1,
                                      page_size: int = 20) -> Paginated[PostmortemGeneration]:
-        params = _params(status=status, incident=incident, generation_trigger=generation_trigger, ordering=ordering,
+        params = list_params(status=status, incident=incident, generation_trigger=generation_trigger, ordering=ordering,
                          page=page, page_size=page_size)
         return paginated(await generations.list_generations(info.context.backends, params=params,
                                                             user=info.context.user), PostmortemGeneration.from_doc)

@@ -13,7 +13,7 @@ from app.recommendations import service
 from app.recommendations.models import ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType
 from app.users.models import Classification, Role
 from schema.articles import KnowledgeArticle, UserType, _person
-from schema.common import ClassificationEnum, Paginated, paginated, validate
+from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, MatchingFactor
@@ -159,10 +159,6 @@ RecommendationResult = Annotated[Union[Recommendation, ValidationError, NotFound
                                        PermissionDeniedError], strawberry.union("RecommendationResult")]
 
 
-def _params(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None and v != []}
-
-
 @strawberry.type
 class RecommendationQuery:
     @strawberry.field(description="Recommendations, filtered, searched, ordered and paginated like the REST list.")
@@ -171,7 +167,7 @@ class RecommendationQuery:
                               is_applied: bool | None = None, incident: strawberry.ID | None = None,
                               search: str | None = None, ordering: str | None = None, page: int = 1,
                               page_size: int = 20) -> Paginated[Recommendation]:
-        params = _params(recommendation_type=recommendation_type, confidence_level=confidence_level,
+        params = list_params(recommendation_type=recommendation_type, confidence_level=confidence_level,
                          is_applied=is_applied, incident=incident, search=search, ordering=ordering, page=page,
                          page_size=page_size)
         return paginated(await service.list_recommendations(info.context.backends, params=params,

@@ -28,10 +28,11 @@ from app.backends import Backends
 from app.embeddings import available, embed
 from app.incidents.models import RESOLVED_STATUSES
 from app.patterns import mining
-from app.patterns.service import HISTORY_MAX, most_secret
+from app import classification
+from app.patterns.service import HISTORY_MAX
 from app.timefmt import utcnow
 from app.users import service as users
-from app.users.models import Classification, Role, User, UserCreate
+from app.users.models import User
 
 BOT_USERNAME = "pattern-miner"
 INCIDENT_FIELDS = {"name": 1, "title": 1, "root_cause": 1, "resolution": 1, "category": 1, "affected_services": 1,
@@ -59,8 +60,7 @@ class Report:
 
 
 async def bot(bk: Backends) -> User:
-    return await users.ensure_user(bk, data=UserCreate(username=BOT_USERNAME, role=Role.ADMIN,
-                                                       clearance=Classification.RESTRICTED))
+    return await users.service_account(bk, username=BOT_USERNAME)
 
 
 async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: bool = False,
@@ -98,7 +98,8 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
     ratings = await _ratings(bk, [p["_id"] for p in existing])
     for current, cand in mining.match(existing, candidates):
         content = cand.content()
-        content["data_classification"] = most_secret([by_id[i] for i in cand.source_incidents if i in by_id])
+        content["data_classification"] = classification.most_secret(
+            [by_id[i] for i in cand.source_incidents if i in by_id])
         if current is not None and current["_id"] in ratings:
             content["success_rate"] = blended_success(cand.success_rate, *ratings[current["_id"]])
         row = Row(action="", pattern_type=cand.pattern_type, name=content["name"], frequency=cand.frequency,

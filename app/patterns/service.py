@@ -23,10 +23,11 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.incidents import service as incidents
 from app.listing import Filter, ListSpec, Page, visible_page
+from app.patterns import triggers
 from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, PatternType, ValidateRequest)
 from app.postmortems import service as postmortems
 from app.timefmt import utcnow
-from app.users.models import Classification, Role, User, require_role
+from app.users.models import Role, User, require_role
 
 LIST_SPEC = ListSpec(
     filters=(Filter("pattern_type", "pattern_type", PatternType), Filter("is_validated", "is_validated", bool)),
@@ -54,6 +55,19 @@ async def list_patterns(bk: Backends, *, params: Mapping[str, Any], user: User) 
     return await visible_page(bk.mongo.learning_patterns, LIST_SPEC, params, user, bk.settings)
 
 
+MAX_MATCHED = 500  # validated patterns looked at for one incident
+
+
+async def validated_matching(bk: Backends, *, incident: Mapping[str, Any], user: User,
+                             projection: Mapping[str, Any] | None = None) -> list[dict]:
+    """The validated patterns `user` may see whose triggers `incident` shows (app/patterns/triggers.py):
+    what recommendations and postmortem drafts put to work."""
+    text = triggers.incident_text(incident)
+    found = await bk.mongo.learning_patterns.find({"is_validated": True, **classification.mongo_filter(user)},
+                                                  projection).limit(MAX_MATCHED).to_list(None)
+    return [p for p in found if triggers.matched(p, text)[1]]
+
+
 async def visible_sources(bk: Backends, docs: list[dict], user: User) -> tuple[dict[str, dict], dict[str, dict]]:
     """The source incidents and postmortems of these patterns that `user` may see, by id (one query each)."""
     inc_ids = list({i for d in docs for i in d.get("source_incidents") or []})
@@ -73,11 +87,6 @@ async def _checked_sources(bk: Backends, values: dict[str, Any], user: User) -> 
     return [*found_incidents.values(), *found_pms.values()]
 
 
-def most_secret(docs: list[dict]) -> str:
-    levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in docs]
-    return max(levels, key=lambda c: c.rank).value if levels else classification.DEFAULT.value
-
-
 def _plain(model: BaseModel, *, replace: bool) -> dict[str, Any]:
     sent = model.model_dump(mode="python", exclude_unset=not replace)
     if not replace and (bad := [k for k, v in sent.items() if v is None]):
@@ -89,7 +98,7 @@ async def create_pattern(bk: Backends, *, data: PatternContent, user: User) -> d
     require_role(user, Role.ADMIN)
     values = _plain(data, replace=True)
     sources = await _checked_sources(bk, values, user)
-    values["data_classification"] = values["data_classification"] or most_secret(sources)
+    values["data_classification"] = values["data_classification"] or classification.most_secret(sources)
     if values["frequency"] is None:
         values["frequency"] = len(values["source_incidents"])
     now = utcnow()
@@ -212,7 +221,7 @@ async def merge(bk: Backends, *, pattern_id: str, data: MergeRequest, user: User
                                                        "outcomes")}
     changes.update(frequency=len(changes["source_incidents"]) or fa + fb, success_rate=mean("success_rate"),
                    confidence_score=mean("confidence_score"),
-                   data_classification=most_secret([current, other]))
+                   data_classification=classification.most_secret([current, other]))
     update: dict[str, Any] = {"$set": {**changes, "times_applied": (current.get("times_applied") or 0)
                                        + (other.get("times_applied") or 0), "updated_at": utcnow(),
                                        "last_applied": max((d["last_applied"] for d in (current, other)

@@ -23,7 +23,7 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError
 from app.articles.models import ArticleStatus, ArticleType
 from app.incidents import service as incidents
-from app.patterns import triggers as trigger_rule
+from app.patterns import service as patterns
 from app.postmortems import generator, polish
 from app.postmortems import service
 from app.postmortems.models import REQUIRED_SECTIONS, ActionItem, item_doc
@@ -37,7 +37,6 @@ GUIDE_TYPES = (ArticleType.RUNBOOK.value, ArticleType.TROUBLESHOOTING.value)
 ARTICLE_FIELDS = {"title": 1, "slug": 1, "article_type": 1, "related_services": 1}
 PM_FIELDS = {"title": 1, "incident": 1, "root_cause_analysis": 1, "lessons_learned": 1, "action_items": 1}
 PATTERN_FIELDS = {"name": 1, "frequency": 1, "triggers": 1, "actions": 1}
-MAX_PATTERNS = 500
 LOG_KEYS = ("logs", "log", "log_excerpt", "log_lines", "stack_trace")  # event details holding log excerpts
 
 
@@ -92,14 +91,6 @@ async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[
     return similar, found, postmortems
 
 
-async def _patterns(bk: Backends, *, incident: dict, reader: User) -> list[dict]:
-    """The validated learning patterns `reader` may see whose triggers the incident shows."""
-    text = trigger_rule.incident_text(incident)
-    found = await bk.mongo.learning_patterns.find({"is_validated": True, **classification.mongo_filter(reader)},
-                                                  PATTERN_FIELDS).limit(MAX_PATTERNS).to_list(None)
-    return [p for p in found if trigger_rule.matched(p, text)[1]]
-
-
 def _without_logs(incident: dict) -> dict:
     """The incident with log excerpts (event details under LOG_KEYS) left out."""
     events = [{**e, "details": {k: v for k, v in (e.get("details") or {}).items() if k not in LOG_KEYS}}
@@ -123,7 +114,7 @@ async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, fo
     source = incident if include_logs else _without_logs(incident)
     reader = _reader(user, current.get(classification.FIELD, classification.DEFAULT.value))
     similar, matched, earlier = await _sources(bk, incident=source, reader=reader)
-    known = await _patterns(bk, incident=source, reader=reader)
+    known = await patterns.validated_matching(bk, incident=source, user=reader, projection=PATTERN_FIELDS)
     draft = generator.draft(source, similar=similar, articles=matched, similar_postmortems=earlier, patterns=known)
     polished = await polish.polish(bk.settings, draft, incident=source, similar=similar, articles=matched,
                                    similar_postmortems=earlier, patterns=known)

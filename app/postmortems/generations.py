@@ -37,7 +37,7 @@ from app.postmortems.models import (FINISHED_GENERATION_STATUSES, GenerationRequ
                                     GenerationTrigger, PostmortemCreate)
 from app.timefmt import utcnow
 from app.users import service as users
-from app.users.models import Classification, Role, User, UserCreate, require_role
+from app.users.models import Role, User, require_role
 
 log = logging.getLogger(__name__)
 G = GenerationStatus
@@ -63,8 +63,7 @@ def _not_found(gen_id: str) -> NotFound:
 async def bot_user(bk: Backends) -> User:
     """The user automatic generations run as: an admin who sees everything (what it writes keeps the
     classification of its incident, and its sources are held to it; see drafting)."""
-    return await users.ensure_user(bk, data=UserCreate(username=BOT_USERNAME, role=Role.ADMIN,
-                                                       clearance=Classification.RESTRICTED))
+    return await users.service_account(bk, username=BOT_USERNAME)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -240,7 +239,7 @@ async def _finish(bk: Backends, claimed: dict, status: GenerationStatus, **field
 
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, ServiceError):
-        return f"{exc.status} {exc.code}: {exc.error}"
+        return exc.summary()
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
@@ -289,9 +288,8 @@ async def _generate(bk: Backends, claimed: dict) -> dict[str, Any]:
                                                     if any(k in (e.get("details") or {}) for k in drafting.LOG_KEYS)),
                                 "root_cause_known": bool(incident.get("root_cause"))}
     # the log names the postmortem and what it was drafted from: it is as secret as the more secret of the two
-    levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in (incident, pm)]
     base = {"postmortem": pm["_id"], "postmortem_created": created,
-            "data_classification": max(levels, key=lambda c: c.rank).value}
+            "data_classification": classification.most_secret([incident, pm])}
     try:
         done = await drafting.redraft(bk, current=pm, incident=incident, user=requester, force=claimed["force"],
                                       include_timeline=claimed["include_timeline"],

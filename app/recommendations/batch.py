@@ -18,7 +18,6 @@ from app.recommendations import jobs, service
 from app.recommendations.models import GenerateRequest
 from app.timefmt import utcnow
 from app.users import service as users
-from app.users.models import Classification, Role, UserCreate
 
 GENERATED, SKIPPED, FAILED, WOULD_GENERATE = "generated", "skipped (exists)", "failed", "would generate"
 
@@ -45,8 +44,7 @@ async def generate_for_recent(bk: Backends, *, days: int = 1, statuses: Iterable
     incidents = await bk.mongo.incidents.find(query, {"name": 1, "severity": 1}).sort(
         [("created_at", 1), ("_id", 1)]).to_list(None)
     have = set(await bk.mongo.recommendations.distinct("incident", {"incident": {"$in": [i["_id"] for i in incidents]}}))
-    bot = None if dry_run else await users.ensure_user(bk, data=UserCreate(
-        username=jobs.BOT_USERNAME, role=Role.ADMIN, clearance=Classification.RESTRICTED))
+    bot = None if dry_run else await users.service_account(bk, username=jobs.BOT_USERNAME)
     results: list[Result] = []
     if progress:
         progress(0, len(incidents))
@@ -63,7 +61,7 @@ async def generate_for_recent(bk: Backends, *, days: int = 1, statuses: Iterable
                 res.action, res.count = GENERATED, len(recs)
                 res.best = max((r["confidence_score"] for r in recs), default=None)
             except ServiceError as exc:
-                res.action, res.error = FAILED, f"{exc.status} {exc.code}: {exc.error}"
+                res.action, res.error = FAILED, exc.summary()
         results.append(res)
         if progress:
             progress(n, len(incidents))

@@ -20,7 +20,7 @@ from app.indexing import outbox
 from app.recommendations import service
 from app.recommendations.models import GenerateRequest, RecommendationType
 from app.users import service as users
-from app.users.models import Classification, Role, UserCreate
+from app.users.models import Classification
 
 log = logging.getLogger(__name__)
 KIND = "recommendations"
@@ -47,8 +47,7 @@ async def record_learned(bk: Backends, incident: Mapping[str, Any], *, session=N
 
 async def refresh(bk: Backends, incident_ids: list[str]) -> None:
     """The job: regenerate each open incident's recommendations."""
-    bot = await users.ensure_user(bk, data=UserCreate(username=BOT_USERNAME, role=Role.ADMIN,
-                                                      clearance=Classification.RESTRICTED))
+    bot = await users.service_account(bk, username=BOT_USERNAME)
     found = await bk.mongo.incidents.find({"_id": {"$in": incident_ids}},
                                           {"status": 1, classification.FIELD: 1}).to_list(None)
     for doc in found:

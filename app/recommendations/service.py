@@ -31,17 +31,17 @@ from app.errors import NotFound, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, visible_page
+from app.patterns import service as pattern_service
 from app.patterns import triggers as trigger_rule
 from app.recommendations import calibration, engine
 from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
                                         level_for)
 from app.timefmt import utcnow
 from app.users import service as users
-from app.users.models import Classification, Role, User, require_role
+from app.users.models import Role, User, require_role
 
 T = RecommendationType
 QUERY_CHARS = 480  # the article search text (SearchText allows 500)
-MAX_PATTERNS = 500  # validated patterns matched per generation
 
 LIST_SPEC = ListSpec(
     filters=(Filter("recommendation_type", "recommendation_type", RecommendationType),
@@ -56,11 +56,6 @@ LIST_SPEC = ListSpec(
 
 def _not_found(rec_id: str) -> NotFound:
     return NotFound(f"Recommendation '{rec_id}' not found", code="RECOMMENDATION_NOT_FOUND")
-
-
-def _most_secret(*docs: Mapping[str, Any] | None) -> str:
-    levels = [Classification(d.get(classification.FIELD, classification.DEFAULT.value)) for d in docs if d]
-    return max(levels, key=lambda c: c.rank).value
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -184,8 +179,7 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
                                   params=params[T.EXPERT.value]):
             out.append({**rec, "sources": [s.doc for s in similar] + [a for a, _ in found_articles[:3]]})
     if T.LEARNING_PATTERN in types:
-        patterns = await bk.mongo.learning_patterns.find(
-            {"is_validated": True, **classification.mongo_filter(user)}).limit(MAX_PATTERNS).to_list(None)
+        patterns = await pattern_service.validated_matching(bk, incident=incident, user=user)
         fb = await _feedback(bk, T.LEARNING_PATTERN.value, [p["_id"] for p in patterns])
         text = trigger_rule.incident_text(incident)
         for p in patterns:
@@ -233,7 +227,7 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
                                            "suggested_expert", "suggested_actions", "expected_outcome",
                                            "time_to_implement", "learning_pattern")},
                   "confidence_level": level_for(c["confidence_score"]).value, "model_version": engine.MODEL_VERSION,
-                  "data_classification": _most_secret(incident, *sources), "updated_at": now}
+                  "data_classification": classification.most_secret([incident, *sources]), "updated_at": now}
         ops.append(UpdateOne(
             {"incident": incident["_id"], "recommendation_type": c["recommendation_type"], "target": c["target"]},
             {"$set": fields, "$setOnInsert": {"_id": str(uuid.uuid4()), "created_at": now, "is_applied": False,

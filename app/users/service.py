@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.backends import Backends
 from app.errors import Conflict, NotFound
-from app.users.models import User, UserCreate
+from app.users.models import Classification, Role, User, UserCreate
 
 
 def _hash(key: str) -> str:
@@ -45,6 +45,13 @@ async def ensure_user(bk: Backends, *, data: UserCreate) -> User:
     """Return the user with this username, creating it when missing (idempotent seeding)."""
     doc = await bk.mongo.users.find_one({"username": data.username})
     return _to_user(doc) if doc else await create_user(bk, data=data)
+
+
+async def service_account(bk: Backends, *, username: str) -> User:
+    """The user the service acts as for work nobody asked for in person (bots): an admin who sees
+    everything; what it writes is classified by what it was built from."""
+    return await ensure_user(bk, data=UserCreate(username=username, role=Role.ADMIN,
+                                                 clearance=Classification.RESTRICTED))
 
 
 async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str:
