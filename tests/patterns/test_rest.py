@@ -105,6 +105,12 @@ async def test_classification_of_patterns_and_sources(client, admin, editor, vie
     assert listed["count"] == 0
     r = await client.post(f"{BASE}{default['id']}/apply/", headers=viewer, json={})
     assert r.status_code == 403
+    # statistics count only what the reader may see: the hidden pattern, and the hidden incident's occurrence
+    stats = (await client.get(BASE + "statistics/", headers=viewer)).json()
+    assert stats["total_patterns"] == (await client.get(BASE, headers=viewer)).json()["count"]
+    assert default["id"] not in {t["pattern"] for t in stats["weekly_occurrences"]}
+    mine = next(t for t in stats["weekly_occurrences"] if t["pattern"] == mixed["id"])
+    assert sum(w["occurrences"] for w in mine["weeks"]) == 1  # the INTERNAL source only
 
 
 async def test_list_filters_search_ordering_and_statistics(client, admin, viewer):

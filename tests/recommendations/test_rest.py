@@ -211,6 +211,10 @@ async def test_classification_and_roles(client, editor, viewer, admin, world, bk
     assert (await client.get(f"{BASE}no-such-id/", headers=viewer)).json()["code"] == "RECOMMENDATION_NOT_FOUND"
     listed = (await client.get(BASE, headers=viewer, params={"incident": inc, "page_size": 100})).json()
     assert secret["_id"] not in {x["id"] for x in listed["results"]} and listed["count"] >= 1
+    # counts too: a viewer's statistics count what the viewer's list holds, no more
+    seen = (await client.get(BASE + "statistics/", headers=viewer)).json()["total_recommendations"]
+    assert seen == (await client.get(BASE, headers=viewer)).json()["count"]
+    assert (await client.get(BASE + "statistics/", headers=editor)).json()["total_recommendations"] > seen
     for path in (f"{BASE}{secret['_id']}/apply/", f"{BASE}{secret['_id']}/rate_effectiveness/"):
         r = await client.post(path, headers=viewer, json={"rating": 3})
         assert r.status_code == 404, path
