@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     broker_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("BROKER_URL", "IKL_BROKER_URL"))
 
     index_prefix: str = "ikl"
+    # Search incidents by meaning with the search server's k-NN (`knn_vector`) when it offers it (a
+    # capability probe decides; app/vectors/knn.py); false: always the in-process vector index.
+    search_knn: bool = True
     # Seconds between sweeps of the index outbox (API process and worker both sweep).
     outbox_sweep_interval: float = 5.0
     outbox_lease_seconds: float = 30.0

@@ -10,12 +10,36 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
+import numpy as np
 from opensearchpy.helpers import async_bulk
 
 from app.backends import Backends
-from indexers.analysis import ANALYSIS
+from app.vectors import DIM, knn_field, knn_supported
+from indexers.analysis import ANALYSIS, KEYWORD
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """An embedding stored on the MongoDB document (float32 bytes, app/embeddings/store.py), copied into
+    the index as a `knn_vector` with the version of the model that made it, when the search server
+    serves k-NN. Where it does not, the index has neither field and the in-process index is used."""
+    field: str = "embedding"
+    model_field: str = "embedding_model"
+    dim: int = DIM
+
+    def mappings(self) -> dict[str, Any]:
+        return {self.field: knn_field(self.dim), self.model_field: KEYWORD}
+
+    def source(self, doc: dict) -> dict[str, Any]:
+        raw = doc.get(self.field)
+        if not raw or len(raw) != self.dim * 4 or not doc.get(self.model_field):
+            return {}
+        vec = np.frombuffer(bytes(raw), dtype="<f4")
+        if not np.isfinite(vec).all() or not vec.any():
+            return {}
+        return {self.field: vec.tolist(), self.model_field: doc[self.model_field]}
 
 
 @dataclass(frozen=True)
@@ -26,17 +50,32 @@ class IndexDefinition:
     build: Callable[[dict], dict | None]        # Mongo document -> index source (None: keep out of the index)
     # Optional: fields that need the search server to compute (e.g. analysed terms), added to the source.
     enrich: Callable[[Backends, str, dict], Awaitable[dict]] | None = None
+    # Optional: an embedding searched by k-NN where the search server offers it (see `uses_knn`).
+    vector: VectorField | None = None
 
-    @property
-    def fingerprint(self) -> str:
-        """Changes whenever the mapping or the analysis does: an index built from another definition
-        is rebuilt at start (see ensure_index)."""
-        text = json.dumps({"mappings": self.mappings, "analysis": ANALYSIS}, sort_keys=True)
+    def _mappings(self, knn: bool) -> dict[str, Any]:
+        if not (knn and self.vector):
+            return self.mappings
+        return {**self.mappings, "properties": {**self.mappings["properties"], **self.vector.mappings()}}
+
+    def fingerprint(self, knn: bool = False) -> str:
+        """Changes whenever the mapping or the analysis does, and with k-NN on or off: an index built
+        from another definition is rebuilt at start (see ensure_index)."""
+        text = json.dumps({"mappings": self._mappings(knn), "analysis": ANALYSIS}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def body(self) -> dict[str, Any]:
-        return {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS},
-                "mappings": {**self.mappings, "_meta": {"definition": self.fingerprint}}}
+    def body(self, knn: bool = False) -> dict[str, Any]:
+        settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS}
+        if knn and self.vector:
+            settings["index.knn"] = True
+        return {"settings": settings,
+                "mappings": {**self._mappings(knn), "_meta": {"definition": self.fingerprint(knn)}}}
+
+
+async def uses_knn(bk: Backends, index: IndexDefinition) -> bool:
+    """Whether `index` carries its vectors for k-NN search: it has a vector field and the search server
+    serves k-NN (asked once per process; app/vectors/knn.py)."""
+    return index.vector is not None and await knn_supported(bk)
 
 
 async def alias_targets(bk: Backends, index: IndexDefinition) -> list[str]:
@@ -48,11 +87,14 @@ async def alias_targets(bk: Backends, index: IndexDefinition) -> list[str]:
 
 async def _actions(bk: Backends, index: IndexDefinition, target: str, docs: list[dict]) -> list[dict]:
     actions = []
+    vector = index.vector if await uses_knn(bk, index) else None
     for doc in docs:
         source = index.build(doc)
         if source is None:
             actions.append({"_op_type": "delete", "_index": target, "_id": str(doc["_id"])})
             continue
+        if vector is not None:
+            source.update(vector.source(doc))
         if index.enrich is not None:
             source.update(await index.enrich(bk, target, source))
         actions.append({"_op_type": "index", "_index": target, "_id": str(doc["_id"]), "_source": source})
@@ -90,7 +132,7 @@ async def reindex(bk: Backends, index: IndexDefinition, *, batch: int = 500,
     target = f"{alias}-v{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S%f')}"
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    await bk.search.indices.create(index=target, body=index.body())
+    await bk.search.indices.create(index=target, body=index.body(await uses_knn(bk, index)))
     await bk.mongo.index_builds.insert_one({"_id": target, "index": index.name, "started_at": started})
     try:
         stats = await _build_and_swap(bk, index, alias, target, started, t0, batch, progress)
@@ -150,13 +192,14 @@ async def _build_and_swap(bk: Backends, index: IndexDefinition, alias: str, targ
 
 async def ensure_index(bk: Backends, index: IndexDefinition) -> dict[str, Any] | None:
     """Rebuild the index from MongoDB when its alias is missing (a new or emptied search cluster) or
-    points at an index built from another definition (a field added to the mapping, say); the
+    points at an index built from another definition (a field added to the mapping, k-NN now offered
+    or no longer, say); the
     rebuild is the zero-gap reindex, so search keeps answering from the old index meanwhile."""
     targets = await alias_targets(bk, index)
     if targets:
         mapping = await bk.search.indices.get_mapping(index=targets[0])
         meta = (mapping.get(targets[0], {}).get("mappings") or {}).get("_meta") or {}
-        if meta.get("definition") == index.fingerprint:
+        if meta.get("definition") == index.fingerprint(await uses_knn(bk, index)):
             return None
         log.info("search index definition changed; rebuilding", extra={"index": index.name})
     return await reindex(bk, index)

@@ -6,7 +6,7 @@ from typing import Any
 
 from app.backends import Backends
 from indexers.analysis import KEYWORD, text_field
-from indexers.base import IndexDefinition
+from indexers.base import IndexDefinition, VectorField
 
 # Field weights for similarity: what the incident *is* (title, root cause) outweighs narrative.
 SIMILARITY_FIELDS = ["title^3", "root_cause^2.5", "resolution^1.5", "description", "affected_services.text^2",
@@ -47,7 +47,9 @@ def build(doc: dict) -> dict:
     return out
 
 
-INDEX = IndexDefinition(name="incidents", collection="incidents", mappings=MAPPINGS, build=build)
+# The incident's embedding (app/incidents/embeddings.py) rides along where the server serves k-NN.
+INDEX = IndexDefinition(name="incidents", collection="incidents", mappings=MAPPINGS, build=build,
+                        vector=VectorField())
 
 
 def incident_text(doc: dict) -> str:

@@ -382,7 +382,7 @@ async def test_knn_probe_against_a_capable_server(knn_ok):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    fake = SimpleNamespace(settings=SimpleNamespace(opensearch_url=url, index_prefix="fake"),
+    fake = SimpleNamespace(settings=SimpleNamespace(opensearch_url=url, index_prefix="fake", search_knn=True),
                            search=AsyncOpenSearch(hosts=[url], max_retries=0))
     try:
         clear_knn_cache()
@@ -401,13 +401,34 @@ async def test_knn_probe_against_a_capable_server(knn_ok):
         clear_knn_cache()
 
 
+async def test_knn_switched_off_asks_nothing():
+    """IKL_SEARCH_KNN=false: no probe, the in-process index everywhere."""
+    from opensearchpy import AsyncOpenSearch
+
+    handler = type("Handler", (_FakeKnnServer,), {"calls": [], "knn_ok": True})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    fake = SimpleNamespace(settings=SimpleNamespace(opensearch_url=url, index_prefix="fake", search_knn=False),
+                           search=AsyncOpenSearch(hosts=[url], max_retries=0))
+    try:
+        clear_knn_cache()
+        assert await knn_supported(fake) is False
+        assert handler.calls == []
+    finally:
+        await fake.search.close()
+        server.shutdown()
+        server.server_close()
+        clear_knn_cache()
+
+
 async def test_knn_probe_unreachable_server_is_false():
     from opensearchpy import AsyncOpenSearch
 
     from app.stack import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    fake = SimpleNamespace(settings=SimpleNamespace(opensearch_url=url, index_prefix="fake"),
+    fake = SimpleNamespace(settings=SimpleNamespace(opensearch_url=url, index_prefix="fake", search_knn=True),
                            search=AsyncOpenSearch(hosts=[url], max_retries=0, timeout=2))
     try:
         clear_knn_cache()

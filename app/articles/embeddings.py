@@ -35,4 +35,5 @@ async def embed_articles(bk: Backends, ids: list[str]) -> None:
 
 
 async def backfill(bk: Backends) -> int:
-    return await store.backfill(bk, "articles", TEXT_FIELDS, PROFILE)
+    """Embed articles written before, or embedded by another model or profile version; returns how many."""
+    return len(await store.backfill(bk, "articles", TEXT_FIELDS, PROFILE))

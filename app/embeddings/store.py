@@ -63,8 +63,8 @@ class Profile:
         return await self.embed_text(text)
 
 
-async def embed_documents(bk: Backends, collection: str, docs: list[dict], profile: Profile) -> int:
-    """Embed the documents whose text changed since their last embedding; returns how many."""
+async def embed_documents(bk: Backends, collection: str, docs: list[dict], profile: Profile) -> list[Any]:
+    """Embed the documents whose text changed since their last embedding; returns their ids."""
     todo = []
     for d in docs:
         text = profile.text_of(d)
@@ -72,7 +72,7 @@ async def embed_documents(bk: Backends, collection: str, docs: list[dict], profi
         if d.get("embedding_hash") != digest or d.get("embedding_model") != profile.version:
             todo.append((d["_id"], text, digest))
     if not todo:
-        return 0
+        return []
     vecs = await asyncio.to_thread(embed, [t for _, t, _ in todo], profile.max_tokens)
     now = utcnow()
     for (doc_id, _, digest), vec in zip(todo, vecs):
@@ -80,12 +80,13 @@ async def embed_documents(bk: Backends, collection: str, docs: list[dict], profi
         update: dict[str, Any] = ({"$set": {"embedding": to_bytes(vec), **stamp}} if vec.any()
                                   else {"$set": stamp, "$unset": {"embedding": ""}})
         await bk.mongo[collection].update_one({"_id": doc_id}, update)
-    return len(todo)
+    return [doc_id for doc_id, _, _ in todo]
 
 
 async def backfill(bk: Backends, collection: str, projection: Mapping[str, Any], profile: Profile, *,
-                   limit: int = BACKFILL_BATCH) -> int:
-    """Embed up to `limit` documents with no embedding of this profile's version (older writes, a new model)."""
+                   limit: int = BACKFILL_BATCH) -> list[Any]:
+    """Embed up to `limit` documents with no embedding of this profile's version (older writes, a new model);
+    returns their ids."""
     docs = await bk.mongo[collection].find({"embedding_model": {"$ne": profile.version}},
                                            {**projection, **FIELDS}).limit(limit).to_list(None)
     return await embed_documents(bk, collection, docs, profile)

@@ -9,8 +9,11 @@ hybrid ranking's quality the same as with the full text at 256, 66–89 ms) and 
 embedded again). `backfill` (each worker's sweep) embeds incidents written before, or by another model version.
 
 Queries never wait on a worker: `query_vector` takes the incident's stored vector, or embeds its text
-in-process (about 15 ms); `nearest` searches the process's vector index (app/vectors), which follows
-MongoDB by `updated_at`/`embedded_at`.
+in-process (about 15 ms). `nearest` searches by k-NN in the search server where it offers it (the
+vectors ride in the incidents index, indexers/base.py `VectorField`; an embedded incident is synced there
+through the outbox), else the process's own vector index (app/vectors), which follows MongoDB by
+`updated_at`/`embedded_at`. Both answer the same question the same way: the `k` nearest by cosine among
+what the reader may see, of the current model only, optionally in one namespace, some ids left out.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from app import vectors
+from app import classification, vectors
 from app.backends import Backends
 from app.embeddings import store
+from app.indexing import outbox
 from app.users.models import User
+from indexers import incidents as incidents_index
+from indexers.base import uses_knn
 
 log = logging.getLogger(__name__)
 KIND = "embeddings"
@@ -47,12 +53,24 @@ PROFILE = store.Profile("incident", embedding_text, MAX_TOKENS)
 async def embed_incidents(bk: Backends, ids: list[str]) -> None:
     """The outbox job: embed these incidents' current text (gone ones are skipped)."""
     docs = await bk.mongo.incidents.find({"_id": {"$in": ids}}, {**TEXT_FIELDS, **store.FIELDS}).to_list(None)
-    await store.embed_documents(bk, "incidents", docs, PROFILE)
+    await _to_search_index(bk, await store.embed_documents(bk, "incidents", docs, PROFILE))
 
 
 async def backfill(bk: Backends) -> int:
-    """Embed incidents written before, or embedded by another model or profile version."""
-    return await store.backfill(bk, "incidents", TEXT_FIELDS, PROFILE)
+    """Embed incidents written before, or embedded by another model or profile version; returns how many."""
+    done = await store.backfill(bk, "incidents", TEXT_FIELDS, PROFILE)
+    await _to_search_index(bk, done)
+    return len(done)
+
+
+async def _to_search_index(bk: Backends, ids: list[Any]) -> None:
+    """Where the search index carries vectors (k-NN), incidents just embedded are synced to it through
+    the outbox: recorded first, so a failed sync is retried by the sweep, then synced now."""
+    if not ids or not await uses_knn(bk, incidents_index.INDEX):
+        return
+    for doc_id in ids:
+        await outbox.record(bk, incidents_index.INDEX.name, str(doc_id))
+    await outbox.drain(bk, index=incidents_index.INDEX.name, limit=len(ids))
 
 
 async def query_vector(doc: Mapping[str, Any]) -> np.ndarray | None:
@@ -63,7 +81,31 @@ async def query_vector(doc: Mapping[str, Any]) -> np.ndarray | None:
 
 async def nearest(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
                   exclude: tuple[str, ...] = ()) -> dict[str, float]:
-    """Cosine similarity of the `k` incidents nearest `vec` that `user` may see (optionally in one namespace)."""
+    """Cosine similarity of the `k` incidents nearest `vec` that `user` may see (optionally in one
+    namespace): by the search server's k-NN where it offers it, else in-process. A k-NN query that fails
+    (the server lost the capability, an index being rebuilt) is answered in-process."""
+    if await uses_knn(bk, incidents_index.INDEX):
+        try:
+            return await nearest_by_knn(bk, vec, k, user, namespace=namespace, exclude=exclude)
+        except Exception as exc:  # noqa: BLE001 - the in-process index answers the same question
+            log.warning("k-NN search failed; using the in-process vector index", extra={"error": str(exc)[:300]})
+    return await nearest_in_process(bk, vec, k, user, namespace=namespace, exclude=exclude)
+
+
+async def nearest_by_knn(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
+                         exclude: tuple[str, ...] = ()) -> dict[str, float]:
+    field = incidents_index.INDEX.vector
+    flt: list[dict[str, Any]] = [classification.search_filter(user), {"term": {field.model_field: PROFILE.version}}]
+    if namespace is not None:
+        flt.append({"term": {"namespace": namespace}})
+    query = {"bool": {"filter": flt, "must_not": [{"ids": {"values": [str(i) for i in exclude]}}]}}
+    body = {**vectors.knn_query(field.field, vec, k, query), "_source": False}
+    resp = await bk.search.search(index=bk.index_alias(incidents_index.INDEX.name), body=body)
+    return {h["_id"]: vectors.cosine_from_score(h["_score"]) for h in resp["hits"]["hits"][:k]}
+
+
+async def nearest_in_process(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
+                             exclude: tuple[str, ...] = ()) -> dict[str, float]:
     index = await vectors.get_index(bk, "incidents", refresh_seconds=REFRESH_SECONDS, model=PROFILE.version)
     return dict(await asyncio.to_thread(index.search, vec, k, max_rank=user.clearance.rank, namespace=namespace,
                                         exclude_ids=exclude))

@@ -39,6 +39,11 @@ def knn_index_settings() -> dict[str, Any]:
     return {"index.knn": True}
 
 
+def cosine_from_score(score: float) -> float:
+    """The cosine behind a `knn` hit's score: the Lucene engine scores `cosinesimil` as (1 + cos) / 2."""
+    return 2.0 * float(score) - 1.0
+
+
 def knn_query(field: str, vector: Any, k: int, filter: dict[str, Any] | None = None) -> dict[str, Any]:
     """A search body: the k nearest documents to `vector` on `field` among those matching `filter`
     (Lucene engine: the filter is applied during the graph search, so k hits come back when k
@@ -72,7 +77,10 @@ async def _probe(bk: Any) -> bool:
 
 
 async def knn_supported(bk: Any) -> bool:
-    """True when the search server serves k-NN; asked once per process and server (any error: False)."""
+    """True when the search server serves k-NN; asked once per process and server (any error: False).
+    `IKL_SEARCH_KNN=false` says no without asking (the in-process index is then used everywhere)."""
+    if not bk.settings.search_knn:
+        return False
     key = bk.settings.opensearch_url
     cached = _CACHE.get(key)
     if cached is not None and cached[1] > time.monotonic():
