@@ -336,7 +336,8 @@ def update_learning_patterns(
         dry_run: bool = typer.Option(False, "--dry-run", help="show what would be created or updated; write nothing")) -> None:
     """Mine learning patterns from the incidents resolved in the last --days days (and their published
     postmortems): new groups become patterns, known ones are updated in place (a validated one with a
-    trace); a summary table at the end."""
+    trace); a summary table at the end. One run at a time: while another is running, says so and exits
+    with code 75 (EX_TEMPFAIL: nothing failed, try again later) without starting one."""
     from rich.table import Table
 
     from app.patterns import runs
@@ -350,6 +351,12 @@ def update_learning_patterns(
                                                                         completed=next(steps, 4)))
 
     report = _run(body)
+    if (other := report.already_running) is not None:  # one run at a time: nothing was done
+        from app.timefmt import isoz
+
+        _fail(f"a mining run is already running: {other['_id']} ({other.get('trigger')}, {other['status']}, "
+              f"started {isoz(other.get('started_at'))}, --days {other.get('days')} --min-frequency "
+              f"{other.get('min_frequency')}); none started. Try again once it has finished.", runs.BUSY_EXIT_CODE)
     table = Table(title=f"learning patterns from {report.incidents} incidents resolved in the last {days} days"
                   + (" (dry run)" if dry_run else ""))
     for column in ("action", "type", "name", "incidents", "confidence"):

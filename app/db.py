@@ -22,6 +22,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("updated_at", ASCENDING)]),
         IndexModel([("embedded_at", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("embedding_model", ASCENDING)]),  # the backfill: incidents not embedded by the current model
+        IndexModel([("duplicate_of", ASCENDING)], sparse=True),  # an incident's duplicates (re-pointed on a mark)
     ],
     "articles": [
         IndexModel([("slug", ASCENDING)], unique=True),
@@ -82,6 +83,17 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source_incidents", ASCENDING)]),
         IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
     ],
+    "pattern_mining_runs": [
+        # one running (PENDING/RUNNING) mining run at a time (app/patterns/run_records.py)
+        IndexModel([("running", ASCENDING)], unique=True, partialFilterExpression={"running": True},
+                   name="one_running_run"),
+        # lists (admins, by classification): newest first, ties by _id as the list helper orders them
+        IndexModel([("data_classification", ASCENDING), ("started_at", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("data_classification", ASCENDING), ("started_at", DESCENDING),
+                    ("_id", ASCENDING)]),
+        IndexModel([("started_at", DESCENDING), ("_id", ASCENDING)]),
+        IndexModel([("completed_at", DESCENDING), ("_id", ASCENDING)]),
+    ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),
@@ -93,6 +105,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 # Fields added after documents were written: the default every older document gets, once (idempotent).
 DEFAULTS: dict[str, dict[str, object]] = {
     "incidents": {"data_classification": "INTERNAL"},
+    # runs recorded before runs had a status: finished, and (their counts covering every incident) as secret as any
+    "pattern_mining_runs": {"status": "COMPLETED", "data_classification": "RESTRICTED"},
 }
 
 

@@ -10,8 +10,8 @@ from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from app.incidents import service
-from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentResolve, IncidentUpdate, Severity,
-                                  Status, TimelineEventIn)
+from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentMarkDuplicate, IncidentResolve,
+                                  IncidentUpdate, Severity, Status, TimelineEventIn)
 from app.users.models import Classification, Role
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
@@ -109,6 +109,15 @@ class Incident:
         from schema.recommendations import for_incident
 
         return await for_incident(info, self.id, limit)
+
+    @strawberry.field(description="The incident this one duplicates (the same outage), when the caller may see it; "
+                                  "null when it is no duplicate or its canonical is hidden from the caller.")
+    async def duplicate_of(self, info: Info) -> "Incident | None":
+        canonical = self._doc.get("duplicate_of")
+        if not canonical:
+            return None
+        doc = await info.context.loader("IncidentByIdLoader", IncidentByIdLoader).load(canonical)
+        return Incident.from_doc(doc) if doc else None
 
     @strawberry.field(description="The first `limit` events in time order (at most IKL_MAX_EVENTS_PER_INCIDENT).")
     async def timeline(self, info: Info, limit: int = 50) -> list[TimelineEvent]:
@@ -277,6 +286,15 @@ class IncidentMutation:
         user = info.context.require(Role.EDITOR)
         return Incident.from_doc(await service.add_events(
             info.context.backends, name=name, events=[validate(TimelineEventIn, event)], user=user))
+
+    @strawberry.mutation(description="Close an incident as a duplicate of another (`duplicateOf`: its name); "
+                                     "a canonical that is itself a duplicate stands for its own canonical.")
+    @typed_errors
+    async def mark_incident_duplicate(self, info: Info, name: str, duplicate_of: str) -> IncidentResult:
+        user = info.context.require(Role.EDITOR)
+        return Incident.from_doc(await service.mark_duplicate(
+            info.context.backends, name=name, data=validate(IncidentMarkDuplicate, {"duplicate_of": duplicate_of}),
+            user=user))
 
     @strawberry.mutation
     @typed_errors

@@ -13,12 +13,13 @@ from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.incidents import IncidentMutation, IncidentQuery
 from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSubscription
-from schema.patterns import PatternMiningMutation, PatternMutation, PatternQuery
+from schema.patterns import PatternMiningMutation, PatternMiningQuery, PatternMutation, PatternQuery
 from schema.recommendations import RecommendationMutation, RecommendationQuery
 
 # Root fields that are searches for the rate limit (every other query field is a read).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
-QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery]
+QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery,
+                        PatternMiningQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation, RecommendationMutation,
                          PatternMutation, PatternMiningMutation]
 SUBSCRIPTIONS: list[type] = [PostmortemSubscription]

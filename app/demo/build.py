@@ -5,7 +5,7 @@ services draw themselves: ids, article slugs (which end in part of the id) and c
 Decisions, all taken from the data:
 - incident status: the most recent dated incidents are in flight (OPEN, INVESTIGATING, MITIGATED in
   turn, 1 in 12 of the rows, 3 to 15); a row citing the same postmortem as an earlier row is CLOSED as
-  its duplicate; the rest are RESOLVED;
+  its duplicate (`duplicate_of` set to it when seeding); the rest are RESOLVED;
 - article status: a summary is DRAFT while its incident is open or investigating, REVIEW once mitigated,
   APPROVED (not yet published) for the few most recently resolved, DEPRECATED for a duplicate, else
   PUBLISHED; guides are PUBLISHED;
@@ -135,7 +135,8 @@ def build(rows: list[dict[str, Any]]) -> DemoData:
         rb = runbook_for.get((f.category, f.topic)) or runbook_for.get((f.category, None))
         incidents.append(incident(f, name=names[f.id], status=status[f.id], runbook=rb,
                                   duplicate_of=names.get(f.duplicate_of or "")))
-    return DemoData(users=list(USERS), incidents=incidents, articles=articles)
+    duplicates = {names[f.id]: names[f.duplicate_of] for f in order if f.duplicate_of in names}
+    return DemoData(users=list(USERS), incidents=incidents, articles=articles, duplicates=duplicates)
 
 
 def _article(fields: dict[str, Any], keys: Keys, *, author: str = IMPORTER.username, maintainer: str | None = None,

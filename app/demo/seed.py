@@ -53,8 +53,8 @@ async def seed_incidents(bk: Backends, *, user: User, rows: Iterable[dict[str, A
     rows = list(rows)
     data = build(rows)
     report = _scaled(progress, len(data.incidents), len(rows))
-    for n, inc in enumerate(data.incidents, 1):
-        await incidents.create_incident(bk, data=inc, user=user)
+    for n, inc in enumerate(data.incidents, 1):  # oldest first: a canonical exists before its duplicates
+        await incidents.create_incident(bk, data=inc, user=user, duplicate_of=data.duplicates.get(inc.name or ""))
         report(n)
     return len(data.incidents)
 

@@ -48,9 +48,11 @@ class DemoData:
     users: list[UserCreate]
     incidents: list[IncidentCreate]   # in creation order (oldest first)
     articles: list[Article]           # in creation order
+    duplicates: dict[str, str] = field(default_factory=dict)   # incident name -> the name of its canonical
 
     def dump(self) -> dict[str, Any]:
         """Everything as JSON-ready data (for comparing two builds)."""
         return {"users": [u.model_dump(mode="json") for u in self.users],
                 "incidents": [i.model_dump(mode="json") for i in self.incidents],
+                "duplicates": dict(self.duplicates),
                 "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")} for a in self.articles]}

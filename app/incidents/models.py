@@ -134,3 +134,9 @@ class IncidentResolve(InputModel):
     resolved_at: UtcDatetime | None = None
     source: str | None = Field(None, min_length=1, max_length=100)  # default: the service's own source
 
+
+
+class IncidentMarkDuplicate(InputModel):
+    """Close an incident as a duplicate of another one (named as in the URL: its name)."""
+
+    duplicate_of: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)

@@ -11,10 +11,11 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app import classification
+from app.activity.service import record_audit
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, IncidentResolve, IncidentUpdate,
-                                  Severity, Status, TimelineEventIn)
+from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, IncidentMarkDuplicate, IncidentResolve,
+                                  IncidentUpdate, Severity, Status, TimelineEventIn)
 from app.incidents import embeddings, similarity
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
@@ -43,6 +44,9 @@ TIMELINE_API_VERSION = "v1"
 TIMELINE_KIND = "IncidentTimeline"
 SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 LIST_PROJECTION = {"timeline": 0, "timeline_bytes": 0, "embedding": 0}
+# What following a duplicate to its canonical reads.
+CANONICAL_PROJECTION = {"name": 1, "duplicate_of": 1, "data_classification": 1}
+MAX_DUPLICATE_HOPS = 10  # duplicates never chain (marking re-points them); this only bounds bad old data
 
 
 def _event_doc(ev: TimelineEventIn) -> dict[str, Any]:
@@ -69,6 +73,17 @@ async def _next_name(bk: Backends) -> str:
     counter = await bk.mongo.counters.find_one_and_update(
         {"_id": f"incident-name:{day}"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
     return f"INC-{day}-{counter['seq']:03d}"
+
+
+def _status_event(old: str, new: str, *, user: User, now) -> dict[str, Any]:
+    """The event the service writes for a status change."""
+    return _event_doc(TimelineEventIn(type=EventType.STATUS_CHANGE, source=EVENT_SOURCE, timestamp=now,
+                                      details={"actor": user.username}, message=f"Status changed from {old} to {new}"))
+
+
+def _comment(message: str, *, user: User, now, **details: Any) -> dict[str, Any]:
+    return _event_doc(TimelineEventIn(type=EventType.COMMENT, source=EVENT_SOURCE, timestamp=now, message=message,
+                                      details={"actor": user.username, **details}))
 
 
 def _not_found(key: str | None) -> NotFound:
@@ -133,9 +148,15 @@ def check_event_limit(bk: Backends, limit: int) -> int:
     return limit
 
 
-async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> dict:
-    """Create an incident; the name is generated as INC-YYYYMMDD-NNN when not given."""
+async def create_incident(bk: Backends, *, data: IncidentCreate, user: User, duplicate_of: str | None = None) -> dict:
+    """Create an incident; the name is generated as INC-YYYYMMDD-NNN when not given. `duplicate_of`
+    (the canonical's name; for imports such as the demo, whose twins arrive already CLOSED with their
+    own events) records it as a duplicate at once, under the rules of `mark_duplicate`."""
     classification.check_may_classify(user, data.data_classification, what="an incident")
+    canonical = await canonical_of(bk, name=duplicate_of, user=user) if duplicate_of is not None else None
+    if canonical is not None and (data.status != Status.CLOSED or canonical["name"] == data.name):
+        raise ValidationFailed("A duplicate is created CLOSED, and not as a duplicate of itself",
+                               {"field": "duplicate_of"}, code="INVALID_DUPLICATE")
     now = utcnow()
     doc = data.model_dump(mode="python", exclude={"timeline"})
     doc = {k: (v.value if hasattr(v, "value") else v) for k, v in doc.items()}
@@ -144,6 +165,8 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> 
         detected_at=data.detected_at or now, created_at=now, updated_at=now, created_by=user.id,
         timeline=[_event_doc(e) for e in data.timeline],
     )
+    if canonical is not None:
+        doc["duplicate_of"] = canonical["_id"]
     doc["timeline_bytes"] = _event_bytes(doc["timeline"])
     if doc["status"] in RESOLVED_STATUSES and doc.get("resolved_at") is None:
         doc["resolved_at"] = now
@@ -168,7 +191,8 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User) -> 
 
 
 async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user: User) -> dict:
-    """Apply a partial update. Moving to RESOLVED/CLOSED stamps resolved_at; reopening clears it."""
+    """Apply a partial update. Moving to RESOLVED/CLOSED stamps resolved_at; reopening clears it. A
+    duplicate moved to any status but CLOSED is no longer a duplicate (`duplicate_of` cleared, audited)."""
     current = await get_incident(bk, name=name, user=user)
     changes = data.changes()
     classification.check_may_classify(user, changes.get("data_classification"), what="an incident")
@@ -185,9 +209,14 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
             changes["resolved_at"] = now
         elif changes["status"] not in RESOLVED_STATUSES:
             unset["resolved_at"] = ""
-        events.append(_event_doc(TimelineEventIn(
-            type=EventType.STATUS_CHANGE, source=EVENT_SOURCE, timestamp=now, details={"actor": user.username},
-            message=f"Status changed from {current['status']} to {changes['status']}")))
+        events.append(_status_event(current["status"], changes["status"], user=user, now=now))
+    if current.get("duplicate_of") and changes.get("status", Status.CLOSED.value) != Status.CLOSED.value:
+        # reopening (or resolving on its own) a duplicate undoes the mark: a duplicate is always CLOSED
+        unset["duplicate_of"] = ""
+        unmarked = await bk.mongo.incidents.find_one({"_id": current["duplicate_of"]}, CANONICAL_PROJECTION)
+        if unmarked is not None and _may_name(unmarked, current):
+            events.append(_comment(f"No longer a duplicate of {unmarked['name']} ({user.username})", user=user,
+                                   now=now, was_duplicate_of=unmarked["name"]))
     update: dict[str, Any] = {"$set": changes}
     if unset:
         update["$unset"] = unset
@@ -206,6 +235,11 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
             await hook.resolved(updated, session=s)
         if learned and updated is not None:
             await recommendation_jobs().record_learned(bk, updated, session=s)
+        if "duplicate_of" in unset and updated is not None:
+            await record_audit(bk, action="unmark_duplicate", user=user, subject_type="incident",
+                               subject_id=current["_id"], session=s, changes={
+                                   "duplicate_of": {"from": current["duplicate_of"], "to": None},
+                                   "status": {"from": current["status"], "to": changes["status"]}})
         return updated
 
     updated = await outbox.write(bk, INDEX, current["_id"], op)
@@ -339,3 +373,98 @@ async def similar_incidents(bk: Backends, *, user: User, limit: int = 5, name: s
         raise ValidationFailed("limit must be between 1 and 50", {"field": "limit"})
     doc = await get_incident(bk, name=name, incident_id=incident_id, user=user)
     return doc, await similarity.similar(bk, doc, user=user, limit=limit)
+
+# --- duplicates --------------------------------------------------------------------------------
+# Two reports of one outage: the later one is CLOSED with `duplicate_of` = the canonical's _id. A
+# duplicate is always CLOSED and never points at another duplicate (no chains): naming a duplicate as
+# the canonical means its own canonical, and marking an incident that has duplicates re-points them.
+
+
+def _duplicate_not_found(name: str) -> NotFound:
+    """A canonical that is missing or hidden from the caller: the same answer either way."""
+    return NotFound(f"Incident '{name}' not found", {"field": "duplicate_of"}, code="INCIDENT_NOT_FOUND")
+
+
+def _may_name(canonical: Mapping[str, Any], twin: Mapping[str, Any]) -> bool:
+    """Whether the twin's timeline may name its canonical: only when every reader of the twin may see
+    the canonical (a reader who may not never gets a hint that it exists)."""
+    default = classification.DEFAULT.value
+    return (Classification(canonical.get("data_classification", default)).rank
+            <= Classification(twin.get("data_classification", default)).rank)
+
+
+async def canonical_of(bk: Backends, *, name: str, user: User) -> dict:
+    """The incident `name` as a canonical: itself, or the canonical it is a duplicate of. A 404
+    (field `duplicate_of`) when it or its canonical is missing or hidden from the user."""
+    visible = classification.mongo_filter(user)
+    doc = await bk.mongo.incidents.find_one({"name": name, **visible}, CANONICAL_PROJECTION)
+    for _ in range(MAX_DUPLICATE_HOPS):
+        if doc is None or not doc.get("duplicate_of"):
+            break
+        doc = await bk.mongo.incidents.find_one({"_id": doc["duplicate_of"], **visible}, CANONICAL_PROJECTION)
+    if doc is None:
+        raise _duplicate_not_found(name)
+    return doc
+
+
+async def canonical_names(bk: Backends, *, docs: list[Mapping[str, Any]], user: User) -> dict[str, str]:
+    """The names of the canonicals of these incidents that the user may see, by id (one query)."""
+    ids = sorted({d["duplicate_of"] for d in docs if d.get("duplicate_of")})
+    if not ids:
+        return {}
+    found = bk.mongo.incidents.find({"_id": {"$in": ids}, **classification.mongo_filter(user)}, {"name": 1})
+    return {d["_id"]: d["name"] async for d in found}
+
+
+async def mark_duplicate(bk: Backends, *, name: str, data: IncidentMarkDuplicate, user: User) -> dict:
+    """Close an incident as a duplicate of another (status CLOSED, `duplicate_of` set): the status
+    change event, a Comment naming the canonical (when every reader of this incident may see it), the
+    audit record and the outbox entry in one transaction. Marking again with the same canonical
+    changes nothing; another canonical replaces it. Incidents that were duplicates of this one follow
+    it to its canonical. Closing as a duplicate starts no postmortem (the canonical's covers it)."""
+    current = await get_incident(bk, name=name, user=user)
+    canonical = await canonical_of(bk, name=data.duplicate_of, user=user)
+    if canonical["_id"] == current["_id"]:
+        what = "itself" if data.duplicate_of == current["name"] else f"'{data.duplicate_of}', its own duplicate"
+        raise ValidationFailed(f"Incident '{name}' cannot be a duplicate of {what}", {"field": "duplicate_of"},
+                               code="DUPLICATE_OF_ITSELF")
+    previous, closed = current.get("duplicate_of"), Status.CLOSED.value
+    if previous == canonical["_id"] and current["status"] == closed:
+        return current
+    now = utcnow()
+    changes: dict[str, Any] = {"status": closed, "duplicate_of": canonical["_id"], "updated_at": now}
+    events = []
+    if current["status"] != closed:
+        if current["status"] not in RESOLVED_STATUSES:
+            changes["resolved_at"] = now
+        events.append(_status_event(current["status"], closed, user=user, now=now))
+    if _may_name(canonical, current):
+        events.append(_comment(f"Marked as a duplicate of {canonical['name']} by {user.username}", user=user, now=now,
+                               duplicate_of=canonical["name"]))
+    update: dict[str, Any] = {"$set": changes}
+    if events:
+        update["$push"] = {"timeline": {"$each": events}}
+
+    async def op(s):
+        # the canonical is checked again inside the transaction: it may have become a duplicate meanwhile
+        still = await bk.mongo.incidents.find_one({"_id": canonical["_id"]}, {"duplicate_of": 1}, session=s)
+        if still is None or still.get("duplicate_of"):
+            raise Conflict(f"Incident '{canonical['name']}' changed meanwhile; try again", {"field": "duplicate_of"},
+                           code="CONCURRENT_UPDATE")
+        updated = await bk.mongo.incidents.find_one_and_update(
+            {"_id": current["_id"], "duplicate_of": previous}, update, session=s,
+            return_document=ReturnDocument.AFTER)
+        if updated is None:  # marked meanwhile: the same mark is done; another one wins the race
+            now_doc = await bk.mongo.incidents.find_one({"_id": current["_id"]}, session=s)
+            if now_doc is not None and now_doc.get("duplicate_of") == canonical["_id"]:
+                return now_doc
+            raise Conflict(f"Incident '{name}' changed meanwhile; try again", code="CONCURRENT_UPDATE")
+        repointed = await bk.mongo.incidents.update_many({"duplicate_of": current["_id"]},
+                                                         {"$set": {"duplicate_of": canonical["_id"]}}, session=s)
+        await record_audit(bk, action="mark_duplicate", user=user, subject_type="incident", subject_id=current["_id"],
+                           session=s, changes={"duplicate_of": {"from": previous, "to": canonical["_id"]},
+                                               "status": {"from": current["status"], "to": closed},
+                                               "repointed_duplicates": repointed.modified_count})
+        return updated
+
+    return await outbox.write(bk, INDEX, current["_id"], op)

@@ -12,7 +12,8 @@ incident's text, indexers/incidents.py) and, when incident vectors exist, from t
 - `structure`: 0.4 × Jaccard of affected services + 0.25 × same category + 0.15 × same namespace +
   0.1 × same severity + 0.1 × Jaccard of the timeline's event types.
 
-Ties are broken by id, so results never depend on write order. Every part is reported as a matching
+Duplicates (`duplicate_of` set) and the incident's own canonical are never candidates: the same
+outage tells the reader nothing new. Ties are broken by id, so results never depend on write order. Every part is reported as a matching
 factor `{factor, weight, value, detail}`.
 """
 
@@ -30,6 +31,7 @@ from indexers import incidents as incidents_index
 W_TEXT, W_SEMANTIC, W_STRUCTURE = 0.45, 0.35, 0.20
 STRUCTURE = {"services": 0.4, "category": 0.25, "namespace": 0.15, "severity": 0.1, "event_types": 0.1}
 CANDIDATES = 50
+MAX_CANDIDATES = 200  # the widest window asked for when duplicates or hidden incidents thin out the first
 
 
 @dataclass
@@ -84,20 +86,43 @@ def fuse(doc: Mapping[str, Any], candidate: Mapping[str, Any], *, text: float,
 async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: int,
                   namespace: str | None = None, semantic: bool = True) -> list[Match]:
     """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace), best
-    first. `semantic=False` ranks by text and structure alone (what the benchmark compares against)."""
+    first. `semantic=False` ranks by text and structure alone (what the benchmark compares against).
+
+    Duplicates (`duplicate_of` set) are never candidates, nor is `doc`'s own canonical: they are the
+    same outage and tell the reader nothing new. The text part is normalised by the best candidate
+    kept, and the window widens while the candidates kept are fewer than `limit`, so the answer is the
+    one the caller would get without the twins."""
     visible = classification.search_filter(user)
     if namespace:  # filtered in the search, so the candidates are all of that namespace
         visible = {"bool": {"filter": [visible, {"term": {"namespace": namespace}}]}}
-    hits = await incidents_index.similar_incidents(bk, dict(doc), limit=CANDIDATES, visible=visible)
-    text = {h["id"]: h["normalized_score"] for h in hits}
+    exclude = tuple(x for x in (doc["_id"], doc.get("duplicate_of")) if x)
+    if len(exclude) > 1:  # the canonical is left out in the search too, so it takes no place in the window
+        visible = {"bool": {"filter": [visible], "must_not": [{"ids": {"values": list(exclude[1:])}}]}}
     qvec = await embeddings.query_vector(doc) if semantic else None
-    near = await embeddings.nearest(bk, qvec, CANDIDATES, user, namespace=namespace,
-                                    exclude=(doc["_id"],)) if qvec is not None else {}
-    ids = (set(text) | set(near)) - {doc["_id"]}
-    flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, **classification.mongo_filter(user)}
+    window = CANDIDATES
+    while True:
+        matches, full = await _candidates(bk, doc, user=user, namespace=namespace, visible=visible, qvec=qvec,
+                                          exclude=exclude, window=window)
+        if len(matches) >= limit or not full or window >= MAX_CANDIDATES:
+            break
+        window *= 2
+    matches.sort(key=lambda m: (-m.score, m.doc["_id"]))
+    return matches[:limit]
+
+
+async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, namespace: str | None,
+                      visible: dict[str, Any], qvec, exclude: tuple[str, ...], window: int) -> tuple[list[Match], bool]:
+    """The scored candidates of one window, and whether a source filled it (more may be behind)."""
+    hits = await incidents_index.similar_incidents(bk, dict(doc), limit=window, visible=visible)
+    raw = {h["id"]: h["score"] or 0.0 for h in hits}
+    near = await embeddings.nearest(bk, qvec, window, user, namespace=namespace,
+                                    exclude=exclude) if qvec is not None else {}
+    ids = (set(raw) | set(near)) - set(exclude)
+    flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, "duplicate_of": None, **classification.mongo_filter(user)}
     if namespace:
         flt["namespace"] = namespace
     found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0, "embedding_hash": 0}).to_list(None)
+    top = max((raw.get(c["_id"], 0.0) for c in found), default=0.0) or 1.0
     matches = []
     for c in found:
         # meaning from the candidate's own vector (exact, not only for the nearest k); one not embedded
@@ -105,6 +130,5 @@ async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: in
         vec = embeddings.stored_vector(c) if qvec is not None else None
         sem = None if vec is None else max(0.0, float(vec @ qvec))
         c.pop("embedding", None)
-        matches.append(fuse(doc, c, text=text.get(c["_id"], 0.0), semantic=sem))
-    matches.sort(key=lambda m: (-m.score, m.doc["_id"]))
-    return matches[:limit]
+        matches.append(fuse(doc, c, text=round(raw.get(c["_id"], 0.0) / top, 4), semantic=sem))
+    return matches, len(hits) >= window or len(near) >= window
