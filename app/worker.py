@@ -107,8 +107,8 @@ async def run_postmortem_generation(generation_id: str) -> None:
 
 
 @dramatiq.actor(queue_name="patterns", max_retries=0, time_limit=3_600_000)
-async def mine_learning_patterns(days: int, min_frequency: int) -> None:
-    """A mining run asked for by an admin (GraphQL `startPatternMining`)."""
+async def mine_learning_patterns(days: int, min_frequency: int, run_id: str | None = None) -> None:
+    """A mining run asked for by an admin (GraphQL `startPatternMining`): the PENDING run `run_id` it recorded."""
     from app.patterns import runs
 
-    await runs.run(await backends(), days=days, min_frequency=min_frequency, trigger="requested")
+    await runs.run(await backends(), days=days, min_frequency=min_frequency, trigger="requested", run_id=run_id)

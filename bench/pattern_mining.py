@@ -15,8 +15,11 @@ Reported at the defaults (min_frequency 3):
   patterns that `match` pairs (member Jaccard >= 0.5) with a 200-run pattern;
 - mining time for 200 incidents and for synthetic corpora (copies of the rows, cause vectors perturbed
   with Gaussian noise and re-normalised, services renamed per copy group), exact vs leader-blocked agreement.
+- duplicates: the 40 twin rows (citing the postmortem of an earlier row; `duplicate_of` as the demo closes
+  them) counted, as before, and skipped, as mining now does: patterns, frequencies, coverage;
+- names: every pattern's name as mined before (top phrases by share x idf) and now (informative phrases).
 Caveat (as in similarity_quality): the demo's titles contain the root cause, so triggers taken from titles
-repeat cause words; 40 rows share another row's postmortem (twins) and cluster with it.
+repeat cause words.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def build_incidents() -> tuple[list[dict], Relevance]:
     for row, f in zip(rows, facts):
         inc = demo.incident_from_row(row, name=f"INC-{f.id}")
         doc = {k: (v.value if hasattr(v, "value") else v) for k, v in inc.model_dump(mode="python").items()}
-        doc.update(_id=f.id, timeline=[_event_doc(e) for e in inc.timeline], created_at=doc.get("detected_at"))
+        doc.update(_id=f.id, timeline=[_event_doc(e) for e in inc.timeline], created_at=doc.get("detected_at"),
+                   duplicate_of=f.duplicate_of)  # a twin: closed as a duplicate of the first row of its postmortem
         incs.append(doc)
     return incs, rel
 
@@ -73,17 +77,21 @@ def purity(members: list[str], label: dict[str, set[str]]) -> tuple[float, str]:
 
 
 def quality(cands, incs, rel) -> dict:
+    """Coverage is over the distinct incidents (duplicates left out: they are counted at their canonical one)."""
+    from app.patterns.mining import is_duplicate
+
     cat = {i["_id"]: {i["category"]} for i in incs}
     cls = {i: rel.classes[i] for i in cat}
+    incs = [i for i in incs if not is_duplicate(i)]
     rc = [c for c in cands if c.pattern_type == "ROOT_CAUSE"]
-    covered = {m for c in rc for m in c.source_incidents}
+    covered = {m for c in rc for m in c.source_incidents} & {i["_id"] for i in incs}
     pc = [purity(list(c.source_incidents), cat)[0] for c in rc]
     pk = [purity(list(c.source_incidents), cls)[0] for c in rc]
     w = [c.frequency for c in rc]
     wavg = (lambda xs: sum(x * n for x, n in zip(xs, w)) / sum(w)) if w else (lambda xs: float("nan"))
     # a random baseline: the same pattern sizes drawn at random from the incidents
     rnd = random.Random(1)
-    ids = sorted(cat)
+    ids = sorted(i["_id"] for i in incs)
     base = [purity(rnd.sample(ids, n), cls)[0] for n in w for _ in range(20)]
     return {"patterns": len(rc), "coverage": len(covered) / len(incs), "purity_cat": wavg(pc),
             "purity_class": wavg(pk), "base_class": statistics.mean(base) if base else float("nan")}
@@ -108,12 +116,78 @@ def synthetic(incs, vectors, n, seed, noise=0.03):
     out, vec = [], {}
     for k in range(n):
         src = incs[k % len(incs)]
-        d = dict(src, _id=f"{src['_id']}#{k}",
+        d = dict(src, _id=f"{src['_id']}#{k}", duplicate_of=None,  # each copy is an incident of its own
                  affected_services=[f"{s}-{k % 50}" for s in src.get("affected_services") or []])
         v = vectors[src["_id"]] + rng.normal(0, noise, vectors[src["_id"]].shape).astype(np.float32)
         out.append(d)
         vec[d["_id"]] = v / np.linalg.norm(v)
     return out, vec
+
+
+def duplicates(incs, vectors, fix_vectors, rel) -> None:
+    """Mining with the twins counted (their `duplicate_of` ignored, as before issue 10's fix) and skipped."""
+    from app.patterns import mining
+
+    twins = {i["_id"] for i in incs if i.get("duplicate_of")}
+    counted = [dict(i, duplicate_of=None) for i in incs]
+    print(f"\n== duplicates: {len(twins)} of {len(incs)} incidents are twins (closed as a duplicate of the first "
+          "row citing their postmortem)")
+    runs = {}
+    for label, data in (("twins counted", counted), ("twins skipped", incs)):
+        cands = mining.mine(data, vectors, fix_vectors=fix_vectors)
+        rc = [c for c in cands if c.pattern_type == "ROOT_CAUSE"]
+        members = [m for c in rc for m in c.source_incidents]
+        distinct = {m for m in members if m not in twins}
+        runs[label] = rc
+        print(f"{label}: {len(rc)} ROOT_CAUSE patterns, frequency total {sum(c.frequency for c in rc)} "
+              f"(median {statistics.median([c.frequency for c in rc]) if rc else 0}), twins in patterns "
+              f"{sum(1 for m in members if m in twins)}, distinct incidents covered {len(distinct)} = "
+              f"{len(distinct) / (len(incs) - len(twins)):.2f} of the {len(incs) - len(twins)} distinct, "
+              f"coverage as counted {len(set(members)) / len(incs):.2f} of all {len(incs)}")
+    q_before, q_after = quality(runs["twins counted"], incs, rel), quality(runs["twins skipped"], incs, rel)
+    print(f"purity by cause class {q_before['purity_class']:.2f} -> {q_after['purity_class']:.2f}, by category "
+          f"{q_before['purity_cat']:.2f} -> {q_after['purity_cat']:.2f}")
+    before = {tuple(sorted(set(c.source_incidents) - twins)): c for c in runs["twins counted"]}
+    after = {tuple(c.source_incidents): c for c in runs["twins skipped"]}
+    for key in sorted(set(before) | set(after), key=lambda k: (-len(k), k)):
+        b, a = before.get(key), after.get(key)
+        if b and a:
+            if b.frequency != a.frequency:
+                print(f"  frequency {b.frequency} -> {a.frequency}: {a.name[:80]}")
+        elif b:
+            why = "too few without twins" if len(key) < 3 else "its members grouped otherwise"
+            print(f"  gone (n={b.frequency} with twins, {len(key)} distinct: {why}): {b.name[:70]}")
+        else:
+            print(f"  new (n={a.frequency}): {a.name[:80]}")
+
+
+def old_name(cand, incs, vectors) -> str:
+    """The name as mined before issue 10's fix: the top NAME_PHRASES phrases by share x idf, no check."""
+    from app.patterns import mining
+
+    el = mining.eligible(incs, vectors)
+    text = {"ROOT_CAUSE": mining.cause_text, "RESOLUTION": mining.fix_text,
+            "DETECTION": mining.trigger_text}[cand.pattern_type]
+    corpus = mining._Corpus([text(i) for i in el])
+    by_id = {i["_id"]: i for i in el}
+    top = mining._top_phrases([mining.phrases(text(by_id[m])) for m in cand.source_incidents], corpus,
+                              mining.NAME_PHRASES, by_count_first=False)
+    return ", ".join(top)
+
+
+def names(incs, vectors, cands, label: str) -> None:
+    print(f"\n== names, {label} (before: top phrases by share x idf; after: informative phrases led by one of 2+ "
+          "words, else category: services)")
+    before = [old_name(c, incs, vectors) for c in cands]
+    for c, b in zip(cands, before):
+        print(f"  {c.pattern_type:10} n={c.frequency:2d} | {b[:60]:60} -> {c.name[:70]}")
+
+    def lead(name: str) -> str:
+        return name.split(", ")[0]
+
+    print("names that are one word: {} -> {}; led by a single word: {} -> {}".format(
+        sum(" " not in b for b in before), sum(" " not in c.name for c in cands),
+        sum(" " not in lead(b) for b in before), sum(" " not in lead(c.name) for c in cands)))
 
 
 def main() -> None:
@@ -132,10 +206,11 @@ def main() -> None:
           + ", ".join(f"{k} {sum(1 for s in rel.classes.values() if k in s)}" for k, _, _ in CLASSES)
           + f", none {sum(1 for s in rel.classes.values() if not s)}")
 
+    duplicates(incs, vectors, fix_vectors, rel)
     print("\n== grid (ROOT_CAUSE only; purity weighted by pattern size; class baseline = random groups of the same sizes)")
     print(f"{'linkage':9} {'cut':>5} {'patterns':>8} {'coverage':>8} {'pur.cat':>7} {'pur.cls':>7} {'base':>5}")
     for linkage in ("average", "complete"):
-        for cut in (0.40, 0.45, 0.50, 0.55, 0.60, 0.65):
+        for cut in (0.30, 0.35, 0.40, 0.45, 0.50, 0.55):
             c = mining.mine(incs, vectors, linkage=linkage, cause_cut=cut, kinds=("ROOT_CAUSE",))
             q = quality(c, incs, rel)
             print(f"{linkage:9} {cut:5.2f} {q['patterns']:8d} {q['coverage']:8.2f} {q['purity_cat']:7.2f} "
@@ -159,6 +234,9 @@ def main() -> None:
         twins = sum(1 for m in c.source_incidents if rel.twins[m] & set(c.source_incidents))
         print(f"  n={c.frequency:2d} coh {c.cohesion:.2f} conf {c.confidence_score:.2f} cat {pc:.2f} ({tc}) "
               f"class {pk:.2f} ({tk}) twins {twins} | {c.name[:70]}")
+    names(incs, vectors, cands, "twins skipped (shipped)")
+    counted = [dict(i, duplicate_of=None) for i in incs]
+    names(counted, vectors, mining.mine(counted, vectors, fix_vectors=fix_vectors), "twins counted (as before)")
     ex = next((c for c in cands if c.pattern_type == "ROOT_CAUSE"), None)
     if ex:
         print("example pattern:")

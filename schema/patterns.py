@@ -8,9 +8,10 @@ from typing import Annotated, Any, Union
 import strawberry
 from strawberry.scalars import JSON
 
-from app.patterns import service
+from app.patterns import run_records, runs, service
 from app.patterns.models import (ApplyRequest, MergeRequest, MiningRequest, PatternContent, PatternType,
                                  PatternUpdate, ValidateRequest)
+from app.patterns.run_records import RunStatus, RunTrigger
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
@@ -20,6 +21,8 @@ from schema.incidents import Incident, IncidentByIdLoader
 from schema.postmortems import Postmortem, PostmortemByIdLoader
 
 PatternTypeEnum = strawberry.enum(PatternType, name="LearningPatternType")
+RunStatusEnum = strawberry.enum(RunStatus, name="PatternMiningRunStatus")
+RunTriggerEnum = strawberry.enum(RunTrigger, name="PatternMiningRunTrigger")
 
 
 async def _loaded(info: Info, name: str, factory, ids: list[str]) -> list[dict]:
@@ -205,9 +208,81 @@ class PatternMutation:
             info.context.backends, pattern_id=id, user=info.context.user, data=validate(MergeRequest, {"other": other})))
 
 
+@strawberry.type(description="What a mining run did to one pattern.")
+class PatternMiningRunPattern:
+    pattern_id: strawberry.ID | None
+    action: str = strawberry.field(description="created, updated or unchanged.")
+    pattern_type: str
+    name: str
+    frequency: int
+    confidence_score: float
+
+
+@strawberry.type(description="One learning-pattern mining run, past or current (admins, as far as their clearance "
+                             "goes: a run is as secret as the most secret incident it looked at).")
+class PatternMiningRun:
+    id: strawberry.ID
+    status: RunStatusEnum
+    trigger: RunTriggerEnum
+    days: int
+    min_frequency: int
+    incidents: int | None = strawberry.field(description="Incidents resolved in the window (once finished).")
+    eligible: int | None = strawberry.field(description="Of those, the ones mined: with a cause, not duplicates.")
+    duplicates_skipped: int | None = strawberry.field(description="Closed as a duplicate of another: counted once.")
+    counts: JSON | None = strawberry.field(description="Patterns created, updated, unchanged.")
+    patterns: list[PatternMiningRunPattern]
+    started_at: datetime
+    claimed_at: datetime | None = strawberry.field(description="When a worker took a requested run.")
+    completed_at: datetime | None
+    processing_time: float | None
+    leased_until: datetime | None = strawberry.field(
+        description="A running run not renewed by then is taken as dead and no longer blocks a new one.")
+    error_message: str | None
+    data_classification: ClassificationEnum
+    _requested_by: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def requested_by(self, info: Info) -> UserType | None:
+        return await _person(info, self._requested_by)
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> "PatternMiningRun":
+        return cls(id=d["_id"], status=RunStatus(d["status"]), trigger=RunTrigger(d.get("trigger") or "command"),
+                   days=d.get("days") or 0, min_frequency=d.get("min_frequency") or 0, incidents=d.get("incidents"),
+                   eligible=d.get("eligible"), duplicates_skipped=d.get("duplicates_skipped"), counts=d.get("counts"),
+                   patterns=[PatternMiningRunPattern(pattern_id=p.get("pattern_id"), action=p["action"],
+                                                     pattern_type=p["pattern_type"], name=p["name"],
+                                                     frequency=p["frequency"], confidence_score=p["confidence_score"])
+                             for p in d.get("patterns") or []],
+                   started_at=d["started_at"], claimed_at=d.get("claimed_at"), completed_at=d.get("completed_at"),
+                   processing_time=d.get("processing_time"), leased_until=d.get("leased_until"),
+                   error_message=d.get("error_message"),
+                   data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
+                   _requested_by=d.get("requested_by"))
+
+
+@strawberry.type
+class PatternMiningQuery:
+    @strawberry.field(description="Learning-pattern mining runs, newest first (admin), filtered, ordered "
+                                  "(started_at, completed_at) and paginated like the REST list.")
+    async def pattern_mining_runs(self, info: Info, status: list[RunStatusEnum] | None = None,
+                                  trigger: list[RunTriggerEnum] | None = None, ordering: str | None = None,
+                                  page: int = 1, page_size: int = 20) -> Paginated[PatternMiningRun]:
+        params = list_params(status=status, trigger=trigger, ordering=ordering, page=page, page_size=page_size)
+        return paginated(await run_records.list_runs(info.context.backends, params=params, user=info.context.user),
+                         PatternMiningRun.from_doc)
+
+    @strawberry.field(description="One mining run (admin).")
+    async def pattern_mining_run(self, info: Info, id: strawberry.ID) -> PatternMiningRun:
+        return PatternMiningRun.from_doc(await run_records.get_run(info.context.backends, run_id=id,
+                                                                   user=info.context.user))
+
+
 @strawberry.type
 class MiningStarted:
     message: str
+    created: bool = strawberry.field(description="False when a run was already running: `run` is that one.")
+    run: PatternMiningRun
 
 
 MiningResult = Annotated[Union[MiningStarted, ValidationError, PermissionDeniedError],
@@ -217,12 +292,14 @@ MiningResult = Annotated[Union[MiningStarted, ValidationError, PermissionDeniedE
 @strawberry.type
 class PatternMiningMutation:
     @strawberry.mutation(description="Start a mining run on a worker (admin): patterns from the incidents "
-                                     "resolved in the last `days` days, groups of at least `minFrequency`.")
+                                     "resolved in the last `days` days, groups of at least `minFrequency`. "
+                                     "One run at a time: while one is running, that one is returned.")
     @typed_errors
     async def start_pattern_mining(self, info: Info, days: int = 30, min_frequency: int = 3) -> MiningResult:
         info.context.require(Role.ADMIN)
         request = validate(MiningRequest, {"days": days, "min_frequency": min_frequency})
-        from app.worker import mine_learning_patterns  # the actor module binds the broker on import
-
-        await info.context.backends.enqueue(mine_learning_patterns, request.days, request.min_frequency)
-        return MiningStarted(message="Learning pattern mining started")
+        doc, created = await runs.request(info.context.backends, days=request.days,
+                                          min_frequency=request.min_frequency, user=info.context.user)
+        return MiningStarted(message="Learning pattern mining started" if created else
+                             "A learning pattern mining run is already running", created=created,
+                             run=PatternMiningRun.from_doc(doc))

@@ -8,8 +8,8 @@
 What is mined
 -------------
 Eligible incidents: status (when present) RESOLVED or CLOSED, a non-empty `cause_text`, a vector, and not
-closed as a duplicate (resolution matching `DUPLICATE_RE`: the duplicate is the same incident and would
-count it twice). Input order never matters: incidents are sorted by `_id` first, every tie is broken by
+closed as a duplicate (`is_duplicate`: `duplicate_of` set, or a resolution matching `DUPLICATE_RE`): the
+duplicate is the same incident as its canonical one and would count it twice in a pattern's frequency. Input order never matters: incidents are sorted by `_id` first, every tie is broken by
 that order, and the output is sorted by (pattern_type, -frequency, key).
 
 ROOT_CAUSE: agglomerative clustering of the eligible incidents on
@@ -45,9 +45,16 @@ Per group
   at most MAX_PHRASES, a phrase inside an already chosen one is skipped.
 - actions: the same over `fix_text` (resolution + Mitigation event messages); when the members share no
   phrase, the first sentence of the recorded fix of the most central member that has one.
-- name: the group's top distinctive phrases of its defining text (cause text, or fix text for RESOLUTION)
-  by TF-IDF against the whole eligible corpus (phrase shared by >= 2 members, score = share of members x
-  idf), NAME_PHRASES of them joined by ", "; the central member's title when there is none.
+- name: the group's top distinctive phrases of its defining text (cause text, or fix text for RESOLUTION;
+  trigger text for DETECTION) by TF-IDF against the whole eligible corpus (phrase shared by >= 2 members,
+  score = share of members x idf), NAME_PHRASES of them joined by ", ", no word twice, led by the best
+  phrase of 2+ words. Only informative phrases name a group (`informative`): not made only of the members'
+  service or category words (a vendor's name says who, not what), held by the group in at least
+  NAME_MIN_GROUP_SHARE of the corpus documents using it (a phrase common across the corpus, "outage",
+  "network", "database", "network outage", does not tell this group from others: an IDF measured against
+  the group's own count), and a single word only when at least that share of the members use it too (one
+  word two of six members share does not name the six). When no shared phrase
+  is informative: "<category>: <services>" (most common first), then the central member's title.
   description: the member count and categories, the phrases, and the most central member's own
   sentence. Nothing is invented: every content word comes from the members' text.
 - outcomes: time to resolve (resolved_at - detected_at, else created_at) median and p90 over the members
@@ -74,8 +81,9 @@ import numpy as np
 
 # --- thresholds ---------------------------------------------------------------------------------------
 W_COS, W_CAT, W_SVC = 0.8, 0.1, 0.1  # similarity weights (sum 1: two identical incidents score 1)
-CAUSE_CUT = 0.45        # ROOT_CAUSE: stop merging below this average linkage (bench grid: class purity
-                        # 0.83 vs 0.50 for random groups, coverage 0.29 on the dataset; 0.55 covers 0.06)
+CAUSE_CUT = 0.40        # ROOT_CAUSE: stop merging below this average linkage. bench/pattern_mining.py grid,
+                        # twins skipped: class purity 0.86 (random groups 0.49), category 0.95, coverage 0.41;
+                        # 0.45 kept the purity (0.85) at 0.16 coverage, 0.35 covers 0.59 at purity 0.74
 FIX_CUT = 0.55          # RESOLUTION: same, over fix vectors
 LEADER_CUT = 0.35       # scalable first pass: join a leader at >= this (below the cuts: blocks stay coarse)
 EXACT_MAX = 3000        # up to this many incidents (or per block) the clustering is exact
@@ -84,6 +92,9 @@ DETECTION_LAG = 15 * 60  # seconds between the earliest timeline event and detec
 MATCH_JACCARD = 0.5     # `match`: the same pattern when the member sets overlap this much
 MAX_PHRASES = 5         # triggers / actions kept
 NAME_PHRASES = 3        # phrases in a name
+NAME_MIN_GROUP_SHARE = 0.5  # a single word names a group only when the group holds this share of the corpus
+                            # documents using it (bench: drops "outage", "network", "cluster", "github"...)
+NAME_SERVICES = 3       # services in a fallback name
 MAX_NGRAM = 3
 SIZE_PRIOR = 2          # confidence = cohesion * n / (n + SIZE_PRIOR)
 
@@ -373,6 +384,52 @@ def _top_phrases(member_phrases: list[set[str]], corpus: _Corpus, k: int, *, by_
     return chosen
 
 
+def _name_words(members: list[dict], cats: Counter) -> set[str]:
+    """Words that say who or where, not what: the members' services and categories (already in the
+    pattern's structure; a vendor's name alone says nothing about the cause)."""
+    return {t for m in members for s in m.get("affected_services") or [] for t in tokens(str(s))} | \
+        {t for c in cats for t in tokens(c)}
+
+
+def informative(p: str, in_group: int, size: int, corpus: _Corpus, where: set[str]) -> bool:
+    """Whether a phrase `in_group` of the `size` members share may name their group (module docstring)."""
+    words = p.split()
+    if all(w in where for w in words):
+        return False
+    if in_group < NAME_MIN_GROUP_SHARE * corpus.df.get(p, 0):  # common across the corpus
+        return False
+    return len(words) >= 2 or in_group >= NAME_MIN_GROUP_SHARE * size
+
+
+def _name(member_phrases: list[set[str]], corpus: _Corpus, members: list[dict], cats: Counter) -> str:
+    """The group's name (module docstring): informative shared phrases led by a phrase of 2+ words, else
+    category + services; "" when there is neither."""
+    n = len(member_phrases)
+    need = 2 if n > 2 else n
+    counts = Counter(p for d in member_phrases for p in d)
+    where = _name_words(members, cats)
+    ok = [p for p, c in counts.items() if c >= need and n >= 2 and informative(p, c, n, corpus, where)]
+    ok.sort(key=lambda p: (-(counts[p] / n) * corpus.idf(p), -len(p.split()), p))
+    lead = [p for p in ok if " " in p][:1] or ok[:1]
+    chosen, used = [], set()
+    for p in lead + ok:
+        if len(chosen) == NAME_PHRASES:
+            break
+        if set(p.split()) & used:  # no word twice: "database capacity, capacity downgrade" says it once,
+            used |= set(p.split())  # and the rest of such a phrase is taken as said ("valid" of "valid
+            continue                # customer configuration" after "customer configuration change")
+        chosen.append(p)
+        used |= set(p.split())
+    if chosen:
+        return ", ".join(chosen)
+    services = Counter(str(s) for m in members for s in dict.fromkeys(m.get("affected_services") or []))
+    top_services = [s for s, _ in sorted(services.items(), key=lambda kv: (-kv[1], kv[0]))[:NAME_SERVICES]]
+    category = min(cats.items(), key=lambda kv: (-kv[1], kv[0]))[0] if cats else ""
+    if category and top_services:
+        return f"{category}: {', '.join(top_services)}"
+    return f"{category} incidents" if category else ", ".join(top_services)
+
+
 def _first_sentence(text: str) -> str:
     s = _SENT_RE.split(text.strip())[0] if text.strip() else ""
     return s[:300]
@@ -447,8 +504,9 @@ def _describe(kind: str, idx: list[int], incs: list[dict], F: np.ndarray, defini
     order = sorted(range(len(idx)), key=lambda k: (-float(Fm[k] @ centre), str(members[k]["_id"])))
     central = members[order[0]]
     top = _top_phrases([defining[i] for i in idx], corpus, NAME_PHRASES, by_count_first=False)
-    name = ", ".join(top) if top else (_clean(central.get("title")) or defining_text(central))
     cats = Counter(str(m.get("category") or "") for m in members if m.get("category"))
+    name = _name([defining[i] for i in idx], corpus, members, cats) or _clean(central.get("title")) \
+        or defining_text(central)
     triggers = _top_phrases([trig[i] for i in idx], trig_corpus, MAX_PHRASES, by_count_first=True)
     actions = _top_phrases([fixp[i] for i in idx], fix_corpus, MAX_PHRASES, by_count_first=True)
     if not actions:
@@ -474,6 +532,12 @@ def _describe(kind: str, idx: list[int], incs: list[dict], F: np.ndarray, defini
 
 # --- mining ---------------------------------------------------------------------------------------------
 
+def is_duplicate(inc: dict) -> bool:
+    """Closed as a duplicate of another incident: `duplicate_of` set (the canonical incident's id), or a
+    resolution saying so. Its canonical incident is the one that counts."""
+    return bool(inc.get("duplicate_of")) or bool(DUPLICATE_RE.search(str(inc.get("resolution") or "")))
+
+
 def eligible(incidents: Iterable[dict], vectors: dict[str, Any]) -> list[dict]:
     """The incidents mined (module docstring), sorted by id."""
     out = {}
@@ -481,7 +545,7 @@ def eligible(incidents: Iterable[dict], vectors: dict[str, Any]) -> list[dict]:
         i = str(inc.get("_id", ""))
         if not i or i not in vectors or not _is_resolved(inc) or not cause_text(inc):
             continue
-        if DUPLICATE_RE.search(str(inc.get("resolution") or "")):
+        if is_duplicate(inc):
             continue
         out[i] = inc
     return [out[k] for k in sorted(out)]

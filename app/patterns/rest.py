@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,7 +12,7 @@ from starlette.routing import Route
 from app.http.auth import current_user
 from app.http.responses import JSON, int_param, read_body
 from app.listing import drf_response
-from app.patterns import service
+from app.patterns import run_records, service
 from app.patterns.models import ApplyRequest, MergeRequest, PatternContent, PatternUpdate, ValidateRequest
 from app.timefmt import isoz
 from app.users import service as users
@@ -79,9 +80,52 @@ async def statistics(request: Request) -> JSON:
     return JSON(await service.statistics(request.app.state.backends, user=current_user(request), weeks=weeks))
 
 
+# --- mining runs (admins) ---------------------------------------------------------------------------
+
+RUNS = BASE + "mining_runs/"
+RUN_FIELDS = ("status", "trigger", "days", "min_frequency", "incidents", "eligible", "duplicates_skipped",
+              "counts", "patterns", "processing_time", "error_message", "data_classification")
+RUN_DATES = ("started_at", "claimed_at", "completed_at", "leased_until")
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # taken here, so none falls through to `{id}/`
+
+
+async def serialize_runs(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+    ids = {d["requested_by"] for d in docs if d.get("requested_by")}
+    people = await users.users_by_ids(request.app.state.backends, ids=list(ids)) if ids else {}
+    out = []
+    for d in docs:
+        item: dict[str, Any] = {"id": d["_id"], **{k: d.get(k) for k in RUN_FIELDS}}
+        item.update({k: isoz(d.get(k)) for k in RUN_DATES})
+        item["requested_by"] = d.get("requested_by")
+        item["requested_by_username"] = people[d["requested_by"]].username if d.get("requested_by") in people else None
+        out.append(item)
+    return out
+
+
+def _read_only(request: Request) -> None:
+    if request.method != "GET":
+        raise HTTPException(405, "Method Not Allowed")
+
+
+async def mining_runs(request: Request) -> JSON:
+    _read_only(request)
+    page = await run_records.list_runs(request.app.state.backends, params=request.query_params,
+                                       user=current_user(request))
+    return JSON(drf_response(str(request.url), page, await serialize_runs(request, page.items)))
+
+
+async def mining_run(request: Request) -> JSON:
+    _read_only(request)
+    doc = await run_records.get_run(request.app.state.backends, run_id=request.path_params["id"],
+                                    user=current_user(request))
+    return JSON((await serialize_runs(request, [doc]))[0])
+
+
 routes = [
     Route(BASE, list_or_create, methods=["GET", "POST"]),
     Route(BASE + "statistics/", statistics, methods=["GET"]),
+    Route(RUNS, mining_runs, methods=ALL_METHODS),  # before `{id}/`, which would take "mining_runs" for an id
+    Route(RUNS + "{id}/", mining_run, methods=ALL_METHODS),
     Route(BASE + "{id}/", detail, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route(BASE + "{id}/validate/", _action(service.validate, ValidateRequest), methods=["POST"]),
     Route(BASE + "{id}/apply/", _action(service.apply, ApplyRequest), methods=["POST"]),

@@ -9,8 +9,10 @@ with a trace of what changed in its `history` (app/patterns/service.py). Pattern
 touched. A known pattern's `success_rate` blends the mined one (the share of its incidents resolved with a
 recorded fix) with how often its recommendations were rated as having helped (`blended_success`). `dry_run`
 writes nothing and reports what would be done. Each run (but a dry one) leaves a record
-in `pattern_mining_runs`. `ikl update_learning_patterns`, the workers' schedule and the GraphQL mutation
-all call this.
+in `pattern_mining_runs`, and only one runs at a time (app/patterns/run_records.py): a second start gets
+the running run back in `Report.already_running` and does nothing. `ikl update_learning_patterns`, the
+workers' schedule and the GraphQL mutation (`request`: a PENDING run a worker claims) all call this.
+Incidents closed as a duplicate of another (`duplicate_of` set) are skipped: their canonical incident counts.
 """
 
 from __future__ import annotations
@@ -27,18 +29,21 @@ from app.activity.service import record_audit
 from app.backends import Backends
 from app.embeddings import available, embed
 from app.incidents.models import RESOLVED_STATUSES
-from app.patterns import mining
+from app.patterns import mining, run_records
+from app.patterns.run_records import RunStatus
 from app import classification
 from app.patterns.service import HISTORY_MAX
 from app.timefmt import utcnow
 from app.users import service as users
-from app.users.models import User
+from app.users.models import Role, User, require_role
 
 BOT_USERNAME = "pattern-miner"
 INCIDENT_FIELDS = {"name": 1, "title": 1, "root_cause": 1, "resolution": 1, "category": 1, "affected_services": 1,
-                   "status": 1, "detected_at": 1, "resolved_at": 1, "created_at": 1, "reporter": 1,
+                   "status": 1, "duplicate_of": 1, "detected_at": 1, "resolved_at": 1, "created_at": 1, "reporter": 1,
                    "data_classification": 1, "timeline": {"$slice": 50}}
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+ROWS_KEPT = 500  # pattern rows kept on a run's record
+BUSY_EXIT_CODE = 75  # the command, when another run is running (sysexits EX_TEMPFAIL: try again later)
 WOULD_CREATE, WOULD_UPDATE = "would create", "would update"
 
 
@@ -54,9 +59,13 @@ class Row:
 
 @dataclass
 class Report:
-    incidents: int = 0
+    incidents: int = 0                     # resolved in the window
     rows: list[Row] = field(default_factory=list)
     run_id: str | None = None
+    eligible: int = 0                      # with a cause, not closed as a duplicate
+    duplicates_skipped: int = 0            # closed as a duplicate of another incident (counted once, there)
+    already_running: dict | None = None    # the run that was running: nothing was done
+    skipped: bool = False                  # a requested run no longer PENDING: nothing was done
 
 
 async def bot(bk: Backends) -> User:
@@ -64,19 +73,75 @@ async def bot(bk: Backends) -> User:
 
 
 async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: bool = False,
-              progress: Callable[[str], None] | None = None, trigger: str = "command") -> Report:
-    def step(what: str) -> None:
+              progress: Callable[[str], None] | None = None, trigger: str = "command",
+              run_id: str | None = None) -> Report:
+    """One mining run (module docstring). A real (not dry) run starts only while no other is running
+    (app/patterns/run_records.py): when one is, nothing is done and the report names it
+    (`already_running`). `run_id`: a PENDING run recorded by `request`, run here by a worker (nothing is
+    done when it is no longer PENDING: `skipped`)."""
+    if dry_run:
+        return await _mine(bk, days=days, min_frequency=min_frequency, dry_run=True, progress=progress)
+    if run_id is not None:
+        record = await run_records.claim(bk, run_id)
+        if record is None:
+            return Report(run_id=run_id, skipped=True)
+        days, min_frequency = record["days"], record["min_frequency"]
+    else:
+        record, created = await run_records.begin(bk, trigger=trigger, days=days, min_frequency=min_frequency)
+        if not created:
+            return Report(already_running=record)
+    try:
+        async with run_records.Heartbeat(bk, record) as beat:
+            report = await _mine(bk, days=days, min_frequency=min_frequency, dry_run=False, progress=progress,
+                                 record=record, beat=beat)
+    except BaseException as exc:
+        await run_records.finish(bk, record, RunStatus.FAILED, error_message=run_records.error_text(exc))
+        raise
+    report.run_id = record["_id"]
+    await run_records.finish(
+        bk, record, RunStatus.COMPLETED, incidents=report.incidents, eligible=report.eligible,
+        duplicates_skipped=report.duplicates_skipped,
+        counts={a: sum(r.action == a for r in report.rows) for a in (CREATED, UPDATED, UNCHANGED)},
+        patterns=[{"pattern_id": r.pattern_id, "action": r.action, "pattern_type": r.pattern_type, "name": r.name,
+                   "frequency": r.frequency, "confidence_score": r.confidence} for r in report.rows[:ROWS_KEPT]])
+    return report
+
+
+async def request(bk: Backends, *, days: int, min_frequency: int, user: User) -> tuple[dict, bool]:
+    """A run asked for by an admin (GraphQL `startPatternMining`): recorded PENDING and handed to a worker, or
+    the run already running: (run, created)."""
+    require_role(user, Role.ADMIN)
+    record, created = await run_records.begin(bk, trigger=run_records.RunTrigger.REQUESTED.value, days=days,
+                                              min_frequency=min_frequency, status=RunStatus.PENDING, user=user)
+    if created:
+        from app.worker import mine_learning_patterns  # the actor module binds the broker on import
+
+        await bk.enqueue(mine_learning_patterns, days, min_frequency, record["_id"])
+    return record, created
+
+
+async def _mine(bk: Backends, *, days: int, min_frequency: int, dry_run: bool,
+                progress: Callable[[str], None] | None, record: dict | None = None,
+                beat: run_records.Heartbeat | None = None) -> Report:
+    async def step(what: str) -> None:
+        if beat is not None:  # renewed at each step (and every HEARTBEAT_SECONDS): a run taken as dead stops
+            await beat.renew()
+            beat.check()
         if progress:
             progress(what)
 
     started = utcnow()
-    step("loading incidents")
+    await step("loading incidents")
     incidents = await bk.mongo.incidents.find(
         {"status": {"$in": sorted(RESOLVED_STATUSES)}, "resolved_at": {"$gte": started - timedelta(days=days)}},
         INCIDENT_FIELDS).sort("_id", 1).to_list(None)
+    if record is not None:
+        await run_records.classify(bk, record, incidents)
     report = Report(incidents=len(incidents))
-    eligible = [i for i in incidents if mining.cause_text(i)]
-    step(f"embedding {len(eligible)} incidents")
+    report.duplicates_skipped = sum(1 for i in incidents if mining.is_duplicate(i))
+    eligible = [i for i in incidents if mining.cause_text(i) and not mining.is_duplicate(i)]
+    report.eligible = len(eligible)
+    await step(f"embedding {len(eligible)} incidents")
     vectors: dict[str, Any] = {}
     fixes: dict[str, Any] = {}
     if available() and eligible:
@@ -88,15 +153,17 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
             fixes = {i["_id"]: v for i, v in zip(fixed, fix_vecs) if v.any()}
     postmortems = [{"_id": p["_id"], "incident_id": p["incident"]} async for p in bk.mongo.postmortems.find(
         {"incident": {"$in": [i["_id"] for i in eligible]}, "status": "PUBLISHED"}, {"incident": 1})]
-    step("mining")
+    await step("mining")
     candidates = await asyncio.to_thread(mining.mine, eligible, vectors, min_frequency=min_frequency,
                                          postmortems=postmortems, fix_vectors=fixes or None)
     existing = await bk.mongo.learning_patterns.find({"origin": "mined"}).to_list(None)
     by_id = {i["_id"]: i for i in incidents}
     user = None if dry_run else await bot(bk)
-    step(f"writing {len(candidates)} patterns")
+    await step(f"writing {len(candidates)} patterns")
     ratings = await _ratings(bk, [p["_id"] for p in existing])
     for current, cand in mining.match(existing, candidates):
+        if beat is not None:
+            beat.check()  # a run taken as dead writes nothing more
         content = cand.content()
         content["data_classification"] = classification.most_secret(
             [by_id[i] for i in cand.source_incidents if i in by_id])
@@ -117,12 +184,6 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
                 if not dry_run:
                     await _update(bk, current, changed, cand, user)
         report.rows.append(row)
-    if not dry_run:
-        report.run_id = str(uuid.uuid4())
-        await bk.mongo.pattern_mining_runs.insert_one({
-            "_id": report.run_id, "trigger": trigger, "days": days, "min_frequency": min_frequency,
-            "started_at": started, "completed_at": utcnow(), "incidents": report.incidents,
-            "counts": {a: sum(r.action == a for r in report.rows) for a in (CREATED, UPDATED, UNCHANGED)}})
     return report
 
 
@@ -157,7 +218,10 @@ async def _update(bk: Backends, current: dict, changed: dict[str, Any], cand: mi
 
 
 async def due(bk: Backends) -> bool:
-    """Whether a scheduled run is due, claiming it (one worker wins; the others see it claimed)."""
+    """Whether a scheduled run is due, claiming it (one worker wins; the others see it claimed). Every
+    worker asks this at each maintenance sweep, so it also fails a running run whose lease ran out (its
+    process died): such a run blocks nobody for longer than run_records.LEASE_SECONDS."""
+    await run_records.expire_stale(bk)
     now = utcnow()
     interval = timedelta(seconds=bk.settings.pattern_mining_interval_seconds)
     claimed = await bk.mongo.pattern_mining_schedule.find_one_and_update(

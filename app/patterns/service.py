@@ -5,7 +5,7 @@ of its sources unless an admin says more; a hidden one is a 404 like a missing o
 `source_incidents` / `source_postmortems` show only the ones the reader may see. Admins create, edit,
 delete, validate and merge them; editors apply them to incidents. A validated pattern is never rewritten
 without a trace: each change to it appends `{at, by, action, before}` to its `history`. Every change is
-audit-logged. (Mining patterns from incidents — `update_learning_patterns` — comes next.)
+audit-logged. Mining patterns from incidents (`update_learning_patterns`): app/patterns/runs.py.
 """
 
 from __future__ import annotations

@@ -76,5 +76,6 @@ async def test_start_a_mining_run(client, admin, editor):
         out = await gql(client, admin, start, d=d, f=f)
         assert out["data"]["startPatternMining"]["__typename"] == "ValidationError", (d, f)
     out = await gql(client, admin, start, d=30, f=3)
-    assert out["data"]["startPatternMining"] == {"__typename": "MiningStarted",
-                                                 "message": "Learning pattern mining started"}
+    assert out["data"]["startPatternMining"]["__typename"] == "MiningStarted"
+    assert out["data"]["startPatternMining"]["message"] in (  # one run at a time (tests/patterns/test_run_records.py)
+        "Learning pattern mining started", "A learning pattern mining run is already running")

@@ -222,3 +222,85 @@ def test_with_the_real_model():
     vecs = dict(zip([i["_id"] for i in incs], embeddings.embed([cause_text(i) for i in incs])))
     got = sorted(c.source_incidents for c in mine(incs, vecs, kinds=("ROOT_CAUSE",)))
     assert got == [("i0", "i1", "i2"), ("i3", "i4", "i5")]
+
+
+# --- duplicates (issue 10: twin incidents inflated a pattern's frequency) ------------------------------
+
+def test_an_incident_closed_as_a_duplicate_counts_once():
+    incs, vecs = corpus()
+    before = next(c for c in mine(incs, vecs) if c.source_incidents[0].startswith("pool"))
+    # two twins of pool-0 (the same incident recorded twice, closed as its duplicate), one with a normal
+    # resolution: `duplicate_of` alone decides
+    for k, resolution in ((0, "Increased the connection pool size and restarted the api pods"), (1, "")):
+        twin = {**incs[0], "_id": f"twin-{k}", "name": f"INC-twin-{k}", "status": "CLOSED", "duplicate_of": "pool-0",
+                "resolution": resolution}
+        incs.append(twin)
+        vecs[twin["_id"]] = vecs["pool-0"]
+    incs.append({**incs[1], "_id": "normal", "duplicate_of": None})  # None / absent: a normal incident
+    vecs["normal"] = vecs["pool-1"]
+    after = next(c for c in mine(incs, vecs) if c.source_incidents[0].startswith("normal")
+                 or c.source_incidents[-1].startswith("pool"))
+    assert "twin-0" not in after.source_incidents and "twin-1" not in after.source_incidents
+    assert after.frequency == before.frequency + 1 and "normal" in after.source_incidents
+    assert mining.is_duplicate({"duplicate_of": "x"}) and mining.is_duplicate({"resolution": "Duplicate of INC-1"})
+    assert not mining.is_duplicate({"duplicate_of": None, "resolution": "Restarted"}) and not mining.is_duplicate({})
+
+
+def test_only_duplicates_make_no_pattern():
+    incs, vecs = corpus()
+    pool = [i for i in incs if i["_id"].startswith("pool")]
+    twins = [{**pool[0], "_id": f"twin-{k}", "duplicate_of": "pool-0"} for k in range(4)]
+    vecs.update({t["_id"]: vecs["pool-0"] for t in twins})
+    got = mine([pool[0], *twins], vecs, min_frequency=2)
+    assert got == []  # one real incident, however many times it was recorded
+
+
+# --- names (issue 10: weak single-word names) ------------------------------------------------------------
+
+def _group(causes: list[str], *, services=("db",), category="Database", prefix="g") -> list[dict]:
+    return [_inc(f"{prefix}-{k}", c, services=services, category=category, title=c) for k, c in enumerate(causes)]
+
+
+def _name_of(members: list[dict], others: list[dict]) -> str:
+    incs = members + others
+    vecs = {i["_id"]: _vec(0 if i in members else 1 + k % (DIM - 1), 0.01, np.random.default_rng(k))
+            for k, i in enumerate(incs)}
+    got = [c for c in mine(incs, vecs, kinds=("ROOT_CAUSE",))
+           if set(c.source_incidents) == {m["_id"] for m in members}]
+    assert got, [c.source_incidents for c in mine(incs, vecs, kinds=("ROOT_CAUSE",))]
+    return got[0].name
+
+
+# the rest of the corpus: many incidents saying "outage" and "network", none about what the group shares
+OTHERS = [f"Network outage number {k} in region {k}" for k in range(12)]
+
+
+def test_a_name_is_led_by_a_phrase_and_skips_words_the_corpus_uses_everywhere():
+    members = _group(["Network outage: the connection pool ran dry on orders",
+                      "Outage as the connection pool ran dry under load",
+                      "Network outage, connection pool ran dry at peak"])
+    others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
+    name = _name_of(members, others)
+    assert name.split(", ")[0] in ("connection pool ran", "connection pool", "pool ran dry"), name
+    assert "outage" not in name and "network" not in name, name
+    assert len(set(name.replace(",", " ").split())) == len(name.replace(",", " ").split()), name  # no word twice
+
+
+def test_a_vendor_word_alone_does_not_name_a_group_category_and_services_do():
+    members = [*_group(["github", "github degraded", "github"], services=("github",), category="Infrastructure")]
+    members[1]["affected_services"] = ["circleci", "github"]
+    others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
+    assert _name_of(members, others) == "Infrastructure: github, circleci"
+
+
+def test_a_generic_word_alone_falls_back_to_category_and_services():
+    members = _group(["outage", "outage again", "an outage"], services=("payments",), category="Software")
+    others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
+    assert _name_of(members, others) == "Software: payments"
+
+
+def test_a_rare_word_every_member_uses_names_the_group():
+    members = _group(["wraparound", "wraparound stalled writes", "wraparound"], services=("pg",))
+    others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
+    name = _name_of(members, others)
+    assert name.split(", ")[0] == "wraparound" or name.startswith("wraparound stalled"), name

@@ -1,0 +1,218 @@
+"""Mining-run records (`pattern_mining_runs`): one running run at a time, leases, the admins' list.
+
+A run is PENDING (asked for through GraphQL, waiting for a worker), RUNNING, COMPLETED or FAILED. A PENDING or
+RUNNING run carries `running: True`, and a unique partial index on it (app/db.py `one_running_run`) lets only
+one exist: whoever starts a run while another is running gets that one back (`begin`, `request`), never a
+second run — the command, the workers' schedule and the GraphQL mutation alike, across processes.
+
+A running run holds a lease (`lease`, `leased_until`) that its process renews every `HEARTBEAT_SECONDS`
+while it works (`Heartbeat`). A run whose lease has run out — its worker was killed, or a PENDING run whose
+message was lost — no longer blocks: the next `begin`/`request` (and the workers' periodic `due` check, see
+app/patterns/runs.py) marks it FAILED ("abandoned") and starts afresh. A process that loses its lease stops
+before writing anything more (`LeaseLost`), and its outcome is not recorded over the run that replaced it.
+
+Runs are read by admins only, and only as far as their clearance goes: a run is classified as the most secret
+of the incidents it looked at (its counts cover all of them, so they would tell how many hidden incidents
+exist); a hidden run is a 404 `MINING_RUN_NOT_FOUND` like a missing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+from enum import Enum
+from typing import Any, Mapping
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from app import classification
+from app.backends import Backends
+from app.errors import Conflict, NotFound, ServiceError
+from app.listing import Filter, ListSpec, Page, visible_page
+from app.timefmt import utcnow
+from app.users.models import Role, User, require_role
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 300.0     # a run not heard from for this long is taken as dead
+HEARTBEAT_SECONDS = 60.0  # how often a running run renews its lease
+
+
+class RunStatus(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class RunTrigger(str, Enum):
+    COMMAND = "command"      # ikl update_learning_patterns
+    SCHEDULE = "schedule"    # the workers, every pattern_mining_interval_seconds
+    REQUESTED = "requested"  # GraphQL startPatternMining
+
+
+S = RunStatus
+LIST_SPEC = ListSpec(
+    filters=(Filter("status", "status", RunStatus), Filter("trigger", "trigger", RunTrigger)),
+    ordering={"started_at": "started_at", "completed_at": "completed_at"},
+    default_ordering=("-started_at",),
+)
+
+
+class LeaseLost(Exception):
+    """This process no longer holds the run's lease (it expired and the run was taken over)."""
+
+
+def _not_found(run_id: str) -> NotFound:
+    return NotFound(f"Mining run '{run_id}' not found", code="MINING_RUN_NOT_FOUND")
+
+
+# --- reading (admins) ---------------------------------------------------------------------------------
+
+async def get_run(bk: Backends, *, run_id: str, user: User) -> dict:
+    require_role(user, Role.ADMIN)
+    if (doc := await classification.find_visible(bk.mongo.pattern_mining_runs, run_id, user)) is None:
+        raise _not_found(run_id)
+    return doc
+
+
+async def list_runs(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
+    require_role(user, Role.ADMIN)
+    return await visible_page(bk.mongo.pattern_mining_runs, LIST_SPEC, params, user, bk.settings)
+
+
+async def running(bk: Backends) -> dict | None:
+    """The PENDING or RUNNING run, if any."""
+    return await bk.mongo.pattern_mining_runs.find_one({"running": True})
+
+
+# --- starting -----------------------------------------------------------------------------------------
+
+def _new(*, trigger: str, days: int, min_frequency: int, status: RunStatus, user: User | None) -> dict[str, Any]:
+    now = utcnow()
+    return {"_id": str(uuid.uuid4()), "status": status.value, "running": True, "trigger": trigger, "days": days,
+            "min_frequency": min_frequency, "requested_by": user.id if user else None,
+            # hidden from admins below RESTRICTED until it knows what it looked at
+            "data_classification": classification.DEFAULT.value, "started_at": now,
+            "claimed_at": now if status == S.RUNNING else None, "completed_at": None, "processing_time": None,
+            "lease": str(uuid.uuid4()), "leased_until": now + timedelta(seconds=LEASE_SECONDS), "updated_at": now,
+            "incidents": None, "counts": None, "patterns": None, "error_message": None}
+
+
+async def expire_stale(bk: Backends) -> int:
+    """Mark the running run FAILED when its lease has run out (its worker died); returns how many."""
+    now = utcnow()
+    result = await bk.mongo.pattern_mining_runs.update_many(
+        {"running": True, "leased_until": {"$lte": now}},
+        [{"$set": {"status": S.FAILED.value, "completed_at": now, "updated_at": now,
+                   "error_message": "abandoned: its lease ran out (the process running it stopped)"}},
+         {"$unset": ["running", "lease", "leased_until"]}])
+    if result.modified_count:
+        log.warning("mining run abandoned: lease expired", extra={"runs": result.modified_count})
+    return result.modified_count
+
+
+async def begin(bk: Backends, *, trigger: str, days: int, min_frequency: int, status: RunStatus = S.RUNNING,
+                user: User | None = None) -> tuple[dict, bool]:
+    """Record a run (RUNNING: the caller runs it now and holds its lease; PENDING: for a worker), or return
+    the run already running: (run, created). A running run whose lease ran out is failed first."""
+    for _ in range(3):
+        doc = _new(trigger=trigger, days=days, min_frequency=min_frequency, status=status, user=user)
+        try:
+            await bk.mongo.pattern_mining_runs.insert_one(doc)
+            return doc, True
+        except DuplicateKeyError:  # one running run at a time
+            if await expire_stale(bk):
+                continue
+            if (active := await running(bk)) is not None:
+                return active, False
+    raise Conflict("Could not start a mining run; try again", code="MINING_RUN_BUSY")
+
+
+async def claim(bk: Backends, run_id: str) -> dict | None:
+    """A worker takes a PENDING run (RUNNING, a fresh lease); None when it is no longer PENDING."""
+    now = utcnow()
+    return await bk.mongo.pattern_mining_runs.find_one_and_update(
+        {"_id": run_id, "status": S.PENDING.value, "running": True},
+        {"$set": {"status": S.RUNNING.value, "claimed_at": now, "updated_at": now, "lease": str(uuid.uuid4()),
+                  "leased_until": now + timedelta(seconds=LEASE_SECONDS)}},
+        return_document=ReturnDocument.AFTER)
+
+
+# --- running ------------------------------------------------------------------------------------------
+
+class Heartbeat:
+    """Renews a run's lease every HEARTBEAT_SECONDS while the work goes on (`async with`); `check()` raises
+    LeaseLost once a renewal found the lease gone."""
+
+    def __init__(self, bk: Backends, run: Mapping[str, Any]) -> None:
+        self.bk, self.run_id, self.lease = bk, run["_id"], run["lease"]
+        self.lost = False
+        self._task: asyncio.Task | None = None
+
+    async def renew(self) -> bool:
+        now = utcnow()
+        result = await self.bk.mongo.pattern_mining_runs.update_one(
+            {"_id": self.run_id, "lease": self.lease},
+            {"$set": {"leased_until": now + timedelta(seconds=LEASE_SECONDS), "updated_at": now}})
+        self.lost = self.lost or result.matched_count == 0
+        return not self.lost
+
+    def check(self) -> None:
+        if self.lost:
+            raise LeaseLost(self.run_id)
+
+    async def _beat(self) -> None:
+        while not self.lost:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.renew()
+            except Exception as exc:  # noqa: BLE001 - a missed beat; the lease outlives a few
+                log.warning("mining run lease not renewed", extra={"run": self.run_id, "error": str(exc)[:300]})
+
+    async def __aenter__(self) -> "Heartbeat":
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+
+async def classify(bk: Backends, run: Mapping[str, Any], incidents: list[Mapping[str, Any]]) -> None:
+    """The run is as secret as the most secret incident it looked at."""
+    await bk.mongo.pattern_mining_runs.update_one(
+        {"_id": run["_id"], "lease": run["lease"]},
+        {"$set": {"data_classification": classification.most_secret(incidents)}})
+
+
+async def finish(bk: Backends, run: Mapping[str, Any], status: RunStatus, **fields: Any) -> dict | None:
+    """Record the outcome and free the slot, only while this process still holds the lease."""
+    now = utcnow()
+    since = run.get("claimed_at") or run["started_at"]
+    fields.update(status=status.value, completed_at=now, updated_at=now,
+                  processing_time=round((now - since).total_seconds(), 3))
+    doc = await bk.mongo.pattern_mining_runs.find_one_and_update(
+        {"_id": run["_id"], "lease": run["lease"]},
+        {"$set": fields, "$unset": {"running": "", "lease": "", "leased_until": ""}},
+        return_document=ReturnDocument.AFTER)
+    if doc is None:
+        log.warning("mining run lease lost before it finished", extra={"run": run["_id"]})
+    return doc
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, ServiceError):
+        return exc.summary()
+    if isinstance(exc, LeaseLost):
+        return "lease lost: the run was taken as dead and replaced"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled (the process was stopped)"
+    return f"{type(exc).__name__}: {exc}"[:1000]
