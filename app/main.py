@@ -19,6 +19,7 @@ from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
 from app.http.responses import EXCEPTION_HANDLERS
 from app.articles import rest as articles_rest
+from app.incidents import embeddings as incident_embeddings
 from app.incidents import rest as incidents_rest
 from app.postmortems import rest as postmortems_rest
 from app.patterns import rest as patterns_rest
@@ -54,17 +55,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         bk = connect(settings)
         app.state.backends = bk
         await prepare(bk)
-        sweeper = None
+        background = [asyncio.create_task(incident_embeddings.warm(bk))]
         if settings.outbox_sweep_interval > 0:
-            sweeper = asyncio.create_task(outbox.sweep_forever(bk, settings.outbox_sweep_interval))
+            background.append(asyncio.create_task(outbox.sweep_forever(bk, settings.outbox_sweep_interval)))
         gc.freeze()
         try:
             yield
         finally:
-            if sweeper:
-                sweeper.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             await bk.close()
 
     routes = [

@@ -436,3 +436,14 @@ async def test_knn_probe_unreachable_server_is_false():
     finally:
         await fake.search.close()
         clear_knn_cache()
+
+
+async def test_the_api_loads_its_vector_index_at_start(bk):
+    """The first query by meaning does not pay the full load (app/incidents/embeddings.py `warm`)."""
+    from app.incidents import embeddings
+
+    clear_knn_cache()   # the test stack's osmem: no k-NN, so the in-process index is what warm loads
+    clear_registry()
+    await embeddings.warm(bk)
+    index = await get_index(bk, "incidents", refresh_seconds=3600, model=embeddings.PROFILE.version)
+    assert index.loaded and index.refreshes == 1

@@ -221,3 +221,4 @@ async def test_an_index_built_without_vectors_is_rebuilt_with_them(knn):
     doc = await bk.search.get(index=alias, id=ids[5])
     assert len(doc["_source"]["embedding"]) == 384
     assert await ensure_index(bk, incidents_index.INDEX) is None   # now it matches
+

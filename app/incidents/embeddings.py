@@ -104,6 +104,19 @@ async def nearest_by_knn(bk: Backends, vec: np.ndarray, k: int, user: User, *, n
     return {h["_id"]: vectors.cosine_from_score(h["_score"]) for h in resp["hits"]["hits"][:k]}
 
 
+async def warm(bk: Backends) -> None:
+    """Load this process's vector index now (the API starts it in the background), so the first query by
+    meaning does not pay the full load: 13 s at 100k incidents (bench/recommendation_latency.py). A query
+    arriving meanwhile waits for this same load. Nothing to load where the search server serves k-NN."""
+    try:
+        if await uses_knn(bk, incidents_index.INDEX):
+            return
+        index = await vectors.get_index(bk, "incidents", refresh_seconds=REFRESH_SECONDS, model=PROFILE.version)
+        log.info("vector index loaded", extra={"rows": len(index), "bytes": index.nbytes()})
+    except Exception as exc:  # noqa: BLE001 - the first query loads it instead
+        log.warning("vector index not loaded at start", extra={"error": str(exc)[:300]})
+
+
 async def nearest_in_process(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
                              exclude: tuple[str, ...] = ()) -> dict[str, float]:
     index = await vectors.get_index(bk, "incidents", refresh_seconds=REFRESH_SECONDS, model=PROFILE.version)

@@ -15,6 +15,7 @@ reader sees it only when they could see everything it names; a hidden one is ans
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Mapping
@@ -33,7 +34,7 @@ from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, visible_page
 from app.patterns import service as pattern_service
 from app.patterns import triggers as trigger_rule
-from app.recommendations import calibration, engine
+from app.recommendations import calibration, engine, feedback
 from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
                                         level_for)
 from app.timefmt import utcnow
@@ -92,18 +93,6 @@ async def for_incidents(bk: Backends, *, incident_ids: list[str], user: User, li
 
 # --- evidence -------------------------------------------------------------------------------------
 
-async def _feedback(bk: Backends, rec_type: str, targets: list[str]) -> dict[str, engine.Feedback]:
-    """Mean effectiveness rating and count per target, over every rated recommendation of this type."""
-    if not targets:
-        return {}
-    rows = await (await bk.mongo.recommendations.aggregate([
-        {"$match": {"recommendation_type": rec_type, "target": {"$in": targets},
-                    "effectiveness_rating": {"$ne": None}}},
-        {"$group": {"_id": "$target", "mean": {"$avg": "$effectiveness_rating"}, "count": {"$sum": 1}}},
-    ])).to_list(None)
-    return {r["_id"]: engine.Feedback(mean=r["mean"], count=r["count"]) for r in rows}
-
-
 def _query_text(incident: Mapping[str, Any]) -> str:
     events = [e.get("message") or "" for e in incidents.sorted_events(incident)[:5]]
     parts = [incident.get("title") or "", incident.get("root_cause") or "", " ".join(incident.get("affected_services") or []),
@@ -129,58 +118,100 @@ async def _postmortems(bk: Backends, ids: list[str], user: User) -> dict[str, di
     return {d["incident"]: d for d in docs}
 
 
+async def _similar(bk: Backends, incident: dict, user: User, per_type: int) -> list[engine.Similar]:
+    """Similar past incidents (same namespace); none when the search engine cannot answer."""
+    try:
+        matches = await similarity.similar(bk, incident, user=user, limit=max(per_type * 2, 10),
+                                           namespace=incident.get("namespace"))
+    except (OpenSearchException, OSError):
+        return []
+    return [engine.Similar(doc=m.doc, score=m.score, factors=m.factors) for m in matches]
+
+
+async def _people(bk: Backends, similar: list[engine.Similar],
+                  found_articles: list[tuple[dict, float]]) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """The experts' evidence: who resolved the similar incidents (or was assigned them) and who maintains
+    the best three articles, as `{username: {_id, team}}`, with the article titles per maintainer."""
+    resolvers = {e.get("details", {}).get("actor") for s in similar for e in s.doc.get("timeline") or []
+                 if e.get("type") == "Resolution" and isinstance(e.get("details"), dict)}
+    resolvers |= {s.doc.get("assignee") for s in similar}
+    maintainer_ids = {a.get("maintainer") or a.get("author") for a, _ in found_articles[:3]} - {None}
+    by_id = await users.users_by_ids(bk, ids=list(maintainer_ids)) if maintainer_ids else {}
+    maintainers: dict[str, list[str]] = {}
+    for a, _ in found_articles[:3]:
+        person = by_id.get(a.get("maintainer") or a.get("author"))
+        if person is not None:
+            maintainers.setdefault(person.username, []).append(a.get("title") or "")
+    people = await users.users_by_usernames(bk, usernames=[u for u in resolvers | set(maintainers) if u])
+    return {name: {"_id": p.id, "team": p.team} for name, p in people.items()}, maintainers
+
+
+async def _none() -> Any:
+    return None
+
+
 async def _candidates(bk: Backends, incident: dict, types: list[RecommendationType], user: User,
                       per_type: int) -> list[dict]:
-    """Scored candidates of the requested types, each with `sources` (the documents it names)."""
+    """Scored candidates of the requested types, each with `sources` (the documents it names).
+
+    The evidence is gathered concurrently, in two rounds: what depends only on the incident (the
+    calibration, similar incidents, the article search, the validated patterns), then what depends on
+    those (feedback, postmortems, the people). The two searches wait on the search engine and the query
+    embedding on a thread, so overlapping them takes the article search off the critical path
+    (bench/recommendation_latency.py). A failure in any part fails the whole, with its own error."""
+    want = set(types)
+    need_similar = bool({T.SIMILAR_INCIDENT, T.SOLUTION, T.EXPERT} & want)
+    need_articles = bool({T.KNOWLEDGE_ARTICLE, T.EXPERT} & want)
+    # asyncio.gather, not a TaskGroup: an error reaches the caller as itself (a TaskGroup would wrap it
+    # in an ExceptionGroup, which the error handlers do not know: a 500 instead of, say, a 503)
+    params, similar, found_articles, patterns = await asyncio.gather(
+        calibration.current(bk),
+        _similar(bk, incident, user, per_type) if need_similar else _none(),
+        _articles(bk, incident, user, per_type * 2) if need_articles else _none(),
+        pattern_service.validated_matching(bk, incident=incident, user=user)
+        if T.LEARNING_PATTERN in want else _none())
+    similar = similar or []
+    found_articles = found_articles or []
+    patterns = patterns or []
+    similar_ids = [s.doc["_id"] for s in similar]
+
+    def feedback_for(rec_type: RecommendationType, targets: list[str]):
+        return (feedback.gather(bk, rec_type.value, targets, incident=incident, user=user) if rec_type in want
+                else _none())
+
+    fb_similar, fb_solution, pms, fb_article, people, fb_pattern = await asyncio.gather(
+        feedback_for(T.SIMILAR_INCIDENT, similar_ids),
+        feedback_for(T.SOLUTION, similar_ids),
+        _postmortems(bk, similar_ids, user) if T.SOLUTION in want else _none(),
+        feedback_for(T.KNOWLEDGE_ARTICLE, [a["_id"] for a, _ in found_articles]),
+        _people(bk, similar, found_articles) if T.EXPERT in want else _none(),
+        feedback_for(T.LEARNING_PATTERN, [p["_id"] for p in patterns]))
+
     out: list[dict] = []
-    similar: list[engine.Similar] = []
-    params = await calibration.current(bk)
-    if {T.SIMILAR_INCIDENT, T.SOLUTION, T.EXPERT} & set(types):
-        try:
-            matches = await similarity.similar(bk, incident, user=user, limit=max(per_type * 2, 10),
-                                               namespace=incident.get("namespace"))
-        except (OpenSearchException, OSError):
-            matches = []
-        similar = [engine.Similar(doc=m.doc, score=m.score, factors=m.factors) for m in matches]
-    if T.SIMILAR_INCIDENT in types:
-        fb = await _feedback(bk, T.SIMILAR_INCIDENT.value, [s.doc["_id"] for s in similar])
+    if T.SIMILAR_INCIDENT in want:
+        fb = fb_similar
         out += [{**engine.similar_incident(s, fb=fb.get(s.doc["_id"]), params=params[T.SIMILAR_INCIDENT.value]),
                  "sources": [s.doc]} for s in similar]
-    if T.SOLUTION in types:
-        fb = await _feedback(bk, T.SOLUTION.value, [s.doc["_id"] for s in similar])
-        pms = await _postmortems(bk, [s.doc["_id"] for s in similar], user)
+    if T.SOLUTION in want:
+        fb = fb_solution
         for s in similar:
             rec = engine.solution(s, postmortem=pms.get(s.doc["_id"]), fb=fb.get(s.doc["_id"]),
                                   params=params[T.SOLUTION.value])
             if rec:
                 out.append({**rec, "sources": [s.doc, pms.get(s.doc["_id"])]})
-    found_articles: list[tuple[dict, float]] = []
-    if {T.KNOWLEDGE_ARTICLE, T.EXPERT} & set(types):
-        found_articles = await _articles(bk, incident, user, per_type * 2)
-    if T.KNOWLEDGE_ARTICLE in types:
-        fb = await _feedback(bk, T.KNOWLEDGE_ARTICLE.value, [a["_id"] for a, _ in found_articles])
+    if T.KNOWLEDGE_ARTICLE in want:
+        fb = fb_article
         out += [{**engine.knowledge_article(a, score, fb=fb.get(a["_id"]), params=params[T.KNOWLEDGE_ARTICLE.value]),
                  "sources": [a]} for a, score in found_articles]
-    if T.EXPERT in types:
-        resolvers = {e.get("details", {}).get("actor") for s in similar for e in s.doc.get("timeline") or []
-                     if e.get("type") == "Resolution" and isinstance(e.get("details"), dict)}
-        resolvers |= {s.doc.get("assignee") for s in similar}
-        maintainer_ids = {a.get("maintainer") or a.get("author") for a, _ in found_articles[:3]} - {None}
-        by_id = await users.users_by_ids(bk, ids=list(maintainer_ids)) if maintainer_ids else {}
-        maintainers: dict[str, list[str]] = {}
-        for a, _ in found_articles[:3]:
-            person = by_id.get(a.get("maintainer") or a.get("author"))
-            if person is not None:
-                maintainers.setdefault(person.username, []).append(a.get("title") or "")
-        people = await users.users_by_usernames(bk, usernames=[u for u in resolvers | set(maintainers) if u])
-        people_docs = {name: {"_id": p.id, "team": p.team} for name, p in people.items()}
-        fb = await _feedback(bk, T.EXPERT.value, [p["_id"] for p in people_docs.values()])
+    if T.EXPERT in want:
+        people_docs, maintainers = people
+        fb = await feedback.gather(bk, T.EXPERT.value, [p["_id"] for p in people_docs.values()],
+                                   incident=incident, user=user)
         for rec in engine.experts(similar, people_docs, maintainers=maintainers, feedback=fb,
                                   params=params[T.EXPERT.value]):
             out.append({**rec, "sources": [s.doc for s in similar] + [a for a, _ in found_articles[:3]]})
-    if T.LEARNING_PATTERN in types:
-        patterns = await pattern_service.validated_matching(bk, incident=incident, user=user)
-        fb = await _feedback(bk, T.LEARNING_PATTERN.value, [p["_id"] for p in patterns])
+    if T.LEARNING_PATTERN in want:
+        fb = fb_pattern
         text = trigger_rule.incident_text(incident)
         for p in patterns:
             if rec := engine.learning_pattern(p, text, fb=fb.get(p["_id"]), params=params[T.LEARNING_PATTERN.value]):
