@@ -32,15 +32,17 @@ Measured at each scale, sequentially (one request at a time):
   types, max_recommendations 5, min_confidence 0) for `--queries` incidents drawn from the whole corpus,
   as the demo importer (admin, RESTRICTED: sees every incident); p50/p99, and where the time goes (each
   part wrapped with time.perf_counter: the fetch of the incident, calibration, similar() and within it
-  the osmem more_like_this + multi_match query, the query vector, the vector search, the MongoDB fetch
+  the osmem similar-incident query, the query vector, the vector search, the MongoDB fetch
   of the candidates and the fusion; the feedback aggregations, postmortems, the article search, the
   expert user lookups, the learning patterns, the storing transaction; "rest" = scoring, picking and the
   final read of the stored recommendations);
 - raw backend: the very same incidents' similar-incident query body (indexers.incidents.similar_query,
   size 50, the namespace and clearance filters similar() adds) POSTed straight to osmem with urllib, and
   the article search body the ranking sends; the ratio of our in-process p50 to the raw figure; and, for
-  `--variants` of those incidents, variants of the similar-incident body (more_like_this alone,
-  multi_match alone, without the term boosts, ...) to show what osmem spends its time on;
+  `--variants` of those incidents, variants of the similar-incident body (more_like_this alone, fewer
+  query terms, the term boosts alone) to show what osmem spends its time on (the figures in the README
+  were measured when the body also had a multi_match over the incident's text; it has been dropped since,
+  see indexers/incidents.py);
 - REST: the API under uvicorn (harness.api_server: one worker, uvloop, httptools) answering the POST for
   another `--queries` incidents (client-side wall time); the first request, which loads the API process's
   vector index, is timed apart; RSS of the API process after the run (and of osmem, mongod and this
@@ -251,7 +253,7 @@ class Parts:
 
 ORDER = [  # (label, indent): indented ones are inside the one above
     ("fetch the incident", 0), ("calibration params", 0), ("similar() total", 0),
-    ("osmem more_like_this+multi_match (opensearch-py)", 1), ("query vector", 1), ("vector search (app/vectors)", 1),
+    ("osmem similar-incident query (opensearch-py)", 1), ("query vector", 1), ("vector search (app/vectors)", 1),
     ("fuse (structure + score)", 1), ("MongoDB fetch of candidates (rest of similar)", 1),
     ("feedback aggregations", 0), ("postmortems", 0), ("articles (ranking.search)", 0),
     ("  articles: osmem searches (first + widenings)", 1), ("  articles: MongoDB candidates + popularity", 1),
@@ -276,7 +278,7 @@ def instrument(bk) -> Parts:
     p.wrap(incidents, "referenced_incident", "fetch the incident")
     p.wrap(calibration, "current", "calibration params")
     p.wrap(similarity, "similar", "similar() total")
-    p.wrap(incidents_index, "similar_incidents", "osmem more_like_this+multi_match (opensearch-py)")
+    p.wrap(incidents_index, "similar_incidents", "osmem similar-incident query (opensearch-py)")
     p.wrap(embeddings, "query_vector", "query vector")
     p.wrap(embeddings, "nearest", "vector search (app/vectors)")
     p.wrap(similarity, "fuse", "fuse (structure + score)")
@@ -298,7 +300,7 @@ def instrument(bk) -> Parts:
 def print_breakdown(p: Parts) -> None:
     rows = p.rows
     for r in rows:
-        mlt = r.get("osmem more_like_this+multi_match (opensearch-py)", 0.0)
+        mlt = r.get("osmem similar-incident query (opensearch-py)", 0.0)
         r["  articles: osmem searches (first + widenings)"] = r.pop("osmem search (all)", 0.0) - mlt
         # _visible_candidates = with_popularity + widening searches (none seen here): keep MongoDB only
         r["  articles: MongoDB candidates + popularity"] = r.pop("with_popularity", 0.0)
@@ -361,7 +363,6 @@ def query_variants(body: dict) -> dict[str, dict]:
 
     b = body["query"]["bool"]
     mlt = [c for c in b["should"] if "more_like_this" in c]
-    mm = [c for c in b["should"] if "multi_match" in c]
     terms = [c for c in b["should"] if "term" in c]
 
     def with_should(should: list[dict]) -> dict:
@@ -369,16 +370,11 @@ def query_variants(body: dict) -> dict[str, dict]:
         out["query"]["bool"]["should"] = should
         return out
 
-    short = copy.deepcopy(mm)
-    for c in short:
-        c["multi_match"]["query"] = c["multi_match"]["query"][:300]
-    mlt10 = copy.deepcopy(mlt)
-    for c in mlt10:
+    mlt12 = copy.deepcopy(mlt)
+    for c in mlt12:
         c["more_like_this"]["max_query_terms"] = 12
-    return {"as sent (mlt + multi_match + terms)": body, "more_like_this alone": with_should(mlt),
-            "multi_match alone": with_should(mm), "without the term boosts": with_should(mlt + mm),
-            "multi_match on the first 300 chars + mlt + terms": with_should(mlt + short + terms),
-            "mlt max_query_terms 12 + multi_match + terms": with_should(mlt10 + mm + terms),
+    return {"as sent (more_like_this + term boosts)": body, "more_like_this alone": with_should(mlt),
+            "more_like_this max_query_terms 12 + terms": with_should(mlt12 + terms),
             "only the term boosts (services, category)": with_should(terms) if terms else None}
 
 
@@ -485,7 +481,7 @@ async def run(args, stack) -> None:
             print(f"  load after in-process: {load()}", flush=True)
             qdocs = await bk.mongo.incidents.find({"_id": {"$in": ids_in}}).to_list(None)
             raw_inc, raw_art = await raw_backend(bk, user, qdocs)
-            mlt = [r["osmem more_like_this+multi_match (opensearch-py)"] for r in parts.rows]
+            mlt = [r["osmem similar-incident query (opensearch-py)"] for r in parts.rows]
             print(f"  RAW osmem, similar-incident body (urllib): {fmt(raw_inc)}")
             print(f"  RAW osmem, article search body (urllib):   {fmt(raw_art)}")
             print(f"  same body through opensearch-py inside similar(): p50 {pct(mlt, 50):.1f} ms;"

@@ -28,7 +28,7 @@ Query = what an incident knows early (`early_query`): its own stored document wi
 The query keeps its `_id`, so `similar` excludes its own record.
 
 Rankings (top 10): (a) text + structure, `similar(semantic=False)` (what ships without the model);
-(b) the text factor alone (engine relevance: more_like_this + multi_match); (c) the semantic factor
+(b) the text factor alone (engine relevance: more_like_this); (c) the semantic factor
 alone (cosine of all-MiniLM-L6-v2 vectors); (d) the hybrid as shipped. (b)-(d) re-sort the candidate
 pool of one `similar(semantic=True)` call (text top-50 ∪ vector top-50), which holds the exact top-10
 of each. Metrics: share of grade 2 in the top 5, nDCG@10 (gain 2^grade - 1, ideal over the whole
@@ -435,13 +435,13 @@ async def breakdown(bk, user, docs: list[dict]) -> None:
     from app.incidents import embeddings
     from indexers import incidents as incidents_index
 
-    parts: dict[str, list[float]] = {"search (more_like_this + multi_match)": [], "vector nearest": [],
+    parts: dict[str, list[float]] = {"search (more_like_this)": [], "vector nearest": [],
                                      "MongoDB fetch of candidates": []}
     for d in docs:
         t = time.perf_counter()
         hits = await incidents_index.similar_incidents(bk, dict(d), limit=50,
                                                        visible=classification.search_filter(user))
-        parts["search (more_like_this + multi_match)"].append((time.perf_counter() - t) * 1000)
+        parts["search (more_like_this)"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         qvec = await embeddings.query_vector(d)
         near = await embeddings.nearest(bk, qvec, 50, user, exclude=(d["_id"],))
@@ -530,7 +530,7 @@ async def run(args) -> None:
                     if [c["ds"] for c in offline_rank(Q[q]["pool"], *W0)][:K] == Q[q]["hybrid"][:K])
         rankings = {
             "(a) text + structure: similar(semantic=False)": lambda q: Q[q]["text_only"],
-            "(b) text factor alone (engine more_like_this+multi_match)":
+            "(b) text factor alone (engine more_like_this)":
                 lambda q: [c["ds"] for c in sorted(Q[q]["pool"], key=lambda c: (-c["text"], c["id"]))],
             "(c) semantic factor alone (MiniLM cosine)":
                 lambda q: [c["ds"] for c in sorted(Q[q]["pool"], key=lambda c: (-(c["sem"] or 0.0), c["id"]))],

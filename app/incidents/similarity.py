@@ -1,6 +1,6 @@
 """Which past incidents are like this one, and why: the hybrid ranking every domain uses.
 
-Candidates come from the search engine's text relevance (more_like_this + multi_match over the
+Candidates come from the search engine's text relevance (more_like_this over the
 incident's text, indexers/incidents.py) and, when incident vectors exist, from the nearest embeddings
 (app/vectors); MongoDB then checks each against the reader's clearance. Each candidate is scored
 
