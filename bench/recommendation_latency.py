@@ -40,9 +40,8 @@ Measured at each scale, sequentially (one request at a time):
   size 50, the namespace and clearance filters similar() adds) POSTed straight to osmem with urllib, and
   the article search body the ranking sends; the ratio of our in-process p50 to the raw figure; and, for
   `--variants` of those incidents, variants of the similar-incident body (more_like_this alone, fewer
-  query terms, the term boosts alone) to show what osmem spends its time on (the figures in the README
-  were measured when the body also had a multi_match over the incident's text; it has been dropped since,
-  see indexers/incidents.py);
+  query terms, the term boosts alone) to show what osmem spends its time on (the body has a multi_match
+  over the incident's text only when its root cause or resolution is written: indexers/incidents.py);
 - REST: the API under uvicorn (harness.api_server: one worker, uvloop, httptools) answering the POST for
   another `--queries` incidents (client-side wall time); the first request, which loads the API process's
   vector index, is timed apart; RSS of the API process after the run (and of osmem, mongod and this

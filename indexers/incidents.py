@@ -9,6 +9,10 @@ from indexers.analysis import KEYWORD, text_field
 from indexers.base import IndexDefinition, VectorField
 
 MLT_FIELDS = ["title", "description", "root_cause", "resolution"]
+# Once a root cause or resolution is written, a weighted match makes what the incident *is* (title, root
+# cause, what fixed it) outweigh narrative and first symptoms.
+CAUSE_FIELDS = ["title^3", "root_cause^2.5", "resolution^1.5", "description", "affected_services.text^2",
+                "tags.text^1.5", "category.text"]
 
 MAPPINGS = {
     "dynamic": "strict",
@@ -57,17 +61,23 @@ def incident_text(doc: dict) -> str:
 
 
 def similar_query(doc: dict, *, limit: int, visible: dict[str, Any] | None = None) -> dict[str, Any]:
-    """more_like_this over the incident's text, plus its services and category, excluding itself.
+    """more_like_this over the incident's text, plus its services and category, excluding itself; once
+    its root cause or resolution is written, also a weighted multi_match in which they weigh more.
 
-    A weighted multi_match over the same text used to be added: dropping it raised the hybrid ranking's
-    quality (bench/similarity_quality.py, 176 early queries: same-cause nDCG@10 0.468 → 0.487, MRR 0.661 →
-    0.720, same-company share of the top 5 0.26 → 0.19) and cut the query's cost (at 10k incidents on
-    osmem p50 298 → 113 ms): the long best_fields match mostly rewarded a shared vendor's wording."""
+    Before a cause is known (a new incident: title, description, first events) the multi_match is left
+    out: bench/similarity_quality.py on 176 such early queries measured the hybrid ranking better without
+    it (same-cause nDCG@10 0.468 → 0.487, MRR 0.661 → 0.720, the same company's share of the top 5 0.26 →
+    0.19: the long best_fields match mostly rewarded a shared vendor's wording) and the query cheaper (at
+    10k incidents on osmem p50 298 → 113 ms). With the cause written it helps (same-cause nDCG@10 0.606
+    with it, 0.561 without)."""
     text = incident_text(doc)
     should: list[dict[str, Any]] = [
         {"more_like_this": {"fields": MLT_FIELDS, "like": text, "min_term_freq": 1, "min_doc_freq": 1,
                             "max_query_terms": 40, "minimum_should_match": "20%", "boost": 1.0}},
     ]
+    if (doc.get("root_cause") or "").strip() or (doc.get("resolution") or "").strip():
+        should.append({"multi_match": {"query": text[:2000], "fields": CAUSE_FIELDS, "type": "best_fields",
+                                       "tie_breaker": 0.3, "boost": 1.0}})
     for svc in doc.get("affected_services") or []:
         should.append({"term": {"affected_services": {"value": svc, "boost": 0.5}}})
     if doc.get("category"):
