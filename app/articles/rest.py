@@ -17,7 +17,7 @@ from app.http.responses import JSON, read_body
 from app.inputs import ascii_int
 from app.listing import Page, drf_response
 from app.timefmt import isoz
-from app.users.service import users_by_ids
+from app.users.service import username, users_by_ids
 
 BASE = "/api/knowledge/knowledge-articles/"
 FIELDS = ("slug", "title", "content", "summary", "tags", "article_type", "category", "subcategory",
@@ -41,7 +41,7 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
             item[k] = isoz(d.get(k))
         for p in PEOPLE:
             item[p] = d.get(p)
-            item[f"{p}_username"] = people[d[p]].username if d.get(p) in people else None
+            item[f"{p}_username"] = username(people, d.get(p))
         out.append(item)
     return out
 

@@ -35,6 +35,15 @@ class BodyTooLarge(ServiceError):
     code = "BODY_TOO_LARGE"
 
 
+def documented(doc: dict, *, fields=(), lists=(), dates=()) -> dict[str, Any]:
+    """A stored document's fields in their documented REST shape: plain fields as stored, lists as lists
+    ([] when absent), dates as UTC `…Z` text (None when absent). The caller adds `id` and its own fields."""
+    out: dict[str, Any] = {k: doc.get(k) for k in fields}
+    out.update({k: list(doc.get(k) or []) for k in lists})
+    out.update({k: isoz(doc.get(k)) for k in dates})
+    return out
+
+
 def json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return isoz(value)

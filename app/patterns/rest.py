@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, int_param, read_body
+from app.http.responses import JSON, documented, int_param, read_body
 from app.listing import drf_response
 from app.patterns import run_records, service
 from app.patterns.models import ApplyRequest, MergeRequest, PatternContent, PatternUpdate, ValidateRequest
@@ -32,11 +32,8 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
     people = await users.users_by_ids(bk, ids=list(ids)) if ids else {}
     out = []
     for d in docs:
-        item: dict[str, Any] = {"id": d["_id"]}
-        item.update({k: d.get(k) for k in FIELDS})
-        item.update({k: list(d.get(k) or []) for k in LISTS})
-        item.update({k: isoz(d.get(k)) for k in DATES})
-        item["validated_by_username"] = people[d["validated_by"]].username if d.get("validated_by") in people else None
+        item: dict[str, Any] = {"id": d["_id"], **documented(d, fields=FIELDS, lists=LISTS, dates=DATES)}
+        item["validated_by_username"] = users.username(people, d.get("validated_by"))
         item["source_incidents"] = [i for i in d.get("source_incidents") or [] if i in found_incidents]
         item["source_postmortems"] = [i for i in d.get("source_postmortems") or [] if i in found_pms]
         item["history"] = [{**h, "at": isoz(h.get("at"))} for h in d.get("history") or []]
@@ -94,10 +91,9 @@ async def serialize_runs(request: Request, docs: list[dict]) -> list[dict[str, A
     people = await users.users_by_ids(request.app.state.backends, ids=list(ids)) if ids else {}
     out = []
     for d in docs:
-        item: dict[str, Any] = {"id": d["_id"], **{k: d.get(k) for k in RUN_FIELDS}}
-        item.update({k: isoz(d.get(k)) for k in RUN_DATES})
+        item: dict[str, Any] = {"id": d["_id"], **documented(d, fields=RUN_FIELDS, dates=RUN_DATES)}
         item["requested_by"] = d.get("requested_by")
-        item["requested_by_username"] = people[d["requested_by"]].username if d.get("requested_by") in people else None
+        item["requested_by_username"] = users.username(people, d.get("requested_by"))
         out.append(item)
     return out
 

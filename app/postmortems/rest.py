@@ -10,12 +10,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, json_default, read_body
+from app.http.responses import JSON, documented, json_default, read_body
 from app.listing import Page, drf_response
 from app.postmortems import drafting, generations, service
 from app.postmortems.models import (ActionItemUpdate, GenerateRequest, GenerationRequest, PostmortemContent,
                                     PostmortemCreate, PostmortemUpdate)
-from app.timefmt import isoz
 from app.users import service as users
 
 BASE = "/api/knowledge/postmortems/"
@@ -38,15 +37,12 @@ async def serialize(request: Request, docs: list[dict], *, summary: bool = False
     now = service.utcnow()
     out = []
     for d in docs:
-        item: dict[str, Any] = {"id": d["_id"]}
-        item.update({k: d.get(k) for k in TEXT})
-        item.update({k: list(d.get(k) or []) for k in LISTS})
-        item.update({k: isoz(d.get(k)) for k in DATES})
+        item: dict[str, Any] = {"id": d["_id"], **documented(d, fields=TEXT, lists=LISTS, dates=DATES)}
         item["action_items"] = service.public_action_items(d)
         item["knowledge_article"] = d.get("knowledge_article")
         item["incident_title"] = titles.get(d["incident"])
-        item["owner_username"] = people[d["owner"]].username if d.get("owner") in people else None
-        item["approver_username"] = people[d["approver"]].username if d.get("approver") in people else None
+        item["owner_username"] = users.username(people, d.get("owner"))
+        item["approver_username"] = users.username(people, d.get("approver"))
         item["reviewer_usernames"] = [people[r].username for r in d.get("reviewers") or [] if r in people]
         item["completion_percentage"] = service.completion_percentage(d)
         item["is_overdue"] = service.is_overdue(d, now)
@@ -131,12 +127,10 @@ async def serialize_generations(bk, user, docs: list[dict]) -> list[dict[str, An
     titles = await service.incident_titles(bk, ids=[d["incident"] for d in docs], user=user) if docs else {}
     out = []
     for d in docs:
-        item: dict[str, Any] = {"id": d["_id"], "incident_title": titles.get(d["incident"])}
-        item.update({k: d.get(k) for k in GEN_FIELDS})
-        item.update({k: list(d.get(k) or []) for k in GEN_LISTS})
-        item.update({k: isoz(d.get(k)) for k in GEN_DATES})
+        item: dict[str, Any] = {"id": d["_id"], "incident_title": titles.get(d["incident"]),
+                                **documented(d, fields=GEN_FIELDS, lists=GEN_LISTS, dates=GEN_DATES)}
         item["generated_postmortem"] = d.get("postmortem")
-        item["requested_by_username"] = people[d["requested_by"]].username if d.get("requested_by") in people else None
+        item["requested_by_username"] = users.username(people, d.get("requested_by"))
         item["evidence"] = d.get("evidence") or {}
         item["draft"] = d.get("draft")  # the draft kept for review when it failed the fact check
         out.append(item)

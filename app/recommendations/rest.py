@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, int_param, read_body
+from app.http.responses import JSON, documented, int_param, read_body
 from app.listing import drf_response
 from app.recommendations import service
 from app.recommendations.models import GenerateRequest, RateRequest
-from app.timefmt import drf_duration, isoz
+from app.timefmt import drf_duration
 from app.users import service as users
 
 BASE = "/api/knowledge/recommendations/"
@@ -31,14 +31,10 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
     people = await users.users_by_ids(bk, ids=list(ids)) if ids else {}
     out = []
     for d in docs:
-        item: dict[str, Any] = {"id": d["_id"]}
-        item.update({k: d.get(k) for k in FIELDS})
-        item.update({k: list(d.get(k) or []) for k in LISTS})
-        item.update({k: isoz(d.get(k)) for k in DATES})
+        item: dict[str, Any] = {"id": d["_id"], **documented(d, fields=FIELDS, lists=LISTS, dates=DATES)}
         item["time_to_implement"] = drf_duration(d.get("time_to_implement"))
-        item["suggested_expert_username"] = people[d["suggested_expert"]].username \
-            if d.get("suggested_expert") in people else None
-        item["applied_by_username"] = people[d["applied_by"]].username if d.get("applied_by") in people else None
+        item["suggested_expert_username"] = users.username(people, d.get("suggested_expert"))
+        item["applied_by_username"] = users.username(people, d.get("applied_by"))
         out.append(item)
     return out
 

@@ -100,6 +100,12 @@ async def users_by_ids(bk: Backends, *, ids: list[str]) -> dict[str, User]:
     return {d["_id"]: _to_user(d) for d in docs}
 
 
+def username(people: dict[str, User], user_id: str | None) -> str | None:
+    """The username of `user_id` among users loaded by `users_by_ids` (None: no id, or no such user)."""
+    person = people.get(user_id) if user_id else None
+    return person.username if person is not None else None
+
+
 async def users_by_usernames(bk: Backends, *, usernames: list[str]) -> dict[str, User]:
     """Active users keyed by username, one query for the whole list."""
     docs = await bk.mongo.users.find({"username": {"$in": list(set(usernames))}, "is_active": True}).to_list(None)
