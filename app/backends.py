@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
+import pymongo
 import redis.asyncio as redis
 from opensearchpy import AsyncOpenSearch
 from pymongo import AsyncMongoClient
@@ -29,14 +30,17 @@ class Backends:
     mongo: AsyncDatabase
     search: AsyncOpenSearch
     redis: redis.Redis  # the Redis-protocol server behind the broker; also holds rate-limit counters
+    db_timeout: float = 2.5  # seconds: the deadline of one MongoDB operation, or of one whole transaction
 
     def index_alias(self, name: str) -> str:
         return f"{self.settings.index_prefix}-{name}"
 
     async def transaction(self, op: Callable[[Any], Awaitable[T]]) -> T:
-        """Run `op(session)` in one MongoDB transaction (retried by the driver on transient errors)."""
-        async with self.client.start_session() as session:
-            return await session.with_transaction(op)
+        """Run `op(session)` in one MongoDB transaction (retried by the driver on transient errors), all of
+        it within one database deadline: the driver would otherwise retry a transaction for up to 120 s."""
+        with pymongo.timeout(self.db_timeout):
+            async with self.client.start_session() as session:
+                return await session.with_transaction(op)
 
     async def enqueue(self, actor, *args: Any) -> None:
         """Send a message to a Dramatiq actor. What it is asked to do is already recorded in MongoDB
@@ -59,12 +63,15 @@ class Backends:
         await self.client.close()
 
 
-def connect(settings: Settings) -> Backends:
-    # A server that is down or stopped fails each call within mongodb_timeout_ms: no selection wait,
-    # connect or single reply outlasts it (a request's own deadline is longer; see observability).
-    ms = settings.mongodb_timeout_ms
+def connect(settings: Settings, *, jobs: bool = False) -> Backends:
+    """The connections of the API (`jobs=False`) or of a worker or command (`jobs=True`: a longer database
+    deadline, for aggregations over whole collections)."""
+    # A server that is down or frozen fails each operation within one deadline (`timeoutMS`): server
+    # selection, connecting, the reply and the driver's retries all share it, and a request's own
+    # deadline is longer (see observability), so the caller gets DATABASE_UNAVAILABLE, not a timeout.
+    ms = settings.mongodb_job_timeout_ms if jobs else settings.mongodb_timeout_ms
     client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True, uuidRepresentation="standard",
-                                                 serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms)
+                                                 timeoutMS=ms, serverSelectionTimeoutMS=ms)
     http_auth = None
     if settings.opensearch_password is not None:
         http_auth = ("admin", settings.opensearch_password.get_secret_value())
@@ -72,4 +79,5 @@ def connect(settings: Settings) -> Backends:
                              timeout=settings.search_timeout_seconds, max_retries=1, retry_on_timeout=False)
     kv = redis.from_url(settings.broker_url, socket_connect_timeout=settings.broker_timeout_seconds,
                         socket_timeout=settings.broker_timeout_seconds)
-    return Backends(settings=settings, client=client, mongo=client[settings.mongodb_db], search=search, redis=kv)
+    return Backends(settings=settings, client=client, mongo=client[settings.mongodb_db], search=search, redis=kv,
+                    db_timeout=ms / 1000)

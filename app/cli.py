@@ -38,7 +38,7 @@ def _run(coro_fn, needs: tuple[str, ...] = ("mongodb",)):
     from app.backends import connect
 
     async def main():
-        bk = connect(get_settings())
+        bk = connect(get_settings(), jobs=True)
         try:
             for server in needs:
                 try:

@@ -117,7 +117,7 @@ def _rebuild_search_indices() -> None:
     from app.main import prepare
 
     async def rebuild():
-        bk = connect(get_settings())
+        bk = connect(get_settings(), jobs=True)
         try:
             await prepare(bk)
         finally:

@@ -49,7 +49,12 @@ class Settings(BaseSettings):
 
     # Every request has a deadline; the drivers give up before it.
     request_timeout_seconds: float = 15.0
-    mongodb_timeout_ms: int = 5000
+    # One deadline per MongoDB operation: server selection, connection, the reply and the driver's own
+    # retries together (CSOT `timeoutMS`); a whole transaction, its retries included, ends within it too.
+    # The API's is short, so a database that is down or frozen answers 503 fast; workers and commands
+    # (aggregations over whole collections) have their own.
+    mongodb_timeout_ms: int = 2500
+    mongodb_job_timeout_ms: int = 60000
     search_timeout_seconds: float = 10.0
     broker_timeout_seconds: float = 1.0
     # Failed authentications per client address per minute before 429.

@@ -25,7 +25,7 @@ _backends: Backends | None = None
 async def backends() -> Backends:
     global _backends
     if _backends is None:
-        _backends = connect(get_settings())
+        _backends = connect(get_settings(), jobs=True)
     return _backends
 
 

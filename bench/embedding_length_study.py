@@ -145,7 +145,7 @@ async def run(args) -> None:
     print(f"{len(rows)} incidents, {len(queries)} evaluated early queries; {os.cpu_count()} CPUs; BLAS threads: {blas}")
     configs = [c for c in configurations() if not args.only or c[0] in args.only.split(",")]
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     results: dict[str, dict[str, Any]] = {}
     text_only: list[dict] | None = None
     try:

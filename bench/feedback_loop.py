@@ -251,7 +251,7 @@ async def run(args) -> None:
     rel = sq.Relevance(rows)
     print(f"\n=== Feedback loop: {len(rows)} incidents from {demo.DATASET.name} ===\n")
     sq.classify_report(rel)
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     try:
         user = await seed_all(bk, rows)
         corpus = Corpus(await bk.mongo.incidents.find({}, {"embedding": 0}).to_list(None),

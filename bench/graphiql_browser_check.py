@@ -165,7 +165,7 @@ async def _seed(base: str) -> str:
     from app.users import service as users
     from app.users.models import Role, UserCreate
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     try:
         await ensure_indexes(bk)
         user = await users.create_user(bk, data=UserCreate(username="graphiql-check", role=Role.ADMIN))

@@ -40,7 +40,7 @@ async def token() -> str:
     from app.users import service as users
     from app.users.models import Role, UserCreate
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     await ensure_indexes(bk)
     user = await users.ensure_user(bk, data=UserCreate(username="bench", role=Role.ADMIN))
     key = await users.issue_token(bk, user=user)

@@ -36,7 +36,7 @@ async def seed(n: int) -> tuple[str, str]:
     from app.users import service as users
     from app.users.models import Role, UserCreate
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     await ensure_indexes(bk)
     user = await users.create_user(bk, data=UserCreate(username="bench", role=Role.ADMIN))
     token = await users.issue_token(bk, user=user)

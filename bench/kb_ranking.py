@@ -61,7 +61,7 @@ async def setup(rows: list[dict]) -> tuple[str, dict[str, str]]:
     from app.users import service as users
     from app.users.models import Classification, Role, UserCreate
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     await prepare(bk)
     admin = await users.create_user(bk, data=UserCreate(username="bench", role=Role.ADMIN,
                                                         clearance=Classification.RESTRICTED))
@@ -103,7 +103,7 @@ async def hide(article_id: str, hidden: bool) -> None:
     from app.settings import get_settings
     from app.users import service as users
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     admin = await users.get_user_by_username(bk, username="bench")
     doc = await bk.mongo.articles.find_one({"_id": article_id})
     await articles.update_article(bk, slug=doc["slug"], user=admin, data=ArticleUpdate(

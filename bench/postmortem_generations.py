@@ -43,7 +43,7 @@ async def make_token() -> str:
     from app.users import service as users
     from app.users.models import Classification, Role, UserCreate
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     await ensure_indexes(bk)
     user = await users.create_user(bk, data=UserCreate(username="bench", role=Role.ADMIN,
                                                        clearance=Classification.RESTRICTED))

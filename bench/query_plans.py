@@ -35,7 +35,7 @@ async def run(n: int) -> None:
     from app.settings import get_settings
     from app.timefmt import utcnow
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     await ensure_indexes(bk)
     rnd = random.Random(7)
     now = utcnow()

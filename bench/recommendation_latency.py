@@ -450,7 +450,7 @@ async def run(args, stack) -> None:
 
     rows = demo.load_rows()
     get_settings.cache_clear()
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     try:
         t = time.perf_counter()
         user = await feedback_loop.seed_all(bk, rows)

@@ -503,7 +503,7 @@ async def run(args) -> None:
     print(f"\n=== Similar-incident quality by root cause: {len(rows)} incidents from {demo.DATASET.name} ===\n")
     classify_report(rel)
 
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     try:
         user = await seed(bk, rows)
         data = await collect(bk, user, rel, not args.no_category)

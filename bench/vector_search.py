@@ -112,7 +112,7 @@ async def with_mongo(rows: int) -> None:
     from app.settings import get_settings
 
     get_settings.cache_clear()
-    bk = connect(get_settings())
+    bk = connect(get_settings(), jobs=True)
     coll = bk.mongo["incidents"]
     await coll.create_indexes(REQUIRED_INDEXES)
     rng = np.random.default_rng(1)

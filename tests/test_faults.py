@@ -94,3 +94,22 @@ async def test_a_lost_search_index_is_503_not_500(client, viewer, bk):
         await ensure_index(bk, definition)
     r = await client.post("/api/knowledge/knowledge-articles/search/", headers=viewer, json={"query": "database"})
     assert r.status_code == 200
+
+
+async def test_writes_fail_fast_while_the_database_is_frozen(stack, viewer, editor):
+    """One deadline for the database: a write (a transaction, retried by the driver) and a read each give
+    their 503 within IKL_MONGODB_TIMEOUT_MS, not after the driver's retries have each waited their own."""
+    async with app_with(mongodb_timeout_ms=1500) as c:
+        assert (await c.get("/api/v1/incidents/", headers=editor)).status_code == 200  # token cached
+        with stopped(stack.procs["mongod"]):
+            took = []
+            for _ in range(3):
+                started = time.monotonic()
+                r = await c.post("/api/v1/incidents/", headers=editor, json={"title": unique("frozen"), "severity": "LOW"})
+                took.append(time.monotonic() - started)
+                assert r.status_code == 503 and r.json()["code"] == "DATABASE_UNAVAILABLE", r.text
+            started = time.monotonic()
+            r = await c.get("/api/v1/incidents/", headers=viewer)
+            took.append(time.monotonic() - started)
+            assert r.status_code == 503 and r.json()["code"] == "DATABASE_UNAVAILABLE", r.text
+        assert max(took) < 1.5 + 0.5, took
