@@ -404,7 +404,8 @@ def _summary(table, actions: list[str], *, failed: str, noun: str = "incidents")
 
 
 @cli.command("devserver")
-def devserver(port: int = 8000, data_dir: Path = typer.Option(ROOT / ".data", help="where the local stack keeps data"),
+def devserver(port: int = typer.Option(8000, help="the API's port on 127.0.0.1 (0: a free one, announced)"),
+              data_dir: Path = typer.Option(ROOT / ".data", help="where the local stack keeps data"),
               seed: bool = True) -> None:
     """Start the local stack (unless MONGODB_URL/OPENSEARCH_URL/BROKER_URL point elsewhere), seed demo
     data, run the API and a worker and keep them running (a child that exits is restarted with

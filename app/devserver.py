@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,17 +21,18 @@ from app.users.models import Classification, Role, UserCreate
 def serve(port: int, data_dir: Path, seed: bool) -> None:
     """Run the development server until it is interrupted (see the `devserver` command)."""
     from app import discovery
-    from app.stack import LocalStack, Supervisor, port_taken
+    from app.stack import LocalStack, Supervisor
 
     data_dir = data_dir.resolve()
     stack_file = data_dir / discovery.FILE_NAME
     if (running := discovery.read(stack_file)) is not None:
         _fail(f"error: a local stack is already running from {data_dir} (devserver pid {running['pid']}, "
               f"API {running.get('api_url')}); stop it first, or use another --data-dir")
-    if port_taken(port):
-        _fail(f"error: port {port} is taken; choose another with --port")
+    # The API's socket is bound here, first, and handed to every API process the Supervisor starts: the
+    # port announced is the real one (`--port 0` picks a free one) and a restarted API keeps it.
+    listener = _listen(port)
     stack = LocalStack(root=data_dir)
-    api_url = f"http://127.0.0.1:{port}"
+    api_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     local: list[str] = []
 
     def publish() -> None:
@@ -86,8 +88,8 @@ def serve(port: int, data_dir: Path, seed: bool) -> None:
         sup.add("worker", lambda: _child([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1",
                                           "--threads", "4"], env))
         sup.add("api", lambda: _child([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                                       "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
-                                       "httptools", "--no-access-log"], env))
+                                       "--fd", str(listener.fileno()), "--loop", "uvloop", "--http",
+                                       "httptools", "--no-access-log"], env, pass_fds=(listener.fileno(),)))
         if not _wait_for_api(sup, api_url):
             console.print(f"[yellow]the API did not answer {api_url}/healthz within 60 s; still trying[/yellow]")
         _banner(api_url, token, local, data_dir, stack_file)
@@ -104,11 +106,26 @@ def serve(port: int, data_dir: Path, seed: bool) -> None:
         sup.stop(["api", "worker"])
         sup.stop()
         stack.stop()
+        listener.close()
 
 
-def _child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _listen(port: int) -> socket.socket:
+    """The API's listening socket on 127.0.0.1:`port` (0: a free port), or a clear error if it is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        _fail(f"error: port {port} is taken; choose another with --port")
+    sock.listen(2048)
+    return sock
+
+
+def _child(args: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     """The API or the worker: output to this terminal, in a session of its own (see Supervisor)."""
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                            pass_fds=pass_fds)
 
 
 def _rebuild_search_indices() -> None:

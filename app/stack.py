@@ -27,16 +27,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_taken(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binding it would
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-        return False
-
-
 def _wait(check, what: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
