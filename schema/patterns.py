@@ -30,6 +30,16 @@ async def _loaded(info: Info, name: str, factory, ids: list[str]) -> list[dict]:
     return [d for d in docs if d is not None]
 
 
+async def _history(root: "LearningPattern", info: Info) -> JSON:
+    """Only the entries, and the sources they name, that the caller may see (service.readable_history)."""
+    named = {f: list(set(service.named_sources(root._doc, f))) for f in service.SOURCES}  # _doc: the history only
+    found_incidents = await _loaded(info, "IncidentByIdLoader", IncidentByIdLoader, named["source_incidents"])
+    found_pms = await _loaded(info, "PostmortemByIdLoader", PostmortemByIdLoader, named["source_postmortems"])
+    entries = service.readable_history(root._doc, info.context.user, incidents={d["_id"] for d in found_incidents},
+                                       postmortems={d["_id"] for d in found_pms})
+    return [{**h, "at": h["at"].isoformat() if h.get("at") else None} for h in entries]
+
+
 @strawberry.type(description="A recurring cause, fix or prevention, mined or written by an admin.")
 class LearningPattern:
     id: strawberry.ID
@@ -48,9 +58,11 @@ class LearningPattern:
     times_applied: int
     last_applied: datetime | None
     data_classification: ClassificationEnum
-    history: JSON = strawberry.field(description="Changes made after validation: [{at, by, action, before}].")
+    history: JSON = strawberry.field(resolver=_history,
+                                     description="Changes made after validation: [{at, by, action, before}].")
     created_at: datetime
     updated_at: datetime
+    _doc: strawberry.Private[dict[str, Any]]
     _incidents: strawberry.Private[list[str]]
     _postmortems: strawberry.Private[list[str]]
     _validated_by: strawberry.Private[str | None]
@@ -79,8 +91,9 @@ class LearningPattern:
                    validated_at=d.get("validated_at"), times_applied=d.get("times_applied") or 0,
                    last_applied=d.get("last_applied"),
                    data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
-                   history=[{**h, "at": h["at"].isoformat() if h.get("at") else None} for h in d.get("history") or []],
-                   created_at=d["created_at"], updated_at=d["updated_at"], _incidents=d.get("source_incidents") or [],
+                   created_at=d["created_at"], updated_at=d["updated_at"],
+                   _doc={k: d.get(k) for k in ("history", "data_classification")},
+                   _incidents=d.get("source_incidents") or [],
                    _postmortems=d.get("source_postmortems") or [], _validated_by=d.get("validated_by"))
 
 

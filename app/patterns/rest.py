@@ -25,7 +25,7 @@ DATES = ("last_applied", "validated_at", "created_at", "updated_at")
 
 
 async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
-    """The documented LearningPattern; sources only as far as the reader may see them."""
+    """The documented LearningPattern; sources and history only as far as the reader may see them."""
     bk, user = request.app.state.backends, current_user(request)
     found_incidents, found_pms = await service.visible_sources(bk, docs, user)
     ids = {d["validated_by"] for d in docs if d.get("validated_by")}
@@ -36,7 +36,8 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
         item["validated_by_username"] = users.username(people, d.get("validated_by"))
         item["source_incidents"] = [i for i in d.get("source_incidents") or [] if i in found_incidents]
         item["source_postmortems"] = [i for i in d.get("source_postmortems") or [] if i in found_pms]
-        item["history"] = [{**h, "at": isoz(h.get("at"))} for h in d.get("history") or []]
+        item["history"] = [{**h, "at": isoz(h.get("at"))} for h in service.readable_history(
+            d, user, incidents=found_incidents, postmortems=found_pms)]
         out.append(item)
     return out
 

@@ -6,13 +6,23 @@ of its sources unless an admin says more; a hidden one is a 404 like a missing o
 delete, validate and merge them; editors apply them to incidents. A validated pattern is never rewritten
 without a trace: each change to it appends `{at, by, action, before}` to its `history`. Every change is
 audit-logged. Mining patterns from incidents (`update_learning_patterns`): app/patterns/runs.py.
+
+Clearance: nobody classifies a pattern above their own clearance (a 400, `classification.check_may_classify`),
+and an admin who rewrites a pattern's sources keeps the ones they cannot see (they cannot judge them).
+`frequency` is the number of distinct source incidents, as mining counts it: set on creation, on PUT and
+whenever PATCH or merge change the source incidents, unless the admin sends their own figure with them.
+
+History is read like the document (`readable_history`): an entry is shown only to readers cleared for the
+most secret the pattern was just before or just after that change (so a pattern declassified after being
+sanitised does not show its secret past to its new readers), and the sources an entry's `before` names
+only as far as the reader may see them, like `source_incidents`.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Container, Mapping
 
 from pydantic import BaseModel
 from pymongo import ReturnDocument
@@ -27,7 +37,7 @@ from app.patterns import triggers
 from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, PatternType, ValidateRequest)
 from app.postmortems import service as postmortems
 from app.timefmt import utcnow
-from app.users.models import Role, User, require_role
+from app.users.models import Classification, Role, User, require_role
 
 LIST_SPEC = ListSpec(
     filters=(Filter("pattern_type", "pattern_type", PatternType), Filter("is_validated", "is_validated", bool)),
@@ -39,6 +49,7 @@ LIST_SPEC = ListSpec(
 CONTENT = ("name", "pattern_type", "description", "triggers", "actions", "outcomes", "source_incidents",
            "source_postmortems", "frequency", "success_rate", "confidence_score", "data_classification")
 HISTORY_MAX = 100
+SOURCES = ("source_incidents", "source_postmortems")
 
 
 def _not_found(pattern_id: str) -> NotFound:
@@ -68,10 +79,17 @@ async def validated_matching(bk: Backends, *, incident: Mapping[str, Any], user:
     return [p for p in found if triggers.matched(p, text)[1]]
 
 
+def named_sources(doc: Mapping[str, Any], field: str) -> list[str]:
+    """The ids a pattern names in `field`: its sources, and those its history's `before` snapshots held."""
+    befores = [(h.get("before") or {}).get(field) for h in doc.get("history") or []]
+    return [*(doc.get(field) or []), *(i for ids in befores if isinstance(ids, list) for i in ids)]
+
+
 async def visible_sources(bk: Backends, docs: list[dict], user: User) -> tuple[dict[str, dict], dict[str, dict]]:
-    """The source incidents and postmortems of these patterns that `user` may see, by id (one query each)."""
-    inc_ids = list({i for d in docs for i in d.get("source_incidents") or []})
-    pm_ids = list({i for d in docs for i in d.get("source_postmortems") or []})
+    """The source incidents and postmortems these patterns (and their history) name that `user` may see, by id
+    (one query each)."""
+    inc_ids = list({i for d in docs for i in named_sources(d, "source_incidents")})
+    pm_ids = list({i for d in docs for i in named_sources(d, "source_postmortems")})
     found_incidents = await incidents.incidents_by_ids(bk, ids=inc_ids, user=user) if inc_ids else {}
     found_pms = await postmortems.postmortems_by_ids(bk, ids=pm_ids, user=user) if pm_ids else {}
     return found_incidents, found_pms
@@ -91,16 +109,61 @@ def _plain(model: BaseModel, *, replace: bool) -> dict[str, Any]:
     sent = model.model_dump(mode="python", exclude_unset=not replace)
     if not replace and (bad := [k for k, v in sent.items() if v is None]):
         raise ValidationFailed("These fields may not be null", [{"field": k, "message": "may not be null"} for k in bad])
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in sent.items()}
+    out = {k: (v.value if hasattr(v, "value") else v) for k, v in sent.items()}
+    for field in SOURCES:  # each source once
+        if field in out:
+            out[field] = list(dict.fromkeys(out[field]))
+    return out
+
+
+def frequency(source_incidents: list[str] | None) -> int:
+    """How often the pattern occurred, as mining counts it: its distinct source incidents."""
+    return len(set(source_incidents or []))
+
+
+def _level(value: Any) -> Classification:
+    return Classification(value or classification.DEFAULT.value)
+
+
+def history_levels(doc: Mapping[str, Any]) -> list[Classification]:
+    """Each history entry's classification: the most secret the pattern was just before or just after it.
+
+    Read backwards from the pattern's classification now: every change to a validated pattern is traced, and
+    an entry's `before` holds `data_classification` exactly when that change altered it."""
+    after = _level(doc.get(classification.FIELD))
+    levels: list[Classification] = []
+    for entry in reversed(doc.get("history") or []):
+        before_doc = entry.get("before") or {}
+        before = _level(before_doc[classification.FIELD]) if classification.FIELD in before_doc else after
+        levels.append(max(before, after, key=lambda c: c.rank))
+        after = before
+    return levels[::-1]
+
+
+def readable_history(doc: Mapping[str, Any], user: User, *, incidents: Container[str],
+                     postmortems: Container[str]) -> list[dict[str, Any]]:
+    """The history entries `user` may read (their classification, `history_levels`, within the user's clearance),
+    each `before` naming only the sources in `incidents` / `postmortems` (those the user may see)."""
+    out = []
+    for entry, level in zip(doc.get("history") or [], history_levels(doc)):
+        if not classification.can_see(user, {classification.FIELD: level.value}):
+            continue
+        before = dict(entry.get("before") or {})
+        for field, seen in (("source_incidents", incidents), ("source_postmortems", postmortems)):
+            if isinstance(before.get(field), list):
+                before[field] = [i for i in before[field] if i in seen]
+        out.append({**entry, "before": before})
+    return out
 
 
 async def create_pattern(bk: Backends, *, data: PatternContent, user: User) -> dict:
     require_role(user, Role.ADMIN)
     values = _plain(data, replace=True)
+    classification.check_may_classify(user, values["data_classification"], what="a learning pattern")
     sources = await _checked_sources(bk, values, user)
     values["data_classification"] = values["data_classification"] or classification.most_secret(sources)
     if values["frequency"] is None:
-        values["frequency"] = len(values["source_incidents"])
+        values["frequency"] = frequency(values["source_incidents"])
     now = utcnow()
     doc = {**values, "_id": str(uuid.uuid4()), "is_validated": False, "validated_by": None, "validation_notes": "",
            "validated_at": None, "times_applied": 0, "last_applied": None, "applications": [], "history": [],
@@ -144,13 +207,22 @@ async def _write(bk: Backends, current: dict, update: dict[str, Any], *, user: U
 
 
 async def update_pattern(bk: Backends, *, pattern_id: str, data: BaseModel, user: User, replace: bool = False) -> dict:
+    """Change a pattern (admin; PUT: `replace`): within the admin's clearance, sources they cannot see kept,
+    `frequency` recomputed when the sources change and no figure is sent; traced when validated."""
     require_role(user, Role.ADMIN)
     current = await get_pattern(bk, pattern_id=pattern_id, user=user)
     changes = _plain(data, replace=replace)
-    if replace and changes.get("frequency") is None:
-        changes["frequency"] = len(changes["source_incidents"])
-    if "source_incidents" in changes or "source_postmortems" in changes:
-        await _checked_sources(bk, {k: changes.get(k) for k in ("source_incidents", "source_postmortems")}, user)
+    classification.check_may_classify(user, changes.get("data_classification"), what="a learning pattern")
+    if any(f in changes for f in SOURCES):
+        await _checked_sources(bk, {k: changes.get(k) for k in SOURCES}, user)
+        seen_incidents, seen_pms = await visible_sources(bk, [{f: current.get(f) for f in SOURCES}], user)
+        for field, seen in (("source_incidents", seen_incidents), ("source_postmortems", seen_pms)):
+            if field in changes:  # what the admin cannot see, they cannot drop
+                hidden = [i for i in current.get(field) or [] if i not in seen]
+                changes[field] = list(dict.fromkeys([*changes[field], *hidden]))
+    moved = "source_incidents" in changes and changes["source_incidents"] != (current.get("source_incidents") or [])
+    if changes.get("frequency") is None and (replace or moved):
+        changes["frequency"] = frequency(changes["source_incidents"])
     if replace and changes.get("data_classification") is None:
         changes["data_classification"] = current.get("data_classification", classification.DEFAULT.value)
     if not changes:
@@ -219,7 +291,7 @@ async def merge(bk: Backends, *, pattern_id: str, data: MergeRequest, user: User
 
     changes: dict[str, Any] = {f: union(f) for f in ("source_incidents", "source_postmortems", "triggers", "actions",
                                                        "outcomes")}
-    changes.update(frequency=len(changes["source_incidents"]) or fa + fb, success_rate=mean("success_rate"),
+    changes.update(frequency=frequency(changes["source_incidents"]) or fa + fb, success_rate=mean("success_rate"),
                    confidence_score=mean("confidence_score"),
                    data_classification=classification.most_secret([current, other]))
     update: dict[str, Any] = {"$set": {**changes, "times_applied": (current.get("times_applied") or 0)

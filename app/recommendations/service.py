@@ -11,6 +11,11 @@ rated in place (no duplicates); `force` replaces every one neither applied nor r
 ones are history and never touched: their ratings feed every later incident and the calibration.
 A recommendation's `data_classification` is the most secret of its incident's and its sources', so a
 reader sees it only when they could see everything it names; a hidden one is answered like a missing one.
+
+Applying and rating (`apply`, `rate`) are for editors and admins, and for a viewer who is one of the
+incident's people: its assignee or reporter (usernames) or who created it (`may_act`). Anyone else gets a
+403 and nothing changes — not the recommendation, not the ratings that rank later ones, not the audit log.
+A recommendation the caller cannot see is a 404 first, whoever asks.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from app.activity.service import record_audit
 from app.articles import ranking
 from app.articles.models import SearchInput
 from app.backends import Backends
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, visible_page
@@ -287,9 +292,28 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
     return docs
 
 
+INCIDENT_PEOPLE = ("assignee", "reporter")  # usernames; and `created_by`, a user id
+
+
+async def may_act(bk: Backends, *, rec: Mapping[str, Any], user: User) -> None:
+    """403 unless the user may apply or rate `rec` (one they can see): an editor or admin, or one of its
+    incident's people — the assignee, the reporter or who created it, on an incident they can see."""
+    if user.has_role(Role.EDITOR):
+        return
+    incident = await bk.mongo.incidents.find_one({"_id": rec.get("incident"), **classification.mongo_filter(user)},
+                                                 {**{f: 1 for f in INCIDENT_PEOPLE}, "created_by": 1})
+    if incident is not None and (user.username in {incident.get(f) for f in INCIDENT_PEOPLE}
+                                 or incident.get("created_by") == user.id):
+        return
+    raise PermissionDenied("Only an editor, an admin or one of the incident's people (its assignee or reporter) "
+                           "may apply or rate its recommendations",
+                           {"role": user.role.value, "required": "editor, or the incident's assignee or reporter"})
+
+
 async def apply(bk: Backends, *, rec_id: str, user: User) -> dict:
-    """Record that the user applied it (who and when); applying again changes nothing."""
+    """Record that the user applied it (who and when; `may_act`); applying again changes nothing."""
     current = await get_recommendation(bk, rec_id=rec_id, user=user)
+    await may_act(bk, rec=current, user=user)
     if current.get("is_applied"):
         return current
     now = utcnow()
@@ -308,15 +332,24 @@ async def apply(bk: Backends, *, rec_id: str, user: User) -> dict:
 
 
 async def rate(bk: Backends, *, rec_id: str, data: RateRequest, user: User) -> dict:
-    """Rate how well it worked (1-5): the latest rating is `effectiveness_rating`; each rating is kept."""
-    await get_recommendation(bk, rec_id=rec_id, user=user)
+    """Rate how well it worked (1-5; `may_act`): the latest rating is `effectiveness_rating`; each rating is kept."""
+    current = await get_recommendation(bk, rec_id=rec_id, user=user)
+    await may_act(bk, rec=current, user=user)
     now = utcnow()
-    doc = await bk.mongo.recommendations.find_one_and_update(
-        {"_id": rec_id}, {"$set": {"effectiveness_rating": data.rating, "rated_at": now, "rated_by": user.id,
-                                   "updated_at": now},
-                          "$push": {"ratings": {"$each": [{"user": user.id, "rating": data.rating, "at": now}],
-                                                "$slice": -100}}},
-        return_document=ReturnDocument.AFTER)
+
+    async def op(s):
+        doc = await bk.mongo.recommendations.find_one_and_update(
+            {"_id": rec_id}, {"$set": {"effectiveness_rating": data.rating, "rated_at": now, "rated_by": user.id,
+                                       "updated_at": now},
+                              "$push": {"ratings": {"$each": [{"user": user.id, "rating": data.rating, "at": now}],
+                                                    "$slice": -100}}},
+            session=s, return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            await record_audit(bk, action="rate", user=user, subject_type="recommendation", subject_id=rec_id,
+                               changes={"incident": current["incident"], "rating": data.rating}, session=s)
+        return doc
+
+    doc = await bk.transaction(op)
     if doc is None:
         raise _not_found(rec_id)
     return doc
