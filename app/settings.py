@@ -49,6 +49,9 @@ class Settings(BaseSettings):
 
     # Every request has a deadline; the drivers give up before it.
     request_timeout_seconds: float = 15.0
+    # A GraphQL WebSocket re-checks its token and user against the database on every operation and this
+    # often while it is open: a revoked token or a deactivated user closes it (4403).
+    graphql_ws_recheck_seconds: float = 5.0
     # One deadline per MongoDB operation: server selection, connection, the reply and the driver's own
     # retries together (CSOT `timeoutMS`); a whole transaction, its retries included, ends within it too.
     # The API's is short, so a database that is down or frozen answers 503 fast; workers and commands

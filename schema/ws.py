@@ -20,6 +20,10 @@ One connection, in order:
    one the caller may not see, is GENERATION_NOT_FOUND either way; too many live streams) is an
    `error` message, no `complete` — what graphql-ws clients expect when a source stream cannot be
    created (their sink's `error`). Errors in later results come as `next` with `errors`.
+   Credentials do not outlive their token: every `subscribe` first re-checks the token and its user
+   against the database (not the 10 s cache), and an open connection does so every
+   `graphql_ws_recheck_seconds` (5); a deleted token or a deactivated user closes it 4403, ending its
+   running operations and subscriptions.
 4. `complete` from the client cancels that operation (nothing is sent back); a disconnect or close
    cancels them all. `ping` is answered `pong` (its payload echoed); `pong` is ignored.
 5. Every message is parsed by app.jsonsafe (the JSON rules of HTTP bodies) and must be at most
@@ -37,6 +41,7 @@ import uuid
 from typing import Any
 
 from graphql import OperationType
+from pymongo.errors import PyMongoError
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.backends import Backends
@@ -46,6 +51,7 @@ from app.http.auth import authenticate
 from app.http.responses import graphql_error_entry as error_entry, json_default
 from app.jsonsafe import JSONRejected, loads
 from app.logs import request_id_var
+from app.users import service as users
 from app.users.models import User
 from schema.app import WEBSOCKET, WEBSOCKET_PROTOCOL, Checked, Refused, check_operation
 from schema.context import Context
@@ -112,6 +118,7 @@ class Connection:
         self.bk = bk
         self.settings = bk.settings
         self.user: User | None = None
+        self.key = ""  # the token this connection was opened with, re-checked while it lives
         self.initialised = False  # connection_init received
         self.acknowledged = False
         self.operations: dict[str, asyncio.Task] = {}
@@ -123,13 +130,42 @@ class Connection:
             await self._close(4406, "Subprotocol not acceptable")
             return
         await self.ws.accept(subprotocol=SUBPROTOCOL)
+        watcher = asyncio.create_task(self._watch_credentials())
         try:
             await self._serve()
         except Close as exc:
             await self._cancel_all()
             await self._close(exc.code, exc.reason)
         finally:
+            watcher.cancel()
             await self._cancel_all()
+
+    async def _check_credentials(self) -> None:
+        """The token and its user, asked of the database (never the cache): a deleted token or a
+        deactivated user ends the connection (4403), whatever it was doing."""
+        try:
+            user = await users.authenticate(self.bk, key=self.key, fresh=True)
+        except PyMongoError:
+            raise Close(1013, "Try again later") from None
+        if user is None:
+            raise Close(4403, "Forbidden: the connection's credentials are no longer valid")
+        self.user = user
+
+    async def _watch_credentials(self) -> None:
+        """Re-check an acknowledged connection's credentials every `graphql_ws_recheck_seconds`, so an idle
+        socket or a running subscription ends too when its token or user does."""
+        while True:
+            await asyncio.sleep(self.settings.graphql_ws_recheck_seconds)
+            if not self.acknowledged:
+                continue
+            try:
+                await self._check_credentials()
+            except Close as exc:
+                if exc.code == 1013:  # the database is out of reach: keep going, check again later
+                    continue
+                await self._cancel_all()
+                await self._close(exc.code, exc.reason)
+                return
 
     async def _serve(self) -> None:
         deadline = asyncio.get_running_loop().time() + INIT_TIMEOUT_SECONDS
@@ -179,6 +215,7 @@ class Connection:
             op_id = msg["id"]
             if op_id in self.operations:
                 raise Close(4409, f"Subscriber for {op_id} already exists")
+            await self._check_credentials()  # every operation, before any work
             if len(self.operations) >= MAX_OPERATIONS:
                 await self._send({"type": "error", "id": op_id, "payload": [error_entry(
                     f"At most {MAX_OPERATIONS} operations may run at once on one connection; complete one first",
@@ -200,6 +237,7 @@ class Connection:
             raise Close(1013, "Try again later") from None
         if user is None:
             raise Close(4403, "Forbidden")
+        self.key = header.partition(" ")[2].strip()
         return user
 
     # --- one operation ------------------------------------------------------------------------------

@@ -357,3 +357,37 @@ async def test_a_subscription_over_http_is_refused_naming_the_websocket_protocol
         assert PROTOCOL in error["message"] and error["extensions"]["details"] == {"protocol": PROTOCOL}
     r = await client.post("/graphql", json={"query": query})  # no user: still a 401 first
     assert r.status_code == 401
+
+
+async def _fresh_editor(bk) -> tuple[object, dict[str, str]]:
+    from app.users.models import Classification, Role, UserCreate
+    from app.users.service import create_user, issue_token
+
+    user = await create_user(bk, data=UserCreate(username=unique("ws-revoked"), role=Role.EDITOR,
+                                                 clearance=Classification.INTERNAL))
+    return user, {"Authorization": f"Token {await issue_token(bk, user=user)}"}
+
+
+async def test_a_deactivated_user_can_no_longer_write_on_an_open_socket(live_api, bk, admin):
+    """Deactivated straight in the database (no API call, no cache invalidation): the next operation finds
+    out and the connection closes 4403 before anything is written."""
+    user, auth = await _fresh_editor(bk)
+    title = unique("ws after deactivation")
+    async with session(live_api, auth) as ws:
+        await bk.mongo.users.update_one({"_id": user.id}, {"$set": {"is_active": False}})
+        await send(ws, {"id": "1", "type": "subscribe", "payload": {
+            "query": f'mutation {{ createIncident(input: {{title: "{title}", severity: LOW}}) {{ __typename }} }}'}})
+        code, _ = await closed(ws)
+    assert code == 4403
+    assert await bk.mongo.incidents.count_documents({"title": title}) == 0
+
+
+async def test_an_idle_socket_closes_when_its_token_is_deleted(stack, bk):
+    from tests.conftest import serve_api
+
+    user, auth = await _fresh_editor(bk)
+    async with serve_api(stack, IKL_GRAPHQL_WS_RECHECK_SECONDS="0.5") as base:
+        async with session(base, auth) as ws:
+            await bk.mongo.tokens.delete_many({"user_id": user.id})
+            code, _ = await closed(ws, timeout=10)
+    assert code == 4403

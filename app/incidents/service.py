@@ -395,16 +395,24 @@ def _may_name(canonical: Mapping[str, Any], twin: Mapping[str, Any]) -> bool:
 
 async def canonical_of(bk: Backends, *, name: str, user: User) -> dict:
     """The incident `name` as a canonical: itself, or the canonical it is a duplicate of. A 404
-    (field `duplicate_of`) when it or its canonical is missing or hidden from the user."""
+    (field `duplicate_of`) when it is missing or hidden from the user. A twin whose canonical the user
+    may not see reads to them like a CLOSED incident that duplicates nothing, so both are refused alike
+    (409 `DUPLICATE_TARGET_CLOSED`), never as a 404 that would confirm the hidden canonical exists."""
     visible = classification.mongo_filter(user)
-    doc = await bk.mongo.incidents.find_one({"name": name, **visible}, CANONICAL_PROJECTION)
-    for _ in range(MAX_DUPLICATE_HOPS):
-        if doc is None or not doc.get("duplicate_of"):
-            break
-        doc = await bk.mongo.incidents.find_one({"_id": doc["duplicate_of"], **visible}, CANONICAL_PROJECTION)
+    doc = await bk.mongo.incidents.find_one({"name": name, **visible}, {**CANONICAL_PROJECTION, "status": 1})
     if doc is None:
         raise _duplicate_not_found(name)
-    return doc
+    target = doc
+    for _ in range(MAX_DUPLICATE_HOPS):
+        if not doc.get("duplicate_of"):
+            break
+        doc = await bk.mongo.incidents.find_one({"_id": doc["duplicate_of"], **visible}, CANONICAL_PROJECTION)
+        if doc is None:
+            break
+    if doc is None or (doc is target and target.get("status") == Status.CLOSED.value):
+        raise Conflict(f"Incident '{name}' is closed: mark duplicates against an incident still open or resolved",
+                       {"field": "duplicate_of", "status": Status.CLOSED.value}, code="DUPLICATE_TARGET_CLOSED")
+    return {k: v for k, v in doc.items() if k != "status"}
 
 
 async def canonical_names(bk: Backends, *, docs: list[Mapping[str, Any]], user: User) -> dict[str, str]:

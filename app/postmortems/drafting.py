@@ -6,7 +6,9 @@ the user may see and classified no higher than the postmortem (without them when
 down). Sections that are empty or were
 auto-generated before are written; a section a person edited (non-empty and not listed in
 `auto_generated_sections`) is kept unless `force`. A draft naming a number, timestamp, service or
-person absent from the source data is not written: 422 `UNSUPPORTED_FACTS`."""
+person absent from the source data is not written: 422 `UNSUPPORTED_FACTS`. A postmortem classified
+below its incident is not drafted at all (the draft is the incident's data): 409
+`CLASSIFICATION_BELOW_SOURCE`."""
 
 from __future__ import annotations
 
@@ -104,13 +106,27 @@ def check_open(current: dict) -> None:
                        code="POSTMORTEM_CLOSED")
 
 
+def check_not_below_incident(current: dict, incident: dict) -> None:
+    """A 409 when the postmortem is classified below its incident: the draft is written from the incident's
+    data, which would then reach readers the incident is hidden from. Both are the caller's to see."""
+    level = Classification(current.get(classification.FIELD, classification.DEFAULT.value))
+    source = Classification(incident.get(classification.FIELD, classification.DEFAULT.value))
+    if level.rank < source.rank:
+        raise Conflict(f"The postmortem is {level.value}, below its incident's {source.value}: a draft would carry "
+                       f"the incident's data into it. Classify the postmortem {source.value} or above to draft it",
+                       {"field": classification.FIELD, "postmortem": level.value, "incident": source.value},
+                       code="CLASSIFICATION_BELOW_SOURCE")
+
+
 async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, force: bool = False,
                   include_timeline: bool = True, include_logs: bool = True, action: str = "generate_automated",
                   audit_extra: dict[str, Any] | None = None) -> Drafted:
     """Draft `current` (a postmortem the caller has loaded) from `incident` and write the sections
     that may be written, in one transaction with its audit entry. `UnsupportedFacts` (nothing
-    written) when the draft fails the fact check; the exception carries the draft."""
+    written) when the draft fails the fact check; the exception carries the draft. Written only while
+    `current` is unchanged and still visible to `user` (a 409 CONCURRENT_UPDATE otherwise)."""
     check_open(current)
+    check_not_below_incident(current, incident)
     source = incident if include_logs else _without_logs(incident)
     reader = _reader(user, current.get(classification.FIELD, classification.DEFAULT.value))
     similar, matched, earlier = await _sources(bk, incident=source, reader=reader)
@@ -156,7 +172,8 @@ async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, fo
 
     async def op(s):
         updated = await bk.mongo.postmortems.find_one_and_update(
-            {"_id": current["_id"], "updated_at": current["updated_at"]}, {"$set": changes}, session=s,
+            {"_id": current["_id"], "updated_at": current["updated_at"], **classification.mongo_filter(user)},
+            {"$set": changes}, session=s,
             return_document=ReturnDocument.AFTER)
         if updated is not None:
             await record_audit(bk, action=action, user=user, subject_type="postmortem",

@@ -11,6 +11,18 @@ sweep (`sweep`) runs such logs again, and PENDING ones whose message was lost, s
 after `postmortem_generation_max_attempts` claims a log is FAILED. Every status change is announced
 (app/live.py) for the SSE route and the GraphQL subscription.
 
+"The incident's postmortem" is always the one its requester may see, then and when it runs (the latest
+of those at or below their clearance at that moment): a postmortem above them is never written nor named,
+and the incident is answered as having none — their generation creates one they may see, as they could
+by hand. Nothing is ever written above the requester's clearance.
+
+A run writes only while it holds its lease: a heartbeat renews the lease (every third of it) while the
+run goes on, and every write the run makes (creating the postmortem, writing the draft, each with its
+audit entry) renews it inside the same MongoDB transaction, which aborts when the lease has run out or
+was taken over (`LeaseLost`). A run paused past its lease so writes nothing and ends quietly; the run
+that took it over started from whatever the paused one had written before, and the log records a
+postmortem the generation created, whichever run created it.
+
 Resolving an incident of a severity in `postmortem_auto_severities` records a generation in the same
 transaction as the resolution (`on_incident_resolved`, trigger `incident_resolved`, at most once per
 incident), run on behalf of the `postmortem-bot` user.
@@ -18,11 +30,14 @@ incident), run on behalf of the `postmortem-bot` user.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -135,10 +150,12 @@ async def start(bk: Backends, *, data: GenerationRequest, user: User) -> tuple[d
         raise ValidationFailed("The incident_resolved trigger is set by the service when an incident is resolved",
                                {"field": "generation_trigger"})
     incident = await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id")
-    existing = await _postmortem_for(bk, incident["_id"])
-    if existing is not None and existing["status"] in service.CLOSED_STATUSES:
-        raise Conflict(f"The incident's postmortem is {existing['status']} and is not drafted again",
-                       {"postmortem": existing["_id"], "status": existing["status"]}, code="POSTMORTEM_CLOSED")
+    existing = await _postmortem_for(bk, incident["_id"], user=user)  # one the user may see, so it may be named
+    if existing is not None:
+        if existing["status"] in service.CLOSED_STATUSES:
+            raise Conflict(f"The incident's postmortem is {existing['status']} and is not drafted again",
+                           {"postmortem": existing["_id"], "status": existing["status"]}, code="POSTMORTEM_CLOSED")
+        drafting.check_not_below_incident(existing, incident)
     doc, created = await create(bk, incident=incident, user=user, trigger=data.generation_trigger.value,
                                 include_timeline=data.include_timeline, include_logs=data.include_logs,
                                 force=data.force)
@@ -190,22 +207,104 @@ async def retry(bk: Backends, *, gen_id: str, user: User) -> dict:
 
 # --- running --------------------------------------------------------------------------------------
 
-async def _postmortem_for(bk: Backends, incident_id: str) -> dict | None:
-    """The incident's postmortem (the latest, should several have been created by hand)."""
-    return await bk.mongo.postmortems.find_one({"incident": incident_id}, sort=[("created_at", -1)])
+async def _postmortem_for(bk: Backends, incident_id: str, *, user: User) -> dict | None:
+    """The incident's postmortem as `user` sees it: the latest they may see, should several have been
+    created by hand (one above their clearance is, to them, not there)."""
+    return await bk.mongo.postmortems.find_one({"incident": incident_id, **classification.mongo_filter(user)},
+                                               sort=[("created_at", -1)])
 
 
-async def ensure_postmortem(bk: Backends, *, incident: Mapping[str, Any], user: User) -> tuple[dict, bool]:
-    """The incident's postmortem, created as a DRAFT "Postmortem: <title>" owned by `user` when it has
-    none (severity and classification from the incident). Returns (postmortem, created)."""
-    existing = await _postmortem_for(bk, incident["_id"])
+async def ensure_postmortem(bk: Backends, *, incident: Mapping[str, Any], user: User,
+                            claimed: Mapping[str, Any] | None = None) -> tuple[dict, bool]:
+    """The incident's postmortem as `user` sees it, created as a DRAFT "Postmortem: <title>" owned by
+    `user` when they see none (severity and classification from the incident). With `claimed` (a run's
+    lease), created only while the lease holds, and recorded on the log in the same transaction.
+    Returns (postmortem, created)."""
+    existing = await _postmortem_for(bk, incident["_id"], user=user)
     if existing is not None:
         return existing, False
-    doc = await service.create_postmortem(bk, user=user, data=PostmortemCreate(
+    writer = bk
+    if claimed is not None:
+        async def record(s) -> None:  # the postmortem just inserted in this transaction is this generation's
+            made = await bk.mongo.postmortems.find_one({"incident": incident["_id"], "created_by": user.id},
+                                                       {"_id": 1}, sort=[("created_at", -1)], session=s)
+            await bk.mongo.postmortem_generations.update_one(
+                {"_id": claimed["_id"], "lease": claimed["lease"]},
+                {"$set": {"created_postmortem": made["_id"] if made else None}}, session=s)
+        writer = _fenced(bk, claimed, then=record)
+    doc = await service.create_postmortem(writer, user=user, data=PostmortemCreate(
         incident=incident["_id"], title=f"Postmortem: {incident.get('title') or incident.get('name')}"[:TITLE_MAX],
         owner=user.id, severity=incident.get("severity"),
         data_classification=incident.get(classification.FIELD)))
     return doc, True
+
+
+class LeaseLost(Exception):
+    """This run no longer holds its generation's lease (it ran out, or another run took the job over):
+    it writes nothing more."""
+
+
+async def _renew(bk: Backends, claimed: Mapping[str, Any], *, session=None) -> bool:
+    """Extend this run's lease from now, only while it still holds it unexpired. The update always
+    changes the log (a counter), so inside a transaction it conflicts with a concurrent claim."""
+    now = utcnow()
+    result = await bk.mongo.postmortem_generations.update_one(
+        {"_id": claimed["_id"], "lease": claimed["lease"], "leased_until": {"$gt": now}},
+        {"$set": {"leased_until": now + timedelta(seconds=bk.settings.postmortem_generation_lease_seconds)},
+         "$inc": {"lease_renewals": 1}}, session=session)
+    return result.matched_count == 1
+
+
+@dataclasses.dataclass
+class _FencedBackends(Backends):
+    """The backends of one run: every MongoDB transaction made through them (a service's write with its
+    audit entry) first renews the run's lease in that same transaction, and aborts with `LeaseLost` when
+    the lease is gone; `then(session)` runs after the write, inside it too."""
+
+    claimed: Mapping[str, Any] | None = None
+    then: Callable[[Any], Awaitable[None]] | None = None
+
+    async def transaction(self, op):
+        async def guarded(s):
+            if not await _renew(self, self.claimed, session=s):
+                raise LeaseLost(f"Generation '{self.claimed['_id']}' lost its lease")
+            result = await op(s)
+            if self.then is not None:
+                await self.then(s)
+            return result
+
+        return await super().transaction(guarded)
+
+
+def _fenced(bk: Backends, claimed: Mapping[str, Any], *, then=None) -> Backends:
+    """`bk` for the writes of the run holding `claimed`'s lease (see `_FencedBackends`)."""
+    base = {f.name: getattr(bk, f.name) for f in dataclasses.fields(Backends)}
+    return _FencedBackends(**base, claimed=claimed, then=then)
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(bk: Backends, claimed: Mapping[str, Any]):
+    """Renew the run's lease every third of it while the block runs, so a slow generation is not taken
+    over; it stops once the lease is gone (the run's writes then abort: see `_fenced`)."""
+    async def beat() -> None:
+        every = max(bk.settings.postmortem_generation_lease_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await _renew(bk, claimed):
+                    log.warning("generation lease lost", extra={"generation": claimed["_id"]})
+                    return
+            except PyMongoError as exc:  # out of reach now: try again at the next beat
+                log.warning("generation lease not renewed", extra={"generation": claimed["_id"],
+                                                                   "error": str(exc)[:300]})
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _claim(bk: Backends, gen_id: str) -> dict | None:
@@ -254,7 +353,11 @@ async def run(bk: Backends, gen_id: str) -> dict | None:
             f"Gave up after {claimed['attempts'] - 1} attempts; last error: {claimed.get('last_error') or 'none recorded'}"))
     began = time.perf_counter()
     try:
-        outcome = await _generate(bk, claimed)
+        async with _heartbeat(bk, claimed):
+            outcome = await _generate(bk, claimed)
+    except LeaseLost:  # paused past the lease, or taken over: it wrote nothing; whoever holds it finishes
+        log.warning("generation lease lost; nothing written", extra={"generation": gen_id})
+        return None
     except PyMongoError as exc:  # the database is out of reach: the lease expires and the sweep retries
         log.warning("generation interrupted; will retry", extra={"generation": gen_id, "error": str(exc)[:300]})
         try:
@@ -282,7 +385,9 @@ async def _generate(bk: Backends, claimed: dict) -> dict[str, Any]:
         incident = await incidents.get_incident(bk, incident_id=claimed["incident"], user=requester)
     except NotFound:
         raise NotFound(f"Incident '{claimed['incident']}' not found", code="INCIDENT_NOT_FOUND") from None
-    pm, created = await ensure_postmortem(bk, incident=incident, user=requester)
+    pm, created = await ensure_postmortem(bk, incident=incident, user=requester, claimed=claimed)
+    # created by an earlier run of this generation (paused or killed after creating it): created all the same
+    created = created or claimed.get("created_postmortem") == pm["_id"]
     evidence: dict[str, Any] = {"timeline_events": len(incident.get("timeline") or []),
                                 "log_excerpts": sum(1 for e in incident.get("timeline") or []
                                                     if any(k in (e.get("details") or {}) for k in drafting.LOG_KEYS)),
@@ -291,8 +396,8 @@ async def _generate(bk: Backends, claimed: dict) -> dict[str, Any]:
     base = {"postmortem": pm["_id"], "postmortem_created": created,
             "data_classification": classification.most_secret([incident, pm])}
     try:
-        done = await drafting.redraft(bk, current=pm, incident=incident, user=requester, force=claimed["force"],
-                                      include_timeline=claimed["include_timeline"],
+        done = await drafting.redraft(_fenced(bk, claimed), current=pm, incident=incident, user=requester,
+                                      force=claimed["force"], include_timeline=claimed["include_timeline"],
                                       include_logs=claimed["include_logs"], action="generation",
                                       audit_extra={"generation": claimed["_id"]})
     except drafting.UnsupportedFacts as exc:

@@ -101,6 +101,21 @@ async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
                                    code="UNKNOWN_USER")
 
 
+def check_duties(current: Mapping[str, Any], changes: Mapping[str, Any], user: User) -> None:
+    """Separation of duties, whatever the order of calls: only the owner or an admin changes who owns or
+    approves a postmortem (403 `NOT_OWNER`), and its approver is never its owner nor its author — who
+    created it (400 `SELF_APPROVAL`). `current` is the stored postmortem ({} when creating)."""
+    moved = [k for k in ("owner", "approver") if k in changes and changes[k] != current.get(k)]
+    if current and moved and not user.has_role(Role.ADMIN) and user.id != current.get("owner"):
+        raise PermissionDenied("Only the postmortem's owner or an admin may change who owns or approves it",
+                               {"fields": moved, "required": "owner or admin"}, code="NOT_OWNER")
+    approver = changes.get("approver", current.get("approver"))
+    authors = {changes.get("owner", current.get("owner")), current.get("created_by", user.id)}
+    if approver and approver in authors:
+        raise ValidationFailed("The approver cannot be the postmortem's owner or its author",
+                               {"field": "approver"}, code="SELF_APPROVAL")
+
+
 async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
     """One postmortem; a 404 when there is none or the user may not see it."""
     if (doc := await classification.find_visible(bk.mongo.postmortems, pm_id, user)) is None:
@@ -136,6 +151,7 @@ async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User)
     classification.check_may_classify(user, values["data_classification"], what="a postmortem")
     values["owner"] = values["owner"] or user.id
     values["severity"] = values["severity"] or incident["severity"]
+    check_duties({}, values, user)
     await _check_users(bk, values)
     now = utcnow()
     if values["due_date"] is None:
@@ -165,6 +181,7 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
         changes["data_classification"] = changes["data_classification"] or current["data_classification"]
         changes["due_date"] = changes["due_date"] or current.get("due_date")
     classification.check_may_classify(user, changes.get("data_classification"), what="a postmortem")
+    check_duties(current, changes, user)
     await _check_users(bk, changes)
     if not changes:
         return current
@@ -211,16 +228,21 @@ def _refuse(doc: Mapping[str, Any], action: str) -> Conflict:
 
 async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> dict:
     """Move a postmortem along the workflow (`action`: submit_for_review, request_changes, approve,
-    publish, archive). Approval: the approver or an admin, never the owner alone. Publishing stamps
-    published_at. The move is atomic: a concurrent move makes this one a 409."""
+    publish, archive). Approval: the approver or an admin, never its owner or its author (who created it),
+    whatever their role. Publishing stamps published_at. The move is atomic: a concurrent move makes this
+    one a 409."""
     require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
     target = ACTION_TARGET[action]
     if target not in MOVES[current["status"]]:
         raise _refuse(current, action)
-    if action == "approve" and not user.has_role(Role.ADMIN):
-        if current.get("approver") != user.id or current.get("owner") == user.id:
-            raise PermissionDenied("Only the postmortem's approver (not its owner) or an admin may approve it",
+    if action == "approve":
+        if user.id in (current.get("owner"), current.get("created_by")):
+            raise PermissionDenied("Nobody approves a postmortem they own or wrote: its approver or another admin "
+                                   "must", {"required": "approver or admin, not owner or author"},
+                                   code="SELF_APPROVAL")
+        if not user.has_role(Role.ADMIN) and current.get("approver") != user.id:
+            raise PermissionDenied("Only the postmortem's approver or an admin may approve it",
                                    {"required": "approver or admin"}, code="NOT_APPROVER")
     if action == "publish":  # refuse before anything changes when the article could not be written
         await _prepare_article(bk, current, user)

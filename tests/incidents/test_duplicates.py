@@ -111,11 +111,19 @@ async def test_hidden_canonical_is_answered_like_a_missing_one(client, admin, ed
                              for k, v in missing.json().items()}
     assert hidden.json()["code"] == "INCIDENT_NOT_FOUND" and hidden.json()["details"] == {"field": "duplicate_of"}
     assert dict(hidden.headers).keys() == dict(missing.headers).keys()
-    # also when the hidden one is reached through a visible duplicate of it
+    # a visible twin whose canonical is hidden reads like a CLOSED incident that duplicates nothing: it is
+    # refused exactly like one (never a 404, which would confirm the hidden canonical exists)
     visible_twin = await make(client, admin, ns, "Key rotation emergency")
     assert (await mark(client, admin, visible_twin["name"], secret["name"])).status_code == 200
-    r = await mark(client, editor, twin["name"], visible_twin["name"])
-    assert r.status_code == 404 and r.json()["code"] == "INCIDENT_NOT_FOUND"
+    plain_closed = await make(client, editor, ns, "Closed for good")
+    r = await client.patch(f"/api/v1/incidents/{plain_closed['name']}/", headers=editor, json={"status": "CLOSED"})
+    assert r.status_code == 200, r.text
+    via_twin = await mark(client, editor, twin["name"], visible_twin["name"])
+    closed = await mark(client, editor, twin["name"], plain_closed["name"])
+    assert via_twin.status_code == closed.status_code == 409
+    assert via_twin.json() == {k: (v.replace(plain_closed["name"], visible_twin["name"]) if isinstance(v, str) else v)
+                               for k, v in closed.json().items()}
+    assert via_twin.json()["code"] == "DUPLICATE_TARGET_CLOSED" and secret["name"] not in via_twin.text
     doc = await bk.mongo.incidents.find_one({"_id": twin["id"]})
     assert doc["status"] == "OPEN" and "duplicate_of" not in doc and doc["timeline"] == []
     # the incident being marked follows the usual rule: hidden is 404 like missing

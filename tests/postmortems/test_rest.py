@@ -113,8 +113,8 @@ async def test_workflow_every_move_and_refusals(client, editor, admin, people, b
     assert r.status_code == 409 and r.json()["details"]["allowed"] == ["APPROVED", "DRAFT"]
     assert (await move("request_changes")).json()["status"] == "DRAFT"
     assert (await move("submit_for_review")).json()["status"] == "IN_REVIEW"
-    r = await move("approve")  # the owner alone may not approve
-    assert r.status_code == 403 and r.json()["code"] == "NOT_APPROVER"
+    r = await move("approve")  # the owner never approves
+    assert r.status_code == 403 and r.json()["code"] == "SELF_APPROVAL"
     r = await move("approve", people["approver_headers"])
     assert r.status_code == 200 and r.json()["status"] == "APPROVED" and r.json()["published_at"] is None
     assert (await move("archive")).status_code == 409
@@ -137,7 +137,10 @@ async def test_workflow_every_move_and_refusals(client, editor, admin, people, b
 
 async def test_admin_approves_and_owner_who_is_approver_does_not(client, editor, admin, tokens):
     inc = await new_incident(client, editor)
-    pm = await create_pm(client, editor, inc, approver=tokens["editor_user"].id)
+    r = await client.post(BASE, headers=editor, json={"title": "Self-approved", "incident": inc["id"],
+                                                      "approver": tokens["editor_user"].id})
+    assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL"  # nobody is named approver of their own
+    pm = await create_pm(client, editor, inc)
     await client.post(f"{BASE}{pm['id']}/submit_for_review/", headers=editor)
     assert (await client.post(f"{BASE}{pm['id']}/approve/", headers=editor)).status_code == 403
     r = await client.post(f"{BASE}{pm['id']}/approve/", headers=admin)

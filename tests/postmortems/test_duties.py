@@ -1,0 +1,74 @@
+"""Separation of duties on approval, whatever the order of calls: the owner and the author never approve,
+only the owner or an admin changes who owns or approves, and nobody is named approver of their own work."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.postmortems.test_rest import BASE, create_pm, new_incident
+
+
+@pytest.fixture(scope="session")
+async def two_editors(bk):
+    from app.users.models import Classification, Role, UserCreate
+    from app.users.service import create_user, issue_token
+
+    out = []
+    for _ in range(2):
+        user = await create_user(bk, data=UserCreate(username=f"duty-{uuid.uuid4().hex[:6]}", role=Role.EDITOR,
+                                                     clearance=Classification.RESTRICTED))
+        out.append((user, {"Authorization": f"Token {await issue_token(bk, user=user)}"}))
+    return out
+
+
+async def test_the_author_never_approves_even_after_handing_ownership_away(client, admin, two_editors):
+    (author, author_h), (other, other_h) = two_editors
+    pm = await create_pm(client, author_h, await new_incident(client, admin))
+    # handing the postmortem away while naming oneself approver is refused, and changes nothing
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"owner": other.id, "approver": author.id})
+    assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"approver": author.id})
+    assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text
+    # the handover alone is allowed; the author is still the author
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"owner": other.id})
+    assert r.status_code == 200 and r.json()["owner"] == other.id, r.text
+    # the new owner cannot name the author approver either
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=other_h, json={"approver": author.id})
+    assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text
+    assert (await client.post(f"{BASE}{pm['id']}/submit_for_review/", headers=other_h)).status_code == 200
+    for who in (author_h, other_h):  # neither the author nor the owner approves
+        r = await client.post(f"{BASE}{pm['id']}/approve/", headers=who)
+        assert r.status_code == 403, r.text
+    assert (await client.get(f"{BASE}{pm['id']}/", headers=admin)).json()["status"] == "IN_REVIEW"
+
+
+async def test_only_the_owner_or_an_admin_changes_the_approver(client, admin, two_editors):
+    (author, author_h), (other, other_h) = two_editors
+    pm = await create_pm(client, author_h, await new_incident(client, admin))
+    for body in ({"approver": other.id}, {"owner": other.id}):
+        r = await client.patch(f"{BASE}{pm['id']}/", headers=other_h, json=body)
+        assert r.status_code == 403 and r.json()["code"] == "NOT_OWNER", r.text
+    r = await client.put(f"{BASE}{pm['id']}/", headers=other_h, json={
+        "title": pm["title"], "approver": other.id})
+    assert r.status_code == 403, r.text
+    current = (await client.get(f"{BASE}{pm['id']}/", headers=admin)).json()
+    assert current["approver"] is None and current["owner"] == author.id
+    # the owner names someone else; that person approves
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"approver": other.id})
+    assert r.status_code == 200, r.text
+    assert (await client.post(f"{BASE}{pm['id']}/submit_for_review/", headers=author_h)).status_code == 200
+    r = await client.post(f"{BASE}{pm['id']}/approve/", headers=other_h)
+    assert r.status_code == 200 and r.json()["status"] == "APPROVED", r.text
+
+
+async def test_an_admin_does_not_approve_their_own_postmortem(client, admin, tokens, two_editors):
+    pm = await create_pm(client, admin, await new_incident(client, admin))
+    assert (await client.post(f"{BASE}{pm['id']}/submit_for_review/", headers=admin)).status_code == 200
+    r = await client.post(f"{BASE}{pm['id']}/approve/", headers=admin)
+    assert r.status_code == 403 and r.json()["code"] == "SELF_APPROVAL", r.text
+    # nor name themselves approver at creation
+    r = await client.post(BASE, headers=admin, json={"title": "x", "incident": pm["incident"],
+                                                     "approver": tokens["admin_user"].id})
+    assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text
