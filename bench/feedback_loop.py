@@ -209,11 +209,58 @@ def print_table(title: str, passes: list[tuple[str, dict]]) -> None:
                   f"{m['conf_rel_all'] - m['conf_irr_all']:+6.3f} {m['with_fb']:5d}")
 
 
+def confidence_report(title: str, results: dict[str, dict[str, list[dict]]], qs: list[str], top: int = TOP) -> dict:
+    """How well `confidence_score` predicts the responder's rating on held-out recommendations: AUC
+    (discrimination), ECE (10 bins) and the reliability table, over the top `top` of each type."""
+    pairs = [(r["conf"], int(r["rel"]), tt) for q in qs for tt in TYPES for r in results[q][tt][:top]]
+    p = np.array([x for x, _, _ in pairs])
+    y = np.array([x for _, x, _ in pairs])
+    ece, table = sq.reliability(p, y)
+    auc = sq._auc(p, y)
+    print(f"\n{title}: {len(pairs)} rated recommendations, {y.mean():.3f} helpful; AUC {auc:.3f}, ECE {ece:.3f}")
+    for tt in TYPES:
+        pt = np.array([x for x, _, t in pairs if t == tt])
+        yt = np.array([v for _, v, t in pairs if t == tt])
+        if len(pt):
+            print(f"  {tt:18} n {len(pt):4d} helpful {yt.mean():.3f} AUC {sq._auc(pt, yt):.3f} "
+                  f"ECE {sq.reliability(pt, yt)[0]:.3f}")
+    levels = Counter("VERY_HIGH" if x >= 0.85 else "HIGH" if x >= 0.7 else "MEDIUM" if x >= 0.5 else "LOW" for x in p)
+    print("  levels: " + ", ".join(f"{k} {levels[k]}" for k in ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")))
+    print(f"  {'bin':9} {'n':>5} {'predicted':>9} {'observed':>8}")
+    for lo, hi, n, pm, om in table:
+        if n:
+            print(f"  {lo:.1f}-{hi:.1f}  {n:5d} {pm:9.3f} {om:8.3f}")
+    return {"auc": auc, "ece": ece, "n": len(pairs)}
+
+
 def bootstrap(a: list[float], b: list[float], seed: int, n: int = 2000) -> tuple[float, float, float]:
     d = np.array(a) - np.array(b)
     rng = np.random.default_rng(seed)
     res = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(n)]
     return float(d.mean()), float(np.percentile(res, 2.5)), float(np.percentile(res, 97.5))
+
+
+async def refit_report(bk, user, judge, first, second, inc_of, twins_of) -> None:
+    """The product's refit (app/recommendations/calibration.py) fitted on the first half's ratings only,
+    then the second half regenerated with it (their own and their twins' ratings held out) and judged."""
+    from app.recommendations import calibration
+
+    if not hasattr(calibration, "refit"):
+        return
+    second_ids = [inc_of[q] for q in second]
+    hidden = await bk.mongo.recommendations.update_many(
+        {"incident": {"$in": second_ids}, "effectiveness_rating": {"$ne": None}},
+        {"$rename": {"effectiveness_rating": "_bench_rating"}})
+    report = await calibration.refit(bk)
+    await bk.mongo.recommendations.update_many({"_bench_rating": {"$exists": True}},
+                                               {"$rename": {"_bench_rating": "effectiveness_rating"}})
+    print(f"\nRefit on the first half's ratings ({hidden.modified_count} second-half ratings hidden): "
+          + "; ".join(f"{t} {r.get('ratings')} ratings kept={r.get('kept')}" for t, r in report.items()))
+    after2 = await regenerate(bk, user, judge, second, inc_of, hold_out=twins_of)
+    confidence_report("Confidence vs rating, second half regenerated after the refit on the first half "
+                      "(held out)", after2, second)
+    await bk.mongo.recommendation_calibration.delete_many({})
+    calibration._cache.clear()
 
 
 # --- the run -----------------------------------------------------------------------------------------------
@@ -273,8 +320,8 @@ async def run(args) -> None:
               f"neighbour), shuffled with seed {args.seed}; first half {len(first)}, second half {len(second)}")
         print(f"Responders: top {TOP} of each type rated {GOOD} when relevant, else {BAD}; "
               f"{args.noise:.0%} of ratings flipped (--noise)")
-        print(f"Engine: FEEDBACK_WEIGHT {engine.FEEDBACK_WEIGHT}, FEEDBACK_PRIOR {engine.FEEDBACK_PRIOR}, "
-              f"calibration {engine.DEFAULT_CALIBRATION} (not refitted during the run)")
+        print(f"Engine: {engine.MODEL_VERSION}, FEEDBACK_PRIOR {engine.FEEDBACK_PRIOR}, confidence models: the "
+              f"prior engine.DEFAULT_MODELS (not refitted during the rating pass)")
 
         judge = Judge(rel, corpus, set())
         inc_of: dict[str, str] = {}
@@ -356,6 +403,11 @@ async def run(args) -> None:
               f"({sum(1 for q in first if twins_of[q])} of the first half have a twin there)")
 
         s_cold, s_ctrl, s_after, s_own = (summarize(x, first) for x in (cold, control, after, after_own))
+        confidence_report("Confidence vs rating, the rating pass (each incident scored before its own ratings: "
+                          "held out), second half", cold, second)
+        confidence_report("Confidence vs rating, first half regenerated with the others' ratings (held out)",
+                          after, first)
+        await refit_report(bk, user, judge, first, second, inc_of, twins_of)
         print_table(f"Before/after on the first-half incidents ({len(first)}), regenerated after all {ratings} ratings",
                     [("cold (as first generated)", s_cold), ("control: no feedback", s_ctrl),
                      ("after: others' feedback (held out)", s_after), ("after incl. own + twins' (leak)", s_own)])

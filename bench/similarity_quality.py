@@ -647,8 +647,7 @@ async def run(args) -> None:
             print(f"\nCalibration of engine.similar_incident confidence, hybrid top {K}, {label}: {len(x)} pairs, "
                   f"{y.mean():.3f} relevant (grade 2); raw = score + known-fix bonus, range {x.min():.2f}-{x.max():.2f}")
             print(f"  fold fits: A→(a={a1:.2f}, b={b1:.2f})  B→(a={a2:.2f}, b={b2:.2f});  all data: a={af:.2f}, b={bf:.2f}")
-            dflt = engine.DEFAULT_CALIBRATION
-            print(f"  ECE ({ECE_BINS} bins): engine default a={dflt['a']},b={dflt['b']}: {ece0:.3f}   "
+            print(f"  ECE ({ECE_BINS} bins): engine prior (DEFAULT_MODELS, AUC {_auc(conf, y):.3f}): {ece0:.3f}   "
                   f"fitted (out-of-fold): {ece1:.3f}")
             print(f"  {'bin':11} {'n':>5} {'pred(dflt)':>10} {'observed':>8}   {'n':>5} {'pred(fit)':>9} {'observed':>8}")
             for r0, r1 in zip(t0, t1):

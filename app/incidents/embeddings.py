@@ -125,3 +125,27 @@ async def nearest_in_process(bk: Backends, vec: np.ndarray, k: int, user: User, 
 
 
 stored_vector = PROFILE.stored_vector
+ON_THE_SPOT = 32  # at most this many candidates embedded during one query (about 15 ms each)
+
+
+async def current_vectors(docs: list[Mapping[str, Any]]) -> dict[Any, np.ndarray]:
+    """Each document's vector for its current text: the stored one when current, else embedded now (at
+    most ON_THE_SPOT of them, in one batch; the rest keep a stale stored vector or have none). Nothing is
+    written: the embedding job stores vectors."""
+    out: dict[Any, np.ndarray] = {}
+    todo: list[tuple[Any, str]] = []
+    for d in docs:
+        text = PROFILE.text_of(d)
+        stored = PROFILE.stored_vector(d)
+        if stored is not None and d.get("embedding_hash") == PROFILE.text_hash(text):
+            out[d["_id"]] = stored
+        elif text.strip() and len(todo) < ON_THE_SPOT:
+            todo.append((d["_id"], text))
+        elif stored is not None:
+            out[d["_id"]] = stored
+    if todo and store.available():
+        vecs = await asyncio.to_thread(store.embed, [t for _, t in todo], PROFILE.max_tokens)
+        for (doc_id, _), vec in zip(todo, vecs):
+            if vec.any():
+                out[doc_id] = vec
+    return out

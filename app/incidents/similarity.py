@@ -7,18 +7,21 @@ incident's text, indexers/incidents.py) and, when incident vectors exist, from t
     score = W_TEXT * text + W_SEMANTIC * semantic + W_STRUCTURE * structure
 
 - `text`: the engine's relevance divided by the best candidate's (0-1);
-- `semantic`: cosine of the two incidents' embeddings, clipped at 0 (0-1); for a candidate not embedded
-  yet (or without the model installed) its weight moves to `text`;
+- `semantic`: cosine of the two incidents' embeddings, clipped at 0 (0-1); a candidate not embedded yet
+  (or embedded before its text changed) is embedded on the spot (`embeddings.current_vectors`); only
+  without the model installed does its weight move to `text`;
 - `structure`: 0.4 × Jaccard of affected services + 0.25 × same category + 0.15 × same namespace +
   0.1 × same severity + 0.1 × Jaccard of the timeline's event types.
 
 Duplicates (`duplicate_of` set) and the incident's own canonical are never candidates: the same
-outage tells the reader nothing new. Ties are broken by id, so results never depend on write order. Every part is reported as a matching
+outage tells the reader nothing new. Ties are broken by name, then id. Each match also carries absolute
+`signals` (semantic, lexical — words in common computed here, services, category) for confidences. Every part is reported as a matching
 factor `{factor, weight, value, detail}`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -39,6 +42,64 @@ class Match:
     doc: dict[str, Any]
     score: float
     factors: list[dict[str, Any]] = field(default_factory=list)
+    # absolute evidence, independent of the other candidates and of the search engine's statistics:
+    # semantic (cosine), lexical (words in common), services (Jaccard, None when either has none), category
+    signals: dict[str, Any] = field(default_factory=dict)
+
+
+# --- words in common, computed here (not the engine's BM25: its scores depend on how the index was
+# written, per-shard statistics, and are only relative to the best hit) ---------------------------------
+_STOP = frozenset("""a an and are as at be been but by can could did do does for from had has have in into is it its
+of on or our over so than that the their then there these this those to up was we were when which while with
+after before during all any some our us via out not no new since""".split())
+_GENERIC = frozenset("""incident incidents issue issues error errors service services failure failures failed fail
+failing outage outages problem problems impact impacted customer customers user users request requests system
+systems degraded degradation down unavailable elevated rate rates some many""".split())
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _stem(w: str) -> str:
+    for suffix in ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "es", "ed", "s", "y", "e"):
+        if len(w) - len(suffix) >= 4 and w.endswith(suffix):
+            return w[: -len(suffix)]
+    return w
+
+
+def words(text: str) -> dict[str, float]:
+    """Stemmed content words of `text` with their weights (ops-generic words count 0.3)."""
+    out: dict[str, float] = {}
+    for w in _WORD.findall((text or "").lower()):
+        if w in _STOP or len(w) < 2 or w.isdigit():
+            continue
+        out[_stem(w)] = 0.3 if w in _GENERIC else 1.0
+    return out
+
+
+def _head(doc: Mapping[str, Any]) -> str:
+    """What an incident says it is: title, services, category, its first events' messages."""
+    events = sorted((e for e in doc.get("timeline") or [] if isinstance(e, dict) and e.get("message")),
+                    key=lambda e: str(e.get("timestamp")))[:2]
+    return " ".join([doc.get("title") or "", " ".join(doc.get("affected_services") or []),
+                     *(e["message"][:300] for e in events)])
+
+
+def _body(doc: Mapping[str, Any]) -> str:
+    return " ".join([_head(doc), (doc.get("description") or "")[:1500], doc.get("root_cause") or "",
+                     doc.get("resolution") or ""])
+
+
+def _contained(part: dict[str, float], whole: dict[str, float]) -> float:
+    total = sum(part.values())
+    return sum(w for t, w in part.items() if t in whole) / total if total else 0.0
+
+
+def lexical(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """0-1, symmetric: the share of each incident's head words (title, services, first events) found in
+    the other's text, averaged."""
+    ha, hb, ba, bb = words(_head(a)), words(_head(b)), words(_body(a)), words(_body(b))
+    if not ha or not hb:
+        return 0.0
+    return round((_contained(ha, bb) + _contained(hb, ba)) / 2, 4)
 
 
 def _jaccard(a: Any, b: Any) -> float:
@@ -74,13 +135,17 @@ def fuse(doc: Mapping[str, Any], candidate: Mapping[str, Any], *, text: float,
          semantic: float | None) -> Match:
     """The documented formula for one candidate."""
     struct, factors = structure(doc, candidate)
+    services = (_jaccard(doc.get("affected_services"), candidate.get("affected_services"))
+                if doc.get("affected_services") and candidate.get("affected_services") else None)
+    signals = {"semantic": round(semantic or 0.0, 4), "lexical": lexical(doc, candidate), "services": services,
+               "category": float(bool(doc.get("category")) and doc.get("category") == candidate.get("category"))}
     w_text, w_sem = (W_TEXT, W_SEMANTIC) if semantic is not None else (W_TEXT + W_SEMANTIC, 0.0)
     score = w_text * text + w_sem * (semantic or 0.0) + W_STRUCTURE * struct
     head = [{"factor": "text", "weight": w_text, "value": round(text, 4), "detail": "words in common"}]
     if semantic is not None:
         head.append({"factor": "semantic", "weight": w_sem, "value": round(semantic, 4),
                      "detail": "meaning of the descriptions (sentence embeddings)"})
-    return Match(doc=dict(candidate), score=round(min(1.0, score), 4), factors=head + factors)
+    return Match(doc=dict(candidate), score=round(min(1.0, score), 4), factors=head + factors, signals=signals)
 
 
 async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: int,
@@ -106,8 +171,13 @@ async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: in
         if len(matches) >= limit or not full or window >= MAX_CANDIDATES:
             break
         window *= 2
-    matches.sort(key=lambda m: (-m.score, m.doc["_id"]))
+    matches.sort(key=order_key)
     return matches[:limit]
+
+
+def order_key(m: Match) -> tuple:
+    """Best first; ties by the incident's name (derived from its data), then id."""
+    return (-m.score, str(m.doc.get("name") or ""), str(m.doc["_id"]))
 
 
 async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, namespace: str | None,
@@ -121,14 +191,17 @@ async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, names
     flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, "duplicate_of": None, **classification.mongo_filter(user)}
     if namespace:
         flt["namespace"] = namespace
-    found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0, "embedding_hash": 0}).to_list(None)
+    found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0}).to_list(None)
     top = max((raw.get(c["_id"], 0.0) for c in found), default=0.0) or 1.0
+    # meaning from each candidate's own vector (exact, not only for the nearest k); one not embedded yet,
+    # or embedded before its text changed, is embedded now (a few, in one batch): the answer never waits
+    # on or depends on the embedding job
+    fresh = await embeddings.current_vectors(found) if qvec is not None else {}
     matches = []
     for c in found:
-        # meaning from the candidate's own vector (exact, not only for the nearest k); one not embedded
-        # yet is ranked without it rather than as if it meant nothing alike
-        vec = embeddings.stored_vector(c) if qvec is not None else None
+        vec = fresh.get(c["_id"]) if qvec is not None else None
         sem = None if vec is None else max(0.0, float(vec @ qvec))
-        c.pop("embedding", None)
+        for k in ("embedding", "embedding_hash"):
+            c.pop(k, None)
         matches.append(fuse(doc, c, text=round(raw.get(c["_id"], 0.0) / top, 4), semantic=sem))
     return matches, len(hits) >= window or len(near) >= window

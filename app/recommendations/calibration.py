@@ -1,12 +1,19 @@
-"""Calibrated confidence: among recommendations scored about 0.8, about 80 % should help.
+"""Calibrated confidence that discriminates: `confidence_score` is the probability that a responder rates
+the recommendation helpful (4-5 of 5) or applies it.
 
-`confidence_score` is a logistic function of a recommendation's raw score (engine.calibrate). Its two
-parameters start at the values fitted on the public dataset (engine.DEFAULT_CALIBRATION) and are refitted
-per recommendation type from effectiveness ratings once `MIN_RATINGS` of them exist (a rating of 4-5 counts
-as relevant, 1-2 as not, 3 is left out): `refit` fits by maximum likelihood (Newton's method with a small
-ridge so few or separable ratings cannot run away), reports the expected calibration error before and after
-(10 equal-width bins), and keeps the new parameters only when they lower it. The fits live in the
-`recommendation_calibration` collection; `current` reads them (cached per process and database for a minute).
+Each type has a logistic model over its evidence features (engine.FEATURES: the fused similarity, the
+meaning and word overlap, shared services and category, whether a fix is known, how surely it is a
+near-duplicate, and the feedback its target received), `engine.confidence`. The models start at a
+prior (engine.DEFAULT_MODELS) and are refitted per type from ratings once `MIN_RATINGS` exist (4-5 helped,
+1-2 did not, 3 left out; an applied, unrated recommendation counts as helped): `fit` maximises the
+likelihood with a ridge penalty that pulls each weight toward the prior (few or separable ratings cannot
+run away; a feature the ratings say nothing about keeps its prior weight). A refit is kept only when it
+predicts better out of sample: the 2-fold cross-validated log loss of refitting must beat the current
+model's, so a fit that only memorises is refused. The report gives the ECE (10 equal-width bins) and the
+AUC before and after: a confidence can be perfectly calibrated and still separate nothing (everything at
+the base rate), so both are measured. Fits live in `recommendation_calibration`; `current` reads them
+(cached per process and database for a minute). Each stored recommendation keeps its features
+(`confidence_features`) for this.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import math
 import time
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+
 from app.backends import Backends
 from app.recommendations import engine
 from app.recommendations.models import RecommendationType
@@ -22,9 +31,9 @@ from app.timefmt import utcnow
 
 MIN_RATINGS = 30
 BINS = 10
-RIDGE = 0.01
+RIDGE = 1.0  # pull toward the prior, in units of one rating's log loss per unit of squared weight change
 CACHE_SECONDS = 60.0
-_cache: dict[str, tuple[float, dict[str, dict[str, float]]]] = {}  # database -> (read at, params)
+_cache: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}  # database -> (read at, models)
 
 
 def ece(pairs: Iterable[tuple[float, int]], bins: int = BINS) -> float:
@@ -43,63 +52,129 @@ def ece(pairs: Iterable[tuple[float, int]], bins: int = BINS) -> float:
     return round(total, 4)
 
 
-def fit(samples: list[tuple[float, int]], start: Mapping[str, float] | None = None,
-        iterations: int = 50) -> dict[str, float]:
-    """Logistic a, b maximising the likelihood of (raw score, outcome) samples (ridge-regularised Newton)."""
-    a, b = (start or engine.DEFAULT_CALIBRATION)["a"], (start or engine.DEFAULT_CALIBRATION)["b"]
+def auc(pairs: Iterable[tuple[float, int]]) -> float | None:
+    """Probability that a helpful recommendation is more confident than an unhelpful one (ties half)."""
+    pairs = list(pairs)
+    pos = [p for p, y in pairs if y]
+    neg = [p for p, y in pairs if not y]
+    if not pos or not neg:
+        return None
+    x = np.array(pos + neg)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    xs = x[order]
+    i = 0
+    while i < len(xs):  # average ranks over ties
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return round(float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))), 4)
+
+
+def _matrix(samples: list[tuple[Mapping[str, float], int]], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.array([[float(f.get(n, 0.0)) for n in names] for f, _ in samples], dtype=float).reshape(len(samples), len(names))
+    y = np.array([float(o) for _, o in samples])
+    return x, y
+
+
+def fit(samples: list[tuple[Mapping[str, float], int]], prior: Mapping[str, Any], *, ridge: float = RIDGE,
+        iterations: int = 50) -> dict[str, Any]:
+    """Logistic model {b, w} maximising the likelihood of (features, outcome) samples, ridge-pulled toward
+    `prior` (Newton's method)."""
+    names = list(prior["w"])
+    x, y = _matrix(samples, names)
+    x1 = np.hstack([np.ones((len(samples), 1)), x])
+    theta0 = np.array([prior["b"], *[prior["w"][n] for n in names]], dtype=float)
+    theta = theta0.copy()
+    pen = np.full(len(theta), ridge)
+    pen[0] = ridge * 0.1  # the intercept moves freely (the base rate)
+    def objective(t: np.ndarray) -> float:
+        z = np.clip(x1 @ t, -30, 30)
+        return float(np.sum(np.logaddexp(0, z) - y * z) + 0.5 * np.sum(pen * (t - theta0) ** 2))
+
+    current = objective(theta)
     for _ in range(iterations):
-        ga = gb = haa = hab = hbb = 0.0
-        for x, y in samples:
-            p = 1.0 / (1.0 + math.exp(-(a * x + b)))
-            w = p * (1 - p)
-            ga += (p - y) * x
-            gb += p - y
-            haa += w * x * x
-            hab += w * x
-            hbb += w
-        ga += RIDGE * a
-        haa += RIDGE
-        hbb += RIDGE
-        det = haa * hbb - hab * hab
-        if det <= 1e-12:
+        p = 1.0 / (1.0 + np.exp(-np.clip(x1 @ theta, -30, 30)))
+        grad = x1.T @ (p - y) + pen * (theta - theta0)
+        hess = (x1 * (p * (1 - p))[:, None]).T @ x1 + np.diag(pen)
+        step = np.linalg.solve(hess, grad)
+        scale = 1.0
+        while scale > 1e-4:  # damped: never a step that makes the fit worse
+            trial = theta - scale * step
+            value = objective(trial)
+            if value <= current:
+                break
+            scale /= 2
+        else:
             break
-        da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
-        a, b = a - da, b - db
-        if abs(da) < 1e-7 and abs(db) < 1e-7:
+        theta, current = trial, value
+        if np.abs(scale * step).max() < 1e-7:
             break
-    return {"a": round(a, 4), "b": round(b, 4)}
+    return {"b": round(float(theta[0]), 4), "w": {n: round(float(v), 4) for n, v in zip(names, theta[1:])}}
 
 
-async def current(bk: Backends) -> dict[str, dict[str, float]]:
-    """Calibration parameters per recommendation type (the dataset default where none was refitted)."""
+def log_loss(samples: list[tuple[Mapping[str, float], int]], model: Mapping[str, Any]) -> float:
+    eps = 1e-6
+    total = 0.0
+    for f, y in samples:
+        p = min(1 - eps, max(eps, engine.confidence(f, model)))
+        total -= math.log(p) if y else math.log(1 - p)
+    return total / max(1, len(samples))
+
+
+def _cross_validated(samples: list[tuple[Mapping[str, float], int]], prior: Mapping[str, Any]) -> float:
+    """2-fold log loss of refitting (samples split alternately, after a stable order)."""
+    a, b = samples[::2], samples[1::2]
+    return (log_loss(b, fit(a, prior)) * len(b) + log_loss(a, fit(b, prior)) * len(a)) / max(1, len(samples))
+
+
+async def current(bk: Backends) -> dict[str, dict[str, Any]]:
+    """The confidence model per recommendation type (the prior where none was refitted)."""
     at, fitted = _cache.get(bk.mongo.name, (0.0, {}))
     if time.monotonic() - at > CACHE_SECONDS:
         docs = await bk.mongo.recommendation_calibration.find({}).to_list(None)
-        fitted = {d["_id"]: {"a": d["a"], "b": d["b"]} for d in docs}
+        fitted = {d["_id"]: {"b": d["b"], "w": d["w"]} for d in docs
+                  if isinstance(d.get("w"), dict) and d.get("model_version") == engine.MODEL_VERSION}
         _cache[bk.mongo.name] = (time.monotonic(), fitted)
-    return {t.value: fitted.get(t.value, engine.DEFAULT_CALIBRATION) for t in RecommendationType}
+    return {t.value: fitted.get(t.value, engine.DEFAULT_MODELS[t.value]) for t in RecommendationType}
+
+
+async def samples_for(bk: Backends, rec_type: str) -> list[tuple[dict[str, float], int]]:
+    """(features, helped) of the rated or applied recommendations of a type, in a stable order."""
+    rows = await bk.mongo.recommendations.find(
+        {"recommendation_type": rec_type, "confidence_features": {"$type": "object"},
+         "$or": [{"effectiveness_rating": {"$in": [1, 2, 4, 5]}},
+                 {"is_applied": True, "effectiveness_rating": None}]},
+        {"confidence_features": 1, "effectiveness_rating": 1, "is_applied": 1, "created_at": 1}).to_list(None)
+    rows.sort(key=lambda r: (str(r.get("created_at")), str(r["_id"])))
+    return [(r["confidence_features"], int(r.get("effectiveness_rating") is None or r["effectiveness_rating"] >= 4))
+            for r in rows]
 
 
 async def refit(bk: Backends) -> dict[str, dict[str, Any]]:
-    """Refit each type from its ratings; returns per type {ratings, ece_before, ece_after, a, b, kept}."""
-    params = await current(bk)
+    """Refit each type from its ratings; returns per type {ratings, ece_before, ece_after, auc_before,
+    auc_after, loss_before, loss_after (cross-validated), kept, b, w}."""
+    models = await current(bk)
     report: dict[str, dict[str, Any]] = {}
     for t in RecommendationType:
-        rows = await bk.mongo.recommendations.find(
-            {"recommendation_type": t.value, "effectiveness_rating": {"$in": [1, 2, 4, 5]},
-             "raw_score": {"$type": "number"}}, {"raw_score": 1, "effectiveness_rating": 1}).to_list(None)
-        samples = [(r["raw_score"], int(r["effectiveness_rating"] >= 4)) for r in rows]
-        entry: dict[str, Any] = {"ratings": len(samples), **params[t.value], "kept": False}
+        samples = await samples_for(bk, t.value)
+        entry: dict[str, Any] = {"ratings": len(samples), **models[t.value], "kept": False}
         if len(samples) >= MIN_RATINGS:
-            new = fit(samples, params[t.value])
-            before = ece((engine.calibrate(x, params[t.value]), y) for x, y in samples)
-            after = ece((engine.calibrate(x, new), y) for x, y in samples)
-            entry.update(ece_before=before, ece_after=after)
-            if after < before:
+            prior = engine.DEFAULT_MODELS[t.value]
+            new = fit(samples, prior)
+            before = [(engine.confidence(f, models[t.value]), y) for f, y in samples]
+            after = [(engine.confidence(f, new), y) for f, y in samples]
+            loss_before, loss_after = log_loss(samples, models[t.value]), _cross_validated(samples, prior)
+            entry.update(ece_before=ece(before), ece_after=ece(after), auc_before=auc(before), auc_after=auc(after),
+                         loss_before=round(loss_before, 4), loss_after=round(loss_after, 4))
+            if loss_after < loss_before:
                 entry.update(new, kept=True)
-                await bk.mongo.recommendation_calibration.update_one(
-                    {"_id": t.value}, {"$set": {**new, "ratings": len(samples), "ece": after, "fitted_at": utcnow()}},
-                    upsert=True)
+                await bk.mongo.recommendation_calibration.replace_one(
+                    {"_id": t.value}, {**new, "ratings": len(samples), "ece": entry["ece_after"],
+                                       "auc": entry["auc_after"], "model_version": engine.MODEL_VERSION,
+                                       "fitted_at": utcnow()}, upsert=True)
         report[t.value] = entry
     _cache.pop(bk.mongo.name, None)
     return report

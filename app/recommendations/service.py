@@ -106,20 +106,60 @@ def _query_text(incident: Mapping[str, Any]) -> str:
     return "".join(ch for ch in text if ch.isprintable())[:QUERY_CHARS]
 
 
+async def _own_ids(bk: Backends, incident: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """The incident, its canonical and its duplicates (ids and names): an article about one of them is
+    the incident's own, not a recommendation."""
+    ids = {incident["_id"]} | ({incident["duplicate_of"]} if incident.get("duplicate_of") else set())
+    docs = await bk.mongo.incidents.find({"$or": [{"_id": {"$in": sorted(ids)}}, {"duplicate_of": {"$in": sorted(ids)}}]},
+                                         {"name": 1}).to_list(None)
+    ids |= {d["_id"] for d in docs}
+    names = {d.get("name") for d in docs if d.get("name")} | ({incident["name"]} if incident.get("name") else set())
+    return ids, names
+
+
+def _is_own_article(article: Mapping[str, Any], own_ids: set[str], own_names: set[str],
+                    own_postmortems: set[str]) -> bool:
+    if set(article.get("related_incidents") or []) & own_ids:
+        return True
+    if set(article.get("source_postmortems") or []) & own_postmortems:
+        return True
+    title = article.get("title") or ""
+    return any(n in title for n in own_names)
+
+
+def article_signals(incident: Mapping[str, Any], article: Mapping[str, Any]) -> dict[str, Any]:
+    """How far the article's steps match the incident's signs: the share of the incident's head words
+    (title, services, first events) in the article's text; its services and category."""
+    head = similarity.words(similarity._head(incident))
+    text = " ".join([article.get("title") or "", article.get("summary") or "", (article.get("content") or "")[:6000],
+                     " ".join(article.get("keywords") or []), " ".join(article.get("related_services") or [])])
+    mine, theirs = set(incident.get("affected_services") or []), set(article.get("related_services") or [])
+    return {"lexical": round(similarity._contained(head, similarity.words(text)), 4) if head else 0.0,
+            "services": (len(mine & theirs) / len(mine | theirs)) if mine and theirs else None,
+            "category": float(bool(incident.get("category")) and incident.get("category") == article.get("category"))}
+
+
 async def _articles(bk: Backends, incident: Mapping[str, Any], user: User, limit: int) -> list[tuple[dict, float]]:
+    """Articles the incident's text ranks, less its own (about it, a duplicate of it or its canonical)."""
     text = _query_text(incident)
     if not text.strip():
         return []
     try:
-        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit, 20)), record=False)
+        res, (own_ids, own_names) = await asyncio.gather(
+            ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit + 5, 20)), record=False),
+            _own_ids(bk, incident))
     except (OpenSearchException, OSError):
         return []
-    return [(r["doc"], r["score"]) for r in res["results"]]
+    own_pms = {d["_id"] for d in await bk.mongo.postmortems.find({"incident": {"$in": sorted(own_ids)}},
+                                                                 {"_id": 1}).to_list(None)}
+    return [(r["doc"], r["score"]) for r in res["results"]
+            if not _is_own_article(r["doc"], own_ids, own_names, own_pms)][:limit]
 
 
 async def _postmortems(bk: Backends, ids: list[str], user: User) -> dict[str, dict]:
     docs = await bk.mongo.postmortems.find({"incident": {"$in": ids}, **classification.mongo_filter(user)},
-                                           {"incident": 1, "action_items": 1}).sort("created_at", 1).to_list(None)
+                                           {"incident": 1, "action_items": 1, "owner": 1, "approver": 1,
+                                            "status": 1}).sort("created_at", 1).to_list(None)
     return {d["incident"]: d for d in docs}
 
 
@@ -130,25 +170,49 @@ async def _similar(bk: Backends, incident: dict, user: User, per_type: int) -> l
                                            namespace=incident.get("namespace"))
     except (OpenSearchException, OSError):
         return []
-    return [engine.Similar(doc=m.doc, score=m.score, factors=m.factors) for m in matches]
+    return [engine.Similar(doc=m.doc, score=m.score, factors=m.factors, signals=m.signals) for m in matches]
 
 
-async def _people(bk: Backends, similar: list[engine.Similar],
-                  found_articles: list[tuple[dict, float]]) -> tuple[dict[str, dict], dict[str, list[str]]]:
-    """The experts' evidence: who resolved the similar incidents (or was assigned them) and who maintains
-    the best three articles, as `{username: {_id, team}}`, with the article titles per maintainer."""
-    resolvers = {e.get("details", {}).get("actor") for s in similar for e in s.doc.get("timeline") or []
-                 if e.get("type") == "Resolution" and isinstance(e.get("details"), dict)}
-    resolvers |= {s.doc.get("assignee") for s in similar}
-    maintainer_ids = {a.get("maintainer") or a.get("author") for a, _ in found_articles[:3]} - {None}
-    by_id = await users.users_by_ids(bk, ids=list(maintainer_ids)) if maintainer_ids else {}
-    maintainers: dict[str, list[str]] = {}
-    for a, _ in found_articles[:3]:
-        person = by_id.get(a.get("maintainer") or a.get("author"))
-        if person is not None:
-            maintainers.setdefault(person.username, []).append(a.get("title") or "")
-    people = await users.users_by_usernames(bk, usernames=[u for u in resolvers | set(maintainers) if u])
-    return {name: {"_id": p.id, "team": p.team} for name, p in people.items()}, maintainers
+def _when(doc: Mapping[str, Any]) -> Any:
+    return doc.get("resolved_at") or doc.get("detected_at") or doc.get("created_at")
+
+
+async def _experts_evidence(bk: Backends, similar: list[engine.Similar], pms: Mapping[str, dict],
+                            user: User) -> tuple[list[engine.Work], dict[str, dict]]:
+    """Who worked on the similar incidents: the resolver (the Resolution event's actor), the assignee,
+    the postmortem's owner and approver, the authors of the runbooks used (RunbookMatch events) — and the
+    people among them to consider: active users who are not service accounts (bots, importers)."""
+    work: list[engine.Work] = []
+    by_id_roles: list[tuple[str, str, engine.Similar]] = []
+    runbook_titles: dict[str, list[engine.Similar]] = {}
+    for s in similar:
+        for e in s.doc.get("timeline") or []:
+            details = e.get("details") if isinstance(e.get("details"), dict) else {}
+            if e.get("type") == "Resolution" and details.get("actor"):
+                work.append(engine.Work(details["actor"], "resolver", s, _when(s.doc)))
+            if e.get("type") == "RunbookMatch" and details.get("runbook"):
+                runbook_titles.setdefault(str(details["runbook"]), []).append(s)
+        if s.doc.get("assignee"):
+            work.append(engine.Work(s.doc["assignee"], "assignee", s, _when(s.doc)))
+        pm = pms.get(s.doc["_id"]) or {}
+        for field_, role in (("owner", "postmortem_owner"), ("approver", "postmortem_approver")):
+            if pm.get(field_):
+                by_id_roles.append((pm[field_], role, s))
+    if runbook_titles:
+        books = await bk.mongo.articles.find({"title": {"$in": sorted(runbook_titles)}, **classification.mongo_filter(user)},
+                                             {"title": 1, "author": 1, "maintainer": 1}).to_list(None)
+        for b in books:
+            for person in {b.get("author"), b.get("maintainer")} - {None}:
+                for s in runbook_titles.get(b["title"], []):
+                    by_id_roles.append((person, "runbook_author", s))
+    by_id = await users.users_by_ids(bk, ids=sorted({i for i, _, _ in by_id_roles})) if by_id_roles else {}
+    for uid, role, s in by_id_roles:
+        if (p := by_id.get(uid)) is not None:
+            work.append(engine.Work(p.username, role, s, _when(s.doc)))
+    found = await users.users_by_usernames(bk, usernames=sorted({w.username for w in work}))
+    people = {name: {"_id": p.id, "team": p.team} for name, p in found.items()
+              if not getattr(p, "service_account", False)}
+    return work, people
 
 
 async def _none() -> Any:
@@ -184,13 +248,13 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         return (feedback.gather(bk, rec_type.value, targets, incident=incident, user=user) if rec_type in want
                 else _none())
 
-    fb_similar, fb_solution, pms, fb_article, people, fb_pattern = await asyncio.gather(
+    fb_similar, fb_solution, pms, fb_article, fb_pattern = await asyncio.gather(
         feedback_for(T.SIMILAR_INCIDENT, similar_ids),
         feedback_for(T.SOLUTION, similar_ids),
-        _postmortems(bk, similar_ids, user) if T.SOLUTION in want else _none(),
+        _postmortems(bk, similar_ids, user) if {T.SOLUTION, T.EXPERT} & want else _none(),
         feedback_for(T.KNOWLEDGE_ARTICLE, [a["_id"] for a, _ in found_articles]),
-        _people(bk, similar, found_articles) if T.EXPERT in want else _none(),
         feedback_for(T.LEARNING_PATTERN, [p["_id"] for p in patterns]))
+    pms = pms or {}
 
     out: list[dict] = []
     if T.SIMILAR_INCIDENT in want:
@@ -206,15 +270,15 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
                 out.append({**rec, "sources": [s.doc, pms.get(s.doc["_id"])]})
     if T.KNOWLEDGE_ARTICLE in want:
         fb = fb_article
-        out += [{**engine.knowledge_article(a, score, fb=fb.get(a["_id"]), params=params[T.KNOWLEDGE_ARTICLE.value]),
+        out += [{**engine.knowledge_article(a, score, signals=article_signals(incident, a), fb=fb.get(a["_id"]),
+                                            params=params[T.KNOWLEDGE_ARTICLE.value]),
                  "sources": [a]} for a, score in found_articles]
     if T.EXPERT in want:
-        people_docs, maintainers = people
+        work, people_docs = await _experts_evidence(bk, similar, pms, user)
         fb = await feedback.gather(bk, T.EXPERT.value, [p["_id"] for p in people_docs.values()],
                                    incident=incident, user=user)
-        for rec in engine.experts(similar, people_docs, maintainers=maintainers, feedback=fb,
-                                  params=params[T.EXPERT.value]):
-            out.append({**rec, "sources": [s.doc for s in similar] + [a for a, _ in found_articles[:3]]})
+        for rec in engine.experts(work, people_docs, now=utcnow(), feedback=fb, params=params[T.EXPERT.value]):
+            out.append({**rec, "sources": [s.doc for s in similar]})
     if T.LEARNING_PATTERN in want:
         fb = fb_pattern
         text = trigger_rule.incident_text(incident)
@@ -227,7 +291,7 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
 def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[dict]:
     """At most `limit`, the types taking turns, each type's best first."""
     queues: dict[str, list[dict]] = {}
-    for c in sorted(candidates, key=lambda c: (-c["confidence_score"], str(c["target"]))):
+    for c in sorted(candidates, key=lambda c: (-c["confidence_score"], c.get("sort_key") or "", str(c["target"]))):
         if c["confidence_score"] >= min_confidence:
             queues.setdefault(c["recommendation_type"], []).append(c)
     picked: list[dict] = []
@@ -261,7 +325,7 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
         fields = {**{k: c.get(k) for k in ("title", "description", "similarity_score", "confidence_score", "raw_score",
                                            "reasoning", "matching_factors", "related_incident", "knowledge_article",
                                            "suggested_expert", "suggested_actions", "expected_outcome",
-                                           "time_to_implement", "learning_pattern")},
+                                           "time_to_implement", "learning_pattern", "confidence_features")},
                   "confidence_level": level_for(c["confidence_score"]).value, "model_version": engine.MODEL_VERSION,
                   "data_classification": classification.most_secret([incident, *sources]), "updated_at": now}
         ops.append(UpdateOne(
@@ -288,7 +352,8 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
         return []
     docs = await bk.mongo.recommendations.find({"incident": incident["_id"], "$or": keys,
                                                 **classification.mongo_filter(user)}).to_list(None)
-    docs.sort(key=lambda d: (-d["confidence_score"], d["recommendation_type"], d["target"]))
+    order = {(c["recommendation_type"], c["target"]): i for i, c in enumerate(picked)}
+    docs.sort(key=lambda d: (-d["confidence_score"], order.get((d["recommendation_type"], d["target"]), 0)))
     return docs
 
 

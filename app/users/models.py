@@ -49,7 +49,9 @@ class User(BaseModel):
     team: str = ""
     role: Role = Role.VIEWER
     clearance: Classification = Classification.INTERNAL
+    service_account: bool = False  # bots and importers (never recommended as experts)
     is_active: bool = True
+    service_account: bool = False  # a bot or importer acting for the service, never a person to consult
     created_at: datetime | None = None
 
     def has_role(self, role: Role) -> bool:
@@ -72,3 +74,4 @@ class UserCreate(BaseModel):
     team: str = Field("", max_length=100)
     role: Role = Role.VIEWER
     clearance: Classification = Classification.INTERNAL
+    service_account: bool = False  # bots and importers (never recommended as experts)

@@ -50,8 +50,12 @@ async def ensure_user(bk: Backends, *, data: UserCreate) -> User:
 async def service_account(bk: Backends, *, username: str) -> User:
     """The user the service acts as for work nobody asked for in person (bots): an admin who sees
     everything; what it writes is classified by what it was built from."""
-    return await ensure_user(bk, data=UserCreate(username=username, role=Role.ADMIN,
-                                                 clearance=Classification.RESTRICTED))
+    user = await ensure_user(bk, data=UserCreate(username=username, role=Role.ADMIN,
+                                                 clearance=Classification.RESTRICTED, service_account=True))
+    if not user.service_account:  # created before the flag existed
+        await bk.mongo.users.update_one({"_id": user.id}, {"$set": {"service_account": True}})
+        user = user.model_copy(update={"service_account": True})
+    return user
 
 
 async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str:
@@ -75,17 +79,17 @@ def cached_user(*, key: str) -> User | None:
     return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
 
-async def authenticate(bk: Backends, *, key: str) -> User | None:
-    """The active user owning this token, or None."""
+async def authenticate(bk: Backends, *, key: str, fresh: bool = False) -> User | None:
+    """The active user owning this token, or None. `fresh`: ask the database, not the cache (a long-lived
+    connection re-checks its credentials this way); a token found invalid leaves the cache too."""
     digest = _hash(key)
     now = time.monotonic()
-    if (user := cached_user(key=key)) is not None:
+    if not fresh and (user := cached_user(key=key)) is not None:
         return user
     token = await bk.mongo.tokens.find_one({"key_hash": digest}, {"user_id": 1})
-    if token is None:
-        return None
-    doc = await bk.mongo.users.find_one({"_id": token["user_id"], "is_active": True})
+    doc = None if token is None else await bk.mongo.users.find_one({"_id": token["user_id"], "is_active": True})
     if doc is None:
+        _AUTH_CACHE.pop(digest, None)
         return None
     if len(_AUTH_CACHE) >= _AUTH_CACHE_MAX:
         _AUTH_CACHE.clear()

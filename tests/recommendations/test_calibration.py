@@ -1,5 +1,6 @@
-"""Confidence calibration: the fit, the expected calibration error, and the refit from ratings (on a
-database of its own, so other tests' ratings do not count)."""
+"""Confidence: the per-type logistic model over evidence features, its refit from ratings (shrunk toward
+the prior, kept only when it predicts better out of sample), and the two measures (ECE and AUC) — on a
+database of its own, so other tests' ratings do not count."""
 
 from __future__ import annotations
 
@@ -11,43 +12,68 @@ from app.recommendations import calibration, engine
 from tests.postmortems.test_batch import own  # noqa: F401 - the fixture
 
 
-def test_fit_recovers_a_known_logistic_and_lowers_the_error():
+def _sample(rnd: random.Random, true: dict) -> tuple[dict, int]:
+    f = {"similarity": rnd.random(), "semantic": rnd.random(), "lexical": rnd.random(),
+         "services": float(rnd.random() < 0.5), "category": float(rnd.random() < 0.5), "fix": 1.0,
+         "near_duplicate": 0.0, "feedback": rnd.uniform(-1, 1)}
+    z = true["b"] + sum(true["w"].get(k, 0.0) * v for k, v in f.items())
+    return f, int(rnd.random() < 1 / (1 + math.exp(-z)))
+
+
+def test_fit_recovers_a_known_model_and_discriminates():
     rnd = random.Random(3)
-    true = {"a": 9.0, "b": -5.0}
-    samples = []
-    for _ in range(4000):
-        x = rnd.random()
-        samples.append((x, int(rnd.random() < 1 / (1 + math.exp(-(true["a"] * x + true["b"]))))))
-    got = calibration.fit(samples)
-    assert abs(got["a"] - 9.0) < 1.0 and abs(got["b"] + 5.0) < 0.6
-    before = calibration.ece((engine.calibrate(x, {"a": 2.0, "b": 0.0}), y) for x, y in samples)
-    after = calibration.ece((engine.calibrate(x, got), y) for x, y in samples)
-    assert after < 0.03 < before
+    true = {"b": -3.0, "w": {"similarity": 4.0, "semantic": 1.0, "feedback": 3.0}}
+    samples = [_sample(rnd, true) for _ in range(4000)]
+    prior = engine.DEFAULT_MODELS["SIMILAR_INCIDENT"]
+    got = calibration.fit(samples, prior, ridge=0.01)
+    assert abs(got["w"]["similarity"] - 4.0) < 0.6 and abs(got["w"]["feedback"] - 3.0) < 0.5
+    after = [(engine.confidence(f, got), y) for f, y in samples]
+    assert calibration.ece(after) < 0.03
+    assert calibration.auc(after) > 0.75
+    # a model that says the base rate for everything is calibrated and separates nothing
+    rate = sum(y for _, y in samples) / len(samples)
+    flat = [(round(rate, 4), y) for _, y in samples]
+    assert calibration.ece(flat) < 0.01 and calibration.auc(flat) == 0.5
     assert calibration.ece([]) == 0.0 and calibration.ece([(0.8, 1), (0.8, 0)]) == 0.3
+
+
+def test_evidence_moves_the_confidence_a_lot():
+    """The prior: a resolved near-duplicate with a known fix is VERY_HIGH, a weak text match LOW."""
+    model = engine.DEFAULT_MODELS["SIMILAR_INCIDENT"]
+    dup = {"similarity": 0.7, "semantic": 0.8, "lexical": 0.6, "services": 1.0, "category": 0.0, "fix": 1.0,
+           "near_duplicate": engine.near_duplicate({"semantic": 0.8, "lexical": 0.6, "services": 1.0})}
+    weak = {"similarity": 0.25, "semantic": 0.3, "lexical": 0.1, "services": 0.0, "category": 0.0, "fix": 1.0,
+            "near_duplicate": 0.0}
+    assert engine.confidence(dup, model) >= 0.85
+    assert engine.confidence(weak, model) < 0.5
+    assert engine.near_duplicate({"semantic": 0.3, "lexical": 0.2, "services": 1.0}) == 0.0
 
 
 async def test_refit_from_ratings_only_with_enough_and_only_when_better(own):  # noqa: F811
     bk, _ = own
     rnd = random.Random(5)
+    true = {"b": -4.0, "w": {"similarity": 6.0, "lexical": 0.0, "feedback": 1.0}}  # helps less than the prior says
 
     async def rated(n: int, rec_type: str):
         docs = []
         for _ in range(n):
-            raw = rnd.random()
-            helped = rnd.random() < 1 / (1 + math.exp(-(12 * raw - 8)))  # helps less often than the default says
+            f, helped = _sample(rnd, true)
             docs.append({"_id": str(uuid.uuid4()), "incident": str(uuid.uuid4()), "recommendation_type": rec_type,
-                         "target": str(uuid.uuid4()), "raw_score": raw,
+                         "target": str(uuid.uuid4()), "confidence_features": f, "is_applied": False,
                          "effectiveness_rating": rnd.choice([4, 5]) if helped else rnd.choice([1, 2])})
         await bk.mongo.recommendations.insert_many(docs)
 
     await rated(calibration.MIN_RATINGS - 1, "EXPERT")
-    await rated(400, "KNOWLEDGE_ARTICLE")
+    await rated(600, "KNOWLEDGE_ARTICLE")
     report = await calibration.refit(bk)
     assert report["EXPERT"]["ratings"] == calibration.MIN_RATINGS - 1 and report["EXPERT"]["kept"] is False
     art = report["KNOWLEDGE_ARTICLE"]
-    assert art["kept"] and art["ece_after"] < art["ece_before"]
-    params = await calibration.current(bk)
-    assert params["KNOWLEDGE_ARTICLE"] == {"a": art["a"], "b": art["b"]} != engine.DEFAULT_CALIBRATION
-    assert params["EXPERT"] == engine.DEFAULT_CALIBRATION
-    # a raw 0.5 was ~50 % confident; the ratings say such articles help far less often
-    assert engine.calibrate(0.5, params["KNOWLEDGE_ARTICLE"]) < 0.3
+    assert art["kept"] and art["loss_after"] < art["loss_before"] and art["ece_after"] < art["ece_before"]
+    assert art["auc_after"] >= art["auc_before"] - 0.01
+    models = await calibration.current(bk)
+    assert models["KNOWLEDGE_ARTICLE"] == {"b": art["b"], "w": art["w"]} != engine.DEFAULT_MODELS["KNOWLEDGE_ARTICLE"]
+    assert models["EXPERT"] == engine.DEFAULT_MODELS["EXPERT"]
+    # a middling article: the ratings say such articles help less often than the prior did
+    mid = {"similarity": 0.4, "semantic": 0.5, "lexical": 0.5, "services": 0.0, "category": 1.0, "fix": 1.0}
+    assert engine.confidence(mid, models["KNOWLEDGE_ARTICLE"]) < engine.confidence(
+        mid, engine.DEFAULT_MODELS["KNOWLEDGE_ARTICLE"])

@@ -113,7 +113,7 @@ async def test_each_type_explains_itself(client, editor, world):
     for rec in recs:
         assert set(rec) == DETAIL_KEYS
         by_type.setdefault(rec["recommendation_type"], []).append(rec)
-        assert rec["reasoning"] and rec["matching_factors"] and rec["model_version"] == "hybrid-1"
+        assert rec["reasoning"] and rec["matching_factors"] and rec["model_version"] == "hybrid-2"
         assert rec["confidence_level"] == ("VERY_HIGH" if rec["confidence_score"] >= 0.85 else "HIGH"
                                            if rec["confidence_score"] >= 0.7 else "MEDIUM"
                                            if rec["confidence_score"] >= 0.5 else "LOW")
@@ -125,8 +125,8 @@ async def test_each_type_explains_itself(client, editor, world):
     assert {"text", "services", "category"} <= factors and "known_fix" in factors
     assert "Raised the pool size" in sims[0]["reasoning"]
     sol = by_type["SOLUTION"][0]
-    assert sol["suggested_actions"][0] == "Raised the pool size and restarted the workers"
-    assert "Restarted the workers" in sol["suggested_actions"] and sol["time_to_implement"] == "01:30:00"
+    assert sol["suggested_actions"][0] == "Raised the pool size and restarted the workers."
+    assert "Restarted the workers." in sol["suggested_actions"] and sol["time_to_implement"] == "01:30:00"
     assert "within 1 h 30 min" in sol["expected_outcome"]
     art = by_type["KNOWLEDGE_ARTICLE"]
     assert world["runbook"]["id"] in {a["knowledge_article"] for a in art}
