@@ -73,11 +73,15 @@ import hashlib
 import math
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from app.patterns import wording
+from app.patterns.wording import (MAX_NGRAM, NO_FIX_RE, STOP, phrases,  # noqa: F401 - part of this API
+                                  tokens)
 
 # --- thresholds ---------------------------------------------------------------------------------------
 W_COS, W_CAT, W_SVC = 0.8, 0.1, 0.1  # similarity weights (sum 1: two identical incidents score 1)
@@ -95,25 +99,17 @@ NAME_PHRASES = 3        # phrases in a name
 NAME_MIN_GROUP_SHARE = 0.5  # a single word names a group only when the group holds this share of the corpus
                             # documents using it (bench: drops "outage", "network", "cluster", "github"...)
 NAME_SERVICES = 3       # services in a fallback name
-MAX_NGRAM = 3
 SIZE_PRIOR = 2          # confidence = cohesion * n / (n + SIZE_PRIOR)
+NO_ACTIONS_REASON = ("No fix or prevention recorded: none of the {n} incidents records what restored service or "
+                     "prevents a recurrence (no resolution, Mitigation event or reviewed postmortem action item); "
+                     "not offered for validation until one is recorded.")
 
 RESOLVED = {"RESOLVED", "CLOSED"}
 DUPLICATE_RE = re.compile(r"\bduplicate of\b", re.I)
-NO_FIX_RE = re.compile(r"does not say|\bnot (?:stated|recorded|known|documented)\b|\bduplicate of\b|"
-                       r"^\s*(?:n/?a|none|unknown|tbd|-+)\s*\.?\s*$", re.I)
 HUMAN_SOURCE_RE = re.compile(r"customer|user|support|report|manual|human|twitter|social|email|phone|ticket|"
                              r"helpdesk|slack", re.I)
-_URL_RE = re.compile(r"https?://\S+|www\.\S+")
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
-_SENT_RE = re.compile(r"(?<=[.!?])\s+")
-STOP = frozenset("""a an the and or but if then else of to in on at by for with from into onto over under
-as is are was were be been being it its this that these those there here which who whom whose what when
-where why how all any both each few more most other some such no nor not only own same so than too very
-can could will would should may might must do does did done has have had having i we you he she they
-them our your their his her my me us also after before during while about against between through
-up down out off again further once s t just now new one two due caused causing led leading resulted
-which via per within without across because since until""".split())
+_CITED_RE = re.compile(r"(?:source|postmortem|post-mortem)\s*:\s*(https?://\S+)", re.I)
+_ARCHIVE_RE = re.compile(r"^web\.archive\.org/web/\d+[a-z_]*/(?:https?://)?")
 
 PatternKind = str  # "ROOT_CAUSE" | "RESOLUTION" | "DETECTION"
 
@@ -149,7 +145,7 @@ class Candidate:
 # --- texts ----------------------------------------------------------------------------------------------
 
 def _clean(s: Any) -> str:
-    return " ".join(_URL_RE.sub(" ", str(s or "")).split())
+    return wording.clean(s)
 
 
 def _events(inc: dict, kind: str) -> list[dict]:
@@ -185,26 +181,6 @@ def trigger_text(inc: dict) -> str:
     """What opened it: the title and the Detection event messages."""
     parts = [_clean(inc.get("title"))] + [_clean(e.get("message")) for e in _events(inc, "Detection")]
     return " . ".join(dict.fromkeys(p for p in parts if p))
-
-
-def tokens(text: str) -> list[str]:
-    return _TOKEN_RE.findall(text.lower())
-
-
-def phrases(text: str) -> set[str]:
-    """1..MAX_NGRAM-word phrases of the text, no stop word (or bare number) at either end, not across
-    sentence or clause punctuation."""
-    out: set[str] = set()
-    for clause in re.split(r"[.;:!?,()\[\]\"]+", text.lower()):
-        toks = _TOKEN_RE.findall(clause)
-        for n in range(1, MAX_NGRAM + 1):
-            for i in range(len(toks) - n + 1):
-                g = toks[i:i + n]
-                if g[0] in STOP or g[-1] in STOP or g[0].isdigit() or g[-1].isdigit() or len(g[0]) < 2 \
-                        or len(g[-1]) < 2:
-                    continue
-                out.add(" ".join(g))
-    return out
 
 
 # --- features and clustering --------------------------------------------------------------------------
@@ -401,38 +377,37 @@ def informative(p: str, in_group: int, size: int, corpus: _Corpus, where: set[st
     return len(words) >= 2 or in_group >= NAME_MIN_GROUP_SHARE * size
 
 
-def _name(member_phrases: list[set[str]], corpus: _Corpus, members: list[dict], cats: Counter) -> str:
-    """The group's name (module docstring): informative shared phrases led by a phrase of 2+ words, else
-    category + services; "" when there is neither."""
+def name_weights(member_phrases: list[set[str]], corpus: _Corpus, members: list[dict], cats: Counter,
+                 ) -> dict[str, float]:
+    """The phrases that may name the group (shared by >= 2 members and `informative`), each with its weight:
+    share of members x IDF."""
     n = len(member_phrases)
     need = 2 if n > 2 else n
     counts = Counter(p for d in member_phrases for p in d)
     where = _name_words(members, cats)
-    ok = [p for p, c in counts.items() if c >= need and n >= 2 and informative(p, c, n, corpus, where)]
-    ok.sort(key=lambda p: (-(counts[p] / n) * corpus.idf(p), -len(p.split()), p))
-    lead = [p for p in ok if " " in p][:1] or ok[:1]
-    chosen, used = [], set()
-    for p in lead + ok:
-        if len(chosen) == NAME_PHRASES:
-            break
-        if set(p.split()) & used:  # no word twice: "database capacity, capacity downgrade" says it once,
-            used |= set(p.split())  # and the rest of such a phrase is taken as said ("valid" of "valid
-            continue                # customer configuration" after "customer configuration change")
-        chosen.append(p)
-        used |= set(p.split())
-    if chosen:
-        return ", ".join(chosen)
+    return {p: (c / n) * corpus.idf(p) for p, c in counts.items()
+            if c >= need and n >= 2 and informative(p, c, n, corpus, where)}
+
+
+def _name(kind: str, texts: list[str], weights: dict[str, float], members: list[dict], cats: Counter) -> str:
+    """The group's name (app/patterns/wording.py `name_from`); DETECTION: what the grouping says; last, the
+    category and services."""
+    category = min(cats.items(), key=lambda kv: (-kv[1], kv[0]))[0] if cats else ""
+    if kind == "DETECTION":
+        lag = sum(1 for m in members if (d := detection_lag(m)) is not None and d >= DETECTION_LAG)
+        how = ("detected late or first reported by a person" if 0 < lag < len(members) else
+               "detected 15 minutes or more after they began" if lag else "first reported by a person")
+        return f"{category or 'Unclassified'} incidents {how}"
+    if name := wording.name_from(texts, weights, _name_words(members, cats)):
+        return name
     services = Counter(str(s) for m in members for s in dict.fromkeys(m.get("affected_services") or []))
     top_services = [s for s, _ in sorted(services.items(), key=lambda kv: (-kv[1], kv[0]))[:NAME_SERVICES]]
-    category = min(cats.items(), key=lambda kv: (-kv[1], kv[0]))[0] if cats else ""
-    if category and top_services:
-        return f"{category}: {', '.join(top_services)}"
-    return f"{category} incidents" if category else ", ".join(top_services)
+    return f"{category or 'Recurring'} incidents affecting {', '.join(top_services) or 'several services'}"
 
 
 def _first_sentence(text: str) -> str:
-    s = _SENT_RE.split(text.strip())[0] if text.strip() else ""
-    return s[:300]
+    s = wording.sentences(text)
+    return wording.cut(s[0], 300, clause=False) if s else ""
 
 
 def _when(v: Any) -> datetime | None:
@@ -466,7 +441,8 @@ def _is_resolved(inc: dict) -> bool:
     return st is None or str(st) in RESOLVED
 
 
-def _outcomes(members: list[dict]) -> tuple[list[str], float | None, float | None, dict[str, int], float]:
+def _outcomes(members: list[dict], fixed_ids: set[str]) -> tuple[list[str], float | None, float | None, dict[str, int],
+                                                                 float]:
     ttr = []
     for m in members:
         start, end = _when(m.get("detected_at")) or _when(m.get("created_at")), _when(m.get("resolved_at"))
@@ -474,7 +450,7 @@ def _outcomes(members: list[dict]) -> tuple[list[str], float | None, float | Non
             ttr.append((end - start).total_seconds())
     months = Counter(d.strftime("%Y-%m") for m in members
                      if (d := _when(m.get("detected_at")) or _when(m.get("created_at"))))
-    fixed = sum(1 for m in members if _is_resolved(m) and recorded_fix(m))
+    fixed = sum(1 for m in members if _is_resolved(m) and str(m["_id"]) in fixed_ids)
     out: list[str] = []
     med = p90 = None
     if ttr:
@@ -492,10 +468,20 @@ def _outcomes(members: list[dict]) -> tuple[list[str], float | None, float | Non
     return out, med, p90, dict(sorted(months.items())), fixed / len(members)
 
 
-def _describe(kind: str, idx: list[int], incs: list[dict], F: np.ndarray, defining: list[set[str]],
-              corpus: _Corpus, trig: list[set[str]], trig_corpus: _Corpus, fixp: list[set[str]],
-              fix_corpus: _Corpus, defining_text: Callable[[dict], str], pm_by_incident: dict[str, list[str]],
-              ) -> Candidate:
+@dataclass
+class _Context:
+    """What describing any group needs: the eligible incidents and the corpus-wide texts."""
+    incs: list[dict]
+    trig: list[set[str]]
+    trig_corpus: _Corpus
+    statements: list[list[str]]         # per incident: its own and its twins' recorded fixes, then its
+    fixed_ids: set[str]                 # reviewed postmortems' action items and lessons; those with a fix
+    pm_by_incident: dict[str, list[str]]
+
+
+def _describe(kind: str, idx: list[int], ctx: _Context, F: np.ndarray, defining: list[set[str]], corpus: _Corpus,
+              defining_text: Callable[[dict], str]) -> Candidate:
+    incs = ctx.incs
     members = [incs[i] for i in idx]
     ids = sorted(str(m["_id"]) for m in members)
     Fm = F[idx]
@@ -505,23 +491,24 @@ def _describe(kind: str, idx: list[int], incs: list[dict], F: np.ndarray, defini
     central = members[order[0]]
     top = _top_phrases([defining[i] for i in idx], corpus, NAME_PHRASES, by_count_first=False)
     cats = Counter(str(m.get("category") or "") for m in members if m.get("category"))
-    name = _name([defining[i] for i in idx], corpus, members, cats) or _clean(central.get("title")) \
-        or defining_text(central)
-    triggers = _top_phrases([trig[i] for i in idx], trig_corpus, MAX_PHRASES, by_count_first=True)
-    actions = _top_phrases([fixp[i] for i in idx], fix_corpus, MAX_PHRASES, by_count_first=True)
-    if not actions:
-        rep = next((fix_text(members[k]) for k in order if fix_text(members[k])), "")
-        actions = [_first_sentence(rep)] if rep else []
-    outcomes, med, p90, months, success = _outcomes(members)
+    weights = name_weights([defining[i] for i in idx], corpus, members, cats)
+    name = _name(kind, [defining_text(members[k]) for k in order], weights, members, cats)
+    triggers = _top_phrases([ctx.trig[i] for i in idx], ctx.trig_corpus, MAX_PHRASES, by_count_first=True)
+    per_member = [ctx.statements[idx[k]] for k in order]
+    actions = wording.shared_actions(per_member)
+    recording = sum(1 for st in per_member if st)
+    outcomes, med, p90, months, success = _outcomes(members, ctx.fixed_ids)
     example = _first_sentence(defining_text(central))
-    desc = (f"{len(members)} incidents"
+    n = len(members)
+    desc = (f"{n} incidents"
             + (f" ({', '.join(f'{c} {k}' for c, k in sorted(cats.items(), key=lambda x: (-x[1], x[0])))})"
                if cats else "")
-            + (f": {'; '.join(top)}." if top else ".")
-            + (f" Example: {example}" if example else ""))
-    n = len(members)
+            + (f"; shared: {'; '.join(top)}." if top else ".")
+            + (f" Example: {example}." if example else "")
+            + (f" Fixes or preventions recorded by {recording} of {n} incidents." if actions else
+               f" {NO_ACTIONS_REASON.format(n=n)}"))
     conf = max(0.0, min(1.0, coh)) * n / (n + SIZE_PRIOR)
-    pms = sorted({p for i in ids for p in pm_by_incident.get(i, [])})
+    pms = sorted({p for i in ids for p in ctx.pm_by_incident.get(i, [])})
     key = f"{kind}:{hashlib.sha1(chr(10).join(ids).encode()).hexdigest()[:16]}"
     return Candidate(key=key, pattern_type=kind, name=name[:200], description=desc, frequency=n,
                      success_rate=round(success, 4), confidence_score=round(conf, 4), cohesion=round(coh, 4),
@@ -538,17 +525,51 @@ def is_duplicate(inc: dict) -> bool:
     return bool(inc.get("duplicate_of")) or bool(DUPLICATE_RE.search(str(inc.get("resolution") or "")))
 
 
-def eligible(incidents: Iterable[dict], vectors: dict[str, Any]) -> list[dict]:
-    """The incidents mined (module docstring), sorted by id."""
-    out = {}
+def cited_postmortem(inc: dict) -> str:
+    """The public postmortem the incident cites (a timeline event's `details.url`, else a "Source: <url>" or
+    "Postmortem: <url>" in its description), normalised: no scheme, "www." or web-archive prefix, no
+    trailing punctuation or slash, lower case; "" when it cites none."""
+    urls = [str((e.get("details") or {}).get("url") or "") for e in inc.get("timeline") or [] if isinstance(e, dict)
+            and isinstance(e.get("details"), dict)]
+    urls += _CITED_RE.findall(str(inc.get("description") or ""))
+    for u in urls:
+        u = re.split(r"[)\]\s>\"']", u.strip())[0].rstrip(".,;:/").lower()
+        u = re.sub(r"^https?://", "", u)
+        u = _ARCHIVE_RE.sub("", u)
+        u = re.sub(r"^www\.", "", u).rstrip("/")
+        if "/" in u:  # a page, not a bare site
+            return u
+    return ""
+
+
+def canonical(incidents: Iterable[dict]) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Twins counted once: incidents closed as a duplicate (`is_duplicate`) are dropped, and of the incidents
+    citing one public postmortem (`cited_postmortem`) only the earliest detected (then lowest `_id`) is kept.
+    Returns (the kept incidents, by `_id`; kept id -> the twins it stands for, those citing its postmortem)."""
+    kept: dict[str, dict] = {}
     for inc in incidents:
-        i = str(inc.get("_id", ""))
-        if not i or i not in vectors or not _is_resolved(inc) or not cause_text(inc):
-            continue
-        if is_duplicate(inc):
-            continue
-        out[i] = inc
-    return [out[k] for k in sorted(out)]
+        if (i := str(inc.get("_id", ""))) and not is_duplicate(inc):
+            kept[i] = inc
+    by_url: dict[str, list[dict]] = defaultdict(list)
+    for i in sorted(kept):
+        if url := cited_postmortem(kept[i]):
+            by_url[url].append(kept[i])
+    twins: dict[str, list[dict]] = {}
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    for group in by_url.values():
+        if len(group) > 1:
+            group.sort(key=lambda d: (_when(d.get("detected_at")) or far, str(d["_id"])))
+            twins[str(group[0]["_id"])] = group[1:]
+            for t in group[1:]:
+                kept.pop(str(t["_id"]), None)
+    return [kept[k] for k in sorted(kept)], twins
+
+
+def eligible(incidents: Iterable[dict], vectors: dict[str, Any]) -> list[dict]:
+    """The incidents mined (module docstring), sorted by id: resolved, with a cause and a vector, twins once."""
+    kept, _ = canonical(i for i in incidents if str(i.get("_id", "")) in vectors and _is_resolved(i)
+                        and cause_text(i))
+    return kept
 
 
 def detection_lag(inc: dict) -> float | None:
@@ -569,19 +590,31 @@ def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency
          postmortems: Sequence[dict] = (), fix_vectors: dict[str, np.ndarray] | None = None,
          cause_cut: float = CAUSE_CUT, fix_cut: float = FIX_CUT, linkage: str = "average",
          exact_max: int = EXACT_MAX, kinds: Iterable[str] = ("ROOT_CAUSE", "RESOLUTION", "DETECTION"),
-         ) -> list[Candidate]:
+         recent: Iterable[str] | None = None) -> list[Candidate]:
     """Pattern candidates from resolved incidents (module docstring). `vectors[_id]` embeds `cause_text`;
-    `fix_vectors[_id]`, when given, embeds `fix_text`. `postmortems`: dicts with `_id` and `incident_id`
-    (the caller passes the published ones)."""
+    `fix_vectors[_id]`, when given, embeds `fix_text`. `postmortems`: dicts with `_id` and `incident_id`,
+    optionally `status`, `action_items` and `lessons_learned` (their statements become actions when the
+    postmortem is reviewed: app/patterns/wording.py). `recent`: when given, only groups with at least one
+    member among these ids are returned (the others are clustered as history)."""
     kinds = set(kinds)
     min_frequency = max(int(min_frequency), 2)
-    incs = eligible(incidents, vectors)
+    resolved = [i for i in incidents if str(i.get("_id", "")) in vectors and _is_resolved(i) and cause_text(i)]
+    incs, twins = canonical(resolved)
     if len(incs) < min_frequency:
         return []
     pm_by_incident: dict[str, list[str]] = defaultdict(list)
-    for pm in postmortems:
+    pm_statements: dict[str, list[str]] = defaultdict(list)
+    for pm in sorted(postmortems, key=lambda d: str(d.get("_id"))):
         if pm.get("incident_id") is not None and pm.get("_id") is not None:
             pm_by_incident[str(pm["incident_id"])].append(str(pm["_id"]))
+            pm_statements[str(pm["incident_id"])] += wording.postmortem_statements(pm)
+    statements, fixed_ids = [], set()
+    for inc in incs:
+        same = [inc, *twins.get(str(inc["_id"]), [])]
+        own = list(dict.fromkeys(s for d in same for s in wording.incident_statements(d)))
+        if own:
+            fixed_ids.add(str(inc["_id"]))
+        statements.append(list(dict.fromkeys(own + [s for d in same for s in pm_statements.get(str(d["_id"]), [])])))
     cause_p = [phrases(cause_text(i)) for i in incs]
     trig_p = [phrases(trigger_text(i)) for i in incs]
     fix_p = [phrases(fix_text(i)) for i in incs]
@@ -589,17 +622,19 @@ def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency
     for c, ps in ((cause_c, cause_p), (trig_c, trig_p), (fix_c, fix_p)):
         c.docs, c.n = ps, len(ps)
         c.df = Counter(p for d in ps for p in d)
+    ctx = _Context(incs, trig_p, trig_c, statements, fixed_ids, pm_by_incident)
     F = features(incs, [vectors[str(i["_id"])] for i in incs])
+    recent_ids = None if recent is None else {str(r) for r in recent}
     out: list[Candidate] = []
 
-    def describe(kind: str, idx: list[int], Fk: np.ndarray, defining: list[set[str]], corpus: _Corpus,
-                 text: Callable[[dict], str]) -> Candidate:
-        return _describe(kind, idx, incs, Fk, defining, corpus, trig_p, trig_c, fix_p, fix_c, text, pm_by_incident)
+    def keep(idx: list[int]) -> bool:
+        return len(idx) >= min_frequency and (recent_ids is None or any(str(incs[k]["_id"]) in recent_ids
+                                                                         for k in idx))
 
     if "ROOT_CAUSE" in kinds:
         for c in cluster(F, cause_cut, linkage=linkage, exact_max=exact_max):
-            if len(c) >= min_frequency:
-                out.append(describe("ROOT_CAUSE", c, F, cause_p, cause_c, cause_text))
+            if keep(c):
+                out.append(_describe("ROOT_CAUSE", c, ctx, F, cause_p, cause_c, cause_text))
     if "RESOLUTION" in kinds:
         fixed = [k for k, i in enumerate(incs) if fix_text(i)
                  and (fix_vectors is None or str(i["_id"]) in fix_vectors)]
@@ -609,13 +644,12 @@ def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency
                 fv = [fix_vectors[str(i["_id"])] for i in sub]
             else:
                 fv = list(_tfidf([fix_text(i) for i in sub]))
-            Ff = np.zeros((len(incs), 0), np.float32)
             Fs = features(sub, fv)
             Ff = np.zeros((len(incs), Fs.shape[1]), np.float32)
             Ff[fixed] = Fs
             for c in cluster(Fs, fix_cut, linkage=linkage, exact_max=exact_max):
-                if len(c) >= min_frequency:
-                    out.append(describe("RESOLUTION", [fixed[k] for k in c], Ff, fix_p, fix_c, fix_text))
+                if keep(g := [fixed[k] for k in c]):
+                    out.append(_describe("RESOLUTION", g, ctx, Ff, fix_p, fix_c, fix_text))
     if "DETECTION" in kinds:
         by_cat: dict[str, list[int]] = defaultdict(list)
         for k, i in enumerate(incs):
@@ -623,9 +657,16 @@ def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency
             if (lag is not None and lag >= DETECTION_LAG) or human_detected(i):
                 by_cat[str(i.get("category") or "")].append(k)
         for cat in sorted(by_cat):
-            if len(by_cat[cat]) >= min_frequency:
-                out.append(describe("DETECTION", by_cat[cat], F, trig_p, trig_c, trigger_text))
-    return sorted(out, key=lambda c: (c.pattern_type, -c.frequency, c.key))
+            if keep(by_cat[cat]):
+                out.append(_describe("DETECTION", by_cat[cat], ctx, F, trig_p, trig_c, trigger_text))
+    out.sort(key=lambda c: (c.pattern_type, -c.frequency, c.key))
+    names = wording.unique_names([c.name for c in out], [_distinguish(c) for c in out])
+    return [c if c.name == nm else replace(c, name=nm[:200]) for c, nm in zip(out, names)]
+
+
+def _distinguish(c: Candidate) -> str:
+    months = sorted(c.per_month)
+    return f"{c.frequency} incidents, {months[0]} to {months[-1]}" if months else f"{c.frequency} incidents"
 
 
 # --- re-runs --------------------------------------------------------------------------------------------

@@ -1,6 +1,10 @@
-"""Mining runs: resolved incidents and published postmortems in, learning patterns created or updated.
+"""Mining runs: resolved incidents and reviewed postmortems in, learning patterns created or updated.
 
-`run(bk, days=30, min_frequency=3, dry_run=False)` loads the incidents resolved in the last `days` days,
+`run(bk, days=30, min_frequency=3, dry_run=False)` reports the patterns that occurred in the last `days`
+days: every resolved incident is clustered (the history: a cause seen once this month and twice last year
+recurs), and a group becomes or updates a pattern when at least one of its members was resolved in the
+window (so `--days 30` asks "which recurring causes hit us in the last 30 days", with their whole history
+as frequency and trend; nothing resolved in the window: nothing to do, nothing embedded). It
 embeds what caused and what fixed each (app/patterns/mining.py `cause_text`, `fix_text`; in a thread),
 mines candidates (`mining.mine`) and pairs them with the patterns mined before (`mining.match`, by their
 members), so re-runs update patterns in place and never multiply them: a new group creates a pattern
@@ -12,7 +16,10 @@ writes nothing and reports what would be done. Each run (but a dry one) leaves a
 in `pattern_mining_runs`, and only one runs at a time (app/patterns/run_records.py): a second start gets
 the running run back in `Report.already_running` and does nothing. `ikl update_learning_patterns`, the
 workers' schedule and the GraphQL mutation (`request`: a PENDING run a worker claims) all call this.
-Incidents closed as a duplicate of another (`duplicate_of` set) are skipped: their canonical incident counts.
+Twins count once (`mining.canonical`): incidents closed as a duplicate of another (`duplicate_of` set) and
+incidents citing the same public postmortem as an earlier one are skipped; their canonical incident counts.
+A new group none of whose members records a fix or prevention (no actions) is not created: the report
+lists it as `NO_FIX` ("not created: no fix recorded"), since nobody could act on it or validate it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from pymongo.errors import DuplicateKeyError
@@ -29,7 +36,7 @@ from app.activity.service import record_audit
 from app.backends import Backends
 from app.embeddings import available, embed
 from app.incidents.models import RESOLVED_STATUSES
-from app.patterns import mining, run_records
+from app.patterns import mining, run_records, wording
 from app.patterns.run_records import RunStatus
 from app import classification
 from app.patterns.service import HISTORY_MAX
@@ -39,9 +46,11 @@ from app.users.models import Role, User, require_role
 
 BOT_USERNAME = "pattern-miner"
 INCIDENT_FIELDS = {"name": 1, "title": 1, "root_cause": 1, "resolution": 1, "category": 1, "affected_services": 1,
+                   "description": 1,
                    "status": 1, "duplicate_of": 1, "detected_at": 1, "resolved_at": 1, "created_at": 1, "reporter": 1,
                    "data_classification": 1, "timeline": {"$slice": 50}}
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+NO_FIX = "not created: no fix recorded"  # a new group none of whose members records a fix or prevention
 ROWS_KEPT = 500  # pattern rows kept on a run's record
 BUSY_EXIT_CODE = 75  # the command, when another run is running (sysexits EX_TEMPFAIL: try again later)
 WOULD_CREATE, WOULD_UPDATE = "would create", "would update"
@@ -59,11 +68,13 @@ class Row:
 
 @dataclass
 class Report:
-    incidents: int = 0                     # resolved in the window
+    incidents: int = 0                     # resolved in the window (a group needs one of them)
+    history: int = 0                       # resolved incidents clustered (any time)
     rows: list[Row] = field(default_factory=list)
     run_id: str | None = None
-    eligible: int = 0                      # with a cause, not closed as a duplicate
-    duplicates_skipped: int = 0            # closed as a duplicate of another incident (counted once, there)
+    eligible: int = 0                      # of the history: with a cause, twins once
+    duplicates_skipped: int = 0            # closed as a duplicate of another incident or citing the same public
+                                           # postmortem as an earlier one (counted once, there)
     already_running: dict | None = None    # the run that was running: nothing was done
     skipped: bool = False                  # a requested run no longer PENDING: nothing was done
 
@@ -99,9 +110,10 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
         raise
     report.run_id = record["_id"]
     await run_records.finish(
-        bk, record, RunStatus.COMPLETED, incidents=report.incidents, eligible=report.eligible,
-        duplicates_skipped=report.duplicates_skipped,
-        counts={a: sum(r.action == a for r in report.rows) for a in (CREATED, UPDATED, UNCHANGED)},
+        bk, record, RunStatus.COMPLETED, incidents=report.incidents, history=report.history,
+        eligible=report.eligible, duplicates_skipped=report.duplicates_skipped,
+        counts={a: sum(r.action == a for r in report.rows) for a in (CREATED, UPDATED, UNCHANGED)}
+        | {"not_created_no_fix": sum(r.action == NO_FIX for r in report.rows)},
         patterns=[{"pattern_id": r.pattern_id, "action": r.action, "pattern_type": r.pattern_type, "name": r.name,
                    "frequency": r.frequency, "confidence_score": r.confidence} for r in report.rows[:ROWS_KEPT]])
     return report
@@ -132,15 +144,18 @@ async def _mine(bk: Backends, *, days: int, min_frequency: int, dry_run: bool,
 
     started = utcnow()
     await step("loading incidents")
-    incidents = await bk.mongo.incidents.find(
-        {"status": {"$in": sorted(RESOLVED_STATUSES)}, "resolved_at": {"$gte": started - timedelta(days=days)}},
-        INCIDENT_FIELDS).sort("_id", 1).to_list(None)
+    since = started - timedelta(days=days)
+    history = await bk.mongo.incidents.find({"status": {"$in": sorted(RESOLVED_STATUSES)}},
+                                            INCIDENT_FIELDS).sort("_id", 1).to_list(None)
+    recent = {i["_id"] for i in history if _aware(i.get("resolved_at")) and _aware(i["resolved_at"]) >= since}
     if record is not None:
-        await run_records.classify(bk, record, incidents)
-    report = Report(incidents=len(incidents))
-    report.duplicates_skipped = sum(1 for i in incidents if mining.is_duplicate(i))
-    eligible = [i for i in incidents if mining.cause_text(i) and not mining.is_duplicate(i)]
+        await run_records.classify(bk, record, history)
+    report = Report(incidents=len(recent), history=len(history))
+    eligible, _ = mining.canonical(i for i in history if mining.cause_text(i))
     report.eligible = len(eligible)
+    report.duplicates_skipped = sum(1 for i in history if mining.cause_text(i)) - len(eligible)
+    if not recent & {i["_id"] for i in eligible}:  # nothing happened in the window: no pattern to report
+        return report
     await step(f"embedding {len(eligible)} incidents")
     vectors: dict[str, Any] = {}
     fixes: dict[str, Any] = {}
@@ -151,13 +166,14 @@ async def _mine(bk: Backends, *, days: int, min_frequency: int, dry_run: bool,
         if fixed:
             fix_vecs = await asyncio.to_thread(embed, [mining.fix_text(i) for i in fixed])
             fixes = {i["_id"]: v for i, v in zip(fixed, fix_vecs) if v.any()}
-    postmortems = [{"_id": p["_id"], "incident_id": p["incident"]} async for p in bk.mongo.postmortems.find(
-        {"incident": {"$in": [i["_id"] for i in eligible]}, "status": "PUBLISHED"}, {"incident": 1})]
+    postmortems = [{**p, "incident_id": p["incident"]} async for p in bk.mongo.postmortems.find(
+        {"incident": {"$in": [i["_id"] for i in history]}, "status": {"$in": list(wording.REVIEWED_POSTMORTEMS)}},
+        {"incident": 1, "status": 1, "action_items": 1, "lessons_learned": 1})]
     await step("mining")
-    candidates = await asyncio.to_thread(mining.mine, eligible, vectors, min_frequency=min_frequency,
-                                         postmortems=postmortems, fix_vectors=fixes or None)
+    candidates = await asyncio.to_thread(mining.mine, history, vectors, min_frequency=min_frequency,
+                                         postmortems=postmortems, fix_vectors=fixes or None, recent=recent)
     existing = await bk.mongo.learning_patterns.find({"origin": "mined"}).to_list(None)
-    by_id = {i["_id"]: i for i in incidents}
+    by_id = {i["_id"]: i for i in history}
     user = None if dry_run else await bot(bk)
     await step(f"writing {len(candidates)} patterns")
     ratings = await _ratings(bk, [p["_id"] for p in existing])
@@ -171,7 +187,9 @@ async def _mine(bk: Backends, *, days: int, min_frequency: int, dry_run: bool,
             content["success_rate"] = blended_success(cand.success_rate, *ratings[current["_id"]])
         row = Row(action="", pattern_type=cand.pattern_type, name=content["name"], frequency=cand.frequency,
                   confidence=cand.confidence_score, pattern_id=current["_id"] if current else None)
-        if current is None:
+        if current is None and not cand.actions:  # says why in the report; never offered for validation
+            row.action = NO_FIX
+        elif current is None:
             row.action = WOULD_CREATE if dry_run else CREATED
             if not dry_run:
                 row.pattern_id = await _create(bk, content, cand, user)
@@ -185,6 +203,13 @@ async def _mine(bk: Backends, *, days: int, min_frequency: int, dry_run: bool,
                     await _update(bk, current, changed, cand, user)
         report.rows.append(row)
     return report
+
+
+def _aware(v: Any) -> datetime | None:
+    """A stored datetime, timezone-aware (UTC)."""
+    if not isinstance(v, datetime):
+        return None
+    return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
 
 
 async def _create(bk: Backends, content: dict[str, Any], cand: mining.Candidate, user: User) -> str:

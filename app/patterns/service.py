@@ -247,9 +247,13 @@ async def delete_pattern(bk: Backends, *, pattern_id: str, user: User) -> None:
 
 
 async def validate(bk: Backends, *, pattern_id: str, data: ValidateRequest, user: User) -> dict:
-    """Mark the pattern validated by an admin, with notes (again: the notes and validator are updated)."""
+    """Mark the pattern validated by an admin, with notes (again: the notes and validator are updated). A
+    pattern without actions is not offered: nothing in it could be acted on (409 PATTERN_HAS_NO_ACTIONS)."""
     require_role(user, Role.ADMIN)
     current = await get_pattern(bk, pattern_id=pattern_id, user=user)
+    if not [a for a in current.get("actions") or [] if isinstance(a, str) and a.strip()]:
+        raise Conflict("This learning pattern has no actions (no fix or prevention recorded by its incidents); add "
+                       "actions before validating it", {"field": "actions"}, code="PATTERN_HAS_NO_ACTIONS")
     now = utcnow()
     update = {"$set": {"is_validated": True, "validated_by": user.id, "validation_notes": data.validation_notes,
                        "validated_at": now, "updated_at": now}}
@@ -313,7 +317,9 @@ async def merge(bk: Backends, *, pattern_id: str, data: MergeRequest, user: User
 
 async def statistics(bk: Backends, *, user: User, weeks: int = 12) -> dict[str, Any]:
     """By type, validated share, most applied, success rates, and how often each pattern's incidents
-    occurred per week over the window (a trend a dashboard can plot) — over what the user may see."""
+    occurred per week over the window (a trend a dashboard can plot: by when they happened, `detected_at`,
+    never when they were imported; a duplicate whose canonical is also a source counts once) — over what the
+    user may see."""
     if not 1 <= weeks <= 104:
         raise ValidationFailed("weeks must be between 1 and 104", {"field": "weeks"})
     visible = classification.mongo_filter(user)
@@ -323,13 +329,22 @@ async def statistics(bk: Backends, *, user: User, weeks: int = 12) -> dict[str, 
                                                            "source_incidents": 1}).to_list(None)
     by_type = {t.value: [d for d in docs if d.get("pattern_type") == t.value] for t in PatternType}
     ids = list({i for d in docs for i in d.get("source_incidents") or []})
-    when = {d["_id"]: d["created_at"] async for d in bk.mongo.incidents.find(
-        {"_id": {"$in": ids}, "created_at": {"$gte": since}, **visible}, {"created_at": 1})} if ids else {}
+    when: dict[str, Any] = {}  # when each source incident happened: detected_at (created_at when unknown)
+    canonical: dict[str, str] = {}  # a duplicate's canonical incident: twins count once
+    if ids:
+        async for d in bk.mongo.incidents.find({"_id": {"$in": ids}, **visible},
+                                               {"detected_at": 1, "created_at": 1, "duplicate_of": 1}):
+            at = d.get("detected_at") or d.get("created_at")
+            if at is not None and (at if at.tzinfo else at.replace(tzinfo=since.tzinfo)) >= since:
+                when[d["_id"]] = at
+            if d.get("duplicate_of"):
+                canonical[d["_id"]] = d["duplicate_of"]
     trend = []
     for d in docs:
         counts: dict[str, int] = {}
-        for i in d.get("source_incidents") or []:
-            if i in when:
+        sources = set(d.get("source_incidents") or [])
+        for i in dict.fromkeys(d.get("source_incidents") or []):
+            if i in when and canonical.get(i) not in sources:
                 monday = (when[i] - timedelta(days=when[i].weekday())).date().isoformat()
                 counts[monday] = counts.get(monday, 0) + 1
         if counts:

@@ -17,6 +17,7 @@ async def test_manage_validate_apply_merge_and_read(client, admin, editor, viewe
     secret = await new_incident(client, admin, data_classification="CONFIDENTIAL")
     out = await gql(client, admin, CREATE, input={"name": unique("Cert expiry"), "patternType": "PREVENTION",
                                                   "triggers": ["TLS handshake failures"],
+                                                  "actions": ["renew certificates early"],
                                                   "sourceIncidents": [internal["id"], secret["id"]],
                                                   "dataClassification": "INTERNAL"})
     p = out["data"]["createLearningPattern"]
@@ -51,7 +52,7 @@ async def test_manage_validate_apply_merge_and_read(client, admin, editor, viewe
     merge = """mutation($id: ID!, $o: ID!) { mergeLearningPatterns(id: $id, other: $o) { __typename
       ... on LearningPattern { actions history } ... on UserError { code } } }"""
     m = (await gql(client, admin, merge, id=p["id"], o=other["id"]))["data"]["mergeLearningPatterns"]
-    assert m["actions"] == ["renew 30 days ahead"] and m["history"][-1]["action"].startswith("merge")
+    assert m["actions"] == ["renew certificates early", "renew 30 days ahead"] and m["history"][-1]["action"].startswith("merge")
 
     q = """{ learningPatterns(patternType: [PREVENTION], isValidated: true, ordering: "-frequency") {
       totalCount results { id } } learningPatternStatistics { totalPatterns byType validatedShare } }"""

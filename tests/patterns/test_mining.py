@@ -275,32 +275,29 @@ def _name_of(members: list[dict], others: list[dict]) -> str:
 OTHERS = [f"Network outage number {k} in region {k}" for k in range(12)]
 
 
-def test_a_name_is_led_by_a_phrase_and_skips_words_the_corpus_uses_everywhere():
+def test_a_name_is_a_members_phrase_holding_what_they_share_not_what_the_corpus_uses_everywhere():
     members = _group(["Network outage: the connection pool ran dry on orders",
                       "Outage as the connection pool ran dry under load",
                       "Network outage, connection pool ran dry at peak"])
     others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
     name = _name_of(members, others)
-    assert name.split(", ")[0] in ("connection pool ran", "connection pool", "pool ran dry"), name
-    assert "outage" not in name and "network" not in name, name
-    assert len(set(name.replace(",", " ").split())) == len(name.replace(",", " ").split()), name  # no word twice
+    assert "connection pool ran dry" in name.lower(), name
+    assert len(re.findall(r"[A-Za-z]{3,}", name)) >= 3 and name[0].isupper(), name
 
 
-def test_a_vendor_word_alone_does_not_name_a_group_category_and_services_do():
+def test_a_vendor_word_alone_does_not_name_a_group():
     members = [*_group(["github", "github degraded", "github"], services=("github",), category="Infrastructure")]
     members[1]["affected_services"] = ["circleci", "github"]
     others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
-    assert _name_of(members, others) == "Infrastructure: github, circleci"
+    name = _name_of(members, others)
+    assert len(re.findall(r"[A-Za-z]{3,}", name)) >= 3 and name.lower() != "github", name
+    assert name == "Infrastructure incidents affecting github, circleci"
 
 
-def test_a_generic_word_alone_falls_back_to_category_and_services():
-    members = _group(["outage", "outage again", "an outage"], services=("payments",), category="Software")
-    others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
-    assert _name_of(members, others) == "Software: payments"
-
-
-def test_a_rare_word_every_member_uses_names_the_group():
-    members = _group(["wraparound", "wraparound stalled writes", "wraparound"], services=("pg",))
+def test_a_rare_phrase_names_the_group_in_a_members_words():
+    members = _group(["Transaction ID wraparound stalled writes on the primary",
+                      "Postgres wraparound stalled writes for an hour",
+                      "Autovacuum fell behind and wraparound stalled writes"], services=("pg",))
     others = _group(OTHERS, services=("edge",), category="Network", prefix="o")
     name = _name_of(members, others)
-    assert name.split(", ")[0] == "wraparound" or name.startswith("wraparound stalled"), name
+    assert "wraparound stalled writes" in name.lower(), name

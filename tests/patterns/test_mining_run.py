@@ -39,7 +39,7 @@ async def test_mining_creates_then_updates_in_place_with_a_trace(own, tokens):  
     pool = [await make(bk, user, f"Checkout errors {i}", c, affected_services=["orders-db"])
             for i, c in enumerate(CAUSES[:3])]
     for i, c in enumerate(OTHER):
-        await make(bk, user, f"HTTPS down {i}", c, category="Security", resolution="Renewed the certificate",
+        await make(bk, user, f"HTTPS down {i}", c, category="Security", resolution="Renewed the edge certificate",
                    affected_services=["edge"])
 
     dry = await runs.run(bk, min_frequency=3, dry_run=True)
