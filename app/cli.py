@@ -235,8 +235,9 @@ def drain_outbox() -> None:
 
 @cli.command("seed_demo")
 def seed_demo(dataset: Optional[Path] = typer.Option(None, help="JSONL of incidents (default: shared dataset)")) -> None:
-    """Load demo incidents and knowledge-base articles (each only into an empty collection)."""
-    n_incidents, n_articles = _run(lambda bk: _seed(bk, dataset))
+    """Load demo incidents, knowledge-base articles, and what the demo's people did with them — postmortems,
+    generation logs, learning patterns, recommendations with ratings (each only into an empty collection)."""
+    n_incidents, n_articles = _run(lambda bk: _seed(bk, dataset), needs=("mongodb", "search"))
     console.print(f"seeded {n_incidents} incidents and {n_articles} articles (existing data is never re-seeded)")
 
 
@@ -246,8 +247,7 @@ async def _seed(bk, dataset: Optional[Path]) -> tuple[int, int]:
     from app.users import service
 
     await ensure_indexes(bk)
-    user = await service.ensure_user(bk, data=UserCreate(username="demo-importer", role=Role.ADMIN,
-                                                         clearance=Classification.RESTRICTED))
+    user = await service.ensure_user(bk, data=demo.IMPORTER)
     rows = demo.load_rows(dataset)
     with _progress() as progress:
         task = progress.add_task("seeding incidents", total=len(rows))
@@ -256,6 +256,8 @@ async def _seed(bk, dataset: Optional[Path]) -> tuple[int, int]:
         task = progress.add_task("seeding articles", total=len(rows))
         n_articles = await demo.seed_articles(bk, user=user, rows=rows,
                                               progress=lambda n: progress.update(task, completed=n))
+        progress.add_task("seeding postmortems, learning patterns, recommendations", total=None)
+        await demo.seed_activity(bk, user=user, rows=rows)
     return n_incidents, n_articles
 
 
@@ -368,19 +370,19 @@ def update_learning_patterns(
 
 @cli.command("refit_calibration")
 def refit_calibration() -> None:
-    """Refit each recommendation type's confidence calibration from its effectiveness ratings (kept only
-    when it lowers the expected calibration error) and print the report. Workers also do it hourly."""
+    """Refit each recommendation type's confidence model from its effectiveness ratings (kept only when
+    its cross-validated log loss beats the current model's) and print the report. Workers also do it hourly."""
     from rich.table import Table
 
     from app.recommendations import calibration
 
     report = _run(calibration.refit)
     table = Table(title="confidence calibration per recommendation type")
-    for column in ("type", "ratings", "ECE before", "ECE after", "a", "b", "refitted"):
+    for column in ("type", "ratings", "ECE before", "ECE after", "AUC before", "AUC after", "refitted"):
         table.add_column(column)
     for rec_type, r in report.items():
         table.add_row(rec_type, str(r["ratings"]), str(r.get("ece_before", "")), str(r.get("ece_after", "")),
-                      str(r["a"]), str(r["b"]), "yes" if r["kept"] else f"no (needs {calibration.MIN_RATINGS} ratings)"
+                      str(r.get("auc_before", "")), str(r.get("auc_after", "")), "yes" if r["kept"] else f"no (needs {calibration.MIN_RATINGS} ratings)"
                       if r["ratings"] < calibration.MIN_RATINGS else "no (not better)")
     console.print(table)
 

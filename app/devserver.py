@@ -190,6 +190,10 @@ def _banner(api_url: str, token: str, local: list[str], data_dir: Path, stack_fi
         found = f"These URLs are in {stack_file}: `export IKL_STACK_FILE={stack_file}` for `ikl` to use them."
     console.print(f"\n{found}\nA worker, API or local server that exits is restarted. Ctrl-C stops everything.\n",
                   highlight=False, soft_wrap=True)
+    from app.demo import fallback_note
+
+    if note := fallback_note():  # seeded from the built-in rows: say so, and how to get the full demo
+        console.print(f"[yellow]{note}[/yellow]\n", highlight=False, soft_wrap=True)
 
 
 def _log_line(message: str) -> None:

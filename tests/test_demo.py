@@ -5,17 +5,23 @@ documented knowledge-base search example finds runbooks and troubleshooting guid
 from __future__ import annotations
 
 import contextlib
+import json
+import statistics
 import uuid
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
 
 import httpx
 import pytest
 
 from app import demo
 from app.articles.models import ArticleStatus, ArticleType, Difficulty
+from app.demo import calendar, work
 from app.demo.facts import read_all
-from app.demo.seed import LINK
+from app.demo.seed import LINK, demo_data
 from app.demo.text import clip, plain
 from app.incidents.models import EventType, Severity, Status
+from app.postmortems.models import PostmortemStatus
 from app.users.models import Classification, Role
 
 BASE = "/api/knowledge/knowledge-articles/"
@@ -23,6 +29,64 @@ DATASET_ROWS = demo.load_rows() if demo.DATASET.exists() else None
 needs_dataset = pytest.mark.skipif(DATASET_ROWS is None, reason="the public incident dataset is not here")
 ROW_SETS = [pytest.param(demo.BUILT_IN, id="built-in"),
             pytest.param(DATASET_ROWS, id="dataset", marks=needs_dataset)]
+TODAY = date(2026, 3, 12)  # a Thursday: the day the demo is "loaded" in the tests of the built data
+
+
+def _row(i: int, company: str, day: str, severity: str, category: str, cause: str, lines: list[str]) -> dict:
+    return {"id": f"test_{i:03d}", "company": company, "date": day, "severity": severity, "category": category,
+            "subcategory": category, "source": f"https://status.example.org/{company.split()[-1].lower()}/{day}",
+            "root_cause": cause, "postmortem_markdown": f"# {company} incident\nRoot Cause: {cause}\nTimeline:\n"
+            + "".join(f"- {x}\n" for x in lines)}
+
+
+# The built-in rows and two causes that keep coming back (made-up companies, the dataset's format): what
+# the tests of learning patterns and people's work seed.
+RECURRING = [*demo.BUILT_IN,
+             _row(101, "Example Books", "2025-09-02", "Critical", "Database",
+                  "Connection pool exhausted on the catalogue database after a deploy raised the worker count, "
+                  "causing connection timeouts in catalogue-api.",
+                  ["09:10: Connection timeouts from catalogue-api", "09:25: Pool exhaustion found on the catalogue "
+                   "database", "09:40: Deploy rolled back, connection timeouts stopped"]),
+             _row(102, "Example Travel", "2025-09-20", "High", "Database",
+                  "Connection pool exhausted on the bookings database after a traffic spike, causing connection "
+                  "timeouts in bookings-api.",
+                  ["14:00: Connection timeouts from bookings-api", "14:12: Pool exhaustion found on the bookings "
+                   "database", "14:30: Pool size raised and traffic shed, connection timeouts stopped"]),
+             _row(103, "Example Games", "2025-10-07", "High", "Database",
+                  "Connection pool exhausted on the players database after a deploy doubled the worker count, "
+                  "causing connection timeouts in players-api.",
+                  ["20:05: Connection timeouts from players-api", "20:20: Pool exhaustion found on the players "
+                   "database", "20:35: Worker count halved, connection timeouts stopped"]),
+             _row(104, "Example Mail", "2025-08-11", "High", "Security",
+                  "The TLS certificate of the mail gateway expired because its renewal job had been failing "
+                  "silently.",
+                  ["06:00: TLS handshake failures on the mail gateway", "06:20: Expired certificate found",
+                   "06:45: Certificate renewed and deployed, handshakes succeed"]),
+             _row(105, "Example Chat", "2025-08-30", "High", "Security",
+                  "The TLS certificate of the chat API expired because its renewal job had been disabled "
+                  "during a migration.",
+                  ["11:30: TLS handshake failures on the chat API", "11:50: Expired certificate found",
+                   "12:05: Certificate renewed and the renewal job enabled again"]),
+             _row(106, "Example Docs", "2025-10-19", "Critical", "Security",
+                  "The TLS certificate of the docs site expired because its automatic renewal failed silently.",
+                  ["03:15: TLS handshake failures on the docs site", "03:40: Expired certificate found",
+                   "04:00: Certificate renewed by hand, renewal alerting added"]),
+             # the newest rows: in flight (MITIGATED, INVESTIGATING, OPEN), each a cause seen before
+             _row(107, "Example Forms", "2026-03-03", "High", "Database",
+                  "Connection pool exhausted on the forms database after a deploy raised the worker count, "
+                  "causing connection timeouts in forms-api.",
+                  ["10:00: Connection timeouts from forms-api", "10:10: Pool exhaustion found on the forms "
+                   "database", "10:20: Worker count lowered, connection timeouts stopped"]),
+             _row(108, "Example Maps", "2026-03-04", "High", "Security",
+                  "The TLS certificate of the maps API expired because its renewal job had been failing silently.",
+                  ["08:00: TLS handshake failures on the maps API", "08:15: Expired certificate found"]),
+             _row(109, "Example Notes", "2026-03-05", "Critical", "Database",
+                  "Connection pool exhausted on the notes database after a traffic spike, causing connection "
+                  "timeouts in notes-api.", ["16:40: Connection timeouts from notes-api"])]
+
+
+def utc(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=timezone.utc)
 
 
 def values(enum) -> set[str]:
@@ -48,14 +112,15 @@ def test_every_documented_value_is_there(rows):
     assert len({i.namespace for i in data.incidents if i.status.value in ("OPEN", "INVESTIGATING", "MITIGATED")}) >= 2
     assert len({i.namespace for i in data.incidents}) >= 4
     assert {e.type.value for i in data.incidents for e in i.timeline} == values(EventType)
-    assert {u.role for u in data.users} == {Role.EDITOR, Role.VIEWER}
+    assert {u.role for u in data.users} == {Role.EDITOR, Role.VIEWER, Role.ADMIN}
     assert {u.clearance for u in [demo.IMPORTER, *data.users]} == set(Classification)
 
 
 @pytest.mark.parametrize("rows", ROW_SETS)
 def test_building_twice_gives_the_same_data(rows):
-    first, second = demo.build(rows), demo.build([dict(r) for r in rows])
+    first, second = demo.build(rows, today=TODAY), demo.build([dict(r) for r in rows], today=TODAY)
     assert first.dump() == second.dump()
+    assert demo.build(rows).dump() == demo.build(rows, today=calendar.default_today(read_all(rows))).dump()
     assert len({a.key for a in first.articles}) == len(first.articles)
     assert len({i.name for i in first.incidents}) == len(first.incidents)
 
@@ -76,6 +141,147 @@ def test_titles_are_clean(rows):
         company, text = inc.title.split(": ", 1)
         cause = next(c for c in causes[company] if c.startswith(text))
         assert len(cause) == len(text) or not cause[len(text)].isalnum(), inc.title
+
+
+# --- when: the demo calendar --------------------------------------------------------------------
+
+def _times(inc) -> list[datetime]:
+    return [inc.detected_at, *([inc.resolved_at] if inc.resolved_at else []), *(e.timestamp for e in inc.timeline)]
+
+
+def _dataset_id(inc) -> str:
+    return next(e.details["dataset_id"] for e in inc.timeline if e.type.value == "Detection")
+
+
+@pytest.mark.parametrize("rows", ROW_SETS + [pytest.param(RECURRING, id="recurring")])
+@pytest.mark.parametrize("today", [TODAY, TODAY + timedelta(days=4)], ids=["thursday", "monday"])
+def test_dates_end_in_the_week_before_the_demo_is_loaded(rows, today):
+    """Every date is before the day the demo is loaded, the newest incident and every incident in flight
+    in the seven days before it; each row moved by a whole number of weeks (weekday and time of day its
+    own); a week later, the same data a week later."""
+    data = demo.build(rows, today=today)
+    start = utc(today)
+    assert all(t < start for inc in data.incidents for t in _times(inc))
+    assert max(i.detected_at for i in data.incidents) >= start - timedelta(days=7)
+    flight = [i for i in data.incidents if i.status.value in ("OPEN", "INVESTIGATING", "MITIGATED")]
+    assert flight and all(i.detected_at >= start - timedelta(days=7) for i in flight)
+    own = {f.id: f for f in read_all(rows)}
+    for inc in data.incidents:
+        moved = inc.detected_at - own[_dataset_id(inc)].detected_at
+        assert moved % timedelta(days=7) == timedelta(0), inc.name
+        assert inc.name.startswith(f"INC-{inc.detected_at:%Y%m%d}-")
+    later = demo.build(rows, today=today + timedelta(days=7))
+    assert [(i.title, i.status, i.detected_at + timedelta(days=7)) for i in data.incidents] \
+        == [(i.title, i.status, i.detected_at) for i in later.incidents]
+    # the history spans about a week per PER_WEEK incidents, at most MAX_WEEKS weeks
+    first = min(i.detected_at for i in data.incidents)
+    weeks = calendar.weeks_for(sum(1 for i in data.incidents if i.name not in data.duplicates))
+    assert start - first <= timedelta(weeks=weeks + 1)
+
+
+@pytest.mark.parametrize("rows", ROW_SETS)
+def test_detection_to_resolution_is_what_the_incident_took(rows):
+    """Minutes to hours (a few days at most), from the postmortem's own times: no later event (such as the
+    public write-up) counts as the resolution, and an incident in flight resolved today took days, not months."""
+    data = demo.build(rows, today=TODAY)
+    resolved = [i for i in data.incidents if i.status.value == "RESOLVED"]
+    took = [i.resolved_at - i.detected_at for i in resolved]
+    assert all(timedelta(0) < t <= timedelta(days=4) for t in took)
+    assert statistics.median(took) <= timedelta(hours=2)
+    for inc in resolved:
+        assert max(e.timestamp for e in inc.timeline) == inc.resolved_at, inc.name
+    if rows is demo.BUILT_IN:  # "07:40: Edge traffic drops to zero" ... "08:15: routes restored"
+        routing = next(i for i in data.incidents if i.title.startswith("Example Net"))
+        assert routing.status.value == "OPEN" or routing.resolved_at - routing.detected_at == timedelta(minutes=35)
+        mail = next(i for i in resolved if i.title.startswith("Example Mail"))
+        assert mail.resolved_at - mail.detected_at == timedelta(minutes=40)
+
+
+def test_the_last_30_days_hold_causes_that_recur():
+    """What `update_learning_patterns --days 30` reads (resolved in the last 30 days, duplicates aside)
+    holds three or more incidents of each recurring cause."""
+    data = demo.build(RECURRING, today=TODAY)
+    window = [i for i in data.incidents if i.status.value == "RESOLVED" and i.resolved_at >= utc(TODAY) - timedelta(days=30)]
+    causes = Counter(data.causes[i.name] for i in window)
+    assert causes["Database/connections"] >= 3 and causes["Security/time"] >= 3, causes
+
+
+@needs_dataset
+def test_the_dataset_demo_has_patterns_to_mine_in_the_last_30_days():
+    """The dataset demo, mined as `update_learning_patterns --days 30 --min-frequency 3` mines it (the
+    incidents resolved in the last 30 days, by the mining code itself), gives patterns; the history is
+    spread over MAX_WEEKS weeks."""
+    from app.embeddings import available, embed
+    from app.patterns import mining
+
+    data = demo.build(DATASET_ROWS, today=TODAY)
+    since = utc(TODAY) - timedelta(days=30)
+    docs = [{**i.model_dump(mode="json"), "_id": i.name, "duplicate_of": data.duplicates.get(i.name)}
+            for i in data.incidents if i.resolved_at and i.resolved_at >= since]
+    eligible = [d for d in docs if not d["duplicate_of"]]
+    assert len(eligible) >= 30, len(eligible)
+    assert min(i.detected_at for i in data.incidents) >= utc(TODAY) - timedelta(weeks=calendar.MAX_WEEKS + 1)
+    if not available():
+        pytest.skip("the embedding model is not installed")
+    vectors = dict(zip([d["_id"] for d in eligible], embed([mining.cause_text(d) for d in eligible])))
+    assert len(mining.mine(eligible, vectors, min_frequency=3)) >= 2
+
+
+# --- the people's work, as planned ------------------------------------------------------------------
+
+@pytest.mark.parametrize("rows", ROW_SETS + [pytest.param(RECURRING, id="recurring")])
+def test_postmortems_are_planned_in_every_status_by_the_right_people(rows):
+    data = demo.build(rows, today=TODAY)
+    plans = data.postmortems
+    assert {p.status for p in plans} == {s.value for s in PostmortemStatus}
+    roles = {u.username: u.role for u in data.users}
+    status = {i.name: i.status.value for i in data.incidents}
+    assert any(p.generated_by for p in plans) and any(p.written for p in plans)  # drafted automatically, and by hand
+    for p in plans:
+        assert status[p.incident] in ("RESOLVED", "MITIGATED"), p
+        if p.owner == work.BOT:   # what `ikl generate_postmortems` drafted: still waiting for a person
+            assert p.status == "DRAFT" and p.trigger == "command" and p.generated_by == work.BOT
+            continue
+        assert roles[p.owner] == Role.EDITOR and p.approver != p.owner and roles[p.approver] == Role.ADMIN
+        assert p.reviewers and p.owner not in p.reviewers
+        assert bool(p.generated_by) != bool(p.written) and (not p.generated_by or p.generated_by == p.owner)
+    assert len({p.incident for p in plans}) == len(plans)
+    titles = {a.title for a in data.articles}  # the runbook and guide responders rate as the incident's own
+    assert data.guides and all(t in titles for guides in data.guides.values() for t in guides)
+
+
+def test_responders_rate_what_shares_the_cause():
+    cause = "Database/connections"
+    assert work.rating("SIMILAR_INCIDENT", cause=cause, target_causes=["Database/connections"]) == 5
+    assert work.rating("SOLUTION", cause=cause, target_causes=["Network/connections"]) == 4
+    assert work.rating("SIMILAR_INCIDENT", cause=cause, target_causes=["Database/schema"]) == 2
+    assert work.rating("SIMILAR_INCIDENT", cause=cause, target_causes=["Security/time"]) == 1
+    assert work.rating("KNOWLEDGE_ARTICLE", cause=cause, title="Database runbook: x", guides=["Database runbook: x"]) == 5
+    assert work.rating("EXPERT", cause=cause, expert="demo-sre", responders={"demo-sre"}) == 4
+    assert work.rating("EXPERT", cause=cause, expert="someone", responders={"demo-sre"}) == 2
+    assert work.bands(5) == ["DRAFT", "IN_REVIEW", "APPROVED", "PUBLISHED", "ARCHIVED"]
+    assert Counter(work.bands(25)) == {"DRAFT": 6, "IN_REVIEW": 4, "APPROVED": 3, "PUBLISHED": 8, "ARCHIVED": 4}
+    assert work.bands(3) == ["APPROVED", "PUBLISHED", "ARCHIVED"]
+
+
+def test_the_fallback_to_the_built_in_rows_is_announced(tmp_path, capsys):
+    """Loading the built-in rows (no dataset) is announced in the devserver's banner, with where the
+    dataset goes and how to get the full demo; loading the dataset is not."""
+    from app import devserver
+
+    missing = tmp_path / "datasets" / "public-incidents.jsonl"
+    assert demo.load_rows(missing) == demo.BUILT_IN
+    note = demo.fallback_note()
+    assert note and str(missing) in note and "--data-dir" in note and f"{len(demo.BUILT_IN)} built-in" in note
+    devserver._banner("http://127.0.0.1:1", "t0ken", [], tmp_path, tmp_path / "stack.json")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "built-in example incidents" in out and str(missing) in out
+    present = tmp_path / "rows.jsonl"
+    present.write_text("".join(json.dumps(r) + "\n" for r in demo.BUILT_IN))
+    demo.load_rows(present)
+    assert demo.fallback_note() is None
+    devserver._banner("http://127.0.0.1:1", "t0ken", [], tmp_path, tmp_path / "stack.json")
+    assert "built-in" not in capsys.readouterr().out
 
 
 def test_clip_and_plain():
@@ -142,8 +348,11 @@ def test_the_documented_search_matches_the_built_data():
 # --- seeded through the services, served through the API ------------------------------------------
 
 @contextlib.asynccontextmanager
-async def demo_api(rows):
-    """An API on a database and index prefix of its own, seeded as `ikl seed_demo` seeds."""
+async def demo_api(rows, *, today: date | None = None, activity: bool = False):
+    """An API on a database and index prefix of its own, seeded as `ikl seed_demo` seeds (`activity`: and
+    what the demo's people did, as `dev.py run` seeds it), loaded on `today` (default: the day `build(rows)`
+    assumes, so names match it). `counts`: (incidents, articles) created, and with `activity` a third item,
+    what `seed_activity` created."""
     from app.indexing import outbox
     from app.main import create_app
     from app.settings import Settings
@@ -157,8 +366,11 @@ async def demo_api(rows):
         bk = application.state.backends
         try:
             importer = await users.ensure_user(bk, data=demo.IMPORTER)
-            counts = (await demo.seed_incidents(bk, user=importer, rows=rows),
-                      await demo.seed_articles(bk, user=importer, rows=rows))
+            today = today or calendar.default_today(read_all(rows))
+            counts = (await demo.seed_incidents(bk, user=importer, rows=rows, today=today),
+                      await demo.seed_articles(bk, user=importer, rows=rows, today=today))
+            if activity:
+                counts += (await demo.seed_activity(bk, user=importer, rows=rows, today=today),)
             await outbox.flush(bk)
             for name in registry():
                 await bk.search.indices.refresh(index=bk.index_alias(name))
@@ -203,8 +415,9 @@ async def snapshot(bk) -> dict:
 
 async def test_built_in_seed_is_the_same_on_every_fresh_start(stack):
     rows = demo.BUILT_IN
-    data = demo.build(rows)
-    async with demo_api(rows) as (bk, client, importer, counts):
+    today = datetime.now(timezone.utc).date()
+    data = demo.build(rows, today=today)
+    async with demo_api(rows, today=today) as (bk, client, importer, counts):
         assert counts == (len(data.incidents), len(data.articles))
         first = await snapshot(bk)
         assert [i["name"] for i in first["incidents"]] == sorted(i.name for i in data.incidents)
@@ -221,8 +434,23 @@ async def test_built_in_seed_is_the_same_on_every_fresh_start(stack):
         assert await demo.seed_incidents(bk, user=importer, rows=rows) == 0
         assert await demo.seed_articles(bk, user=importer, rows=rows) == 0
         assert await snapshot(bk) == first
-    async with demo_api(rows) as (bk, client, importer, counts):
+    async with demo_api(rows, today=today) as (bk, client, importer, counts):
         assert await snapshot(bk) == first
+
+
+async def test_what_is_seeded_later_names_the_incidents_as_they_were_created(stack):
+    """Incidents seeded one day, the articles and the people's work another (a run stopped half-way):
+    they are built for the day the stored incidents were, so they name those incidents."""
+    rows = demo.BUILT_IN
+    day = datetime.now(timezone.utc).date() - timedelta(days=3)
+    async with demo_api(rows, today=day) as (bk, client, importer, counts):
+        stored = {d["name"]: d["_id"] async for d in bk.mongo.incidents.find({}, {"name": 1})}
+        assert {i.name for i in (await demo_data(bk, rows)).incidents} == set(stored)
+        await bk.mongo.articles.delete_many({})
+        assert await demo.seed_articles(bk, user=importer, rows=rows) == counts[1]
+        related = [i async for d in bk.mongo.articles.find({"related_incidents.0": {"$exists": True}})
+                   for i in d["related_incidents"]]
+        assert related and set(related) <= set(stored.values())
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +538,128 @@ async def test_classification_shows_between_demo_users(seeded):
     assert r.json()["count"] == 0
     r = await client.get(BASE, params={"status": "DRAFT"}, headers=seeded["sre"])
     assert r.json()["count"] > 0
+
+
+# --- what the demo's people did, seeded through the services ------------------------------------------
+
+@pytest.fixture(scope="module")
+async def worked(stack):
+    """The demo of the built-in rows and two recurring causes, with the people's work, loaded today."""
+    async with demo_api(RECURRING, today=datetime.now(timezone.utc).date(), activity=True) as (bk, client, importer,
+                                                                                               counts):
+        yield {"bk": bk, "client": client, "importer": importer, "counts": counts,
+               "data": await demo_data(bk, RECURRING),
+               "admin": await token_for(bk, importer.username), "sre": await token_for(bk, "demo-sre")}
+
+
+async def _usernames(bk) -> dict[str, str]:
+    return {d["_id"]: d["username"] async for d in bk.mongo.users.find({}, {"username": 1})}
+
+
+async def test_a_fresh_demo_holds_postmortems_in_every_status(worked):
+    bk, client = worked["bk"], worked["client"]
+    who = await _usernames(bk)
+    r = await client.get("/api/knowledge/postmortems/statistics/", headers=worked["admin"])
+    assert r.status_code == 200, r.text
+    stats = r.json()
+    assert all(stats["by_status"][s.value] > 0 for s in PostmortemStatus), stats["by_status"]
+    assert 0 < stats["automated_percentage"] < 100
+    # not every open postmortem is overdue: the one of an incident still mitigating is not due yet
+    assert 0 <= stats["overdue_count"] < sum(stats["by_status"][s] for s in ("DRAFT", "IN_REVIEW", "APPROVED"))
+    docs = await bk.mongo.postmortems.find({}).to_list(None)
+    names = {d["_id"]: d["name"] async for d in bk.mongo.incidents.find({}, {"name": 1})}
+    plans = {p.incident: p for p in worked["data"].postmortems}
+    assert sorted(names[d["incident"]] for d in docs) == sorted(plans)
+    for d in docs:
+        plan = plans[names[d["incident"]]]
+        assert d["status"] == plan.status and who[d["owner"]] == plan.owner
+        assert d["is_automated"] == bool(plan.generated_by)
+        if d.get("approved_by"):
+            assert who[d["approved_by"]] == "demo-lead" and d["approved_by"] != d["owner"]
+        if d["status"] in ("PUBLISHED", "ARCHIVED"):
+            assert d.get("knowledge_article"), d["title"]
+    mitigating = [d for d in docs if plans[names[d["incident"]]].written and d["status"] == "DRAFT"]
+    now = datetime.now(timezone.utc)
+    assert mitigating and all(d["due_date"].replace(tzinfo=timezone.utc) > now for d in mitigating)
+
+
+async def test_automated_drafts_left_generation_logs(worked):
+    bk, client = worked["bk"], worked["client"]
+    r = await client.get("/api/knowledge/postmortem-generations/", headers=worked["admin"])
+    assert r.status_code == 200 and r.json()["count"] > 0, r.text
+    logs = await bk.mongo.postmortem_generations.find({}).to_list(None)
+    generated = [p for p in worked["data"].postmortems if p.generated_by]
+    assert len(logs) == len(generated)
+    assert {g["generation_trigger"] for g in logs} == {p.trigger for p in generated}
+    assert all(g["status"] in ("COMPLETED", "REVIEW_REQUIRED") and g.get("postmortem") for g in logs), \
+        [(g["status"], g.get("error_message")) for g in logs]
+
+
+async def test_patterns_mined_from_the_last_30_days_some_validated(worked):
+    """The demo's patterns are what the documented command finds: mined over the last 30 days (3 or more
+    incidents), the most confident validated by demo-lead, others left to validate; running
+    `update_learning_patterns --days 30 --min-frequency 3` again finds them again."""
+    from app.embeddings import available
+    from app.patterns import runs
+
+    if not available():
+        pytest.skip("the embedding model is not installed")
+    bk = worked["bk"]
+    who = await _usernames(bk)
+    pats = await bk.mongo.learning_patterns.find({}).to_list(None)
+    assert len(pats) >= 2 and all(p["origin"] == "mined" and p["frequency"] >= 3 for p in pats)
+    validated = [p for p in pats if p["is_validated"]]
+    assert validated and len(validated) < len(pats)
+    assert all(who[p["validated_by"]] == "demo-lead" and p["validation_notes"] for p in validated)
+    assert any(p["times_applied"] for p in validated)  # put to work on an incident in flight
+    names = {d["_id"]: d["name"] async for d in bk.mongo.incidents.find({}, {"name": 1})}
+    causes = worked["data"].causes
+    groups = [Counter(causes[names[i]] for i in p["source_incidents"]) for p in pats]
+    assert any(g["Database/connections"] >= 3 for g in groups) and any(g["Security/time"] >= 3 for g in groups)
+    report = await runs.run(bk, days=30, min_frequency=3)
+    found = {r.pattern_id for r in report.rows if r.pattern_id}
+    assert len(found) >= 2 and found <= {p["_id"] for p in pats}
+
+
+async def test_recommendations_rated_and_applied_by_editors(worked):
+    bk, client = worked["bk"], worked["client"]
+    who = await _usernames(bk)
+    roles = {d["username"]: d["role"] async for d in bk.mongo.users.find({}, {"username": 1, "role": 1})}
+    recs = await bk.mongo.recommendations.find({}).to_list(None)
+    status = {d["_id"]: d["status"] async for d in bk.mongo.incidents.find({}, {"status": 1})}
+    assert recs and all(status[r["incident"]] in ("OPEN", "INVESTIGATING", "MITIGATED") for r in recs)
+    rated = [r for r in recs if r.get("effectiveness_rating")]
+    applied = [r for r in recs if r["is_applied"]]
+    assert rated and applied
+    assert all(roles[who[r["rated_by"]]] == "editor" for r in rated)
+    assert all(roles[who[r["applied_by"]]] == "editor" and r["effectiveness_rating"] >= 4 for r in applied)
+    assert {r["effectiveness_rating"] for r in rated} & {4, 5}
+    assert not [r for r in recs if status[r["incident"]] == "OPEN" and (r["is_applied"] or r.get("effectiveness_rating"))]
+    r = await client.get("/api/knowledge/recommendations/", params={"is_applied": "true"}, headers=worked["sre"])
+    assert r.status_code == 200 and r.json()["count"] > 0, r.text
+
+
+async def test_seeding_the_people_s_work_again_changes_nothing(worked):
+    bk = worked["bk"]
+    before = {c: await bk.mongo[c].count_documents({}) for c in
+              ("postmortems", "postmortem_generations", "learning_patterns", "recommendations")}
+    again = await demo.seed_activity(bk, user=worked["importer"], rows=RECURRING)
+    assert again == {"learning_patterns": 0, "postmortems": 0, "recommendations": 0}
+    assert {c: await bk.mongo[c].count_documents({}) for c in before} == before
+
+
+async def test_the_people_s_work_is_the_same_on_every_fresh_start(worked):
+    """Where the data decides — which postmortem is where in its review and whose it is, which patterns
+    are found and validated — two fresh starts on the same day agree."""
+    async def outline(bk):
+        who = await _usernames(bk)
+        names = {d["_id"]: d["name"] async for d in bk.mongo.incidents.find({}, {"name": 1})}
+        pms = [(names[d["incident"]], d["status"], who[d["owner"]], d["is_automated"])
+               async for d in bk.mongo.postmortems.find({})]
+        pats = [(sorted(names[i] for i in d["source_incidents"]), d["pattern_type"], d["is_validated"])
+                async for d in bk.mongo.learning_patterns.find({})]
+        return sorted(pms), sorted(pats)
+
+    first = await outline(worked["bk"])
+    async with demo_api(RECURRING, today=worked["data"].today, activity=True) as (bk, _, _, _):
+        assert await outline(bk) == first

@@ -1,43 +1,65 @@
-"""The whole demo data set from dataset rows, as plain data: a pure function of the rows, so every
-fresh start seeds the same incidents and articles. What differs between two fresh starts is what the
-services draw themselves: ids, article slugs (which end in part of the id) and created/updated times.
+"""The whole demo data set from dataset rows, as plain data: a pure function of the rows and of the day
+the demo is loaded (`today`, which the seeder passes), so every fresh start seeds the same incidents,
+articles and people's work on the same days relative to `today`. What differs between two fresh starts
+is what the services draw themselves: ids, article slugs (which end in part of the id) and
+created/updated times.
 
 Decisions, all taken from the data:
 - incident status: the most recent dated incidents are in flight (OPEN, INVESTIGATING, MITIGATED in
   turn, 1 in 12 of the rows, 3 to 15); a row citing the same postmortem as an earlier row is CLOSED as
   its duplicate (`duplicate_of` set to it when seeding); the rest are RESOLVED;
+- when: the demo calendar (calendar.py) lays the incidents on the weeks before `today`, each moved by a
+  whole number of weeks, those in flight in the last seven days; names follow (`INC-<day>-NNN`);
 - article status: a summary is DRAFT while its incident is open or investigating, REVIEW once mitigated,
   APPROVED (not yet published) for the few most recently resolved, DEPRECATED for a duplicate, else
   PUBLISHED; guides are PUBLISHED;
-- views, ratings and bookmarks come from a random generator seeded with each article's key.
+- views, ratings and bookmarks come from a random generator seeded with each article's key;
+- postmortems, and how responders rate recommendations: work.py.
 """
 
 from __future__ import annotations
 
 import random
+from datetime import date, datetime
 from typing import Any
 
 from app.articles.service import slugify
-from app.demo import docs, guides
+from app.demo import calendar, docs, guides, work
 from app.demo.facts import Fact, read_all
-from app.demo.incidents import IN_FLIGHT, OWNERS, Runbook, incident, namespace_of
-from app.demo.spec import IMPORTER, USERS, Article, DemoData
+from app.demo.incidents import IN_FLIGHT, OWNERS, Runbook, incident, namespace_of, timeline
+from app.demo.spec import IMPORTER, LEAD, USERS, Article, DemoData
 from app.users.models import CLASSIFICATION_ORDER, Classification, Role
 
 IN_FLIGHT_SHARE, IN_FLIGHT_MIN, IN_FLIGHT_MAX = 12, 3, 15
 CLEARANCE = {u.username: u.clearance for u in [IMPORTER, *USERS]}
 
 
-def plan_statuses(facts: list[Fact]) -> tuple[dict[str, str], set[str]]:
-    """Incident status by fact id, and the ids whose summaries are APPROVED (not yet published)."""
+def plan_statuses(facts: list[Fact]) -> dict[str, str]:
+    """Incident status by fact id: the most recent dated rows (by their own dates) are in flight."""
     status = {f.id: "CLOSED" if f.duplicate_of else "RESOLVED" for f in facts}
     recent = sorted((f for f in facts if not f.duplicate_of and f.date_known), key=lambda f: (f.day, f.id),
                     reverse=True)
     k = min(max(IN_FLIGHT_MIN, min(IN_FLIGHT_MAX, len(facts) // IN_FLIGHT_SHARE)), len(recent) // 2)
     for i, f in enumerate(recent[:k]):
         status[f.id] = IN_FLIGHT[i % len(IN_FLIGHT)]
-    approved = {f.id for f in recent[k:k + max(1, k // 3)]} if k else set()
-    return status, approved
+    return status
+
+
+def approved_summaries(facts: list[Fact], status: dict[str, str]) -> set[str]:
+    """The ids whose summaries are APPROVED (not yet published): the few most recently resolved."""
+    k = sum(1 for s in status.values() if s in IN_FLIGHT)
+    resolved = sorted((f for f in facts if status[f.id] == "RESOLVED"), key=lambda f: (f.day, f.id), reverse=True)
+    return {f.id for f in resolved[:max(1, k // 3)]} if k else set()
+
+
+def on_calendar(facts: list[Fact], status: dict[str, str], today: date) -> list[Fact]:
+    """The facts moved onto the demo calendar (calendar.py), never ending on or after `today`."""
+    def ends(f: Fact) -> datetime:
+        events = timeline(f, status=status[f.id], namespace=namespace_of(f.category), runbook=Runbook("-"),
+                          duplicate_of="-")
+        return max(e["timestamp"] for e in events)
+
+    return calendar.place(facts, {i for i, s in status.items() if s in IN_FLIGHT}, today, ends)
 
 
 def incident_names(facts: list[Fact]) -> tuple[list[Fact], dict[str, str]]:
@@ -73,12 +95,16 @@ class Keys:
         return key
 
 
-def build(rows: list[dict[str, Any]]) -> DemoData:
-    """Users, incidents and articles for these dataset rows. Articles come in creation order:
-    postmortem summaries (each before any summary that links to it), catalogues, best practices,
-    runbooks, troubleshooting guides and FAQs (which link to the runbooks), product guides."""
+def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
+    """Users, incidents, articles and the people's work for these dataset rows, loaded on `today` (default:
+    the day after the newest row, no clock). Articles come in creation order: postmortem summaries (each
+    before any summary that links to it), catalogues, best practices, runbooks, troubleshooting guides
+    and FAQs (which link to the runbooks), product guides."""
     facts = read_all(rows)
-    status, approved = plan_statuses(facts)
+    status = plan_statuses(facts)
+    today = today or calendar.default_today(facts)
+    facts = on_calendar(facts, status, today)
+    approved = approved_summaries(facts, status)
     order, names = incident_names(facts)
     groups = guides.groups(facts, status)
     categories = sorted({f.category for f in facts})
@@ -131,12 +157,19 @@ def build(rows: list[dict[str, Any]]) -> DemoData:
 
     runbook_for = _runbooks(groups)
     incidents = []
+    guide_titles: dict[str, list[str]] = {}
     for f in order:
         rb = runbook_for.get((f.category, f.topic)) or runbook_for.get((f.category, None))
         incidents.append(incident(f, name=names[f.id], status=status[f.id], runbook=rb,
                                   duplicate_of=names.get(f.duplicate_of or "")))
+        if rb:
+            guide_titles[names[f.id]] = [rb.title, rb.title.replace(" runbook", " troubleshooting guide", 1)]
     duplicates = {names[f.id]: names[f.duplicate_of] for f in order if f.duplicate_of in names}
-    return DemoData(users=list(USERS), incidents=incidents, articles=articles, duplicates=duplicates)
+    by_name = {names[f.id]: f for f in facts}
+    return DemoData(users=[*USERS, LEAD], incidents=incidents, articles=articles, duplicates=duplicates, today=today,
+                    postmortems=work.plan_postmortems(incidents, by_name, today),
+                    causes={n: f"{f.category}/{f.topic}" for n, f in by_name.items()}, guides=guide_titles,
+                    responders={n: work.responder(f.category) for n, f in by_name.items()})
 
 
 def _article(fields: dict[str, Any], keys: Keys, *, author: str = IMPORTER.username, maintainer: str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from app.demo.spec import IMPORTER, USERS
+from app.demo.spec import IMPORTER, LEAD, USERS
 from app.incidents.models import EventType, Severity, Status
 
 CATEGORY = "Getting started"
@@ -94,7 +94,7 @@ Moving an incident to RESOLVED or CLOSED stamps `resolved_at`; reopening it clea
 """, ["reference", "incidents"], difficulty_level="INTERMEDIATE")
 
     people = "\n".join(f"| `{u.username}` | {u.role.value} | {u.clearance.value} | {u.team} |"
-                       for u in [IMPORTER, *USERS])
+                       for u in [IMPORTER, *USERS, LEAD])
     about = _doc(
         "About the demo data", "REFERENCE",
         "What the demo holds: incidents from 200 public postmortems, the articles built from them, demo users.",
@@ -106,6 +106,16 @@ best practices per topic, an FAQ and a catalogue per category, and these product
 
 The most recent incidents are shown as still OPEN, INVESTIGATING or MITIGATED; two rows citing the same
 postmortem are one incident, so the later one is CLOSED as a duplicate and its summary DEPRECATED.
+
+The incidents happened in the weeks before the demo was loaded: each row is moved by a whole number of
+weeks (its weekday, time of day and durations are its own), the incidents still in flight in the last
+seven days, and the resolved ones of one cause after one another, so a cause that keeps coming back ends
+in the recent weeks. Each source link keeps the public postmortem's own date.
+
+The demo's people have been at work: postmortems in every review status (the newest drafted by
+`ikl generate_postmortems`, others drafted on request or written by hand, approved by `demo-lead`),
+learning patterns mined from the last 30 days (some validated by `demo-lead`), and recommendations for
+the incidents in flight, rated and applied by their responders.
 
 Demo users (get a token with `ikl create_token <username>`):
 

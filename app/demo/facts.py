@@ -5,7 +5,7 @@ describe one incident). Everything here is taken from the row's own text; nothin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -67,10 +67,23 @@ class Fact:
     duplicate_of: str | None = None   # id of the first row citing the same postmortem
     topic: str = "other"
     components: list[str] = field(default_factory=list)
+    public_day: datetime | None = None  # the row's own date once the demo calendar moved `day` (calendar.py)
 
     @property
     def date_label(self) -> str:
-        return self.day.strftime("%Y-%m-%d") if self.date_known else "date unknown"
+        """The public postmortem's date (the row's own, whatever day the demo shows the incident on)."""
+        return (self.public_day or self.day).strftime("%Y-%m-%d") if self.date_known else "date unknown"
+
+    @property
+    def public_year(self) -> int:
+        return (self.public_day or self.day).year
+
+    def moved(self, delta: timedelta) -> "Fact":
+        """The same row with the incident's own times (its day, detection and timeline lines) moved by
+        `delta`; the public postmortem's date stays what it was."""
+        return replace(self, day=self.day + delta, detected_at=self.detected_at + delta,
+                       lines=[Line(x.at + delta, x.text) for x in self.lines],
+                       public_day=self.public_day or self.day)
 
     @property
     def cite(self) -> str:

@@ -228,7 +228,7 @@ def faq(category: str, facts: list[Fact], status: dict[str, str], names: dict[st
 def catalogue(category: str, facts: list[Fact], status: dict[str, str], names: dict[str, str]) -> dict:
     """Every incident of one category in a table."""
     members = sorted((f for f in facts if f.category == category), key=lambda f: names[f.id])
-    rows = [f"| {names[f.id]} | {f.date_label} | {f.company} | {f.severity} | {status[f.id]} | "
+    rows = [f"| {names[f.id]} | {f.day:%Y-%m-%d} | {f.company} | {f.severity} | {status[f.id]} | "
             f"{(f.subcategory or '—')} | {clip(f.root_cause, 160).replace('|', '/')} |" for f in members]
     content = "\n".join([f"# {category} incident catalogue", "",
                          "| Incident | Date | Company | Severity | Status | Subcategory | Root cause |",
@@ -247,7 +247,7 @@ def summary(f: Fact, *, name: str, status: str, superseded_by: tuple[str, str] |
     """A postmortem summary of one incident. Its status follows the incident: a draft while the
     incident is open or investigating, in review once mitigated, deprecated when another summary
     covers the same postmortem."""
-    prefix = f"{f.company}, {f.day.year}" if f.date_known else f.company
+    prefix = f"{f.company}, {f.public_year}" if f.date_known else f.company
     timeline = [f"- {x.at.strftime('%Y-%m-%d %H:%M')} UTC — {x.text}" for x in f.lines]
     fixes = f.fixes or ([f.lines[-1].text] if len(f.lines) > 1 else [])
     sub = f" / {f.subcategory}" if f.subcategory else ""
@@ -255,7 +255,7 @@ def summary(f: Fact, *, name: str, status: str, superseded_by: tuple[str, str] |
         *([f"> Superseded by {_link(superseded_by[1], superseded_by[0])}: both summarise the same public "
            "postmortem.", ""] if superseded_by else []),
         f"# {title(prefix, f.root_cause)}", "",
-        f"**Company:** {f.company} · **Date:** {f.date_label} · **Severity:** {f.severity} · "
+        f"**Company:** {f.company} · **Date:** {f.day:%Y-%m-%d} · **Severity:** {f.severity} · "
         f"**Category:** {f.category}{sub} · **Incident:** {name}", "",
         "## What happened", " ".join(f.story) or f.root_cause, "",
         "## Root cause", f.root_cause, "",

@@ -145,9 +145,9 @@ def timeline(fact: Fact, *, status: str, namespace: str, runbook: Runbook | None
                       f"Status changed from {'MITIGATED' if mitigations else 'INVESTIGATING'} to RESOLVED")]
     events = _timed(events)
     events[-1]["timestamp"] = events[-2]["timestamp"]
-    if fact.source:
+    if fact.source:  # recorded with the resolution (the public write-up's own date is in its citation)
         events.append(_event("Comment", IMPORT, f"Public postmortem: {fact.source}",
-                             details={**ref, "url": fact.source}, at=events[-1]["timestamp"] + timedelta(days=1)))
+                             details={**ref, "url": fact.source}, at=events[-1]["timestamp"]))
     return events
 
 

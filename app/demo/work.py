@@ -1,0 +1,135 @@
+"""What the demo's people did, as plain data: who wrote which postmortem and how far its review got, and
+how a responder rates a recommendation. Decided by the data (severities, namespaces, when incidents were
+resolved, what caused them), never at random.
+
+Postmortems: the HIGH and CRITICAL incidents resolved in the last POSTMORTEM_WEEKS weeks (every severity when
+fewer than MIN_POSTMORTEMS are), newest first, are DRAFT, IN_REVIEW, APPROVED, PUBLISHED and ARCHIVED in
+turn by `SHARES` (each status at least once): the newest are drafts `ikl generate_postmortems` drafted
+(trigger `command`, owned by the postmortem-bot), the others were drafted on their owner's request
+(trigger `manual`) or, one in three, written by their owner from the public postmortem (no generation).
+Owners are the namespace's editor (`demo-security` for security, else `demo-sre`), the other editor
+reviews, and `demo-lead` approves (never the owner). A MITIGATED incident already has its owner's DRAFT
+(summary and timeline so far).
+
+Ratings (1-5) of a recommendation, as its incident's responder would give them: what it points at shares
+the incident's cause group (category and topic) 5, its topic alone 4, its category alone 2, nothing 1;
+the incident's own runbook or troubleshooting guide 5; the incident's own responder as expert 4."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from app.demo.facts import Fact
+from app.demo.incidents import IMPORT, OWNERS, namespace_of
+from app.demo.spec import LEAD, PostmortemPlan
+from app.incidents.models import IncidentCreate
+
+BOT = "postmortem-bot"  # app/postmortems/generations.py BOT_USERNAME
+SEVERE = ("HIGH", "CRITICAL")
+POSTMORTEM_WEEKS = 8
+MIN_POSTMORTEMS = 5
+STATUSES = ("DRAFT", "IN_REVIEW", "APPROVED", "PUBLISHED", "ARCHIVED")  # newest first
+SHARES = (0.25, 0.15, 0.10, 0.35, 0.15)
+TITLE_MAX = 200
+
+
+def responder(category: str) -> str:
+    """The editor who works on incidents of a category (the namespace's owner when an editor)."""
+    return "demo-security" if namespace_of(category) == "security" else "demo-sre"
+
+
+def other_editor(username: str) -> str:
+    return "demo-sre" if username == "demo-security" else "demo-security"
+
+
+def bands(n: int) -> list[str]:
+    """Statuses for n postmortems, newest first: SHARES of n (largest remainders), each status at least
+    once when n allows; with fewer than five, the furthest along."""
+    if n < len(STATUSES):
+        return list(STATUSES[len(STATUSES) - n:])
+    counts = [1] * len(STATUSES)
+    rest = n - len(STATUSES)
+    exact = [s * rest for s in SHARES]
+    counts = [c + int(e) for c, e in zip(counts, exact)]
+    for i in sorted(range(len(SHARES)), key=lambda i: (-(exact[i] - int(exact[i])), i))[:n - sum(counts)]:
+        counts[i] += 1
+    return [s for s, c in zip(STATUSES, counts) for _ in range(c)]
+
+
+def _written(inc: IncidentCreate, fact: Fact, *, resolved: bool) -> dict[str, Any]:
+    """What a person writes from the public postmortem: the story, the timeline of what it says, and
+    (once resolved) the root cause and what people saw."""
+    timeline = [{"timestamp": e.timestamp.isoformat().replace("+00:00", "Z"), "event": e.type.value,
+                 "description": e.message} for e in inc.timeline if e.source == IMPORT and e.type.value != "Comment"]
+    out: dict[str, Any] = {"executive_summary": " ".join(fact.story) or fact.root_cause, "timeline": timeline}
+    if resolved:
+        out["root_cause_analysis"] = fact.root_cause
+        if fact.symptom:
+            out["impact_assessment"] = fact.symptom
+    return out
+
+
+def plan_postmortems(incidents: list[IncidentCreate], facts: dict[str, Fact], today: date) -> list[PostmortemPlan]:
+    """The postmortems (module docstring), in creation order: oldest first."""
+    since = datetime.combine(today, time(), tzinfo=timezone.utc) - timedelta(weeks=POSTMORTEM_WEEKS)
+    resolved = sorted((i for i in incidents if i.status.value == "RESOLVED" and i.resolved_at),
+                      key=lambda i: (i.resolved_at, i.name), reverse=True)
+    recent = [i for i in resolved if i.resolved_at >= since]
+    chosen = [i for i in recent if i.severity.value in SEVERE]
+    if len(chosen) < MIN_POSTMORTEMS:
+        chosen = recent if len(recent) >= MIN_POSTMORTEMS else resolved[:MIN_POSTMORTEMS]
+    plans: list[PostmortemPlan] = []
+    for n, (inc, status) in enumerate(zip(chosen, bands(len(chosen)))):
+        owner = responder(inc.category)
+        people = {"approver": LEAD.username, "reviewers": [other_editor(owner)]}
+        if status == "DRAFT":
+            plans.append(PostmortemPlan(incident=inc.name, status=status, owner=BOT, generated_by=BOT,
+                                        trigger="command"))
+        elif n % 3 == 2:
+            plans.append(PostmortemPlan(incident=inc.name, status=status, owner=owner, **people,
+                                        written=_written(inc, facts[inc.name], resolved=True)))
+        else:
+            plans.append(PostmortemPlan(incident=inc.name, status=status, owner=owner, generated_by=owner, **people))
+    for inc in incidents:
+        if inc.status.value == "MITIGATED":
+            owner = responder(inc.category)
+            plans.append(PostmortemPlan(incident=inc.name, status="DRAFT", owner=owner, approver=LEAD.username,
+                                        reviewers=[other_editor(owner)],
+                                        written=_written(inc, facts[inc.name], resolved=False)))
+    order = {i.name: k for k, i in enumerate(incidents)}
+    return sorted(plans, key=lambda p: order[p.incident])
+
+
+def postmortem_title(incident_title: str) -> str:
+    return f"Postmortem: {incident_title}"[:TITLE_MAX]
+
+
+# --- ratings ----------------------------------------------------------------------------------------
+
+def _closeness(cause: str, others: list[str]) -> int:
+    """5 when one of `others` is the same cause group, 4 the same topic, 2 the same category, else 1."""
+    category, _, topic = cause.partition("/")
+    best = 1
+    for o in others:
+        c, _, t = o.partition("/")
+        best = max(best, 5 if o == cause else 4 if t == topic and topic != "other" else 2 if c == category else 1)
+    return best
+
+
+def rating(kind: str, *, cause: str, target_causes: list[str] = (), title: str = "", guides: list[str] = (),
+           expert: str = "", responders: set[str] = frozenset()) -> int:
+    """How the incident's responder rates a recommendation of `kind` (module docstring): `target_causes`
+    are the causes of the incidents it points at (the similar incident, an article's or a pattern's
+    sources), `title` an article's, `guides` the incident's own runbook and guide titles, `expert` the
+    username it suggests and `responders` the incident's own people."""
+    if kind == "KNOWLEDGE_ARTICLE" and title in guides:
+        return 5
+    if kind == "EXPERT":
+        return 4 if expert in responders else _closeness(cause, list(target_causes)) if target_causes else 2
+    return _closeness(cause, list(target_causes))
+
+
+def owner_of(category: str) -> str:
+    """The namespace's assignee (who the incidents of a category are assigned to)."""
+    return OWNERS.get(namespace_of(category), OWNERS["default"])[0]
