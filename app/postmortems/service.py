@@ -101,6 +101,14 @@ async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
                                    code="UNKNOWN_USER")
 
 
+def check_editable(current: Mapping[str, Any]) -> None:
+    """An ARCHIVED postmortem is the record as it was closed: read-only (409 `POSTMORTEM_ARCHIVED`);
+    an admin may still delete it."""
+    if current.get("status") == S.ARCHIVED.value:
+        raise Conflict("This postmortem is archived and can no longer be edited",
+                       {"status": S.ARCHIVED.value}, code="POSTMORTEM_ARCHIVED")
+
+
 def check_duties(current: Mapping[str, Any], changes: Mapping[str, Any], user: User) -> None:
     """Separation of duties, whatever the order of calls: only the owner or an admin changes who owns or
     approves a postmortem (403 `NOT_OWNER`), and its approver is never its owner nor its author — who
@@ -174,6 +182,7 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
     owner stays when not given). Status changes only through the workflow actions."""
     require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
+    check_editable(current)
     changes = plain_changes(data, replace=replace)
     if replace:
         changes["owner"] = changes["owner"] or current["owner"]
@@ -195,12 +204,17 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
 
     async def op(s):
         updated = await bk.mongo.postmortems.find_one_and_update(
-            {"_id": current["_id"]}, {"$set": changes}, session=s, return_document=ReturnDocument.AFTER)
-        await record_audit(bk, action="update", user=user, subject_type="postmortem", subject_id=current["_id"],
-                           changes=audit, session=s)
+            {"_id": current["_id"], "status": {"$ne": S.ARCHIVED.value}}, {"$set": changes}, session=s,
+            return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            await record_audit(bk, action="update", user=user, subject_type="postmortem", subject_id=current["_id"],
+                               changes=audit, session=s)
         return updated
 
-    return await bk.transaction(op)
+    updated = await bk.transaction(op)
+    if updated is None:  # archived (or deleted) meanwhile
+        check_editable(await get_postmortem(bk, pm_id=pm_id, user=user))
+    return updated
 
 
 async def delete_postmortem(bk: Backends, *, pm_id: str, user: User) -> None:
@@ -287,6 +301,7 @@ async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: Ac
     An unknown item (or one of another postmortem) is a 404."""
     require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
+    check_editable(current)
     changes = item_changes(data)
     item = next((i for i in current.get("action_items") or [] if isinstance(i, dict) and i.get("id") == item_id),
                 None)
@@ -301,7 +316,8 @@ async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: Ac
 
     async def op(s):
         updated = await bk.mongo.postmortems.find_one_and_update(
-            {"_id": current["_id"], "action_items.id": item_id, **classification.mongo_filter(user)},
+            {"_id": current["_id"], "action_items.id": item_id, "status": {"$ne": S.ARCHIVED.value},
+             **classification.mongo_filter(user)},
             {"$set": update}, array_filters=[{"i.id": item_id}], session=s, return_document=ReturnDocument.AFTER)
         if updated is not None:
             await record_audit(bk, action="update_action_item", user=user, subject_type="postmortem",
@@ -340,12 +356,18 @@ def _article_content(doc: Mapping[str, Any]) -> str:
 
 
 def _article_fields(doc: Mapping[str, Any], incident: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The article of a published postmortem, at the postmortem's classification. What it would copy from
+    the incident (its category and id) is left out when the incident is classified above the postmortem:
+    what a document copies takes its source's classification, or stays out."""
+    level = doc["data_classification"]
+    if incident is not None and classification.most_secret([incident, doc]) != level:
+        incident = None
     category = ((incident or {}).get("category") or "").strip()[:100] or "Postmortem"
     return {"title": doc["title"], "content": _article_content(doc), "article_type": ArticleType.POSTMORTEM_SUMMARY,
             "category": category, "summary": (doc.get("executive_summary") or "")[:5_000],
-            "status": ArticleStatus.PUBLISHED, "data_classification": doc["data_classification"],
+            "status": ArticleStatus.PUBLISHED, "data_classification": level,
             "related_services": list(doc.get("affected_services") or []),
-            "source_postmortems": [doc["_id"]], "related_incidents": [doc["incident"]]}
+            "source_postmortems": [doc["_id"]], "related_incidents": [incident["_id"]] if incident else []}
 
 
 async def _prepare_article(bk: Backends, doc: Mapping[str, Any], user: User) -> dict[str, Any]:

@@ -72,3 +72,21 @@ async def test_an_admin_does_not_approve_their_own_postmortem(client, admin, tok
     r = await client.post(BASE, headers=admin, json={"title": "x", "incident": pm["incident"],
                                                      "approver": tokens["admin_user"].id})
     assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text
+
+
+async def test_an_archived_postmortem_is_read_only(client, admin, editor, two_editors):
+    (author, author_h), (other, other_h) = two_editors
+    pm = await create_pm(client, author_h, await new_incident(client, admin), action_items=[{"title": "Add alert"}])
+    for action, who in (("submit_for_review", author_h), ("approve", admin), ("publish", author_h),
+                        ("archive", author_h)):
+        r = await client.post(f"{BASE}{pm['id']}/{action}/", headers=who)
+        assert r.status_code == 200, (action, r.text)
+    item = pm["action_items"][0]["id"]
+    for r in (await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"lessons_learned": "rewritten"}),
+              await client.put(f"{BASE}{pm['id']}/", headers=admin, json={"title": "rewritten"}),
+              await client.patch(f"{BASE}{pm['id']}/action_items/{item}/", headers=author_h, json={"status": "DONE"})):
+        assert r.status_code == 409 and r.json()["code"] == "POSTMORTEM_ARCHIVED", r.text
+    got = (await client.get(f"{BASE}{pm['id']}/", headers=admin)).json()
+    assert got["status"] == "ARCHIVED" and got["lessons_learned"] != "rewritten" and got["title"] != "rewritten"
+    assert got["action_items"][0]["status"] == "OPEN"
+    assert (await client.delete(f"{BASE}{pm['id']}/", headers=admin)).status_code == 204

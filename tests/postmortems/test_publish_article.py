@@ -112,3 +112,19 @@ async def test_an_article_lost_between_publication_and_writing_is_written_by_the
     article = await bk.mongo.articles.find_one({"_id": stored["knowledge_article"]["id"]})
     assert article["source_postmortems"] == [pm["id"]] and "Disk filled up" in article["content"]
     assert article["author"] == stored["published_by"]
+
+
+async def test_a_public_postmortem_of_a_secret_incident_copies_nothing_of_it(client, editor, admin, bk):
+    """What an article copies takes its source's classification or stays out: a PUBLIC postmortem of a
+    CONFIDENTIAL incident publishes a PUBLIC article without the incident's category or id."""
+    public_viewer = await person(bk, Role.VIEWER, Classification.PUBLIC)
+    inc = await new_incident(client, editor, severity="HIGH", category="Secret category",
+                             data_classification="CONFIDENTIAL")
+    pm = await create_pm(client, editor, inc, title=f"Public lesson {uuid.uuid4().hex[:8]}",
+                         data_classification="PUBLIC")
+    art = (await publish(client, editor, admin, pm["id"]))["knowledge_article"]
+    r = await client.get(f"{ARTICLES}{art['slug']}/", headers={"Authorization": public_viewer["Authorization"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["data_classification"] == "PUBLIC" and body["category"] == "Postmortem"
+    assert body["related_incidents"] == [] and inc["id"] not in r.text and "Secret category" not in r.text
