@@ -27,7 +27,30 @@ from app.errors import ServiceError
 
 log = logging.getLogger(__name__)
 PREFIX = "ikl:live:"
-_open: Counter[str] = Counter()  # user id -> streams open in this process
+
+
+class Slots:
+    """Per-process counts of long-lived connections (live streams, GraphQL WebSockets) by key, each key
+    capped: `take` counts one in when every (key, limit) given is below its limit, `give` counts it out."""
+
+    def __init__(self) -> None:
+        self.open: Counter[str] = Counter()
+
+    def take(self, *caps: tuple[str, int]) -> bool:
+        if any(self.open[key] >= limit for key, limit in caps):
+            return False
+        for key, _ in caps:
+            self.open[key] += 1
+        return True
+
+    def give(self, *keys: str) -> None:
+        for key in keys:
+            self.open[key] -= 1
+            if self.open[key] <= 0:
+                del self.open[key]
+
+
+_streams = Slots()  # "*" (all streams) and user ids -> streams open in this process
 
 
 class StreamLimit(ServiceError):
@@ -51,17 +74,14 @@ class _Slot:
 
     def __init__(self, bk: Backends, user_id: str) -> None:
         settings = bk.settings
-        if sum(_open.values()) >= settings.live_max_streams or _open[user_id] >= settings.live_max_streams_per_user:
+        if not _streams.take(("*", settings.live_max_streams), (user_id, settings.live_max_streams_per_user)):
             raise StreamLimit("Too many live streams are open; close one and try again",
                               {"max_per_user": settings.live_max_streams_per_user})
-        self.user_id = user_id
-        _open[user_id] += 1
+        self.user_id: str | None = user_id
 
     def release(self) -> None:
         if self.user_id is not None:
-            _open[self.user_id] -= 1
-            if _open[self.user_id] <= 0:
-                del _open[self.user_id]
+            _streams.give("*", self.user_id)
             self.user_id = None
 
 

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # A GraphQL WebSocket re-checks its token and user against the database on every operation and this
     # often while it is open: a revoked token or a deactivated user closes it (4403).
     graphql_ws_recheck_seconds: float = 5.0
+    graphql_ws_max_per_user: int = 20     # open GraphQL WebSockets per user, per process
+    graphql_ws_max_per_address: int = 50  # and per client address (IPv4, or the IPv6 /64)
     # One deadline per MongoDB operation: server selection, connection, the reply and the driver's own
     # retries together (CSOT `timeoutMS`); a whole transaction, its retries included, ends within it too.
     # The API's is short, so a database that is down or frozen answers 503 fast; workers and commands

@@ -23,7 +23,9 @@ One connection, in order:
    Credentials do not outlive their token: every `subscribe` first re-checks the token and its user
    against the database (not the 10 s cache), and an open connection does so every
    `graphql_ws_recheck_seconds` (5); a deleted token or a deactivated user closes it 4403, ending its
-   running operations and subscriptions.
+   running operations and subscriptions. Connections are capped per address
+   (`graphql_ws_max_per_address`, 50, before any work) and per user (`graphql_ws_max_per_user`, 20, at
+   `connection_init`) in each process: past either, the socket is closed 1008.
 4. `complete` from the client cancels that operation (nothing is sent back); a disconnect or close
    cancels them all. `ping` is answered `pong` (its payload echoed); `pong` is ignored.
 5. Every message is parsed by app.jsonsafe (the JSON rules of HTTP bodies) and must be at most
@@ -44,6 +46,7 @@ from graphql import OperationType
 from pymongo.errors import PyMongoError
 from starlette.websockets import WebSocket, WebSocketState
 
+from app import live
 from app.backends import Backends
 from app.errors import ServiceError
 from app.http import ratelimit
@@ -63,6 +66,10 @@ SUBPROTOCOL = WEBSOCKET_PROTOCOL
 INIT_TIMEOUT_SECONDS = 3.0  # graphql-ws's own default connectionInitWaitTimeout
 MAX_OPERATIONS = 10         # operations running at once on one connection
 TOKEN_KEYS = ("Authorization", "authorization", "token")
+# Open connections per address (checked before any work) and per user (once authenticated), in this
+# process, like the live streams (app/live.py): past either cap the socket is closed 1008.
+SOCKETS = live.Slots()
+TOO_MANY_CLOSE = 1008
 
 
 class Close(Exception):
@@ -119,6 +126,7 @@ class Connection:
         self.settings = bk.settings
         self.user: User | None = None
         self.key = ""  # the token this connection was opened with, re-checked while it lives
+        self.slots: list[str] = []  # what this connection counts against the caps (SOCKETS)
         self.initialised = False  # connection_init received
         self.acknowledged = False
         self.operations: dict[str, asyncio.Task] = {}
@@ -129,6 +137,12 @@ class Connection:
             await self.ws.accept()
             await self._close(4406, "Subprotocol not acceptable")
             return
+        address = "addr:" + ratelimit.client_key((self.ws.scope.get("client") or ("unknown", 0))[0])
+        if not SOCKETS.take((address, self.settings.graphql_ws_max_per_address)):
+            await self.ws.accept()
+            await self._close(TOO_MANY_CLOSE, "Too many connections from this address")
+            return
+        self.slots = [address]
         await self.ws.accept(subprotocol=SUBPROTOCOL)
         watcher = asyncio.create_task(self._watch_credentials())
         try:
@@ -139,6 +153,7 @@ class Connection:
         finally:
             watcher.cancel()
             await self._cancel_all()
+            SOCKETS.give(*self.slots)
 
     async def _check_credentials(self) -> None:
         """The token and its user, asked of the database (never the cache): a deleted token or a
@@ -203,6 +218,9 @@ class Connection:
                 raise Close(4429, "Too many initialisation requests")
             self.initialised = True
             self.user = await self._authenticate(msg.get("payload"))
+            if not SOCKETS.take(("user:" + self.user.id, self.settings.graphql_ws_max_per_user)):
+                raise Close(TOO_MANY_CLOSE, "Too many connections for this user")
+            self.slots.append("user:" + self.user.id)
             self.acknowledged = True
             await self._send({"type": "connection_ack"})
         elif kind == "ping":

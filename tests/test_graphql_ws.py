@@ -391,3 +391,22 @@ async def test_an_idle_socket_closes_when_its_token_is_deleted(stack, bk):
             await bk.mongo.tokens.delete_many({"user_id": user.id})
             code, _ = await closed(ws, timeout=10)
     assert code == 4403
+
+
+async def test_connections_are_capped_per_user_and_per_address(stack, bk):
+    from tests.conftest import serve_api
+
+    (_, one), (_, two) = await _fresh_editor(bk), await _fresh_editor(bk)
+    async with serve_api(stack, IKL_GRAPHQL_WS_MAX_PER_USER="2", IKL_GRAPHQL_WS_MAX_PER_ADDRESS="3") as base:
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(2):
+                await held.enter_async_context(session(base, one))
+            async with opened(base) as ws:  # a third for the same user
+                await send(ws, {"type": "connection_init", "payload": one})
+                assert (await closed(ws))[0] == 1008
+            await held.enter_async_context(session(base, two))  # another user, the address's third
+            async with opened(base) as ws:  # the address's fourth: refused before any work
+                assert (await closed(ws))[0] == 1008
+        async with session(base, one) as ws:  # all closed: counted out again
+            await send(ws, {"type": "ping"})
+            assert (await recv(ws))["type"] == "pong"
