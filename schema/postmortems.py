@@ -67,6 +67,9 @@ class Postmortem:
     impact_assessment: str
     lessons_learned: str
     action_items: list["PostmortemActionItem"] = strawberry.field(description="Tracked action items.")
+    action_items_version: str = strawberry.field(description=(
+        "The version of the action item list (changes with any change of an item): send it back as "
+        "`actionItemsVersion` with a whole-list `actionItems` write, applied only while the list is as read."))
     is_automated: bool
     generation_confidence: float | None
     auto_generated_sections: list[str]
@@ -117,7 +120,9 @@ class Postmortem:
                    root_cause_analysis=d.get("root_cause_analysis", ""),
                    impact_assessment=d.get("impact_assessment", ""), lessons_learned=d.get("lessons_learned", ""),
                    action_items=[PostmortemActionItem.from_doc(i) for i in d.get("action_items") or []
-                                 if isinstance(i, dict)], is_automated=bool(d.get("is_automated")),
+                                 if isinstance(i, dict)],
+                   action_items_version=service.action_items_version(d.get("action_items")),
+                   is_automated=bool(d.get("is_automated")),
                    generation_confidence=d.get("generation_confidence"),
                    auto_generated_sections=d.get("auto_generated_sections") or [],
                    status=PostmortemStatus(d["status"]), severity=Severity(d["severity"]),
@@ -264,6 +269,9 @@ class UpdatePostmortemInput:
     affected_services: list[str] | None = strawberry.UNSET
     affected_teams: list[str] | None = strawberry.UNSET
     data_classification: ClassificationEnum | None = strawberry.UNSET
+    action_items_version: str | None = strawberry.field(default=strawberry.UNSET, description=(
+        "With `actionItems`: the `actionItemsVersion` read. The list is written only while it is still the one "
+        "read (ACTION_ITEMS_CHANGED); required once items are edited one by one (ACTION_ITEMS_VERSION_REQUIRED)."))
 
 
 @strawberry.input

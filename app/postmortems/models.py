@@ -120,8 +120,20 @@ class PostmortemContent(InputModel):
     data_classification: Classification | None = None  # default: the incident's
 
 
+# What a whole-list writer of `action_items` read: the postmortem's `action_items_version` (see
+# service.action_items_version). Sent with PUT or a PATCH carrying `action_items`, the write applies only
+# while the list is still the one read (409 `ACTION_ITEMS_CHANGED` otherwise).
+ITEMS_VERSION_MAX = 64
+
+
 class PostmortemCreate(PostmortemContent):
     incident: str = Field(min_length=1, max_length=100)  # the incident's id
+
+
+class PostmortemReplace(PostmortemContent):
+    """PUT: every editable field, and the `action_items_version` the writer read (the list is written whole)."""
+
+    action_items_version: str | None = Field(None, max_length=ITEMS_VERSION_MAX)
 
 
 class PostmortemUpdate(InputModel):
@@ -143,13 +155,20 @@ class PostmortemUpdate(InputModel):
     affected_services: StrList | None = Field(None, max_length=100)
     affected_teams: StrList | None = Field(None, max_length=100)
     data_classification: Classification | None = None
+    action_items_version: str | None = Field(None, max_length=ITEMS_VERSION_MAX)  # with `action_items`
 
 
-NULLABLE = {"approver", "due_date"}
+NULLABLE = {"approver", "due_date", "action_items_version"}
+CONDITIONS = {"action_items_version"}  # preconditions of a write, never stored
+
+
+def items_version_sent(model: BaseModel) -> str | None:
+    """The `action_items_version` a whole-list writer sent (None when not sent)."""
+    return getattr(model, "action_items_version", None)
 
 
 def plain_changes(model: BaseModel, *, replace: bool) -> dict[str, Any]:
-    sent = model.model_dump(mode="python", exclude_unset=not replace)
+    sent = model.model_dump(mode="python", exclude_unset=not replace, exclude=CONDITIONS)
     if not replace:
         bad = [k for k, v in sent.items() if v is None and k not in NULLABLE]
         if bad:

@@ -13,8 +13,8 @@ from app.http.auth import current_user
 from app.http.responses import JSON, documented, json_default, read_body
 from app.listing import Page, drf_response
 from app.postmortems import drafting, generations, service
-from app.postmortems.models import (ActionItemUpdate, GenerateRequest, GenerationRequest, PostmortemContent,
-                                    PostmortemCreate, PostmortemUpdate)
+from app.postmortems.models import (ActionItemUpdate, GenerateRequest, GenerationRequest, PostmortemCreate,
+                                    PostmortemReplace, PostmortemUpdate)
 from app.users import service as users
 
 BASE = "/api/knowledge/postmortems/"
@@ -39,6 +39,7 @@ async def serialize(request: Request, docs: list[dict], *, summary: bool = False
     for d in docs:
         item: dict[str, Any] = {"id": d["_id"], **documented(d, fields=TEXT, lists=LISTS, dates=DATES)}
         item["action_items"] = service.public_action_items(d)
+        item["action_items_version"] = service.action_items_version(d.get("action_items"))
         item["knowledge_article"] = d.get("knowledge_article")
         item["incident_title"] = titles.get(d["incident"])
         item["owner_username"] = users.username(people, d.get("owner"))
@@ -71,7 +72,7 @@ async def detail(request: Request) -> Response:
         return Response(status_code=204)
     else:
         replace = request.method == "PUT"
-        data = await read_body(request, PostmortemContent if replace else PostmortemUpdate)
+        data = await read_body(request, PostmortemReplace if replace else PostmortemUpdate)
         doc = await service.update_postmortem(bk, pm_id=pm_id, data=data, user=user, replace=replace)
     return JSON((await serialize(request, [doc]))[0])
 

@@ -4,10 +4,18 @@ A postmortem belongs to one incident and carries a `data_classification` (defaul
 a reader sees it only at or below their clearance, and a hidden one is answered like a missing one.
 Status moves DRAFT → IN_REVIEW → APPROVED → PUBLISHED → ARCHIVED, and IN_REVIEW → DRAFT when changes
 are requested; any other move is a 409 naming the current status and the allowed moves. Every
-change is audit-logged. `completion_percentage` and `is_overdue` are derived when read."""
+change is audit-logged. `completion_percentage` and `is_overdue` are derived when read.
+
+Separation of duties: whoever answers for the content — the owner, the author (who created it) and
+everyone who owned it before — never approves it nor is named its approver. Action items are edited one
+by one, or written whole only on the condition that the list is still the one the writer read
+(`action_items_version`). An ARCHIVED postmortem is read-only. Every write applies only while the
+postmortem is still visible to the writer."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from datetime import timedelta
@@ -26,7 +34,7 @@ from app.listing import Filter, ListSpec, Page, visible_page
 from app.articles import service as articles
 from app.articles.models import ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate
 from app.postmortems.models import (REQUIRED_SECTIONS, SETTLED_ITEM_STATUSES, ActionItemUpdate, PostmortemCreate,
-                                    PostmortemStatus, item_changes, plain_changes)
+                                    PostmortemStatus, item_changes, items_version_sent, plain_changes)
 from app.timefmt import isoz, utcnow
 from app.users import service as users
 from app.users.models import Role, User, require_role
@@ -109,19 +117,65 @@ def check_editable(current: Mapping[str, Any]) -> None:
                        {"status": S.ARCHIVED.value}, code="POSTMORTEM_ARCHIVED")
 
 
+def responsible(doc: Mapping[str, Any]) -> set[str]:
+    """Who answers for a postmortem's content: its owner, its author (who created it) and everyone who
+    owned it before (`former_owners`). None of them approves it."""
+    return {p for p in (doc.get("owner"), doc.get("created_by"), *(doc.get("former_owners") or [])) if p}
+
+
 def check_duties(current: Mapping[str, Any], changes: Mapping[str, Any], user: User) -> None:
     """Separation of duties, whatever the order of calls: only the owner or an admin changes who owns or
-    approves a postmortem (403 `NOT_OWNER`), and its approver is never its owner nor its author — who
-    created it (400 `SELF_APPROVAL`). `current` is the stored postmortem ({} when creating)."""
+    approves a postmortem (403 `NOT_OWNER`), and its approver is never one of those who answer for it —
+    its owner, new or current, its author, a former owner (400 `SELF_APPROVAL`); so nobody names
+    themselves, even while handing the postmortem to someone else. `current` is the stored postmortem
+    ({} when creating; one stored without its author counts the caller as such)."""
     moved = [k for k in ("owner", "approver") if k in changes and changes[k] != current.get(k)]
     if current and moved and not user.has_role(Role.ADMIN) and user.id != current.get("owner"):
         raise PermissionDenied("Only the postmortem's owner or an admin may change who owns or approves it",
                                {"fields": moved, "required": "owner or admin"}, code="NOT_OWNER")
+    if current and not moved:
+        return
     approver = changes.get("approver", current.get("approver"))
-    authors = {changes.get("owner", current.get("owner")), current.get("created_by", user.id)}
+    authors = responsible(current) | {changes.get("owner", current.get("owner")), current.get("created_by", user.id)}
     if approver and approver in authors:
-        raise ValidationFailed("The approver cannot be the postmortem's owner or its author",
+        raise ValidationFailed("The approver cannot be the postmortem's owner, its author or a former owner",
                                {"field": "approver"}, code="SELF_APPROVAL")
+
+
+def action_items_version(items: Any) -> str:
+    """The version of an action item list: a digest of the list as clients read it. It changes with any
+    change of the list or of one of its items, by whatever path (a whole-list write, a single-item edit,
+    a draft), and only then."""
+    text = json.dumps(public_action_items({"action_items": items}), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _items_condition(current: Mapping[str, Any], changes: dict[str, Any], sent: str | None) -> dict[str, Any]:
+    """What a whole-list write of `action_items` (PUT, or a PATCH carrying the list) is conditional on,
+    as a MongoDB filter: the list the service just read. A list sent as it is stored is no change at all
+    (dropped from `changes`, nothing to lose). Otherwise the writer's `sent` version must be the current
+    one (409 `ACTION_ITEMS_CHANGED`: a single-item edit, or another write, came after the writer read);
+    without one the write is accepted only while no item was ever edited one by one — clients written
+    before versions keep working until someone tracks items (409 `ACTION_ITEMS_VERSION_REQUIRED`)."""
+    if "action_items" not in changes:
+        return {}
+    now = action_items_version(current.get("action_items"))
+    if action_items_version(changes["action_items"]) == now:
+        del changes["action_items"]
+        return {}
+    if sent is not None and sent != now:
+        raise _items_changed()
+    if sent is None and current.get("action_item_edits"):
+        raise Conflict("Action items of this postmortem are edited one by one: a write of the whole list must send "
+                       "the `action_items_version` it read (reload the postmortem, apply your change, send both)",
+                       {"field": "action_items_version"}, code="ACTION_ITEMS_VERSION_REQUIRED")
+    return {"action_items": current.get("action_items")}
+
+
+def _items_changed() -> Conflict:
+    return Conflict("The action items changed since you read them; reload the postmortem and apply your change "
+                    "again", {"field": "action_items_version"}, code="ACTION_ITEMS_CHANGED")
 
 
 async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
@@ -183,6 +237,7 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
     require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
     check_editable(current)
+    sent_version = items_version_sent(data)
     changes = plain_changes(data, replace=replace)
     if replace:
         changes["owner"] = changes["owner"] or current["owner"]
@@ -192,8 +247,18 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
     classification.check_may_classify(user, changes.get("data_classification"), what="a postmortem")
     check_duties(current, changes, user)
     await _check_users(bk, changes)
+    condition = _items_condition(current, changes, sent_version)
     if not changes:
         return current
+    # written only while still visible to the writer, not archived, and (for the list) as read; a change of
+    # owner or approver only while both are as read, the owner handing over joining the former owners
+    where = {"_id": current["_id"], "status": {"$ne": S.ARCHIVED.value}, **classification.mongo_filter(user),
+             **condition}
+    update: dict[str, Any] = {}
+    if any(k in changes and changes[k] != current.get(k) for k in ("owner", "approver")):
+        where.update(owner=current.get("owner"), approver=current.get("approver"))
+        if current.get("owner") and changes.get("owner", current["owner"]) != current["owner"]:
+            update["$addToSet"] = {"former_owners": current["owner"]}
     if "severity" in changes:
         changes["severity_rank"] = SEVERITY_RANK[changes["severity"]]
     audit = {k: v for k, v in changes.items() if current.get(k) != v and k != "severity_rank"}
@@ -201,19 +266,24 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
     if any(s in audit for s in auto):  # a section a person edited is no longer auto-generated
         changes["auto_generated_sections"] = [s for s in auto if s not in audit]
     changes["updated_at"] = utcnow()
+    update["$set"] = changes
 
     async def op(s):
-        updated = await bk.mongo.postmortems.find_one_and_update(
-            {"_id": current["_id"], "status": {"$ne": S.ARCHIVED.value}}, {"$set": changes}, session=s,
-            return_document=ReturnDocument.AFTER)
+        updated = await bk.mongo.postmortems.find_one_and_update(where, update, session=s,
+                                                                 return_document=ReturnDocument.AFTER)
         if updated is not None:
             await record_audit(bk, action="update", user=user, subject_type="postmortem", subject_id=current["_id"],
                                changes=audit, session=s)
         return updated
 
     updated = await bk.transaction(op)
-    if updated is None:  # archived (or deleted) meanwhile
-        check_editable(await get_postmortem(bk, pm_id=pm_id, user=user))
+    if updated is None:  # deleted, reclassified above the writer, archived or changed meanwhile
+        now = await get_postmortem(bk, pm_id=pm_id, user=user)
+        check_editable(now)
+        if condition and action_items_version(now.get("action_items")) != action_items_version(
+                current.get("action_items")):
+            raise _items_changed()
+        raise Conflict("The postmortem changed meanwhile; reload it and try again", code="CONCURRENT_UPDATE")
     return updated
 
 
@@ -250,10 +320,11 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
     target = ACTION_TARGET[action]
     if target not in MOVES[current["status"]]:
         raise _refuse(current, action)
+    where = {"_id": current["_id"], "status": current["status"], **classification.mongo_filter(user)}
     if action == "approve":
-        if user.id in (current.get("owner"), current.get("created_by")):
-            raise PermissionDenied("Nobody approves a postmortem they own or wrote: its approver or another admin "
-                                   "must", {"required": "approver or admin, not owner or author"},
+        if user.id in responsible(current):
+            raise PermissionDenied("Nobody approves a postmortem they own, wrote or owned before: its approver or "
+                                   "another admin must", {"required": "approver or admin, not owner or author"},
                                    code="SELF_APPROVAL")
         if not user.has_role(Role.ADMIN) and current.get("approver") != user.id:
             raise PermissionDenied("Only the postmortem's approver or an admin may approve it",
@@ -267,19 +338,24 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
     if action == "approve":
         changes["approved_at"] = now
         changes["approved_by"] = user.id
+        # approved only as read: same owner, approver and former owners
+        where.update(owner=current.get("owner"), approver=current.get("approver"),
+                     former_owners=current.get("former_owners"))
 
     async def op(s):
-        updated = await bk.mongo.postmortems.find_one_and_update(
-            {"_id": current["_id"], "status": current["status"]}, {"$set": changes}, session=s,
-            return_document=ReturnDocument.AFTER)
+        updated = await bk.mongo.postmortems.find_one_and_update(where, {"$set": changes}, session=s,
+                                                                 return_document=ReturnDocument.AFTER)
         if updated is not None:
             await record_audit(bk, action=action, user=user, subject_type="postmortem", subject_id=current["_id"],
                                changes={"status": {"from": current["status"], "to": target}}, session=s)
         return updated
 
     updated = await bk.transaction(op)
-    if updated is None:  # moved by someone else meanwhile
-        raise _refuse(await get_postmortem(bk, pm_id=pm_id, user=user), action)
+    if updated is None:  # moved (or reclassified above the user, or its people changed) meanwhile
+        now_doc = await get_postmortem(bk, pm_id=pm_id, user=user)
+        if now_doc["status"] != current["status"]:
+            raise _refuse(now_doc, action)
+        raise Conflict("The postmortem changed meanwhile; reload it and try again", code="CONCURRENT_UPDATE")
     if action == "publish":
         try:
             updated = await sync_article(bk, doc=updated, user=user)
@@ -298,7 +374,8 @@ def public_action_items(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: ActionItemUpdate, user: User) -> dict:
     """Change one action item of a postmortem the user may see (editor), in one atomic update of that
     item alone (positional `$set` with an array filter on its id), audit-logged in the same transaction.
-    An unknown item (or one of another postmortem) is a 404."""
+    An unknown item (or one of another postmortem) is a 404. From then on the items are tracked one by
+    one: whole-list writes must send the version they read, and drafting no longer rewrites them."""
     require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
     check_editable(current)
@@ -318,14 +395,16 @@ async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: Ac
         updated = await bk.mongo.postmortems.find_one_and_update(
             {"_id": current["_id"], "action_items.id": item_id, "status": {"$ne": S.ARCHIVED.value},
              **classification.mongo_filter(user)},
-            {"$set": update}, array_filters=[{"i.id": item_id}], session=s, return_document=ReturnDocument.AFTER)
+            {"$set": update, "$inc": {"action_item_edits": 1}, "$pull": {"auto_generated_sections": "action_items"}},
+            array_filters=[{"i.id": item_id}], session=s, return_document=ReturnDocument.AFTER)
         if updated is not None:
             await record_audit(bk, action="update_action_item", user=user, subject_type="postmortem",
                                subject_id=current["_id"], changes=audit, session=s)
         return updated
 
     updated = await bk.transaction(op)
-    if updated is None:  # the item (or the postmortem) went away meanwhile
+    if updated is None:  # the item (or the postmortem) went away, was archived or hidden meanwhile
+        check_editable(await get_postmortem(bk, pm_id=pm_id, user=user))
         raise NotFound(f"Action item '{item_id}' not found", code="ACTION_ITEM_NOT_FOUND")
     return updated
 
