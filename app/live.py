@@ -9,6 +9,11 @@ from the reader's view, or `live_stream_max_seconds` pass. An announcement carri
 reader re-reads the document through its own service call, so a stream shows only what that reader may
 see. Between changes `follow` yields `None` every keep-alive interval (SSE comments, WebSocket pings).
 
+A stream opened by an HTTP request (SSE) outlives the moment its token was checked, so it re-checks the
+token and its user against the database (never the token cache) every `live_recheck_seconds`: a deleted
+token or a deactivated user ends it as if the document had left the reader's view. (A GraphQL
+subscription is ended by its WebSocket, which re-checks its own credentials: schema/ws.py.)
+
 Each process caps the streams it serves (`live_max_streams`, and `live_max_streams_per_user`), so a
 client cannot hold the server's connections open without bound: past the cap, `StreamLimit` (429).
 """
@@ -22,8 +27,11 @@ import weakref
 from collections import Counter
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from pymongo.errors import PyMongoError
+
 from app.backends import Backends
 from app.errors import ServiceError
+from app.users import service as users
 
 log = logging.getLogger(__name__)
 PREFIX = "ikl:live:"
@@ -94,14 +102,26 @@ def follow(bk: Backends, *, topic: str, doc_id: str, user_id: str,
     The caps are checked here, when the stream is asked for — before a response starts — so a refusal
     is a plain 429 (`StreamLimit`). `read()` returns the document as the reader may see it, or None once
     they can no longer see it (the stream then ends); callers check that the document
-    exists first, so a missing one is a 404 before any stream starts."""
+    exists first, so a missing one is a 404 before any stream starts. The token of the HTTP request asking
+    (`users.request_credential`) is re-checked while the stream runs."""
     slot = _Slot(bk, user_id)
-    stream = _follow(bk, slot, channel(topic, doc_id), read, public, finished)
+    stream = _follow(bk, slot, channel(topic, doc_id), read, public, finished, users.request_credential.get())
     weakref.finalize(stream, slot.release)  # a stream never started still gives its slot back
     return stream
 
 
-async def _follow(bk: Backends, slot: _Slot, name: str, read, public, finished) -> AsyncIterator[Any]:
+async def _credentials_hold(bk: Backends, key: str) -> bool:
+    """Whether the token still names an active user, asked of the database. One that cannot be asked (the
+    database out of reach) is given the benefit of the doubt until the next check."""
+    try:
+        return await users.authenticate(bk, key=key, fresh=True) is not None
+    except PyMongoError as exc:
+        log.warning("live stream credentials not re-checked", extra={"error": str(exc)[:200]})
+        return True
+
+
+async def _follow(bk: Backends, slot: _Slot, name: str, read, public, finished,
+                  key: str | None) -> AsyncIterator[Any]:
     settings = bk.settings
     pubsub = bk.redis.pubsub()
     try:
@@ -112,6 +132,8 @@ async def _follow(bk: Backends, slot: _Slot, name: str, read, public, finished) 
             pubsub = None
         loop = asyncio.get_running_loop()
         end = loop.time() + settings.live_stream_max_seconds
+        every = max(settings.live_recheck_seconds, 0.1)
+        recheck = loop.time() + every
         last: Any = None
         while True:
             doc = await read()
@@ -125,19 +147,34 @@ async def _follow(bk: Backends, slot: _Slot, name: str, read, public, finished) 
                 yield None
             if finished(doc):
                 return
-            wait = min(settings.live_keepalive_seconds, end - loop.time())
-            if wait <= 0:
+            wake = min(loop.time() + settings.live_keepalive_seconds, end)
+            if wake <= loop.time():
                 return
-            if pubsub is None:
-                await asyncio.sleep(wait)
-                continue
-            try:
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-            except Exception as exc:  # noqa: BLE001 - the broker went away: re-read on the interval
-                log.warning("live subscription lost; polling", extra={"error": str(exc)[:200]})
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                pubsub = None
+            while True:  # until a change is announced or the keep-alive is due; the credentials on the way
+                now = loop.time()
+                if key is not None and now >= recheck:
+                    if not await _credentials_hold(bk, key):
+                        return
+                    now = loop.time()
+                    recheck = now + every
+                wait = min(wake, recheck) - now if key is not None else wake - now
+                if wait <= 0:
+                    if now >= wake:
+                        break
+                    continue
+                if pubsub is None:
+                    await asyncio.sleep(wait)
+                    continue
+                try:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+                except Exception as exc:  # noqa: BLE001 - the broker went away: re-read on the interval
+                    log.warning("live subscription lost; polling", extra={"error": str(exc)[:200]})
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                    pubsub = None
+                    continue
+                if message is not None:
+                    break
     finally:
         slot.release()
         if pubsub is not None:

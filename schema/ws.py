@@ -6,7 +6,8 @@ One connection, in order:
 2. `connection_init` within INIT_TIMEOUT_SECONDS (else 4408). Its payload carries the token
    (`{"Authorization": "Token <key>"}`; `authorization`, or `token` with the bare key, also taken),
    else the upgrade request's `Authorization` header is used. The lookup is the HTTP middleware's own
-   (app/http/auth.py: cached users, the failed-authentication limit per address). No user: 4403
+   (app/http/auth.py: the failed-authentication limit per address), asked of the database, never the
+   token cache. No user: 4403
    Forbidden (the address past its failed-attempt limit: 4403 too, before any lookup); the database
    down: 1013 "Try again later". A second `connection_init`: 4429. Then `connection_ack`.
 3. `subscribe` {id, payload: {query, variables, operationName}}: before the ack 4401; an id already
@@ -50,7 +51,7 @@ from app import live
 from app.backends import Backends
 from app.errors import ServiceError
 from app.http import ratelimit
-from app.http.auth import authenticate
+from app.http.auth import authenticate, token_key
 from app.http.responses import graphql_error_entry as error_entry, json_default
 from app.jsonsafe import JSONRejected, loads
 from app.logs import request_id_var
@@ -143,17 +144,20 @@ class Connection:
             await self._close(TOO_MANY_CLOSE, "Too many connections from this address")
             return
         self.slots = [address]
-        await self.ws.accept(subprotocol=SUBPROTOCOL)
-        watcher = asyncio.create_task(self._watch_credentials())
-        try:
+        watcher = None
+        try:  # from here on the slots are given back however the connection ends (an accept that fails too)
+            await self.ws.accept(subprotocol=SUBPROTOCOL)
+            watcher = asyncio.create_task(self._watch_credentials())
             await self._serve()
         except Close as exc:
             await self._cancel_all()
             await self._close(exc.code, exc.reason)
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             await self._cancel_all()
             SOCKETS.give(*self.slots)
+            self.slots = []
 
     async def _check_credentials(self) -> None:
         """The token and its user, asked of the database (never the cache): a deleted token or a
@@ -181,6 +185,8 @@ class Connection:
                 await self._cancel_all()
                 await self._close(exc.code, exc.reason)
                 return
+            except Exception:  # noqa: BLE001 - never let one odd failure stop the checks for good
+                log.exception("websocket credentials re-check failed")
 
     async def _serve(self) -> None:
         deadline = asyncio.get_running_loop().time() + INIT_TIMEOUT_SECONDS
@@ -247,15 +253,15 @@ class Connection:
         header = _token_header(payload, self.ws)
         scope = {"headers": [(b"authorization", header.encode())] if header else [],
                  "client": self.ws.scope.get("client")}
-        try:
-            user, _ = await authenticate(scope, self.bk)
+        try:  # the database, not the token cache: a token revoked a moment ago opens nothing
+            user, _ = await authenticate(scope, self.bk, fresh=True)
         except ratelimit.RateLimited:
             raise Close(4403, "Forbidden: too many failed authentication attempts") from None
         except ServiceError:
             raise Close(1013, "Try again later") from None
         if user is None:
             raise Close(4403, "Forbidden")
-        self.key = header.partition(" ")[2].strip()
+        self.key = token_key(scope) or ""
         return user
 
     # --- one operation ------------------------------------------------------------------------------

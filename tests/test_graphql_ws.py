@@ -369,12 +369,14 @@ async def _fresh_editor(bk) -> tuple[object, dict[str, str]]:
 
 
 async def test_a_deactivated_user_can_no_longer_write_on_an_open_socket(live_api, bk, admin):
-    """Deactivated straight in the database (no API call, no cache invalidation): the next operation finds
-    out and the connection closes 4403 before anything is written."""
+    """Deactivated straight in the database (no API call, no cache invalidation), 2 s before the next
+    operation (well inside the token cache's 10 s): it finds out and the connection closes 4403 before
+    anything is written."""
     user, auth = await _fresh_editor(bk)
     title = unique("ws after deactivation")
     async with session(live_api, auth) as ws:
-        await bk.mongo.users.update_one({"_id": user.id}, {"$set": {"is_active": False}})
+        await bk.mongo.users.update_one({"username": user.username}, {"$set": {"is_active": False}})
+        await asyncio.sleep(2)
         await send(ws, {"id": "1", "type": "subscribe", "payload": {
             "query": f'mutation {{ createIncident(input: {{title: "{title}", severity: LOW}}) {{ __typename }} }}'}})
         code, _ = await closed(ws)
@@ -410,3 +412,90 @@ async def test_connections_are_capped_per_user_and_per_address(stack, bk):
         async with session(base, one) as ws:  # all closed: counted out again
             await send(ws, {"type": "ping"})
             assert (await recv(ws))["type"] == "pong"
+
+
+async def test_a_token_revoked_a_moment_ago_opens_no_socket(live_api, bk):
+    """The token was just used over HTTP (so the process caches it for 10 s), then revoked straight in the
+    database: `connection_init` asks the database, not the cache, and the socket closes 4403 unacknowledged."""
+    async with httpx.AsyncClient(base_url=live_api, timeout=30) as http:
+        for revoke in ("deactivate", "delete"):
+            user, auth = await _fresh_editor(bk)
+            assert (await http.get(INCIDENTS, headers=auth, params={"page_size": 1})).status_code == 200
+            if revoke == "deactivate":
+                await bk.mongo.users.update_one({"username": user.username}, {"$set": {"is_active": False}})
+            else:
+                await bk.mongo.tokens.delete_many({"user_id": user.id})
+            async with opened(live_api) as ws:
+                await send(ws, {"type": "connection_init", "payload": auth})
+                assert await closed(ws) == (4403, "Forbidden"), revoke
+
+
+async def test_a_running_subscription_ends_when_its_user_is_deactivated(stack, bk):
+    """No operation sent after the deactivation: the periodic re-check closes the socket 4403 and ends the
+    subscription it was running."""
+    from tests.conftest import serve_api
+
+    user, auth = await _fresh_editor(bk)
+    async with serve_api(stack, IKL_GRAPHQL_WS_RECHECK_SECONDS="0.5") as base:
+        async with held_generation(bk, base, auth, user) as gen_id:
+            async with session(base, auth) as ws:
+                await send(ws, subscribe("g", UPDATES, {"id": gen_id}, "Updates"))
+                first = await recv(ws)
+                assert first["type"] == "next" and first["payload"]["data"]["postmortemGenerationUpdates"]["status"] \
+                    == "PROCESSING", first
+                await bk.mongo.users.update_one({"username": user.username}, {"$set": {"is_active": False}})
+                code, _ = await closed(ws, timeout=10)
+    assert code == 4403
+
+
+async def test_sockets_dropped_without_a_close_are_counted_out(stack, bk):
+    """Connections that vanish (TCP aborted, no close frame) give their per-user and per-address counts back."""
+    from tests.conftest import serve_api
+
+    _, auth = await _fresh_editor(bk)
+    async with serve_api(stack, IKL_GRAPHQL_WS_MAX_PER_USER="2", IKL_GRAPHQL_WS_MAX_PER_ADDRESS="2") as base:
+        for _ in range(2):  # twice the cap, dropped in turn
+            dropped = []
+            for _ in range(2):
+                ws = await connect(ws_url(base), subprotocols=[PROTOCOL], open_timeout=10)
+                await send(ws, {"type": "connection_init", "payload": auth})
+                assert await recv(ws) == {"type": "connection_ack"}
+                dropped.append(ws)
+            for ws in dropped:
+                ws.transport.abort()
+
+            async def one_more() -> bool:  # False while the dropped ones are still counted (closed 1008)
+                async with opened(base) as ws:
+                    try:
+                        await send(ws, {"type": "connection_init", "payload": auth})
+                        return await recv(ws) == {"type": "connection_ack"}
+                    except ConnectionClosed as exc:
+                        assert exc.rcvd is not None and exc.rcvd.code == 1008, exc
+                        return False
+
+            async with asyncio.timeout(15):
+                while not await one_more():
+                    await asyncio.sleep(0.2)
+
+
+async def test_a_failed_accept_gives_its_slot_back(bk):
+    """A client gone before the server's accept: the address's count is given back all the same."""
+    from starlette.websockets import WebSocket
+
+    from schema import ws as ws_module
+
+    before = dict(ws_module.SOCKETS.open)
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def send_(message):
+        if message["type"] == "websocket.accept":
+            raise OSError("the client is gone")
+
+    scope = {"type": "websocket", "path": "/graphql", "headers": [], "subprotocols": [PROTOCOL],
+             "client": ("203.0.113.77", 40000), "query_string": b""}
+    for _ in range(3):
+        with pytest.raises(OSError):
+            await ws_module.Connection(WebSocket(scope, receive, send_), bk).run()
+    assert dict(ws_module.SOCKETS.open) == before

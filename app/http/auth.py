@@ -54,6 +54,13 @@ class TokenAuthMiddleware:
             await error_for(scope["path"], NotAuthenticated(error), {"WWW-Authenticate": "Token"})(scope, receive, send)
             return
         scope["user"] = user
+        credential = users.request_credential.set(token_key(scope))  # re-checked by long-lived streams
+        try:
+            await self._authenticated(scope, receive, send, bk, user)
+        finally:
+            users.request_credential.reset(credential)
+
+    async def _authenticated(self, scope: Scope, receive: Receive, send: Send, bk, user: User) -> None:
         if scope["path"].startswith("/graphql"):  # limited per root field by the GraphQL endpoint
             await self.app(scope, receive, send)
             return
@@ -76,17 +83,23 @@ class TokenAuthMiddleware:
         await self.app(scope, receive, send_with_limits)
 
 
-async def authenticate(scope: Scope, bk) -> tuple[User | None, str]:
-    """The user the scope's `Authorization: Token <key>` header names (or None and why), for every
-    transport (HTTP here, WebSocket in schema/ws.py): cached users, the failed-attempt limit per address."""
+def token_key(scope: Scope) -> str | None:
+    """The key of the scope's `Authorization: Token <key>` header, or None when there is no such header."""
     auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").strip()
-    if not auth:
-        return None, "Authentication credentials were not provided."
     scheme, _, key = auth.partition(" ")
-    if scheme.lower() != "token" or not key.strip():
+    return key.strip() if scheme.lower() == "token" and key.strip() else None
+
+
+async def authenticate(scope: Scope, bk, *, fresh: bool = False) -> tuple[User | None, str]:
+    """The user the scope's `Authorization: Token <key>` header names (or None and why), for every
+    transport (HTTP here, WebSocket in schema/ws.py): cached users, the failed-attempt limit per address.
+    `fresh`: never the token cache (a WebSocket, which may run writes for hours, asks the database)."""
+    if not dict(scope["headers"]).get(b"authorization", b"").strip():
+        return None, "Authentication credentials were not provided."
+    key = token_key(scope)
+    if key is None:
         return None, "Invalid token header. Use 'Authorization: Token <key>'."
-    key = key.strip()
-    cached = users.cached_user(key=key)
+    cached = None if fresh else users.cached_user(key=key)
     if cached is not None:
         return cached, ""
     address = ratelimit.client_key((scope.get("client") or ("unknown", 0))[0])
@@ -96,7 +109,7 @@ async def authenticate(scope: Scope, bk) -> tuple[User | None, str]:
                                     verdict=ratelimit.Verdict(limit=bk.settings.auth_failures_per_minute,
                                                               remaining=0, reset_in=wait))
     try:
-        user = await users.authenticate(bk, key=key)
+        user = await users.authenticate(bk, key=key, fresh=fresh)
     except PyMongoError as exc:
         down = backend_unavailable(exc) or Unavailable("The database is unavailable; try again shortly",
                                                        code="DATABASE_UNAVAILABLE")

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from contextvars import ContextVar
 from datetime import datetime, timezone
 
 from pymongo.errors import DuplicateKeyError
@@ -71,6 +72,11 @@ async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str
 AUTH_CACHE_SECONDS = 10.0
 _AUTH_CACHE: dict[str, tuple[User, float]] = {}
 _AUTH_CACHE_MAX = 10_000
+
+
+# The token key the current HTTP request was authenticated with (set by app/http/auth.py while the request
+# runs): a response that outlives the request's first moments (an SSE stream, app/live.py) re-checks it.
+request_credential: ContextVar[str | None] = ContextVar("request_credential", default=None)
 
 
 def cached_user(*, key: str) -> User | None:

@@ -5,6 +5,8 @@ similar incidents leaving the twins out."""
 
 from __future__ import annotations
 
+import json
+
 from app import demo
 from tests.conftest import eventually, unique
 from tests.incidents.test_graphql import gql
@@ -124,11 +126,28 @@ async def test_hidden_canonical_is_answered_like_a_missing_one(client, admin, ed
     assert via_twin.json() == {k: (v.replace(plain_closed["name"], visible_twin["name"]) if isinstance(v, str) else v)
                                for k, v in closed.json().items()}
     assert via_twin.json()["code"] == "DUPLICATE_TARGET_CLOSED" and secret["name"] not in via_twin.text
+    # GraphQL's markIncidentDuplicate is the same service: the same typed error for both
+    out = {}
+    for target in (visible_twin["name"], plain_closed["name"]):
+        got = await gql(client, editor, MARK, n=twin["name"], d=target)
+        assert "errors" not in got, got
+        out[target] = got["data"]["markIncidentDuplicate"]
+    renamed = {k: (v.replace(plain_closed["name"], visible_twin["name"]) if isinstance(v, str) else v)
+               for k, v in out[plain_closed["name"]].items()}
+    assert out[visible_twin["name"]] == renamed
+    assert out[visible_twin["name"]]["__typename"] == "ConflictError"
+    assert out[visible_twin["name"]]["code"] == "DUPLICATE_TARGET_CLOSED"
+    assert secret["name"] not in json.dumps(out) and secret["id"] not in json.dumps(out)
     doc = await bk.mongo.incidents.find_one({"_id": twin["id"]})
     assert doc["status"] == "OPEN" and "duplicate_of" not in doc and doc["timeline"] == []
     # the incident being marked follows the usual rule: hidden is 404 like missing
     r = await mark(client, editor, secret["name"], twin["name"])
     assert r.status_code == 404 and r.json()["details"] is None
+    # the visible case: for a caller who may see the canonical, the same twin stands for it (no chain)
+    third = await make(client, admin, ns, "Key leak, third report")
+    r = await mark(client, admin, third["name"], visible_twin["name"])
+    assert r.status_code == 200 and r.json()["duplicate_of"] == secret["name"]
+    assert (await bk.mongo.incidents.find_one({"_id": third["id"]}))["duplicate_of"] == secret["id"]
 
 
 async def test_a_reader_who_may_not_see_the_canonical_gets_null(client, admin, viewer, bk):
