@@ -7,7 +7,8 @@ Order of work, cheapest first, each step refusing before the next costs anything
 4. its limits — depth, aliases, cost, repeats, root fields — measured without expanding
    fragments (schema/limits.py);
 5. the rate limit, one unit per root field of the operation by class (read, write, search);
-6. validation (cached by text), then execution by Strawberry.
+6. validation (cached by text), then execution by Strawberry;
+7. the response, refused (RESPONSE_TOO_LARGE) when its JSON would pass `graphql_max_response_bytes`.
 Request-level failures answer 4xx in the GraphQL error shape; a mutation over GET is a 405, and a
 subscription over HTTP a 400 (SUBSCRIPTION_NEEDS_WEBSOCKET: subscriptions run over WebSocket).
 
@@ -19,6 +20,8 @@ or raises `Refused`, carrying the GraphQL errors and the HTTP status each transp
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +33,16 @@ from app.backends import Backends
 from app.errors import ServiceError
 from app.http import graphiql, ratelimit
 from app.http.auth import is_ide_page
-from app.http.responses import JSON, graphql_error, graphql_error_entry, read_json
+from app.http.responses import JSON, graphql_error, graphql_error_entry, json_default, read_json
 from app.jsonsafe import JSONRejected, loads
 from app.settings import Settings
 from app.users.models import User
 from schema.context import Context
 from schema.limits import LimitExceeded, Limits, analyse, select_operation
 from schema.schema import SEARCH_FIELDS, schema
+
+
+log = logging.getLogger(__name__)
 
 
 class GraphQLRequestError(ServiceError):
@@ -99,7 +105,34 @@ def _operation_input(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None, 
 
 def limits_from(settings: Settings) -> Limits:
     return Limits(max_depth=settings.graphql_max_depth, max_aliases=settings.graphql_max_aliases,
-                  max_cost=settings.graphql_max_cost, max_root_fields=settings.graphql_max_root_fields)
+                  max_cost=settings.graphql_max_cost, max_root_fields=settings.graphql_max_root_fields,
+                  max_list_size=settings.max_page_size, max_timeline_events=settings.max_events_per_incident)
+
+
+def render(body: dict[str, Any]) -> bytes:
+    """A JSON body exactly as app.http.responses.JSON writes it."""
+    return json.dumps(body, default=json_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def result_json(result: Any, settings: Settings, operation_type: OperationType) -> tuple[dict[str, Any], bytes]:
+    """The GraphQL response of an executed operation, as an object and as the JSON bytes sent — or,
+    when those would be more than `graphql_max_response_bytes`, `data: null` and one RESPONSE_TOO_LARGE
+    error (never a truncated body). The cost limit keeps such responses rare; this is the backstop for
+    what it cannot see (long texts, JSON fields)."""
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [err.formatted for err in result.errors]
+    content = render(body)
+    maximum = settings.graphql_max_response_bytes
+    if maximum and len(content) > maximum:
+        ran = " (the mutation has run)" if operation_type == OperationType.MUTATION else ""
+        log.warning("graphql response too large", extra={"bytes": len(content), "max": maximum})
+        body = {"data": None, "errors": [graphql_error_entry(
+            f"The response would be {len(content)} bytes, more than the limit of {maximum}{ran}: ask for fewer "
+            "fields, smaller pages or lower limits", "RESPONSE_TOO_LARGE",
+            {"limit": "response_bytes", "value": len(content), "max": maximum})]}
+        content = render(body)
+    return body, content
 
 
 WEBSOCKET = "WEBSOCKET"  # the `method` of an operation that arrived over WebSocket (schema/ws.py)
@@ -207,9 +240,7 @@ async def graphql_endpoint(request: Request) -> Response:
     context = Context(request=request, response=None, backends=bk, user=user, document=checked.document)
     result = await schema.execute(checked.query, variable_values=checked.variables, context_value=context,
                                   operation_name=checked.operation_name)
-    body: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        body["errors"] = [err.formatted for err in result.errors]
+    _, content = result_json(result, settings, checked.operation_type)
     verdicts = checked.verdicts
     headers = ratelimit.headers(min(verdicts, key=lambda v: v.remaining)) if verdicts else None
-    return JSON(body, headers=headers)
+    return Response(content, media_type="application/json", headers=headers)

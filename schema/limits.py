@@ -10,10 +10,13 @@ Figures, over every operation and fragment of the document (validation visits th
 - aliases: aliased fields in the expanded document;
 - cost: every field costs 1, plus its sub-selection times the number of objects the field can
   return — the `pageSize` / `limit` / `first` argument where the field has one, directly or in an
-  input object (its default, or the variable's declared default, when not given; the largest list
-  size when it is not plainly a positive integer), `LIST_FACTOR` for another list, 1 for a single
-  object. A size argument on a field that returns one object (a page, an envelope) sizes that
-  object's lists (`results`, `events`), not its other fields;
+  input object (its default, or the variable's declared default, when not given; the field's maximum
+  when it is not plainly a positive integer), never more than the field's maximum (`LIST_MAXIMUMS`:
+  the most its resolver can ever return), the maximum alone for a list without a size argument, 1
+  for a single object. A size argument on a field that returns one object (a page, an envelope)
+  sizes that object's lists (`results`, `events`), not its other fields. A field that aggregates
+  whole collections (the statistics) costs `COLLECTION_SCAN` more per collection it scans
+  (`SCAN_COSTS`), so its aliases cannot multiply full scans;
 - repeats: how often one response key occurs in one selection set, fields brought by named fragments
   included (graphql-core compares those fields pairwise, so a thousand copies cost it a second);
 - introspection nesting: `fields`, `inputFields`, `interfaces`, `possibleTypes` lists nested in
@@ -41,7 +44,50 @@ from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSp
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
 SIZE_ARGUMENTS = ("pageSize", "limit", "first")
-LIST_FACTOR = 20
+
+# The most objects each list field can return: what its resolver (or the model it reads, or a setting:
+# a name is a `Limits` attribute) caps it at. A list stated smaller in the document (its size argument,
+# or the size argument of the page object above it) costs that; never more than this. Every list of
+# objects in the schema has an entry here, a size argument, or is a page's `results`
+# (tests/test_graphql_cost.py checks it); one without any is taken as `UNLISTED_LIST`.
+SOURCES_MAX = 1000          # app/patterns/models.py: source_incidents / source_postmortems (resolvers cut there)
+RUN_PATTERNS_MAX = 200      # a mining run's `patterns` over GraphQL (the resolver cuts there; REST lists all)
+LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
+    ("Incident", "timeline"): "max_timeline_events",        # IKL_MAX_EVENTS_PER_INCIDENT
+    ("IncidentTimeline", "events"): "max_timeline_events",
+    ("Query", "incidentTimeline"): "max_timeline_events",    # a page object: sizes its `events`
+    ("Query", "searchKnowledgeBase"): 100,                   # a page object: sizes its `results`
+    ("Incident", "recommendations"): 50,                     # recommendations.service.MAX_PER_INCIDENT
+    ("Query", "similarIncidents"): 50,                       # incidents.service.similar_incidents
+    ("Query", "popularArticles"): 100,
+    ("KnowledgeSearchResult", "results"): 100,               # app/articles/models.py SearchInput.limit
+    ("KnowledgeBaseStatistics", "mostViewed"): 5,            # app/articles/stats.py TOP
+    ("KnowledgeBaseStatistics", "bestRated"): 5,
+    ("KnowledgeBaseUsage", "topSearchTerms"): 10,            # app/articles/stats.py TOP_TERMS
+    ("KnowledgeBaseUsage", "topZeroResultTerms"): 10,
+    ("LearningPattern", "sourceIncidents"): SOURCES_MAX,
+    ("LearningPattern", "sourcePostmortems"): SOURCES_MAX,
+    ("PatternMiningRun", "patterns"): RUN_PATTERNS_MAX,
+    ("Postmortem", "actionItems"): 500,                      # app/postmortems/models.py ITEMS_MAX
+    ("Postmortem", "reviewers"): 50,                         # app/postmortems/models.py PostmortemContent.reviewers
+    ("Recommendation", "matchingFactors"): 10,               # the engine writes at most 9
+    ("SimilarIncident", "matchingFactors"): 10,              # incidents.similarity: at most 7
+    ("GeneratedRecommendations", "recommendations"): 50,     # app/recommendations/models.py GenerateRequest
+}
+PAGE_RESULTS = "max_list_size"  # `results` of every `…Paginated` type: the largest page
+UNLISTED_LIST = 1000
+
+# Fields that aggregate whole collections whatever they return: each costs COLLECTION_SCAN per
+# collection it scans, on top of its selection (a field returning a `…Statistics` type and missing here
+# costs UNLISTED_SCAN). With the default budget (10,000) a document holds at most four of the largest.
+COLLECTION_SCAN = 1000
+SCAN_COSTS: dict[tuple[str, str], int] = {
+    ("Query", "knowledgeBaseStatistics"): 2 * COLLECTION_SCAN,    # the visible articles, the usage events
+    ("Query", "learningPatternStatistics"): 2 * COLLECTION_SCAN,  # the patterns, their source incidents
+    ("Query", "postmortemStatistics"): COLLECTION_SCAN,
+    ("Query", "recommendationStatistics"): COLLECTION_SCAN,
+}
+UNLISTED_SCAN = 2 * COLLECTION_SCAN
 INTROSPECTION_LISTS = {"fields", "inputFields", "interfaces", "possibleTypes"}
 MAX_INTROSPECTION_NESTING = 3
 
@@ -53,7 +99,8 @@ class Limits:
     max_cost: int = 5000
     max_root_fields: int = 30
     max_repeats: int = 10
-    max_list_size: int = 100  # the size assumed for a list whose size argument cannot be read
+    max_list_size: int = 100  # the largest page (IKL_MAX_PAGE_SIZE)
+    max_timeline_events: int = 5000  # IKL_MAX_EVENTS_PER_INCIDENT
     max_schema_fields: int = 1  # `__schema` per document
     max_type_fields: int = 10   # `__type` per document
 
@@ -177,15 +224,21 @@ class _Walker:
             own.add(self.selection_set(node.selection_set, None, 0, introspecting), deeper=1)
             return own
         child_type = get_named_type(definition.type)
+        parent_name = getattr(parent, "name", None)
+        own.cost += self._scan_cost(parent_name, name, child_type)
         inside = introspecting or name in ("__schema", "__type")
-        size = self._size(node, definition)
+        maximum = None if inside else self._maximum(parent_name, name)
+        size = self._size(node, definition, maximum)
         is_list = is_list_type(get_nullable_type(definition.type))
         if size is not None and not is_list:  # a page object: its list (`results`, `events`) has `size` items
             times, child_page = 1, size
         elif size is not None:
             times, child_page = size, 0
-        elif is_list:
-            times, child_page = (1 if inside else (page or LIST_FACTOR)), 0
+        elif is_list and inside:
+            times, child_page = 1, 0
+        elif is_list:  # as many as the page above states, never more than the field's maximum
+            bounds = [b for b in (page, maximum) if b]
+            times, child_page = (min(bounds) if bounds else UNLISTED_LIST), 0
         else:
             times, child_page = 1, 0
         sub = self.selection_set(node.selection_set, child_type, child_page, inside)
@@ -204,14 +257,32 @@ class _Walker:
         fields = getattr(parent, "fields", None)
         return fields.get(name) if fields else None
 
-    def _size(self, node: FieldNode, definition: Any) -> int | None:
+    def _maximum(self, type_name: str | None, field_name: str) -> int | None:
+        """The most objects this field can return (LIST_MAXIMUMS), None when not declared."""
+        bound = LIST_MAXIMUMS.get((type_name, field_name))
+        if bound is None and field_name == "results" and (type_name or "").endswith("Paginated"):
+            bound = PAGE_RESULTS
+        return getattr(self.limits, bound) if isinstance(bound, str) else bound
+
+    @staticmethod
+    def _scan_cost(type_name: str | None, field_name: str, child_type: Any) -> int:
+        cost = SCAN_COSTS.get((type_name, field_name))
+        if cost is None and getattr(child_type, "name", "").endswith("Statistics"):
+            cost = UNLISTED_SCAN
+        return cost or 0
+
+    def _size(self, node: FieldNode, definition: Any, maximum: int | None = None) -> int | None:
         """How many objects the field returns at most, from its size argument — a direct one
         (`pageSize: 50`) or a field of an input object (`input: {limit: 50}`); its default when not
-        given; None when the field has no size argument."""
+        given; never more than `maximum`; None when the field has no size argument."""
+        size = self._stated_size(node, definition, maximum or self.limits.max_list_size)
+        return min(size, maximum) if size is not None and maximum else size
+
+    def _stated_size(self, node: FieldNode, definition: Any, unreadable: int) -> int | None:
         given = {arg.name.value: arg.value for arg in node.arguments or ()}
         for arg_name, arg in definition.args.items():
             if arg_name in SIZE_ARGUMENTS:
-                return self._positive(given.get(arg_name), arg.default_value)
+                return self._positive(given.get(arg_name), arg.default_value, unreadable)
             input_fields = getattr(get_named_type(arg.type), "fields", None)
             if not isinstance(input_fields, dict):
                 continue
@@ -222,17 +293,18 @@ class _Walker:
             value = given.get(arg_name)
             if isinstance(value, VariableNode):
                 obj = self.variables.get(value.name.value)
-                return self._positive(obj.get(inner) if isinstance(obj, dict) else None, default)
+                return self._positive(obj.get(inner) if isinstance(obj, dict) else None, default, unreadable)
             if isinstance(value, ObjectValueNode):
                 node_value = next((f.value for f in value.fields if f.name.value == inner), None)
-                return self._positive(node_value, default)
-            return self._positive(None, default)
+                return self._positive(node_value, default, unreadable)
+            return self._positive(None, default, unreadable)
         return None
 
-    def _positive(self, value: Any, default: Any) -> int:
+    def _positive(self, value: Any, default: Any, unreadable: int) -> int:
         """The size asked for; anything that is not plainly a positive integer (a float GraphQL would
-        coerce, a 0 a resolver might replace by its default, a value from nowhere) is taken as the
-        largest size a list may have, so the estimate never falls below the truth."""
+        coerce, a 0 a resolver might replace by its default, a value from nowhere) is taken as
+        `unreadable` — the field's maximum, or the largest page — so the estimate never falls below
+        the truth."""
         if isinstance(value, IntValueNode):
             value = int(value.value)
         elif isinstance(value, VariableNode):
@@ -243,7 +315,7 @@ class _Walker:
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-        return self.limits.max_list_size
+        return unreadable
 
     def root_fields(self, selection_set: SelectionSetNode, memo: dict[str, Counter]) -> Counter:
         """Root fields by name, every copy counted (fragments have no cycles: measured first)."""

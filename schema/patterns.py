@@ -17,6 +17,7 @@ from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.limits import RUN_PATTERNS_MAX, SOURCES_MAX  # the bounds the cost analysis counts on
 from schema.incidents import Incident, IncidentByIdLoader
 from schema.postmortems import Postmortem, PostmortemByIdLoader
 
@@ -70,12 +71,12 @@ class LearningPattern:
     @strawberry.field(description="The source incidents the caller may see.")
     async def source_incidents(self, info: Info) -> list[Incident]:
         return [Incident.from_doc(d) for d in await _loaded(info, "IncidentByIdLoader", IncidentByIdLoader,
-                                                            self._incidents)]
+                                                            self._incidents[:SOURCES_MAX])]
 
     @strawberry.field(description="The source postmortems the caller may see.")
     async def source_postmortems(self, info: Info) -> list[Postmortem]:
         return [Postmortem.from_doc(d) for d in await _loaded(info, "PostmortemByIdLoader", PostmortemByIdLoader,
-                                                              self._postmortems)]
+                                                              self._postmortems[:SOURCES_MAX])]
 
     @strawberry.field
     async def validated_by(self, info: Info) -> UserType | None:
@@ -266,7 +267,7 @@ class PatternMiningRun:
                    patterns=[PatternMiningRunPattern(pattern_id=p.get("pattern_id"), action=p["action"],
                                                      pattern_type=p["pattern_type"], name=p["name"],
                                                      frequency=p["frequency"], confidence_score=p["confidence_score"])
-                             for p in d.get("patterns") or []],
+                             for p in (d.get("patterns") or [])[:RUN_PATTERNS_MAX]],
                    started_at=d["started_at"], claimed_at=d.get("claimed_at"), completed_at=d.get("completed_at"),
                    processing_time=d.get("processing_time"), leased_until=d.get("leased_until"),
                    error_message=d.get("error_message"),

@@ -282,7 +282,7 @@ async def test_the_runs_routes_do_not_collide_with_a_pattern_id(client, bk, admi
 
 
 RUNS_Q = """query($status: [PatternMiningRunStatus!], $ordering: String) {
-  patternMiningRuns(status: $status, ordering: $ordering, pageSize: 100) { totalCount results {
+  patternMiningRuns(status: $status, ordering: $ordering, pageSize: 10) { totalCount results {
     id status trigger days minFrequency incidents duplicatesSkipped counts startedAt completedAt errorMessage
     dataClassification requestedBy { username } patterns { patternId action name frequency } } } }"""
 
