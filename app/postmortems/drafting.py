@@ -2,7 +2,7 @@
 and `generatePostmortemDraft`, and by the generation jobs (app/postmortems/generations.py).
 
 The draft is written by the pure `generator.draft` from the incident and the similar past incidents
-the user may see and classified no higher than the postmortem (without them when the search server is
+(detected before it and at least `generator.MIN_SIMILARITY` similar) the user may see and classified no higher than the postmortem (without them when the search server is
 down). Sections that are empty or were
 auto-generated before are written; a section a person edited (non-empty and not listed in
 `auto_generated_sections`) is kept unless `force`. A draft naming a number, timestamp, service or
@@ -34,6 +34,7 @@ from app.users.models import Classification, Role, User, require_role
 
 log = logging.getLogger(__name__)
 SIMILAR_LIMIT = 5
+SIMILAR_CANDIDATES = 20  # similar incidents asked for, of which the earlier and similar enough are kept
 ARTICLE_LIMIT = 5
 GUIDE_TYPES = (ArticleType.RUNBOOK.value, ArticleType.TROUBLESHOOTING.value)
 ARTICLE_FIELDS = {"title": 1, "slug": 1, "article_type": 1, "related_services": 1}
@@ -75,8 +76,11 @@ async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[
     server is down), their postmortems, and the published runbooks and articles that match the incident
     (linked to it, or a runbook/troubleshooting guide for one of its services)."""
     try:
-        _, hits = await incidents.similar_incidents(bk, user=reader, incident_id=incident["_id"], limit=SIMILAR_LIMIT)
-        similar = [m.doc for m in hits if m.doc["_id"] != incident["_id"]]
+        _, hits = await incidents.similar_incidents(bk, user=reader, incident_id=incident["_id"],
+                                                    limit=SIMILAR_CANDIDATES)
+        # only incidents detected before this one, and similar enough (generator.earlier_similar)
+        similar = generator.earlier_similar(incident, [{**m.doc, generator.SIMILARITY_KEY: m.score} for m in hits
+                                                       if m.doc["_id"] != incident["_id"]])[:SIMILAR_LIMIT]
     except (OpenSearchException, OSError) as exc:  # the search server is down: draft without them
         log.warning("similar incidents unavailable for drafting: %s", exc)
         similar = []
@@ -165,6 +169,7 @@ async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, fo
                    updated_at=utcnow())
     kept = [s for s in draft.auto_generated_sections if s not in written]
     audit = {"sections": written, "kept": kept, "confidence": draft.generation_confidence, "force": force,
+             "evidence": draft.evidence, "built_from": draft.built_from,
              "polished": polished.polished, "polish_model": polished.model,
              "similar_incidents": [s["_id"] for s in similar], "articles": [a["_id"] for a in matched],
              "similar_postmortems": [p["_id"] for p in earlier], "learning_patterns": [p["_id"] for p in known],

@@ -3,7 +3,9 @@
 `draft(incident, similar=..., articles=..., similar_postmortems=..., patterns=...)` writes the six sections from the
 incident document (its fields and timeline), the similar past incidents, the knowledge base articles
 that matched the incident and the postmortems of similar past incidents given; a section with no
-evidence is left empty and not listed in `auto_generated_sections`. Every value the draft computes
+evidence is left empty and not listed in `auto_generated_sections`; only similar incidents detected
+before this one and similar enough are cited (`earlier_similar`); each section's evidence score and what it
+was built from are kept in `Draft.evidence` and `Draft.built_from`. Every value the draft computes
 (durations, due dates, links) is kept in `Draft.computed`, so `unsupported_facts(text,
 source_tokens(...))` can check that every number, timestamp, service and person the draft names
 occurs in the source data."""
@@ -27,6 +29,23 @@ ITEM_DUE_DAYS = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 60}  # after re
 ITEM_CAUSE_OVERLAP = 0.5                # share of an action item title's words found in the root cause ...
 ITEM_CAUSE_MIN_WORDS = 2                # ... and at least this many shared words: the item was about this cause
 FIRST_SENTENCE_MAX = 300                # characters quoted from a similar postmortem's root cause analysis
+MIN_SIMILARITY = 0.35                   # a similar incident's 0-1 score (`SIMILARITY_KEY`) from which it is cited
+SIMILARITY_KEY = "similarity"           # where the caller puts that score in a similar incident's document
+MIN_DURATION = timedelta(minutes=1)     # a shorter detection-to-resolution span is a data artefact, not stated
+WORKFLOW_SOURCES = ("incident-service",)  # events the incident workflow records itself (status changes):
+#                                           not evidence of what happened
+INFORMATIVE_WORDS = 2                   # content words a resolution needs to count as evidence ("It went away": 0)
+VAGUE_WORDS = {"went", "away", "itself", "gone", "resolved", "fixed", "recovered", "restored", "self", "somehow",
+               "magically", "works", "working", "again", "now", "issue", "problem", "service", "things", "everything",
+               "normal", "okay", "fine", "stopped", "happening", "anymore", "just", "its", "own", "automatically",
+               "cleared", "it"}
+# what the data marks as unknown (a placeholder, never quoted as a fact): "the public postmortem does not
+# say what restored service", "not recorded", "n/a", "unknown"...
+UNKNOWN_RE = re.compile(r"\bdo(?:es)?(?: not|n't) say\b|\bnot (?:stated|recorded|known|documented|disclosed|given)\b|"
+                        r"^\s*(?:n/?a|none|unknown|tbd|\?+|-+)\s*\.?\s*$", re.I)
+# the weight of each fact in the executive summary's evidence (a title alone says little)
+SUMMARY_WEIGHTS = {"title": 0.1, "description": 0.25, "severity": 0.05, "services": 0.2, "duration": 0.2,
+                   "resolution": 0.2}
 
 # Who detected the incident, read from the earliest Detection event (else the first event), matched
 # case-insensitively at the start of a word ("customer" also matches "customers"):
@@ -70,6 +89,7 @@ class Draft:
     generation_confidence: float = 0.0
     auto_generated_sections: list[str] = field(default_factory=list)
     evidence: dict[str, float] = field(default_factory=dict)  # section -> 0-1 evidence score
+    built_from: dict[str, list[str]] = field(default_factory=dict)  # section -> what it was written from
     computed: set[str] = field(default_factory=set)           # values the draft derived (allowed facts)
 
     def sections(self) -> dict[str, Any]:
@@ -197,6 +217,64 @@ def _figures(details: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def _unknown(text: str) -> bool:
+    """The value is a placeholder for something the data does not know."""
+    return bool(UNKNOWN_RE.search(text or ""))
+
+
+def _known(text: Any) -> str:
+    """The text, stripped; empty when it is empty or a placeholder for something unknown."""
+    text = str(text or "").strip()
+    return "" if _unknown(text) else text
+
+
+def _sentence(text: str) -> str:
+    """The text as a sentence: ending with `.`, `!`, `?` (or `…`)."""
+    text = (text or "").rstrip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
+def _informative(resolution: str) -> bool:
+    """A resolution that says what was done ("Raised pool size"), not only that it stopped ("It went away")."""
+    return len(_words(resolution) - STOP_WORDS - VAGUE_WORDS) >= INFORMATIVE_WORDS
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", (text or "").lower()))
+
+
+def _repeats(paragraph: str, title: str) -> bool:
+    """A paragraph of the description that says nothing the title does not (the same words, or part of them)."""
+    p = _norm(paragraph)
+    return bool(p) and f" {p} " in f" {_norm(title)} "
+
+
+def _when(doc: Mapping[str, Any]) -> datetime | None:
+    """When an incident happened: detected_at, else created_at."""
+    return _utc(doc.get("detected_at")) or _utc(doc.get("created_at"))
+
+
+def earlier_similar(incident: Mapping[str, Any], similar: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The similar incidents a draft may cite: not the incident itself, strictly earlier than it (detected
+    before it was detected; created_at when either has no detected_at; never when a time is missing), and,
+    when their score is given (`SIMILARITY_KEY`), at least MIN_SIMILARITY similar."""
+    at = _when(incident)
+    out = []
+    for s in similar:
+        when, score = _when(s), s.get(SIMILARITY_KEY)
+        if s.get("_id") == incident.get("_id") or at is None or when is None or when >= at:
+            continue
+        if isinstance(score, (int, float)) and score < MIN_SIMILARITY:
+            continue
+        out.append(dict(s))
+    return out
+
+
+def _workflow(e: Mapping[str, Any]) -> bool:
+    """An event the incident workflow recorded itself (a status change): it says nothing of what happened."""
+    return str(e.get("source") or "") in WORKFLOW_SOURCES
+
+
 def events(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The incident's events in time order (ties keep their order), de-duplicated on type, message
     and timestamp."""
@@ -221,76 +299,109 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
     similar past incidents (`_id`, `title`, `incident`, `root_cause_analysis`, `action_items`). The
     incident itself and its own postmortem are left out of `similar` and `similar_postmortems`.
     `patterns`: the validated learning patterns whose triggers the incident shows (PATTERN_FIELDS)."""
-    similar = [s for s in similar if s.get("_id") != incident.get("_id")]
+    given = [s for s in similar if s.get("_id") != incident.get("_id")]
+    similar = earlier_similar(incident, given)
+    left_out = {s.get("_id") for s in given if s.get("_id")} - {s.get("_id") for s in similar}
     articles = list({a.get("_id") or id(a): a for a in articles if (a.get("title") or "").strip()}.values())
     pms = [p for p in similar_postmortems if (p.get("title") or "").strip()
-           and not (incident.get("_id") and p.get("incident") == incident.get("_id"))]
+           and not (incident.get("_id") and p.get("incident") == incident.get("_id"))
+           and not (p.get("incident") and p.get("incident") in left_out)]  # of a later or dissimilar incident
     d = Draft()
     computed = d.computed
+    built = d.built_from
     evs = events(incident)
+    real = [e for e in evs if not _workflow(e)]  # what people and tools recorded (not status changes)
     title = (incident.get("title") or "").strip()
-    description = (incident.get("description") or "").strip()
+    description = "\n\n".join(x for x in (p.strip() for p in re.split(r"\n\s*\n", _known(incident.get("description"))))
+                              if x and not _repeats(x, title) and not _unknown(x))
     severity = incident.get("severity")
     services = [s for s in incident.get("affected_services") or [] if s]
     teams = [t for t in incident.get("affected_teams") or [] if t]
     detected, resolved = _utc(incident.get("detected_at")), _utc(incident.get("resolved_at"))
-    duration = _duration(resolved - detected, computed) if detected and resolved and resolved >= detected else None
-    root_cause = (incident.get("root_cause") or "").strip()
-    resolution = (incident.get("resolution") or "").strip()
+    duration = (_duration(resolved - detected, computed) if detected and resolved
+                and resolved - detected >= MIN_DURATION else None)
+    root_cause = _known(incident.get("root_cause"))
+    resolution = _known(incident.get("resolution"))
+    unknown_fix = bool((incident.get("resolution") or "").strip()) and not resolution
     name = incident.get("name") or ""
 
     # timeline
     d.timeline = [{"timestamp": _iso(_utc(e["timestamp"])), "event": EVENT_WORDS.get(e.get("type"), e.get("type")),
                    "description": e.get("message") or "", "actor": e.get("source") or None} for e in evs]
-    d.evidence["timeline"] = min(1.0, len(evs) / 3)
+    d.evidence["timeline"] = min(1.0, len(real) / 3)
+    built["timeline"] = [f"{len(evs)} timeline events"] + (
+        [f"{len(evs) - len(real)} of them status changes recorded by the incident workflow"] if len(real) < len(evs)
+        else [])
 
     # executive summary
-    facts = []
+    facts, used = [], []
     lead = f"{name}: {title}" if name else title
-    facts.append(f"{lead}." if lead and not lead.endswith(".") else lead)
+    facts.append(_sentence(lead))
+    used.append("title")
     if description:
-        facts.append(description)
+        facts.append(_sentence(description))
+        used.append("description")
     if severity:
         facts.append(f"Severity: {severity}.")
+        used.append("severity")
     if services:
         facts.append(f"Affected services: {', '.join(services)}.")
     if teams:
         facts.append(f"Affected teams: {', '.join(teams)}.")
+    if services or teams:
+        used.append("services")
     if detected:
         facts.append(f"Detected at {_iso(detected)}" + (f", resolved at {_iso(resolved)}." if resolved else "."))
     if duration:
         facts.append(f"Detection to resolution: {duration}.")
+        used.append("duration")
     if incident.get("status"):
-        facts.append(f"Status: {incident['status']}." + (f" Resolution: {resolution}" if resolution else ""))
-    present = [bool(title), bool(description), bool(severity), bool(services or teams), bool(duration),
-               bool(resolution)]
-    d.executive_summary = " ".join(f for f in facts if f)
-    d.evidence["executive_summary"] = sum(present) / len(present) if title else 0.0
-    if not title:
-        d.executive_summary = ""
+        facts.append(f"Status: {incident['status']}.")
+    if resolution:
+        facts.append(f"Resolution: {_sentence(resolution)}" if _informative(resolution)
+                     else f"Resolution as recorded: \"{resolution}\" (it does not say what was done).")
+        if _informative(resolution):
+            used.append("resolution")
+    elif unknown_fix:
+        facts.append("What restored service is not recorded.")
+    d.executive_summary = " ".join(f for f in facts if f) if title else ""
+    d.evidence["executive_summary"] = round(sum(SUMMARY_WEIGHTS[k] for k in used), 4) if title else 0.0
+    built["executive_summary"] = used if title else []
 
     # root cause analysis
     parts, analysis = [], [e for e in evs if e.get("type") == "Analysis"]
     analysis.sort(key=lambda e: -(e.get("details") or {}).get("confidence", 0)
                   if isinstance((e.get("details") or {}).get("confidence"), (int, float)) else 0)
     if root_cause:
-        parts.append(f"Root cause: {root_cause}")
+        parts.append(_sentence(f"Root cause: {root_cause}"))
+    elif (incident.get("root_cause") or "").strip():
+        parts.append("The root cause is not recorded.")
     if analysis:
         parts.append("Analysis during the incident:\n" + "\n".join(
-            f"- {_iso(_utc(e['timestamp']))} ({e.get('source')}): {e.get('message')}" for e in analysis))
-    past = [s for s in similar if (s.get("root_cause") or "").strip()]
-    if past:
-        parts.append("What similar past incidents found (earlier incidents, not this one):\n" + "\n".join(
-            f"- {s.get('name') or s.get('_id')} ({s.get('title', '')}{_incident_link(s, computed)}): "
-            f"{s['root_cause'].strip()}" for s in past))
+            f"- {_iso(_utc(e['timestamp']))} ({e.get('source')}): {_sentence(e.get('message') or '')}"
+            for e in analysis))
+    past = [s for s in similar if _known(s.get("root_cause"))]
     found = [(p, _first_sentence(p.get("root_cause_analysis") or "")) for p in pms]
-    found = [(p, f) for p, f in found if f]
-    if found:
-        parts.append("What postmortems of similar incidents found (their words, about earlier incidents, not "
-                     "this one):\n" + "\n".join(f"- {_postmortem_ref(p, computed, similar)}: {f}" for p, f in found))
-    d.root_cause_analysis = "\n\n".join(parts)
+    found = [(p, f) for p, f in found if f and not _unknown(f)]
+    if parts or past or found:
+        if past:
+            parts.append("What similar earlier incidents found (detected before this one):\n" + "\n".join(
+                f"- {s.get('name') or s.get('_id')} ({s.get('title', '')}{_incident_link(s, computed)}): "
+                f"{_sentence(_known(s.get('root_cause')))}" for s in past))
+        else:
+            parts.append("No similar incident detected before this one was found to compare with.")
+        if found:
+            parts.append("What postmortems of similar incidents found (their words, about earlier incidents, not "
+                         "this one):\n" + "\n".join(f"- {_postmortem_ref(p, computed, similar)}: {_sentence(f)}"
+                                                     for p, f in found))
+    has_rca = bool(root_cause or analysis or past or found)
+    d.root_cause_analysis = "\n\n".join(parts) if has_rca else ""
     d.evidence["root_cause_analysis"] = min(1.0, (0.6 if root_cause else 0.0) + (0.25 if analysis else 0.0)
-                                            + (0.15 if past or found else 0.0)) if parts else 0.0
+                                            + (0.15 if past or found else 0.0)) if has_rca else 0.0
+    built["root_cause_analysis"] = (["root_cause"] * bool(root_cause)
+                                    + [f"{len(analysis)} Analysis events"] * bool(analysis)
+                                    + [f"similar earlier incident {s.get('name') or s.get('_id')}" for s in past]
+                                    + [f"postmortem {p.get('_id')}" for p, _ in found]) if has_rca else []
 
     # impact assessment
     figures = [(k, v) for e in evs for k, v in _figures(e.get("details"))]
@@ -311,6 +422,9 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
         d.impact_assessment = "\n".join(lines)
     got = [bool(duration), bool(services or teams), bool(figures)]
     d.evidence["impact_assessment"] = (sum(got) / len(got)) if lines else 0.0
+    built["impact_assessment"] = ((["detected_at and resolved_at"] * bool(duration)
+                                   + ["services"] * bool(services or teams)
+                                   + [f"{len(figures)} figures in event details"] * bool(figures)) if lines else [])
 
     # lessons learned and action items, from the gaps the data shows
     lessons: list[str] = []
@@ -367,11 +481,11 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
             item("Make responders use the existing runbook for this failure", f"The runbook {which} matched this "
                  "incident but the timeline shows it was not used; link it from the alerts and the triage steps "
                  "for this failure, and check it is found when the incident opens.", "MEDIUM", "Process")
-    if evs and not runbooks and not articles:
+    if real and not runbooks and not articles:  # a timeline to judge by, beyond status changes
         lessons.append("No runbook matched this incident: responders had no written procedure to follow.")
         item("Write a runbook for this failure", f"No runbook matched \"{title}\"; document the diagnosis and "
-             "the steps that resolved it" + (f" ({resolution})" if resolution else "") + ".", "MEDIUM",
-             "Documentation")
+             "the steps that resolved it" + (f" ({resolution})" if resolution and _informative(resolution) else "")
+             + ".", "MEDIUM", "Documentation")
     for e in evs:
         if e.get("type") != "ApprovalRequired":
             continue
@@ -424,15 +538,18 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
              "incident and update it.", "LOW", "Documentation")
     d.lessons_learned = "\n".join(f"- {x}" for x in lessons)
     d.action_items = items
-    strength = 1.0 if evs and (detected or similar or pms) else 0.5
+    strength = 1.0 if real and (detected or similar or pms) else 0.5
     d.evidence["lessons_learned"] = strength if lessons else 0.0
     d.evidence["action_items"] = strength if items else 0.0
+    built["lessons_learned"] = [x.split(":")[0] for x in lessons]
+    built["action_items"] = list(built["lessons_learned"]) if items else []  # each item answers a lesson
 
     d.auto_generated_sections = [s for s in SECTIONS if _has(getattr(d, s))]
     for s in SECTIONS:
         if s not in d.auto_generated_sections:
             setattr(d, s, [] if s in ("timeline", "action_items") else "")
             d.evidence[s] = 0.0
+            built[s] = []
     d.generation_confidence = round(sum(d.evidence.values()) / len(SECTIONS), 2)
     return d
 
@@ -532,7 +649,7 @@ def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, An
 
     walk(dict(incident))
     for s in similar:
-        walk(dict(s))
+        walk({k: v for k, v in s.items() if k != SIMILARITY_KEY})
     for a in articles:
         walk({k: (_kind(a) if k == "article_type" else a.get(k)) for k in ARTICLE_FIELDS})
     for p in similar_postmortems:

@@ -105,16 +105,18 @@ async def test_drafts_cite_runbooks_and_earlier_postmortems_never_above_their_cl
     service_name = unique("ledger-api")
     words = "Ledger writes failing, connection pool exhausted on ledger primary"
 
-    async def earlier(classification: str, rca: str) -> dict:
+    async def earlier(classification: str, rca: str, detected_at: str = "2024-01-01T10:00:00Z") -> dict:
         inc = await new_incident(client, admin, title=words, severity="HIGH", status="RESOLVED",
                                  affected_services=[service_name], root_cause="Connection pool exhausted",
-                                 data_classification=classification)
+                                 data_classification=classification, detected_at=detected_at)
         pm = await create_pm(client, admin, inc, title=f"Postmortem {classification} {unique('pm')}",
                              root_cause_analysis=rca, data_classification=classification)
         return {"incident": inc, "pm": pm}
 
     internal = await earlier("INTERNAL", "The pool was sized for last year's traffic. It ran out at peak.")
     secret = await earlier("CONFIDENTIAL", "Vendor contract 7731 capped connections. Nobody knew.")
+    # as similar, but detected after the incident drafted: never cited as a past incident
+    later = await earlier("INTERNAL", "A replica lagged 9911 seconds. It was later.", detected_at="2024-02-01T10:00:00Z")
     runbooks = {}
     for classification in ("INTERNAL", "CONFIDENTIAL"):
         r = await client.post("/api/knowledge/knowledge-articles/", headers=admin, json={
@@ -138,4 +140,6 @@ async def test_drafts_cite_runbooks_and_earlier_postmortems_never_above_their_cl
     assert secret["pm"]["id"] not in text and "7731" not in text and runbooks["CONFIDENTIAL"]["title"] not in text
     assert secret["incident"]["id"] not in got["related_incidents"] and secret["incident"]["name"] not in text
     assert internal["incident"]["id"] in got["related_incidents"]
+    assert later["pm"]["id"] not in text and "9911" not in text and later["incident"]["name"] not in text
+    assert later["incident"]["id"] not in got["related_incidents"]
     assert got["affected_services"] == [service_name] and got["affected_teams"] == ["ledger.team"]

@@ -30,7 +30,8 @@ def incident(**over) -> dict:
 
 
 SIMILAR = [{"_id": "i0", "name": "INC-20231201-004", "title": "DB timeouts",
-            "root_cause": "Connection pool exhausted by slow query"}]
+            "root_cause": "Connection pool exhausted by slow query",
+            "detected_at": datetime(2023, 12, 1, 9, tzinfo=timezone.utc)}]
 
 
 def categories(d: g.Draft) -> set[str]:
@@ -55,7 +56,7 @@ def test_sections_and_facts_from_the_data():
     rca = d.root_cause_analysis
     assert rca.index("Connection pool exhausted by a slow query") < rca.index("Pool saturation") \
         < rca.index("INC-20231201-004")
-    assert "similar past incidents" in rca
+    assert "similar earlier incidents" in rca
     assert "affected_users: 500" in d.impact_assessment and "error_rate: 0.35" in d.impact_assessment
     assert "confidence" not in d.impact_assessment
     for i in d.action_items:
@@ -78,7 +79,7 @@ def test_gap_rules_each():
          "details": {"runbook": "db-pool-runbook"}},
         {"timestamp": t(10, 20), "type": "ApprovalRequired", "source": "bot", "message": "ok?"},
         {"timestamp": t(10, 25), "type": "Mitigation", "source": "m", "message": "done"}])
-    other = [{"_id": "x", "name": "INC-1", "root_cause": "a disk filled up entirely"}]
+    other = [{"_id": "x", "name": "INC-1", "root_cause": "a disk filled up entirely", "detected_at": t(8)}]
     q = g.draft(quick, similar=other)
     assert "Slow detection" not in q.lessons_learned and "No runbook" not in q.lessons_learned
     assert "approval wait" not in q.lessons_learned and "seen before" not in q.lessons_learned
@@ -225,7 +226,7 @@ def test_no_unused_runbook_lesson_when_used_or_not_a_runbook():
 def test_root_cause_analysis_quotes_similar_postmortems():
     d = g.draft(incident(), similar=SIMILAR, similar_postmortems=POSTMORTEMS)
     rca = d.root_cause_analysis
-    assert rca.index("Connection pool exhausted by a slow query") < rca.index("What similar past incidents found") \
+    assert rca.index("Connection pool exhausted by a slow query") < rca.index("What similar earlier incidents found") \
         < rca.index("What postmortems of similar incidents found")
     assert "- INC-20231201-004 (DB timeouts, /api/v1/incidents/INC-20231201-004/): " in rca
     assert ('- postmortem "DB pool outage in December" of INC-20231201-004 (/api/knowledge/postmortems/pm-3/): '
@@ -287,3 +288,88 @@ def test_fact_check_with_articles_and_postmortems():
     # the articles and postmortems are source data: without them their facts are not supported
     missing = g.check(g.draft(doc, articles=ARTICLES, similar_postmortems=POSTMORTEMS), doc)
     assert "kb-9" in missing and "37" in missing
+
+
+# --- similar incidents cited: earlier and similar enough; confidence; unknowns; sentences -----
+
+def test_only_earlier_and_similar_enough_incidents_are_cited():
+    """Found on the demo: the draft of INC-20261203-002 cited INC-20261204-002, detected a day later."""
+    doc = incident(name="INC-20261203-002", detected_at=datetime(2026, 12, 3, 10, tzinfo=timezone.utc))
+    later = {"_id": "i9", "name": "INC-20261204-002", "title": "DB timeouts again", "similarity": 0.9,
+             "root_cause": "Connection pool exhausted by slow query",
+             "detected_at": datetime(2026, 12, 4, 8, tzinfo=timezone.utc)}
+    weak = {"_id": "i8", "name": "INC-20261101-001", "title": "Disk full", "similarity": g.MIN_SIMILARITY - 0.01,
+            "root_cause": "Connection pool exhausted by slow query",
+            "detected_at": datetime(2026, 11, 1, tzinfo=timezone.utc)}
+    same_time = {**later, "_id": "i7", "name": "INC-20261203-001", "detected_at": doc["detected_at"]}
+    by_creation = {"_id": "i6", "name": "INC-20261120-003", "title": "Pool ran dry", "similarity": 0.5,
+                   "root_cause": "Connection pool exhausted by slow query",
+                   "created_at": datetime(2026, 11, 20, tzinfo=timezone.utc)}  # no detected_at: created_at
+    undated = {"_id": "i5", "name": "INC-X", "root_cause": "Connection pool exhausted by slow query"}
+    pm_of_later = dict(POSTMORTEMS[0], _id="pm-9", incident="i9", title="Later postmortem")
+    d = g.draft(doc, similar=[later, weak, same_time, by_creation, undated], similar_postmortems=[pm_of_later])
+    text = d.text()
+    assert "INC-20261120-003" in d.root_cause_analysis and "INC-20261120-003" in d.lessons_learned
+    for name in ("INC-20261204-002", "INC-20261101-001", "INC-20261203-001", "INC-X", "Later postmortem"):
+        assert name not in text, name
+    assert "No similar incident" not in d.root_cause_analysis
+    assert [s["_id"] for s in g.earlier_similar(doc, [later, weak, same_time, by_creation, undated])] == ["i6"]
+    assert g.check(d, doc, [by_creation]) == []
+
+    # none qualifies: the draft says so, and claims no recurrence
+    none = g.draft(doc, similar=[later, weak])
+    assert "No similar incident detected before this one was found" in none.root_cause_analysis
+    assert not lesson(none, "Root cause seen before")
+    assert "Fix the recurring root cause" not in {i["title"] for i in none.action_items}
+
+
+def test_a_title_alone_is_not_a_confident_draft():
+    """Acceptance figure: a draft from a title, a severity and "It went away" was 0.56-0.58 confident."""
+    at = datetime(2026, 12, 5, 13, 24, 12, tzinfo=timezone.utc)
+    doc = {"_id": "x", "name": "INC-20261205-001", "title": "Something was slow", "severity": "HIGH",
+           "status": "RESOLVED", "resolution": "It went away", "detected_at": at, "resolved_at": at, "timeline": [
+               {"timestamp": at, "type": "Resolution", "source": "incident-service",
+                "message": "Resolved by editor: It went away"}]}
+    d = g.draft(doc)
+    assert d.generation_confidence < 0.5 and d.generation_confidence < 0.1
+    assert d.lessons_learned == "" and d.action_items == [] and d.impact_assessment == ""  # nothing to go on
+    assert "0 seconds" not in d.text() and "Resolution: It went away" not in d.executive_summary
+    assert 'Resolution as recorded: "It went away" (it does not say what was done).' in d.executive_summary
+    assert d.built_from["executive_summary"] == ["title", "severity"]
+    assert d.built_from["timeline"] == ["1 timeline events", "1 of them status changes recorded by the incident workflow"]
+    assert g.check(d, doc) == []
+    # each section says what it was built from, the full draft from everything
+    full = g.draft(incident(), similar=SIMILAR)
+    assert full.generation_confidence == 1.0
+    assert set(full.built_from) == set(g.SECTIONS) and all(full.built_from[s] for s in g.SECTIONS)
+    assert full.built_from["executive_summary"] == ["title", "description", "severity", "services", "duration",
+                                                    "resolution"]
+    assert "similar earlier incident INC-20231201-004" in full.built_from["root_cause_analysis"]
+    assert "Slow detection" in full.built_from["lessons_learned"]
+
+
+def test_unknowns_are_not_quoted_as_facts_and_sentences_end():
+    url = "https://example.com/postmortems/2023-01-01-outage"
+    doc = incident(title="Acme: Connection pool exhausted by a slow query",
+                   description=f"Connection pool exhausted by a slow query\n\nSource: {url}",
+                   resolution=f"The public postmortem does not say what restored service: {url}",
+                   root_cause="Connection pool exhausted by a slow query")
+    d = g.draft(doc)
+    s = d.executive_summary
+    assert "Resolution:" not in s and "does not say" not in s and "What restored service is not recorded." in s
+    assert s.count("Connection pool exhausted by a slow query") == 1  # the description repeats the title
+    assert f"Source: {url}." in s
+    assert "restored service" not in d.text().replace("What restored service is not recorded.", "")
+    assert g.check(d, doc) == []
+    unknown = g.draft(incident(root_cause="Unknown", resolution="N/A", description="Database Connection Timeout"))
+    assert "Root cause: Unknown" not in unknown.root_cause_analysis
+    assert "The root cause is not recorded." in unknown.root_cause_analysis
+    assert "N/A" not in unknown.executive_summary
+    assert unknown.executive_summary.count("Database Connection Timeout") == 1
+    # sentences end properly
+    plain = g.draft(incident(resolution="Raised pool size", root_cause="Pool exhausted"))
+    assert "Resolution: Raised pool size." in plain.executive_summary
+    assert "Root cause: Pool exhausted." in plain.root_cause_analysis
+    for para in plain.executive_summary.split(". "):
+        assert para
+    assert plain.executive_summary.endswith(".")
