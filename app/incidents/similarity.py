@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from app import classification
@@ -35,6 +36,12 @@ W_TEXT, W_SEMANTIC, W_STRUCTURE = 0.45, 0.35, 0.20
 STRUCTURE = {"services": 0.4, "category": 0.25, "namespace": 0.15, "severity": 0.1, "event_types": 0.1}
 CANDIDATES = 50
 MAX_CANDIDATES = 200  # the widest window asked for when duplicates or hidden incidents thin out the first
+# Written but maybe not searchable yet: a write reaches the search index through the outbox (a worker
+# syncs it, then the engine refreshes, about a second), and the vector index once the embedding job has
+# run. An incident with a pending index sync, or written within RECENT_SECONDS, is a candidate straight
+# from MongoDB (at most RECENT_MAX, the newest), its text part being its words in common (`lexical`).
+RECENT_SECONDS = 10.0
+RECENT_MAX = 32
 
 
 @dataclass
@@ -192,16 +199,46 @@ async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, names
     if namespace:
         flt["namespace"] = namespace
     found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0}).to_list(None)
+    # written moments ago: neither search source may know it yet (outbox and refresh lag, embedding job);
+    # first, so that embedding on the spot (a bounded number) reaches them
+    unsearchable = await not_yet_searchable(bk, user=user, namespace=namespace,
+                                            exclude=set(exclude) | {c["_id"] for c in found} | set(raw))
+    found = unsearchable + found
     top = max((raw.get(c["_id"], 0.0) for c in found), default=0.0) or 1.0
     # meaning from each candidate's own vector (exact, not only for the nearest k); one not embedded yet,
     # or embedded before its text changed, is embedded now (a few, in one batch): the answer never waits
     # on or depends on the embedding job
     fresh = await embeddings.current_vectors(found) if qvec is not None else {}
+    late = {c["_id"] for c in unsearchable}
     matches = []
     for c in found:
         vec = fresh.get(c["_id"]) if qvec is not None else None
         sem = None if vec is None else max(0.0, float(vec @ qvec))
         for k in ("embedding", "embedding_hash"):
             c.pop(k, None)
-        matches.append(fuse(doc, c, text=round(raw.get(c["_id"], 0.0) / top, 4), semantic=sem))
+        text = raw.get(c["_id"], 0.0) / top if c["_id"] in raw else None
+        m = fuse(doc, c, text=0.0 if text is None else round(text, 4), semantic=sem)
+        if text is None and c["_id"] in late:  # the engine cannot score it yet: words in common stand in
+            m = fuse(doc, c, text=m.signals["lexical"], semantic=sem)
+            m.factors[0]["detail"] = "words in common (written moments ago: not searchable yet)"
+        matches.append(m)
     return matches, len(hits) >= window or len(near) >= window
+
+
+async def not_yet_searchable(bk: Backends, *, user: User, namespace: str | None,
+                             exclude: set[Any]) -> list[dict[str, Any]]:
+    """Incidents the search engine may not answer for yet — a sync to the index still pending in the
+    outbox, or written within RECENT_SECONDS (synced but not yet refreshed) — that `user` may see, in
+    `namespace`, not duplicates, not in `exclude`: at most RECENT_MAX, the newest. A near-duplicate
+    resolved a moment ago is then found at once, not once the workers have caught up."""
+    pending = [e["doc_id"] async for e in bk.mongo.outbox.find({"index": incidents_index.INDEX.name},
+                                                                {"doc_id": 1}).limit(500)]
+    since = datetime.now(timezone.utc) - timedelta(seconds=RECENT_SECONDS)
+    flt: dict[str, Any] = {"$or": [{"_id": {"$in": pending}}, {"updated_at": {"$gte": since}}],
+                           "duplicate_of": None, **classification.mongo_filter(user)}
+    if exclude:
+        flt["_id"] = {"$nin": sorted(str(x) for x in exclude)}
+    if namespace:
+        flt["namespace"] = namespace
+    return await bk.mongo.incidents.find(flt, {"timeline_bytes": 0}).sort(
+        [("updated_at", -1), ("_id", 1)]).limit(RECENT_MAX).to_list(None)
