@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # (see schema/limits.py). Also the cap on root fields per document (aliases or repeats).
     graphql_max_cost: int = 10000
     graphql_max_root_fields: int = 30
+    # The largest GraphQL response body (JSON bytes); a larger one is replaced by a RESPONSE_TOO_LARGE error.
+    graphql_max_response_bytes: int = 4_194_304
+    # Seconds a knowledge-base statistics result is reused for readers who see the same articles and
+    # usage events (0: only computations running at the same moment are shared).
+    statistics_cache_seconds: float = 0.0
     # Request bodies (REST and GraphQL) and JSON structure.
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
@@ -123,6 +128,9 @@ class Settings(BaseSettings):
     live_keepalive_seconds: float = 15.0
     live_max_streams: int = 1000           # per process
     live_max_streams_per_user: int = 10    # per process
+    # An open SSE stream re-checks its token and user against the database this often (not the token
+    # cache): a deleted token or a deactivated user ends it.
+    live_recheck_seconds: float = 5.0
 
     @property
     def development(self) -> bool:
