@@ -163,15 +163,15 @@ def duplicates(incs, vectors, fix_vectors, rel) -> None:
 
 def old_name(cand, incs, vectors) -> str:
     """The name as mined before issue 10's fix: the top NAME_PHRASES phrases by share x idf, no check."""
-    from app.patterns import mining
+    from app.patterns import mining, naming
 
     el = mining.eligible(incs, vectors)
     text = {"ROOT_CAUSE": mining.cause_text, "RESOLUTION": mining.fix_text,
             "DETECTION": mining.trigger_text}[cand.pattern_type]
-    corpus = mining._Corpus([text(i) for i in el])
+    corpus = naming.Corpus([text(i) for i in el])
     by_id = {i["_id"]: i for i in el}
-    top = mining._top_phrases([mining.phrases(text(by_id[m])) for m in cand.source_incidents], corpus,
-                              mining.NAME_PHRASES, by_count_first=False)
+    top = naming.top_phrases([mining.phrases(text(by_id[m])) for m in cand.source_incidents], corpus,
+                             naming.NAME_PHRASES, by_count_first=False)
     return ", ".join(top)
 
 

@@ -70,7 +70,6 @@ Per group
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -80,25 +79,14 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from app.patterns import wording
-from app.patterns.wording import (MAX_NGRAM, NO_FIX_RE, STOP, phrases,  # noqa: F401 - part of this API
-                                  tokens)
+from app.patterns.clustering import CAUSE_CUT, EXACT_MAX, FIX_CUT, cluster, cohesion, features
+from app.patterns.naming import NAME_PHRASES, Corpus, group_name, name_weights, tfidf, top_phrases
+from app.patterns.wording import NO_FIX_RE, phrases
 
 # --- thresholds ---------------------------------------------------------------------------------------
-W_COS, W_CAT, W_SVC = 0.8, 0.1, 0.1  # similarity weights (sum 1: two identical incidents score 1)
-CAUSE_CUT = 0.40        # ROOT_CAUSE: stop merging below this average linkage. bench/pattern_mining.py grid,
-                        # twins skipped: class purity 0.86 (random groups 0.49), category 0.95, coverage 0.41;
-                        # 0.45 kept the purity (0.85) at 0.16 coverage, 0.35 covers 0.59 at purity 0.74
-FIX_CUT = 0.55          # RESOLUTION: same, over fix vectors
-LEADER_CUT = 0.35       # scalable first pass: join a leader at >= this (below the cuts: blocks stay coarse)
-EXACT_MAX = 3000        # up to this many incidents (or per block) the clustering is exact
-LEADER_CHUNK = 1024     # rows per matrix product in the leader pass
 DETECTION_LAG = 15 * 60  # seconds between the earliest timeline event and detected_at that count as lag
 MATCH_JACCARD = 0.5     # `match`: the same pattern when the member sets overlap this much
 MAX_PHRASES = 5         # triggers / actions kept
-NAME_PHRASES = 3        # phrases in a name
-NAME_MIN_GROUP_SHARE = 0.5  # a single word names a group only when the group holds this share of the corpus
-                            # documents using it (bench: drops "outage", "network", "cluster", "github"...)
-NAME_SERVICES = 3       # services in a fallback name
 SIZE_PRIOR = 2          # confidence = cohesion * n / (n + SIZE_PRIOR)
 NO_ACTIONS_REASON = ("No fix or prevention recorded: none of the {n} incidents records what restored service or "
                      "prevents a recurrence (no resolution, Mitigation event or reviewed postmortem action item); "
@@ -185,224 +173,32 @@ def trigger_text(inc: dict) -> str:
 
 # --- features and clustering --------------------------------------------------------------------------
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32).reshape(-1)
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
 
 
-def features(incs: Sequence[dict], vecs: Sequence[np.ndarray]) -> np.ndarray:
-    """Rows whose inner product is `sim` (module docstring)."""
-    V = np.stack([_unit(v) for v in vecs]).astype(np.float32) if vecs else np.zeros((0, 1), np.float32)
-    cats = sorted({str(i.get("category") or "") for i in incs} - {""})
-    svcs = sorted({str(s) for i in incs for s in i.get("affected_services") or []})
-    ci, si = {c: k for k, c in enumerate(cats)}, {s: k for k, s in enumerate(svcs)}
-    C = np.zeros((len(incs), max(len(cats), 1)), np.float32)
-    S = np.zeros((len(incs), max(len(svcs), 1)), np.float32)
-    for r, inc in enumerate(incs):
-        if (c := str(inc.get("category") or "")) in ci:
-            C[r, ci[c]] = 1.0
-        ss = {str(s) for s in inc.get("affected_services") or []}
-        for s in ss:
-            S[r, si[s]] = 1.0 / math.sqrt(len(ss))
-    return np.hstack([math.sqrt(W_COS) * V, math.sqrt(W_CAT) * C, math.sqrt(W_SVC) * S]).astype(np.float32)
 
 
-def agglomerate(sums: np.ndarray, sizes: np.ndarray, cut: float, linkage: str = "average") -> list[list[int]]:
-    """Agglomerative clustering of units (rows of `sums`, each the sum of `sizes` feature rows) until the
-    best linkage is below `cut`. Average linkage between units = <sum_a, sum_b> / (n_a n_b) (exact);
-    complete linkage is min over the merged rows (exact only for single-row units). Ties: lowest index."""
-    m = len(sizes)
-    if m == 0:
-        return []
-    if m == 1:
-        return [[0]]
-    w = sizes.astype(np.float64)
-    M = (sums @ sums.T).astype(np.float64) / np.outer(w, w)
-    np.fill_diagonal(M, -np.inf)
-    members: dict[int, list[int]] = {i: [i] for i in range(m)}
-    best, barg = M.max(1), M.argmax(1)
-    while True:
-        a = int(np.argmax(best))
-        if not best[a] >= cut:
-            break
-        b = int(barg[a])
-        lo, hi = min(a, b), max(a, b)
-        if linkage == "complete":
-            new = np.minimum(M[lo], M[hi])
-        else:
-            new = (w[lo] * M[lo] + w[hi] * M[hi]) / (w[lo] + w[hi])
-        w[lo] += w[hi]
-        new[lo] = new[hi] = -np.inf
-        M[lo, :] = new
-        M[:, lo] = new
-        M[hi, :] = -np.inf
-        M[:, hi] = -np.inf
-        members[lo] += members.pop(hi)
-        best[hi], barg[hi] = -np.inf, hi
-        stale = np.where((barg == lo) | (barg == hi))[0]
-        stale = np.union1d(stale, [lo])
-        stale = stale[stale != hi]
-        best[stale], barg[stale] = M[stale].max(1), M[stale].argmax(1)
-        # other rows: the merged row is an average (or min) of two values each <= their best: no change
-    return [sorted(v) for _, v in sorted(members.items())]
 
 
-def leaders(F: np.ndarray, cut: float, chunk: int = LEADER_CHUNK) -> list[list[int]]:
-    """One pass of leader clustering in row order: a row joins its most similar leader (sim >= cut), else
-    becomes one. Returns the blocks (row indices), in leader order."""
-    lead_rows: list[int] = []
-    L = np.zeros((0, F.shape[1]), np.float32)
-    blocks: list[list[int]] = []
-    for start in range(0, len(F), chunk):
-        X = F[start:start + chunk]
-        if len(L):
-            S = X @ L.T
-            arg, mx = S.argmax(1), S.max(1)
-        else:
-            arg, mx = np.zeros(len(X), int), np.full(len(X), -np.inf)
-        new_lead: list[int] = []  # local indices of leaders made in this chunk
-        for r in range(len(X)):
-            best_s, best_k = (float(mx[r]), int(arg[r])) if len(L) else (-np.inf, -1)
-            if new_lead:
-                s2 = X[new_lead] @ X[r]
-                j = int(np.argmax(s2))
-                if float(s2[j]) > best_s:
-                    best_s, best_k = float(s2[j]), len(lead_rows) - len(new_lead) + j
-            if best_s >= cut:
-                blocks[best_k].append(start + r)
-            else:
-                new_lead.append(r)
-                lead_rows.append(start + r)
-                blocks.append([start + r])
-        if new_lead:
-            L = np.vstack([L, X[new_lead]])
-    return blocks
 
 
-def cluster(F: np.ndarray, cut: float, *, linkage: str = "average", exact_max: int = EXACT_MAX,
-            leader_cut: float = LEADER_CUT) -> list[list[int]]:
-    """Clusters of rows of F (module docstring: exact up to exact_max rows, else leader blocks, exact within
-    each, then the multi-member clusters merged across blocks)."""
-    n = len(F)
-    if n <= exact_max:
-        return agglomerate(F, np.ones(n), cut, linkage)
-    out: list[list[int]] = []
-    pending = [(b, leader_cut) for b in leaders(F, leader_cut)]
-    while pending:
-        block, lc = pending.pop()
-        if len(block) > exact_max and lc < 0.95:
-            sub = leaders(F[block], min(lc + 0.05, 0.95))
-            if len(sub) > 1:
-                pending += [([block[i] for i in s], lc + 0.05) for s in sub]
-                continue
-        for start in range(0, len(block), exact_max):  # a block that could not be split: in order
-            part = block[start:start + exact_max]
-            out += [[part[i] for i in c] for c in agglomerate(F[part], np.ones(len(part)), cut, linkage)]
-    multi = [c for c in out if len(c) > 1]
-    single = [c for c in out if len(c) == 1]
-    if 1 < len(multi) <= exact_max:
-        sums = np.stack([F[c].sum(0) for c in multi])
-        merged = agglomerate(sums, np.array([len(c) for c in multi], float), cut, "average")
-        multi = [sorted(i for u in g for i in multi[u]) for g in merged]
-    return sorted(multi + single, key=lambda c: c[0])
 
 
-def cohesion(F: np.ndarray) -> float:
-    """Mean pairwise inner product of the rows (1.0 for a single row)."""
-    n = len(F)
-    if n < 2:
-        return 1.0
-    s = F.sum(0)
-    return float((s @ s - (F * F).sum()) / (n * (n - 1)))
 
 
-def _tfidf(texts: Sequence[str]) -> np.ndarray:
-    """Unit TF-IDF rows over the texts' phrases (the fallback fix vectors)."""
-    docs = [Counter(tokens(t)) + Counter(p for p in phrases(t) if " " in p) for t in texts]
-    df = Counter(p for d in docs for p in d)
-    vocab = {p: k for k, p in enumerate(sorted(df))}
-    X = np.zeros((len(texts), max(len(vocab), 1)), np.float32)
-    for r, d in enumerate(docs):
-        for p, c in d.items():
-            X[r, vocab[p]] = (1 + math.log(c)) * (math.log((1 + len(texts)) / (1 + df[p])) + 1)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
 
 
 # --- describing a group ---------------------------------------------------------------------------------
 
-class _Corpus:
-    def __init__(self, texts: Iterable[str]) -> None:
-        self.docs = [phrases(t) for t in texts]
-        self.df = Counter(p for d in self.docs for p in d)
-        self.n = len(self.docs)
-
-    def idf(self, p: str) -> float:
-        return math.log((1 + self.n) / (1 + self.df.get(p, 0))) + 1.0
 
 
-def _top_phrases(member_phrases: list[set[str]], corpus: _Corpus, k: int, *, by_count_first: bool) -> list[str]:
-    n = len(member_phrases)
-    need = 2 if n > 2 else n
-    counts = Counter(p for d in member_phrases for p in d)
-    shared = [p for p, c in counts.items() if c >= need and n >= 2]
-    if by_count_first:
-        shared.sort(key=lambda p: (-counts[p], -corpus.idf(p), -len(p.split()), p))
-    else:
-        shared.sort(key=lambda p: (-(counts[p] / n) * corpus.idf(p), -len(p.split()), p))
-    chosen: list[str] = []
-    for p in shared:
-        if any(p in q or q in p for q in chosen):
-            continue
-        chosen.append(p)
-        if len(chosen) == k:
-            break
-    return chosen
 
 
-def _name_words(members: list[dict], cats: Counter) -> set[str]:
-    """Words that say who or where, not what: the members' services and categories (already in the
-    pattern's structure; a vendor's name alone says nothing about the cause)."""
-    return {t for m in members for s in m.get("affected_services") or [] for t in tokens(str(s))} | \
-        {t for c in cats for t in tokens(c)}
 
 
-def informative(p: str, in_group: int, size: int, corpus: _Corpus, where: set[str]) -> bool:
-    """Whether a phrase `in_group` of the `size` members share may name their group (module docstring)."""
-    words = p.split()
-    if all(w in where for w in words):
-        return False
-    if in_group < NAME_MIN_GROUP_SHARE * corpus.df.get(p, 0):  # common across the corpus
-        return False
-    return len(words) >= 2 or in_group >= NAME_MIN_GROUP_SHARE * size
 
 
-def name_weights(member_phrases: list[set[str]], corpus: _Corpus, members: list[dict], cats: Counter,
-                 ) -> dict[str, float]:
-    """The phrases that may name the group (shared by >= 2 members and `informative`), each with its weight:
-    share of members x IDF."""
-    n = len(member_phrases)
-    need = 2 if n > 2 else n
-    counts = Counter(p for d in member_phrases for p in d)
-    where = _name_words(members, cats)
-    return {p: (c / n) * corpus.idf(p) for p, c in counts.items()
-            if c >= need and n >= 2 and informative(p, c, n, corpus, where)}
 
 
-def _name(kind: str, texts: list[str], weights: dict[str, float], members: list[dict], cats: Counter) -> str:
-    """The group's name (app/patterns/wording.py `name_from`); DETECTION: what the grouping says; last, the
-    category and services."""
-    category = min(cats.items(), key=lambda kv: (-kv[1], kv[0]))[0] if cats else ""
-    if kind == "DETECTION":
-        lag = sum(1 for m in members if (d := detection_lag(m)) is not None and d >= DETECTION_LAG)
-        how = ("detected late or first reported by a person" if 0 < lag < len(members) else
-               "detected 15 minutes or more after they began" if lag else "first reported by a person")
-        return f"{category or 'Unclassified'} incidents {how}"
-    if name := wording.name_from(texts, weights, _name_words(members, cats)):
-        return name
-    services = Counter(str(s) for m in members for s in dict.fromkeys(m.get("affected_services") or []))
-    top_services = [s for s, _ in sorted(services.items(), key=lambda kv: (-kv[1], kv[0]))[:NAME_SERVICES]]
-    return f"{category or 'Recurring'} incidents affecting {', '.join(top_services) or 'several services'}"
 
 
 def _first_sentence(text: str) -> str:
@@ -473,13 +269,13 @@ class _Context:
     """What describing any group needs: the eligible incidents and the corpus-wide texts."""
     incs: list[dict]
     trig: list[set[str]]
-    trig_corpus: _Corpus
+    trig_corpus: Corpus
     statements: list[list[str]]         # per incident: its own and its twins' recorded fixes, then its
     fixed_ids: set[str]                 # reviewed postmortems' action items and lessons; those with a fix
     pm_by_incident: dict[str, list[str]]
 
 
-def _describe(kind: str, idx: list[int], ctx: _Context, F: np.ndarray, defining: list[set[str]], corpus: _Corpus,
+def _describe(kind: str, idx: list[int], ctx: _Context, F: np.ndarray, defining: list[set[str]], corpus: Corpus,
               defining_text: Callable[[dict], str]) -> Candidate:
     incs = ctx.incs
     members = [incs[i] for i in idx]
@@ -489,11 +285,12 @@ def _describe(kind: str, idx: list[int], ctx: _Context, F: np.ndarray, defining:
     centre = Fm.sum(0)
     order = sorted(range(len(idx)), key=lambda k: (-float(Fm[k] @ centre), str(members[k]["_id"])))
     central = members[order[0]]
-    top = _top_phrases([defining[i] for i in idx], corpus, NAME_PHRASES, by_count_first=False)
+    top = top_phrases([defining[i] for i in idx], corpus, NAME_PHRASES, by_count_first=False)
     cats = Counter(str(m.get("category") or "") for m in members if m.get("category"))
     weights = name_weights([defining[i] for i in idx], corpus, members, cats)
-    name = _name(kind, [defining_text(members[k]) for k in order], weights, members, cats)
-    triggers = _top_phrases([ctx.trig[i] for i in idx], ctx.trig_corpus, MAX_PHRASES, by_count_first=True)
+    late = sum(1 for m in members if (d := detection_lag(m)) is not None and d >= DETECTION_LAG)
+    name = group_name(kind, [defining_text(members[k]) for k in order], weights, members, cats, late=late)
+    triggers = top_phrases([ctx.trig[i] for i in idx], ctx.trig_corpus, MAX_PHRASES, by_count_first=True)
     per_member = [ctx.statements[idx[k]] for k in order]
     actions = wording.shared_actions(per_member)
     recording = sum(1 for st in per_member if st)
@@ -618,7 +415,7 @@ def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency
     cause_p = [phrases(cause_text(i)) for i in incs]
     trig_p = [phrases(trigger_text(i)) for i in incs]
     fix_p = [phrases(fix_text(i)) for i in incs]
-    cause_c, trig_c, fix_c = _Corpus([]), _Corpus([]), _Corpus([])
+    cause_c, trig_c, fix_c = Corpus([]), Corpus([]), Corpus([])
     for c, ps in ((cause_c, cause_p), (trig_c, trig_p), (fix_c, fix_p)):
         c.docs, c.n = ps, len(ps)
         c.df = Counter(p for d in ps for p in d)
@@ -643,7 +440,7 @@ def mine(incidents: list[dict], vectors: dict[str, np.ndarray], *, min_frequency
             if fix_vectors is not None:
                 fv = [fix_vectors[str(i["_id"])] for i in sub]
             else:
-                fv = list(_tfidf([fix_text(i) for i in sub]))
+                fv = list(tfidf([fix_text(i) for i in sub]))
             Fs = features(sub, fv)
             Ff = np.zeros((len(incs), Fs.shape[1]), np.float32)
             Ff[fixed] = Fs

@@ -20,7 +20,7 @@ A phrase a person would write, taken from the members' own sentences of the grou
 root cause; the fix for RESOLUTION): every sentence and clause of every member is a candidate, shortened at
 NAME_MAX_CHARS (at a clause boundary when one falls in the second half, else a word boundary; trailing stop
 words dropped; a leading "Label: " dropped), and scored by the group's shared informative phrases it holds
-(share of members x IDF over the mined corpus, see `mining.informative`), minus NAME_WHERE_PENALTY per word
+(share of members x IDF over the mined corpus, see `naming.informative`), minus NAME_WHERE_PENALTY per word
 that only says who or where (a member's service or category). The best wins; ties: the more central member,
 then the shorter text, then the text. A name has at least NAME_MIN_WORDS words of three letters or more.
 """

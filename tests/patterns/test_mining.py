@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from app.patterns import mining
+from app.patterns import clustering, mining
 from app.patterns.mining import Candidate, cause_text, fix_text, match, mine
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -197,10 +197,10 @@ def test_agglomerate_average_linkage_is_exact_on_sums():
     rng = np.random.default_rng(2)
     F = rng.normal(size=(30, 8)).astype(np.float32)
     F /= np.linalg.norm(F, axis=1, keepdims=True)
-    groups = mining.agglomerate(F, np.ones(30), 0.2)
+    groups = clustering.agglomerate(F, np.ones(30), 0.2)
     for g in groups:  # each merge happened at >= cut: the final group's cohesion stays >= cut for pairs merged
         if len(g) > 1:
-            assert mining.cohesion(F[g]) >= 0.2 - 1e-6
+            assert clustering.cohesion(F[g]) >= 0.2 - 1e-6
     assert sorted(i for g in groups for i in g) == list(range(30))
 
 
