@@ -1,7 +1,7 @@
-"""Benchmark: does the similar-incident ranking find incidents with the same ROOT CAUSE, and how should
-its weights and the recommendation confidence be set?
+"""Benchmark: does the similar-incident ranking find incidents with the same ROOT CAUSE, and how should its
+signals be fused?
 
-    .venv/bin/python bench/similarity_quality.py [--synthetic 10000] [--seed 7]
+    .venv/bin/python bench/similarity_quality.py [--synthetic 10000] [--seed 7] [--save-pool F | --from-pool F]
 
 Own local stack (bench/harness.py). The 200 dataset rows are seeded through the incidents service
 exactly as the demo does (`app.demo.seed_incidents`), the outbox is flushed (search index) and every
@@ -27,25 +27,36 @@ Query = what an incident knows early (`early_query`): its own stored document wi
 - severity, category, namespace, affected services kept (known at triage).
 The query keeps its `_id`, so `similar` excludes its own record.
 
-Rankings (top 10): (a) text + structure, `similar(semantic=False)` (what ships without the model);
-(b) the text factor alone (engine relevance: more_like_this); (c) the semantic factor
-alone (cosine of all-MiniLM-L6-v2 vectors); (d) the hybrid as shipped. (b)-(d) re-sort the candidate
-pool of one `similar(semantic=True)` call (text top-50 ∪ vector top-50), which holds the exact top-10
-of each. Metrics: share of grade 2 in the top 5, nDCG@10 (gain 2^grade - 1, ideal over the whole
-corpus), MRR (first grade-2 hit within 10); the random baseline is computed exactly / by shuffling.
-Then a weight grid (step 0.05 on the simplex) with leave-one-out and 2-fold selection, a logistic
-calibration of `engine.similar_incident` confidence (2-fold), and `similar` latency at 200 incidents
-and with `--synthetic` extra incidents (copies of real ones, vectors perturbed) inserted into MongoDB
-and indexed through the outbox.
+Rankings (top 10): BM25 = the text factor alone (the engine's more_like_this relevance); embeddings =
+the semantic factor alone (cosine of all-MiniLM-L6-v2 vectors); text + structure = `similar(semantic=False)`
+(what ships without the model); the hybrid as shipped. BM25, embeddings and other fusions re-sort the
+candidate pool of one `similar(semantic=True)` call (text top-50 ∪ vector top-50), which holds the exact
+top 10 of each; re-scoring the pool with the shipped fusion must reproduce similar()'s top 10 (printed).
+Metrics: same-cause nDCG@10 (grade 2 as the only gain, ideal over the whole corpus), MRR (first grade-2
+hit within 10), share of grade 2 in the top 5, graded nDCG@10 (gain 2^grade - 1); the random baseline by
+shuffling.
+
+Fusion study (bench/similarity_fusion.py): the queries are split by a hash of the row id (twins kept
+together) into a TUNE and a HELD-OUT half; fusion families (the shipped text-over-best-hit weighted sum,
+min-max, z-scores, reciprocal rank fusion) × structure parts (as shipped, without services) × a weight
+grid are chosen on TUNE only; HELD-OUT reports every ranking and the paired per-query differences
+(hybrid - BM25, hybrid - embeddings, hybrid - text + structure, tuned - hybrid, ...) with 95 % intervals
+(bootstrap 10,000 resamples, and paired t). `--save-pool FILE` keeps the pools; `--from-pool FILE` redoes
+the report from them without a stack. Then `similar` latency at 200 incidents and with `--synthetic`
+extra incidents (copies of real ones, vectors perturbed) inserted into MongoDB and indexed through the
+outbox.
+
+The recommendation confidence is not measured here: it is a per-type logistic model over evidence
+features (app/recommendations/calibration.py), measured by bench/feedback_loop.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import json
 import math
-import random
+import os
 import re
 import statistics
 import time
@@ -59,7 +70,6 @@ from harness import local_stack
 K = 10
 TOP = 5
 FIRST_EVENTS = 5
-GRID_STEP = 0.05
 ECE_BINS = 10
 
 # (key, label, pattern over the root-cause sentence, case-insensitive). An incident gets every class
@@ -221,42 +231,6 @@ def pct(values: list[float], p: float) -> float:
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
-# --- calibration ------------------------------------------------------------------------------------
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
-    """P(y | x) = 1 / (1 + exp(-(a x + b))) by Newton's method (tiny ridge for stability)."""
-    a, b = 0.0, math.log((y.mean() + 1e-6) / (1 - y.mean() + 1e-6))
-    X = np.stack([x, np.ones_like(x)], axis=1)
-    w = np.array([a, b])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(X @ w)))
-        g = X.T @ (p - y) + 1e-6 * w
-        h = (X * (p * (1 - p))[:, None]).T @ X + 1e-6 * np.eye(2)
-        step = np.linalg.solve(h, g)
-        w = w - step
-        if np.abs(step).max() < 1e-9:
-            break
-    return float(w[0]), float(w[1])
-
-
-def logistic(x: np.ndarray, a: float, b: float) -> np.ndarray:
-    return 1 / (1 + np.exp(-(a * x + b)))
-
-
-def reliability(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> tuple[float, list[tuple]]:
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    ece, table = 0.0, []
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            ece += m.sum() / len(p) * abs(p[m].mean() - y[m].mean())
-            table.append((edges[b], edges[b + 1], int(m.sum()), float(p[m].mean()), float(y[m].mean())))
-        else:
-            table.append((edges[b], edges[b + 1], 0, float("nan"), float("nan")))
-    return float(ece), table
-
-
 # --- the run ----------------------------------------------------------------------------------------
 
 async def seed(bk, rows: list[dict]):
@@ -296,15 +270,19 @@ def dataset_id(doc: dict) -> str | None:
 
 
 async def collect(bk, user, rel: Relevance, triage: bool) -> dict[str, Any]:
-    """Per query: the shipped hybrid order, the text-only order and the candidate pool with raw factors."""
+    """Per query: the shipped hybrid order, the text-only order and the candidate pool with raw factors
+    (text relevance over the best hit's, cosine, structure and its parts)."""
     from app.incidents import similarity
 
+    # an incident written within RECENT_SECONDS is a candidate from MongoDB with its words in common as
+    # its text part (not the engine's score): let the seeding age past that first
+    await asyncio.sleep(similarity.RECENT_SECONDS + 0.5)
     captured: dict[str, tuple[float, float | None]] = {}
     original_fuse = similarity.fuse
 
-    def recording_fuse(doc, candidate, *, text, semantic):
+    def recording_fuse(doc, candidate, *, text, semantic, **kw):
         captured[candidate["_id"]] = (text, semantic)
-        return original_fuse(doc, candidate, text=text, semantic=semantic)
+        return original_fuse(doc, candidate, text=text, semantic=semantic, **kw)
 
     similarity.fuse = recording_fuse
     docs = await bk.mongo.incidents.find({}).to_list(None)
@@ -328,9 +306,11 @@ async def collect(bk, user, rel: Relevance, triage: bool) -> dict[str, Any]:
             pool = []
             for m in hybrid:
                 text, sem = captured[m.doc["_id"]]
-                struct, _ = similarity.structure(q, m.doc)
-                pool.append({"ds": ds_of[m.doc["_id"]], "id": m.doc["_id"], "text": text, "sem": sem,
-                             "struct": struct, "score": m.score, "factors": m.factors, "doc": m.doc})
+                struct, factors = similarity.structure(q, m.doc)
+                pool.append({"ds": ds_of[m.doc["_id"]], "id": m.doc["_id"], "name": m.doc.get("name") or "",
+                             "text": text, "sem": sem, "struct": struct,
+                             "parts": {f["factor"]: f["value"] for f in factors},
+                             "score": m.score, "factors": m.factors, "doc": m.doc})
             t = time.perf_counter()
             text_only = await similarity.similar(bk, q, user=user, limit=200, semantic=False)
             out["ms_text"].append((time.perf_counter() - t) * 1000)
@@ -339,11 +319,6 @@ async def collect(bk, user, rel: Relevance, triage: bool) -> dict[str, Any]:
     finally:
         similarity.fuse = original_fuse
     return out
-
-
-def offline_rank(pool: list[dict], wt: float, ws: float, wst: float) -> list[dict]:
-    """similarity.fuse's formula with other weights (the pool is the same whatever the weights)."""
-    return sorted(pool, key=lambda c: (-_fused_score(c, (wt, ws, wst)), c["id"]))
 
 
 def evaluate(rel: Relevance, q: str, ranked_ds: list[str]) -> dict[str, float]:
@@ -388,21 +363,8 @@ def mean_metrics(per_q: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.mean(m[k] for m in per_q) for k in ("p5", "ndcg", "ndcg2", "mrr")}
 
 
-def twofold(rel: Relevance, queries: list[str], seed: int) -> tuple[list[str], list[str]]:
-    """Two halves of the queries; twins always in the same half."""
-    groups: dict[str, list[str]] = {}
-    for q in queries:
-        root = min([q, *rel.twins[q]])
-        groups.setdefault(root, []).append(q)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    a = [q for k in keys[::2] for q in groups[k]]
-    b = [q for k in keys[1::2] for q in groups[k]]
-    return a, b
-
-
-async def timing_product_path(bk, user, docs: list[dict], n: int | None = None,
-                              limit: int = 5) -> tuple[list[float], dict[str, list[str]]]:
+async def timing_product_path(bk, user, docs: list[dict], n: int | None = None, limit: int = 5,
+                              semantic: bool = True) -> tuple[list[float], dict[str, list[str]]]:
     """similar() as the API calls it (the stored incident, its vector reused); the times, and the
     ranked incident ids by query incident id."""
     from app.incidents import similarity
@@ -410,7 +372,7 @@ async def timing_product_path(bk, user, docs: list[dict], n: int | None = None,
     out, ranked = [], {}
     for d in docs[:n]:
         t = time.perf_counter()
-        res = await similarity.similar(bk, d, user=user, limit=limit)
+        res = await similarity.similar(bk, d, user=user, limit=limit, semantic=semantic)
         out.append((time.perf_counter() - t) * 1000)
         ranked[d["_id"]] = [m.doc["_id"] for m in res]
     return out, ranked
@@ -491,172 +453,160 @@ async def add_synthetic(bk, n: int, seed: int) -> float:
     return t_index
 
 
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> tuple[float, list[tuple]]:
+    """ECE over equal-width bins and the reliability table (used by bench/feedback_loop.py)."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.sum() / len(p) * abs(p[m].mean() - y[m].mean())
+            table.append((edges[b], edges[b + 1], int(m.sum()), float(p[m].mean()), float(y[m].mean())))
+        else:
+            table.append((edges[b], edges[b + 1], 0, float("nan"), float("nan")))
+    return float(ece), table
+
+
+_POOL_KEYS = ("ds", "id", "name", "text", "sem", "struct", "parts", "score")
+
+
+def portable(data: dict[str, Any], full_ds: dict[str, list[str]]) -> dict[str, Any]:
+    """What the quality report needs, as JSON (`--save-pool`; `--from-pool` reads it back)."""
+    return {"queries": {q: {"hybrid": v["hybrid"], "text_only": v["text_only"],
+                            "pool": [{k: c[k] for k in _POOL_KEYS} for c in v["pool"]]}
+                        for q, v in data["queries"].items()},
+            "query_stats": data["query_stats"], "full": full_ds}
+
+
+def quality_report(rel: Relevance, data: dict[str, Any], seed: int) -> None:
+    """The quality tables: all queries, then the fusion chosen on TUNE and every ranking on HELD-OUT."""
+    import similarity_fusion as sf
+
+    from app.incidents import similarity
+
+    qs = data["query_stats"]
+    print(f"Early query: mean {statistics.mean(s['events'] for s in qs):.2f} timeline events kept "
+          f"(of at most {FIRST_EVENTS}); {sum(1 for s in qs if s['dropped_quoting_cause'])} queries had an "
+          f"event quoting the root cause dropped; {sum(1 for s in qs if not s['title_from_detection'])} "
+          f"titles are the company alone")
+    queries = [q for q in rel.ids if rel.classes[q] and any(rel.grade(q, x) == 2 for x in rel.others(q))]
+    print(f"Evaluated queries: {len(queries)} (of {len(rel.ids)}; the others' root cause has no class)")
+    base = random_baseline(rel, queries, np.random.default_rng(seed))
+    Q = data["queries"]
+    shipped = (similarity.FUSION, (similarity.W_TEXT, similarity.W_SEMANTIC, similarity.W_STRUCTURE))
+    agree = sum(1 for q in queries
+                if [c["ds"] for c in sf.rank(Q[q]["pool"], *shipped)][:K] == Q[q]["hybrid"][:K])
+
+    def by(key):
+        return lambda q: [c["ds"] for c in sorted(Q[q]["pool"], key=lambda c: (-key(c), c["name"], c["id"]))]
+
+    rankings = {
+        "BM25: text relevance alone (engine more_like_this)": by(lambda c: c["text"]),
+        "embeddings: MiniLM cosine alone": by(lambda c: c["sem"] or 0.0),
+        "text + structure: similar(semantic=False)": lambda q: Q[q]["text_only"],
+        f"hybrid as shipped ({shipped[0]}, {'/'.join(f'{w:.2f}' for w in shipped[1])})": lambda q: Q[q]["hybrid"],
+        "    structure alone": by(lambda c: c["struct"]),
+        "    reference: hybrid, full stored incident (cause known)": lambda q: data["full"][q],
+    }
+    names = list(rankings)
+    BM25, EMB, TS, HYB = names[:4]
+    per = {name: [evaluate(rel, q, f(q)) for q in queries] for name, f in rankings.items()}
+    print(f"Random baseline: same-cause nDCG@10 {base['ndcg2']:.3f}, MRR {base['mrr']:.3f} (500 shuffles per query)")
+    print(f"\nAll {len(queries)} early queries (own record and twins excluded, top {K}):")
+    table([("random", base)] + [(name, mean_metrics(v)) for name, v in per.items()])
+    print(f"  (offline re-scoring of each pool with the shipped fusion reproduces similar()'s top {K} for "
+          f"{agree}/{len(queries)} queries)")
+    twins_in = sum(1 for q in queries if any(x in rel.twins[q] for x in Q[q]["hybrid"][:TOP]))
+    print(f"  the shipped hybrid puts a twin (same postmortem) in the top {TOP} for {twins_in} of "
+          f"{sum(1 for q in queries if rel.twins[q])} queries that have one (excluded above)")
+    same_co = {name: statistics.mean(
+        sum(1 for x in [y for y in rankings[name](q) if y != q and y not in rel.twins[q]][:TOP]
+            if rel.facts[x].company == rel.facts[q].company) / TOP for q in queries) for name in names[:4]}
+    print("  share of the top 5 from the query's own company: "
+          + ", ".join(f"{n.split(':')[0].split(' (')[0]} {v:.3f}" for n, v in same_co.items()))
+
+    # --- the split: choose on TUNE, report on HELD-OUT ---
+    tune, held = sf.split(queries, rel.twins)
+    it = [queries.index(q) for q in tune]
+    ih = [queries.index(q) for q in held]
+    print(f"\nSplit by sha256(twin group's root id)[0] % 2: TUNE {len(tune)} queries, HELD-OUT {len(held)} "
+          f"(twins kept together). Fusions chosen on TUNE by mean same-cause nDCG@10 "
+          f"({len(sf.weight_grid())} weightings on a {sf.STEP} simplex grid per family):")
+    study = sf.Study({q: Q[q]["pool"] for q in queries}, rel.grade, rel.ideal, lambda q, x: x in rel.twins[q])
+    study.run(queries)
+    grid = study.grid
+    shipped_g = grid.index(tuple(round(w, 2) for w in shipped[1]))
+    best: dict[tuple[str, str], int] = {}
+    print(f"  {'family':8} {'structure':12} {'weights (text, sem, struct)':28} {'TUNE nDCG2':>10} {'MRR':>6}"
+          f"   {'HELD-OUT nDCG2':>14} {'MRR':>6}")
+    for cfg in study.configs:
+        S = study.scores[cfg]
+        g = int(np.argmax(S["ndcg2"][:, it].mean(axis=1)))  # first of equals: the grid's order
+        best[cfg] = g
+        print(f"  {cfg[0]:8} {cfg[1]:12} {grid[g]!s:28} {S['ndcg2'][g, it].mean():10.3f} {S['mrr'][g, it].mean():6.3f}"
+              f"   {S['ndcg2'][g, ih].mean():14.3f} {S['mrr'][g, ih].mean():6.3f}")
+    S0 = study.scores[(shipped[0], "shipped")]
+    print(f"  shipped  {'shipped':12} {grid[shipped_g]!s:28} {S0['ndcg2'][shipped_g, it].mean():10.3f} "
+          f"{S0['mrr'][shipped_g, it].mean():6.3f}   {S0['ndcg2'][shipped_g, ih].mean():14.3f} "
+          f"{S0['mrr'][shipped_g, ih].mean():6.3f}")
+    pick = max(study.configs, key=lambda c: (round(study.scores[c]["ndcg2"][best[c], it].mean(), 9),
+                                             -study.configs.index(c)))
+    pw = grid[best[pick]]
+    print(f"  chosen on TUNE: {pick[0]}, structure {pick[1]}, weights {pw} "
+          "(the HELD-OUT columns above are for reading only: nothing was chosen by them)")
+    pick_name = f"tuned on TUNE: {pick[0]}, struct {pick[1]}, {'/'.join(f'{w:.2f}' for w in pw)}"
+    per[pick_name] = [evaluate(rel, q, [c["ds"] for c in sf.rank(Q[q]["pool"], pick[0], pw, pick[1])])
+                      for q in queries]
+    assert abs(statistics.mean(m["ndcg2"] for m in per[pick_name]) - study.scores[pick]["ndcg2"][best[pick]].mean()) < 1e-9
+
+    print(f"\nHELD-OUT ({len(held)} queries, not used for any choice):")
+    table([(name, mean_metrics([v[i] for i in ih])) for name, v in per.items() if not name.startswith("    ")])
+    print("  paired differences per query, mean and 95 % intervals (bootstrap 10,000 resamples | paired t):")
+    pairs = [(HYB, BM25), (HYB, EMB), (HYB, TS), (TS, BM25), (pick_name, HYB), (pick_name, BM25), (pick_name, EMB)]
+    short = {BM25: "BM25", EMB: "embeddings", TS: "text+structure", HYB: "hybrid", pick_name: "tuned"}
+    for x, y in pairs:
+        for key in ("ndcg2", "mrr"):
+            d = np.array([per[x][i][key] - per[y][i][key] for i in ih])
+            m, lo, hi = sf.bootstrap(d, seed)
+            tlo, thi = sf.paired_t(d)
+            print(f"    {short[x] + ' - ' + short[y]:28} {'nDCG@10' if key == 'ndcg2' else 'MRR':7}: {m:+.3f}  "
+                  f"[{lo:+.3f}, {hi:+.3f}] | [{tlo:+.3f}, {thi:+.3f}]")
+    print(f"\nAll {len(queries)} queries, the same differences (tuned rows are in-sample on half of them):")
+    for x, y in pairs[:3]:
+        for key in ("ndcg2", "mrr"):
+            d = np.array([per[x][i][key] - per[y][i][key] for i in range(len(queries))])
+            m, lo, hi = sf.bootstrap(d, seed)
+            print(f"    {short[x] + ' - ' + short[y]:28} {'nDCG@10' if key == 'ndcg2' else 'MRR':7}: {m:+.3f}  "
+                  f"[{lo:+.3f}, {hi:+.3f}]")
+
+
 async def run(args) -> None:
     from app import demo
     from app.backends import connect
-    from app.incidents import similarity
-    from app.recommendations import engine
     from app.settings import get_settings
 
     rows = demo.load_rows()
     rel = Relevance(rows)
     print(f"\n=== Similar-incident quality by root cause: {len(rows)} incidents from {demo.DATASET.name} ===\n")
     classify_report(rel)
+    if args.from_pool:
+        with open(args.from_pool) as fh:
+            quality_report(rel, json.load(fh), args.seed)
+        return
 
     bk = connect(get_settings(), jobs=True)
     try:
         user = await seed(bk, rows)
         data = await collect(bk, user, rel, not args.no_category)
-        qs = data["query_stats"]
-        print(f"Early query: mean {statistics.mean(s['events'] for s in qs):.2f} timeline events kept "
-              f"(of at most {FIRST_EVENTS}); {sum(1 for s in qs if s['dropped_quoting_cause'])} queries had an "
-              f"event quoting the root cause dropped; {sum(1 for s in qs if not s['title_from_detection'])} "
-              f"titles are the company alone")
-
-        queries = [q for q in rel.ids if rel.classes[q] and any(rel.grade(q, x) == 2 for x in rel.others(q))]
-        print(f"Evaluated queries: {len(queries)} (of {len(rel.ids)}; the others' root cause has no class)")
-        rng = np.random.default_rng(args.seed)
-        base = random_baseline(rel, queries, rng)
-        print(f"Random baseline: expected grade-2 share in a random top 5 = {base['p5']:.3f} "
-              f"(nDCG@10 {base['ndcg']:.3f}, MRR {base['mrr']:.3f} by 500 shuffles per query)\n")
         # reference: the stored incident as the query (root cause, resolution, description known)
         _, full = await timing_product_path(bk, user, list(data["docs"].values()), limit=200)
         ds_of = data["ds_of"]
-        full_ds = {ds_of[i]: [ds_of[x] for x in r] for i, r in full.items()}
-
-        Q = data["queries"]
-        W0 = (similarity.W_TEXT, similarity.W_SEMANTIC, similarity.W_STRUCTURE)
-        agree = sum(1 for q in queries
-                    if [c["ds"] for c in offline_rank(Q[q]["pool"], *W0)][:K] == Q[q]["hybrid"][:K])
-        rankings = {
-            "(a) text + structure: similar(semantic=False)": lambda q: Q[q]["text_only"],
-            "(b) text factor alone (engine more_like_this)":
-                lambda q: [c["ds"] for c in sorted(Q[q]["pool"], key=lambda c: (-c["text"], c["id"]))],
-            "(c) semantic factor alone (MiniLM cosine)":
-                lambda q: [c["ds"] for c in sorted(Q[q]["pool"], key=lambda c: (-(c["sem"] or 0.0), c["id"]))],
-            "(d) hybrid as shipped (0.45/0.35/0.20)": lambda q: Q[q]["hybrid"],
-            "    structure factor alone": lambda q: [c["ds"] for c in sorted(Q[q]["pool"],
-                                                                            key=lambda c: (-c["struct"], c["id"]))],
-            "    reference: hybrid, full stored incident (cause known)": lambda q: full_ds[q],
-        }
-        per = {name: [evaluate(rel, q, f(q)) for q in queries] for name, f in rankings.items()}
-        print(f"Results ({len(queries)} early queries, own record and twins excluded, top {K}):")
-        table([("random", base)] + [(name, mean_metrics(v)) for name, v in per.items()])
-        thin = [i for i, q in enumerate(queries) if not qs[rel.ids.index(q)]["title_from_detection"]]
-        rich = [i for i in range(len(queries)) if i not in set(thin)]
-        for label, idx in ((f"queries with a symptom in their early text ({len(rich)})", rich),
-                           (f"queries whose only early text is the company + workflow events ({len(thin)})", thin)):
-            print(f"  - {label}:")
-            table([(name, mean_metrics([v[i] for i in idx])) for name, v in per.items() if not name.startswith("    ")])
-        print(f"  (offline re-scoring of the pool with the shipped weights reproduces similar()'s top {K} for "
-              f"{agree}/{len(queries)} queries)")
-        boot = np.random.default_rng(args.seed)
-        names = list(per)
-        print("  paired bootstrap (2000 resamples of the queries), 95% interval of the difference:")
-        for x, y in ((3, 0), (3, 2), (0, 2), (3, 1)):
-            for key in ("p5", "ndcg2"):
-                d = np.array([m1[key] - m2[key] for m1, m2 in zip(per[names[x]], per[names[y]])])
-                res = [d[boot.integers(0, len(d), len(d))].mean() for _ in range(2000)]
-                print(f"    {names[x].split(')')[0]}) - {names[y].split(')')[0]}) {key:6}: {d.mean():+.3f} "
-                      f"[{np.percentile(res, 2.5):+.3f}, {np.percentile(res, 97.5):+.3f}]")
-        twins_in = sum(1 for q in queries if any(x in rel.twins[q] for x in Q[q]["hybrid"][:TOP]))
-        print(f"  the shipped hybrid puts a twin (same postmortem) in the top {TOP} for {twins_in} of "
-              f"{sum(1 for q in queries if rel.twins[q])} queries that have one (excluded above)")
-        # the vendor effect: how often the top 5 share the query's company
-        same_co = {name: statistics.mean(
-            sum(1 for x in [y for y in rankings[name](q) if y != q and y not in rel.twins[q]][:TOP]
-                if rel.facts[x].company == rel.facts[q].company) / TOP for q in queries)
-            for name in list(rankings)[:4]}
-        print("  share of the top 5 from the query's own company: "
-              + ", ".join(f"{n.split(')')[0]}) {v:.3f}" for n, v in same_co.items()))
-
-        # --- weights ---
-        grid = [(round(float(wt), 2), round(float(ws), 2), round(float(1 - wt - ws), 2))
-                for wt, ws in itertools.product(np.arange(0, 1 + 1e-9, GRID_STEP), repeat=2) if wt + ws <= 1 + 1e-9]
-        E = [[evaluate(rel, q, [c["ds"] for c in offline_rank(Q[q]["pool"], *w)]) for q in queries] for w in grid]
-        a, b = twofold(rel, queries, args.seed)
-        ia = [queries.index(q) for q in a]
-        ib = [queries.index(q) for q in b]
-        shipped = grid.index(tuple(round(x, 2) for x in W0))
-        chosen = {}
-        for key, label in (("ndcg", "nDCG@10 (graded: same cause 2, same category 1)"),
-                           ("ndcg2", "nDCG@10 on grade 2 only (same cause)")):
-            M = np.array([[e[key] for e in row] for row in E])
-            tot = M.sum(axis=1)
-            best = int(np.argmax(tot))
-            loo_pick = [int(np.argmax(tot - M[:, j])) for j in range(len(queries))]
-            loo = [M[i, j] for j, i in enumerate(loo_pick)]
-            best_a = int(np.argmax(M[:, ia].sum(axis=1)))
-            best_b = int(np.argmax(M[:, ib].sum(axis=1)))
-            held = (M[best_a, ib].sum() + M[best_b, ia].sum()) / len(queries)
-            held_shipped = (M[shipped, ib].sum() + M[shipped, ia].sum()) / len(queries)
-            print(f"\nWeights (W_TEXT, W_SEMANTIC, W_STRUCTURE), {GRID_STEP} grid ({len(grid)} settings), by {label}:")
-            for i in np.argsort(-tot, kind="stable")[:6]:
-                m = mean_metrics(E[i])
-                print(f"  {grid[i]!s:18} nDCG@10 {m['ndcg']:.3f}  nDCG@10 g2 {m['ndcg2']:.3f}  "
-                      f"grade-2 top5 {m['p5']:.3f}  MRR {m['mrr']:.3f}")
-            for name, w in [("shipped", W0), ("no semantic (0.80/0/0.20)", (0.8, 0.0, 0.2)),
-                            ("semantic only", (0.0, 1.0, 0.0)), ("0.40/0.40/0.20", (0.4, 0.4, 0.2)),
-                            ("0.25/0.35/0.40", (0.25, 0.35, 0.4)), ("structure only", (0.0, 0.0, 1.0))]:
-                i = grid.index(tuple(round(x, 2) for x in w))
-                m = mean_metrics(E[i])
-                print(f"  {name:27} {grid[i]!s:18} nDCG@10 {m['ndcg']:.3f}  nDCG@10 g2 {m['ndcg2']:.3f}  "
-                      f"grade-2 top5 {m['p5']:.3f}  MRR {m['mrr']:.3f}")
-            print(f"  in-sample best (optimistic): {grid[best]} {tot[best] / len(queries):.3f}")
-            print(f"  leave-one-out (choose on the other {len(queries) - 1}, score the one left out): "
-                  f"{statistics.mean(loo):.3f}; choices: "
-                  + ", ".join(f"{grid[i]}×{n}" for i, n in Counter(loo_pick).most_common(3)))
-            print(f"  2-fold (twins kept together): A picks {grid[best_a]}, B picks {grid[best_b]}; held-out "
-                  f"{held:.3f} vs shipped {held_shipped:.3f}")
-            chosen[key] = grid[best]
-        w_rec = chosen["ndcg"]
-
-        # --- calibration ---
-        def cal_data(weights, use_shipped: bool):
-            xs, ys, conf, qid = [], [], [], []
-            for q in queries:
-                pool = Q[q]["pool"]
-                if use_shipped:
-                    top = [c for c in pool if c["ds"] != q and c["ds"] not in rel.twins[q]][:K]
-                    scored = [(c, c["score"], c["factors"]) for c in top]
-                else:
-                    ranked = [c for c in offline_rank(pool, *weights) if c["ds"] not in rel.twins[q]][:K]
-                    scored = []
-                    scored = [(c, _fused_score(c, weights), c["factors"]) for c in ranked]
-                for c, s, factors in scored:
-                    rec = engine.similar_incident(engine.Similar(doc=c["doc"], score=s, factors=list(factors)))
-                    bonus = sum(f["weight"] for f in rec["matching_factors"] if f["factor"] == "known_fix")
-                    xs.append(s + bonus)
-                    conf.append(rec["confidence_score"])
-                    ys.append(1.0 if rel.grade(q, c["ds"]) == 2 else 0.0)
-                    qid.append(q)
-            return np.array(xs), np.array(ys), np.array(conf), qid
-
-        settings = [("shipped weights", W0, True), (f"best-by-nDCG weights {w_rec}", w_rec, False)]
-        if chosen["ndcg2"] != w_rec:
-            settings.append((f"best-by-grade-2-nDCG weights {chosen['ndcg2']}", chosen["ndcg2"], False))
-        for label, weights, shipped_flag in settings:
-            x, y, conf, qid = cal_data(weights, shipped_flag)
-            in_a = np.array([q in set(a) for q in qid])
-            a1, b1 = fit_logistic(x[in_a], y[in_a])
-            a2, b2 = fit_logistic(x[~in_a], y[~in_a])
-            oof = np.where(in_a, logistic(x, a2, b2), logistic(x, a1, b1))
-            af, bf = fit_logistic(x, y)
-            ece0, t0 = reliability(conf, y)
-            ece1, t1 = reliability(oof, y)
-            print(f"\nCalibration of engine.similar_incident confidence, hybrid top {K}, {label}: {len(x)} pairs, "
-                  f"{y.mean():.3f} relevant (grade 2); raw = score + known-fix bonus, range {x.min():.2f}-{x.max():.2f}")
-            print(f"  fold fits: A→(a={a1:.2f}, b={b1:.2f})  B→(a={a2:.2f}, b={b2:.2f});  all data: a={af:.2f}, b={bf:.2f}")
-            print(f"  ECE ({ECE_BINS} bins): engine prior (DEFAULT_MODELS, AUC {_auc(conf, y):.3f}): {ece0:.3f}   "
-                  f"fitted (out-of-fold): {ece1:.3f}")
-            print(f"  {'bin':11} {'n':>5} {'pred(dflt)':>10} {'observed':>8}   {'n':>5} {'pred(fit)':>9} {'observed':>8}")
-            for r0, r1 in zip(t0, t1):
-                f0 = f"{r0[2]:5d} {r0[3]:10.3f} {r0[4]:8.3f}" if r0[2] else f"{0:5d} {'-':>10} {'-':>8}"
-                f1 = f"{r1[2]:5d} {r1[3]:9.3f} {r1[4]:8.3f}" if r1[2] else f"{0:5d} {'-':>9} {'-':>8}"
-                print(f"  {r0[0]:.1f}-{r0[1]:.1f}    {f0}   {f1}")
-            # how well the raw score separates relevant pairs at all
-            auc = _auc(x, y)
-            print(f"  AUC of the raw score for grade 2 within the top {K}: {auc:.3f}")
+        saved = portable(data, {ds_of[i]: [ds_of[x] for x in r] for i, r in full.items()})
+        if args.save_pool:
+            with open(args.save_pool, "w") as fh:
+                json.dump(saved, fh)
+        quality_report(rel, saved, args.seed)
 
         # --- timing ---
         print(f"\nTiming of one similar() call ({len(rel.ids)} incidents, sequential, in-process):")
@@ -664,6 +614,9 @@ async def run(args) -> None:
         prod, _ = await timing_product_path(bk, user, list(data["docs"].values()))
         print(f"  stored incident, its vector reused, limit 5 (API path):  p50 {pct(prod, 50):6.1f} ms  "
               f"p99 {pct(prod, 99):6.1f} ms")
+        prod_ts, _ = await timing_product_path(bk, user, list(data["docs"].values()), semantic=False)
+        print(f"  the same, semantic=False (text + structure):             p50 {pct(prod_ts, 50):6.1f} ms  "
+              f"p99 {pct(prod_ts, 99):6.1f} ms   (load average {os.getloadavg()[0]:.1f})")
         print(f"  early query (query embedded in-process), limit 200:      p50 {pct(early_ms, 50):6.1f} ms  "
               f"p99 {pct(early_ms, 99):6.1f} ms")
         print(f"  early query, semantic=False, limit 200:                  p50 {pct(data['ms_text'], 50):6.1f} ms  "
@@ -685,12 +638,6 @@ async def run(args) -> None:
         await bk.close()
 
 
-def _fused_score(c: dict, weights: tuple[float, float, float]) -> float:
-    wt, ws, wst = weights
-    w_t, w_s = (wt, ws) if c["sem"] is not None else (wt + ws, 0.0)
-    return round(min(1.0, w_t * c["text"] + w_s * (c["sem"] or 0.0) + wst * c["struct"]), 4)
-
-
 def _auc(x: np.ndarray, y: np.ndarray) -> float:
     pos, neg = x[y == 1], x[y == 0]
     if not len(pos) or not len(neg):
@@ -705,10 +652,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-category", action="store_true",
                     help="queries without category/namespace (not known at triage)")
+    ap.add_argument("--save-pool", metavar="FILE", help="also write the collected pools (JSON) to FILE")
+    ap.add_argument("--from-pool", metavar="FILE", help="only the quality report, from a saved pool (no stack)")
     args = ap.parse_args()
     started = time.perf_counter()
-    with local_stack("ikl_similarity_bench", IKL_LOG_LEVEL="ERROR"):
+    if args.from_pool:
         asyncio.run(run(args))
+    else:
+        with local_stack("ikl_similarity_bench", IKL_LOG_LEVEL="ERROR"):
+            asyncio.run(run(args))
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 

@@ -17,6 +17,11 @@ Duplicates (`duplicate_of` set) and the incident's own canonical are never candi
 outage tells the reader nothing new. Ties are broken by name, then id. Each match also carries absolute
 `signals` (semantic, lexical — words in common computed here, services, category) for confidences. Every part is reported as a matching
 factor `{factor, weight, value, detail}`.
+
+Measured (bench/similarity_quality.py, fusions chosen on one half of the dataset, judged on the other):
+this formula beats the text relevance alone on same-cause nDCG@10 through its structure part; the semantic
+part adds +0.005 [-0.013, +0.023] over text + structure (within noise), and rank fusion, min-max or
+z-scored signals tuned on the other half all did worse held out, so the formula stays (README, Quality).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from app.users.models import User
 from indexers import incidents as incidents_index
 
 W_TEXT, W_SEMANTIC, W_STRUCTURE = 0.45, 0.35, 0.20
+FUSION = "max"  # how the parts are put on one scale (bench/similarity_fusion.py): text over the best hit's
 STRUCTURE = {"services": 0.4, "category": 0.25, "namespace": 0.15, "severity": 0.1, "event_types": 0.1}
 CANDIDATES = 50
 MAX_CANDIDATES = 200  # the widest window asked for when duplicates or hidden incidents thin out the first
