@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import re
 import statistics
@@ -350,6 +351,17 @@ async def run(args) -> None:
               f"(generate p50 {sq.pct(gen_ms, 50):.0f} ms per type)")
         stored = await bk.mongo.recommendations.count_documents({"effectiveness_rating": {"$ne": None}})
         assert stored == ratings, (stored, ratings)
+        if args.samples:  # (half, type, features, helped) of every rating, to fit the prior on one half
+            half_of = {inc_of[q]: (0 if j < half else 1) for j, q in enumerate(order)}
+            rated = await bk.mongo.recommendations.find(
+                {"effectiveness_rating": {"$ne": None}},
+                {"incident": 1, "recommendation_type": 1, "confidence_features": 1, "effectiveness_rating": 1}).to_list(None)
+            with open(args.samples, "w") as fh:
+                for r in rated:
+                    fh.write(json.dumps({"half": half_of[r["incident"]], "type": r["recommendation_type"],
+                                         "features": r["confidence_features"],
+                                         "helped": int(r["effectiveness_rating"] >= 4)}) + "\n")
+            print(f"  {len(rated)} rated samples written to {args.samples}")
         rated_targets = await (await bk.mongo.recommendations.aggregate([
             {"$match": {"effectiveness_rating": {"$ne": None}}},
             {"$group": {"_id": {"t": "$recommendation_type", "x": "$target"}, "n": {"$sum": 1},
@@ -469,6 +481,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--limit", type=int, default=0, help="only the first N incidents of the sequence")
     ap.add_argument("--noise", type=float, default=0.0, help="share of ratings flipped (a responder's error)")
+    ap.add_argument("--samples", default="", help="write the rating pass's (half, type, features, helped) as JSON lines")
     args = ap.parse_args()
     with local_stack("ikl_feedback_bench", IKL_LOG_LEVEL="ERROR"):
         asyncio.run(run(args))

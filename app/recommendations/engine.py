@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 from app.patterns import triggers as trigger_rule
 from app.recommendations.models import RecommendationType as T
 
-MODEL_VERSION = "hybrid-2"
+MODEL_VERSION = "hybrid-3"
 TITLE_MAX = 200
 FEEDBACK_PRIOR = 3
 MAX_ACTIONS = 8
@@ -39,18 +39,26 @@ MAX_ACTIONS = 8
 # and fix weights set so that a resolved near-duplicate with a known fix is VERY_HIGH and a weak text
 # match LOW; each type is refitted from its ratings (app/recommendations/calibration.py), shrunk toward
 # this prior. Every feature is stored with the recommendation (`confidence_features`) for the refit.
-FEATURES = ("similarity", "semantic", "lexical", "services", "category", "fix", "near_duplicate", "feedback")
+# `cause` (the candidate's recorded root cause against this incident's account, app/recommendations/meaning.py)
+# and KNOWLEDGE_ARTICLE `semantic` (its title and summary against that account) start at weight 0: on
+# bench/feedback_loop.py's held-out ratings neither separated helpful from unhelpful (`cause` alone AUC 0.45
+# for SIMILAR_INCIDENT, article `semantic` alone 0.55; any weight >= 1 only worsened the ECE), so they move
+# no confidence until a refit on ratings that carry them finds a weight.
+FEATURES = ("similarity", "semantic", "lexical", "services", "category", "fix", "near_duplicate", "cause",
+            "feedback")
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     T.SIMILAR_INCIDENT.value: {"b": -2.6, "w": {"similarity": 2.0, "semantic": 1.2, "lexical": 1.0, "services": 0.4,
                                                 "category": 0.4, "fix": 0.3, "near_duplicate": 2.6,
-                                                "feedback": 2.5}},
+                                                "cause": 0.0, "feedback": 2.5}},
     T.SOLUTION.value: {"b": -2.7, "w": {"similarity": 2.0, "semantic": 1.2, "lexical": 1.0, "services": 0.4,
-                                        "category": 0.4, "fix": 0.4, "near_duplicate": 2.6, "feedback": 2.5}},
-    T.KNOWLEDGE_ARTICLE.value: {"b": -2.4, "w": {"similarity": 1.6, "semantic": 1.0, "lexical": 1.6,
+                                        "category": 0.4, "fix": 0.4, "near_duplicate": 2.6, "cause": 0.0,
+                                        "feedback": 2.5}},
+    T.KNOWLEDGE_ARTICLE.value: {"b": -2.4, "w": {"similarity": 1.6, "semantic": 0.0, "lexical": 1.6,
                                                  "services": 0.6, "category": 0.6, "fix": 0.6,
                                                  "near_duplicate": 0.0, "feedback": 2.5}},
     T.EXPERT.value: {"b": -2.2, "w": {"similarity": 2.2, "semantic": 0.8, "lexical": 0.6, "services": 0.4,
-                                      "category": 0.3, "fix": 0.5, "near_duplicate": 1.5, "feedback": 2.5}},
+                                      "category": 0.3, "fix": 0.5, "near_duplicate": 1.5, "cause": 0.0,
+                                      "feedback": 2.5}},
     T.LEARNING_PATTERN.value: {"b": -2.0, "w": {"similarity": 3.0, "fix": 0.6, "feedback": 2.5}},
 }
 # A placeholder is not a fix: text the data marks as not known ("The public postmortem does not say what
@@ -166,7 +174,13 @@ def _incident_features(s: Similar, fixed: bool) -> dict[str, float]:
     sig = s.signals
     return {"similarity": s.score, "semantic": sig.get("semantic", 0.0), "lexical": sig.get("lexical", 0.0),
             "services": sig.get("services") or 0.0, "category": sig.get("category", 0.0),
-            "fix": float(fixed), "near_duplicate": near_duplicate(sig)}
+            "fix": float(fixed), "near_duplicate": near_duplicate(sig), "cause": sig.get("cause", 0.0)}
+
+
+def _cause_factor(s: Similar, factors: list[dict[str, Any]], model: Mapping[str, Any]) -> None:
+    if s.signals.get("cause"):
+        factors.append({"factor": "cause", "weight": model["w"].get("cause", 0.0), "value": s.signals["cause"],
+                        "detail": "its recorded root cause against what this incident says (meaning)"})
 
 
 def fix_actions(doc: Mapping[str, Any], postmortem: Mapping[str, Any] | None = None) -> list[str]:
@@ -195,6 +209,7 @@ def similar_incident(s: Similar, *, fb: Feedback | None = None, params=None) -> 
     if fixed:
         factors.append({"factor": "known_fix", "weight": model_for(T.SIMILAR_INCIDENT.value, params)["w"].get("fix", 0),
                         "value": 1.0, "detail": f"{status_words(doc)}, with what was done recorded"})
+    _cause_factor(s, factors, model_for(T.SIMILAR_INCIDENT.value, params))
     conf, features = _score(T.SIMILAR_INCIDENT.value, _incident_features(s, fixed), fb, factors, params)
     matched = ", ".join(f["detail"] for f in s.factors if f.get("value") and f.get("detail")) or "their text"
     cause = (doc.get("root_cause") or "").strip()
@@ -221,6 +236,7 @@ def solution(s: Similar, *, postmortem: Mapping[str, Any] | None = None, fb: Fee
     took = _resolution_time(doc) if doc.get("status") in ("RESOLVED", "CLOSED") else None
     factors = list(s.factors) + [{"factor": "fix_evidence", "weight": 0.0, "value": len(actions),
                                   "detail": "resolution, fix events and postmortem action items"}]
+    _cause_factor(s, factors, model_for(T.SOLUTION.value, params))
     conf, features = _score(T.SOLUTION.value, _incident_features(s, True), fb, factors, params)
     name, state = doc.get("name"), status_words(doc)
     reasoning = (f"{name} ({state}) is similar (score {s.score:.2f}); what was done there: {actions[0]}"
@@ -249,6 +265,10 @@ def knowledge_article(article: Mapping[str, Any], relevance: float, *, signals: 
     guide = (article.get("article_type") or "") in GUIDE_TYPES
     factors = [{"factor": "article_relevance", "weight": 1.0, "value": round(relevance, 4),
                 "detail": "the incident's text against the article (knowledge-base ranking)"}]
+    if sig.get("semantic"):
+        factors.append({"factor": "semantic", "weight": model_for(T.KNOWLEDGE_ARTICLE.value, params)["w"].get("semantic", 0.0),
+                        "value": round(sig["semantic"], 4),
+                        "detail": "what this incident says against the article's title and summary (meaning)"})
     if sig.get("lexical"):
         factors.append({"factor": "signs_matched", "weight": 1.0, "value": round(sig["lexical"], 4),
                         "detail": "the incident's signs found in the article's steps"})

@@ -39,7 +39,7 @@ from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, visible_page
 from app.patterns import service as pattern_service
 from app.patterns import triggers as trigger_rule
-from app.recommendations import calibration, engine, feedback
+from app.recommendations import calibration, engine, feedback, meaning
 from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
                                         level_for)
 from app.timefmt import utcnow
@@ -164,13 +164,14 @@ async def _postmortems(bk: Backends, ids: list[str], user: User) -> dict[str, di
 
 
 async def _similar(bk: Backends, incident: dict, user: User, per_type: int) -> list[engine.Similar]:
-    """Similar past incidents (same namespace); none when the search engine cannot answer."""
+    """Similar past incidents (same namespace), each with `cause` among its signals (meaning.py); none
+    when the search engine cannot answer."""
     try:
         matches = await similarity.similar(bk, incident, user=user, limit=max(per_type * 2, 10),
                                            namespace=incident.get("namespace"))
     except (OpenSearchException, OSError):
         return []
-    return [engine.Similar(doc=m.doc, score=m.score, factors=m.factors, signals=m.signals) for m in matches]
+    return [engine.Similar(doc=m.doc, score=m.score, factors=m.factors, signals=dict(m.signals)) for m in matches]
 
 
 def _when(doc: Mapping[str, Any]) -> Any:
@@ -243,6 +244,10 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
     found_articles = found_articles or []
     patterns = patterns or []
     similar_ids = [s.doc["_id"] for s in similar]
+    causes, meanings = await meaning.agreement(incident, causes_of=[s.doc for s in similar],
+                                               articles=[a for a, _ in found_articles])
+    for s in similar:
+        s.signals["cause"] = causes.get(s.doc["_id"], 0.0)
 
     def feedback_for(rec_type: RecommendationType, targets: list[str]):
         return (feedback.gather(bk, rec_type.value, targets, incident=incident, user=user) if rec_type in want
@@ -270,7 +275,9 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
                 out.append({**rec, "sources": [s.doc, pms.get(s.doc["_id"])]})
     if T.KNOWLEDGE_ARTICLE in want:
         fb = fb_article
-        out += [{**engine.knowledge_article(a, score, signals=article_signals(incident, a), fb=fb.get(a["_id"]),
+        out += [{**engine.knowledge_article(a, score, signals={**article_signals(incident, a),
+                                                              "semantic": meanings.get(a["_id"], 0.0)},
+                                            fb=fb.get(a["_id"]),
                                             params=params[T.KNOWLEDGE_ARTICLE.value]),
                  "sources": [a]} for a, score in found_articles]
     if T.EXPERT in want:
