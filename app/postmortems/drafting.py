@@ -30,6 +30,7 @@ from app.postmortems import generator, polish
 from app.postmortems import service
 from app.postmortems.models import REQUIRED_SECTIONS, ActionItem, item_doc
 from app.timefmt import utcnow
+from app.users import service as users
 from app.users.models import Classification, Role, User, require_role
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,10 @@ async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, fo
     reader = _reader(user, current.get(classification.FIELD, classification.DEFAULT.value))
     similar, matched, earlier = await _sources(bk, incident=source, reader=reader)
     known = await patterns.validated_matching(bk, incident=source, user=reader, projection=PATTERN_FIELDS)
-    draft = generator.draft(source, similar=similar, articles=matched, similar_postmortems=earlier, patterns=known)
+    # action items are owned by people: the incident's assignee unless the users say it is a service account
+    accounts = await users.service_account_names(bk, [source.get("assignee")])
+    draft = generator.draft(source, similar=similar, articles=matched, similar_postmortems=earlier, patterns=known,
+                            service_accounts=accounts)
     polished = await polish.polish(bk.settings, draft, incident=source, similar=similar, articles=matched,
                                    similar_postmortems=earlier, patterns=known)
     if polished.error:

@@ -8,7 +8,9 @@ before this one and similar enough are cited (`earlier_similar`); each section's
 was built from are kept in `Draft.evidence` and `Draft.built_from`. Every value the draft computes
 (durations, due dates, links) is kept in `Draft.computed`, so `unsupported_facts(text,
 source_tokens(...))` can check that every number, timestamp, service and person the draft names
-occurs in the source data."""
+occurs in the source data. Action items are owned by the incident's assignee (never a service account), else its
+first team; their priority follows the gap and the severity (GAP_PRIORITY); they are due ITEM_DUE_DAYS after the
+later of the resolution and `now` (the draft's writing), so never already past when written."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
+from app.users.service import Bot
+
 SECTIONS = ("executive_summary", "timeline", "root_cause_analysis", "impact_assessment", "lessons_learned",
             "action_items")
 TEXT_SECTIONS = ("executive_summary", "root_cause_analysis", "impact_assessment", "lessons_learned")
@@ -25,7 +29,37 @@ TEXT_SECTIONS = ("executive_summary", "root_cause_analysis", "impact_assessment"
 SLOW_DETECTION = timedelta(minutes=15)  # detected_at this long after the first event: slow detection
 LONG_APPROVAL = timedelta(minutes=30)   # an ApprovalRequired event this long before the next step
 SAME_ROOT_CAUSE = 0.5                   # word overlap (Jaccard) from which two root causes are the same
-ITEM_DUE_DAYS = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 60}  # after resolution (else detection)
+ITEM_DUE_DAYS = {"CRITICAL": 7, "HIGH": 14, "MEDIUM": 30, "LOW": 60}  # after the later of resolution and drafting
+# An action item's priority: by the gap it answers and the incident's severity (CRITICAL, HIGH, MEDIUM, LOW;
+# an unknown severity counts as MEDIUM). A cause that came back outranks the incident itself; a failure people
+# found before the alerts did is never below MEDIUM; reviewing a runbook that was used is housekeeping.
+GAP_PRIORITY = {
+    "recurring_cause": ("CRITICAL", "CRITICAL", "HIGH", "MEDIUM"),
+    "missing_monitoring": ("CRITICAL", "HIGH", "MEDIUM", "MEDIUM"),
+    "slow_detection": ("HIGH", "HIGH", "MEDIUM", "LOW"),
+    "manual_fix": ("HIGH", "MEDIUM", "MEDIUM", "LOW"),
+    "no_runbook": ("HIGH", "MEDIUM", "MEDIUM", "LOW"),
+    "unused_runbook": ("HIGH", "MEDIUM", "MEDIUM", "LOW"),
+    "approval_wait": ("HIGH", "MEDIUM", "LOW", "LOW"),
+    "review_runbook": ("LOW", "LOW", "LOW", "LOW"),
+}
+SEVERITY_ORDER = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+# an assignee that names a service account (a bot, an importer) owns no action item; the caller may also pass
+# the usernames it knows are service accounts (`service_accounts=`)
+SERVICE_ACCOUNT_RE = re.compile(r"(?:^|[-_.@])(?:bot|robot|importer|svc|service[-_]?account|automation)"
+                                r"(?:$|[-_.@0-9])", re.I)
+SERVICE_ACCOUNTS = {b.value for b in Bot}  # the service's own accounts (postmortem-bot, pattern-miner...)
+# a recovery step done by hand (a Mitigation/Resolution event, or the recorded resolution): toil that could be
+# automated. Matched case-insensitively at word starts; a step that says it was automatic is not one.
+MANUAL_STEP_RE = re.compile(
+    r"(?<![a-z0-9])(?:manual(?:ly)?|by hand|hand[- ]?(?:edit|patch|ran|run|fix)\w*|physical(?:ly)? access|"
+    r"restart(?:ed|ing)?|reboot(?:ed|ing)?|bounc(?:e|ed|ing)|power[- ]?cycl\w*|"
+    r"roll(?:ed|ing)? ?back|reverted|reverting|fail(?:ed|ing)? ?over|killed|killing|flush(?:ed|ing)?|purg(?:e|ed|ing)|"
+    r"clear(?:ed|ing)? (?:the |a )?(?:cache|queue|disk|logs?|locks?)|"
+    r"(?:remov|delet)(?:e|ed|ing) (?:the |a |old |stale )?(?:log|file|lock|temp)\w*|"
+    r"re-?ran|re-?run(?:ning)?|re-?start(?:ed|ing)?|scal(?:e|ed|ing) (?:up|out)|drain(?:ed|ing)?)(?![a-z0-9])", re.I)
+AUTOMATIC_RE = re.compile(r"(?<![a-z0-9])(?:automatic\w*|auto-?\w+|self-?heal\w*)", re.I)
+MANUAL_STEPS_QUOTED = 3                 # manual steps quoted in the automation item's description
 ITEM_CAUSE_OVERLAP = 0.5                # share of an action item title's words found in the root cause ...
 ITEM_CAUSE_MIN_WORDS = 2                # ... and at least this many shared words: the item was about this cause
 FIRST_SENTENCE_MAX = 300                # characters quoted from a similar postmortem's root cause analysis
@@ -239,6 +273,36 @@ def _informative(resolution: str) -> bool:
     return len(_words(resolution) - STOP_WORDS - VAGUE_WORDS) >= INFORMATIVE_WORDS
 
 
+def item_priority(gap: str, severity: Any) -> str:
+    """An action item's priority for the gap it answers at the incident's severity (GAP_PRIORITY)."""
+    sev = str(getattr(severity, "value", severity) or "").upper()
+    return GAP_PRIORITY[gap][SEVERITY_ORDER.index(sev) if sev in SEVERITY_ORDER else SEVERITY_ORDER.index("MEDIUM")]
+
+
+def is_service_account(name: Any, known: Iterable[str] = ()) -> bool:
+    """A username that is a bot or importer: one of `known`, or named like one (SERVICE_ACCOUNT_RE)."""
+    name = str(name or "").strip()
+    return bool(name) and (name.lower() in {k.lower() for k in [*known, *SERVICE_ACCOUNTS]}
+                           or bool(SERVICE_ACCOUNT_RE.search(name)))
+
+
+def item_owner(incident: Mapping[str, Any], service_accounts: Iterable[str] = ()) -> str | None:
+    """Who owns the draft's action items: the incident's assignee, unless a service account; else its first
+    affected team; else nobody (left for a person to name)."""
+    assignee = str(incident.get("assignee") or "").strip()
+    if assignee and not is_service_account(assignee, service_accounts):
+        return assignee
+    teams = [str(t).strip() for t in incident.get("affected_teams") or [] if str(t or "").strip()]
+    return next((t for t in teams if not is_service_account(t, service_accounts)), None)
+
+
+def _manual(text: str) -> bool:
+    """A recovery step done by hand (MANUAL_STEP_RE), unless it says it was automatic and not manual."""
+    if not MANUAL_STEP_RE.search(text or ""):
+        return False
+    return not AUTOMATIC_RE.search(text) or bool(re.search(r"(?<![a-z0-9])(?:manual|by hand)", text, re.I))
+
+
 def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", (text or "").lower()))
 
@@ -247,6 +311,22 @@ def _repeats(paragraph: str, title: str) -> bool:
     """A paragraph of the description that says nothing the title does not (the same words, or part of them)."""
     p = _norm(paragraph)
     return bool(p) and f" {p} " in f" {_norm(title)} "
+
+
+def _beyond_title(paragraph: str, title: str) -> str:
+    """A paragraph of the description without its leading sentences that only repeat the title."""
+    rest = (paragraph or "").strip()
+    while m := re.match(r"(.+?[.!?])(?:\s+|$)", rest, re.S):
+        if not _repeats(m.group(1), title):
+            break
+        rest = rest[m.end():].strip()
+    return "" if _repeats(rest, title) else rest
+
+
+def _restates(message: Any, root_cause: str) -> bool:
+    """An Analysis event that only repeats the recorded root cause ("Root cause: <the same words>")."""
+    said = re.sub(r"^\s*root cause\s*:?\s*", "", str(message or ""), flags=re.I)
+    return bool(root_cause) and _norm(said) == _norm(root_cause)
 
 
 def _when(doc: Mapping[str, Any]) -> datetime | None:
@@ -293,12 +373,16 @@ def events(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
 def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] = (),
           articles: Iterable[Mapping[str, Any]] = (),
           similar_postmortems: Iterable[Mapping[str, Any]] = (),
-          patterns: Iterable[Mapping[str, Any]] = ()) -> Draft:
+          patterns: Iterable[Mapping[str, Any]] = (), now: datetime | None = None,
+          service_accounts: Iterable[str] = ()) -> Draft:
     """The draft from the incident, the similar past incidents, the knowledge base articles that
     matched it (`_id`, `title`, `slug`, `article_type`, `related_services`) and the postmortems of
     similar past incidents (`_id`, `title`, `incident`, `root_cause_analysis`, `action_items`). The
     incident itself and its own postmortem are left out of `similar` and `similar_postmortems`.
-    `patterns`: the validated learning patterns whose triggers the incident shows (PATTERN_FIELDS)."""
+    `patterns`: the validated learning patterns whose triggers the incident shows (PATTERN_FIELDS).
+    `now`: when the draft is written (default: the clock), from which action items are due when it is later
+    than the resolution; `service_accounts`: usernames that are no person (never an action item's owner)."""
+    now = (_utc(now) or datetime.now(timezone.utc)).replace(microsecond=0)
     given = [s for s in similar if s.get("_id") != incident.get("_id")]
     similar = earlier_similar(incident, given)
     left_out = {s.get("_id") for s in given if s.get("_id")} - {s.get("_id") for s in similar}
@@ -312,8 +396,9 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
     evs = events(incident)
     real = [e for e in evs if not _workflow(e)]  # what people and tools recorded (not status changes)
     title = (incident.get("title") or "").strip()
-    description = "\n\n".join(x for x in (p.strip() for p in re.split(r"\n\s*\n", _known(incident.get("description"))))
-                              if x and not _repeats(x, title) and not _unknown(x))
+    description = "\n\n".join(x for x in (_beyond_title(p, title) for p in
+                                           re.split(r"\n\s*\n", _known(incident.get("description"))))
+                              if x and not _unknown(x))
     severity = incident.get("severity")
     services = [s for s in incident.get("affected_services") or [] if s]
     teams = [t for t in incident.get("affected_teams") or [] if t]
@@ -369,12 +454,13 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
     built["executive_summary"] = used if title else []
 
     # root cause analysis
-    parts, analysis = [], [e for e in evs if e.get("type") == "Analysis"]
+    parts, analysis = [], [e for e in evs if e.get("type") == "Analysis"
+                           and not _restates(e.get("message"), root_cause)]
     analysis.sort(key=lambda e: -(e.get("details") or {}).get("confidence", 0)
                   if isinstance((e.get("details") or {}).get("confidence"), (int, float)) else 0)
     if root_cause:
         parts.append(_sentence(f"Root cause: {root_cause}"))
-    elif (incident.get("root_cause") or "").strip():
+    else:  # said whenever the section is written from other evidence (analysis, similar incidents)
         parts.append("The root cause is not recorded.")
     if analysis:
         parts.append("Analysis during the incident:\n" + "\n".join(
@@ -383,7 +469,7 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
     past = [s for s in similar if _known(s.get("root_cause"))]
     found = [(p, _first_sentence(p.get("root_cause_analysis") or "")) for p in pms]
     found = [(p, f) for p, f in found if f and not _unknown(f)]
-    if parts or past or found:
+    if root_cause or analysis or past or found:
         if past:
             parts.append("What similar earlier incidents found (detected before this one):\n" + "\n".join(
                 f"- {s.get('name') or s.get('_id')} ({s.get('title', '')}{_incident_link(s, computed)}): "
@@ -429,15 +515,14 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
     # lessons learned and action items, from the gaps the data shows
     lessons: list[str] = []
     items: list[dict[str, Any]] = []
-    base = resolved or detected
-    owner = incident.get("assignee") or (teams[0] if teams else None)
+    base = max(resolved, now) if resolved else now  # never due before the draft is written
+    owner = item_owner(incident, service_accounts)
     where = services[0] if services else None
 
-    def item(title_: str, description_: str, priority: str, category: str) -> None:
-        due = None
-        if base:
-            due = _iso(base + timedelta(days=ITEM_DUE_DAYS[priority]))
-            computed.add(due)
+    def item(title_: str, description_: str, gap: str, category: str) -> None:
+        priority = item_priority(gap, severity)
+        due = _iso(base + timedelta(days=ITEM_DUE_DAYS[priority]))
+        computed.add(due)
         items.append({"title": title_, "description": description_, "priority": priority, "assignee": owner,
                       "due_date": due, "category": category})
 
@@ -454,7 +539,7 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
             if not reported:  # else the alert item below covers it
                 item("Detect this failure sooner", f"The incident was detected {lag} after its first event; add "
                      f"or tune alerting{' for ' + where if where else ''} so it is caught when it starts.",
-                     "HIGH", "Monitoring")
+                     "slow_detection", "Monitoring")
     if reported:
         said = _clip(reported.get("message") or "", 200)
         report = f"{reported.get('source') or 'unknown source'} at {_iso(_utc(reported['timestamp']))}" + (
@@ -467,7 +552,7 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
         item(_clip(f"Add an alert for {symptom}{on}", 500) or "Add an alert for this failure",
              "A person reported the incident before any alert did; add an alert that catches this "
              "symptom before users report it" + ("." if not alert else ", or make the alert that fired later "
-                                                  "fire sooner."), "HIGH", "Monitoring")
+                                                  "fire sooner."), "missing_monitoring", "Monitoring")
     runbooks = [e for e in evs if e.get("type") == "RunbookMatch"]
     if articles:
         named = "; ".join(_article_ref(a, computed) for a in articles)
@@ -480,12 +565,12 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
                            "records no runbook match.")
             item("Make responders use the existing runbook for this failure", f"The runbook {which} matched this "
                  "incident but the timeline shows it was not used; link it from the alerts and the triage steps "
-                 "for this failure, and check it is found when the incident opens.", "MEDIUM", "Process")
+                 "for this failure, and check it is found when the incident opens.", "unused_runbook", "Process")
     if real and not runbooks and not articles:  # a timeline to judge by, beyond status changes
         lessons.append("No runbook matched this incident: responders had no written procedure to follow.")
         item("Write a runbook for this failure", f"No runbook matched \"{title}\"; document the diagnosis and "
              "the steps that resolved it" + (f" ({resolution})" if resolution and _informative(resolution) else "")
-             + ".", "MEDIUM", "Documentation")
+             + ".", "no_runbook", "Documentation")
     for e in evs:
         if e.get("type") != "ApprovalRequired":
             continue
@@ -497,7 +582,23 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
             lessons.append(f"Long approval wait: {wait} passed between the approval request at {_iso(at)} "
                            f"(\"{e.get('message')}\") and the next step.")
             item("Shorten the approval path", f"An approval request waited {wait}; agree who approves this kind "
-                 "of change during an incident, or approve it in advance.", "MEDIUM", "Process")
+                 "of change during an incident, or approve it in advance.", "approval_wait", "Process")
+    # a manual fix that could be automated: a Mitigation or Resolution step done by hand (or the recorded
+    # resolution, when no event already says it)
+    steps = [(f"at {_iso(_utc(e['timestamp']))}" + (f", {e['source']}" if e.get("source") else "")
+              + f": \"{_clip(e.get('message') or '', 200)}\"", _clip(e.get("message") or "", 150))
+             for e in real if e.get("type") in ("Mitigation", "Resolution") and _manual(e.get("message") or "")]
+    if resolution and _manual(resolution) and not any(_norm(resolution) == _norm(e.get("message") or "")
+                                                      for e in real if e.get("type") in ("Mitigation", "Resolution")):
+        steps.append((f"the recorded resolution: \"{_clip(resolution, 200)}\"", _clip(resolution, 150)))
+    if steps:
+        quoted = "; ".join(q for q, _ in steps[:MANUAL_STEPS_QUOTED])
+        lessons.append(f"Recovery relied on a manual step ({quoted}): a person had to act before it recovered; "
+                       "the step is a candidate for automation.")
+        item(_clip(f"Automate the manual recovery step: \"{steps[0][1]}\"", 500) or "Automate the manual recovery step",
+             f"Recovery needed a manual step ({quoted}); automate this step{' for ' + where if where else ''} (with "
+             "the safety checks a person would apply), or remove the need for it, so the next occurrence recovers "
+             "without waiting for a person.", "manual_fix", "Automation")
     # root cause seen before: a similar incident with the same root cause, or a similar postmortem
     # (of such an incident, or with action items about this root cause) and what it set out to do
     recurring = [s for s in similar if root_cause and _same_cause(root_cause, s.get("root_cause") or "")]
@@ -524,18 +625,27 @@ def draft(incident: Mapping[str, Any], *, similar: Iterable[Mapping[str, Any]] =
         item("Fix the recurring root cause", f"The root cause \"{root_cause}\" was also found in {where_else}; "
              "address it for good rather than mitigating it again" + (
                  ", and find out why the earlier action items did not prevent it." if earlier else "."),
-             "HIGH", "Technical Improvement")
+             "recurring_cause", "Technical Improvement")
     for p in patterns:  # a validated pattern the incident matches: the cause is a known, recurring one
         did = "; ".join(a for a in p.get("actions") or [] if isinstance(a, str)) or "no actions recorded"
         lessons.append(f"Root cause seen before: this incident matches the validated learning pattern "
                        f"\"{p.get('name')}\", seen {p.get('frequency') or 0} times; what worked then: {did}.")
+        if not (recurring or earlier) and "Fix the recurring root cause" not in {i["title"] for i in items}:
+            item("Fix the recurring root cause", f"This incident matches the validated learning pattern "
+                 f"\"{p.get('name')}\", seen {p.get('frequency') or 0} times; apply what worked then ({did}) and "
+                 "address the cause for good rather than mitigating it again.", "recurring_cause",
+                 "Technical Improvement")
     for e in runbooks:
         det = e.get("details") or {}
         label = det.get("runbook") or det.get("name") if isinstance(det, Mapping) else None
         what = f"{label}" if isinstance(label, str) and label else e.get("message")
         lessons.append(f"Runbook matched: {what}.")
         item(f"Review the runbook that matched: {what}"[:500], "Check that it covered what was done in this "
-             "incident and update it.", "LOW", "Documentation")
+             "incident and update it.", "review_runbook", "Documentation")
+    if incident.get("duplicate_of"):  # what it teaches belongs to the incident it duplicates
+        lessons = [f"This incident was closed as a duplicate of incident {incident['duplicate_of']}: its lessons and "
+                   "action items belong to that incident's postmortem, not to this one."]
+        items.clear()
     d.lessons_learned = "\n".join(f"- {x}" for x in lessons)
     d.action_items = items
     strength = 1.0 if real and (detected or similar or pms) else 0.5
@@ -656,7 +766,11 @@ def source_tokens(incident: Mapping[str, Any], similar: Iterable[Mapping[str, An
         walk({k: p.get(k) for k in POSTMORTEM_FIELDS})
     for p in patterns:
         walk({k: p.get(k) for k in PATTERN_FIELDS})
-    walk(list(computed))
+    for value in computed:  # a computed timestamp (a due date) allows itself, not the numbers inside it
+        if isinstance(value, str) and TIMESTAMP.fullmatch(value):
+            out.update({value.lower(), _norm_ts(value).lower(), value[:10]})
+        else:
+            walk(value)
     return frozenset(out)
 
 

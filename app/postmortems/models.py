@@ -22,7 +22,7 @@ class PostmortemStatus(str, Enum):
     ARCHIVED = "ARCHIVED"
 
 
-# The six sections a complete postmortem holds (completion_percentage is the share with real content).
+# The six sections a complete postmortem holds (completion_percentage: the share complete, service.complete_sections).
 REQUIRED_SECTIONS = ("executive_summary", "timeline", "root_cause_analysis", "impact_assessment", "lessons_learned",
                      "action_items")
 TEXT_MAX = 50_000

@@ -8,6 +8,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
+from enum import Enum
 
 from pymongo.errors import DuplicateKeyError
 
@@ -46,6 +47,28 @@ async def ensure_user(bk: Backends, *, data: UserCreate) -> User:
     """Return the user with this username, creating it when missing (idempotent seeding)."""
     doc = await bk.mongo.users.find_one({"username": data.username})
     return _to_user(doc) if doc else await create_user(bk, data=data)
+
+
+class Bot(str, Enum):
+    """The service's own accounts, one per kind of work nobody asked for in person (the one place they are
+    named): automatic postmortem drafts, recommendation refreshes, scheduled pattern mining."""
+
+    POSTMORTEMS = "postmortem-bot"
+    RECOMMENDATIONS = "recommendation-bot"
+    PATTERNS = "pattern-miner"
+
+
+async def service_account_names(bk: Backends, usernames) -> set[str]:
+    """Which of these usernames belong to service accounts (bots, importers): never owners of work."""
+    names = sorted({u for u in usernames if isinstance(u, str) and u})
+    if not names:
+        return set()
+    return set(await bk.mongo.users.distinct("username", {"username": {"$in": names}, "service_account": True}))
+
+
+async def bot(bk: Backends, which: Bot) -> User:
+    """The service account `which` works as (created on first use)."""
+    return await service_account(bk, username=which.value)
 
 
 async def service_account(bk: Backends, *, username: str) -> User:

@@ -3,7 +3,7 @@ listed, the fact check, and nothing invented from empty data."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from app.postmortems import generator as g
 
@@ -106,14 +106,15 @@ def test_nothing_invented_from_empty_data():
 
 
 def test_fact_check_catches_invented_facts():
-    d = g.draft(incident(), similar=SIMILAR)
+    d = g.draft(incident(), similar=SIMILAR, now=t(13))  # drafted 15 minutes after the resolution
     src = g.source_tokens(incident(), SIMILAR, d.computed)
     assert g.unsupported_facts(d.text(), src) == []
     injected = d.text() + "\n4242 users were hit; the checkout-api service failed; restarted by mallory at 2024-03-01."
     bad = g.unsupported_facts(injected, src)
     assert set(bad) == {"4242", "checkout-api", "mallory", "2024-03-01"}
     # computed values are only allowed when given to the check
-    assert "2024-01-29T12:45:00Z" in g.unsupported_facts(d.text(), g.source_tokens(incident(), SIMILAR))
+    # (the HIGH slow-detection item: 14 days after the draft was written; it was counted from the resolution)
+    assert "2024-01-29T13:00:00Z" in g.unsupported_facts(d.text(), g.source_tokens(incident(), SIMILAR))
     assert g.unsupported_facts("Assigned to jane.roe; Teams: sre", src) == ["jane.roe", "sre"]
 
 
@@ -373,3 +374,140 @@ def test_unknowns_are_not_quoted_as_facts_and_sentences_end():
     for para in plain.executive_summary.split(". "):
         assert para
     assert plain.executive_summary.endswith(".")
+
+
+# --- action items: owner, priority, due date; the gaps they answer ----------------------------
+
+NOW = datetime(2026, 6, 1, 9, tzinfo=timezone.utc)  # the draft is written long after the incident
+
+
+def due(item: dict) -> datetime:
+    return datetime.fromisoformat(item["due_date"].replace("Z", "+00:00"))
+
+
+def every_item_kind(**over) -> list[g.Draft]:
+    """Drafts between them producing every kind of action item the generator writes."""
+    pattern = {"_id": "lp-1", "name": "Pool exhaustion", "frequency": 4, "actions": ["Raise the pool size"]}
+    return [g.draft(incident(**over), similar=SIMILAR, now=NOW),  # slow detection, no runbook, approval, recurrence
+            g.draft(reported(CUSTOMER, **over), articles=ARTICLES, now=NOW),  # human report, unused runbook
+            g.draft(incident(resolution="Restarted the api pods by hand", **over), now=NOW,
+                    patterns=[pattern]),  # a manual fix, a known pattern
+            g.draft(incident(timeline=incident()["timeline"] + [
+                {"timestamp": t(10, 45), "type": "RunbookMatch", "source": "kb", "message": "Runbook matched",
+                 "details": {"runbook": "db-pool-runbook"}}], **over), now=NOW)]  # a runbook used
+
+
+def test_every_item_has_an_owner_a_priority_by_severity_and_gap_and_a_future_due_date():
+    titles = set()
+    for severity in ("CRITICAL", "HIGH", "MEDIUM", "LOW"):
+        for d in every_item_kind(severity=severity):
+            for i in d.action_items:
+                titles.add(i["title"].split(":")[0])
+                assert i["assignee"] == "john.doe"
+                assert i["priority"] in g.ITEM_DUE_DAYS
+                # counted from the draft's time (the resolution was in 2024): never due before it is written
+                assert due(i) == NOW + timedelta(days=g.ITEM_DUE_DAYS[i["priority"]]) > NOW, i
+    assert titles == {"Detect this failure sooner", "Write a runbook for this failure", "Shorten the approval path",
+                      "Fix the recurring root cause", "Add an alert for \"Customer reported checkout errors\" on "
+                      "database, api", "Make responders use the existing runbook for this failure",
+                      "Automate the manual recovery step", "Review the runbook that matched"}
+
+    def priorities(severity: str) -> dict[str, str]:
+        return {i["title"].split(":")[0].split(" for \"")[0]: i["priority"]
+                for d in every_item_kind(severity=severity) for i in d.action_items}
+
+    critical, low = priorities("CRITICAL"), priorities("LOW")
+    assert critical["Fix the recurring root cause"] == "CRITICAL" and low["Fix the recurring root cause"] == "MEDIUM"
+    assert critical["Add an alert"] == "CRITICAL" and priorities("HIGH")["Add an alert"] == "HIGH"
+    assert low["Add an alert"] == "MEDIUM"  # customers found it before any alert: never below MEDIUM
+    assert critical["Automate the manual recovery step"] == "HIGH" and low["Automate the manual recovery step"] == "LOW"
+    assert critical["Write a runbook for this failure"] == "HIGH"
+    assert {critical["Review the runbook that matched"], low["Review the runbook that matched"]} == {"LOW"}
+    # an unknown severity is taken as MEDIUM
+    assert priorities("")["Detect this failure sooner"] == priorities("MEDIUM")["Detect this failure sooner"] == "MEDIUM"
+
+
+def test_due_dates_count_from_the_later_of_resolution_and_drafting():
+    # drafted 15 minutes after the resolution: from the draft's time
+    d = g.draft(incident(), now=t(13))
+    assert {i["due_date"] for i in d.action_items if i["priority"] == "HIGH"} == {"2024-01-29T13:00:00Z"}
+    # unresolved: from the draft's time, never from detection
+    open_ = g.draft(incident(status="INVESTIGATING", resolved_at=None), now=NOW)
+    assert open_.action_items and all(due(i) > NOW for i in open_.action_items)
+    # the clock when no time is given: not in the past either (was 14 days after a 2024 resolution)
+    from app.timefmt import utcnow
+    before = utcnow()
+    assert all(due(i) > before for i in g.draft(incident()).action_items)
+    assert g.check(d, incident()) == []
+
+
+def test_the_owner_is_a_person_or_team_never_a_service_account():
+    def owners(**over) -> set:
+        return {i["assignee"] for i in g.draft(incident(**over), now=NOW, **({"service_accounts": over.pop(
+            "_accounts")} if "_accounts" in over else {})).action_items}
+
+    assert owners() == {"john.doe"}
+    for bot in ("postmortem-bot", "demo-importer", "pattern-miner", "ops_bot"):
+        assert owners(assignee=bot) == {"database.team"}, bot
+    assert owners(assignee="deploy-runner", _accounts=["deploy-runner"]) == {"database.team"}
+    assert owners(assignee=None) == {"database.team"} and owners(assignee="", affected_teams=[]) == {None}
+    assert owners(assignee="abbott") == {"abbott"} and owners(assignee="j.miner") == {"j.miner"}  # people
+    assert g.item_owner({"assignee": "release-bot", "affected_teams": ["ci-bot", "payments"]}) == "payments"
+
+
+def test_a_manual_fix_is_a_candidate_for_automation():
+    step = {"timestamp": t(11, 50), "type": "Mitigation", "source": "john.doe",
+            "message": "Manually restarted the api pods on node-7"}
+    doc = incident(timeline=incident()["timeline"][:-1] + [step])
+    d = g.draft(doc, now=NOW)
+    [x] = lesson(d, "Recovery relied on a manual step")
+    assert 'at 2024-01-15T11:50:00Z, john.doe: "Manually restarted the api pods on node-7"' in x
+    [auto] = [i for i in d.action_items if i["category"] == "Automation"]
+    assert auto["title"] == 'Automate the manual recovery step: "Manually restarted the api pods on node-7"'
+    assert "for database" in auto["description"] and auto["priority"] == "MEDIUM"  # HIGH incident, a toil gap
+    assert g.check(d, doc) == []
+    # the recorded resolution, when no event says it
+    rolled = incident(resolution="Rolled back the 4.2 release")
+    [x] = lesson(g.draft(rolled, now=NOW), "Recovery relied on a manual step")
+    assert 'the recorded resolution: "Rolled back the 4.2 release"' in x
+    assert g.check(g.draft(rolled, now=NOW), rolled) == []
+    # not manual: a fix that says it was automatic, a lasting change, the workflow's own status change
+    for quiet in (incident(resolution="Automatic failover to the replica"),
+                  incident(resolution="Raised pool size"),
+                  incident(resolution="", timeline=incident()["timeline"] + [
+                      {"timestamp": t(12, 45), "type": "Resolution", "source": "incident-service",
+                       "message": "Status changed: restarted"}])):
+        assert not lesson(g.draft(quiet, now=NOW), "Recovery relied"), quiet["resolution"]
+    assert lesson(g.draft(incident(resolution="Manually failed over after the automatic failover stalled"),
+                          now=NOW), "Recovery relied")
+
+
+def test_a_known_pattern_is_a_recurring_cause_and_a_duplicate_teaches_nothing_of_its_own():
+    pattern = {"_id": "lp-1", "name": "Pool exhaustion", "frequency": 4, "actions": ["Raise the pool size"]}
+    d = g.draft(incident(), patterns=[pattern], now=NOW)
+    [fix] = [i for i in d.action_items if i["title"] == "Fix the recurring root cause"]
+    assert '"Pool exhaustion", seen 4 times' in fix["description"] and "Raise the pool size" in fix["description"]
+    assert fix["priority"] == "CRITICAL"  # a HIGH incident whose cause came back
+    assert g.check(d, incident(), patterns=[pattern]) == []
+    # with a similar incident of the same cause too: still one such item
+    both = g.draft(incident(), similar=SIMILAR, patterns=[pattern], now=NOW)
+    assert [i["title"] for i in both.action_items].count("Fix the recurring root cause") == 1
+
+    dup = incident(duplicate_of="i0")
+    d = g.draft(dup, now=NOW)
+    assert d.action_items == [] and "action_items" not in d.auto_generated_sections
+    assert d.lessons_learned == ("- This incident was closed as a duplicate of incident i0: its lessons and action "
+                                 "items belong to that incident's postmortem, not to this one.")
+    assert g.check(d, dup) == []
+
+
+def test_the_summary_and_analysis_do_not_repeat_the_title_or_the_root_cause():
+    """Found on the demo: the summary said the title twice, the analysis the root cause twice."""
+    cause = "A batch job filled the local disk with its log"
+    doc = incident(title=f"Tarsnap: {cause}", root_cause=cause + ".",
+                   description=f"{cause}. When the filesystem filled, other writes failed.",
+                   timeline=incident()["timeline"] + [{"timestamp": t(10, 41), "type": "Analysis",
+                                                       "source": "postmortem-import", "message": f"Root cause: {cause}"}])
+    d = g.draft(doc, now=NOW)
+    assert d.executive_summary.count(cause) == 1 and "When the filesystem filled" in d.executive_summary
+    assert d.root_cause_analysis.count(cause) == 1 and "Pool saturation" in d.root_cause_analysis
