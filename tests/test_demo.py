@@ -197,6 +197,37 @@ def test_detection_to_resolution_is_what_the_incident_took(rows):
         assert mail.resolved_at - mail.detected_at == timedelta(minutes=40)
 
 
+@pytest.mark.parametrize("rows", ROW_SETS)
+def test_a_resolution_is_what_the_row_says_restored_service_or_nothing(rows):
+    """No placeholder is stored as a resolution (search, similarity, recommendations and drafts read it):
+    a resolved incident's `resolution` is the row's own sentence about what restored service, else empty;
+    its Resolution event then says the postmortem does not say how, and the link to the public postmortem
+    is its last event (a Comment with the URL in its details) and in its description."""
+    from app.demo.incidents import RESOLVED_UNSTATED
+
+    facts = {f.id: f for f in read_all(rows)}
+    data = demo.build(rows, today=TODAY)
+    resolved = [i for i in data.incidents if i.status.value == "RESOLVED"]
+    told = 0
+    for inc in resolved:
+        fact = facts[_dataset_id(inc)]
+        said = {clip(x, 5000) for x in fact.fixes}
+        event = next(e for e in inc.timeline if e.type == EventType.RESOLUTION)
+        assert "does not say" not in inc.resolution and "http" not in inc.resolution, inc.name
+        if inc.resolution:
+            told += 1
+            assert inc.resolution in said and event.message == inc.resolution, inc.name
+        else:
+            assert not fact.fixes and event.message == RESOLVED_UNSTATED, inc.name
+        if fact.source:
+            link = inc.timeline[-1]
+            assert link.type == EventType.COMMENT and link.details["url"] == fact.source, inc.name
+            assert fact.source in inc.description, inc.name
+    assert told == sum(1 for i in resolved if facts[_dataset_id(i)].fixes)
+    if rows is DATASET_ROWS:  # 12 of the 145 resolved rows say what restored service
+        assert (len(resolved), told) == (145, 12)
+
+
 def test_the_last_30_days_hold_causes_that_recur():
     """What `update_learning_patterns --days 30` reads (resolved in the last 30 days, duplicates aside)
     holds three or more incidents of each recurring cause."""
@@ -564,8 +595,10 @@ async def test_a_fresh_demo_holds_postmortems_in_every_status(worked):
     stats = r.json()
     assert all(stats["by_status"][s.value] > 0 for s in PostmortemStatus), stats["by_status"]
     assert 0 < stats["automated_percentage"] < 100
-    # not every open postmortem is overdue: the one of an incident still mitigating is not due yet
-    assert 0 <= stats["overdue_count"] < sum(stats["by_status"][s] for s in ("DRAFT", "IN_REVIEW", "APPROVED"))
+    # some open postmortems are overdue, not all: the people's are due the severity's days after their
+    # incident's resolution (as if drafted then); the command's fresh drafts and those of incidents still
+    # mitigating are not due yet
+    assert 0 < stats["overdue_count"] < sum(stats["by_status"][s] for s in ("DRAFT", "IN_REVIEW", "APPROVED"))
     docs = await bk.mongo.postmortems.find({}).to_list(None)
     names = {d["_id"]: d["name"] async for d in bk.mongo.incidents.find({}, {"name": 1})}
     plans = {p.incident: p for p in worked["data"].postmortems}
@@ -581,6 +614,18 @@ async def test_a_fresh_demo_holds_postmortems_in_every_status(worked):
     mitigating = [d for d in docs if plans[names[d["incident"]]].written and d["status"] == "DRAFT"]
     now = datetime.now(timezone.utc)
     assert mitigating and all(d["due_date"].replace(tzinfo=timezone.utc) > now for d in mitigating)
+    from app.postmortems.service import is_overdue
+
+    resolved = {d["_id"]: d async for d in bk.mongo.incidents.find({}, {"resolved_at": 1, "severity": 1})}
+    due_days = bk.settings.postmortem_due_days
+    for d in docs:
+        plan, inc = plans[names[d["incident"]]], resolved[d["incident"]]
+        if plan.trigger == "command":  # drafted now, by the generation command: not overdue when created
+            assert d["due_date"] > now + timedelta(days=1) and not is_overdue(d), plan.incident
+        elif inc.get("resolved_at"):
+            assert d["due_date"] == inc["resolved_at"] + timedelta(days=due_days[inc["severity"]]), plan.incident
+            assert is_overdue(d) == (d["status"] in ("IN_REVIEW", "APPROVED") and d["due_date"] < now)
+    assert stats["overdue_count"] == sum(is_overdue(d) for d in docs)
 
 
 async def test_automated_drafts_left_generation_logs(worked):

@@ -133,18 +133,24 @@ async def seed_postmortems(bk: Backends, data: DemoData, people: dict[str, User]
 
 async def _postmortem(bk: Backends, plan: PostmortemPlan, people: dict[str, User], *, incident_id: str,
                       title: str) -> dict | None:
+    """One planned postmortem. The people's own (not the command's drafts) are due as if drafted when
+    their incident was resolved (the service's rule then: the severity's days after resolution), so those
+    still open past that day are overdue; the command's drafts get the rule for a postmortem created now."""
     owner = people[plan.owner]
     cast = {"approver": people[plan.approver].id if plan.approver else None,
             "reviewers": [people[u].id for u in plan.reviewers]}
+    incident = await bk.mongo.incidents.find_one({"_id": incident_id})
+    if plan.trigger != "command" and incident.get("resolved_at"):
+        cast["due_date"] = postmortems.default_due_date(bk, severity=incident["severity"], incident=incident,
+                                                        now=incident["resolved_at"])
     if plan.generated_by:
-        incident = await bk.mongo.incidents.find_one({"_id": incident_id})
         gen, _ = await generations.create(bk, incident=incident, user=people[plan.generated_by],
                                           trigger=GenerationTrigger(plan.trigger).value)
         await generations.run(bk, gen["_id"])
         pm = await bk.mongo.postmortems.find_one({"incident": incident_id}, sort=[("created_at", -1)])
         if pm is None:  # the generation failed before it created the postmortem (its log says why)
             return None
-        if plan.approver:
+        if plan.approver or "due_date" in cast:
             pm = await postmortems.update_postmortem(bk, pm_id=pm["_id"], user=owner,
                                                      data=PostmortemUpdate.model_validate(cast))
     else:

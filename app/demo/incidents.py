@@ -3,7 +3,10 @@
 Events quoting the postmortem (its timeline lines, root cause, what restored service, its link)
 have the source `postmortem-import`; the steps of the demo's own response process (paging,
 escalation, runbook match, approval, status changes) have the source `demo-workflow`. Events the
-postmortem gives no time for are spaced a few minutes after detection.
+postmortem gives no time for are spaced a few minutes after detection. An incident's `resolution` is
+what its row says restored service, empty when the row does not say (never a placeholder: search,
+similarity, recommendations and drafts read it); its Resolution event then says so, and the link to the
+public postmortem is its last event.
 """
 
 from __future__ import annotations
@@ -43,12 +46,18 @@ def incident_title(fact: Fact) -> str:
     return title(fact.company, fact.root_cause or fact.symptom or "incident")
 
 
+# The Resolution event of an incident whose public postmortem does not say what restored service: the
+# event happened, its message says what is known. The incident's `resolution` stays empty (no placeholder
+# in what search, similarity, recommendations and drafts read); the link is the timeline's closing Comment.
+RESOLVED_UNSTATED = "Service restored; the public postmortem does not say how"
+
+
 def resolution_text(fact: Fact) -> str:
-    if fact.lines and len(fact.lines) > 1:
+    """What restored service, as the row says it: its last timeline line when that line says what was
+    done, else the last of its sentences that does (`fact.fixes`); "" when the row does not say."""
+    if len(fact.lines) > 1 and fact.lines[-1].text in fact.fixes:
         return fact.lines[-1].text
-    if fact.fixes:
-        return fact.fixes[-1]
-    return f"The public postmortem does not say what restored service: {fact.source}".strip().rstrip(":")
+    return fact.fixes[-1] if fact.fixes else ""
 
 
 def _event(kind: str, source: str, message: str, severity: str | None = None, details: dict[str, Any] | None = None,
@@ -140,7 +149,7 @@ def timeline(fact: Fact, *, status: str, namespace: str, runbook: Runbook | None
     if stage == 2:
         return _timed(events)
     resolved_at = lines[-1].at if len(lines) > 1 else None
-    events += [_event("Resolution", IMPORT, resolution, "info", ref, at=resolved_at),
+    events += [_event("Resolution", IMPORT, resolution or RESOLVED_UNSTATED, "info", ref, at=resolved_at),
                _event("StatusChange", WORKFLOW,
                       f"Status changed from {'MITIGATED' if mitigations else 'INVESTIGATING'} to RESOLVED")]
     events = _timed(events)
@@ -166,8 +175,8 @@ def incident(fact: Fact, *, name: str, status: str, runbook: Runbook | None = No
         "description": _description(fact), "severity": fact.severity, "status": status,
         "category": fact.category, "affected_services": [_service(fact.company)], "affected_teams": [team],
         "assignee": assignee, "tags": tags, "root_cause": fact.root_cause if known else "",
-        "resolution": resolution["message"] if resolution else (f"Closed as a duplicate of {duplicate_of}"
-                                                                if closed and duplicate_of else ""),
+        "resolution": (resolution["message"] if resolution_text(fact) else "") if resolution else (
+            f"Closed as a duplicate of {duplicate_of}" if closed and duplicate_of else ""),
         "detected_at": fact.detected_at, "timeline": events,
         "resolved_at": resolution["timestamp"] if resolution else (closed["timestamp"] if closed else None),
     })

@@ -9,7 +9,9 @@ turn by `SHARES` (each status at least once): the newest are drafts `ikl generat
 (trigger `manual`) or, one in three, written by their owner from the public postmortem (no generation).
 Owners are the namespace's editor (`demo-security` for security, else `demo-sre`), the other editor
 reviews, and `demo-lead` approves (never the owner). A MITIGATED incident already has its owner's DRAFT
-(summary and timeline so far).
+(summary and timeline so far). Due dates: the people's postmortems are due as if drafted when their incident
+was resolved (the severity's days after it), so those still in review or approved past that day are overdue;
+the command's drafts and the MITIGATED incidents' drafts are due as the service sets it for one created now.
 
 Ratings (1-5) of a recommendation, as its incident's responder would give them: what it points at shares
 the incident's cause group (category and topic) 5, its topic alone 4, its category alone 2, nothing 1;
