@@ -6,8 +6,6 @@ A client belongs to one event loop, so the API process and each worker process b
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -17,9 +15,9 @@ from opensearchpy import AsyncOpenSearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from app import jobs
 from app.settings import Settings
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -42,20 +40,14 @@ class Backends:
             async with self.client.start_session() as session:
                 return await session.with_transaction(op)
 
-    async def enqueue(self, actor, *args: Any) -> None:
-        """Send a message to a Dramatiq actor. What it is asked to do is already recorded in MongoDB
-        (an outbox entry, a PENDING job), so a broker that is down only delays it until a sweep."""
-        try:
-            await asyncio.to_thread(actor.send, *args)
-        except Exception as exc:  # noqa: BLE001 - the sweep will pick it up
-            log.warning("broker unavailable, work left to the sweep",
-                        extra={"actor": getattr(actor, "actor_name", str(actor)), "error": str(exc)[:300]})
+    async def enqueue(self, actor_name: str, *args: Any) -> None:
+        """Send a job to the workers by actor name (app/jobs.py). What it is asked to do is already recorded
+        in MongoDB (an outbox entry, a PENDING job), so a broker that is down only delays it until a sweep."""
+        await jobs.send(self.settings, actor_name, *args)
 
     async def notify_index(self, index: str, doc_id: str) -> None:
         """Ask a worker to sync one document now (its outbox entry is already written)."""
-        from app.worker import sync_document  # the actor module binds the broker on import
-
-        await self.enqueue(sync_document, index, doc_id)
+        await self.enqueue("sync_document", index, doc_id)
 
     async def close(self) -> None:
         await self.search.close()

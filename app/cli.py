@@ -35,6 +35,7 @@ def _run(coro_fn, needs: tuple[str, ...] = ("mongodb",)):
     """Run an async command body with its own connections, after checking that the servers it
     `needs` answer. A server that cannot be reached, then or later, ends the command with one line
     naming it and the URL tried (exit code 3), not a traceback."""
+    from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
     from app.backends import connect
 
     async def main():
@@ -335,30 +336,57 @@ def generate_recommendations(
 def update_learning_patterns(
         days: int = typer.Option(30, min=1, help="how many days back to analyse resolved incidents"),
         min_frequency: int = typer.Option(3, "--min-frequency", min=2, help="the fewest incidents a pattern needs"),
-        dry_run: bool = typer.Option(False, "--dry-run", help="show what would be created or updated; write nothing")) -> None:
+        dry_run: bool = typer.Option(False, "--dry-run", help="show what would be created or updated; write nothing"),
+        wait: float = typer.Option(600.0, "--wait", min=0, help="seconds to wait for a run already running "
+                                   "(e.g. the workers' scheduled one) to end before starting this one; 0: not at all")) -> None:
     """Mine learning patterns from the incidents resolved in the last --days days (and their published
     postmortems): new groups become patterns, known ones are updated in place (a validated one with a
-    trace); a summary table at the end. One run at a time: while another is running, says so and exits
-    with code 75 (EX_TEMPFAIL: nothing failed, try again later) without starting one."""
+    trace); a summary table at the end. One run at a time: while another is running (the workers' scheduled
+    run, say), says which, waits for it to end (at most --wait seconds, a line every 10 s) and then runs;
+    when it is still running then, exits with code 75 (EX_TEMPFAIL: nothing failed, try again later)
+    without starting one."""
     from rich.table import Table
 
     from app.patterns import runs
+    from app.timefmt import isoz
+
+    def described(other: dict) -> str:
+        return (f"{other['_id']} ({other.get('trigger')}, {other['status']}, started {isoz(other.get('started_at'))}, "
+                f"--days {other.get('days')} --min-frequency {other.get('min_frequency')})")
 
     async def body(bk):
         with _progress() as progress:
             task = progress.add_task("mine learning patterns" + (" (dry run)" if dry_run else ""), total=4)
             steps = iter(range(1, 5))
-            return await runs.run(bk, days=days, min_frequency=min_frequency, dry_run=dry_run,
-                                  progress=lambda what: progress.update(task, description=what,
-                                                                        completed=next(steps, 4)))
+            told: dict[str, float] = {}  # run id -> seconds waited when last said
+
+            def waiting(other: dict, seconds: float) -> None:
+                if other.get("running"):
+                    if other["_id"] not in told:
+                        progress.console.print(f"a mining run is already running: {described(other)}; waiting for "
+                                               f"it to end (at most {wait:g} s)")
+                    elif seconds - told[other["_id"]] < 10:
+                        return
+                    else:
+                        progress.console.print(f"still waiting for mining run {other['_id']}: {seconds:.0f} s")
+                    told[other["_id"]] = seconds
+                    progress.update(task, description=f"waiting for mining run {other['_id'][:8]}")
+                    return
+                counts = ", ".join(f"{n} {a.replace('_', ' ')}" for a, n in (other.get("counts") or {}).items())
+                progress.console.print(f"mining run {other['_id']} ended after {seconds:.0f} s: {other['status']}"
+                                       + (f" ({counts})" if counts else "")
+                                       + (f" - {other['error_message']}" if other.get("error_message") else "")
+                                       + "; starting this one")
+                progress.update(task, description="mine learning patterns")
+
+            return await runs.run(bk, days=days, min_frequency=min_frequency, dry_run=dry_run, wait=wait,
+                                  waiting=waiting, progress=lambda what: progress.update(task, description=what,
+                                                                                         completed=next(steps, 4)))
 
     report = _run(body)
     if (other := report.already_running) is not None:  # one run at a time: nothing was done
-        from app.timefmt import isoz
-
-        _fail(f"a mining run is already running: {other['_id']} ({other.get('trigger')}, {other['status']}, "
-              f"started {isoz(other.get('started_at'))}, --days {other.get('days')} --min-frequency "
-              f"{other.get('min_frequency')}); none started. Try again once it has finished.", runs.BUSY_EXIT_CODE)
+        _fail(f"a mining run is already running: {described(other)}; none started"
+              + (f" (waited {wait:g} s)" if wait else "") + ". Try again once it has finished.", runs.BUSY_EXIT_CODE)
     table = Table(title=f"learning patterns from {report.incidents} incidents resolved in the last {days} days"
                   + (" (dry run)" if dry_run else ""))
     for column in ("action", "type", "name", "incidents", "confidence"):
@@ -411,10 +439,11 @@ def devserver(port: int = typer.Option(8000, help="the API's port on 127.0.0.1 (
               seed: bool = True) -> None:
     """Start the local stack (unless MONGODB_URL/OPENSEARCH_URL/BROKER_URL point elsewhere), seed demo
     data, run the API and a worker and keep them running (a child that exits is restarted with
-    back-off), publish the URLs in <data-dir>/stack.json, print them and a token. Ctrl-C stops everything."""
-    from app.devserver import serve
+    back-off), publish the URLs in <data-dir>/stack.json, print them and a token. Ctrl-C stops everything.
+    The server is app/devserver.py, which builds on this module's helpers: this process becomes it (same pid)."""
+    import os
 
-    serve(port, data_dir, seed)
+    os.execv(sys.executable, [sys.executable, "-m", "app.devserver", str(port), str(data_dir), "1" if seed else "0"])
 
 
 def main() -> None:

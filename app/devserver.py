@@ -207,3 +207,12 @@ def _interrupt(*_) -> None:
 def _ignore_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+
+
+if __name__ == "__main__":  # `ikl devserver` (app/cli.py) becomes this: port, data dir, seed (1 or 0)
+    import typer
+
+    try:
+        serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1")
+    except typer.Exit as exc:  # a one-line failure (app/cli.py `_fail`): its exit code, no traceback
+        sys.exit(exc.exit_code)

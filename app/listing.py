@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from app import classification
 from app.errors import NotFound, ValidationFailed
 from app.inputs import ascii_int, search_text
 
@@ -201,8 +202,6 @@ def drf_response(url: str, page: Page, results: list[Any]) -> dict[str, Any]:
 async def visible_page(collection: AsyncCollection, spec: ListSpec, params: Mapping[str, Any], user, settings,
                        base_filter: dict[str, Any] | None = None) -> Page:
     """A page of a classified collection: the list parameters, then only what `user` may see."""
-    from app import classification
-
     query = parse_list_params(spec, params, default_size=settings.page_size, max_size=settings.max_page_size)
     visible = classification.mongo_filter(user)
     return await fetch_page(collection, query, base_filter={**visible, **(base_filter or {})})

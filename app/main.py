@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
 from app.backends import Backends, connect
 from app.db import ensure_indexes
 from app.http import graphiql

@@ -11,6 +11,8 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.discovery import settings_overrides
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IKL_", extra="ignore")
@@ -94,6 +96,8 @@ class Settings(BaseSettings):
 
     # Postmortems
     postmortem_due_days: dict[str, int] = {"CRITICAL": 3, "HIGH": 5, "MEDIUM": 10, "LOW": 20}  # after resolution
+    # ... but never less than this many days after the postmortem is created (not overdue the moment it exists)
+    postmortem_due_min_days: float = 2.0
     # Resolving an incident of one of these severities starts one generation job (trigger incident_resolved).
     postmortem_auto_severities: list[str] = ["HIGH", "CRITICAL"]
     # A generation whose draft confidence is below this ends REVIEW_REQUIRED instead of COMPLETED.
@@ -140,6 +144,4 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     # A server the environment does not name is taken from the running `dev.py run`, if any (app/discovery.py).
-    from app.discovery import settings_overrides
-
     return Settings(**settings_overrides())

@@ -7,13 +7,12 @@ AsyncIO middleware's event loop, and this process builds its own connections on 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
+from app import domains, jobs, periodic  # noqa: F401 - domains: every hook, job handler and periodic job
 from app.backends import Backends, connect
 from app.logs import configure_logging
 from app.settings import get_settings
@@ -30,61 +29,29 @@ async def backends() -> Backends:
 
 
 class Sweeps(dramatiq.Middleware):
-    """Each worker process sweeps the index outbox (so index sync goes on while no API runs), the
-    postmortem generations left PENDING or with an expired lease (a lost message, a killed worker), the
-    articles of postmortems published while their article could not be written, incidents without a
-    current embedding, articles likewise (written before, or by another model), refits the recommendations'
-    confidence calibration from ratings every `recommendation_calibration_refit_seconds`, and mines learning
-    patterns every `pattern_mining_interval_seconds` (once across all workers: app/patterns/runs.py `due`)."""
+    """Each worker process runs the periodic jobs the domains declared (app/periodic.py `every`): the index
+    outbox with its jobs, the postmortem generations left PENDING or with an expired lease, the articles of
+    postmortems published while they could not be written, embedding backfills, the confidence calibration
+    refit, the scheduled pattern mining (once across all workers) — each lane in its own loop."""
 
     def after_worker_boot(self, broker, worker) -> None:
-        settings = get_settings()
         thread = get_event_loop_thread()
         self.futures = []
         if thread is None:
             return
-        from app import periodic
-        from app.indexing import outbox
-        from app.articles import embeddings as article_embeddings
-        from app.incidents import embeddings
-        from app.postmortems import generations, service
-        from app.patterns import runs
-        from app.recommendations import calibration
 
-        async def outbox_sweep() -> None:
-            await outbox.sweep_forever(await backends(), settings.outbox_sweep_interval, jobs=True)
+        async def lane(scheduled) -> None:
+            await periodic.run_lane(await backends(), scheduled)
 
-        async def maintenance_sweep() -> None:
-            bk = await backends()
-
-            last_refit = 0.0
-
-            async def step() -> None:
-                nonlocal last_refit
-                await generations.sweep(bk)
-                await service.sync_pending_articles(bk)
-                await embeddings.backfill(bk)
-                await article_embeddings.backfill(bk)
-                if time.monotonic() - last_refit > settings.recommendation_calibration_refit_seconds:
-                    last_refit = time.monotonic()
-                    await calibration.refit(bk)
-                if settings.pattern_mining_interval_seconds > 0 and await runs.due(bk):
-                    await runs.run(bk, days=settings.pattern_mining_days,
-                                   min_frequency=settings.pattern_mining_min_frequency, trigger="schedule")
-
-            await periodic.forever(step, settings.postmortem_generation_sweep_interval, name="maintenance sweep")
-
-        for interval, sweep in ((settings.outbox_sweep_interval, outbox_sweep),
-                                (settings.postmortem_generation_sweep_interval, maintenance_sweep)):
-            if interval > 0:
-                self.futures.append(asyncio.run_coroutine_threadsafe(sweep(), thread.loop))
+        for scheduled in periodic.lanes(get_settings()).values():
+            self.futures.append(asyncio.run_coroutine_threadsafe(lane(scheduled), thread.loop))
 
     def before_worker_shutdown(self, broker, worker) -> None:
         for future in getattr(self, "futures", []):
             future.cancel()
 
 
-broker = RedisBroker(url=get_settings().broker_url, socket_connect_timeout=1, socket_timeout=5)
+broker = jobs.broker()  # the broker app/jobs.py sends to, with what a worker adds
 broker.add_middleware(AsyncIO())
 broker.add_middleware(Sweeps())
 dramatiq.set_broker(broker)
@@ -112,3 +79,9 @@ async def mine_learning_patterns(days: int, min_frequency: int, run_id: str | No
     from app.patterns import runs
 
     await runs.run(await backends(), days=days, min_frequency=min_frequency, trigger="requested", run_id=run_id)
+
+
+# every job sent by name (app/jobs.py) has its actor here, on the queue it is sent to
+_declared = {name: actor.queue_name for name, actor in broker.actors.items()}
+if any(_declared.get(name) != queue for name, queue in jobs.QUEUES.items()):
+    raise RuntimeError(f"app/jobs.py QUEUES {jobs.QUEUES} does not match the actors declared here {_declared}")

@@ -3,11 +3,10 @@ document becomes an index document, and its query builders. `REGISTRY` names the
 
 from __future__ import annotations
 
+from indexers import articles, incidents
 from indexers.base import IndexDefinition
 
 
 def registry() -> dict[str, IndexDefinition]:
-    from indexers import articles, incidents
-
     defs = [incidents.INDEX, articles.INDEX]
     return {d.name: d for d in defs}

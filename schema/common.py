@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import strawberry
 from pydantic import ValidationError as PydanticValidationError
@@ -18,6 +18,23 @@ from app.users.models import Classification
 T = TypeVar("T")
 
 ClassificationEnum = strawberry.enum(Classification, name="DataClassification")
+
+# Types of two modules that refer to each other (`Incident.recommendations` returns recommendations, whose
+# module builds on schema/incidents.py) name the other type lazily in annotations (`strawberry.lazy`) and
+# make its objects by name, with the constructor its own module registered here: no module imports up.
+_BUILDERS: dict[str, Callable[[dict], Any]] = {}
+
+
+def builds(cls: type) -> type:
+    """Class decorator (outermost): `build(cls.__name__, doc)` makes a `cls` with `cls.from_doc(doc)`."""
+    _BUILDERS[cls.__name__] = cls.from_doc
+    return cls
+
+
+def build(type_name: str, doc: dict) -> Any:
+    """An object of the GraphQL type `type_name` from its document (the type's module is imported by the
+    schema, so its constructor is registered before any resolver runs)."""
+    return _BUILDERS[type_name](doc)
 
 
 def _parse_datetime(value: Any) -> datetime:

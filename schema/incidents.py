@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import Annotated, Any, Union
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -13,7 +13,8 @@ from app.incidents import service
 from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentMarkDuplicate, IncidentResolve,
                                   IncidentUpdate, Severity, Status, TimelineEventIn)
 from app.users.models import Classification, Role
-from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
+from app.recommendations import service as recommendations
+from schema.common import ClassificationEnum, Paginated, build, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 
@@ -21,10 +22,6 @@ IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
 IncidentStatus = strawberry.enum(Status, name="IncidentStatus")
 TimelineEventType = strawberry.enum(EventType, name="TimelineEventType")
 TimelineEventSeverity = strawberry.enum(EventSeverity, name="TimelineEventSeverity")
-
-if TYPE_CHECKING:  # resolved lazily: schema.recommendations imports this module
-    from schema.recommendations import Recommendation
-
 
 @strawberry.type
 class TimelineEvent:
@@ -55,6 +52,20 @@ class IncidentTimeline:
     kind: str
     metadata: TimelineMetadata
     events: list[TimelineEvent]
+
+
+def RecommendationsByIncidentLoader(ctx) -> DataLoader:
+    """Keys are (incident id, limit): one query per distinct limit on a page."""
+    async def load(keys: list[tuple[str, int]]) -> list[list[dict]]:
+        found: dict[tuple[str, int], list[dict]] = {}
+        for limit in {k[1] for k in keys}:
+            ids = [i for i, n in keys if n == limit]
+            for i, docs in (await recommendations.for_incidents(ctx.backends, incident_ids=ids, user=ctx.user,
+                                                        limit=limit)).items():
+                found[(i, limit)] = docs
+        return [found.get(k, []) for k in keys]
+
+    return DataLoader(load_fn=load)
 
 
 def IncidentByIdLoader(ctx) -> DataLoader:
@@ -106,9 +117,9 @@ class Incident:
     @strawberry.field(description="Its recommendations the caller may see, most confident first (limit 1-50).")
     async def recommendations(self, info: Info, limit: int = 10) -> list[
             Annotated["Recommendation", strawberry.lazy("schema.recommendations")]]:
-        from schema.recommendations import for_incident
-
-        return await for_incident(info, self.id, limit)
+        docs = await info.context.loader("RecommendationsByIncidentLoader", RecommendationsByIncidentLoader).load(
+            (self.id, recommendations.check_limit(limit)))
+        return [build("Recommendation", d) for d in docs]
 
     @strawberry.field(description="The incident this one duplicates (the same outage), when the caller may see it; "
                                   "null when it is no duplicate or its canonical is hidden from the caller.")

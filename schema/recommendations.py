@@ -13,7 +13,7 @@ from app.recommendations import service
 from app.recommendations.models import ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType
 from app.users.models import Classification, Role
 from schema.articles import KnowledgeArticle, UserType, _person
-from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
+from schema.common import ClassificationEnum, Paginated, builds, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, MatchingFactor
@@ -31,27 +31,7 @@ def ArticleByIdLoader(ctx) -> DataLoader:
     return DataLoader(load_fn=load)
 
 
-def RecommendationsByIncidentLoader(ctx) -> DataLoader:
-    """Keys are (incident id, limit): one query per distinct limit on a page."""
-    async def load(keys: list[tuple[str, int]]) -> list[list[dict]]:
-        found: dict[tuple[str, int], list[dict]] = {}
-        for limit in {k[1] for k in keys}:
-            ids = [i for i, n in keys if n == limit]
-            for i, docs in (await service.for_incidents(ctx.backends, incident_ids=ids, user=ctx.user,
-                                                        limit=limit)).items():
-                found[(i, limit)] = docs
-        return [found.get(k, []) for k in keys]
-
-    return DataLoader(load_fn=load)
-
-
-async def for_incident(info: Info, incident_id: str, limit: int) -> list["Recommendation"]:
-    """`Incident.recommendations` (schema/incidents.py asks here, so the two modules do not import each other)."""
-    docs = await info.context.loader("RecommendationsByIncidentLoader", RecommendationsByIncidentLoader).load(
-        (incident_id, service.check_limit(limit)))
-    return [Recommendation.from_doc(d) for d in docs]
-
-
+@builds
 @strawberry.type(description="A recommendation for an incident: what, why, and how sure.")
 class Recommendation:
     id: strawberry.ID

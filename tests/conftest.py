@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from app.stack import LocalStack
+from app import domains  # noqa: F401,E402 - every domain's hooks and job handlers, as in the entry points
 
 ROOT = Path(__file__).resolve().parent.parent
 

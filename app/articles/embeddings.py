@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from app import periodic
 from app.backends import Backends
 from app.embeddings import store
+from app.indexing import outbox
 
 KIND = "article-embeddings"
 TEXT_FIELDS = {"title": 1, "summary": 1, "search_keywords": 1, "content": {"$substrCP": ["$content", 0, 3000]}}
@@ -28,12 +30,14 @@ PROFILE = store.Profile("article", embedding_text)  # the model's full 256 word 
 QUERY = store.Profile("query", lambda doc: doc.get("query") or "")  # a search's text, at the same length
 
 
+@outbox.job_handler(KIND)
 async def embed_articles(bk: Backends, ids: list[str]) -> None:
     """The outbox job: embed these articles' current text (gone ones are skipped)."""
     docs = await bk.mongo.articles.find({"_id": {"$in": ids}}, {**TEXT_FIELDS, **store.FIELDS}).to_list(None)
     await store.embed_documents(bk, "articles", docs, PROFILE)
 
 
+@periodic.every(periodic.maintenance_interval, name="article embeddings backfill")
 async def backfill(bk: Backends) -> int:
     """Embed articles written before, or embedded by another model or profile version; returns how many."""
     return len(await store.backfill(bk, "articles", TEXT_FIELDS, PROFILE))

@@ -1,4 +1,5 @@
-"""REST routes under /api/knowledge/knowledge-articles/ — parse, call the service, shape the output."""
+"""REST routes under /api/knowledge/knowledge-articles/: the resource's declaration (app/http/resources.py),
+its operations (call the services) and its serializer."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.articles import ranking, service, stats
 from app.articles.models import ArticleCreate, ArticleUpdate, RateInput, SearchInput
 from app.errors import ValidationFailed
-from app.http import ratelimit
-from app.http.auth import current_user
-from app.http.responses import JSON, read_body
+from app.http.resources import Call, Op, Resource
+from app.http.responses import JSON
 from app.inputs import ascii_int
-from app.listing import Page, drf_response
+from app.listing import Page
 from app.timefmt import isoz
+from app.users.models import Role
 from app.users.service import username, users_by_ids
 
 BASE = "/api/knowledge/knowledge-articles/"
@@ -46,92 +46,83 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
-async def _page(request: Request, page: Page) -> JSON:
-    return JSON(drf_response(str(request.url), page, await serialize(request, page.items)))
+async def create(call: Call) -> dict:
+    return await call.one(await service.create_article(call.bk, data=call.body, user=call.user))
 
 
-async def list_or_create(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    if request.method == "POST":
-        doc = await service.create_article(bk, data=await read_body(request, ArticleCreate), user=user)
-        return JSON((await serialize(request, [doc]))[0], status_code=201)
-    return await _page(request, await service.list_articles(bk, user=user, params=request.query_params))
+async def list_articles(call: Call) -> Page:
+    return await service.list_articles(call.bk, user=call.user, params=call.params)
 
 
-async def detail(request: Request) -> Response:
-    bk, user, slug = request.app.state.backends, current_user(request), request.path_params["slug"]
-    if request.method == "GET":
-        doc = await service.view_article(bk, slug=slug, user=user, search_id=request.query_params.get("search_id"))
-    elif request.method == "DELETE":
-        await service.delete_article(bk, slug=slug, user=user)
-        return Response(status_code=204)
-    else:
-        replace = request.method == "PUT"
-        data = await read_body(request, ArticleCreate if replace else ArticleUpdate)
-        doc = await service.update_article(bk, slug=slug, data=data, user=user, replace=replace)
-    return JSON((await serialize(request, [doc]))[0])
+async def detail(call: Call) -> dict:
+    return await call.one(await service.view_article(call.bk, slug=call.key, user=call.user,
+                                                     search_id=call.params.get("search_id")))
 
 
-async def rate(request: Request) -> JSON:
-    data = await read_body(request, RateInput)
-    return JSON(await service.rate_article(request.app.state.backends, slug=request.path_params["slug"],
-                                           user=current_user(request), data=data))
+def _update(replace: bool):
+    async def run(call: Call) -> dict:
+        return await call.one(await service.update_article(call.bk, slug=call.key, data=call.body, user=call.user,
+                                                           replace=replace))
+    return run
 
 
-async def bookmark(request: Request) -> JSON:
-    result = await service.set_bookmark(request.app.state.backends, slug=request.path_params["slug"],
-                                        user=current_user(request), on=request.method == "POST")
-    return JSON(result, status_code=201 if request.method == "POST" and result["changed"] else 200)
+async def delete(call: Call) -> Response:
+    await service.delete_article(call.bk, slug=call.key, user=call.user)
+    return Response(status_code=204)
 
 
-async def mark_reviewed(request: Request) -> JSON:
-    doc = await service.mark_reviewed(request.app.state.backends, slug=request.path_params["slug"],
-                                      user=current_user(request))
-    return JSON((await serialize(request, [doc]))[0])
+async def rate(call: Call) -> dict:
+    return await service.rate_article(call.bk, slug=call.key, user=call.user, data=call.body)
 
 
-async def search(request: Request) -> JSON:
-    result = await ranking.search(request.app.state.backends, user=current_user(request),
-                                  data=await read_body(request, SearchInput))
+def _bookmark(on: bool):
+    async def run(call: Call) -> JSON:
+        result = await service.set_bookmark(call.bk, slug=call.key, user=call.user, on=on)
+        return JSON(result, status_code=201 if on and result["changed"] else 200)
+    return run
+
+
+async def mark_reviewed(call: Call) -> dict:
+    return await call.one(await service.mark_reviewed(call.bk, slug=call.key, user=call.user))
+
+
+async def search(call: Call) -> dict:
+    result = await ranking.search(call.bk, user=call.user, data=call.body)
     shaped = [{"id": r["doc"]["_id"], **{k: r["doc"].get(k) for k in SEARCH_FIELDS},
                **{k: r[k] for k in ranking.SCORE_KEYS}} for r in result["results"]]
-    return JSON({**result, "results": shaped})
+    return {**result, "results": shaped}
 
 
-async def due_for_review(request: Request) -> JSON:
-    return await _page(request, await service.due_for_review(request.app.state.backends, user=current_user(request),
-                                                             params=request.query_params))
+async def due_for_review(call: Call) -> Page:
+    return await service.due_for_review(call.bk, user=call.user, params=call.params)
 
 
-async def popular(request: Request) -> JSON:
-    limit = ascii_int(request.query_params.get("limit", "10"))
+async def popular(call: Call) -> dict:
+    limit = ascii_int(call.params.get("limit", "10"))
     if limit is None or not 1 <= limit <= 100:
         raise ValidationFailed("limit must be an integer between 1 and 100", {"field": "limit"})
-    docs = await ranking.popular(request.app.state.backends, user=current_user(request), limit=limit)
-    items = await serialize(request, docs)
-    return JSON({"results": [{**i, "popularity_score": round(d["popularity_score"], 4)} for i, d in zip(items, docs)]})
+    docs = await ranking.popular(call.bk, user=call.user, limit=limit)
+    items = await call.serialize(call.request, docs)
+    return {"results": [{**i, "popularity_score": round(d["popularity_score"], 4)} for i, d in zip(items, docs)]}
 
 
-async def statistics(request: Request) -> JSON:
-    return JSON(await stats.statistics(request.app.state.backends, user=current_user(request)))
+async def statistics(call: Call) -> dict:
+    return await stats.statistics(call.bk, user=call.user)
 
 
-async def bookmarks(request: Request) -> JSON:
-    return await _page(request, await service.my_bookmarks(request.app.state.backends, user=current_user(request),
-                                                           params=request.query_params))
+async def bookmarks(call: Call) -> Page:
+    return await service.my_bookmarks(call.bk, user=call.user, params=call.params)
 
 
-ratelimit.SEARCH_PATHS.add(BASE + "search/")
-
-routes = [
-    Route(BASE, list_or_create, methods=["GET", "POST"]),
-    Route(BASE + "search/", search, methods=["POST"]),
-    Route(BASE + "due_for_review/", due_for_review, methods=["GET"]),
-    Route(BASE + "popular/", popular, methods=["GET"]),
-    Route(BASE + "statistics/", statistics, methods=["GET"]),
-    Route(BASE + "bookmarks/", bookmarks, methods=["GET"]),
-    Route(BASE + "{slug}/", detail, methods=["GET", "PUT", "PATCH", "DELETE"]),
-    Route(BASE + "{slug}/rate/", rate, methods=["POST"]),
-    Route(BASE + "{slug}/bookmark/", bookmark, methods=["POST", "DELETE"]),
-    Route(BASE + "{slug}/mark_reviewed/", mark_reviewed, methods=["POST"]),
-]
+RESOURCE = Resource(
+    base=BASE.rstrip("/"), key="slug", serialize=serialize,
+    collection={"GET": Op(list_articles), "POST": Op(create, Role.EDITOR, ArticleCreate, status=201)},
+    views={"search": {"POST": Op(search, body=SearchInput, rate="search")},
+           "due_for_review": {"GET": Op(due_for_review)}, "popular": {"GET": Op(popular)},
+           "statistics": {"GET": Op(statistics)}, "bookmarks": {"GET": Op(bookmarks)}},
+    item={"GET": Op(detail), "PUT": Op(_update(True), Role.EDITOR, ArticleCreate),
+          "PATCH": Op(_update(False), Role.EDITOR, ArticleUpdate), "DELETE": Op(delete, Role.EDITOR)},
+    actions={"rate": {"POST": Op(rate, body=RateInput)},
+             "bookmark": {"POST": Op(_bookmark(True)), "DELETE": Op(_bookmark(False))},
+             "mark_reviewed": {"POST": Op(mark_reviewed, Role.EDITOR)}})
+routes = RESOURCE.routes()

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from app import classification, vectors
+from app import classification, periodic, vectors
 from app.backends import Backends
 from app.embeddings import store
 from app.indexing import outbox
@@ -50,12 +50,14 @@ def embedding_text(doc: Mapping[str, Any]) -> str:
 PROFILE = store.Profile("incident", embedding_text, MAX_TOKENS)
 
 
+@outbox.job_handler(KIND)
 async def embed_incidents(bk: Backends, ids: list[str]) -> None:
     """The outbox job: embed these incidents' current text (gone ones are skipped)."""
     docs = await bk.mongo.incidents.find({"_id": {"$in": ids}}, {**TEXT_FIELDS, **store.FIELDS}).to_list(None)
     await _to_search_index(bk, await store.embed_documents(bk, "incidents", docs, PROFILE))
 
 
+@periodic.every(periodic.maintenance_interval, name="incident embeddings backfill")
 async def backfill(bk: Backends) -> int:
     """Embed incidents written before, or embedded by another model or profile version; returns how many."""
     done = await store.backfill(bk, "incidents", TEXT_FIELDS, PROFILE)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from app.errors import ValidationFailed
 from app.inputs import InputModel, JsonObject, StrList, UtcDatetime
 from app.users.models import Classification
 
@@ -122,8 +123,6 @@ class IncidentUpdate(InputModel):
         nullable = {"assignee", "reporter"}
         bad = [k for k, v in sent.items() if v is None and k not in nullable]
         if bad:
-            from app.errors import ValidationFailed
-
             raise ValidationFailed("These fields may not be null", [{"field": k, "message": "may not be null"} for k in bad])
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
 

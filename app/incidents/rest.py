@@ -1,19 +1,20 @@
-"""REST routes under /api/v1/incidents/ — parse, call the service, shape the output."""
+"""REST routes under /api/v1/incidents/: the resource's declaration (app/http/resources.py), its operations
+(call the service) and its serializer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, int_param, read_body
+from app.http.resources import Call, Op, Resource
+from app.http.responses import int_param
 from app.incidents import service
 from app.incidents.models import EventsAppend, IncidentCreate, IncidentMarkDuplicate, IncidentResolve, IncidentUpdate
-from app.listing import drf_response
+from app.listing import Page
 from app.timefmt import isoz
-from app.users.models import Role, require_role
+from app.users.models import Role
 
 FIELDS = ("name", "namespace", "title", "description", "severity", "status", "category", "affected_services",
           "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution", "data_classification")
@@ -41,79 +42,54 @@ async def shaped(request: Request, docs: list[dict[str, Any]]) -> list[dict[str,
     return [incident_json(d, names) for d in docs]
 
 
-async def one(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
-    return (await shaped(request, [doc]))[0]
+async def create(call: Call) -> dict:
+    return incident_json(await service.create_incident(call.bk, data=call.body, user=call.user))
 
 
-async def list_or_create(request: Request) -> JSON:
-    bk = request.app.state.backends
-    user = current_user(request)
-    if request.method == "POST":
-        require_role(user, Role.EDITOR)
-        data = await read_body(request, IncidentCreate)
-        return JSON(incident_json(await service.create_incident(bk, data=data, user=user)), status_code=201)
-    page = await service.list_incidents(bk, params=request.query_params, user=user)
-    return JSON(drf_response(str(request.url), page, await shaped(request, page.items)))
+async def list_incidents(call: Call) -> Page:
+    return await service.list_incidents(call.bk, params=call.params, user=call.user)
 
 
-async def detail(request: Request) -> JSON:
-    bk = request.app.state.backends
-    user = current_user(request)
-    name = request.path_params["name"]
-    if request.method == "PATCH":
-        require_role(user, Role.EDITOR)
-        data = await read_body(request, IncidentUpdate)
-        return JSON(await one(request, await service.update_incident(bk, name=name, data=data, user=user)))
-    return JSON(await one(request, await service.get_incident(bk, name=name, user=user)))
+async def detail(call: Call) -> dict:
+    return await call.one(await service.get_incident(call.bk, name=call.key, user=call.user))
 
 
-async def timeline(request: Request) -> JSON:
-    return JSON(await service.timeline(request.app.state.backends, name=request.path_params["name"],
-                                       user=current_user(request)))
+async def update(call: Call) -> dict:
+    return await call.one(await service.update_incident(call.bk, name=call.key, data=call.body, user=call.user))
 
 
-async def append_events(request: Request) -> JSON:
-    user = require_role(current_user(request), Role.EDITOR)
-    data = await read_body(request, EventsAppend)
-    doc = await service.add_events(request.app.state.backends, name=request.path_params["name"], events=data.events,
-                                   user=user)
-    return JSON({"name": doc["name"], "appended": len(data.events), "eventCount": len(doc.get("timeline") or [])},
-                status_code=201)
+async def timeline(call: Call) -> dict:
+    return await service.timeline(call.bk, name=call.key, user=call.user)
 
 
-async def resolve(request: Request) -> JSON:
-    user = require_role(current_user(request), Role.EDITOR)
-    data = await read_body(request, IncidentResolve)
-    doc = await service.resolve_incident(request.app.state.backends, name=request.path_params["name"], data=data,
-                                         user=user)
-    return JSON(await one(request, doc))
+async def append_events(call: Call) -> dict:
+    doc = await service.add_events(call.bk, name=call.key, events=call.body.events, user=call.user)
+    return {"name": doc["name"], "appended": len(call.body.events), "eventCount": len(doc.get("timeline") or [])}
 
 
-async def mark_duplicate(request: Request) -> JSON:
-    user = require_role(current_user(request), Role.EDITOR)
-    data = await read_body(request, IncidentMarkDuplicate)
-    doc = await service.mark_duplicate(request.app.state.backends, name=request.path_params["name"], data=data,
-                                       user=user)
-    return JSON(await one(request, doc))
+async def resolve(call: Call) -> dict:
+    return await call.one(await service.resolve_incident(call.bk, name=call.key, data=call.body, user=call.user))
 
 
-async def similar(request: Request) -> JSON:
-    bk = request.app.state.backends
-    limit = int_param(request, "limit", default=5, low=1, high=50)
-    doc, hits = await service.similar_incidents(bk, name=request.path_params["name"], limit=limit,
-                                                user=current_user(request))
-    shown = await shaped(request, [m.doc for m in hits])
-    return JSON({"incident": doc["name"], "results": [{**j, "score": m.score, "matching_factors": m.factors}
-                                                      for j, m in zip(shown, hits)]})
+async def mark_duplicate(call: Call) -> dict:
+    return await call.one(await service.mark_duplicate(call.bk, name=call.key, data=call.body, user=call.user))
 
 
-routes = [
-    Route("/api/v1/incidents/", list_or_create, methods=["GET", "POST"]),
-    Route("/api/v1/incidents/{name}/", detail, methods=["GET", "PATCH"]),
-    Route("/api/v1/incidents/{name}/timeline", timeline, methods=["GET"]),
-    Route("/api/v1/incidents/{name}/timeline/", timeline, methods=["GET"]),
-    Route("/api/v1/incidents/{name}/events/", append_events, methods=["POST"]),
-    Route("/api/v1/incidents/{name}/resolve/", resolve, methods=["POST"]),
-    Route("/api/v1/incidents/{name}/mark_duplicate/", mark_duplicate, methods=["POST"]),
-    Route("/api/v1/incidents/{name}/similar/", similar, methods=["GET"]),
-]
+async def similar(call: Call) -> dict:
+    limit = int_param(call.request, "limit", default=5, low=1, high=50)
+    doc, hits = await service.similar_incidents(call.bk, name=call.key, limit=limit, user=call.user)
+    shown = await shaped(call.request, [m.doc for m in hits])
+    return {"incident": doc["name"], "results": [{**j, "score": m.score, "matching_factors": m.factors}
+                                                 for j, m in zip(shown, hits)]}
+
+
+RESOURCE = Resource(
+    base="/api/v1/incidents", key="name", serialize=shaped,
+    collection={"GET": Op(list_incidents), "POST": Op(create, Role.EDITOR, IncidentCreate, status=201)},
+    item={"GET": Op(detail), "PATCH": Op(update, Role.EDITOR, IncidentUpdate)},
+    actions={"timeline": {"GET": Op(timeline)},
+             "events": {"POST": Op(append_events, Role.EDITOR, EventsAppend, status=201)},
+             "resolve": {"POST": Op(resolve, Role.EDITOR, IncidentResolve)},
+             "mark_duplicate": {"POST": Op(mark_duplicate, Role.EDITOR, IncidentMarkDuplicate)},
+             "similar": {"GET": Op(similar)}})
+routes = RESOURCE.routes()

@@ -16,7 +16,8 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, IncidentMarkDuplicate, IncidentResolve,
                                   IncidentUpdate, Severity, Status, TimelineEventIn)
-from app.incidents import embeddings, similarity
+from app.incidents import embeddings, hooks, similarity
+from app.incidents.hooks import Happened
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
 from app.timefmt import isoz, utcnow
@@ -170,18 +171,17 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User, dup
     doc["timeline_bytes"] = _event_bytes(doc["timeline"])
     if doc["status"] in RESOLVED_STATUSES and doc.get("resolved_at") is None:
         doc["resolved_at"] = now
+    opened = await hooks.announce(bk, Happened.OPENED, doc)
     for _ in range(20):  # a generated name can collide with one given explicitly earlier
         if data.name is None:
             doc["name"] = await _next_name(bk)
         try:
-            jobs = recommendation_jobs()
-
             async def op(s):
                 await bk.mongo.incidents.insert_one(doc, session=s)
-                return await jobs.record_opened(bk, doc, session=s)
+                await opened.within(doc, session=s)
 
-            if await outbox.write(bk, INDEX, doc["_id"], op):
-                await bk.notify_index(jobs.KIND, doc["_id"])
+            await outbox.write(bk, INDEX, doc["_id"], op)
+            await opened.after_commit()
             return doc
         except DuplicateKeyError:
             if data.name is not None:
@@ -224,17 +224,15 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
         update["$push"] = {"timeline": {"$each": events}}
 
     resolving = changes.get("status") in RESOLVED_STATUSES and current["status"] not in RESOLVED_STATUSES
-    hook = await _ResolvedHook.prepare(bk, changes.get("severity", current["severity"])) if resolving else None
-
     learned = changes.get("root_cause") not in (None, current.get("root_cause"))
+    happened = [await hooks.announce(bk, what, {**current, **changes})
+                for what, yes in ((Happened.RESOLVED, resolving), (Happened.LEARNED, learned)) if yes]
 
     async def op(s):
         updated = await bk.mongo.incidents.find_one_and_update({"_id": current["_id"]}, update, session=s,
                                                                return_document=ReturnDocument.AFTER)
-        if hook is not None and updated is not None:
-            await hook.resolved(updated, session=s)
-        if learned and updated is not None:
-            await recommendation_jobs().record_learned(bk, updated, session=s)
+        for announcement in happened if updated is not None else ():
+            await announcement.within(updated, session=s)
         if "duplicate_of" in unset and updated is not None:
             await record_audit(bk, action="unmark_duplicate", user=user, subject_type="incident",
                                subject_id=current["_id"], session=s, changes={
@@ -243,8 +241,8 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
         return updated
 
     updated = await outbox.write(bk, INDEX, current["_id"], op)
-    if hook is not None:
-        await hook.after_commit()
+    for announcement in happened if updated is not None else ():
+        await announcement.after_commit()
     return updated
 
 
@@ -277,45 +275,10 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
     await outbox.record(bk, embeddings.KIND, updated["_id"])  # its first events are part of its meaning
     await bk.notify_index(embeddings.KIND, updated["_id"])
     if any(d["type"] == EventType.ANALYSIS.value for d in docs):
-        await recommendation_jobs().record_learned(bk, updated)
+        learned = await hooks.announce(bk, Happened.LEARNED, updated)
+        await learned.within(updated)
+        await learned.after_commit()
     return updated
-
-
-def recommendation_jobs():
-    """app/recommendations/jobs.py, imported on use: recommendations build on incidents."""
-    from app.recommendations import jobs
-
-    return jobs
-
-
-class _ResolvedHook:
-    """What resolving an incident sets off, written in the resolving transaction and dispatched after
-    it commits: today the automatic postmortem generation (app/postmortems/generations.py; imported
-    here, not at the top, because postmortems build on incidents)."""
-
-    def __init__(self, bk: Backends, bot) -> None:
-        self.bk, self.bot, self.generation_id = bk, bot, None
-
-    @classmethod
-    async def prepare(cls, bk: Backends, severity: str) -> "_ResolvedHook":
-        """Ready for an incident of `severity`: the bot is looked up only when it will generate."""
-        from app.postmortems import generations
-
-        bot = await generations.bot_user(bk) if severity in bk.settings.postmortem_auto_severities else None
-        return cls(bk, bot)
-
-    async def resolved(self, incident: dict, *, session) -> None:
-        from app.postmortems import generations
-
-        if self.bot is not None:
-            self.generation_id = await generations.on_incident_resolved(self.bk, incident, bot=self.bot,
-                                                                        session=session)
-
-    async def after_commit(self) -> None:
-        from app.postmortems import generations
-
-        if self.generation_id is not None:
-            await generations.dispatch(self.bk, self.generation_id)
 
 
 async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, user: User) -> dict:
@@ -330,21 +293,21 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
                                        timestamp=resolved_at, details={"actor": user.username},
                                        message=f"Resolved by {user.username}: {data.resolution}"[:5000]))
     current = await get_incident(bk, name=name, user=user)
-    hook = await _ResolvedHook.prepare(bk, current["severity"])
+    resolved = await hooks.announce(bk, Happened.RESOLVED, {**current, **changes})
 
     async def op(s):
         updated = await bk.mongo.incidents.find_one_and_update(
             {"_id": current["_id"], "status": {"$nin": sorted(RESOLVED_STATUSES)}},
             {"$set": changes, "$push": {"timeline": event}}, session=s, return_document=ReturnDocument.AFTER)
         if updated is not None:
-            await hook.resolved(updated, session=s)
+            await resolved.within(updated, session=s)
         return updated
 
     updated = await outbox.write(bk, INDEX, current["_id"], op)
     if updated is None:
         raise Conflict(f"Incident '{name}' is already {current['status']}", {"status": current["status"]},
                        code="ALREADY_RESOLVED")
-    await hook.after_commit()
+    await resolved.after_commit()
     return updated
 
 

@@ -36,14 +36,22 @@ JOB_KINDS = ("recommendations", "embeddings", "article-embeddings")
 FOLLOW_UPS = {"incidents": ("embeddings",), "articles": ("article-embeddings",)}
 
 
-def _jobs() -> dict[str, Callable[[Backends, list[str]], Awaitable[None]]]:
-    """kind -> handler(bk, doc ids); imported on use (the handlers' domains build on this module)."""
-    from app.articles import embeddings as article_embeddings
-    from app.incidents import embeddings
-    from app.recommendations import jobs as recommendation_jobs
+Handler = Callable[[Backends, list[str]], Awaitable[None]]
+_HANDLERS: dict[str, Handler] = {}
 
-    return {"recommendations": recommendation_jobs.refresh, "embeddings": embeddings.embed_incidents,
-            "article-embeddings": article_embeddings.embed_articles}
+
+def job_handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register `handler(bk, doc ids)` as what runs job `kind` (one of JOB_KINDS). Each job's handler is
+    registered where it is defined, by the domain that owns the job; a worker runs what its imports
+    registered (app/worker.py imports every domain)."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}; known: {JOB_KINDS}")
+
+    def register(handler: Handler) -> Handler:
+        _HANDLERS[kind] = handler
+        return handler
+
+    return register
 
 
 async def record(bk: Backends, index: str, doc_id: str, *, session=None, delay: float = 0.0) -> None:
@@ -109,12 +117,13 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
     by_index: dict[str, list[dict]] = {}
     for e in entries:
         by_index.setdefault(e["index"], []).append(e)
-    handlers = _jobs() if jobs else {}
     for name, group in by_index.items():
         definition = defs.get(name)
         try:
-            if name in handlers:
-                await handlers[name](bk, [e["doc_id"] for e in group])
+            if name in JOB_KINDS:
+                if name not in _HANDLERS:
+                    raise RuntimeError(f"no handler for job {name!r} in this process (its domain is not imported)")
+                await _HANDLERS[name](bk, [e["doc_id"] for e in group])
             elif definition is None:
                 raise RuntimeError(f"unknown index {name!r}")
             else:
@@ -183,10 +192,18 @@ async def pending(bk: Backends) -> dict[str, Any]:
     return {"pending": count, "failing": failing}
 
 
-async def sweep_forever(bk: Backends, interval: float, *, jobs: bool = False) -> None:
-    """Drain due entries (jobs too with `jobs`: workers) every `interval` seconds until cancelled."""
-    async def step() -> None:
-        while (await drain(bk, jobs=jobs))["synced"] >= 500:
-            pass
+async def sweep(bk: Backends, *, jobs: bool = False) -> None:
+    """Drain every due entry (jobs too with `jobs`: workers), 500 at a time."""
+    while (await drain(bk, jobs=jobs))["synced"] >= 500:
+        pass
 
-    await periodic.forever(step, interval, name="outbox sweep")
+
+@periodic.every(lambda s: s.outbox_sweep_interval, name="outbox sweep", lane=periodic.OUTBOX)
+async def sweep_with_jobs(bk: Backends) -> None:
+    """The workers' sweep: index syncs and jobs (the API's own sweep, `sweep_forever`, leaves jobs)."""
+    await sweep(bk, jobs=True)
+
+
+async def sweep_forever(bk: Backends, interval: float, *, jobs: bool = False) -> None:
+    """Drain due entries (jobs too with `jobs`) every `interval` seconds until cancelled."""
+    await periodic.forever(lambda: sweep(bk, jobs=jobs), interval, name="outbox sweep")

@@ -1,21 +1,22 @@
-"""REST routes under /api/knowledge/learning-patterns/ — parse, call the service, shape the output."""
+"""REST routes under /api/knowledge/learning-patterns/ (and its mining runs): the resources' declarations
+(app/http/resources.py), their operations (call the service) and their serializers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, documented, int_param, read_body
-from app.listing import drf_response
+from app.http.resources import Call, Op, Resource
+from app.http.responses import documented, int_param
+from app.listing import Page
 from app.patterns import run_records, service
 from app.patterns.models import ApplyRequest, MergeRequest, PatternContent, PatternUpdate, ValidateRequest
 from app.timefmt import isoz
 from app.users import service as users
+from app.users.models import Role
 
 BASE = "/api/knowledge/learning-patterns/"
 FIELDS = ("name", "pattern_type", "description", "frequency", "success_rate", "confidence_score", "is_validated",
@@ -42,40 +43,39 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
-async def list_or_create(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    if request.method == "POST":
-        doc = await service.create_pattern(bk, data=await read_body(request, PatternContent), user=user)
-        return JSON((await serialize(request, [doc]))[0], status_code=201)
-    page = await service.list_patterns(bk, params=request.query_params, user=user)
-    return JSON(drf_response(str(request.url), page, await serialize(request, page.items)))
+async def create(call: Call) -> dict:
+    return await call.one(await service.create_pattern(call.bk, data=call.body, user=call.user))
 
 
-async def detail(request: Request) -> Response:
-    bk, user, pattern_id = request.app.state.backends, current_user(request), request.path_params["id"]
-    if request.method == "GET":
-        doc = await service.get_pattern(bk, pattern_id=pattern_id, user=user)
-    elif request.method == "DELETE":
-        await service.delete_pattern(bk, pattern_id=pattern_id, user=user)
-        return Response(status_code=204)
-    else:
-        replace = request.method == "PUT"
-        data = await read_body(request, PatternContent if replace else PatternUpdate)
-        doc = await service.update_pattern(bk, pattern_id=pattern_id, data=data, user=user, replace=replace)
-    return JSON((await serialize(request, [doc]))[0])
+async def list_patterns(call: Call) -> Page:
+    return await service.list_patterns(call.bk, params=call.params, user=call.user)
 
 
-def _action(fn, model):
-    async def endpoint(request: Request) -> JSON:
-        doc = await fn(request.app.state.backends, pattern_id=request.path_params["id"],
-                       data=await read_body(request, model), user=current_user(request))
-        return JSON((await serialize(request, [doc]))[0])
-    return endpoint
+async def detail(call: Call) -> dict:
+    return await call.one(await service.get_pattern(call.bk, pattern_id=call.key, user=call.user))
 
 
-async def statistics(request: Request) -> JSON:
-    weeks = int_param(request, "weeks", default=12, low=1, high=104)
-    return JSON(await service.statistics(request.app.state.backends, user=current_user(request), weeks=weeks))
+async def delete(call: Call) -> Response:
+    await service.delete_pattern(call.bk, pattern_id=call.key, user=call.user)
+    return Response(status_code=204)
+
+
+def _update(replace: bool):
+    async def run(call: Call) -> dict:
+        return await call.one(await service.update_pattern(call.bk, pattern_id=call.key, data=call.body,
+                                                           user=call.user, replace=replace))
+    return run
+
+
+def _action(fn):
+    async def run(call: Call) -> dict:
+        return await call.one(await fn(call.bk, pattern_id=call.key, data=call.body, user=call.user))
+    return run
+
+
+async def statistics(call: Call) -> dict:
+    weeks = int_param(call.request, "weeks", default=12, low=1, high=104)
+    return await service.statistics(call.bk, user=call.user, weeks=weeks)
 
 
 # --- mining runs (admins) ---------------------------------------------------------------------------
@@ -84,7 +84,6 @@ RUNS = BASE + "mining_runs/"
 RUN_FIELDS = ("status", "trigger", "days", "min_frequency", "incidents", "eligible", "duplicates_skipped",
               "counts", "patterns", "processing_time", "error_message", "data_classification")
 RUN_DATES = ("started_at", "claimed_at", "completed_at", "leased_until")
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # taken here, so none falls through to `{id}/`
 
 
 async def serialize_runs(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
@@ -99,32 +98,24 @@ async def serialize_runs(request: Request, docs: list[dict]) -> list[dict[str, A
     return out
 
 
-def _read_only(request: Request) -> None:
-    if request.method != "GET":
-        raise HTTPException(405, "Method Not Allowed")
+async def mining_runs(call: Call) -> Page:
+    return await run_records.list_runs(call.bk, params=call.params, user=call.user)
 
 
-async def mining_runs(request: Request) -> JSON:
-    _read_only(request)
-    page = await run_records.list_runs(request.app.state.backends, params=request.query_params,
-                                       user=current_user(request))
-    return JSON(drf_response(str(request.url), page, await serialize_runs(request, page.items)))
+async def mining_run(call: Call) -> dict:
+    return await call.one(await run_records.get_run(call.bk, run_id=call.key, user=call.user))
 
 
-async def mining_run(request: Request) -> JSON:
-    _read_only(request)
-    doc = await run_records.get_run(request.app.state.backends, run_id=request.path_params["id"],
-                                    user=current_user(request))
-    return JSON((await serialize_runs(request, [doc]))[0])
-
-
-routes = [
-    Route(BASE, list_or_create, methods=["GET", "POST"]),
-    Route(BASE + "statistics/", statistics, methods=["GET"]),
-    Route(RUNS, mining_runs, methods=ALL_METHODS),  # before `{id}/`, which would take "mining_runs" for an id
-    Route(RUNS + "{id}/", mining_run, methods=ALL_METHODS),
-    Route(BASE + "{id}/", detail, methods=["GET", "PUT", "PATCH", "DELETE"]),
-    Route(BASE + "{id}/validate/", _action(service.validate, ValidateRequest), methods=["POST"]),
-    Route(BASE + "{id}/apply/", _action(service.apply, ApplyRequest), methods=["POST"]),
-    Route(BASE + "{id}/merge/", _action(service.merge, MergeRequest), methods=["POST"]),
-]
+RUNS_RESOURCE = Resource(base=RUNS.rstrip("/"), serialize=serialize_runs,
+                         collection={"GET": Op(mining_runs, Role.ADMIN)}, item={"GET": Op(mining_run, Role.ADMIN)})
+RESOURCE = Resource(
+    base=BASE.rstrip("/"), serialize=serialize,
+    collection={"GET": Op(list_patterns), "POST": Op(create, Role.ADMIN, PatternContent, status=201)},
+    views={"statistics": {"GET": Op(statistics)}},
+    item={"GET": Op(detail), "PUT": Op(_update(True), Role.ADMIN, PatternContent),
+          "PATCH": Op(_update(False), Role.ADMIN, PatternUpdate), "DELETE": Op(delete, Role.ADMIN)},
+    actions={"validate": {"POST": Op(_action(service.validate), Role.ADMIN, ValidateRequest)},
+             "apply": {"POST": Op(_action(service.apply), Role.EDITOR, ApplyRequest)},
+             "merge": {"POST": Op(_action(service.merge), Role.ADMIN, MergeRequest)}})
+# the runs first: the patterns' `{id}/` would take "mining_runs" for an id
+routes = RUNS_RESOURCE.routes() + RESOURCE.routes()

@@ -14,7 +14,10 @@ touched. A known pattern's `success_rate` blends the mined one (the share of its
 recorded fix) with how often its recommendations were rated as having helped (`blended_success`). `dry_run`
 writes nothing and reports what would be done. Each run (but a dry one) leaves a record
 in `pattern_mining_runs`, and only one runs at a time (app/patterns/run_records.py): a second start gets
-the running run back in `Report.already_running` and does nothing. `ikl update_learning_patterns`, the
+the running run back in `Report.already_running` and does nothing — unless it was asked to `wait`: then
+it waits for that run to end (at most `wait` seconds, polling; a run whose process died is failed once its
+lease runs out) and starts its own, since the run it waited for began before it was asked for and may have
+missed what changed since (re-runs update in place: nothing is multiplied). `ikl update_learning_patterns`, the
 workers' schedule and the GraphQL mutation (`request`: a PENDING run a worker claims) all call this.
 Twins count once (`mining.canonical`): incidents closed as a duplicate of another (`duplicate_of` set) and
 incidents citing the same public postmortem as an earlier one are skipped; their canonical incident counts.
@@ -25,6 +28,7 @@ lists it as `NO_FIX` ("not created: no fix recorded"), since nobody could act on
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,13 +42,13 @@ from app.embeddings import available, embed
 from app.incidents.models import RESOLVED_STATUSES
 from app.patterns import mining, run_records, wording
 from app.patterns.run_records import RunStatus
-from app import classification
+from app import classification, periodic
 from app.patterns.service import HISTORY_MAX
 from app.timefmt import utcnow
 from app.users import service as users
 from app.users.models import Role, User, require_role
 
-BOT_USERNAME = "pattern-miner"
+BOT_USERNAME = users.Bot.PATTERNS.value
 INCIDENT_FIELDS = {"name": 1, "title": 1, "root_cause": 1, "resolution": 1, "category": 1, "affected_services": 1,
                    "description": 1,
                    "status": 1, "duplicate_of": 1, "detected_at": 1, "resolved_at": 1, "created_at": 1, "reporter": 1,
@@ -54,6 +58,7 @@ NO_FIX = "not created: no fix recorded"  # a new group none of whose members rec
 ROWS_KEPT = 500  # pattern rows kept on a run's record
 BUSY_EXIT_CODE = 75  # the command, when another run is running (sysexits EX_TEMPFAIL: try again later)
 WOULD_CREATE, WOULD_UPDATE = "would create", "would update"
+WAIT_POLL_SECONDS = 1.0  # how often a run waiting for another one looks whether it has ended
 
 
 @dataclass
@@ -76,31 +81,37 @@ class Report:
     duplicates_skipped: int = 0            # closed as a duplicate of another incident or citing the same public
                                            # postmortem as an earlier one (counted once, there)
     already_running: dict | None = None    # the run that was running: nothing was done
+    waited: list[dict] = field(default_factory=list)  # the runs waited for (`wait`), as they ended
     skipped: bool = False                  # a requested run no longer PENDING: nothing was done
 
 
 async def bot(bk: Backends) -> User:
-    return await users.service_account(bk, username=BOT_USERNAME)
+    return await users.bot(bk, users.Bot.PATTERNS)
 
 
 async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: bool = False,
               progress: Callable[[str], None] | None = None, trigger: str = "command",
-              run_id: str | None = None) -> Report:
+              run_id: str | None = None, wait: float = 0.0,
+              waiting: Callable[[dict, float], None] | None = None) -> Report:
     """One mining run (module docstring). A real (not dry) run starts only while no other is running
-    (app/patterns/run_records.py): when one is, nothing is done and the report names it
-    (`already_running`). `run_id`: a PENDING run recorded by `request`, run here by a worker (nothing is
-    done when it is no longer PENDING: `skipped`)."""
+    (app/patterns/run_records.py): when one is, it waits for it to end for at most `wait` seconds, then
+    starts; when it is still running then, nothing is done and the report names it (`already_running`).
+    `waiting(run, seconds)` is told the run waited for at each poll and once as it ended. `run_id`: a
+    PENDING run recorded by `request`, run here by a worker (nothing is done when it is no longer PENDING:
+    `skipped`)."""
     if dry_run:
         return await _mine(bk, days=days, min_frequency=min_frequency, dry_run=True, progress=progress)
+    waited: list[dict] = []
     if run_id is not None:
         record = await run_records.claim(bk, run_id)
         if record is None:
             return Report(run_id=run_id, skipped=True)
         days, min_frequency = record["days"], record["min_frequency"]
     else:
-        record, created = await run_records.begin(bk, trigger=trigger, days=days, min_frequency=min_frequency)
+        record, created = await _begin(bk, trigger=trigger, days=days, min_frequency=min_frequency, wait=wait,
+                                       waiting=waiting, waited=waited)
         if not created:
-            return Report(already_running=record)
+            return Report(already_running=record, waited=waited)
     try:
         async with run_records.Heartbeat(bk, record) as beat:
             report = await _mine(bk, days=days, min_frequency=min_frequency, dry_run=False, progress=progress,
@@ -109,6 +120,7 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
         await run_records.finish(bk, record, RunStatus.FAILED, error_message=run_records.error_text(exc))
         raise
     report.run_id = record["_id"]
+    report.waited = waited
     await run_records.finish(
         bk, record, RunStatus.COMPLETED, incidents=report.incidents, history=report.history,
         eligible=report.eligible, duplicates_skipped=report.duplicates_skipped,
@@ -119,6 +131,30 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
     return report
 
 
+async def _begin(bk: Backends, *, trigger: str, days: int, min_frequency: int, wait: float,
+                 waiting: Callable[[dict, float], None] | None, waited: list[dict]) -> tuple[dict, bool]:
+    """Record a RUNNING run; while another runs, wait up to `wait` seconds for it to end (each run waited
+    for is added to `waited` as it ended) and try again: (the run, created) as `run_records.begin`."""
+    start = time.monotonic()
+    deadline = start + max(0.0, wait)
+    while True:
+        record, created = await run_records.begin(bk, trigger=trigger, days=days, min_frequency=min_frequency)
+        if created or time.monotonic() >= deadline:
+            return record, created
+        other = record
+        while other.get("running") and time.monotonic() < deadline:
+            if waiting:
+                waiting(other, time.monotonic() - start)
+            await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            await run_records.expire_stale(bk)  # a run whose process died ends once its lease runs out
+            other = await bk.mongo.pattern_mining_runs.find_one({"_id": other["_id"]}, {"patterns": 0}) or {
+                k: v for k, v in other.items() if k != "running"}
+        if not other.get("running"):
+            waited.append(other)
+            if waiting:
+                waiting(other, time.monotonic() - start)
+
+
 async def request(bk: Backends, *, days: int, min_frequency: int, user: User) -> tuple[dict, bool]:
     """A run asked for by an admin (GraphQL `startPatternMining`): recorded PENDING and handed to a worker, or
     the run already running: (run, created)."""
@@ -126,9 +162,7 @@ async def request(bk: Backends, *, days: int, min_frequency: int, user: User) ->
     record, created = await run_records.begin(bk, trigger=run_records.RunTrigger.REQUESTED.value, days=days,
                                               min_frequency=min_frequency, status=RunStatus.PENDING, user=user)
     if created:
-        from app.worker import mine_learning_patterns  # the actor module binds the broker on import
-
-        await bk.enqueue(mine_learning_patterns, days, min_frequency, record["_id"])
+        await bk.enqueue("mine_learning_patterns", days, min_frequency, record["_id"])
     return record, created
 
 
@@ -240,6 +274,16 @@ async def _update(bk: Backends, current: dict, changed: dict[str, Any], cand: mi
                            changes={"fields": sorted(changed)}, session=s)
 
     await bk.transaction(op)
+
+
+@periodic.every(lambda s: periodic.maintenance_interval(s) if s.pattern_mining_interval_seconds > 0 else 0,
+                name="scheduled pattern mining", lane="mining")  # its own lane: a long run delays nothing else
+async def scheduled(bk: Backends) -> None:
+    """The workers' schedule: a run every `pattern_mining_interval_seconds`, once across all workers (`due`)."""
+    settings = bk.settings
+    if await due(bk):
+        await run(bk, days=settings.pattern_mining_days, min_frequency=settings.pattern_mining_min_frequency,
+                  trigger="schedule")
 
 
 async def due(bk: Backends) -> bool:

@@ -42,10 +42,11 @@ from typing import Any, Awaitable, Callable, Mapping
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from app import classification, live
+from app import classification, live, periodic
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError, ValidationFailed
-from app.incidents import service as incidents
+from app.incidents import hooks, service as incidents
+from app.incidents.hooks import Happened
 from app.listing import Filter, ListSpec, Page, visible_page
 from app.postmortems import drafting, service
 from app.postmortems.models import (FINISHED_GENERATION_STATUSES, GenerationRequest, GenerationStatus,
@@ -57,7 +58,7 @@ from app.users.models import Role, User, require_role
 log = logging.getLogger(__name__)
 G = GenerationStatus
 TOPIC = "postmortem-generation"
-BOT_USERNAME = "postmortem-bot"
+BOT_USERNAME = users.Bot.POSTMORTEMS.value
 MODEL_VERSION = "rules-1"
 TITLE_MAX = 200
 ACTIVE = (G.PENDING.value, G.PROCESSING.value)
@@ -78,7 +79,7 @@ def _not_found(gen_id: str) -> NotFound:
 async def bot_user(bk: Backends) -> User:
     """The user automatic generations run as: an admin who sees everything (what it writes keeps the
     classification of its incident, and its sources are held to it; see drafting)."""
-    return await users.service_account(bk, username=BOT_USERNAME)
+    return await users.bot(bk, users.Bot.POSTMORTEMS)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -120,9 +121,7 @@ def _new_log(incident: Mapping[str, Any], *, trigger: str, user: User, include_t
 
 async def dispatch(bk: Backends, gen_id: str) -> None:
     """Ask a worker to run the generation now; a broker that is down leaves it to the sweep."""
-    from app.worker import run_postmortem_generation  # the actor module binds the broker on import
-
-    await bk.enqueue(run_postmortem_generation, gen_id)
+    await bk.enqueue("run_postmortem_generation", gen_id)
 
 
 async def create(bk: Backends, *, incident: Mapping[str, Any], user: User, trigger: str, include_timeline: bool = True,
@@ -179,6 +178,20 @@ async def on_incident_resolved(bk: Backends, incident: Mapping[str, Any], *, bot
     result = await bk.mongo.postmortem_generations.update_one(
         {"dedupe_key": doc["dedupe_key"]}, {"$setOnInsert": doc}, upsert=True, session=session)
     return doc["_id"] if result.upserted_id is not None else None
+
+
+async def _bot_if_automatic(bk: Backends, incident: Mapping[str, Any]) -> User | None:
+    """Before an incident is resolved: the bot, when its severity calls for an automatic generation."""
+    return await bot_user(bk) if incident.get("severity") in bk.settings.postmortem_auto_severities else None
+
+
+async def _record_if_automatic(bk: Backends, incident: Mapping[str, Any], bot: User | None, session) -> str | None:
+    return None if bot is None else await on_incident_resolved(bk, incident, bot=bot, session=session)
+
+
+# resolving an incident of a configured severity records its automatic generation in the resolving
+# transaction, dispatched once that commits
+hooks.subscribe(Happened.RESOLVED, prepare=_bot_if_automatic, within=_record_if_automatic, after_commit=dispatch)
 
 
 async def retry(bk: Backends, *, gen_id: str, user: User) -> dict:
@@ -421,6 +434,7 @@ async def _generate(bk: Backends, claimed: dict) -> dict[str, Any]:
                               f"{bk.settings.postmortem_review_threshold:.2f}") if low else None}
 
 
+@periodic.every(periodic.maintenance_interval, name="postmortem generation sweep")
 async def sweep(bk: Backends, *, limit: int = 100) -> int:
     """Run generations whose message was lost (PENDING for `postmortem_generation_requeue_seconds`) or
     whose worker died (lease expired). Returns how many were run."""

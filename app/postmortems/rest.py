@@ -1,4 +1,5 @@
-"""REST routes under /api/knowledge/postmortems/ — parse, call the service, shape the output."""
+"""REST routes under /api/knowledge/postmortems/ and /api/knowledge/postmortem-generations/: the resources'
+declarations (app/http/resources.py), their operations (call the services) and their serializers."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from app.http.auth import current_user
-from app.http.responses import JSON, documented, json_default, read_body
+from app.http.resources import Call, Op, Resource
+from app.http.responses import JSON, documented, json_default
 from app.listing import Page, drf_response
 from app.postmortems import drafting, generations, service
 from app.postmortems.models import (ActionItemUpdate, GenerateRequest, GenerationRequest, PostmortemCreate,
                                     PostmortemReplace, PostmortemUpdate)
 from app.users import service as users
+from app.users.models import Role
 
 BASE = "/api/knowledge/postmortems/"
 LIST_FIELDS = ("id", "title", "incident", "incident_title", "status", "severity", "owner_username",
@@ -51,64 +53,60 @@ async def serialize(request: Request, docs: list[dict], *, summary: bool = False
     return out
 
 
-async def _page(request: Request, page: Page) -> JSON:
-    return JSON(drf_response(str(request.url), page, await serialize(request, page.items, summary=True)))
+async def _page(call: Call, page: Page) -> dict:
+    """A page of postmortems in the list's summary shape."""
+    return drf_response(str(call.request.url), page, await serialize(call.request, page.items, summary=True))
 
 
-async def list_or_create(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    if request.method == "POST":
-        doc = await service.create_postmortem(bk, data=await read_body(request, PostmortemCreate), user=user)
-        return JSON((await serialize(request, [doc]))[0], status_code=201)
-    return await _page(request, await service.list_postmortems(bk, params=request.query_params, user=user))
+async def create(call: Call) -> dict:
+    return await call.one(await service.create_postmortem(call.bk, data=call.body, user=call.user))
 
 
-async def detail(request: Request) -> Response:
-    bk, user, pm_id = request.app.state.backends, current_user(request), request.path_params["id"]
-    if request.method == "GET":
-        doc = await service.get_postmortem(bk, pm_id=pm_id, user=user)
-    elif request.method == "DELETE":
-        await service.delete_postmortem(bk, pm_id=pm_id, user=user)
-        return Response(status_code=204)
-    else:
-        replace = request.method == "PUT"
-        data = await read_body(request, PostmortemReplace if replace else PostmortemUpdate)
-        doc = await service.update_postmortem(bk, pm_id=pm_id, data=data, user=user, replace=replace)
-    return JSON((await serialize(request, [doc]))[0])
+async def list_postmortems(call: Call) -> dict:
+    return await _page(call, await service.list_postmortems(call.bk, params=call.params, user=call.user))
 
 
-def _action(action: str):
-    async def endpoint(request: Request) -> JSON:
-        doc = await service.transition(request.app.state.backends, pm_id=request.path_params["id"], action=action,
-                                       user=current_user(request))
-        return JSON((await serialize(request, [doc]))[0])
-    return endpoint
+async def detail(call: Call) -> dict:
+    return await call.one(await service.get_postmortem(call.bk, pm_id=call.key, user=call.user))
 
 
-async def action_item(request: Request) -> JSON:
+def _update(replace: bool):
+    async def run(call: Call) -> dict:
+        return await call.one(await service.update_postmortem(call.bk, pm_id=call.key, data=call.body,
+                                                              user=call.user, replace=replace))
+    return run
+
+
+async def delete(call: Call) -> Response:
+    await service.delete_postmortem(call.bk, pm_id=call.key, user=call.user)
+    return Response(status_code=204)
+
+
+def _move(action: str) -> dict[str, Op]:
+    async def run(call: Call) -> dict:
+        return await call.one(await service.transition(call.bk, pm_id=call.key, action=action, user=call.user))
+    return {"POST": Op(run, Role.EDITOR)}
+
+
+async def action_item(call: Call) -> dict:
     """PATCH one action item (editor)."""
-    bk, user = request.app.state.backends, current_user(request)
-    doc = await service.update_action_item(bk, pm_id=request.path_params["id"], item_id=request.path_params["item_id"],
-                                           data=await read_body(request, ActionItemUpdate), user=user)
-    return JSON((await serialize(request, [doc]))[0])
+    return await call.one(await service.update_action_item(
+        call.bk, pm_id=call.key, item_id=call.request.path_params["item_id"], data=call.body, user=call.user))
 
 
-async def overdue(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    return await _page(request, await service.list_postmortems(bk, params=request.query_params, user=user,
-                                                               overdue=True))
+async def overdue(call: Call) -> dict:
+    return await _page(call, await service.list_postmortems(call.bk, params=call.params, user=call.user,
+                                                            overdue=True))
 
 
-async def statistics(request: Request) -> JSON:
-    return JSON(await service.statistics(request.app.state.backends, user=current_user(request)))
+async def statistics(call: Call) -> dict:
+    return await service.statistics(call.bk, user=call.user)
 
 
-async def generate_automated(request: Request) -> JSON:
+async def generate_automated(call: Call) -> dict:
     """Draft the sections from the incident data (editor; optional body `{"force": bool}`)."""
-    body = await read_body(request, GenerateRequest)
-    doc = await drafting.generate_automated(request.app.state.backends, pm_id=request.path_params["id"],
-                                            user=current_user(request), force=body.force)
-    return JSON({"message": "Postmortem generated successfully", "confidence_score": doc["generation_confidence"]})
+    doc = await drafting.generate_automated(call.bk, pm_id=call.key, user=call.user, force=call.body.force)
+    return {"message": "Postmortem generated successfully", "confidence_score": doc["generation_confidence"]}
 
 
 # --- generation logs --------------------------------------------------------------------------------
@@ -138,43 +136,40 @@ async def serialize_generations(bk, user, docs: list[dict]) -> list[dict[str, An
     return out
 
 
-async def generation_list(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    page = await generations.list_generations(bk, params=request.query_params, user=user)
-    return JSON(drf_response(str(request.url), page, await serialize_generations(bk, user, page.items)))
+async def _serialize_generations(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+    return await serialize_generations(request.app.state.backends, current_user(request), docs)
 
 
-async def generation_detail(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    doc = await generations.get_generation(bk, gen_id=request.path_params["id"], user=user)
-    return JSON((await serialize_generations(bk, user, [doc]))[0])
+async def generation_list(call: Call) -> Page:
+    return await generations.list_generations(call.bk, params=call.params, user=call.user)
 
 
-async def generate_postmortem(request: Request) -> JSON:
+async def generation_detail(call: Call) -> dict:
+    return await call.one(await generations.get_generation(call.bk, gen_id=call.key, user=call.user))
+
+
+async def generate_postmortem(call: Call) -> JSON:
     """Start a generation (editor): 202 with the documented `{"message", "generation_id"}`; 200 with the
     running one's id when the incident already has a generation in progress."""
-    bk, user = request.app.state.backends, current_user(request)
-    doc, created = await generations.start(bk, data=await read_body(request, GenerationRequest), user=user)
+    doc, created = await generations.start(call.bk, data=call.body, user=call.user)
     message = "Postmortem generation initiated" if created else "Postmortem generation already in progress"
     return JSON({"message": message, "generation_id": doc["_id"], "status": doc["status"]},
                 status_code=202 if created else 200)
 
 
-async def generation_retry(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    doc = await generations.retry(bk, gen_id=request.path_params["id"], user=user)
-    return JSON({"message": "Postmortem generation restarted", "generation_id": doc["_id"], "status": doc["status"]},
-                status_code=202)
+async def generation_retry(call: Call) -> dict:
+    doc = await generations.retry(call.bk, gen_id=call.key, user=call.user)
+    return {"message": "Postmortem generation restarted", "generation_id": doc["_id"], "status": doc["status"]}
 
 
 def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=json_default, separators=(',', ':'))}\n\n".encode()
 
 
-async def generation_events(request: Request) -> Response:
+async def generation_events(call: Call) -> Response:
     """Server-Sent Events: the log now (`event: generation`), again after every change, a comment every
     keep-alive interval, and `event: end` once it is finished (then the stream closes)."""
-    bk, user, gen_id = request.app.state.backends, current_user(request), request.path_params["id"]
+    bk, user, gen_id = call.bk, call.user, call.key
     await generations.get_generation(bk, gen_id=gen_id, user=user)  # a 404 before any stream starts
 
     async def public(doc: dict) -> dict:
@@ -196,22 +191,21 @@ async def generation_events(request: Request) -> Response:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-routes = [
-    Route(GEN_BASE, generation_list, methods=["GET"]),
-    Route(GEN_BASE + "generate_postmortem/", generate_postmortem, methods=["POST"]),
-    Route(GEN_BASE + "{id}/", generation_detail, methods=["GET"]),
-    Route(GEN_BASE + "{id}/retry/", generation_retry, methods=["POST"]),
-    Route(GEN_BASE + "{id}/events/", generation_events, methods=["GET"]),
-    Route(BASE, list_or_create, methods=["GET", "POST"]),
-    Route(BASE + "overdue/", overdue, methods=["GET"]),
-    Route(BASE + "statistics/", statistics, methods=["GET"]),
-    Route(BASE + "{id}/", detail, methods=["GET", "PUT", "PATCH", "DELETE"]),
-    Route(BASE + "{id}/approve/", _action("approve"), methods=["POST"]),
-    Route(BASE + "{id}/publish/", _action("publish"), methods=["POST"]),
-    Route(BASE + "{id}/submit_for_review/", _action("submit_for_review"), methods=["POST"]),
-    Route(BASE + "{id}/request_changes/", _action("request_changes"), methods=["POST"]),
-    Route(BASE + "{id}/archive/", _action("archive"), methods=["POST"]),
-    Route(BASE + "{id}/action_items/{item_id}/", action_item, methods=["PATCH"]),
-    Route(BASE + "{id}/generate_automated/", generate_automated, methods=["POST"]),
-]
-
+GENERATIONS = Resource(
+    base=GEN_BASE.rstrip("/"), serialize=_serialize_generations,
+    collection={"GET": Op(generation_list)},
+    views={"generate_postmortem": {"POST": Op(generate_postmortem, Role.EDITOR, GenerationRequest)}},
+    item={"GET": Op(generation_detail)},
+    actions={"retry": {"POST": Op(generation_retry, Role.EDITOR, status=202)},
+             "events": {"GET": Op(generation_events)}})
+RESOURCE = Resource(
+    base=BASE.rstrip("/"), serialize=serialize,
+    collection={"GET": Op(list_postmortems), "POST": Op(create, Role.EDITOR, PostmortemCreate, status=201)},
+    views={"overdue": {"GET": Op(overdue)}, "statistics": {"GET": Op(statistics)}},
+    item={"GET": Op(detail), "PUT": Op(_update(True), Role.EDITOR, PostmortemReplace),
+          "PATCH": Op(_update(False), Role.EDITOR, PostmortemUpdate), "DELETE": Op(delete, Role.ADMIN)},
+    actions={**{action: _move(action) for action in ("approve", "publish", "submit_for_review", "request_changes",
+                                                       "archive")},
+             "action_items/{item_id}": {"PATCH": Op(action_item, Role.EDITOR, ActionItemUpdate)},
+             "generate_automated": {"POST": Op(generate_automated, Role.EDITOR, GenerateRequest)}})
+routes = GENERATIONS.routes() + RESOURCE.routes()

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from app import periodic
 from app.backends import Backends
 from app.recommendations import engine
 from app.recommendations.models import RecommendationType
@@ -153,6 +154,7 @@ async def samples_for(bk: Backends, rec_type: str) -> list[tuple[dict[str, float
             for r in rows]
 
 
+@periodic.every(lambda s: s.recommendation_calibration_refit_seconds, name="confidence calibration refit")
 async def refit(bk: Backends) -> dict[str, dict[str, Any]]:
     """Refit each type from its ratings; returns per type {ratings, ece_before, ece_after, auc_before,
     auc_after, loss_before, loss_after (cross-validated), kept, b, w}."""

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from app import classification
 from app.backends import Backends
-from app.incidents import service as incidents
+from app.incidents import hooks, service as incidents
+from app.incidents.hooks import Happened
 from app.incidents.models import RESOLVED_STATUSES, EventType, TimelineEventIn
 from app.indexing import outbox
 from app.recommendations import service
@@ -24,7 +25,7 @@ from app.users.models import Classification
 
 log = logging.getLogger(__name__)
 KIND = "recommendations"
-BOT_USERNAME = "recommendation-bot"
+BOT_USERNAME = users.Bot.RECOMMENDATIONS.value
 SOURCE = "learning-patterns"  # the timeline source of the events announcing a matched pattern
 
 
@@ -45,9 +46,28 @@ async def record_learned(bk: Backends, incident: Mapping[str, Any], *, session=N
                             delay=bk.settings.recommendation_refresh_debounce_seconds)
 
 
+async def _opened(bk: Backends, incident: Mapping[str, Any], _prepared: Any, session) -> str | None:
+    return incident["_id"] if await record_opened(bk, incident, session=session) else None
+
+
+async def _learned(bk: Backends, incident: Mapping[str, Any], _prepared: Any, session) -> None:
+    await record_learned(bk, incident, session=session)
+
+
+async def _run_now(bk: Backends, incident_id: str) -> None:
+    await bk.notify_index(KIND, incident_id)
+
+
+# an incident opened at a configured severity gets recommendations at once; one that learned its cause
+# while open gets them refreshed after the debounce
+hooks.subscribe(Happened.OPENED, within=_opened, after_commit=_run_now)
+hooks.subscribe(Happened.LEARNED, within=_learned)
+
+
+@outbox.job_handler(KIND)
 async def refresh(bk: Backends, incident_ids: list[str]) -> None:
     """The job: regenerate each open incident's recommendations."""
-    bot = await users.service_account(bk, username=BOT_USERNAME)
+    bot = await users.bot(bk, users.Bot.RECOMMENDATIONS)
     found = await bk.mongo.incidents.find({"_id": {"$in": incident_ids}},
                                           {"status": 1, classification.FIELD: 1}).to_list(None)
     for doc in found:

@@ -1,19 +1,20 @@
-"""REST routes under /api/knowledge/recommendations/ — parse, call the service, shape the output."""
+"""REST routes under /api/knowledge/recommendations/: the resource's declaration (app/http/resources.py), its
+operations (call the service) and its serializer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import Route
 
-from app.http.auth import current_user
-from app.http.responses import JSON, documented, int_param, read_body
-from app.listing import drf_response
+from app.http.resources import Call, Op, Resource
+from app.http.responses import documented, int_param
+from app.listing import Page
 from app.recommendations import service
 from app.recommendations.models import GenerateRequest, RateRequest
 from app.timefmt import drf_duration
 from app.users import service as users
+from app.users.models import Role
 
 BASE = "/api/knowledge/recommendations/"
 FIELDS = ("incident", "recommendation_type", "title", "description", "similarity_score", "confidence_level",
@@ -39,49 +40,41 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
-async def list_recommendations(request: Request) -> JSON:
-    bk, user = request.app.state.backends, current_user(request)
-    page = await service.list_recommendations(bk, params=request.query_params, user=user)
-    return JSON(drf_response(str(request.url), page, await serialize(request, page.items)))
+async def list_recommendations(call: Call) -> Page:
+    return await service.list_recommendations(call.bk, params=call.params, user=call.user)
 
 
-async def detail(request: Request) -> JSON:
-    doc = await service.get_recommendation(request.app.state.backends, rec_id=request.path_params["id"],
-                                           user=current_user(request))
-    return JSON((await serialize(request, [doc]))[0])
+async def detail(call: Call) -> dict:
+    return await call.one(await service.get_recommendation(call.bk, rec_id=call.key, user=call.user))
 
 
-async def generate_for_incident(request: Request) -> JSON:
+async def generate_for_incident(call: Call) -> dict:
     """The documented body and response (`recommendations`: id, title, type, confidence_score, similarity_score)."""
-    bk, user = request.app.state.backends, current_user(request)
-    docs = await service.generate_for_incident(bk, data=await read_body(request, GenerateRequest), user=user)
-    return JSON({"message": "Recommendations generated successfully",
-                 "recommendations": [{"id": d["_id"], "title": d["title"], "type": d["recommendation_type"],
-                                      "confidence_score": d["confidence_score"],
-                                      "similarity_score": d["similarity_score"]} for d in docs]})
+    docs = await service.generate_for_incident(call.bk, data=call.body, user=call.user)
+    return {"message": "Recommendations generated successfully",
+            "recommendations": [{"id": d["_id"], "title": d["title"], "type": d["recommendation_type"],
+                                 "confidence_score": d["confidence_score"],
+                                 "similarity_score": d["similarity_score"]} for d in docs]}
 
 
-async def apply(request: Request) -> JSON:
-    doc = await service.apply(request.app.state.backends, rec_id=request.path_params["id"], user=current_user(request))
-    return JSON((await serialize(request, [doc]))[0])
+async def apply(call: Call) -> dict:
+    return await call.one(await service.apply(call.bk, rec_id=call.key, user=call.user))
 
 
-async def rate_effectiveness(request: Request) -> JSON:
-    doc = await service.rate(request.app.state.backends, rec_id=request.path_params["id"],
-                             data=await read_body(request, RateRequest), user=current_user(request))
-    return JSON((await serialize(request, [doc]))[0])
+async def rate_effectiveness(call: Call) -> dict:
+    return await call.one(await service.rate(call.bk, rec_id=call.key, data=call.body, user=call.user))
 
 
-async def statistics(request: Request) -> JSON:
-    weeks = int_param(request, "weeks", default=12, low=1, high=104)
-    return JSON(await service.statistics(request.app.state.backends, user=current_user(request), weeks=weeks))
+async def statistics(call: Call) -> dict:
+    weeks = int_param(call.request, "weeks", default=12, low=1, high=104)
+    return await service.statistics(call.bk, user=call.user, weeks=weeks)
 
 
-routes = [
-    Route(BASE, list_recommendations, methods=["GET"]),
-    Route(BASE + "generate_for_incident/", generate_for_incident, methods=["POST"]),
-    Route(BASE + "statistics/", statistics, methods=["GET"]),
-    Route(BASE + "{id}/", detail, methods=["GET"]),
-    Route(BASE + "{id}/apply/", apply, methods=["POST"]),
-    Route(BASE + "{id}/rate_effectiveness/", rate_effectiveness, methods=["POST"]),
-]
+RESOURCE = Resource(
+    base=BASE.rstrip("/"), serialize=serialize,
+    collection={"GET": Op(list_recommendations)},
+    views={"generate_for_incident": {"POST": Op(generate_for_incident, Role.EDITOR, GenerateRequest)},
+           "statistics": {"GET": Op(statistics)}},
+    item={"GET": Op(detail)},
+    actions={"apply": {"POST": Op(apply)}, "rate_effectiveness": {"POST": Op(rate_effectiveness, body=RateRequest)}})
+routes = RESOURCE.routes()

@@ -61,8 +61,8 @@ async def test_requests_while_one_runs_get_that_one_and_a_worker_claims_it_once(
     await pool(bk, admin)
     sent = []
 
-    async def enqueue(actor, *args):
-        sent.append((actor.actor_name, args))
+    async def enqueue(actor_name, *args):
+        sent.append((actor_name, args))
 
     monkeypatch.setattr(bk, "enqueue", enqueue)
     from app.errors import PermissionDenied
@@ -76,9 +76,12 @@ async def test_requests_while_one_runs_get_that_one_and_a_worker_claims_it_once(
 
     busy = await runs.run(bk, min_frequency=3, trigger="schedule")  # the schedule meanwhile: nothing
     assert busy.already_running["_id"] == run_id and busy.run_id is None
-    out = command(own[1], "--min-frequency", "3")  # the command: says so, exits 75, starts nothing
+    out = command(own[1], "--min-frequency", "3", "--wait", "0")  # the command, not waiting: says so, exits 75
     assert out.returncode == runs.BUSY_EXIT_CODE == 75, out.stdout + out.stderr
     assert "already running" in out.stderr and run_id in out.stderr
+    out = command(own[1], "--min-frequency", "3", "--wait", "1.5")  # waited, still running: the same
+    assert out.returncode == 75 and "waited 1.5 s" in out.stderr and run_id in out.stderr, out.stdout + out.stderr
+    assert "waiting for it to end" in out.stdout
     dry = command(own[1], "--min-frequency", "3", "--dry-run")  # writes nothing: never blocked
     assert dry.returncode == 0 and "would create" in dry.stdout, dry.stdout + dry.stderr
 

@@ -358,9 +358,11 @@ async def test_nobody_writes_a_postmortem_above_their_clearance(client, admin, e
               await client.put(surl, headers=editor, json={"title": "overwritten"}),
               await client.patch(f"{surl}action_items/{secret['action_items'][0]['id']}/", headers=editor,
                                  json={"title": "overwritten"}),
-              await client.post(f"{surl}submit_for_review/", headers=editor),
-              await client.delete(surl, headers=editor)):
+              await client.post(f"{surl}submit_for_review/", headers=editor)):
         assert r.status_code == 404 and r.json()["code"] == "POSTMORTEM_NOT_FOUND", r.text
+    # deleting is for admins: an editor is refused before anything is looked up, hidden or not, alike
+    hidden, seen = await client.delete(surl, headers=editor), await client.delete(url, headers=editor)
+    assert hidden.status_code == seen.status_code == 403 and hidden.json() == seen.json(), hidden.text
     out = await gql(client, editor, UPDATE, id=secret["id"], input={"title": "overwritten"})
     assert out["data"]["updatePostmortem"]["__typename"] == "NotFoundError"
     stored = await bk.mongo.postmortems.find_one({"_id": secret["id"]})

@@ -59,7 +59,8 @@ async def test_documented_create_body_and_shapes(client, editor, viewer, tokens)
     assert pm["status"] == "DRAFT" and pm["incident"] == inc["id"] and pm["incident_title"] == inc["title"]
     assert pm["owner"] == owner.id and pm["owner_username"] == owner.username
     assert pm["due_date"] == "2024-01-29T00:00:00Z" and pm["is_overdue"] is True
-    assert pm["completion_percentage"] == round(100 / 6, 1) and pm["is_automated"] is False
+    # "Executive summary..." is a placeholder, not a summary (it counted as 1 of 6 when any text did)
+    assert pm["completion_percentage"] == 0.0 and pm["is_automated"] is False
     assert pm["reviewers"] == [] and pm["reviewer_usernames"] == [] and pm["approver_username"] is None
     assert pm["data_classification"] == "INTERNAL" and pm["published_at"] is None
 
@@ -156,7 +157,8 @@ async def test_update_put_patch_and_admin_delete(client, editor, admin, people):
     got = r.json()
     assert got["root_cause_analysis"] == "Pool exhausted" and got["severity"] == "CRITICAL"
     assert got["reviewer_usernames"] == [people["approver"].username]
-    assert got["completion_percentage"] == round(200 / 6, 1) and got["owner"] == pm["owner"]
+    # the root cause counts; the placeholder summary does not (it did when any text counted: 33.3)
+    assert got["completion_percentage"] == round(100 / 6, 1) and got["owner"] == pm["owner"]
     r = await client.patch(f"{BASE}{pm['id']}/", headers=editor, json={"status": "PUBLISHED"})
     assert r.status_code == 400  # status moves only through the workflow
     r = await client.patch(f"{BASE}{pm['id']}/", headers=editor, json={"title": None})
@@ -170,15 +172,23 @@ async def test_update_put_patch_and_admin_delete(client, editor, admin, people):
 
 
 async def test_derived_fields_and_default_due_date(client, editor, bk):
-    resolved_at = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    resolved_at = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
     inc = await new_incident(client, editor, severity="CRITICAL", status="RESOLVED",
-                             resolved_at="2026-03-01T12:00:00Z")
+                             resolved_at=resolved_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
     pm = await create_pm(client, editor, inc, severity=None, timeline=[{"event": "Incident reported"}],
                          impact_assessment="  ", lessons_learned="Alert earlier", action_items=[])
     assert pm["severity"] == "CRITICAL"  # the incident's
     assert pm["due_date"] == (resolved_at + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    # summary, timeline, lessons: 3 of 6 (blank text and an empty list do not count)
-    assert pm["completion_percentage"] == 50.0 and pm["is_overdue"] is True  # due 2026-03-04, still a DRAFT
+    # lessons only: 1 of 6 (blank text and an empty list do not count; nor do a placeholder summary and a
+    # timeline with a report but no resolution, which counted as 3 of 6 when any content did)
+    assert pm["completion_percentage"] == round(100 / 6, 1) and pm["is_overdue"] is False
+    # resolved long ago: due `postmortem_due_min_days` (2) after it was created, not overdue the moment it exists
+    old = await new_incident(client, editor, severity="CRITICAL", status="RESOLVED", resolved_at="2026-03-01T12:00:00Z")
+    before = datetime.now(timezone.utc)
+    late = await create_pm(client, editor, old)
+    due = datetime.fromisoformat(late["due_date"].replace("Z", "+00:00"))
+    assert timedelta(days=2) - timedelta(minutes=1) < due - before < timedelta(days=2, minutes=1)
+    assert late["is_overdue"] is False
     open_inc = await new_incident(client, editor, severity="LOW")
     before = datetime.now(timezone.utc)
     low = await create_pm(client, editor, open_inc, severity="LOW")
