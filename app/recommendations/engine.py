@@ -183,14 +183,29 @@ def _cause_factor(s: Similar, factors: list[dict[str, Any]], model: Mapping[str,
                         "detail": "its recorded root cause against what this incident says (meaning)"})
 
 
+# action items that are about the paperwork of an incident (reviewing or writing its runbook), or that
+# were given up, say nothing of how its failure is fixed or prevented
+NOT_A_FIX_CATEGORIES = {"documentation"}
+NOT_A_FIX_STATUSES = {"WONT_DO"}
+
+
+def fixing_items(postmortem: Mapping[str, Any] | None) -> list[str]:
+    """The titles of a postmortem's action items that fix or prevent its failure (not its documentation,
+    not the abandoned ones)."""
+    return [i.get("title") for i in (postmortem or {}).get("action_items") or [] if isinstance(i, dict)
+            and str(i.get("category") or "").strip().lower() not in NOT_A_FIX_CATEGORIES
+            and i.get("status") not in NOT_A_FIX_STATUSES]
+
+
 def fix_actions(doc: Mapping[str, Any], postmortem: Mapping[str, Any] | None = None) -> list[str]:
     """What was done about an incident, as actions: its resolution, its Mitigation and Resolution events,
-    its postmortem's action items — placeholders and duplicates left out, URLs stripped."""
+    its postmortem's action items that fix or prevent (`fixing_items`) — placeholders and duplicates left
+    out, URLs stripped."""
     events = sorted((e for e in doc.get("timeline") or [] if isinstance(e, dict)),
                     key=lambda e: str(e.get("timestamp")))
     texts = [doc.get("resolution")]
     texts += [e.get("message") for e in events if e.get("type") in ("Mitigation", "Resolution")]
-    texts += [i.get("title") for i in (postmortem or {}).get("action_items") or [] if isinstance(i, dict)]
+    texts += fixing_items(postmortem)
     out: dict[str, str] = {}
     for t in texts:
         if not is_known_fix(t):
@@ -231,8 +246,7 @@ def solution(s: Similar, *, postmortem: Mapping[str, Any] | None = None, fb: Fee
     actions = fix_actions(doc, postmortem)
     if not actions:
         return None
-    items = [i.get("title") for i in (postmortem or {}).get("action_items") or [] if isinstance(i, dict)
-             and is_known_fix(i.get("title"))]
+    items = [t for t in fixing_items(postmortem) if is_known_fix(t)]
     took = _resolution_time(doc) if doc.get("status") in ("RESOLVED", "CLOSED") else None
     factors = list(s.factors) + [{"factor": "fix_evidence", "weight": 0.0, "value": len(actions),
                                   "detail": "resolution, fix events and postmortem action items"}]
