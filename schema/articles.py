@@ -4,7 +4,7 @@ resolve through a per-request DataLoader (one users query per request)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,7 +16,7 @@ from app.errors import ValidationFailed
 from app.users.models import Classification, User
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, plain, validate
 from schema.context import Info, UserByIdLoader
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.errors import result, typed_errors
 
 ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
 DifficultyEnum = strawberry.enum(Difficulty, name="DifficultyLevel")
@@ -282,11 +282,10 @@ class UpdateKnowledgeArticleInput:
     next_review_due: datetime | None = strawberry.UNSET
 
 
-_Errors = Union[ValidationError, NotFoundError, ConflictError, PermissionDeniedError]
-ArticleResult = Annotated[Union[KnowledgeArticle, _Errors], strawberry.union("KnowledgeArticleResult")]
-DeleteResult = Annotated[Union[DeletedArticle, _Errors], strawberry.union("DeleteKnowledgeArticleResult")]
-RateResult = Annotated[Union[RatingResult, _Errors], strawberry.union("RateKnowledgeArticleResult")]
-BookmarkPayload = Annotated[Union[BookmarkResult, _Errors], strawberry.union("BookmarkKnowledgeArticleResult")]
+ArticleResult = result("KnowledgeArticleResult", KnowledgeArticle)
+DeleteResult = result("DeleteKnowledgeArticleResult", DeletedArticle)
+RateResult = result("RateKnowledgeArticleResult", RatingResult)
+BookmarkPayload = result("BookmarkKnowledgeArticleResult", BookmarkResult)
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Annotated, Any, Awaitable, Callable, Union
 
 import strawberry
 from graphql.error import GraphQLError
@@ -17,6 +17,7 @@ from strawberry.scalars import JSON
 
 from app.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ServiceError, backend_unavailable
 from app.logs import request_id_var
+from app.users.models import Role, require_role
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,15 @@ class PermissionDeniedError(UserError):
     pass
 
 
+MUTATION_ERRORS = (ValidationError, NotFoundError, ConflictError, PermissionDeniedError)
+
+
+def result(name: str, payload: type, *errors: type) -> Any:
+    """The GraphQL result union `name` of a mutation: its payload, or one of its typed errors (the four of
+    MUTATION_ERRORS unless named)."""
+    return Annotated[Union[(payload, *(errors or MUTATION_ERRORS))], strawberry.union(name)]
+
+
 _ERROR_CLASSES = ((NotFound, NotFoundError), (Conflict, ConflictError), (PermissionDenied, PermissionDeniedError),
                   (NotAuthenticated, PermissionDeniedError))
 
@@ -63,16 +73,24 @@ def user_error(exc: ServiceError) -> UserError:
     return cls(code=exc.code, message=exc.error, field=field, details=exc.details)
 
 
-def typed_errors(resolver: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """For mutation resolvers: an expected failure (a ServiceError) is returned as its typed error."""
-    @functools.wraps(resolver)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await resolver(*args, **kwargs)
-        except ServiceError as exc:
-            return user_error(exc)
+def typed_errors(resolver: Callable[..., Awaitable[Any]] | None = None, *, role: Role | None = None):
+    """The mutation wrapper (`@typed_errors`, or `@typed_errors(role=Role.EDITOR)`): the least role that may
+    call the mutation, when declared, is checked first — before its input is validated, so nothing about the
+    input is answered to someone who may not call it; then an expected failure (a ServiceError) is returned
+    as its typed error."""
+    def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                if role is not None:
+                    require_role(kwargs["info"].context.user, role)
+                return await fn(*args, **kwargs)
+            except ServiceError as exc:
+                return user_error(exc)
 
-    return wrapper
+        return wrapper
+
+    return wrap(resolver) if resolver is not None else wrap
 
 
 class ErrorCodes(MaskErrors):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from app.incidents import service
@@ -15,8 +14,8 @@ from app.incidents.models import (EventSeverity, EventType, IncidentCreate, Inci
 from app.users.models import Classification, Role
 from app.recommendations import service as recommendations
 from schema.common import ClassificationEnum, Paginated, build, list_params, paginated, validate
-from schema.context import Info
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.context import Info, by_ids, by_limited_ids
+from schema.errors import result, typed_errors
 
 IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
 IncidentStatus = strawberry.enum(Status, name="IncidentStatus")
@@ -54,40 +53,13 @@ class IncidentTimeline:
     events: list[TimelineEvent]
 
 
-def RecommendationsByIncidentLoader(ctx) -> DataLoader:
-    """Keys are (incident id, limit): one query per distinct limit on a page."""
-    async def load(keys: list[tuple[str, int]]) -> list[list[dict]]:
-        found: dict[tuple[str, int], list[dict]] = {}
-        for limit in {k[1] for k in keys}:
-            ids = [i for i, n in keys if n == limit]
-            for i, docs in (await recommendations.for_incidents(ctx.backends, incident_ids=ids, user=ctx.user,
-                                                        limit=limit)).items():
-                found[(i, limit)] = docs
-        return [found.get(k, []) for k in keys]
-
-    return DataLoader(load_fn=load)
-
-
-def IncidentByIdLoader(ctx) -> DataLoader:
-    """Incidents the caller may see, by id (None for a hidden one)."""
-    async def load(ids: list[str]) -> list[dict | None]:
-        found = await service.incidents_by_ids(ctx.backends, ids=ids, user=ctx.user)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
-
-
-def TimelineByIncidentIdLoader(ctx) -> DataLoader:
-    """Keys are (incident id, limit): one query per distinct limit on a page."""
-    async def load(keys: list[tuple[str, int]]) -> list[list[dict]]:
-        found: dict[tuple[str, int], list[dict]] = {}
-        for limit in {k[1] for k in keys}:
-            ids = [i for i, n in keys if n == limit]
-            for i, events in (await service.timelines_by_ids(ctx.backends, ids=ids, limit=limit)).items():
-                found[(i, limit)] = events
-        return [found.get(k, []) for k in keys]
-
-    return DataLoader(load_fn=load)
+# DataLoaders of one request (schema/context.py): incidents by id, as the caller may see them; timelines and
+# recommendations by (incident id, limit)
+IncidentByIdLoader = by_ids(service.incidents_by_ids)
+TimelineByIncidentIdLoader = by_limited_ids(
+    lambda bk, *, ids, limit, user: service.timelines_by_ids(bk, ids=ids, limit=limit))  # of visible incidents
+RecommendationsByIncidentLoader = by_limited_ids(
+    lambda bk, *, ids, limit, user: recommendations.for_incidents(bk, incident_ids=ids, user=user, limit=limit))
 
 
 @strawberry.type
@@ -231,8 +203,7 @@ class ResolveIncidentInput:
     source: str | None = None
 
 
-IncidentResult = Annotated[Union[Incident, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
-                           strawberry.union("IncidentResult")]
+IncidentResult = result("IncidentResult", Incident)
 
 
 @strawberry.type
@@ -278,38 +249,38 @@ class IncidentQuery:
 @strawberry.type
 class IncidentMutation:
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def create_incident(self, info: Info, input: CreateIncidentInput) -> IncidentResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Incident.from_doc(await service.create_incident(
             info.context.backends, data=validate(IncidentCreate, input), user=user))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def update_incident(self, info: Info, name: str, input: UpdateIncidentInput) -> IncidentResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Incident.from_doc(await service.update_incident(
             info.context.backends, name=name, data=validate(IncidentUpdate, input), user=user))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def add_timeline_event(self, info: Info, name: str, event: TimelineEventInput) -> IncidentResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Incident.from_doc(await service.add_events(
             info.context.backends, name=name, events=[validate(TimelineEventIn, event)], user=user))
 
     @strawberry.mutation(description="Close an incident as a duplicate of another (`duplicateOf`: its name); "
                                      "a canonical that is itself a duplicate stands for its own canonical.")
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def mark_incident_duplicate(self, info: Info, name: str, duplicate_of: str) -> IncidentResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Incident.from_doc(await service.mark_duplicate(
             info.context.backends, name=name, data=validate(IncidentMarkDuplicate, {"duplicate_of": duplicate_of}),
             user=user))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def resolve_incident(self, info: Info, name: str, input: ResolveIncidentInput) -> IncidentResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Incident.from_doc(await service.resolve_incident(
             info.context.backends, name=name, data=validate(IncidentResolve, input), user=user))

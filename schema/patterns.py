@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,7 +16,7 @@ from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.errors import NotFoundError, PermissionDeniedError, ValidationError, result, typed_errors
 from schema.limits import RUN_PATTERNS_MAX, SOURCES_MAX  # the bounds the cost analysis counts on
 from schema.incidents import Incident, IncidentByIdLoader
 from schema.postmortems import Postmortem, PostmortemByIdLoader
@@ -142,8 +142,7 @@ class UpdateLearningPatternInput:
     data_classification: ClassificationEnum | None = strawberry.UNSET
 
 
-PatternResult = Annotated[Union[LearningPattern, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
-                          strawberry.union("LearningPatternResult")]
+PatternResult = result("LearningPatternResult", LearningPattern)
 
 
 @strawberry.type
@@ -151,8 +150,7 @@ class Deleted:
     id: strawberry.ID
 
 
-DeleteResult = Annotated[Union[Deleted, NotFoundError, PermissionDeniedError],
-                         strawberry.union("DeleteLearningPatternResult")]
+DeleteResult = result("DeleteLearningPatternResult", Deleted, NotFoundError, PermissionDeniedError)
 
 
 @strawberry.type
@@ -299,8 +297,7 @@ class MiningStarted:
     run: PatternMiningRun
 
 
-MiningResult = Annotated[Union[MiningStarted, ValidationError, PermissionDeniedError],
-                         strawberry.union("StartPatternMiningResult")]
+MiningResult = result("StartPatternMiningResult", MiningStarted, ValidationError, PermissionDeniedError)
 
 
 @strawberry.type
@@ -308,9 +305,8 @@ class PatternMiningMutation:
     @strawberry.mutation(description="Start a mining run on a worker (admin): patterns from the incidents "
                                      "resolved in the last `days` days, groups of at least `minFrequency`. "
                                      "One run at a time: while one is running, that one is returned.")
-    @typed_errors
+    @typed_errors(role=Role.ADMIN)
     async def start_pattern_mining(self, info: Info, days: int = 30, min_frequency: int = 3) -> MiningResult:
-        info.context.require(Role.ADMIN)
         request = validate(MiningRequest, {"days": days, "min_frequency": min_frequency})
         doc, created = await runs.request(info.context.backends, days=request.days,
                                           min_frequency=request.min_frequency, user=info.context.user)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, AsyncGenerator, Union
+from typing import Any, AsyncGenerator
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from app.incidents.models import Severity
@@ -17,8 +16,8 @@ from app.postmortems.models import (ActionItemPriority, ActionItemStatus, Action
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
-from schema.context import Info
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.context import Info, by_ids
+from schema.errors import result, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, IncidentSeverity
 
 PostmortemStatusEnum = strawberry.enum(PostmortemStatus, name="PostmortemStatus")
@@ -47,13 +46,7 @@ class PostmortemActionItem:
                    status=ActionItemStatus(i.get("status") or ActionItemStatus.OPEN.value))
 
 
-def PostmortemByIdLoader(ctx) -> DataLoader:
-    """Postmortems the caller may see, by id (None for a hidden one)."""
-    async def load(ids: list[str]) -> list[dict | None]:
-        found = await service.postmortems_by_ids(ctx.backends, ids=ids, user=ctx.user)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
+PostmortemByIdLoader = by_ids(service.postmortems_by_ids)  # as the caller may see them
 
 
 @strawberry.type
@@ -285,10 +278,8 @@ class UpdateActionItemInput:
     status: ActionItemStatusEnum | None = strawberry.UNSET
 
 
-PostmortemResult = Annotated[Union[Postmortem, ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
-                             strawberry.union("PostmortemResult")]
-PostmortemGenerationResult = Annotated[Union[PostmortemGeneration, ValidationError, NotFoundError, ConflictError,
-                                             PermissionDeniedError], strawberry.union("PostmortemGenerationResult")]
+PostmortemResult = result("PostmortemResult", Postmortem)
+PostmortemGenerationResult = result("PostmortemGenerationResult", PostmortemGeneration)
 
 
 @strawberry.type
@@ -344,24 +335,24 @@ async def _move(info: Info, id: str, action: str) -> Postmortem:
 @strawberry.type
 class PostmortemMutation:
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def create_postmortem(self, info: Info, input: CreatePostmortemInput) -> PostmortemResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Postmortem.from_doc(await service.create_postmortem(
             info.context.backends, data=validate(PostmortemCreate, input), user=user))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def update_postmortem(self, info: Info, id: strawberry.ID, input: UpdatePostmortemInput) -> PostmortemResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Postmortem.from_doc(await service.update_postmortem(
             info.context.backends, pm_id=id, data=validate(PostmortemUpdate, input), user=user))
 
     @strawberry.mutation(description="Change one action item of a postmortem (editor).")
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def update_postmortem_action_item(self, info: Info, id: strawberry.ID, item_id: strawberry.ID,
                                             input: UpdateActionItemInput) -> PostmortemResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Postmortem.from_doc(await service.update_action_item(
             info.context.backends, pm_id=id, item_id=item_id, data=validate(ActionItemUpdate, input), user=user))
 
@@ -393,26 +384,26 @@ class PostmortemMutation:
     @strawberry.mutation(description=(
         "Draft the postmortem's sections from its incident's data (editor). Sections a person edited are kept "
         "unless `force`; a draft naming facts the data does not hold is refused (UNSUPPORTED_FACTS)."))
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def generate_postmortem_draft(self, info: Info, id: strawberry.ID, force: bool = False) -> PostmortemResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return Postmortem.from_doc(await drafting.generate_automated(info.context.backends, pm_id=id, user=user,
                                                                      force=force))
 
     @strawberry.mutation(description=(
         "Start a postmortem generation job for an incident (editor); a worker drafts it. The incident's running "
         "generation is returned when there is one. Follow it with postmortemGenerationUpdates."))
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def start_postmortem_generation(self, info: Info,
                                           input: StartPostmortemGenerationInput) -> PostmortemGenerationResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         doc, _ = await generations.start(info.context.backends, data=validate(GenerationRequest, input), user=user)
         return PostmortemGeneration.from_doc(doc)
 
     @strawberry.mutation(description="Run a FAILED generation again (editor).")
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def retry_postmortem_generation(self, info: Info, id: strawberry.ID) -> PostmortemGenerationResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         return PostmortemGeneration.from_doc(await generations.retry(info.context.backends, gen_id=id, user=user))
 
 

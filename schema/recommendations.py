@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Any
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from app.articles import service as articles
 from app.recommendations import service
@@ -14,21 +13,15 @@ from app.recommendations.models import ConfidenceLevel, GenerateRequest, RateReq
 from app.users.models import Classification, Role
 from schema.articles import KnowledgeArticle, UserType, _person
 from schema.common import ClassificationEnum, Paginated, builds, list_params, paginated, validate
-from schema.context import Info
-from schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, typed_errors
+from schema.context import Info, by_ids
+from schema.errors import result, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, MatchingFactor
 
 RecommendationTypeEnum = strawberry.enum(RecommendationType, name="RecommendationType")
 ConfidenceLevelEnum = strawberry.enum(ConfidenceLevel, name="ConfidenceLevel")
 
 
-def ArticleByIdLoader(ctx) -> DataLoader:
-    """Articles the caller may see, by id (None for a hidden one)."""
-    async def load(ids: list[str]) -> list[dict | None]:
-        found = await articles.articles_by_ids(ctx.backends, ids=ids, user=ctx.user)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
+ArticleByIdLoader = by_ids(articles.articles_by_ids)  # as the caller may see them
 
 
 @builds
@@ -133,10 +126,8 @@ class GenerateRecommendationsInput:
     force: bool = False
 
 
-GenerateResult = Annotated[Union[GeneratedRecommendations, ValidationError, NotFoundError, ConflictError,
-                                 PermissionDeniedError], strawberry.union("GenerateRecommendationsResult")]
-RecommendationResult = Annotated[Union[Recommendation, ValidationError, NotFoundError, ConflictError,
-                                       PermissionDeniedError], strawberry.union("RecommendationResult")]
+GenerateResult = result("GenerateRecommendationsResult", GeneratedRecommendations)
+RecommendationResult = result("RecommendationResult", Recommendation)
 
 
 @strawberry.type
@@ -167,9 +158,9 @@ class RecommendationQuery:
 @strawberry.type
 class RecommendationMutation:
     @strawberry.mutation(description="Generate and store recommendations for an incident (editor).")
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def generate_recommendations(self, info: Info, input: GenerateRecommendationsInput) -> GenerateResult:
-        user = info.context.require(Role.EDITOR)
+        user = info.context.user
         docs = await service.generate_for_incident(info.context.backends, data=validate(GenerateRequest, input),
                                                    user=user)
         return GeneratedRecommendations(recommendations=[Recommendation.from_doc(d) for d in docs])

@@ -75,3 +75,16 @@ async def test_the_role_is_checked_before_the_body(client, viewer):
                        ("/api/knowledge/recommendations/generate_for_incident/", {})):
         r = await client.post(path, headers=viewer, json=body)
         assert r.status_code == 403 and r.json()["code"] == "PERMISSION_DENIED", (path, r.text)
+
+
+async def test_graphql_mutations_check_the_declared_role_before_the_input(client, viewer):
+    """The mutation wrapper (schema/errors.py `typed_errors(role=…)`): a viewer's mutation with an invalid
+    input is refused as not permitted, never answered about its input."""
+    from tests.incidents.test_graphql import gql
+
+    bad = {"title": "x" * 5000, "namespace": "Not A Namespace"}
+    out = await gql(client, viewer, """mutation($input: CreateIncidentInput!) { createIncident(input: $input) {
+      __typename ... on UserError { code } } }""", input=bad)
+    assert out["data"]["createIncident"] == {"__typename": "PermissionDeniedError", "code": "PERMISSION_DENIED"}
+    out = await gql(client, viewer, """mutation { startPatternMining(days: -5) { __typename } }""")
+    assert out["data"]["startPatternMining"]["__typename"] == "PermissionDeniedError"

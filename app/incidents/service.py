@@ -21,7 +21,7 @@ from app.incidents.hooks import Happened
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
 from app.timefmt import isoz, utcnow
-from app.users.models import Classification, User
+from app.users.models import Classification, Role, User, require_role
 from indexers import incidents as incidents_index
 
 INDEX = incidents_index.INDEX.name
@@ -153,6 +153,7 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User, dup
     """Create an incident; the name is generated as INC-YYYYMMDD-NNN when not given. `duplicate_of`
     (the canonical's name; for imports such as the demo, whose twins arrive already CLOSED with their
     own events) records it as a duplicate at once, under the rules of `mark_duplicate`."""
+    require_role(user, Role.EDITOR)
     classification.check_may_classify(user, data.data_classification, what="an incident")
     canonical = await canonical_of(bk, name=duplicate_of, user=user) if duplicate_of is not None else None
     if canonical is not None and (data.status != Status.CLOSED or canonical["name"] == data.name):
@@ -193,6 +194,7 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User, dup
 async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user: User) -> dict:
     """Apply a partial update. Moving to RESOLVED/CLOSED stamps resolved_at; reopening clears it. A
     duplicate moved to any status but CLOSED is no longer a duplicate (`duplicate_of` cleared, audited)."""
+    require_role(user, Role.EDITOR)
     current = await get_incident(bk, name=name, user=user)
     changes = data.changes()
     classification.check_may_classify(user, changes.get("data_classification"), what="an incident")
@@ -252,6 +254,7 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
     A timeline holds at most `max_events_per_incident` events and `max_timeline_bytes` of BSON (far
     below MongoDB's 16 MB document limit); the check is part of the same atomic update, so
     concurrent appends cannot overshoot it. Past it: 409 TIMELINE_FULL."""
+    require_role(user, Role.EDITOR)
     docs = [_event_doc(e) for e in events]
     size = _event_bytes(docs)
     max_events, max_bytes = bk.settings.max_events_per_incident, bk.settings.max_timeline_bytes
@@ -283,6 +286,7 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
 
 async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, user: User) -> dict:
     """Resolve an open incident: status RESOLVED, resolution recorded, a Resolution event appended."""
+    require_role(user, Role.EDITOR)
     now = utcnow()
     resolved_at = data.resolved_at or now
     changes: dict[str, Any] = {"status": Status.RESOLVED.value, "resolution": data.resolution,
@@ -393,6 +397,7 @@ async def mark_duplicate(bk: Backends, *, name: str, data: IncidentMarkDuplicate
     audit record and the outbox entry in one transaction. Marking again with the same canonical
     changes nothing; another canonical replaces it. Incidents that were duplicates of this one follow
     it to its canonical. Closing as a duplicate starts no postmortem (the canonical's covers it)."""
+    require_role(user, Role.EDITOR)
     current = await get_incident(bk, name=name, user=user)
     canonical = await canonical_of(bk, name=data.duplicate_of, user=user)
     if canonical["_id"] == current["_id"]:
