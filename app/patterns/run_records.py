@@ -5,8 +5,8 @@ RUNNING run carries `running: True`, and a unique partial index on it (app/db.py
 one exist: whoever starts a run while another is running gets that one back (`begin`, `request`), never a
 second run — the command, the workers' schedule and the GraphQL mutation alike, across processes.
 
-A running run holds a lease (`lease`, `leased_until`) that its process renews every `HEARTBEAT_SECONDS`
-while it works (`Heartbeat`). A run whose lease has run out — its worker was killed, or a PENDING run whose
+A running run holds a lease (`lease`, `leased_until`) that its process renews every third of `LEASE_SECONDS`
+while it works (`heartbeat`, app/leases.py). A run whose lease has run out — its worker was killed, or a PENDING run whose
 message was lost — no longer blocks: the next `begin`/`request` (and the workers' periodic `due` check, see
 app/patterns/runs.py) marks it FAILED ("abandoned") and starts afresh. A process that loses its lease stops
 before writing anything more (`LeaseLost`), and its outcome is not recorded over the run that replaced it.
@@ -25,10 +25,9 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any, Mapping
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app import classification
+from app import classification, leases
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError
 from app.listing import Filter, ListSpec, Page, visible_page
@@ -37,8 +36,7 @@ from app.users.models import Role, User, require_role
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 300.0     # a run not heard from for this long is taken as dead
-HEARTBEAT_SECONDS = 60.0  # how often a running run renews its lease
+LEASE_SECONDS = 300.0     # a run not heard from for this long is taken as dead (renewed every third of it)
 
 
 class RunStatus(str, Enum):
@@ -62,8 +60,10 @@ LIST_SPEC = ListSpec(
 )
 
 
-class LeaseLost(Exception):
-    """This process no longer holds the run's lease (it expired and the run was taken over)."""
+# mining runs as leased jobs (app/leases.py): `running` while PENDING or RUNNING
+JOBS = leases.Jobs("pattern_mining_runs", active="running", running=RunStatus.RUNNING.value,
+                   lease_seconds=lambda settings: LEASE_SECONDS, what="mining run")
+LeaseLost = leases.LeaseLost
 
 
 def _not_found(run_id: str) -> NotFound:
@@ -134,56 +134,14 @@ async def begin(bk: Backends, *, trigger: str, days: int, min_frequency: int, st
 
 async def claim(bk: Backends, run_id: str) -> dict | None:
     """A worker takes a PENDING run (RUNNING, a fresh lease); None when it is no longer PENDING."""
-    now = utcnow()
-    return await bk.mongo.pattern_mining_runs.find_one_and_update(
-        {"_id": run_id, "status": S.PENDING.value, "running": True},
-        {"$set": {"status": S.RUNNING.value, "claimed_at": now, "updated_at": now, "lease": str(uuid.uuid4()),
-                  "leased_until": now + timedelta(seconds=LEASE_SECONDS)}},
-        return_document=ReturnDocument.AFTER)
+    return await JOBS.claim(bk, {"_id": run_id, "status": S.PENDING.value, "running": True}, claimed_at=utcnow())
 
 
 # --- running ------------------------------------------------------------------------------------------
 
-class Heartbeat:
-    """Renews a run's lease every HEARTBEAT_SECONDS while the work goes on (`async with`); `check()` raises
-    LeaseLost once a renewal found the lease gone."""
-
-    def __init__(self, bk: Backends, run: Mapping[str, Any]) -> None:
-        self.bk, self.run_id, self.lease = bk, run["_id"], run["lease"]
-        self.lost = False
-        self._task: asyncio.Task | None = None
-
-    async def renew(self) -> bool:
-        now = utcnow()
-        result = await self.bk.mongo.pattern_mining_runs.update_one(
-            {"_id": self.run_id, "lease": self.lease},
-            {"$set": {"leased_until": now + timedelta(seconds=LEASE_SECONDS), "updated_at": now}})
-        self.lost = self.lost or result.matched_count == 0
-        return not self.lost
-
-    def check(self) -> None:
-        if self.lost:
-            raise LeaseLost(self.run_id)
-
-    async def _beat(self) -> None:
-        while not self.lost:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            try:
-                await self.renew()
-            except Exception as exc:  # noqa: BLE001 - a missed beat; the lease outlives a few
-                log.warning("mining run lease not renewed", extra={"run": self.run_id, "error": str(exc)[:300]})
-
-    async def __aenter__(self) -> "Heartbeat":
-        self._task = asyncio.create_task(self._beat())
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+def heartbeat(bk: Backends, run: Mapping[str, Any]) -> leases.Heartbeat:
+    """Renews the run's lease while the work goes on (`async with`); `check()` raises LeaseLost once it is gone."""
+    return JOBS.heartbeat(bk, run)
 
 
 async def classify(bk: Backends, run: Mapping[str, Any], incidents: list[Mapping[str, Any]]) -> None:
@@ -195,17 +153,7 @@ async def classify(bk: Backends, run: Mapping[str, Any], incidents: list[Mapping
 
 async def finish(bk: Backends, run: Mapping[str, Any], status: RunStatus, **fields: Any) -> dict | None:
     """Record the outcome and free the slot, only while this process still holds the lease."""
-    now = utcnow()
-    since = run.get("claimed_at") or run["started_at"]
-    fields.update(status=status.value, completed_at=now, updated_at=now,
-                  processing_time=round((now - since).total_seconds(), 3))
-    doc = await bk.mongo.pattern_mining_runs.find_one_and_update(
-        {"_id": run["_id"], "lease": run["lease"]},
-        {"$set": fields, "$unset": {"running": "", "lease": "", "leased_until": ""}},
-        return_document=ReturnDocument.AFTER)
-    if doc is None:
-        log.warning("mining run lease lost before it finished", extra={"run": run["_id"]})
-    return doc
+    return await JOBS.finish(bk, run, status.value, since=run.get("claimed_at") or run["started_at"], **fields)
 
 
 def error_text(exc: BaseException) -> str:

@@ -42,7 +42,7 @@ from app.embeddings import available, embed
 from app.incidents.models import RESOLVED_STATUSES
 from app.patterns import mining, run_records, wording
 from app.patterns.run_records import RunStatus
-from app import classification, periodic
+from app import classification, leases, periodic
 from app.patterns.service import HISTORY_MAX
 from app.timefmt import utcnow
 from app.users import service as users
@@ -113,7 +113,7 @@ async def run(bk: Backends, *, days: int = 30, min_frequency: int = 3, dry_run: 
         if not created:
             return Report(already_running=record, waited=waited)
     try:
-        async with run_records.Heartbeat(bk, record) as beat:
+        async with run_records.heartbeat(bk, record) as beat:
             report = await _mine(bk, days=days, min_frequency=min_frequency, dry_run=False, progress=progress,
                                  record=record, beat=beat)
     except BaseException as exc:
@@ -168,9 +168,9 @@ async def request(bk: Backends, *, days: int, min_frequency: int, user: User) ->
 
 async def _mine(bk: Backends, *, days: int, min_frequency: int, dry_run: bool,
                 progress: Callable[[str], None] | None, record: dict | None = None,
-                beat: run_records.Heartbeat | None = None) -> Report:
+                beat: leases.Heartbeat | None = None) -> Report:
     async def step(what: str) -> None:
-        if beat is not None:  # renewed at each step (and every HEARTBEAT_SECONDS): a run taken as dead stops
+        if beat is not None:  # renewed at each step (and every third of the lease): a run taken as dead stops
             await beat.renew()
             beat.check()
         if progress:

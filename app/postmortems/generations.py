@@ -30,19 +30,16 @@ incident), run on behalf of the `postmortem-bot` user.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import logging
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Mapping
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from app import classification, live, periodic
+from app import classification, leases, live, periodic
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from app.incidents import hooks, service as incidents
@@ -252,99 +249,28 @@ async def ensure_postmortem(bk: Backends, *, incident: Mapping[str, Any], user: 
     return doc, True
 
 
-class LeaseLost(Exception):
-    """This run no longer holds its generation's lease (it ran out, or another run took the job over):
-    it writes nothing more."""
-
-
-async def _renew(bk: Backends, claimed: Mapping[str, Any], *, session=None) -> bool:
-    """Extend this run's lease from now, only while it still holds it unexpired. The update always
-    changes the log (a counter), so inside a transaction it conflicts with a concurrent claim."""
-    now = utcnow()
-    result = await bk.mongo.postmortem_generations.update_one(
-        {"_id": claimed["_id"], "lease": claimed["lease"], "leased_until": {"$gt": now}},
-        {"$set": {"leased_until": now + timedelta(seconds=bk.settings.postmortem_generation_lease_seconds)},
-         "$inc": {"lease_renewals": 1}}, session=session)
-    return result.matched_count == 1
-
-
-@dataclasses.dataclass
-class _FencedBackends(Backends):
-    """The backends of one run: every MongoDB transaction made through them (a service's write with its
-    audit entry) first renews the run's lease in that same transaction, and aborts with `LeaseLost` when
-    the lease is gone; `then(session)` runs after the write, inside it too."""
-
-    claimed: Mapping[str, Any] | None = None
-    then: Callable[[Any], Awaitable[None]] | None = None
-
-    async def transaction(self, op):
-        async def guarded(s):
-            if not await _renew(self, self.claimed, session=s):
-                raise LeaseLost(f"Generation '{self.claimed['_id']}' lost its lease")
-            result = await op(s)
-            if self.then is not None:
-                await self.then(s)
-            return result
-
-        return await super().transaction(guarded)
+# the generation logs as leased jobs (app/leases.py): `active` while PENDING or PROCESSING
+JOBS = leases.Jobs("postmortem_generations", active="active", running=G.PROCESSING.value,
+                   lease_seconds=lambda settings: settings.postmortem_generation_lease_seconds, what="generation")
+LeaseLost = leases.LeaseLost
 
 
 def _fenced(bk: Backends, claimed: Mapping[str, Any], *, then=None) -> Backends:
-    """`bk` for the writes of the run holding `claimed`'s lease (see `_FencedBackends`)."""
-    base = {f.name: getattr(bk, f.name) for f in dataclasses.fields(Backends)}
-    return _FencedBackends(**base, claimed=claimed, then=then)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeat(bk: Backends, claimed: Mapping[str, Any]):
-    """Renew the run's lease every third of it while the block runs, so a slow generation is not taken
-    over; it stops once the lease is gone (the run's writes then abort: see `_fenced`)."""
-    async def beat() -> None:
-        every = max(bk.settings.postmortem_generation_lease_seconds / 3, 0.05)
-        while True:
-            await asyncio.sleep(every)
-            try:
-                if not await _renew(bk, claimed):
-                    log.warning("generation lease lost", extra={"generation": claimed["_id"]})
-                    return
-            except PyMongoError as exc:  # out of reach now: try again at the next beat
-                log.warning("generation lease not renewed", extra={"generation": claimed["_id"],
-                                                                   "error": str(exc)[:300]})
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """`bk` for the writes of the run holding `claimed`'s lease (app/leases.py `Jobs.fenced`)."""
+    return JOBS.fenced(bk, claimed, then=then)
 
 
 async def _claim(bk: Backends, gen_id: str) -> dict | None:
     """Lease a PENDING generation, or a PROCESSING one whose lease expired (its worker died)."""
-    now = utcnow()
-    lease = str(uuid.uuid4())
-    return await bk.mongo.postmortem_generations.find_one_and_update(
-        {"_id": gen_id, "$or": [{"status": G.PENDING.value},
-                                {"status": G.PROCESSING.value, "leased_until": {"$lte": now}}]},
-        {"$set": {"status": G.PROCESSING.value, "started_at": now, "updated_at": now, "lease": lease,
-                  "leased_until": now + timedelta(seconds=bk.settings.postmortem_generation_lease_seconds)},
-         "$inc": {"attempts": 1}},
-        return_document=ReturnDocument.AFTER)
+    return await JOBS.claim(bk, {"_id": gen_id, "$or": [{"status": G.PENDING.value},
+                                                         {"status": G.PROCESSING.value, "leased_until": {"$lte": utcnow()}}]},
+                            started_at=utcnow(), inc={"attempts": 1})
 
 
 async def _finish(bk: Backends, claimed: dict, status: GenerationStatus, **fields: Any) -> dict | None:
     """Write the outcome, only while this run still holds the lease."""
-    now = utcnow()
-    fields.update(status=status.value, completed_at=now, updated_at=now,
-                  processing_time=round((now - claimed["started_at"]).total_seconds(), 3))
-    doc = await bk.mongo.postmortem_generations.find_one_and_update(
-        {"_id": claimed["_id"], "lease": claimed["lease"]},
-        {"$set": fields, "$unset": {"active": "", "leased_until": "", "lease": ""}},
-        return_document=ReturnDocument.AFTER)
-    if doc is None:
-        log.warning("generation lease lost before it finished", extra={"generation": claimed["_id"]})
-    else:
+    doc = await JOBS.finish(bk, claimed, status.value, since=claimed["started_at"], **fields)
+    if doc is not None:
         await live.announce(bk, TOPIC, claimed["_id"])
     return doc
 
@@ -366,7 +292,7 @@ async def run(bk: Backends, gen_id: str) -> dict | None:
             f"Gave up after {claimed['attempts'] - 1} attempts; last error: {claimed.get('last_error') or 'none recorded'}"))
     began = time.perf_counter()
     try:
-        async with _heartbeat(bk, claimed):
+        async with JOBS.heartbeat(bk, claimed):
             outcome = await _generate(bk, claimed)
     except LeaseLost:  # paused past the lease, or taken over: it wrote nothing; whoever holds it finishes
         log.warning("generation lease lost; nothing written", extra={"generation": gen_id})

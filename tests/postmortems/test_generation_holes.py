@@ -199,18 +199,19 @@ class Gates:
 
 
 def pause_heartbeat_of_first_claim(monkeypatch):
-    """The first run of a generation is a paused process: its heartbeat does not beat either."""
-    real = getattr(generations, "_heartbeat", None)
+    """The first run of a generation is a paused process: its heartbeat (app/leases.py) does not beat either."""
+    from app import leases
+
+    real = leases.Jobs.heartbeat
 
     @contextlib.asynccontextmanager
-    async def heartbeat(bk, claimed):
-        if claimed["attempts"] == 1 or real is None:
-            yield
-        else:
-            async with real(bk, claimed):
-                yield
+    async def paused(bk, claimed):
+        yield
 
-    monkeypatch.setattr(generations, "_heartbeat", heartbeat, raising=False)
+    def heartbeat(self, bk, claimed):
+        return paused(bk, claimed) if claimed.get("attempts") == 1 else real(self, bk, claimed)
+
+    monkeypatch.setattr(leases.Jobs, "heartbeat", heartbeat)
 
 
 async def wait_for(event: asyncio.Event, what: str, timeout: float = 15) -> None:
