@@ -83,7 +83,7 @@ def serve(port: int, data_dir: Path, seed: bool) -> None:
             return await service.issue_token(bk, user=admin)
 
         token = _run(prepare, needs=("mongodb", "search", "broker"))
-        # X-Forwarded-For is believed from nobody unless the operator names a proxy (see README, Auth).
+        # X-Forwarded-For is believed from nobody unless the operator names a proxy (see docs/architecture.md, security).
         env = {"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)}
         sup.add("worker", lambda: _child([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1",
                                           "--threads", "4"], env))

@@ -7,7 +7,7 @@ wins). Request bodies go through `loads()`; free-form JSON fields (event `detail
 `external_references`) are checked again by `check()` because GraphQL literals reach them without
 passing through a JSON decoder.
 
-Rules (documented in the README): at most `max_depth` levels of nesting and MAX_VALUES values;
+Rules (documented in docs/api/rest.md): at most `max_depth` levels of nesting and MAX_VALUES values;
 integers within [-2^63, 2^63); finite numbers only; no duplicate keys; text that is valid UTF-8 once
 decoded (no lone surrogates); object keys without NUL and not starting with `$` (MongoDB operator
 syntax).

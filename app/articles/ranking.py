@@ -1,4 +1,4 @@
-"""Knowledge-base search ranking and article popularity (the formulas are in the README).
+"""Knowledge-base search ranking and article popularity (the formulas are in docs/domains/knowledge-base.md).
 
     relevance  = the article's full-text score / the best score among the candidates   (0-1)
     similarity = (1 - g - h) cosine(query profile, article) + g topic affinity

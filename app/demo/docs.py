@@ -1,5 +1,5 @@
 """Articles about the product itself (how to search, how to record an incident, who sees what, the
-reference tables, and what the demo holds). Their facts are the documented behaviour (README)."""
+reference tables, and what the demo holds). Their facts are the documented behaviour (docs/)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Counters are fixed one-hour windows in the Redis-protocol server (Valkey), so every API process
 shares them. A process reserves requests in small blocks (`INCRBY`, a hundredth of the limit) and
-spends them locally, so most requests cost no round trip; a user can therefore get at most one
-block minus one request more per API process than the limit (none for the write limit of 100).
+spends them locally, so most requests cost no round trip. A block is granted only up to what is left
+of the limit, so the processes together never grant more than the limit; what a process reserved and
+did not spend is lost to the user until the window ends.
 If that server is down, requests are let through (and logged): availability of the API matters
 more than the exactness of a limit.
 """

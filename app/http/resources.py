@@ -13,7 +13,8 @@ status, and, when not the method's, its rate class. From that one declaration `r
   the body validated against its model (400 with the fields), then the operation;
 - DRF-style pages (`count/next/previous/results`) for a `Page`, the serializer for a stored document.
 
-The same declarations are what the OpenAPI document and the permission matrix are generated from.
+These declarations are meant to be the one source of the OpenAPI document and of the permission matrix
+(not generated yet).
 """
 
 from __future__ import annotations

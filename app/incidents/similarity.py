@@ -21,7 +21,7 @@ factor `{factor, weight, value, detail}`.
 Measured (bench/similarity_quality.py, fusions chosen on one half of the dataset, judged on the other):
 this formula beats the text relevance alone on same-cause nDCG@10 through its structure part; the semantic
 part adds +0.005 [-0.013, +0.023] over text + structure (within noise), and rank fusion, min-max or
-z-scored signals tuned on the other half all did worse held out, so the formula stays (README, Quality).
+z-scored signals tuned on the other half all did worse held out, so the formula stays (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -332,7 +332,7 @@ async def test_search_offset_stays_within_the_index_window(client, viewer):
 
 
 @pytest.mark.xfail(strict=True, reason="known, not fixed: the search engine's BM25 statistics (document "
-                   "frequencies, lengths) span every indexed article, hidden ones included; see README")
+                   "frequencies, lengths) span every indexed article, hidden ones included; see docs/decisions.md")
 async def test_relevance_does_not_depend_on_hidden_articles(client, bk, make_article, people):
     """Two visible articles, one per query word; RESTRICTED articles full of one of the words then
     change the visible articles' relevance, telling a PUBLIC viewer that hidden articles use it."""
