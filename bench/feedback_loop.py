@@ -1,7 +1,9 @@
 """Benchmark: do effectiveness ratings feed back — does a target (an article, a similar incident whose
 fix is suggested) that keeps helping rise for later incidents, and one that keeps failing sink?
 
-    .venv/bin/python bench/feedback_loop.py [--seed 7] [--limit N] [--noise 0.2]
+    .venv/bin/python bench/feedback_loop.py [--seed 7] [--limit N] [--noise 0.2] [--samples FILE]
+
+(all 176 sequence incidents: about 3-6 minutes on these 2-core machines; `--limit 12` about 40 s)
 
 Own local stack (bench/harness.py). The 200 dataset rows are seeded as the demo does (incidents, then
 articles and demo users: `app.demo.seed_incidents`, `seed_articles`), the outbox is flushed (search
@@ -11,9 +13,19 @@ the "what is known early" query are bench/similarity_quality.py's (`Relevance`, 
 Simulated responders. The incidents whose root cause has a class (and a same-class neighbour) are taken
 in a fixed random order (`--seed`). Each is opened as a NEW OPEN incident through
 `app.incidents.service.create_incident` in its early-known form (`early_query`: no root cause,
-resolution or description, symptom title, early timeline). These new incidents are never indexed or
-embedded (no outbox flush, no backfill after seeding), so the candidate pool stays the 200 dataset
-incidents and the articles; the bench checks no recommendation names one of them. For each type
+resolution or description, symptom title, early timeline). These probes are queries, never part of the
+corpus: the candidate pool stays the 200 dataset incidents and the articles. The service would make a
+probe a similar-incident candidate of the next ones twice over: through the search index once its outbox
+sync runs, and at once from MongoDB (app/incidents/similarity.py `not_yet_searchable`: an incident with a
+pending index sync in the outbox, or written within RECENT_SECONDS). So once a probe is written (`keep_out`)
+its outbox entries (index sync, embedding job, recommendation job) are removed — no worker runs here, so
+nothing else would take them — and its `created_at`/`updated_at` are moved back past RECENT_SECONDS, as if
+it had been written a moment earlier; its text, fields and timeline are as written. Before the first probe
+the seeded corpus is let age past RECENT_SECONDS with nothing pending (`settle_corpus`), so every
+candidate is scored by the search engine as in steady service, not by words in common for the last ones
+seeded. Checked, and the run stops otherwise: no probe is ever a candidate from MongoDB
+(`not_yet_searchable` asked directly), in the search index or the outbox, and every SIMILAR_INCIDENT /
+SOLUTION target is a seeded dataset incident. For each type
 (SIMILAR_INCIDENT, SOLUTION, KNOWLEDGE_ARTICLE; experts left out: no root cause to judge them by)
 `generate_for_incident` is called on its own (max_recommendations=10, min_confidence=0) as the demo
 importer (admin): the service's `max_recommendations` caps the total over all types (`_pick`), so one
@@ -30,6 +42,13 @@ Relevant = the target shares a root-cause class with the incident (grade 2 of si
   them share a class with the incident (an article with no source, e.g. a product guide, never is).
 
 Measured:
+- confidence (the per-type logistic model, app/recommendations/engine.py and calibration.py): AUC (ties
+  count half, as calibration.auc) and ECE (10 equal-width bins) with the reliability table (n, mean
+  predicted, observed helpful rate) over the top 3 of each type, on held-out ratings: the rating pass's
+  second half (each scored before its own ratings), the first half regenerated with the others' ratings,
+  and — the like-for-like comparison — the second half regenerated in the same state (all ratings but its
+  own and its twins') with the shipped prior and then with the product's refit (`calibration.refit` on the
+  first half's ratings only), per type with its table, and the confidence level distribution;
 - cold vs warm: precision@3 over the first half of the sequence (few ratings yet) and the second half
   (the first half's ratings in), each beside the same incidents regenerated with no feedback (control),
   and a learning curve by quarter of the sequence;
@@ -55,6 +74,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -83,6 +103,53 @@ async def seed_all(bk, rows: list[dict]):
     await bk.search.indices.refresh(index=bk.index_alias("articles"))
     print(f"Seeded {n} articles (and the demo users) in {time.perf_counter() - t:.1f} s, outbox flushed")
     return importer
+
+
+async def settle_corpus(bk) -> None:
+    """Nothing of the corpus pending in the outbox's incidents sync, and its newest incident written more
+    than RECENT_SECONDS ago (waited for), so no seeded incident is a candidate from MongoDB
+    (`not_yet_searchable`): each is scored by the search engine, as in steady service."""
+    from app.incidents import similarity
+    from indexers import incidents as incidents_index
+
+    pending = await bk.mongo.outbox.count_documents({"index": incidents_index.INDEX.name})
+    assert pending == 0, f"{pending} incidents still waiting for their index sync after the flush"
+    newest = await bk.mongo.incidents.find_one({}, {"updated_at": 1}, sort=[("updated_at", -1)])
+    if newest is not None:
+        age = (datetime.now(timezone.utc) - newest["updated_at"]).total_seconds()
+        if age <= similarity.RECENT_SECONDS:
+            await asyncio.sleep(similarity.RECENT_SECONDS - age + 0.5)
+
+
+async def keep_out(bk, inc_id: str) -> None:
+    """Keep a probe (a new incident the bench writes as a query) out of every candidate pool: its outbox
+    entries removed (no index sync, embedding or recommendation job will run for it) and its
+    created_at/updated_at moved back past RECENT_SECONDS, so `not_yet_searchable` does not offer it."""
+    from app.incidents import similarity
+
+    await bk.mongo.outbox.delete_many({"doc_id": inc_id})
+    back = timedelta(seconds=similarity.RECENT_SECONDS + 1.0)
+    doc = await bk.mongo.incidents.find_one({"_id": inc_id}, {"created_at": 1, "updated_at": 1})
+    await bk.mongo.incidents.update_one({"_id": inc_id}, {"$set": {"created_at": doc["created_at"] - back,
+                                                                   "updated_at": doc["updated_at"] - back}})
+
+
+async def probe_exposure(bk, user, probe_ids: set[str]) -> dict[str, int]:
+    """How many probes the service could offer as candidates now: from MongoDB (`not_yet_searchable`, asked
+    with nothing excluded, every namespace the probes use), in the search index, with an outbox entry."""
+    from app.incidents import similarity
+    from indexers import incidents as incidents_index
+
+    namespaces = await bk.mongo.incidents.distinct("namespace", {"_id": {"$in": sorted(probe_ids)}})
+    from_mongo = set()
+    for ns in namespaces:
+        from_mongo |= {d["_id"] for d in await similarity.not_yet_searchable(bk, user=user, namespace=ns, exclude=set())}
+    res = await bk.search.search(index=bk.index_alias(incidents_index.INDEX.name),
+                                 body={"size": 0, "query": {"ids": {"values": sorted(probe_ids)}}})
+    total = res["hits"]["total"]
+    return {"not_yet_searchable": len(from_mongo & probe_ids),
+            "indexed": total["value"] if isinstance(total, dict) else int(total),
+            "outbox": await bk.mongo.outbox.count_documents({"doc_id": {"$in": sorted(probe_ids)}})}
 
 
 class Corpus:
@@ -129,10 +196,14 @@ class Judge:
     def excluded(self, q: str, rec: dict) -> bool:
         own = {q} | self.rel.twins[q]
         if rec.get("related_incident"):
-            if rec["related_incident"] in self.query_ids:
+            if rec["related_incident"] in self.query_ids or rec["related_incident"] not in self.c.ds_of:
+                # a probe (or anything but a seeded dataset incident) as a candidate: the figures would
+                # judge something that is not a past incident; stop rather than drop it quietly
                 self.leaks += 1
-                return True
-            return self.c.ds_of.get(rec["related_incident"]) in own
+                raise RuntimeError(f"a {rec['recommendation_type']} recommendation names {rec['related_incident']}, "
+                                   f"not a seeded dataset incident (a probe: "
+                                   f"{rec['related_incident'] in self.query_ids})")
+            return self.c.ds_of[rec["related_incident"]] in own
         if rec.get("knowledge_article"):
             src = self.c.article_sources.get(rec["knowledge_article"], set())
             return bool(src) and src <= own
@@ -210,28 +281,58 @@ def print_table(title: str, passes: list[tuple[str, dict]]) -> None:
                   f"{m['conf_rel_all'] - m['conf_irr_all']:+6.3f} {m['with_fb']:5d}")
 
 
-def confidence_report(title: str, results: dict[str, dict[str, list[dict]]], qs: list[str], top: int = TOP) -> dict:
+def _auc(p: np.ndarray, y: np.ndarray) -> float:
+    """AUC with ties counted half (the product's calibration.auc)."""
+    from app.recommendations import calibration
+
+    a = calibration.auc(zip(p.tolist(), y.tolist()))
+    return float("nan") if a is None else a
+
+
+def _levels(p: np.ndarray) -> str:
+    from app.recommendations.models import level_for
+
+    levels = Counter(level_for(float(x)).value for x in p)
+    return ", ".join(f"{k} {levels[k]}" for k in ("LOW", "MEDIUM", "HIGH", "VERY_HIGH"))
+
+
+def _table(p: np.ndarray, y: np.ndarray, indent: str) -> None:
+    print(f"{indent}{'bin':9} {'n':>5} {'predicted':>9} {'observed':>8}")
+    for lo, hi, n, pm, om in sq.reliability(p, y)[1]:
+        if n:
+            print(f"{indent}{lo:.1f}-{hi:.1f}  {n:5d} {pm:9.3f} {om:8.3f}")
+
+
+def confidence_report(title: str, results: dict[str, dict[str, list[dict]]], qs: list[str], top: int = TOP,
+                      per_type_tables: bool = False) -> dict:
     """How well `confidence_score` predicts the responder's rating on held-out recommendations: AUC
-    (discrimination), ECE (10 bins) and the reliability table, over the top `top` of each type."""
+    (discrimination, ties half), ECE (10 bins) and the reliability table, over the top `top` of each type;
+    with `per_type_tables` each type's table and levels too."""
     pairs = [(r["conf"], int(r["rel"]), tt) for q in qs for tt in TYPES for r in results[q][tt][:top]]
     p = np.array([x for x, _, _ in pairs])
     y = np.array([x for _, x, _ in pairs])
-    ece, table = sq.reliability(p, y)
-    auc = sq._auc(p, y)
+    ece = sq.reliability(p, y)[0]
+    auc = _auc(p, y)
     print(f"\n{title}: {len(pairs)} rated recommendations, {y.mean():.3f} helpful; AUC {auc:.3f}, ECE {ece:.3f}")
+    out = {"auc": auc, "ece": ece, "n": len(pairs), "types": {}}
     for tt in TYPES:
         pt = np.array([x for x, _, t in pairs if t == tt])
         yt = np.array([v for _, v, t in pairs if t == tt])
         if len(pt):
-            print(f"  {tt:18} n {len(pt):4d} helpful {yt.mean():.3f} AUC {sq._auc(pt, yt):.3f} "
-                  f"ECE {sq.reliability(pt, yt)[0]:.3f}")
-    levels = Counter("VERY_HIGH" if x >= 0.85 else "HIGH" if x >= 0.7 else "MEDIUM" if x >= 0.5 else "LOW" for x in p)
-    print("  levels: " + ", ".join(f"{k} {levels[k]}" for k in ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")))
-    print(f"  {'bin':9} {'n':>5} {'predicted':>9} {'observed':>8}")
-    for lo, hi, n, pm, om in table:
-        if n:
-            print(f"  {lo:.1f}-{hi:.1f}  {n:5d} {pm:9.3f} {om:8.3f}")
-    return {"auc": auc, "ece": ece, "n": len(pairs)}
+            e_t, a_t = sq.reliability(pt, yt)[0], _auc(pt, yt)
+            out["types"][tt] = {"auc": a_t, "ece": e_t, "n": len(pt), "helpful": float(yt.mean())}
+            print(f"  {tt:18} n {len(pt):4d} helpful {yt.mean():.3f} mean conf {pt.mean():.3f} AUC {a_t:.3f} "
+                  f"ECE {e_t:.3f}")
+    print(f"  levels (all types): {_levels(p)}")
+    _table(p, y, "  ")
+    if per_type_tables:
+        for tt in TYPES:
+            pt = np.array([x for x, _, t in pairs if t == tt])
+            yt = np.array([v for _, v, t in pairs if t == tt])
+            if len(pt):
+                print(f"  {tt}: levels {_levels(pt)}")
+                _table(pt, yt, "    ")
+    return out
 
 
 def bootstrap(a: list[float], b: list[float], seed: int, n: int = 2000) -> tuple[float, float, float]:
@@ -242,12 +343,20 @@ def bootstrap(a: list[float], b: list[float], seed: int, n: int = 2000) -> tuple
 
 
 async def refit_report(bk, user, judge, first, second, inc_of, twins_of) -> None:
-    """The product's refit (app/recommendations/calibration.py) fitted on the first half's ratings only,
-    then the second half regenerated with it (their own and their twins' ratings held out) and judged."""
-    from app.recommendations import calibration
+    """Shipped prior vs the product's refit (app/recommendations/calibration.py), like for like: the second
+    half regenerated with the prior, then `calibration.refit` on the first half's ratings only (the second
+    half's hidden while it fits), then the second half regenerated with the refit — both in the same state
+    (every rating but the incident's own and its twins': held out) and judged."""
+    from app.recommendations import calibration, engine
 
     if not hasattr(calibration, "refit"):
         return
+    await bk.mongo.recommendation_calibration.delete_many({})
+    calibration._cache.clear()
+    prior2 = await regenerate(bk, user, judge, second, inc_of, hold_out=twins_of)
+    confidence_report("Confidence vs rating, second half regenerated with the SHIPPED PRIOR "
+                      "(engine.DEFAULT_MODELS; the others' ratings in, its own and its twins' held out)",
+                      prior2, second, per_type_tables=True)
     second_ids = [inc_of[q] for q in second]
     hidden = await bk.mongo.recommendations.update_many(
         {"incident": {"$in": second_ids}, "effectiveness_rating": {"$ne": None}},
@@ -255,11 +364,24 @@ async def refit_report(bk, user, judge, first, second, inc_of, twins_of) -> None
     report = await calibration.refit(bk)
     await bk.mongo.recommendations.update_many({"_bench_rating": {"$exists": True}},
                                                {"$rename": {"_bench_rating": "effectiveness_rating"}})
-    print(f"\nRefit on the first half's ratings ({hidden.modified_count} second-half ratings hidden): "
-          + "; ".join(f"{t} {r.get('ratings')} ratings kept={r.get('kept')}" for t, r in report.items()))
+    print(f"\nRefit (calibration.refit) on the first half's ratings ({hidden.modified_count} second-half ratings "
+          f"hidden while it fits):")
+    for t, r in report.items():
+        if t not in TYPES:
+            continue
+        line = f"  {t:18} {r.get('ratings')} ratings, kept={r.get('kept')}"
+        if "loss_before" in r:
+            line += (f"; log loss current {r['loss_before']:.4f} vs refit 2-fold CV {r['loss_after']:.4f}; "
+                     f"in-sample ECE {r['ece_before']:.3f} -> {r['ece_after']:.3f}, "
+                     f"AUC {r['auc_before']} -> {r['auc_after']}")
+        print(line)
+        if r.get("kept"):
+            prior = engine.DEFAULT_MODELS[t]
+            print(f"  {'':18} b {prior['b']:+.2f} -> {r['b']:+.2f}; "
+                  + ", ".join(f"{f} {prior['w'][f]:.2f}->{w:.2f}" for f, w in r["w"].items()))
     after2 = await regenerate(bk, user, judge, second, inc_of, hold_out=twins_of)
-    confidence_report("Confidence vs rating, second half regenerated after the refit on the first half "
-                      "(held out)", after2, second)
+    confidence_report("Confidence vs rating, second half regenerated AFTER THE REFIT on the first half "
+                      "(same state, held out)", after2, second, per_type_tables=True)
     await bk.mongo.recommendation_calibration.delete_many({})
     calibration._cache.clear()
 
@@ -302,6 +424,7 @@ async def run(args) -> None:
     bk = connect(get_settings(), jobs=True)
     try:
         user = await seed_all(bk, rows)
+        await settle_corpus(bk)
         corpus = Corpus(await bk.mongo.incidents.find({}, {"embedding": 0}).to_list(None),
                         await bk.mongo.articles.find({}, {"related_incidents": 1, "content": 1,
                                                           "article_type": 1}).to_list(None))
@@ -336,6 +459,7 @@ async def run(args) -> None:
             new = await incidents.create_incident(bk, data=early_incident(doc, rel.facts[q].root_cause), user=user)
             inc_of[q] = new["_id"]
             judge.query_ids.add(new["_id"])
+            await keep_out(bk, new["_id"])
             t1 = time.perf_counter()
             res = await recommend(bk, user, judge, q, new["_id"], force=False)
             gen_ms.append((time.perf_counter() - t1) * 1000 / len(TYPES))
@@ -351,6 +475,13 @@ async def run(args) -> None:
               f"(generate p50 {sq.pct(gen_ms, 50):.0f} ms per type)")
         stored = await bk.mongo.recommendations.count_documents({"effectiveness_rating": {"$ne": None}})
         assert stored == ratings, (stored, ratings)
+        exposure = await probe_exposure(bk, user, judge.query_ids)
+        print(f"check: probes the service could offer as candidates after the rating pass (of {len(judge.query_ids)}): "
+              + ", ".join(f"{k} {v}" for k, v in exposure.items()))
+        assert not any(exposure.values()), exposure
+        shown = Counter(tt for q in order for tt in TYPES for _ in cold[q][tt][:TOP])
+        print("  shown (top 3 per type, rated) in the rating pass: "
+              + ", ".join(f"{tt} {shown[tt]}" for tt in TYPES) + f" (at most {len(order) * TOP} each)")
         if args.samples:  # (half, type, features, helped) of every rating, to fit the prior on one half
             half_of = {inc_of[q]: (0 if j < half else 1) for j, q in enumerate(order)}
             rated = await bk.mongo.recommendations.find(
@@ -410,7 +541,8 @@ async def run(args) -> None:
               f"{t_ctrl:.0f} s; 2 feedback passes over {len(first)} in {time.perf_counter() - t:.0f} s; "
               f"state restored after each incident)")
         print(f"check: incident 1 (no ratings when cold) regenerated without feedback gives the same lists: {same0}")
-        print(f"check: recommendations naming one of the new (unindexed) incidents: {judge.leaks}")
+        print(f"check: recommendations naming one of the probes or anything but a seeded dataset incident: "
+              f"{judge.leaks} (the run stops at the first)")
         print(f"held out for 'after': the incident's own ratings and those of its twins in the sequence "
               f"({sum(1 for q in first if twins_of[q])} of the first half have a twin there)")
 
@@ -420,6 +552,10 @@ async def run(args) -> None:
         confidence_report("Confidence vs rating, first half regenerated with the others' ratings (held out)",
                           after, first)
         await refit_report(bk, user, judge, first, second, inc_of, twins_of)
+        exposure = await probe_exposure(bk, user, judge.query_ids)
+        print("\ncheck: probes the service could offer as candidates at the end: "
+              + ", ".join(f"{k} {v}" for k, v in exposure.items()))
+        assert not any(exposure.values()), exposure
         print_table(f"Before/after on the first-half incidents ({len(first)}), regenerated after all {ratings} ratings",
                     [("cold (as first generated)", s_cold), ("control: no feedback", s_ctrl),
                      ("after: others' feedback (held out)", s_after), ("after incl. own + twins' (leak)", s_own)])
