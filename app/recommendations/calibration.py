@@ -8,8 +8,9 @@ prior (engine.DEFAULT_MODELS) and are refitted per type from ratings once `MIN_R
 1-2 did not, 3 left out; an applied, unrated recommendation counts as helped): `fit` maximises the
 likelihood with a ridge penalty that pulls each weight toward the prior (few or separable ratings cannot
 run away; a feature the ratings say nothing about keeps its prior weight). A refit is kept only when it
-predicts better out of sample: the 2-fold cross-validated log loss of refitting must beat the current
-model's, so a fit that only memorises is refused. The report gives the ECE (10 equal-width bins) and the
+predicts better out of sample: the cross-validated log loss of refitting (FOLDS folds, each incident's
+ratings in one fold, chosen by a hash of its id: the same ratings always give the same decision) must beat
+the current model's, so a fit that only memorises is refused. The report gives the ECE (10 equal-width bins) and the
 AUC before and after: a confidence can be perfectly calibrated and still separate nothing (everything at
 the base rate), so both are measured. Fits live in `recommendation_calibration`; `current` reads them
 (cached per process and database for a minute). Each stored recommendation keeps its features
@@ -18,6 +19,7 @@ the base rate), so both are measured. Fits live in `recommendation_calibration`;
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Any, Iterable, Mapping
@@ -31,6 +33,7 @@ from app.recommendations.models import RecommendationType
 from app.timefmt import utcnow
 
 MIN_RATINGS = 30
+FOLDS = 5
 BINS = 10
 RIDGE = 1.0  # pull toward the prior, in units of one rating's log loss per unit of squared weight change
 CACHE_SECONDS = 60.0
@@ -125,10 +128,24 @@ def log_loss(samples: list[tuple[Mapping[str, float], int]], model: Mapping[str,
     return total / max(1, len(samples))
 
 
-def _cross_validated(samples: list[tuple[Mapping[str, float], int]], prior: Mapping[str, Any]) -> float:
-    """2-fold log loss of refitting (samples split alternately, after a stable order)."""
-    a, b = samples[::2], samples[1::2]
-    return (log_loss(b, fit(a, prior)) * len(b) + log_loss(a, fit(b, prior)) * len(a)) / max(1, len(samples))
+def fold_of(group: str, folds: int = FOLDS) -> int:
+    """The fold of an incident's ratings: a hash of its id (never a random split, never one incident in two)."""
+    return int(hashlib.sha256(str(group).encode()).hexdigest()[:8], 16) % folds
+
+
+def _cross_validated(samples: list[tuple[Mapping[str, float], int]], groups: list[str],
+                     prior: Mapping[str, Any]) -> float:
+    """Cross-validated log loss of refitting: each fold predicted by a fit on the others."""
+    folds = [fold_of(g) for g in groups]
+    total, n = 0.0, 0
+    for k in sorted(set(folds)):
+        held = [s for s, f in zip(samples, folds) if f == k]
+        rest = [s for s, f in zip(samples, folds) if f != k]
+        if not rest:
+            return log_loss(samples, prior)  # one incident only: nothing to learn from out of sample
+        total += log_loss(held, fit(rest, prior)) * len(held)
+        n += len(held)
+    return total / max(1, n)
 
 
 async def current(bk: Backends) -> dict[str, dict[str, Any]]:
@@ -142,16 +159,18 @@ async def current(bk: Backends) -> dict[str, dict[str, Any]]:
     return {t.value: fitted.get(t.value, engine.DEFAULT_MODELS[t.value]) for t in RecommendationType}
 
 
-async def samples_for(bk: Backends, rec_type: str) -> list[tuple[dict[str, float], int]]:
-    """(features, helped) of the rated or applied recommendations of a type, in a stable order."""
+async def samples_for(bk: Backends, rec_type: str) -> tuple[list[tuple[dict[str, float], int]], list[str]]:
+    """(features, helped) of the rated or applied recommendations of a type, in a stable order, and the
+    incident each is for."""
     rows = await bk.mongo.recommendations.find(
         {"recommendation_type": rec_type, "confidence_features": {"$type": "object"},
          "$or": [{"effectiveness_rating": {"$in": [1, 2, 4, 5]}},
                  {"is_applied": True, "effectiveness_rating": None}]},
-        {"confidence_features": 1, "effectiveness_rating": 1, "is_applied": 1, "created_at": 1}).to_list(None)
+        {"confidence_features": 1, "effectiveness_rating": 1, "is_applied": 1, "created_at": 1,
+         "incident": 1}).to_list(None)
     rows.sort(key=lambda r: (str(r.get("created_at")), str(r["_id"])))
-    return [(r["confidence_features"], int(r.get("effectiveness_rating") is None or r["effectiveness_rating"] >= 4))
-            for r in rows]
+    return ([(r["confidence_features"], int(r.get("effectiveness_rating") is None or r["effectiveness_rating"] >= 4))
+             for r in rows], [str(r.get("incident")) for r in rows])
 
 
 @periodic.every(lambda s: s.recommendation_calibration_refit_seconds, name="confidence calibration refit")
@@ -161,14 +180,14 @@ async def refit(bk: Backends) -> dict[str, dict[str, Any]]:
     models = await current(bk)
     report: dict[str, dict[str, Any]] = {}
     for t in RecommendationType:
-        samples = await samples_for(bk, t.value)
+        samples, groups = await samples_for(bk, t.value)
         entry: dict[str, Any] = {"ratings": len(samples), **models[t.value], "kept": False}
         if len(samples) >= MIN_RATINGS:
             prior = engine.DEFAULT_MODELS[t.value]
             new = fit(samples, prior)
             before = [(engine.confidence(f, models[t.value]), y) for f, y in samples]
             after = [(engine.confidence(f, new), y) for f, y in samples]
-            loss_before, loss_after = log_loss(samples, models[t.value]), _cross_validated(samples, prior)
+            loss_before, loss_after = log_loss(samples, models[t.value]), _cross_validated(samples, groups, prior)
             entry.update(ece_before=ece(before), ece_after=ece(after), auc_before=auc(before), auc_after=auc(after),
                          loss_before=round(loss_before, 4), loss_after=round(loss_after, 4))
             if loss_after < loss_before:

@@ -77,3 +77,19 @@ async def test_refit_from_ratings_only_with_enough_and_only_when_better(own):  #
     mid = {"similarity": 0.4, "semantic": 0.5, "lexical": 0.5, "services": 0.0, "category": 1.0, "fix": 1.0}
     assert engine.confidence(mid, models["KNOWLEDGE_ARTICLE"]) < engine.confidence(
         mid, engine.DEFAULT_MODELS["KNOWLEDGE_ARTICLE"])
+
+
+def test_the_keep_or_refuse_decision_does_not_depend_on_ids_or_order():
+    """Folds by a hash of the incident (before: alternate samples after sorting by a random uuid, so the same
+    ratings were kept in one run and refused in the next); one incident's ratings never in two folds."""
+    rnd = random.Random(5)
+    true = {"b": -1.0, "w": {"similarity": 3.0, "feedback": 2.0}}
+    rows = [(_sample(rnd, true), f"inc-{i // 3}") for i in range(300)]  # three ratings per incident
+    prior = engine.DEFAULT_MODELS["SIMILAR_INCIDENT"]
+    losses = set()
+    for _ in range(3):
+        rnd.shuffle(rows)
+        losses.add(round(calibration._cross_validated([s for s, _ in rows], [g for _, g in rows], prior), 6))
+    assert len(losses) == 1, losses
+    assert calibration.fold_of("inc-7") == calibration.fold_of("inc-7")
+    assert len({calibration.fold_of(f"inc-{i}") for i in range(100)}) == calibration.FOLDS
