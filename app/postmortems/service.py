@@ -10,31 +10,36 @@ Separation of duties: whoever answers for the content — the owner, the author 
 everyone who owned it before — never approves it nor is named its approver. Action items are edited one
 by one, or written whole only on the condition that the list is still the one the writer read
 (`action_items_version`). An ARCHIVED postmortem is read-only. Every write applies only while the
-postmortem is still visible to the writer."""
+postmortem is still visible to the writer.
+
+Completion, overdue and the default due date are app/postmortems/completion.py; the knowledge-base article a
+published postmortem becomes is app/postmortems/knowledge_article.py. Both are read through this module too."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import re
 import uuid
 from datetime import timedelta
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ValidationError as PydanticValidationError
+from pydantic import BaseModel
 from pymongo import ReturnDocument
 
-from app import classification, periodic
+from app import classification
 from app.activity.service import record_audit
 from app.backends import Backends
 from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents.models import Severity
 from app.listing import Filter, ListSpec, Page, visible_page
-from app.articles import service as articles
-from app.articles.models import ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate
-from app.postmortems.models import (REQUIRED_SECTIONS, SETTLED_ITEM_STATUSES, ActionItemUpdate, PostmortemCreate,
+# completion and the published article have their own modules; callers (REST, GraphQL, jobs) still read
+# complete_sections, completion_percentage, is_overdue and sync_pending_articles through the service
+from app.postmortems.completion import (CLOSED_STATUSES, complete_sections, completion_percentage,  # noqa: F401
+                                        default_due_date, is_overdue)
+from app.postmortems.knowledge_article import prepare_article, sync_article, sync_pending_articles  # noqa: F401
+from app.postmortems.models import (SETTLED_ITEM_STATUSES, ActionItemUpdate, PostmortemCreate,
                                     PostmortemStatus, item_changes, items_version_sent, plain_changes)
 from app.timefmt import isoz, utcnow
 from app.users import service as users
@@ -52,7 +57,6 @@ MOVES: dict[str, dict[str, str]] = {
     S.ARCHIVED.value: {},
 }
 ACTION_TARGET = {action: target for moves in MOVES.values() for target, action in moves.items()}
-CLOSED_STATUSES = (S.PUBLISHED.value, S.ARCHIVED.value)
 
 LIST_SPEC = ListSpec(
     filters=(Filter("status", "status", PostmortemStatus), Filter("severity", "severity", Severity),
@@ -76,123 +80,6 @@ def has_content(value: Any) -> bool:
         return any(has_content(v) if isinstance(v, (str, list, dict)) else v is not None for v in
                    (value.values() if isinstance(value, dict) else value))
     return value is not None
-
-
-# --- completion: the sections a reviewer would call complete (pure, cheap: computed on every read) -------
-
-WORD = re.compile(r"[^\W\d_][\w'’-]*")  # a word: starts with a letter
-# the whole text is a placeholder ("TBD", "n/a", "...", "Executive summary...", "To be written")
-PLACEHOLDER = re.compile(r"^\W*(?:n/?a|none|nothing|unknown|tbd|todo|to ?do|wip|tba|\?+|-+|\.+|x+|"
-                         r"(?:the )?(?:executive )?summary|root cause(?: analysis)?|rca|impact(?: assessment)?|"
-                         r"lessons?(?: learned)?|action items?|timeline|(?:to be|will be) (?:written|added|filled"
-                         r"(?: in)?|completed|determined|confirmed)(?: later)?|coming soon|placeholder|lorem ipsum)"
-                         r"\W*$", re.I)
-# a root cause that is not known yet, whatever else the section says around it
-UNKNOWN_CAUSE = re.compile(r"\broot cause (?:is|was|remains|has)(?: still)? (?:not (?:yet )?(?:been )?(?:recorded|"
-                           r"known|stated|determined|identified|found|documented|confirmed)|unknown|unclear|"
-                           r"undetermined|under investigation|tbd)\b|\broot cause\s*:\s*(?:unknown|unclear|n/?a|none|"
-                           r"\?+|not (?:yet )?(?:known|recorded|determined|identified))(?!\w)|"
-                           r"\b(?:tbd|todo|to be determined)\b", re.I)
-SUMMARY_MIN_WORDS = 8  # words of the executive summary beyond the postmortem's title (what happened)
-# the summary states an impact: who or what was affected, for how long, what failed
-IMPACT = re.compile(r"(?<![\w])(?:affect\w*|impact\w*|users?|customers?|clients?|outages?|down(?:time)?|"
-                    r"unavailab\w*|unreachable|degrad\w*|errors?|fail\w*|broke\w*|crash\w*|time[ds]? ?out\w*|"
-                    r"latency|lost|loss|revenue|requests?|orders?|payments?|transactions?|data|seconds?|minutes?|"
-                    r"hours?|days?|percent)(?![\w])|\d\s*%", re.I)
-DETECTION_WORDS = re.compile(r"(?<![\w])(?:detect\w*|alert\w*|pag(?:e|ed|ing)|report\w*|notic\w*|discover\w*|"
-                             r"observed|first sign\w*|triggered|fired)(?![\w])", re.I)
-RESOLUTION_WORDS = re.compile(r"(?<![\w])(?:resol\w*|mitigat\w*|restor\w*|recover\w*|fix(?:ed)?|roll(?:ed)? ?back\w*|"
-                              r"revert\w*|fail(?:ed)? ?over|all[ -]clear|back to normal|stabili[sz]\w*|closed)(?![\w])",
-                              re.I)
-DOCUMENTATION = re.compile(r"(?<![\w])(?:docs?|document\w*|runbooks?|wiki\w*|playbooks?)(?![\w])", re.I)
-
-
-def _words(text: Any) -> list[str]:
-    return WORD.findall(text) if isinstance(text, str) else []
-
-
-def _substantive(text: Any, min_words: int = 2) -> bool:
-    """Text with at least `min_words` words that is not, as a whole, a placeholder."""
-    return isinstance(text, str) and len(_words(text)) >= min_words and not PLACEHOLDER.match(text.strip())
-
-
-def _summary_complete(doc: Mapping[str, Any]) -> bool:
-    """Says what happened (SUMMARY_MIN_WORDS words beyond the postmortem's title) and its impact."""
-    text = doc.get("executive_summary")
-    if not _substantive(text):
-        return False
-    title = {w.lower() for w in _words(doc.get("title"))} | {"postmortem"}
-    beyond = [w for w in _words(text) if w.lower() not in title]
-    return len(beyond) >= SUMMARY_MIN_WORDS and bool(IMPACT.search(text))
-
-
-def _entry_text(entry: Any) -> str:
-    if isinstance(entry, Mapping):
-        return " ".join(str(v) for k, v in entry.items() if k != "timestamp" and isinstance(v, str))
-    return entry if isinstance(entry, str) else ""
-
-
-def _timeline_complete(doc: Mapping[str, Any]) -> bool:
-    """At least one detection event and one resolution or mitigation event."""
-    timeline = doc.get("timeline")
-    texts = [_entry_text(e) for e in timeline] if isinstance(timeline, list) else []
-    return any(DETECTION_WORDS.search(t) for t in texts) and any(RESOLUTION_WORDS.search(t) for t in texts)
-
-
-def _rca_complete(doc: Mapping[str, Any]) -> bool:
-    """Names a cause: not a placeholder, nor a text saying the root cause is not known."""
-    text = doc.get("root_cause_analysis")
-    return _substantive(text) and not UNKNOWN_CAUSE.search(text)
-
-
-def _concrete_item(item: Any) -> bool:
-    """An action item someone will do: a title, an owner, a due date and a priority, not abandoned (WONT_DO),
-    and not only a generic LOW documentation chore (its category or title about docs or a runbook)."""
-    if not isinstance(item, Mapping) or not _substantive(item.get("title")):
-        return False
-    if not str(item.get("assignee") or "").strip() or not item.get("due_date") or not item.get("priority"):
-        return False
-    if item.get("status") == "WONT_DO":
-        return False
-    generic = item.get("priority") == "LOW" and bool(
-        DOCUMENTATION.search(str(item.get("category") or "")) or DOCUMENTATION.search(str(item.get("title") or "")))
-    return not generic
-
-
-SECTION_COMPLETE = {
-    "executive_summary": _summary_complete,
-    "timeline": _timeline_complete,
-    "root_cause_analysis": _rca_complete,
-    "impact_assessment": lambda d: _substantive(d.get("impact_assessment"), 3),
-    "lessons_learned": lambda d: _substantive(d.get("lessons_learned")),
-    "action_items": lambda d: isinstance(d.get("action_items"), list) and any(
-        _concrete_item(i) for i in d["action_items"]),
-}
-
-
-def complete_sections(doc: Mapping[str, Any]) -> list[str]:
-    """The required sections a reviewer would call complete (README "completion_percentage")."""
-    return [s for s in REQUIRED_SECTIONS if SECTION_COMPLETE[s](doc)]
-
-
-def completion_percentage(doc: Mapping[str, Any]) -> float:
-    """The share (0-100, one decimal) of the six required sections that are complete (`complete_sections`)."""
-    return round(100.0 * len(complete_sections(doc)) / len(REQUIRED_SECTIONS), 1)
-
-
-def is_overdue(doc: Mapping[str, Any], now=None) -> bool:
-    due = doc.get("due_date")
-    return bool(due) and due < (now or utcnow()) and doc.get("status") not in CLOSED_STATUSES
-
-
-def default_due_date(bk: Backends, *, severity: str, incident: Mapping[str, Any], now):
-    """The configured number of days for the severity after the incident's resolution (after `now`, the
-    postmortem's creation, when it is unresolved), but never less than `postmortem_due_min_days` after `now`: a
-    postmortem started days after the incident (the generation command looks 7 days back) is not overdue
-    when it is created; one started within a day of the resolution keeps the severity's date."""
-    days = bk.settings.postmortem_due_days.get(severity, bk.settings.postmortem_due_days.get("MEDIUM", 10))
-    return max((incident.get("resolved_at") or now) + timedelta(days=days),
-               now + timedelta(days=bk.settings.postmortem_due_min_days))
 
 
 async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
@@ -429,7 +316,7 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
             raise PermissionDenied("Only the postmortem's approver or an admin may approve it",
                                    {"required": "approver or admin"}, code="NOT_APPROVER")
     if action == "publish":  # refuse before anything changes when the article could not be written
-        await _prepare_article(bk, current, user)
+        await prepare_article(bk, current, user)
     now = utcnow()
     changes: dict[str, Any] = {"status": target, "updated_at": now}
     if action == "publish":  # the article follows; until it is written the postmortem says so
@@ -509,99 +396,6 @@ async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: Ac
 
 
 # --- the knowledge-base article a published postmortem becomes -------------------------------
-
-ARTICLE_CONTENT_MAX = 200_000
-
-
-def _article_content(doc: Mapping[str, Any]) -> str:
-    parts = [f"# {doc['title']}"]
-    for heading, key in (("Executive summary", "executive_summary"), ("Root cause analysis", "root_cause_analysis"),
-                         ("Impact", "impact_assessment"), ("Lessons learned", "lessons_learned")):
-        if (doc.get(key) or "").strip():
-            parts.append(f"## {heading}\n\n{doc[key].strip()}")
-    items = [i for i in doc.get("action_items") or [] if isinstance(i, dict)]
-    if items:
-        lines = []
-        for i in items:
-            extra = ", ".join(x for x in (i.get("priority"), i.get("status"), i.get("category")) if x)
-            line = f"- {i.get('title', '')}" + (f" ({extra})" if extra else "")
-            if (i.get("description") or "").strip():
-                line += f": {i['description'].strip()}"
-            lines.append(line)
-        parts.append("## Action items\n\n" + "\n".join(lines))
-    text = "\n\n".join(parts)
-    return text[:ARTICLE_CONTENT_MAX]
-
-
-def _article_fields(doc: Mapping[str, Any], incident: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The article of a published postmortem, at the postmortem's classification. What it would copy from
-    the incident (its category and id) is left out when the incident is classified above the postmortem:
-    what a document copies takes its source's classification, or stays out."""
-    level = doc["data_classification"]
-    if incident is not None and classification.most_secret([incident, doc]) != level:
-        incident = None
-    category = ((incident or {}).get("category") or "").strip()[:100] or "Postmortem"
-    return {"title": doc["title"], "content": _article_content(doc), "article_type": ArticleType.POSTMORTEM_SUMMARY,
-            "category": category, "summary": (doc.get("executive_summary") or "")[:5_000],
-            "status": ArticleStatus.PUBLISHED, "data_classification": level,
-            "related_services": list(doc.get("affected_services") or []),
-            "source_postmortems": [doc["_id"]], "related_incidents": [incident["_id"]] if incident else []}
-
-
-async def _prepare_article(bk: Backends, doc: Mapping[str, Any], user: User) -> dict[str, Any]:
-    """The article's fields, validated by the articles' own models before anything changes."""
-    found = await incidents.incidents_by_ids(bk, ids=[doc["incident"]], user=user)
-    fields = _article_fields(doc, found.get(doc["incident"]))
-    try:
-        ArticleCreate.model_validate(fields)
-    except PydanticValidationError as exc:  # refuse the publication, nothing changed
-        raise ValidationFailed("This postmortem cannot become a knowledge-base article",
-                               {"reason": str(exc)[:500]}, code="ARTICLE_INVALID") from None
-    return fields
-
-
-async def sync_article(bk: Backends, *, doc: Mapping[str, Any], user: User) -> dict:
-    """Create or update the POSTMORTEM_SUMMARY article of a published postmortem (one per postmortem,
-    found by `source_postmortems`) through the articles service, and record it on the postmortem."""
-    fields = await _prepare_article(bk, doc, user)
-    linked = (doc.get("knowledge_article") or {}).get("id")
-    existing = await bk.mongo.articles.find_one({"_id": linked}, {"slug": 1}) if linked else None
-    if existing is None:
-        existing = await bk.mongo.articles.find_one(
-            {"source_postmortems": doc["_id"], "article_type": ArticleType.POSTMORTEM_SUMMARY.value},
-            {"slug": 1}, sort=[("created_at", 1)])
-    if existing is None:
-        article = await articles.create_article(bk, data=ArticleCreate.model_validate(fields), user=user)
-    else:
-        article = await articles.update_article(bk, slug=existing["slug"], data=ArticleUpdate.model_validate(fields),
-                                                user=user)
-    link = {"id": article["_id"], "slug": article["slug"]}
-    return await bk.mongo.postmortems.find_one_and_update(
-        {"_id": doc["_id"]}, {"$set": {"knowledge_article": link}, "$unset": {"article_pending": ""}},
-        return_document=ReturnDocument.AFTER) or doc
-
-
-@periodic.every(periodic.maintenance_interval, name="articles of published postmortems")
-async def sync_pending_articles(bk: Backends, *, older_than: float = 10.0, limit: int = 50) -> int:
-    """Write the articles of postmortems published while the article could not be written (a crash or
-    an outage between the two steps), as the user who published each. Returns how many were written."""
-    cutoff = utcnow() - timedelta(seconds=older_than)
-    docs = await bk.mongo.postmortems.find({"status": S.PUBLISHED.value, "article_pending": True,
-                                            "published_at": {"$lte": cutoff}}).limit(limit).to_list(None)
-    people = await users.users_by_ids(bk, ids=[d["published_by"] for d in docs if d.get("published_by")])
-    done = 0
-    for doc in docs:
-        publisher = people.get(doc.get("published_by"))
-        if publisher is None or not publisher.is_active:
-            publisher = await users.bot(bk, users.Bot.POSTMORTEMS)  # the service's own user stands in
-        try:
-            await sync_article(bk, doc=doc, user=publisher)
-            done += 1
-        except Exception as exc:  # noqa: BLE001 - tried again on the next sweep
-            log.warning("postmortem article still not written", extra={"postmortem": doc["_id"],
-                                                                       "error": str(exc)[:300]})
-    return done
-
 
 def _timedelta_text(seconds: float | None) -> str | None:
     """Python's str(timedelta) form: `5 days, 12:30:00` (whole seconds)."""
