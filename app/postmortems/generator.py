@@ -104,14 +104,14 @@ def _workflow(e: Mapping[str, Any]) -> bool:
 
 def events(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The incident's events in time order (ties keep their order), de-duplicated on type, message
-    and timestamp."""
+    and timestamp; `details` that are not an object (imported data: a string, a list) read as none."""
     seen, out = set(), []
     timed = [e for e in incident.get("timeline") or [] if isinstance(e, Mapping) and utc(e.get("timestamp"))]
     for e in sorted(timed, key=lambda e: utc(e["timestamp"])):
         key = (e.get("type"), (e.get("message") or "").strip(), utc(e["timestamp"]))
         if key not in seen:
             seen.add(key)
-            out.append(dict(e))
+            out.append({**e, "details": e.get("details") if isinstance(e.get("details"), Mapping) else None})
     return out
 
 

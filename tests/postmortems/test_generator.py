@@ -511,3 +511,15 @@ def test_the_summary_and_analysis_do_not_repeat_the_title_or_the_root_cause():
     d = g.draft(doc, now=NOW)
     assert d.executive_summary.count(cause) == 1 and "When the filesystem filled" in d.executive_summary
     assert d.root_cause_analysis.count(cause) == 1 and "Pool saturation" in d.root_cause_analysis
+
+
+def test_event_details_that_are_not_objects_do_not_break_a_draft():
+    """Imported data may carry a string or a list as an event's details (the API refuses them): the draft
+    reads them as none instead of failing with AttributeError."""
+    inc = {"_id": "x", "name": "INC-1", "title": "Disk full on the ledger primary", "severity": "HIGH",
+           "timeline": [{"timestamp": "2024-01-01T00:00:00Z", "type": "Detection", "source": "alerting",
+                         "message": "Disk usage alert", "details": "oops"},
+                        {"timestamp": "2024-01-01T00:10:00Z", "type": "Analysis", "source": "alice",
+                         "message": "The log grew without bound", "details": [1, 2]}]}
+    d = g.draft(inc)
+    assert len(d.timeline) == 2 and "The log grew without bound" in d.root_cause_analysis
