@@ -73,6 +73,7 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("Recommendation", "matchingFactors"): 10,               # the engine writes at most 9
     ("SimilarIncident", "matchingFactors"): 10,              # incidents.similarity: at most 7
     ("GeneratedRecommendations", "recommendations"): 50,     # app/recommendations/models.py GenerateRequest
+    ("GeneratedRecommendations", "bestWithheld"): 3,         # app/recommendations/service.py WITHHELD_SHOWN
 }
 PAGE_RESULTS = "max_list_size"  # `results` of every `…Paginated` type: the largest page
 UNLISTED_LIST = 1000

@@ -115,6 +115,17 @@ class RecommendationStatistics:
 @strawberry.type
 class GeneratedRecommendations:
     recommendations: list[Recommendation]
+    message: str = strawberry.field(description="What was done, or why nothing reached `minConfidence`.")
+    withheld: int = strawberry.field(description="Candidates scored below `minConfidence` (not stored).")
+    best_withheld: list["WithheldRecommendation"] = strawberry.field(
+        description="The strongest of them (at most 3): how far the evidence fell short.")
+
+
+@strawberry.type(description="A candidate held back below `minConfidence`: its type, title and confidence.")
+class WithheldRecommendation:
+    type: RecommendationTypeEnum
+    title: str
+    confidence_score: float
 
 
 @strawberry.input
@@ -161,9 +172,13 @@ class RecommendationMutation:
     @typed_errors(role=Role.EDITOR)
     async def generate_recommendations(self, info: Info, input: GenerateRecommendationsInput) -> GenerateResult:
         user = info.context.user
-        docs = await service.generate_for_incident(info.context.backends, data=validate(GenerateRequest, input),
-                                                   user=user)
-        return GeneratedRecommendations(recommendations=[Recommendation.from_doc(d) for d in docs])
+        data = validate(GenerateRequest, input)
+        done = await service.generate(info.context.backends, data=data, user=user)
+        return GeneratedRecommendations(
+            recommendations=[Recommendation.from_doc(d) for d in done.recommendations],
+            message=done.message(data.min_confidence), withheld=done.withheld,
+            best_withheld=[WithheldRecommendation(type=RecommendationType(w["type"]), title=w["title"],
+                                                  confidence_score=w["confidence_score"]) for w in done.best_withheld])
 
     @strawberry.mutation
     @typed_errors

@@ -50,11 +50,12 @@ async def detail(call: Call) -> dict:
 
 async def generate_for_incident(call: Call) -> dict:
     """The documented body and response (`recommendations`: id, title, type, confidence_score, similarity_score)."""
-    docs = await service.generate_for_incident(call.bk, data=call.body, user=call.user)
-    return {"message": "Recommendations generated successfully",
+    done = await service.generate(call.bk, data=call.body, user=call.user)
+    return {"message": done.message(call.body.min_confidence),
             "recommendations": [{"id": d["_id"], "title": d["title"], "type": d["recommendation_type"],
                                  "confidence_score": d["confidence_score"],
-                                 "similarity_score": d["similarity_score"]} for d in docs]}
+                                 "similarity_score": d["similarity_score"]} for d in done.recommendations],
+            "withheld": {"count": done.withheld, "best": done.best_withheld}}
 
 
 async def apply(call: Call) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
@@ -311,14 +312,47 @@ def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[
 
 # --- writing --------------------------------------------------------------------------------------
 
+@dataclass
+class Generated:
+    """What a generation stored (`recommendations`, best first), and what it held back: how many candidates
+    scored below `min_confidence` and the best of them (type, title, confidence), so an empty answer says
+    how far the evidence fell short instead of looking like success."""
+
+    recommendations: list[dict]
+    withheld: int = 0
+    best_withheld: list[dict] = field(default_factory=list)
+
+    def message(self, min_confidence: float) -> str:
+        if self.recommendations:
+            return "Recommendations generated successfully"
+        if not self.withheld:
+            return "No recommendation: nothing the incident resembles was found to recommend from"
+        best = self.best_withheld[0]
+        return (f"No recommendation reached min_confidence {min_confidence:g}: the strongest evidence was "
+                f"{best['confidence_score']:.2f} ({best['type']}: {best['title']}); lower min_confidence to see it")
+
+
+WITHHELD_SHOWN = 3
+
+
 async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: User) -> list[dict]:
     """Score, keep and store recommendations for an incident the user may see (editor). Returns them, best first."""
+    return (await generate(bk, data=data, user=user)).recommendations
+
+
+async def generate(bk: Backends, *, data: GenerateRequest, user: User) -> Generated:
+    """`generate_for_incident`, with what it held back below `min_confidence` (`Generated`)."""
     require_role(user, Role.EDITOR)
     incident = await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id",
                                                    projection=None)
     types = list(data.recommendation_types)
     candidates = await _candidates(bk, incident, types, user, data.max_recommendations)
     picked = _pick(candidates, limit=data.max_recommendations, min_confidence=data.min_confidence)
+    below = sorted((c for c in candidates if c["confidence_score"] < data.min_confidence),
+                   key=lambda c: (-c["confidence_score"], c.get("sort_key") or "", str(c["target"])))
+    held = Generated([], withheld=len(below), best_withheld=[
+        {"type": c["recommendation_type"], "title": c["title"], "confidence_score": c["confidence_score"]}
+        for c in below[:WITHHELD_SHOWN]])
     now = utcnow()
     # applied or rated ones are history: never rewritten or replaced (ratings feed every later incident)
     settled = {"incident": incident["_id"], "$or": [{"is_applied": True}, {"effectiveness_rating": {"$ne": None}}]}
@@ -356,12 +390,13 @@ async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: Us
     await bk.transaction(op)
     keys = [{"recommendation_type": c["recommendation_type"], "target": c["target"]} for c in picked]
     if not keys:
-        return []
+        return held
     docs = await bk.mongo.recommendations.find({"incident": incident["_id"], "$or": keys,
                                                 **classification.mongo_filter(user)}).to_list(None)
     order = {(c["recommendation_type"], c["target"]): i for i, c in enumerate(picked)}
     docs.sort(key=lambda d: (-d["confidence_score"], order.get((d["recommendation_type"], d["target"]), 0)))
-    return docs
+    held.recommendations = docs
+    return held
 
 
 INCIDENT_PEOPLE = ("assignee", "reporter")  # usernames; and `created_by`, a user id

@@ -148,3 +148,27 @@ async def test_the_same_data_gives_the_same_ranked_list(client, admin, fresh, bk
               r["confidence_score"]) for r in
              await generate(client, admin, fresh["new"]["id"], TYPES, force=True)] for _ in range(3)]
     assert runs[0] == runs[1] == runs[2] and runs[0]
+
+
+async def test_an_empty_answer_says_how_far_the_evidence_fell_short(client, admin, fresh):
+    """Before: no recommendation above min_confidence answered "Recommendations generated successfully" with
+    an empty list. Now the answer says so, with the strongest candidates held back (REST and GraphQL)."""
+    r = await client.post(BASE + "generate_for_incident/", headers=admin, json={
+        "incident_id": fresh["unrelated"]["id"], "recommendation_types": ["SIMILAR_INCIDENT", "SOLUTION"],
+        "max_recommendations": 5, "min_confidence": 0.999})
+    body = r.json()
+    assert r.status_code == 200 and body["recommendations"] == [], body
+    assert body["withheld"]["count"] >= 1 and body["withheld"]["best"], body
+    best = body["withheld"]["best"][0]
+    assert best["confidence_score"] < 0.999 and best["type"] in ("SIMILAR_INCIDENT", "SOLUTION")
+    assert body["message"].startswith("No recommendation reached min_confidence 0.999") \
+        and f"{best['confidence_score']:.2f}" in body["message"], body["message"]
+    r = await client.post("/graphql", headers=admin, json={"query": """mutation($i: ID!) {
+      generateRecommendations(input: {incidentId: $i, minConfidence: 0.999, recommendationTypes: [SIMILAR_INCIDENT]}) {
+        ... on GeneratedRecommendations { message withheld bestWithheld { type title confidenceScore } recommendations { id } } } }""",
+        "variables": {"i": fresh["unrelated"]["id"]}})
+    out = r.json()["data"]["generateRecommendations"]
+    assert out["recommendations"] == [] and out["withheld"] >= 1 and out["message"].startswith("No recommendation")
+    ok = await client.post(BASE + "generate_for_incident/", headers=admin, json={
+        "incident_id": fresh["new"]["id"], "recommendation_types": ["SIMILAR_INCIDENT"], "min_confidence": 0.0})
+    assert ok.json()["message"] == "Recommendations generated successfully" and ok.json()["recommendations"]
