@@ -290,6 +290,8 @@ def test_responders_rate_what_shares_the_cause():
     assert work.rating("KNOWLEDGE_ARTICLE", cause=cause, title="Database runbook: x", guides=["Database runbook: x"]) == 5
     assert work.rating("EXPERT", cause=cause, expert="demo-sre", responders={"demo-sre"}) == 4
     assert work.rating("EXPERT", cause=cause, expert="someone", responders={"demo-sre"}) == 2
+    # the catch-all "other" topic is no shared cause: two of its incidents share only their category
+    assert work.rating("SIMILAR_INCIDENT", cause="Infrastructure/other", target_causes=["Infrastructure/other"]) == 2
     assert work.bands(5) == ["DRAFT", "IN_REVIEW", "APPROVED", "PUBLISHED", "ARCHIVED"]
     assert Counter(work.bands(25)) == {"DRAFT": 6, "IN_REVIEW": 4, "APPROVED": 3, "PUBLISHED": 8, "ARCHIVED": 4}
     assert work.bands(3) == ["APPROVED", "PUBLISHED", "ARCHIVED"]

@@ -110,12 +110,14 @@ def postmortem_title(incident_title: str) -> str:
 # --- ratings ----------------------------------------------------------------------------------------
 
 def _closeness(cause: str, others: list[str]) -> int:
-    """5 when one of `others` is the same cause group, 4 the same topic, 2 the same category, else 1."""
+    """5 when one of `others` is the same cause group, 4 the same topic, 2 the same category, else 1. The
+    catch-all topic "other" is no cause group: two incidents of it share only their category (2)."""
     category, _, topic = cause.partition("/")
+    known = topic != "other"
     best = 1
     for o in others:
         c, _, t = o.partition("/")
-        best = max(best, 5 if o == cause else 4 if t == topic and topic != "other" else 2 if c == category else 1)
+        best = max(best, 5 if o == cause and known else 4 if t == topic and known else 2 if c == category else 1)
     return best
 
 
