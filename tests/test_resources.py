@@ -88,3 +88,16 @@ async def test_graphql_mutations_check_the_declared_role_before_the_input(client
     assert out["data"]["createIncident"] == {"__typename": "PermissionDeniedError", "code": "PERMISSION_DENIED"}
     out = await gql(client, viewer, """mutation { startPatternMining(days: -5) { __typename } }""")
     assert out["data"]["startPatternMining"]["__typename"] == "PermissionDeniedError"
+
+
+async def test_one_event_object_is_appended_like_a_list_of_one(client, editor):
+    r = await client.post("/api/v1/incidents/", headers=editor, json={"title": unique("One event")})
+    name = r.json()["name"]
+    one = {"type": "Comment", "source": "alice", "message": "Looking at the pool"}
+    r = await client.post(f"/api/v1/incidents/{name}/events/", headers=editor, json=one)
+    assert r.status_code == 201 and r.json()["appended"] == 1, r.text
+    r = await client.post(f"/api/v1/incidents/{name}/events", headers=editor, json={"events": [one, one]})
+    assert r.status_code == 201 and r.json()["appended"] == 2, r.text
+    r = await client.post(f"/api/v1/incidents/{name}/events/", headers=editor, json={"type": "Boom", "source": "a",
+                                                                                     "message": "m"})
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", r.text

@@ -4,7 +4,7 @@ import json
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.errors import ValidationFailed
 from app.inputs import InputModel, JsonObject, StrList, UtcDatetime
@@ -76,7 +76,16 @@ class TimelineEventIn(InputModel):
 
 
 class EventsAppend(InputModel):
+    """`{"events": [...]}`, or one event object on its own (taken as a list of one)."""
+
     events: list[TimelineEventIn] = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def one_event(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "events" not in data and "type" in data:
+            return {"events": [data]}
+        return data
 
 
 class IncidentCreate(InputModel):

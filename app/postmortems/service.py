@@ -288,12 +288,33 @@ async def delete_postmortem(bk: Backends, *, pm_id: str, user: User) -> None:
     await bk.transaction(op)
 
 
+def moves_before(status: str, action: str) -> list[str] | None:
+    """The moves (actions) that lead from `status` to one where `action` is allowed ([] when it is
+    allowed now), None when none leads there."""
+    paths, seen = [(status, [])], {status}
+    while paths:
+        at, path = paths.pop(0)
+        if action in MOVES[at].values():
+            return path
+        for target, move in MOVES[at].items():
+            if target not in seen:
+                seen.add(target)
+                paths.append((target, path + [move]))
+    return None
+
+
 def _refuse(doc: Mapping[str, Any], action: str) -> Conflict:
+    """409 INVALID_TRANSITION naming the moves allowed now and, when `action` can be reached, the moves
+    needed first (`needs`: approving a DRAFT needs `submit_for_review`)."""
     status = doc["status"]
     allowed = list(MOVES[status])
-    return Conflict(f"Cannot {action.replace('_', ' ')} a postmortem in status {status}; allowed moves from "
-                    f"{status}: {', '.join(allowed) if allowed else 'none'}",
-                    {"status": status, "allowed": allowed, "action": action}, code="INVALID_TRANSITION")
+    needs = moves_before(status, action)
+    first = (f": {' then '.join(m + '/' for m in needs)} first" if needs else
+             ": it can no longer be done" if needs is None else "")
+    return Conflict(f"Cannot {action.replace('_', ' ')} a postmortem in status {status}{first}; allowed moves from "
+                    f"{status}: {', '.join(f'{m} (to {t})' for t, m in MOVES[status].items()) or 'none'}",
+                    {"status": status, "allowed": allowed, "action": action, "needs": needs or []},
+                    code="INVALID_TRANSITION")
 
 
 async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> dict:
@@ -324,6 +345,8 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
     if action == "approve":
         changes["approved_at"] = now
         changes["approved_by"] = user.id
+        if not current.get("approver"):  # an admin approving one nobody was named for is its approver
+            changes["approver"] = user.id
         # approved only as read: same owner, approver and former owners
         where.update(owner=current.get("owner"), approver=current.get("approver"),
                      former_owners=current.get("former_owners"))

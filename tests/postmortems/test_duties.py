@@ -90,3 +90,13 @@ async def test_an_archived_postmortem_is_read_only(client, admin, editor, two_ed
     assert got["status"] == "ARCHIVED" and got["lessons_learned"] != "rewritten" and got["title"] != "rewritten"
     assert got["action_items"][0]["status"] == "OPEN"
     assert (await client.delete(f"{BASE}{pm['id']}/", headers=admin)).status_code == 204
+
+
+async def test_an_admin_approving_one_nobody_was_named_for_becomes_its_approver(client, admin, two_editors):
+    (author, author_h), _ = two_editors
+    pm = await create_pm(client, author_h, await new_incident(client, admin))
+    assert pm["approver"] is None
+    assert (await client.post(f"{BASE}{pm['id']}/submit_for_review/", headers=author_h)).status_code == 200
+    r = await client.post(f"{BASE}{pm['id']}/approve/", headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "APPROVED", r.text
+    assert r.json()["approver"] and r.json()["approver_username"], r.json()  # before: both null

@@ -107,6 +107,8 @@ async def test_workflow_every_move_and_refusals(client, editor, admin, people, b
     body = r.json()
     assert body["code"] == "INVALID_TRANSITION" and body["details"]["status"] == "DRAFT"
     assert body["details"]["allowed"] == ["IN_REVIEW"] and "DRAFT" in body["error"] and "IN_REVIEW" in body["error"]
+    # it names the move needed first (before: only the statuses allowed next)
+    assert body["details"]["needs"] == ["submit_for_review"] and "submit_for_review/ first" in body["error"]
     assert (await move("publish")).status_code == 409
 
     assert (await move("submit_for_review")).json()["status"] == "IN_REVIEW"
@@ -127,7 +129,7 @@ async def test_workflow_every_move_and_refusals(client, editor, admin, people, b
     assert r.json()["status"] == "ARCHIVED"
     r = await move("submit_for_review")
     assert r.status_code == 409 and r.json()["details"] == {"status": "ARCHIVED", "allowed": [],
-                                                            "action": "submit_for_review"}
+                                                            "action": "submit_for_review", "needs": []}
 
     log = await bk.mongo.audit_log.find({"subject_type": "postmortem", "subject_id": pid}).sort("at", 1).to_list(None)
     assert [e["action"] for e in log] == ["create", "submit_for_review", "request_changes", "submit_for_review",
