@@ -101,3 +101,17 @@ async def test_one_event_object_is_appended_like_a_list_of_one(client, editor):
     r = await client.post(f"/api/v1/incidents/{name}/events/", headers=editor, json={"type": "Boom", "source": "a",
                                                                                      "message": "m"})
     assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", r.text
+
+
+async def test_recommendations_are_listed_by_incident_name(client, editor):
+    r = await client.post("/api/v1/incidents/", headers=editor, json={"title": unique("Named recs"),
+                                                                      "severity": "LOW"})
+    inc = r.json()
+    r = await client.post("/api/knowledge/recommendations/generate_for_incident/", headers=editor,
+                          json={"incident_id": inc["name"], "recommendation_types": ["KNOWLEDGE_ARTICLE"],
+                                "min_confidence": 0.0})
+    assert r.status_code == 200, r.text  # the incident named by its name, not only its id
+    by_name = (await client.get("/api/knowledge/recommendations/", headers=editor,
+                                params={"incident": inc["name"]})).json()
+    by_id = (await client.get("/api/knowledge/recommendations/", headers=editor, params={"incident": inc["id"]})).json()
+    assert by_name["count"] == by_id["count"] == len(r.json()["recommendations"])

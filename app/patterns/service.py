@@ -265,13 +265,15 @@ async def apply(bk: Backends, *, pattern_id: str, data: ApplyRequest, user: User
     """Record that the pattern was applied (editor), to an incident the user may see when one is named."""
     require_role(user, Role.EDITOR)
     current = await get_pattern(bk, pattern_id=pattern_id, user=user)
-    if data.incident_id is not None:
-        await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id")
+    incident_id = data.incident_id
+    if incident_id is not None:  # named by its id or its name
+        incident_id = (await incidents.referenced_incident(bk, incident_id=incident_id, user=user,
+                                                           field="incident_id"))["_id"]
     now = utcnow()
-    entry = {"incident": data.incident_id, "by": user.id, "at": now}
+    entry = {"incident": incident_id, "by": user.id, "at": now}
     update = {"$inc": {"times_applied": 1}, "$set": {"last_applied": now, "updated_at": now},
               "$push": {"applications": {"$each": [entry], "$slice": -HISTORY_MAX}}}
-    return await _write(bk, current, update, user=user, action="apply", audit={"incident": data.incident_id})
+    return await _write(bk, current, update, user=user, action="apply", audit={"incident": incident_id})
 
 
 async def merge(bk: Backends, *, pattern_id: str, data: MergeRequest, user: User) -> dict:

@@ -82,17 +82,24 @@ def has_content(value: Any) -> bool:
     return value is not None
 
 
-async def _check_users(bk: Backends, values: Mapping[str, Any]) -> None:
-    ids = [values[k] for k in ("owner", "approver") if values.get(k)] + list(values.get("reviewers") or [])
-    if not ids:
+PEOPLE = ("owner", "approver", "reviewers")
+
+
+async def _people(bk: Backends, values: dict[str, Any]) -> None:
+    """The people a write names (`owner`, `approver`, `reviewers`: a user id or a username each) as user
+    ids, in place — before any rule compares them; 400 UNKNOWN_USER for one that names nobody."""
+    refs = [v for f in PEOPLE for v in (values.get(f) if isinstance(values.get(f), list) else [values.get(f)]) if v]
+    if not refs:
         return
-    found = await users.users_by_ids(bk, ids=ids)
-    for field in ("owner", "approver", "reviewers"):
+    ids = await users.ids_of(bk, refs)
+    for field in PEOPLE:
         value = values.get(field)
-        missing = [v for v in (value if isinstance(value, list) else [value]) if v and v not in found]
-        if missing:
+        named = value if isinstance(value, list) else [value]
+        if missing := [v for v in named if v and v not in ids]:
             raise ValidationFailed(f"Unknown user in '{field}'", {"field": field, "unknown": missing},
                                    code="UNKNOWN_USER")
+        if field in values and value:
+            values[field] = [ids[v] for v in value] if isinstance(value, list) else ids[value]
 
 
 def check_editable(current: Mapping[str, Any]) -> None:
@@ -171,12 +178,11 @@ async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
     return doc
 
 
-async def _list_params(bk: Backends, params: Mapping[str, Any]) -> dict[str, Any]:
-    """`owner` is a username; an unknown one matches nothing."""
-    out = dict(params.items())
+async def _list_params(bk: Backends, params: Mapping[str, Any], user: User) -> dict[str, Any]:
+    """`owner` is a username or a user id, `incident` an incident's name or id; an unknown one matches nothing."""
+    out = await incidents.incident_filter_param(bk, params, user=user)
     if out.get("owner"):
-        doc = await bk.mongo.users.find_one({"username": str(out["owner"])}, {"_id": 1})
-        out["owner"] = doc["_id"] if doc else "\x00none"
+        out["owner"] = (await users.ids_of(bk, [str(out["owner"])])).get(str(out["owner"]), incidents.NOTHING)
     return out
 
 
@@ -185,7 +191,7 @@ async def list_postmortems(bk: Backends, *, params: Mapping[str, Any], user: Use
     """A page of the postmortems the user may see, by DRF-style list parameters (`overdue`: only
     those past their due date and not yet published or archived)."""
     base = {"due_date": {"$lt": utcnow()}, "status": {"$nin": list(CLOSED_STATUSES)}} if overdue else None
-    return await visible_page(bk.mongo.postmortems, LIST_SPEC, await _list_params(bk, params), user, bk.settings,
+    return await visible_page(bk.mongo.postmortems, LIST_SPEC, await _list_params(bk, params, user), user, bk.settings,
                               base_filter=base)
 
 
@@ -197,10 +203,11 @@ async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User)
     values["data_classification"] = values["data_classification"] or incident.get(
         "data_classification", classification.DEFAULT.value)
     classification.check_may_classify(user, values["data_classification"], what="a postmortem")
+    values["incident"] = incident["_id"]  # named by its id or its name
     values["owner"] = values["owner"] or user.id
     values["severity"] = values["severity"] or incident["severity"]
+    await _people(bk, values)
     check_duties({}, values, user)
-    await _check_users(bk, values)
     now = utcnow()
     if values["due_date"] is None:
         values["due_date"] = default_due_date(bk, severity=values["severity"], incident=incident, now=now)
@@ -231,8 +238,8 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
         changes["data_classification"] = changes["data_classification"] or current["data_classification"]
         changes["due_date"] = changes["due_date"] or current.get("due_date")
     classification.check_may_classify(user, changes.get("data_classification"), what="a postmortem")
+    await _people(bk, changes)
     check_duties(current, changes, user)
-    await _check_users(bk, changes)
     condition = _items_condition(current, changes, sent_version)
     if not changes:
         return current

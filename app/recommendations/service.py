@@ -74,7 +74,9 @@ async def get_recommendation(bk: Backends, *, rec_id: str, user: User) -> dict:
 
 
 async def list_recommendations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
-    return await visible_page(bk.mongo.recommendations, LIST_SPEC, params, user, bk.settings)
+    """`?incident=` takes the incident's name or id."""
+    return await visible_page(bk.mongo.recommendations, LIST_SPEC,
+                              await incidents.incident_filter_param(bk, params, user=user), user, bk.settings)
 
 
 MAX_PER_INCIDENT = 50

@@ -58,6 +58,19 @@ class Bot(str, Enum):
     PATTERNS = "pattern-miner"
 
 
+async def ids_of(bk: Backends, refs) -> dict[str, str]:
+    """User ids by what names them in a request: an id or a username (unknown ones left out)."""
+    wanted = sorted({r for r in refs if isinstance(r, str) and r})
+    if not wanted:
+        return {}
+    found: dict[str, str] = {}
+    async for d in bk.mongo.users.find({"$or": [{"_id": {"$in": wanted}}, {"username": {"$in": wanted}}]},
+                                       {"username": 1}):
+        found[d["_id"]] = d["_id"]
+        found.setdefault(d["username"], d["_id"])
+    return {r: found[r] for r in wanted if r in found}
+
+
 async def service_account_names(bk: Backends, usernames) -> set[str]:
     """Which of these usernames belong to service accounts (bots, importers): never owners of work."""
     names = sorted({u for u in usernames if isinstance(u, str) and u})

@@ -100,3 +100,28 @@ async def test_an_admin_approving_one_nobody_was_named_for_becomes_its_approver(
     r = await client.post(f"{BASE}{pm['id']}/approve/", headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "APPROVED", r.text
     assert r.json()["approver"] and r.json()["approver_username"], r.json()  # before: both null
+
+
+async def test_people_and_incidents_are_named_by_username_and_name_as_well_as_by_id(client, admin, two_editors):
+    """Before: a name gave a misleading "not found" (or 0 results in a filter). The rules compare ids, so a
+    username cannot slip past separation of duties."""
+    (author, author_h), (other, other_h) = two_editors
+    inc = await new_incident(client, admin)
+    r = await client.post(BASE, headers=author_h, json={"title": "Named", "incident": inc["name"],
+                                                        "approver": other.username, "reviewers": [other.username]})
+    assert r.status_code == 201, r.text
+    pm = r.json()
+    assert pm["incident"] == inc["id"] and pm["approver"] == other.id and pm["reviewers"] == [other.id]
+    assert pm["owner"] == author.id
+    # naming oneself approver by username is refused like by id
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"approver": author.username})
+    assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text
+    r = await client.patch(f"{BASE}{pm['id']}/", headers=author_h, json={"reviewers": ["nobody-" + author.id]})
+    assert r.status_code == 400 and r.json()["code"] == "UNKNOWN_USER", r.text
+    for ref in (inc["name"], inc["id"]):
+        listed = (await client.get(BASE, headers=admin, params={"incident": ref})).json()
+        assert [p["id"] for p in listed["results"]] == [pm["id"]], (ref, listed)
+    for ref in (author.username, author.id):
+        listed = (await client.get(BASE, headers=admin, params={"owner": ref, "incident": inc["name"]})).json()
+        assert listed["count"] == 1, (ref, listed)
+    assert (await client.get(BASE, headers=admin, params={"incident": "INC-00000000-999"})).json()["count"] == 0

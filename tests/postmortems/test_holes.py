@@ -64,7 +64,7 @@ async def editors(bk):
 def during_write(monkeypatch, action):
     """Run `action()` once inside the next postmortem write, after the service read the postmortem and
     before it writes (the moment a concurrent request lands)."""
-    original = service._check_users
+    original = service._people
     done = []
 
     async def hooked(bk, values):
@@ -73,7 +73,7 @@ def during_write(monkeypatch, action):
             await action()
         return await original(bk, values)
 
-    monkeypatch.setattr(service, "_check_users", hooked)
+    monkeypatch.setattr(service, "_people", hooked)
 
 
 # --- 1. separation of duties -----------------------------------------------------------------------
