@@ -206,6 +206,14 @@ class ResolveIncidentInput:
 IncidentResult = result("IncidentResult", Incident)
 
 
+@strawberry.type(description="An incident that was deleted.")
+class DeletedIncident:
+    name: str
+
+
+DeleteIncidentResult = result("DeleteIncidentResult", DeletedIncident)
+
+
 @strawberry.type
 class IncidentQuery:
     @strawberry.field(description="Incidents, filtered, searched, ordered and paginated like the REST list.")
@@ -277,6 +285,13 @@ class IncidentMutation:
         return Incident.from_doc(await service.mark_duplicate(
             info.context.backends, name=name, data=validate(IncidentMarkDuplicate, {"duplicate_of": duplicate_of}),
             user=user))
+
+    @strawberry.mutation(description="Delete an incident (admin): refused while it has a postmortem or duplicates; "
+                                     "its recommendations and generation logs go with it (docs/domains/incidents.md).")
+    @typed_errors(role=Role.ADMIN)
+    async def delete_incident(self, info: Info, name: str) -> DeleteIncidentResult:
+        await service.delete_incident(info.context.backends, name=name, user=info.context.user)
+        return DeletedIncident(name=name)
 
     @strawberry.mutation
     @typed_errors(role=Role.EDITOR)

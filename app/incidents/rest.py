@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from app.http.auth import current_user
 from app.http.resources import Call, Op, Resource
@@ -58,6 +59,11 @@ async def update(call: Call) -> dict:
     return await call.one(await service.update_incident(call.bk, name=call.key, data=call.body, user=call.user))
 
 
+async def delete(call: Call) -> Response:
+    await service.delete_incident(call.bk, name=call.key, user=call.user)
+    return Response(status_code=204)
+
+
 async def timeline(call: Call) -> dict:
     return await service.timeline(call.bk, name=call.key, user=call.user)
 
@@ -86,7 +92,7 @@ async def similar(call: Call) -> dict:
 RESOURCE = Resource(
     base="/api/v1/incidents", key="name", serialize=shaped,
     collection={"GET": Op(list_incidents), "POST": Op(create, Role.EDITOR, IncidentCreate, status=201)},
-    item={"GET": Op(detail), "PATCH": Op(update, Role.EDITOR, IncidentUpdate)},
+    item={"GET": Op(detail), "PATCH": Op(update, Role.EDITOR, IncidentUpdate), "DELETE": Op(delete, Role.ADMIN)},
     actions={"timeline": {"GET": Op(timeline)},
              "events": {"POST": Op(append_events, Role.EDITOR, EventsAppend, status=201)},
              "resolve": {"POST": Op(resolve, Role.EDITOR, IncidentResolve)},
