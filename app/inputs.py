@@ -20,6 +20,7 @@ class InputModel(BaseModel):
 # Search text (`?search=`, knowledge-base queries): long enough for any real query, short enough
 # that a regular expression or a search-engine query built from it stays cheap.
 MAX_SEARCH_CHARS = 500
+MAX_PASTED_CHARS = 5000  # a knowledge-base search may be a pasted incident description
 
 
 def unique_stripped(values: list[str]) -> list[str]:
@@ -57,21 +58,25 @@ def ascii_int(raw: Any) -> int | None:
     return value if -(2 ** 63) <= value < 2 ** 63 else None
 
 
-def _search_text_value(value: str) -> str:
+def _search_text_value(value: str, max_chars: int = MAX_SEARCH_CHARS) -> str:
     try:
-        return search_text(value, field="query")
+        return search_text(value, field="query", max_chars=max_chars)
     except ValidationFailed as exc:
         raise ValueError(exc.error) from None
 
 
-def search_text(value: Any, *, field: str = "search") -> str:
-    """Search text as typed by a person: a string of at most MAX_SEARCH_CHARS with no control
-    characters (a NUL cannot reach a regular expression or the search engine)."""
+def _pasted_text_value(value: str) -> str:
+    return _search_text_value(value, MAX_PASTED_CHARS)
+
+
+def search_text(value: Any, *, field: str = "search", max_chars: int = MAX_SEARCH_CHARS) -> str:
+    """Search text as typed by a person: a string of at most `max_chars` with no control characters (a
+    NUL cannot reach a regular expression or the search engine)."""
     if not isinstance(value, str):
         raise ValidationFailed(f"Invalid value for '{field}': expected a string", {"field": field})
-    if len(value) > MAX_SEARCH_CHARS:
-        raise ValidationFailed(f"'{field}' is longer than {MAX_SEARCH_CHARS} characters",
-                               {"field": field, "max_length": MAX_SEARCH_CHARS}, code="SEARCH_TOO_LONG")
+    if len(value) > max_chars:
+        raise ValidationFailed(f"'{field}' is longer than {max_chars} characters",
+                               {"field": field, "max_length": max_chars}, code="SEARCH_TOO_LONG")
     if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
         raise ValidationFailed(f"'{field}' contains control characters", {"field": field}, code="INVALID_SEARCH")
     return value
@@ -79,3 +84,6 @@ def search_text(value: Any, *, field: str = "search") -> str:
 
 # A search query inside an input model (the knowledge-base search body): the same rules as `?search=`.
 SearchText = Annotated[str, AfterValidator(_search_text_value)]
+# The knowledge-base search's query: the same rules, up to MAX_PASTED_CHARS (the service cuts it, see
+# app/articles/ranking.py `engine_query`).
+PastedText = Annotated[str, AfterValidator(_pasted_text_value)]

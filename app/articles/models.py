@@ -6,7 +6,7 @@ from enum import Enum
 
 from pydantic import Field, HttpUrl, field_validator
 
-from app.inputs import InputModel, JsonList, SearchText, StrList, UtcDatetime
+from app.inputs import MAX_PASTED_CHARS, InputModel, JsonList, PastedText, StrList, UtcDatetime
 from app.users.models import Classification
 
 
@@ -119,7 +119,7 @@ class RateInput(InputModel):
 
 
 class SearchInput(InputModel):
-    query: SearchText = Field(min_length=1, max_length=500)
+    query: PastedText = Field(min_length=1, max_length=MAX_PASTED_CHARS)
     article_types: list[ArticleType] = Field(default_factory=list, max_length=20)
     categories: list[str] = Field(default_factory=list, max_length=50)
     difficulty_levels: list[Difficulty] = Field(default_factory=list, max_length=10)

@@ -28,6 +28,7 @@ from app.articles import embeddings as article_embeddings
 from app.articles.models import ArticleStatus, SearchInput
 from app.articles.service import search_visibility, visibility
 from app.backends import Backends
+from app.patterns import wording
 from app.settings import Settings
 from app.timefmt import utcnow
 from app.users.models import User
@@ -147,6 +148,18 @@ def filters_for(data: SearchInput, user: User) -> list[dict[str, Any]]:
     return out
 
 
+ENGINE_QUERY_CHARS = 500   # a query up to this long goes to the engine as typed
+ENGINE_QUERY_TERMS = 64    # a longer one (a pasted description): its first distinct content words
+
+
+def engine_query(text: str) -> str:
+    """What the engine needs of a query: as typed when short; from a pasted description, its first
+    ENGINE_QUERY_TERMS distinct content words (stop words, lone digits and repeats cut), in order."""
+    if len(text) <= ENGINE_QUERY_CHARS:
+        return text
+    return " ".join(list(dict.fromkeys(wording.content_words(text)))[:ENGINE_QUERY_TERMS])
+
+
 async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = True) -> dict[str, Any]:
     """Full-text candidates from OpenSearch, checked against MongoDB (the index may lag it: an
     article just raised above the caller's clearance, unpublished or deleted can still match there),
@@ -154,19 +167,20 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
     scores, `total_count`, `has_more` — is computed from the articles MongoDB says they may see, so
     an article they may not see changes nothing in the answer."""
     alias = bk.index_alias(articles_index.INDEX.name)
+    query = engine_query(data.query)
     filters = filters_for(data, user)
     window = max(data.offset + data.limit, CANDIDATES)
     size = min(window, MAX_WINDOW)
-    first = await bk.search.search(index=alias, body=articles_index.search_body(data.query, filters=filters,
+    first = await bk.search.search(index=alias, body=articles_index.search_body(query, filters=filters,
                                                                                 size=size))
     ranked: list[dict[str, Any]] = []
     total = 0
     if first["hits"]["hits"]:
         every_match = _complete(first, size)
-        jobs = [_visible_candidates(bk, alias, data.query, filters, user, window, first), _analyse(bk, data.query)]
+        jobs = [_visible_candidates(bk, alias, query, filters, user, window, first), _analyse(bk, query)]
         if not every_match:  # more matches than candidates: count them all, meanwhile
-            jobs.append(_visible_total(bk, alias, data.query, filters, user, [h["_id"] for h in first["hits"]["hits"]]))
-        jobs.append(article_embeddings.QUERY.embed_text(data.query)
+            jobs.append(_visible_total(bk, alias, query, filters, user, [h["_id"] for h in first["hits"]["hits"]]))
+        jobs.append(article_embeddings.QUERY.embed_text(query)
                     if bk.settings.ranking_similarity_semantic_share > 0 else asyncio.sleep(0))
         (hits, docs), words, *counted, query_vec = await asyncio.gather(*jobs)
         ranked = rerank(hits[:window], words, docs, bk.settings, query_vec)
@@ -174,7 +188,7 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
     page = ranked[data.offset:data.offset + data.limit]
     search_id = None  # a search the service makes for itself (recommendations) is not a person's search
     if record:
-        search_id = await record_usage(bk, kind="article.search", user=user, query=data.query, result_count=total,
+        search_id = await record_usage(bk, kind="article.search", user=user, query=query, result_count=total,
                                        filters=_filters_echo(data))
     return {"results": page, "total_count": total, "query": data.query, "filters": _filters_echo(data),
             "pagination": {"limit": data.limit, "offset": data.offset, "has_more": data.offset + len(page) < total},

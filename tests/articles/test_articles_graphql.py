@@ -144,7 +144,7 @@ async def test_outputs_are_camel_case_and_every_rest_filter_has_its_argument(cli
 async def test_search_text_and_free_form_json_follow_the_shared_rules(client, editor, viewer):
     r = await client.post("/api/knowledge/knowledge-articles/search/", headers=viewer, json={"query": "a\u0000b"})
     assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR"
-    out = await gql(client, viewer, '{ searchKnowledgeBase(input: {query: "%s"}) { totalCount } }' % ("x" * 600))
+    out = await gql(client, viewer, '{ searchKnowledgeBase(input: {query: "%s"}) { totalCount } }' % ("x" * 5001))
     assert out["errors"][0]["extensions"]["code"] in ("VALIDATION_ERROR", "BAD_USER_INPUT")
     r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
         "title": unique("Refs"), "content": "c", "article_type": "FAQ", "category": "c",

@@ -158,3 +158,21 @@ async def test_searches_and_clicks_feed_usage_statistics(client, viewer, make_ar
     assert after["searches_with_click"] == before["searches_with_click"] + 1
     event = await bk.mongo.usage_events.find_one({"_id": body["search_id"]})
     assert event["query"] == f"Usage {marker}" and event["result_count"] == 1
+
+
+async def test_a_pasted_incident_description_is_a_query(client, viewer, make_article, bk):
+    """Before: a 3,000-character query was a 400. Now up to 5,000 characters are taken and the engine gets
+    the first distinct content words (the usage record keeps that cut query, not the paste)."""
+    topic = unique("quuxpool").replace("-", "")
+    runbook = await make_article(title=f"Runbook: {topic} exhausted", content="Raise the pool, restart the pods.")
+    await sync_search(bk)
+    pasted = (f"Checkout requests failed because the {topic} ran out of connections during the sale. "
+              + "The on-call engineer was paged and looked at the dashboards for a long while. " * 40)[:3000]
+    r = await client.post(BASE + "search/", headers=viewer, json={"query": pasted})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["id"] == runbook["id"] and r.json()["query"] == pasted
+    stored = await bk.mongo.usage_events.find_one({"kind": "article.search", "query": {"$regex": topic}},
+                                                  sort=[("_id", -1)])
+    assert stored and len(stored["query"]) < 600, stored
+    r = await client.post(BASE + "search/", headers=viewer, json={"query": "x" * 5001})
+    assert r.status_code == 400, r.text
