@@ -246,10 +246,14 @@ class IncidentQuery:
                                                           event_count=len(events)),
                                 events=[TimelineEvent.from_doc(e) for e in events[:limit]])
 
-    @strawberry.field
-    async def similar_incidents(self, info: Info, incident_id: strawberry.ID, limit: int = 5) -> list[SimilarIncident]:
+    @strawberry.field(description="The past incidents most like this one (limit 1-50), optionally only of one "
+                                  "namespace, of some statuses, or detected in the last `days` days.")
+    async def similar_incidents(self, info: Info, incident_id: strawberry.ID, limit: int = 5,
+                                namespace: str | None = None, status: list[IncidentStatus] | None = None,
+                                days: int | None = None) -> list[SimilarIncident]:
         _, hits = await service.similar_incidents(info.context.backends, incident_id=incident_id, limit=limit,
-                                                  user=info.context.user)
+                                                  user=info.context.user, namespace=namespace,
+                                                  statuses=[s.value for s in status or []], days=days)
         return [SimilarIncident(incident=Incident.from_doc(m.doc), score=m.score,
                                 matching_factors=[MatchingFactor.from_dict(f) for f in m.factors]) for m in hits]
 

@@ -82,11 +82,17 @@ async def mark_duplicate(call: Call) -> dict:
 
 
 async def similar(call: Call) -> dict:
+    """`?limit=` (1-50), `?namespace=`, `?status=` (comma list), `?days=` (detected in the last days); each
+    hit is the incident without its timeline (`event_count` says how long it is), its score and factors."""
     limit = int_param(call.request, "limit", default=5, low=1, high=50)
-    doc, hits = await service.similar_incidents(call.bk, name=call.key, limit=limit, user=call.user)
+    days = int_param(call.request, "days", default=0, low=0, high=36500) or None
+    statuses = [s.strip().upper() for s in (call.params.get("status") or "").split(",") if s.strip()]
+    doc, hits = await service.similar_incidents(call.bk, name=call.key, limit=limit, user=call.user,
+                                                namespace=call.params.get("namespace"), statuses=statuses, days=days)
     shown = await shaped(call.request, [m.doc for m in hits])
-    return {"incident": doc["name"], "results": [{**j, "score": m.score, "matching_factors": m.factors}
-                                                 for j, m in zip(shown, hits)]}
+    return {"incident": doc["name"], "results": [
+        {**{k: v for k, v in j.items() if k != "timeline"}, "score": m.score, "matching_factors": m.factors}
+        for j, m in zip(shown, hits)]}
 
 
 RESOURCE = Resource(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any, Mapping
 
 import bson
@@ -389,14 +390,24 @@ async def timeline(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
 
 
 async def similar_incidents(bk: Backends, *, user: User, limit: int = 5, name: str | None = None,
-                            incident_id: str | None = None) -> tuple[dict, list[similarity.Match]]:
+                            incident_id: str | None = None, namespace: str | None = None,
+                            statuses: list[str] | tuple[str, ...] = (), days: int | None = None,
+                            ) -> tuple[dict, list[similarity.Match]]:
     """The incident, and the past incidents the user may see that are most like it, best first, by the
     shared hybrid ranking (app/incidents/similarity.py: text, meaning, structure), each with its 0-1
-    score and matching factors."""
+    score and matching factors; optionally only those of one namespace, of some statuses, or detected in
+    the last `days` days."""
     if not 1 <= limit <= 50:
         raise ValidationFailed("limit must be between 1 and 50", {"field": "limit"})
+    if days is not None and not 1 <= days <= 36500:
+        raise ValidationFailed("days must be between 1 and 36500", {"field": "days"})
+    known = {s.value for s in Status}
+    if bad := [s for s in statuses if s not in known]:
+        raise ValidationFailed(f"Unknown status {bad[0]!r}", {"field": "status", "allowed": sorted(known)})
     doc = await get_incident(bk, name=name, incident_id=incident_id, user=user)
-    return doc, await similarity.similar(bk, doc, user=user, limit=limit)
+    since = utcnow() - timedelta(days=days) if days else None
+    return doc, await similarity.similar(bk, doc, user=user, limit=limit, namespace=namespace or None,
+                                         statuses=tuple(statuses), since=since)
 
 # --- duplicates --------------------------------------------------------------------------------
 # Two reports of one outage: the later one is CLOSED with `duplicate_of` = the canonical's _id. A

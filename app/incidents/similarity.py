@@ -161,25 +161,58 @@ def fuse(doc: Mapping[str, Any], candidate: Mapping[str, Any], *, text: float,
     return Match(doc=dict(candidate), score=round(min(1.0, score), 4), factors=head + factors, signals=signals)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which incidents may be candidates, besides what the reader may see: one namespace, some statuses,
+    detected since a time (each optional), as a search-engine filter and as a MongoDB filter alike."""
+
+    namespace: str | None = None
+    statuses: tuple[str, ...] = ()
+    since: datetime | None = None
+
+    def search_clauses(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.namespace:
+            out.append({"term": {"namespace": self.namespace}})
+        if self.statuses:
+            out.append({"terms": {"status": list(self.statuses)}})
+        if self.since is not None:
+            out.append({"range": {"detected_at": {"gte": self.since.isoformat()}}})
+        return out
+
+    def mongo(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.statuses:
+            out["status"] = {"$in": list(self.statuses)}
+        if self.since is not None:
+            out["detected_at"] = {"$gte": self.since}
+        return out
+
+
 async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: int,
-                  namespace: str | None = None, semantic: bool = True) -> list[Match]:
-    """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace), best
-    first. `semantic=False` ranks by text and structure alone (what the benchmark compares against).
+                  namespace: str | None = None, semantic: bool = True, statuses: tuple[str, ...] = (),
+                  since: datetime | None = None) -> list[Match]:
+    """The `limit` past incidents most like `doc` that `user` may see (optionally in one namespace, of some
+    statuses, detected since a time: `Scope`), best first. `semantic=False` ranks by text and structure
+    alone (what the benchmark compares against).
 
     Duplicates (`duplicate_of` set) are never candidates, nor is `doc`'s own canonical: they are the
     same outage and tell the reader nothing new. The text part is normalised by the best candidate
     kept, and the window widens while the candidates kept are fewer than `limit`, so the answer is the
     one the caller would get without the twins."""
+    scope = Scope(namespace=namespace, statuses=tuple(statuses), since=since)
     visible = classification.search_filter(user)
-    if namespace:  # filtered in the search, so the candidates are all of that namespace
-        visible = {"bool": {"filter": [visible, {"term": {"namespace": namespace}}]}}
+    if clauses := scope.search_clauses():  # filtered in the search, so every candidate is in the scope
+        visible = {"bool": {"filter": [visible, *clauses]}}
     exclude = tuple(x for x in (doc["_id"], doc.get("duplicate_of")) if x)
     if len(exclude) > 1:  # the canonical is left out in the search too, so it takes no place in the window
         visible = {"bool": {"filter": [visible], "must_not": [{"ids": {"values": list(exclude[1:])}}]}}
     qvec = await embeddings.query_vector(doc) if semantic else None
     window = CANDIDATES
     while True:
-        matches, full = await _candidates(bk, doc, user=user, namespace=namespace, visible=visible, qvec=qvec,
+        matches, full = await _candidates(bk, doc, user=user, scope=scope, visible=visible, qvec=qvec,
                                           exclude=exclude, window=window)
         if len(matches) >= limit or not full or window >= MAX_CANDIDATES:
             break
@@ -193,21 +226,20 @@ def order_key(m: Match) -> tuple:
     return (-m.score, str(m.doc.get("name") or ""), str(m.doc["_id"]))
 
 
-async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, namespace: str | None,
+async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, scope: Scope,
                       visible: dict[str, Any], qvec, exclude: tuple[str, ...], window: int) -> tuple[list[Match], bool]:
     """The scored candidates of one window, and whether a source filled it (more may be behind)."""
     hits = await incidents_index.similar_incidents(bk, dict(doc), limit=window, visible=visible)
     raw = {h["id"]: h["score"] or 0.0 for h in hits}
-    near = await embeddings.nearest(bk, qvec, window, user, namespace=namespace,
+    near = await embeddings.nearest(bk, qvec, window, user, namespace=scope.namespace,
                                     exclude=exclude) if qvec is not None else {}
     ids = (set(raw) | set(near)) - set(exclude)
-    flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, "duplicate_of": None, **classification.mongo_filter(user)}
-    if namespace:
-        flt["namespace"] = namespace
+    flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, "duplicate_of": None, **classification.mongo_filter(user),
+                           **scope.mongo()}
     found = await bk.mongo.incidents.find(flt, {"timeline_bytes": 0}).to_list(None)
     # written moments ago: neither search source may know it yet (outbox and refresh lag, embedding job);
     # first, so that embedding on the spot (a bounded number) reaches them
-    unsearchable = await not_yet_searchable(bk, user=user, namespace=namespace,
+    unsearchable = await not_yet_searchable(bk, user=user, namespace=None, scope=scope,
                                             exclude=set(exclude) | {c["_id"] for c in found} | set(raw))
     found = unsearchable + found
     top = max((raw.get(c["_id"], 0.0) for c in found), default=0.0) or 1.0
@@ -232,10 +264,10 @@ async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, names
 
 
 async def not_yet_searchable(bk: Backends, *, user: User, namespace: str | None,
-                             exclude: set[Any]) -> list[dict[str, Any]]:
+                             exclude: set[Any], scope: Scope | None = None) -> list[dict[str, Any]]:
     """Incidents the search engine may not answer for yet — a sync to the index still pending in the
     outbox, or written within RECENT_SECONDS (synced but not yet refreshed) — that `user` may see, in
-    `namespace`, not duplicates, not in `exclude`: at most RECENT_MAX, the newest. A near-duplicate
+    `namespace` (and `scope`), not duplicates, not in `exclude`: at most RECENT_MAX, the newest. A near-duplicate
     resolved a moment ago is then found at once, not once the workers have caught up."""
     pending = [e["doc_id"] async for e in bk.mongo.outbox.find({"index": incidents_index.INDEX.name},
                                                                 {"doc_id": 1}).limit(500)]
@@ -246,5 +278,7 @@ async def not_yet_searchable(bk: Backends, *, user: User, namespace: str | None,
         flt["_id"] = {"$nin": sorted(str(x) for x in exclude)}
     if namespace:
         flt["namespace"] = namespace
+    if scope is not None:
+        flt.update(scope.mongo())
     return await bk.mongo.incidents.find(flt, {"timeline_bytes": 0}).sort(
         [("updated_at", -1), ("_id", 1)]).limit(RECENT_MAX).to_list(None)
