@@ -329,9 +329,17 @@ class ArticleQuery:
             pagination=SearchPagination(**res["pagination"]), search_id=res["search_id"])
 
     @strawberry.field
-    async def articles_due_for_review(self, info: Info, page: int = 1, page_size: int = 20,
-                                      ordering: str | None = None) -> Paginated[KnowledgeArticle]:
-        params = {"page": page, "page_size": page_size, **({"ordering": ordering} if ordering else {})}
+    async def articles_due_for_review(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
+                                      category: str | None = None, subcategory: str | None = None,
+                                      status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
+                                      difficulty_level: list[DifficultyEnum] | None = None,
+                                      data_classification: list[ClassificationEnum] | None = None,
+                                      search: str | None = None, ordering: str | None = None, page: int = 1,
+                                      page_size: int = 20) -> Paginated[KnowledgeArticle]:
+        params = list_params(article_type=article_type, category=category, subcategory=subcategory, status=status,
+                             is_featured=is_featured, difficulty_level=difficulty_level,
+                             data_classification=data_classification, search=search, ordering=ordering, page=page,
+                             page_size=page_size)
         result = await service.due_for_review(info.context.backends, user=info.context.user, params=params)
         return paginated(result, KnowledgeArticle.from_doc)
 
@@ -348,9 +356,18 @@ class ArticleQuery:
         return KnowledgeBaseStatistics.from_dict(await stats.statistics(info.context.backends, user=info.context.user))
 
     @strawberry.field
-    async def my_bookmarks(self, info: Info, page: int = 1, page_size: int = 20) -> Paginated[KnowledgeArticle]:
-        result = await service.my_bookmarks(info.context.backends, user=info.context.user,
-                                            params={"page": page, "page_size": page_size})
+    async def my_bookmarks(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
+                           category: str | None = None, subcategory: str | None = None,
+                           status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
+                           difficulty_level: list[DifficultyEnum] | None = None,
+                           data_classification: list[ClassificationEnum] | None = None,
+                           search: str | None = None, ordering: str | None = None, page: int = 1,
+                           page_size: int = 20) -> Paginated[KnowledgeArticle]:
+        params = list_params(article_type=article_type, category=category, subcategory=subcategory, status=status,
+                             is_featured=is_featured, difficulty_level=difficulty_level,
+                             data_classification=data_classification, search=search, ordering=ordering, page=page,
+                             page_size=page_size)
+        result = await service.my_bookmarks(info.context.backends, user=info.context.user, params=params)
         return paginated(result, KnowledgeArticle.from_doc)
 
 

@@ -300,9 +300,13 @@ class PostmortemQuery:
                                                                 user=info.context.user))
 
     @strawberry.field(description="Postmortems past their due date and not yet published or archived.")
-    async def overdue_postmortems(self, info: Info, ordering: str | None = None, page: int = 1,
+    async def overdue_postmortems(self, info: Info, status: list[PostmortemStatusEnum] | None = None,
+                                  severity: list[IncidentSeverity] | None = None, is_automated: bool | None = None,
+                                  owner: str | None = None, incident: strawberry.ID | None = None,
+                                  search: str | None = None, ordering: str | None = None, page: int = 1,
                                   page_size: int = 20) -> Paginated[Postmortem]:
-        params = list_params(ordering=ordering, page=page, page_size=page_size)
+        params = list_params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
+                             search=search, ordering=ordering, page=page, page_size=page_size)
         return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user,
                                                         overdue=True), Postmortem.from_doc)
 

@@ -115,3 +115,26 @@ async def test_recommendations_are_listed_by_incident_name(client, editor):
                                 params={"incident": inc["name"]})).json()
     by_id = (await client.get("/api/knowledge/recommendations/", headers=editor, params={"incident": inc["id"]})).json()
     assert by_name["count"] == by_id["count"] == len(r.json()["recommendations"])
+
+
+async def test_graphql_lists_take_the_rest_lists_filters(client, admin, editor):
+    """articlesDueForReview, myBookmarks and overduePostmortems take the list filters and `search` their REST
+    routes take (before: only paging and ordering)."""
+    from tests.incidents.test_graphql import gql
+
+    tag = unique("gqlfilt").replace("-", "")
+    r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
+        "title": f"Runbook {tag}", "content": "steps", "article_type": "RUNBOOK", "category": "Database",
+        "status": "PUBLISHED", "next_review_due": "2020-01-01T00:00:00Z"})
+    assert r.status_code == 201, r.text
+    slug = r.json()["slug"]
+    assert (await client.post(f"/api/knowledge/knowledge-articles/{slug}/bookmark/", headers=editor)).status_code == 201
+    out = await gql(client, editor, """query($s: String!) {
+      due: articlesDueForReview(search: $s, articleType: [RUNBOOK], category: "Database") { totalCount }
+      none: articlesDueForReview(search: $s, articleType: [FAQ]) { totalCount }
+      mine: myBookmarks(search: $s, category: "Database") { totalCount }
+      overdue: overduePostmortems(search: $s, severity: [HIGH]) { totalCount } }""", s=tag)
+    assert "errors" not in out, out
+    data = out["data"]
+    assert data["due"]["totalCount"] == 1 and data["none"]["totalCount"] == 0 and data["mine"]["totalCount"] == 1
+    assert data["overdue"]["totalCount"] == 0
