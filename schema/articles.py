@@ -288,22 +288,32 @@ RateResult = result("RateKnowledgeArticleResult", RatingResult)
 BookmarkPayload = result("BookmarkKnowledgeArticleResult", BookmarkResult)
 
 
-@strawberry.type
-class ArticleQuery:
-    @strawberry.field(description="Articles the caller may see, filtered, searched, ordered and paginated.")
-    async def knowledge_articles(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
-                                 category: str | None = None, subcategory: str | None = None,
-                                 status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
-                                 difficulty_level: list[DifficultyEnum] | None = None,
-                                 data_classification: list[ClassificationEnum] | None = None,
-                                 search: str | None = None, ordering: str | None = None, page: int = 1,
-                                 page_size: int = 20) -> Paginated[KnowledgeArticle]:
+def _article_page(fetch):
+    """A resolver of a page of articles the caller may see — `fetch(bk, user=…, params=…)` is the articles
+    list, the ones due for review or the caller's bookmarks — with the articles list's filters, `search`,
+    ordering and paging (the REST routes take the same)."""
+    async def resolver(info: Info, article_type: list[ArticleTypeEnum] | None = None,
+                       category: str | None = None, subcategory: str | None = None,
+                       status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
+                       difficulty_level: list[DifficultyEnum] | None = None,
+                       data_classification: list[ClassificationEnum] | None = None,
+                       search: str | None = None, ordering: str | None = None, page: int = 1,
+                       page_size: int = 20) -> Paginated[KnowledgeArticle]:
         params = list_params(article_type=article_type, category=category, subcategory=subcategory, status=status,
                              is_featured=is_featured, difficulty_level=difficulty_level,
                              data_classification=data_classification, search=search, ordering=ordering, page=page,
                              page_size=page_size)
-        result = await service.list_articles(info.context.backends, user=info.context.user, params=params)
-        return paginated(result, KnowledgeArticle.from_doc)
+        return paginated(await fetch(info.context.backends, user=info.context.user, params=params),
+                         KnowledgeArticle.from_doc)
+
+    return resolver
+
+
+@strawberry.type
+class ArticleQuery:
+    knowledge_articles: Paginated[KnowledgeArticle] = strawberry.field(
+        resolver=_article_page(service.list_articles),
+        description="Articles the caller may see, filtered, searched, ordered and paginated.")
 
     @strawberry.field(description="One article; reading it counts a view unless countView is false.")
     async def knowledge_article(self, info: Info, slug: str, count_view: bool = True,
@@ -328,20 +338,7 @@ class ArticleQuery:
                 difficulty_levels=[Difficulty(d) for d in res["filters"]["difficulty_levels"]]),
             pagination=SearchPagination(**res["pagination"]), search_id=res["search_id"])
 
-    @strawberry.field
-    async def articles_due_for_review(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
-                                      category: str | None = None, subcategory: str | None = None,
-                                      status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
-                                      difficulty_level: list[DifficultyEnum] | None = None,
-                                      data_classification: list[ClassificationEnum] | None = None,
-                                      search: str | None = None, ordering: str | None = None, page: int = 1,
-                                      page_size: int = 20) -> Paginated[KnowledgeArticle]:
-        params = list_params(article_type=article_type, category=category, subcategory=subcategory, status=status,
-                             is_featured=is_featured, difficulty_level=difficulty_level,
-                             data_classification=data_classification, search=search, ordering=ordering, page=page,
-                             page_size=page_size)
-        result = await service.due_for_review(info.context.backends, user=info.context.user, params=params)
-        return paginated(result, KnowledgeArticle.from_doc)
+    articles_due_for_review: Paginated[KnowledgeArticle] = strawberry.field(resolver=_article_page(service.due_for_review))
 
     @strawberry.field
     async def popular_articles(self, info: Info, limit: int = 10) -> list[PopularArticle]:
@@ -355,21 +352,9 @@ class ArticleQuery:
     async def knowledge_base_statistics(self, info: Info) -> KnowledgeBaseStatistics:
         return KnowledgeBaseStatistics.from_dict(await stats.statistics(info.context.backends, user=info.context.user))
 
-    @strawberry.field
-    async def my_bookmarks(self, info: Info, article_type: list[ArticleTypeEnum] | None = None,
-                           category: str | None = None, subcategory: str | None = None,
-                           status: list[ArticleStatusEnum] | None = None, is_featured: bool | None = None,
-                           difficulty_level: list[DifficultyEnum] | None = None,
-                           data_classification: list[ClassificationEnum] | None = None,
-                           search: str | None = None, ordering: str | None = None, page: int = 1,
-                           page_size: int = 20) -> Paginated[KnowledgeArticle]:
-        params = list_params(article_type=article_type, category=category, subcategory=subcategory, status=status,
-                             is_featured=is_featured, difficulty_level=difficulty_level,
-                             data_classification=data_classification, search=search, ordering=ordering, page=page,
-                             page_size=page_size)
-        result = await service.my_bookmarks(info.context.backends, user=info.context.user, params=params)
-        return paginated(result, KnowledgeArticle.from_doc)
 
+
+    my_bookmarks: Paginated[KnowledgeArticle] = strawberry.field(resolver=_article_page(service.my_bookmarks))
 
 @strawberry.type
 class ArticleMutation:
