@@ -282,33 +282,34 @@ PostmortemResult = result("PostmortemResult", Postmortem)
 PostmortemGenerationResult = result("PostmortemGenerationResult", PostmortemGeneration)
 
 
+def _postmortem_page(*, overdue: bool):
+    """A resolver of a page of the postmortems the caller may see (only the overdue ones with `overdue`), with
+    the REST list's filters, `search`, ordering and paging."""
+    async def resolver(info: Info, status: list[PostmortemStatusEnum] | None = None,
+                       severity: list[IncidentSeverity] | None = None, is_automated: bool | None = None,
+                       owner: str | None = None, incident: strawberry.ID | None = None, search: str | None = None,
+                       ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Postmortem]:
+        params = list_params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
+                             search=search, ordering=ordering, page=page, page_size=page_size)
+        return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user,
+                                                        overdue=overdue), Postmortem.from_doc)
+
+    return resolver
+
+
 @strawberry.type
 class PostmortemQuery:
-    @strawberry.field(description="Postmortems, filtered, searched, ordered and paginated like the REST list.")
-    async def postmortems(self, info: Info, status: list[PostmortemStatusEnum] | None = None,
-                          severity: list[IncidentSeverity] | None = None, is_automated: bool | None = None,
-                          owner: str | None = None, incident: strawberry.ID | None = None, search: str | None = None,
-                          ordering: str | None = None, page: int = 1, page_size: int = 20) -> Paginated[Postmortem]:
-        params = list_params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
-                         search=search, ordering=ordering, page=page, page_size=page_size)
-        return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user),
-                         Postmortem.from_doc)
+    postmortems: Paginated[Postmortem] = strawberry.field(
+        resolver=_postmortem_page(overdue=False),
+        description="Postmortems, filtered, searched, ordered and paginated like the REST list.")
+    overdue_postmortems: Paginated[Postmortem] = strawberry.field(
+        resolver=_postmortem_page(overdue=True),
+        description="Postmortems past their due date and not yet published or archived.")
 
     @strawberry.field
     async def postmortem(self, info: Info, id: strawberry.ID) -> Postmortem:
         return Postmortem.from_doc(await service.get_postmortem(info.context.backends, pm_id=id,
                                                                 user=info.context.user))
-
-    @strawberry.field(description="Postmortems past their due date and not yet published or archived.")
-    async def overdue_postmortems(self, info: Info, status: list[PostmortemStatusEnum] | None = None,
-                                  severity: list[IncidentSeverity] | None = None, is_automated: bool | None = None,
-                                  owner: str | None = None, incident: strawberry.ID | None = None,
-                                  search: str | None = None, ordering: str | None = None, page: int = 1,
-                                  page_size: int = 20) -> Paginated[Postmortem]:
-        params = list_params(status=status, severity=severity, is_automated=is_automated, owner=owner, incident=incident,
-                             search=search, ordering=ordering, page=page, page_size=page_size)
-        return paginated(await service.list_postmortems(info.context.backends, params=params, user=info.context.user,
-                                                        overdue=True), Postmortem.from_doc)
 
     @strawberry.field
     async def postmortem_statistics(self, info: Info) -> PostmortemStatistics:
