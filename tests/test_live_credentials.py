@@ -5,28 +5,14 @@ straight in the database ends the stream; valid credentials keep it open."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 
 from tests.conftest import serve_api
+from tests.postmortems.test_generations import _events
 from tests.test_graphql_ws import _fresh_editor, held_generation
 
 BASE = "/api/knowledge/postmortem-generations/"
-
-
-async def _events(response):
-    event, data = None, []
-    async for line in response.aiter_lines():
-        if line.startswith(":"):
-            yield "comment", line[1:].strip()
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and event:
-            yield event, json.loads("\n".join(data))
-            event, data = None, []
 
 
 async def _deactivate(bk, user) -> None:

@@ -120,8 +120,7 @@ async def referenced_incident(bk: Backends, *, incident_id: str, user: User, fie
                               projection: Mapping[str, Any] | None = LIST_PROJECTION) -> dict:
     """An incident named in a request body (`field`) by its id or its name: a 400 INCIDENT_NOT_FOUND when the
     user cannot see it."""
-    doc = await bk.mongo.incidents.find_one({"$or": [{"_id": incident_id}, {"name": incident_id}],
-                                             **classification.mongo_filter(user)}, projection)
+    doc = await _by_ref(bk, incident_id, user=user, projection=projection)
     if doc is None:
         raise ValidationFailed(f"Incident '{incident_id}' not found", {"field": field}, code="INCIDENT_NOT_FOUND")
     return doc
@@ -130,14 +129,19 @@ async def referenced_incident(bk: Backends, *, incident_id: str, user: User, fie
 NOTHING = "\x00none"  # a filter value no document holds
 
 
+async def _by_ref(bk: Backends, ref: str, *, user: User, projection: Mapping[str, Any] | None) -> dict | None:
+    """The incident a request names by its id or its name, if the user may see it."""
+    return await bk.mongo.incidents.find_one({"$or": [{"_id": ref}, {"name": ref}], **classification.mongo_filter(user)},
+                                             projection)
+
+
 async def incident_filter_param(bk: Backends, params: Mapping[str, Any], *, user: User,
                                 key: str = "incident") -> dict[str, Any]:
     """List parameters whose `?incident=` names an incident by its id or its name, as its id; one the user
     cannot see (or none) matches nothing, like a missing one."""
     out = dict(params.items())
     if ref := out.get(key):
-        doc = await bk.mongo.incidents.find_one({"$or": [{"_id": str(ref)}, {"name": str(ref)}],
-                                                 **classification.mongo_filter(user)}, {"_id": 1})
+        doc = await _by_ref(bk, str(ref), user=user, projection={"_id": 1})
         out[key] = doc["_id"] if doc else NOTHING
     return out
 
