@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.http.auth import current_user
 from app.http.resources import Call, Op, Resource
 from app.http.responses import int_param
-from app.incidents import service
+from app.incidents import deletion, service
 from app.incidents.models import EventsAppend, IncidentCreate, IncidentMarkDuplicate, IncidentResolve, IncidentUpdate
 from app.listing import Page
 from app.timefmt import isoz
@@ -60,7 +60,7 @@ async def update(call: Call) -> dict:
 
 
 async def delete(call: Call) -> Response:
-    await service.delete_incident(call.bk, name=call.key, user=call.user)
+    await deletion.delete_incident(call.bk, name=call.key, user=call.user)
     return Response(status_code=204)
 
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from app.http.resources import Call, Op, Resource
 from app.http.responses import documented, int_param
 from app.listing import Page
-from app.recommendations import service
+from app.recommendations import service, stats
 from app.recommendations.models import GenerateRequest, RateRequest
 from app.timefmt import drf_duration
 from app.users import service as users
@@ -68,7 +68,7 @@ async def rate_effectiveness(call: Call) -> dict:
 
 async def statistics(call: Call) -> dict:
     weeks = int_param(call.request, "weeks", default=12, low=1, high=104)
-    return await service.statistics(call.bk, user=call.user, weeks=weeks)
+    return await stats.statistics(call.bk, user=call.user, weeks=weeks)
 
 
 RESOURCE = Resource(

@@ -79,6 +79,8 @@ async def fresh(client, bk, admin, editor):
         "gateway expired; TLS handshake errors."})).json()
     assert "id" in own, own
     await sync(bk)
+    from app.indexing import outbox  # the jobs these writes set off (embeddings, the automatic recommendations
+    await outbox.flush(bk, jobs=True, timeout=120)  # of a HIGH incident) done now, not in a worker mid-test
     # the embedding job has not run for the resolved one: its vector is missing
     await bk.mongo.incidents.update_many({"namespace": ns}, {"$unset": {"embedding": "", "embedding_hash": "",
                                                                         "embedding_model": ""}})
