@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app.incidents import service
+from app.incidents import deletion, service
 from app.incidents.models import (EventSeverity, EventType, IncidentCreate, IncidentMarkDuplicate, IncidentResolve,
                                   IncidentUpdate, Severity, Status, TimelineEventIn)
 from app.users.models import Classification, Role
@@ -294,7 +294,7 @@ class IncidentMutation:
                                      "its recommendations and generation logs go with it (docs/domains/incidents.md).")
     @typed_errors(role=Role.ADMIN)
     async def delete_incident(self, info: Info, name: str) -> DeleteIncidentResult:
-        await service.delete_incident(info.context.backends, name=name, user=info.context.user)
+        await deletion.delete_incident(info.context.backends, name=name, user=info.context.user)
         return DeletedIncident(name=name)
 
     @strawberry.mutation

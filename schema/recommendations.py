@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 
 from app.articles import service as articles
-from app.recommendations import service
+from app.recommendations import service, stats
 from app.recommendations.models import ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType
 from app.users.models import Classification, Role
 from schema.articles import KnowledgeArticle, UserType, _person
@@ -162,7 +162,7 @@ class RecommendationQuery:
 
     @strawberry.field
     async def recommendation_statistics(self, info: Info, weeks: int = 12) -> RecommendationStatistics:
-        return RecommendationStatistics(**await service.statistics(info.context.backends, user=info.context.user,
+        return RecommendationStatistics(**await stats.statistics(info.context.backends, user=info.context.user,
                                                                    weeks=weeks))
 
 
