@@ -239,7 +239,8 @@ def seed_demo(dataset: Optional[Path] = typer.Option(None, help="JSONL of incide
     """Load demo incidents, knowledge-base articles, and what the demo's people did with them — postmortems,
     generation logs, learning patterns, recommendations with ratings (each only into an empty collection)."""
     n_incidents, n_articles = _run(lambda bk: _seed(bk, dataset), needs=("mongodb", "search"))
-    console.print(f"seeded {n_incidents} incidents and {n_articles} articles (existing data is never re-seeded)")
+    console.print(f"seeded {counted(n_incidents, 'incident')} and {counted(n_articles, 'article')} "
+                  "(existing data is never re-seeded)")
 
 
 async def _seed(bk, dataset: Optional[Path]) -> tuple[int, int]:
@@ -287,7 +288,7 @@ def generate_postmortems(
     results = _run(body)
     table = Table(title=f"postmortems for incidents resolved in the last {days} days" + (" (dry run)" if dry_run else ""))
     for column in ("incident", "severity", "action", "status", "confidence", "note"):
-        table.add_column(column)
+        table.add_column(column, **(never_cut([r.incident_name for r in results], column) if column == "incident" else {}))
     for r in results:
         table.add_row(r.incident_name, r.severity, r.action, r.status or "",
                       "" if r.confidence is None else f"{r.confidence:.2f}", r.error or "")
@@ -325,7 +326,7 @@ def generate_recommendations(
     table = Table(title=f"recommendations for incidents created in the last {days} days"
                   + (" (dry run)" if dry_run else ""))
     for column in ("incident", "severity", "action", "stored", "best confidence", "error"):
-        table.add_column(column)
+        table.add_column(column, **(never_cut([r.incident_name for r in results], column) if column == "incident" else {}))
     for r in results:
         table.add_row(r.incident_name, r.severity, r.action, str(r.count) if r.action == batch.GENERATED else "",
                       "" if r.best is None else f"{r.best:.2f}", r.error or "")
@@ -387,13 +388,13 @@ def update_learning_patterns(
     if (other := report.already_running) is not None:  # one run at a time: nothing was done
         _fail(f"a mining run is already running: {described(other)}; none started"
               + (f" (waited {wait:g} s)" if wait else "") + ". Try again once it has finished.", runs.BUSY_EXIT_CODE)
-    table = Table(title=f"learning patterns from {report.incidents} incidents resolved in the last {days} days"
+    table = Table(title=f"learning patterns from {counted(report.incidents, 'incident')} resolved in the last {days} days"
                   + (" (dry run)" if dry_run else ""))
     for column in ("action", "type", "name", "incidents", "confidence"):
         table.add_column(column)
     for r in report.rows:
         table.add_row(r.action, r.pattern_type, r.name, str(r.frequency), f"{r.confidence:.2f}")
-    _summary(table, [r.action for r in report.rows], failed="failed", noun="patterns")
+    _summary(table, [r.action for r in report.rows], failed="failed", noun="pattern")
 
 
 @cli.command("refit_calibration")
@@ -424,11 +425,23 @@ def _choices(values: Optional[list[str]], enum, name: str) -> list[str]:
     return wanted
 
 
-def _summary(table, actions: list[str], *, failed: str, noun: str = "incidents") -> None:
+def never_cut(values: list[str], header: str) -> dict:
+    """Column options that keep every value whole on one line, however narrow the terminal (the other
+    columns wrap instead): for incident names, which people copy into the next command."""
+    return {"no_wrap": True, "overflow": "ignore", "min_width": max([len(v) for v in values] + [len(header)])}
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 incident`, `2 incidents`, `0 patterns`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _summary(table, actions: list[str], *, failed: str, noun: str = "incident") -> None:
     """Print the table and a count per action; exit code 1 when any failed."""
     console.print(table)
     counts = {a: actions.count(a) for a in dict.fromkeys(actions)}
-    console.print(f"{len(actions)} {noun}: " + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
+    console.print(f"{counted(len(actions), noun)}: "
+                  + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
     if counts.get(failed):
         raise typer.Exit(1)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -12,9 +12,19 @@ from app.jsonsafe import free_form
 from app.timefmt import as_utc
 
 class InputModel(BaseModel):
-    """The base of every input model: unknown fields are refused, strings are trimmed."""
+    """The base of every input model: unknown fields are refused, strings are trimmed. A REST body is
+    validated as JSON, strictly (app/http/responses.read_body), after `reshape`: where a model takes another
+    shape of body too, it turns it into the model's own there (no "before" validators: they would make
+    pydantic validate what follows as Python objects, not as JSON)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # Other shapes a body may have, turned into this model's by `reshape` (documented as alternatives)
+    ALSO: ClassVar[tuple[type[BaseModel], ...]] = ()
+
+    @classmethod
+    def reshape(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return data
 
 
 # Search text (`?search=`, knowledge-base queries): long enough for any real query, short enough

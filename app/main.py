@@ -14,7 +14,7 @@ from starlette.routing import Route, WebSocketRoute
 from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
 from app.backends import Backends, connect
 from app.db import ensure_indexes
-from app.http import graphiql
+from app.http import docs, graphiql, openapi
 from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
@@ -34,6 +34,10 @@ from schema.app import graphql_endpoint
 from schema.ws import graphql_ws_endpoint
 
 log = logging.getLogger(__name__)
+
+# Every REST resource, in routing order: its routes and the OpenAPI document both come from these.
+RESOURCES = [*incidents_rest.RESOURCES, *articles_rest.RESOURCES, *postmortems_rest.RESOURCES,
+             *recommendations_rest.RESOURCES, *patterns_rest.RESOURCES]
 
 
 async def prepare(bk: Backends) -> None:
@@ -76,11 +80,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_ws_endpoint),  # graphql-transport-ws; authenticates itself (schema/ws.py)
         *graphiql.routes,
-        *incidents_rest.routes,
-        *articles_rest.routes,
-        *postmortems_rest.routes,
-        *recommendations_rest.routes,
-        *patterns_rest.routes,
+        Route("/openapi.json", openapi.endpoint(RESOURCES, settings)),
+        *docs.routes,
+        *(route for resource in RESOURCES for route in resource.routes()),
     ]
     return Starlette(
         routes=routes,

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     outbox_sweep_interval: float = 5.0
     outbox_lease_seconds: float = 30.0
     outbox_max_backoff: float = 30.0
+    # A write is indexed inline, right after its MongoDB commit, within this many seconds (and refreshed, so
+    # the next request's search sees it); past it, or when the engine fails, the outbox delivers it. 0: off.
+    index_inline_timeout: float = 2.0
 
     page_size: int = 20
     max_page_size: int = 100
@@ -95,6 +98,9 @@ class Settings(BaseSettings):
     ranking_similarity_semantic_share: float = 0.5
 
     # Postmortems
+    # Separation of duties on approval: nobody approves a postmortem they answer for (owner, author, former
+    # owner), but an admin may, as an audit-logged override; true refuses admins too.
+    strict_separation_of_duties: bool = False
     postmortem_due_days: dict[str, int] = {"CRITICAL": 3, "HIGH": 5, "MEDIUM": 10, "LOW": 20}  # after resolution
     # ... but never less than this many days after the postmortem is created (not overdue the moment it exists)
     postmortem_due_min_days: float = 2.0

@@ -7,7 +7,8 @@ and three incidents, then drives Debian's Chromium with Playwright (`pip install
 'incident-knowledge[browser]'`, `apt-get install chromium`; Playwright never downloads a browser
 here) with every request to another host refused: the page loads, the editor renders, a query without
 a token answers 401, the token typed into the page's token bar is used for the schema and for
-`{ incidents { totalCount } }`, and it is still there after a reload. Prints one line per check and
+`{ incidents { totalCount } }`, a subscription runs over the WebSocket, and the token is still there after
+a reload. Prints one line per check and
 exits non-zero if any fails. `run_check()` is also used by tests/test_graphiql.py when a browser is
 available.
 """
@@ -120,6 +121,13 @@ def run_check(base: str, token: str, *, screenshot: Path | None = None,
               f"{QUERY} -> {json.dumps({k: v for k, v in data.items() if k != '_ms'})} ({data['_ms']} ms)")
         if screenshot:
             page.screenshot(path=str(screenshot))
+
+        # a subscription goes over the WebSocket (graphql-transport-ws, the token in connection_init): an
+        # unknown generation is refused by the resolver, which only the authenticated socket can reach
+        sub = run_query(page, 'subscription { postmortemGenerationUpdates(id: "no-such-generation") { status } }')
+        codes = [(e.get("extensions") or {}).get("code") for e in sub.get("errors") or []]
+        check("GENERATION_NOT_FOUND" in codes, f"a subscription over the WebSocket answers: "
+                                               f"{json.dumps({k: v for k, v in sub.items() if k != '_ms'})[:160]}")
 
         page.reload(wait_until="load")
         page.wait_for_selector(".graphiql-query-editor .CodeMirror", timeout=timeout_ms)

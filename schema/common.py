@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Generic, TypeVar
@@ -74,6 +75,27 @@ def plain(value: Any) -> Any:
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
                 if getattr(value, f.name) is not strawberry.UNSET}
     return value
+
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
+
+
+def camel_keys(value: Any) -> Any:
+    """A JSON output as GraphQL spells it: every snake_case key camelCased, at any depth (`most_applied` →
+    `mostApplied`); keys that are values (`ROOT_CAUSE`, a category, a week) are left as they are; datetimes
+    as ISO 8601 in UTC. For the service's own structures only, never a caller's free-form JSON."""
+    if isinstance(value, dict):
+        return {(_camel(k) if isinstance(k, str) and _SNAKE.match(k) else k): camel_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [camel_keys(v) for v in value]
+    if isinstance(value, datetime):
+        return isoz(value)
+    return value
+
+
+def _camel(key: str) -> str:
+    first, *rest = key.split("_")
+    return first + "".join(part.capitalize() for part in rest)
 
 
 def list_params(**kw: Any) -> dict[str, Any]:

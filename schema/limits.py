@@ -67,6 +67,7 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("KnowledgeBaseUsage", "topZeroResultTerms"): 10,
     ("LearningPattern", "sourceIncidents"): SOURCES_MAX,
     ("LearningPattern", "sourcePostmortems"): SOURCES_MAX,
+    ("LearningPattern", "history"): 100,                     # app/patterns/service.py HISTORY_MAX
     ("PatternMiningRun", "patterns"): RUN_PATTERNS_MAX,
     ("Postmortem", "actionItems"): 500,                      # app/postmortems/models.py ITEMS_MAX
     ("Postmortem", "reviewers"): 50,                         # app/postmortems/models.py PostmortemContent.reviewers

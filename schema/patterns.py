@@ -14,7 +14,7 @@ from app.patterns.models import (ApplyRequest, MergeRequest, MiningRequest, Patt
 from app.patterns.run_records import RunStatus, RunTrigger
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
-from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
+from schema.common import ClassificationEnum, Paginated, camel_keys, list_params, paginated, validate
 from schema.context import Info
 from schema.errors import NotFoundError, PermissionDeniedError, ValidationError, result, typed_errors
 from schema.limits import RUN_PATTERNS_MAX, SOURCES_MAX  # the bounds the cost analysis counts on
@@ -31,14 +31,23 @@ async def _loaded(info: Info, name: str, factory, ids: list[str]) -> list[dict]:
     return [d for d in docs if d is not None]
 
 
-async def _history(root: "LearningPattern", info: Info) -> JSON:
+async def _history(root: "LearningPattern", info: Info) -> list["PatternChange"]:
     """Only the entries, and the sources they name, that the caller may see (service.readable_history)."""
     named = {f: list(set(service.named_sources(root._doc, f))) for f in service.SOURCES}  # _doc: the history only
     found_incidents = await _loaded(info, "IncidentByIdLoader", IncidentByIdLoader, named["source_incidents"])
     found_pms = await _loaded(info, "PostmortemByIdLoader", PostmortemByIdLoader, named["source_postmortems"])
     entries = service.readable_history(root._doc, info.context.user, incidents={d["_id"] for d in found_incidents},
                                        postmortems={d["_id"] for d in found_pms})
-    return [{**h, "at": h["at"].isoformat() if h.get("at") else None} for h in entries]
+    return [PatternChange(at=h.get("at"), by=h.get("by"), action=h.get("action") or "",
+                          before=camel_keys(h.get("before") or {})) for h in entries]
+
+
+@strawberry.type(description="A change made to a pattern after its validation, with what it replaced.")
+class PatternChange:
+    at: datetime | None
+    by: strawberry.ID | None = strawberry.field(description="The id of the user (or bot) who made it.")
+    action: str
+    before: JSON = strawberry.field(description="The fields it changed, as they were (camelCase names).")
 
 
 @strawberry.type(description="A recurring cause, fix or prevention, mined or written by an admin.")
@@ -59,8 +68,7 @@ class LearningPattern:
     times_applied: int
     last_applied: datetime | None
     data_classification: ClassificationEnum
-    history: JSON = strawberry.field(resolver=_history,
-                                     description="Changes made after validation: [{at, by, action, before}].")
+    history: list[PatternChange] = strawberry.field(resolver=_history, description="Changes made after validation.")
     created_at: datetime
     updated_at: datetime
     _doc: strawberry.Private[dict[str, Any]]
@@ -172,8 +180,9 @@ class PatternQuery:
 
     @strawberry.field
     async def learning_pattern_statistics(self, info: Info, weeks: int = 12) -> LearningPatternStatistics:
-        return LearningPatternStatistics(**await service.statistics(info.context.backends, user=info.context.user,
-                                                                    weeks=weeks))
+        figures = await service.statistics(info.context.backends, user=info.context.user, weeks=weeks)
+        return LearningPatternStatistics(**{k: camel_keys(v) if isinstance(v, (dict, list)) else v
+                                            for k, v in figures.items()})
 
 
 @strawberry.type

@@ -15,7 +15,7 @@ from app.postmortems.models import (ActionItemPriority, ActionItemStatus, Action
                                     PostmortemUpdate)
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
-from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
+from schema.common import ClassificationEnum, Paginated, camel_keys, list_params, paginated, validate
 from schema.context import Info, by_ids
 from schema.errors import result, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, IncidentSeverity
@@ -196,7 +196,7 @@ class PostmortemGeneration:
                    attempts=d.get("attempts", 0), model_version=d.get("model_version", ""),
                    error_message=d.get("error_message"), review_reason=d.get("review_reason"),
                    generated_sections=d.get("generated_sections") or [], kept_sections=d.get("kept_sections") or [],
-                   unsupported_facts=d.get("unsupported_facts") or [], evidence=d.get("evidence") or {},
+                   unsupported_facts=d.get("unsupported_facts") or [], evidence=camel_keys(d.get("evidence") or {}),
                    data_classification=Classification(d.get("data_classification", Classification.INTERNAL.value)),
                    created_at=d["created_at"], started_at=d.get("started_at"), completed_at=d.get("completed_at"),
                    postmortem_id=d.get("postmortem"), _requested_by=d.get("requested_by"))

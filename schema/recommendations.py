@@ -9,10 +9,10 @@ import strawberry
 
 from app.articles import service as articles
 from app.recommendations import service, stats
-from app.recommendations.models import ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType
+from app.recommendations.models import ConfidenceLevel, RateRequest, RecommendationGenerateRequest, RecommendationType
 from app.users.models import Classification, Role
 from schema.articles import KnowledgeArticle, UserType, _person
-from schema.common import ClassificationEnum, Paginated, builds, list_params, paginated, validate
+from schema.common import ClassificationEnum, Paginated, builds, camel_keys, list_params, paginated, validate
 from schema.context import Info, by_ids
 from schema.errors import result, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, MatchingFactor
@@ -162,8 +162,9 @@ class RecommendationQuery:
 
     @strawberry.field
     async def recommendation_statistics(self, info: Info, weeks: int = 12) -> RecommendationStatistics:
-        return RecommendationStatistics(**await stats.statistics(info.context.backends, user=info.context.user,
-                                                                   weeks=weeks))
+        figures = await stats.statistics(info.context.backends, user=info.context.user, weeks=weeks)
+        return RecommendationStatistics(**{k: camel_keys(v) if isinstance(v, (dict, list)) else v
+                                           for k, v in figures.items()})
 
 
 @strawberry.type
@@ -172,7 +173,7 @@ class RecommendationMutation:
     @typed_errors(role=Role.EDITOR)
     async def generate_recommendations(self, info: Info, input: GenerateRecommendationsInput) -> GenerateResult:
         user = info.context.user
-        data = validate(GenerateRequest, input)
+        data = validate(RecommendationGenerateRequest, input)
         done = await service.generate(info.context.backends, data=data, user=user)
         return GeneratedRecommendations(
             recommendations=[Recommendation.from_doc(d) for d in done.recommendations],

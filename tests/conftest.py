@@ -55,8 +55,33 @@ def bk(app):
 
 
 @pytest.fixture(scope="session")
-async def client(app):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver") as c:
+def contract(app):
+    """The published OpenAPI document, as a checker of responses (tests/contract.py)."""
+    from app.http import openapi
+    from app.main import RESOURCES
+    from app.settings import get_settings
+    from tests.contract import Contract
+
+    return Contract(openapi.build(RESOURCES, get_settings()))
+
+
+@pytest.fixture(scope="session")
+async def client(app, contract):
+    """The API in process. Every REST response it receives must keep the published contract: a status the
+    operation does not document, or a body its schema refuses, fails the test that received it."""
+
+    async def keeps_the_contract(response: httpx.Response) -> None:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return  # a stream: its events are checked by its own tests
+        await response.aread()
+        problems = contract.violations(response.request.method, response.request.url.path, response.status_code,
+                                       response.headers.get("content-type", ""), response.content)
+        if problems:
+            raise AssertionError("the response breaks the published contract (GET /openapi.json):\n  "
+                                 + "\n  ".join(problems))
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://testserver", event_hooks={"response": [keeps_the_contract]}) as c:
         yield c
 
 

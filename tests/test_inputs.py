@@ -160,3 +160,23 @@ async def test_an_incident_named_search_is_a_read(client, editor, viewer, bk):
 
     assert ratelimit.classify("GET", "/api/v1/incidents/search/") == "read"
     assert ratelimit.classify("POST", "/api/knowledge/knowledge-articles/search/") == "search"
+
+
+async def test_bodies_are_typed_as_json_strictly_as_the_document_says(client, editor):
+    """Before: `"resolved_at": 0` resolved an incident in 1970, `false` was taken as 0.0 and `0` as false."""
+    inc = (await client.post("/api/v1/incidents/", headers=editor, json={"title": "strict typing"})).json()
+    for path, body, field in (
+            (f"/api/v1/incidents/{inc['name']}/resolve/", {"resolution": "x", "resolved_at": 0}, "resolved_at"),
+            ("/api/v1/incidents/", {"title": "t", "detected_at": 1700000000}, "detected_at"),
+            ("/api/knowledge/postmortem-generations/generate_postmortem/",
+             {"incident_id": inc["id"], "force": 0}, "force"),
+            ("/api/knowledge/knowledge-articles/search/", {"query": "x", "offset": False}, "offset")):
+        r = await client.post(path, headers=editor, json=body)
+        assert r.status_code == 400 and r.json()["details"][0]["field"] == field, (path, r.text)
+    got = (await client.get(f"/api/v1/incidents/{inc['name']}/", headers=editor)).json()
+    assert got["status"] == "OPEN" and got["resolved_at"] is None
+    # what JSON means stays accepted: RFC 3339 strings, any case of an event severity, one event object
+    r = await client.post(f"/api/v1/incidents/{inc['name']}/events/", headers=editor,
+                          json={"type": "Comment", "source": "me", "message": "m", "severity": "HIGH",
+                                "timestamp": "2026-03-19T17:20:00+02:00"})
+    assert r.status_code == 201, r.text

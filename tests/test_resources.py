@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.articles.rest import RESOURCE as ARTICLES
 from app.http.resources import EVERY_METHOD, allowed
-from app.incidents.rest import RESOURCE as INCIDENTS
-from app.patterns.rest import RESOURCE as PATTERNS, RUNS_RESOURCE
-from app.postmortems.rest import GENERATIONS, RESOURCE as POSTMORTEMS
-from app.recommendations.rest import RESOURCE as RECOMMENDATIONS
+from app.main import RESOURCES
 
 from tests.conftest import unique
-
-RESOURCES = [INCIDENTS, ARTICLES, POSTMORTEMS, GENERATIONS, RECOMMENDATIONS, PATTERNS, RUNS_RESOURCE]
 
 
 def concrete(path: str) -> str:

@@ -12,6 +12,7 @@ import uuid
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import Internal, Unavailable
@@ -24,6 +25,16 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]+")  # a caller's request id is echoed on
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+def route_label(scope: Scope) -> str:
+    """The route a request is counted under: the route that served it, or — when it was answered before
+    routing (a 401, a 429 of the sign-in limiter) — the route it was for; "unmatched" only when no route
+    takes its path."""
+    route = scope.get("route")
+    if route is None and (app := scope.get("app")) is not None:
+        route = next((r for r in getattr(app, "routes", ()) if r.matches(scope)[0] != Match.NONE), None)
+    return getattr(route, "path", None) or ("/graphql" if scope["path"].startswith("/graphql") else "unmatched")
 
 
 class RequestContextMiddleware:
@@ -76,8 +87,7 @@ class RequestContextMiddleware:
                 scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            path = getattr(route, "path", None) or ("/graphql" if scope["path"].startswith("/graphql") else "unmatched")
+            path = route_label(scope)
             REQUESTS.labels(scope["method"], path, str(status)).inc()
             LATENCY.labels(scope["method"], path).observe(elapsed)
             if path not in ("/healthz", "/metrics"):

@@ -13,8 +13,9 @@ status, and, when not the method's, its rate class. From that one declaration `r
   the body validated against its model (400 with the fields), then the operation;
 - DRF-style pages (`count/next/previous/results`) for a `Page`, the serializer for a stored document.
 
-These declarations are meant to be the one source of the OpenAPI document and of the permission matrix
-(not generated yet).
+The same declarations are the source of the OpenAPI document (app/http/openapi.py): each operation's
+query parameters (`query`, or its `listing` spec), its body model, its response model and the errors it may
+answer are declared here, and what the route validates with is what the document says.
 """
 
 from __future__ import annotations
@@ -26,16 +27,55 @@ from pydantic import BaseModel
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from app.backends import Backends
 from app.http import ratelimit
 from app.http.auth import current_user
+from app.errors import ValidationFailed
 from app.http.responses import JSON, error_response, read_body
-from app.listing import Page, drf_response
+from app.inputs import ascii_int
+from app.listing import ListSpec, Page, drf_response
 from app.users.models import Role, User, require_role
 
 Serializer = Callable[[Request, list[dict]], Awaitable[list[dict]]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter of an operation (beyond a list's), read with `call.arg(name)`: `kind` is int
+    (within `low`..`high`), str, or "list" (a comma list of `enum` values when given, upper-cased)."""
+
+    name: str
+    kind: Any = str
+    description: str = ""
+    default: Any = None
+    low: int | None = None
+    high: int | None = None
+    enum: tuple[str, ...] = ()
+    max_length: int = 200
+
+    def parse(self, raw: str | None) -> Any:
+        if raw is None or raw == "":
+            return self.default
+        if self.kind is int:
+            value = ascii_int(raw)
+            if value is None or (self.low is not None and value < self.low) or \
+                    (self.high is not None and value > self.high):
+                raise ValidationFailed(f"{self.name} must be an integer between {self.low} and {self.high}",
+                                       {"field": self.name, "min": self.low, "max": self.high},
+                                       code="INVALID_PARAMETER")
+            return value
+        if len(raw) > self.max_length:
+            raise ValidationFailed(f"{self.name} is longer than {self.max_length} characters",
+                                   {"field": self.name, "max_length": self.max_length}, code="INVALID_PARAMETER")
+        if self.kind == "list":
+            values = [v.strip().upper() if self.enum else v.strip() for v in raw.split(",") if v.strip()]
+            if self.enum and (bad := [v for v in values if v not in self.enum]):
+                raise ValidationFailed(f"Invalid value for '{self.name}': {bad[0]!r}",
+                                       {"field": self.name, "allowed": list(self.enum)}, code="INVALID_PARAMETER")
+            return values
+        return raw
 
 
 @dataclass
@@ -49,10 +89,16 @@ class Call:
     key: str | None
     body: Any
     serialize: Serializer
+    query: tuple[Param, ...] = ()
 
     @property
     def params(self) -> QueryParams:
         return self.request.query_params
+
+    def arg(self, name: str) -> Any:
+        """The declared query parameter `name`, validated (a 400 names it when it is not valid)."""
+        param = next(p for p in self.query if p.name == name)
+        return param.parse(self.params.get(name))
 
     async def one(self, doc: dict) -> dict[str, Any]:
         """A stored document as the resource's JSON."""
@@ -66,7 +112,13 @@ class Call:
 @dataclass(frozen=True)
 class Op:
     """One operation: `run(call)` returns a Response, a Page (served as a DRF page) or what goes in a JSON
-    body with `status`."""
+    body with `status`.
+
+    For the document (app/http/openapi.py): `response` is the model of the 2xx body (of each item of a
+    page when `listing` is given: a list's filters, search, ordering and paging come from that spec);
+    `query` the other query parameters; `errors` the statuses it may answer beyond those every operation
+    may (400, 401, 429; 403 above the viewer's role; 404 on an item); `summary` its one line, else the
+    first line of `run`'s docstring."""
 
     run: Callable[[Call], Awaitable[Any]]
     role: Role = Role.VIEWER
@@ -74,16 +126,24 @@ class Op:
     status: int = 200
     rate: str | None = None  # the rate-limit class when not the method's ("search")
     summary: str = ""
+    response: Any = None
+    listing: ListSpec | None = None
+    query: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()
+    also: tuple[int, ...] = ()  # other 2xx statuses it answers with the same body (200: "already in progress")
 
 
 Methods = Mapping[str, Op]
-EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # each path answers them all (405 itself)
+# The methods the tests try on each path; a route takes any method (TRACE, made-up ones) and answers 405 itself.
+EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 @dataclass(frozen=True)
 class Resource:
     base: str            # "/api/v1/incidents" (no trailing slash)
     serialize: Serializer
+    tag: str = ""        # its section of the document (default: the last part of `base`)
+    description: str = ""
     key: str = "id"      # the path parameter naming one item
     collection: Methods = field(default_factory=dict)
     item: Methods = field(default_factory=dict)
@@ -105,10 +165,21 @@ class Resource:
         for path, methods, on_item in self.paths():
             endpoint = _endpoint(self, methods, on_item)
             for spelling in (path, path.rstrip("/")):
-                routes.append(Route(spelling, endpoint, methods=EVERY_METHOD))
+                routes.append(Route(spelling, _AnyMethod(endpoint), methods=None))
                 if any(op.rate == "search" for op in methods.values()):
                     ratelimit.SEARCH_PATHS.add(spelling)
         return routes
+
+
+class _AnyMethod:
+    """An endpoint as an ASGI app, so that its route takes every method (TRACE and made-up ones too: Starlette
+    limits a function endpoint to GET) and the endpoint answers a 405 naming the path's own methods."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app(scope, receive, send)
 
 
 def allowed(methods: Methods) -> list[str]:
@@ -130,7 +201,7 @@ def _endpoint(resource: Resource, methods: Methods, on_item: bool):
         body = await read_body(request, op.body) if op.body is not None else None
         call = Call(request=request, bk=request.app.state.backends, user=user,
                     key=request.path_params.get(resource.key) if on_item else None, body=body,
-                    serialize=resource.serialize)
+                    serialize=resource.serialize, query=op.query)
         result = await op.run(call)
         if isinstance(result, Response):
             return result

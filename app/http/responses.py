@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import ServiceError, ValidationFailed, backend_unavailable, pydantic_details
-from app.inputs import ascii_int
+from app.inputs import InputModel
 from app.jsonsafe import JSONRejected, loads
 from app.timefmt import isoz
 
@@ -108,25 +108,17 @@ async def read_json(request: Request, *, default: Any = None) -> Any:
         raise ValidationFailed(message, exc.message, code=exc.code) from None
 
 
-def int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    """An integer query parameter in [low, high] (ASCII digits only: `²` is not a number)."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    value = ascii_int(raw)
-    if value is None or not low <= value <= high:
-        raise ValidationFailed(f"{name} must be an integer between {low} and {high}",
-                               {"field": name, "min": low, "max": high}, code="INVALID_PARAMETER")
-    return value
-
-
 async def read_body(request: Request, model: type[M]) -> M:
-    """Parse and validate a JSON body: malformed JSON, unknown fields and wrong types are 400s."""
+    """Parse and validate a JSON body: malformed JSON, unknown fields and wrong types are 400s. Types are
+    JSON's, strictly, as the OpenAPI document gives them: `0` is not a date (it was 1970-01-01), `false` not
+    a number, `0` not a boolean; a timestamp is an RFC 3339 string. No body is an empty object."""
     data = await read_json(request, default={})
     if not isinstance(data, dict):
         raise ValidationFailed("Request body must be a JSON object", code="INVALID_BODY")
     try:
-        return model.model_validate(data)
+        if issubclass(model, InputModel):
+            data = model.reshape(data)
+        return model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         raise ValidationFailed("Invalid request data", pydantic_details(exc)) from None
 
@@ -143,8 +135,10 @@ _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "BAD_REQUEST", 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if exc.detail else None
-    return error_response(exc.status_code, str(detail or "HTTP error"), None,
-                          _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"))
+    response = error_response(exc.status_code, str(detail or "HTTP error"), None,
+                              _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"))
+    response.headers.update(exc.headers or {})  # a 405's Allow
+    return response
 
 
 async def backend_error_handler(request: Request, exc: Exception) -> Response:

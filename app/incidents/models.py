@@ -4,7 +4,7 @@ import json
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from app.errors import ValidationFailed
 from app.inputs import InputModel, JsonObject, StrList, UtcDatetime
@@ -53,6 +53,11 @@ class EventSeverity(str, Enum):
     HIGH = "high"
     CRITICAL = "critical"
 
+    @classmethod
+    def _missing_(cls, value: Any) -> "EventSeverity | None":
+        """Any case is taken: `HIGH` is `high`."""
+        return next((m for m in cls if isinstance(value, str) and m.value == value.lower()), None)
+
 
 class TimelineEventIn(InputModel):
     timestamp: UtcDatetime | None = None
@@ -61,11 +66,6 @@ class TimelineEventIn(InputModel):
     message: str = Field(min_length=1, max_length=5000)
     severity: EventSeverity | None = None
     details: JsonObject | None = None
-
-    @field_validator("severity", mode="before")
-    @classmethod
-    def _lower(cls, v: Any) -> Any:
-        return v.lower() if isinstance(v, str) else v
 
     @field_validator("details")
     @classmethod
@@ -80,12 +80,12 @@ class EventsAppend(InputModel):
 
     events: list[TimelineEventIn] = Field(min_length=1, max_length=500)
 
-    @model_validator(mode="before")
+    ALSO = (TimelineEventIn,)
+
     @classmethod
-    def one_event(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "events" not in data and "type" in data:
-            return {"events": [data]}
-        return data
+    def reshape(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """One event object is taken as a list of one."""
+        return {"events": [data]} if "events" not in data and "type" in data else data
 
 
 class IncidentCreate(InputModel):

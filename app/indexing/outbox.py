@@ -75,9 +75,25 @@ async def write(bk: Backends, index: str, doc_id: str,
         return result
 
     result = await bk.transaction(txn)
-    for kind in (index, *FOLLOW_UPS.get(index, ())):
+    indexed = await _inline(bk, index, doc_id)
+    for kind in (*(() if indexed else (index,)), *FOLLOW_UPS.get(index, ())):
         await bk.notify_index(kind, doc_id)
     return result
+
+
+async def _inline(bk: Backends, index: str, doc_id: str) -> bool:
+    """Sync one document now, refreshed so that the next search sees it (read-your-writes). False when it
+    did not happen in time or failed: its outbox entry stays, and a worker or the sweep delivers it."""
+    timeout = bk.settings.index_inline_timeout
+    if timeout <= 0:
+        return False
+    try:
+        done = await asyncio.wait_for(drain(bk, index=index, doc_id=doc_id, due_only=False, refresh=True), timeout)
+    except Exception as exc:  # noqa: BLE001 - the outbox still holds the entry
+        log.warning("inline index sync did not finish; the outbox will deliver it",
+                    extra={"index": index, "doc_id": doc_id, "error": str(exc)[:300] or type(exc).__name__})
+        return False
+    return done["synced"] > 0
 
 
 def _entries(index: str | None, jobs: bool) -> dict[str, Any]:
@@ -102,9 +118,10 @@ async def _claim(bk: Backends, flt: dict, lease: float, *, due_only: bool) -> di
 
 
 async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = None,
-                limit: int = 500, due_only: bool = True, jobs: bool = False) -> dict[str, int]:
+                limit: int = 500, due_only: bool = True, jobs: bool = False, refresh: bool = False) -> dict[str, int]:
     """Sync up to `limit` entries to the search index: those due (the sweep), or the one named,
-    even if it is waiting out a back-off (a worker asked to sync it now). Jobs only with `jobs`."""
+    even if it is waiting out a back-off (a worker asked to sync it now). Jobs only with `jobs`;
+    `refresh`: searchable when this returns."""
     flt = _entries(index, jobs)
     if doc_id is not None:
         flt["doc_id"] = doc_id
@@ -127,7 +144,7 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
             elif definition is None:
                 raise RuntimeError(f"unknown index {name!r}")
             else:
-                await _sync_or_rebuild(bk, definition, [e["doc_id"] for e in group])
+                await _sync_or_rebuild(bk, definition, [e["doc_id"] for e in group], refresh=refresh)
         except Exception as exc:  # noqa: BLE001 - recorded on the entry and retried
             failed += len(group)
             await _fail(bk, group, exc)
@@ -140,23 +157,23 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
     return {"synced": synced, "failed": failed}
 
 
-async def _sync_or_rebuild(bk: Backends, definition, ids: list[str]) -> None:
+async def _sync_or_rebuild(bk: Backends, definition, ids: list[str], *, refresh: bool = False) -> None:
     """A search cluster that lost the index (restarted, replaced) gets it rebuilt from MongoDB; then the
     batch is tried once more. Otherwise the error stands."""
     try:
-        await _sync(bk, definition, ids)
+        await _sync(bk, definition, ids, refresh=refresh)
     except Exception:
         if await ensure_index(bk, definition) is None:
             raise
-        await _sync(bk, definition, ids)
+        await _sync(bk, definition, ids, refresh=refresh)
 
 
-async def _sync(bk: Backends, definition, ids: list[str]) -> None:
+async def _sync(bk: Backends, definition, ids: list[str], *, refresh: bool = False) -> None:
     """Index the current MongoDB state of these documents; ids no longer in MongoDB are deleted."""
     docs = await bk.mongo[definition.collection].find({"_id": {"$in": ids}}).to_list(None)
     found = {str(d["_id"]) for d in docs}
     deleted = [i for i in ids if i not in found]
-    await write_docs(bk, definition, docs, deleted_ids=deleted)
+    await write_docs(bk, definition, docs, deleted_ids=deleted, refresh=refresh)
     for target in await building(bk, definition):  # a reindex in progress gets the change too
         await write_docs(bk, definition, docs, deleted_ids=deleted, target=target)
 

@@ -21,6 +21,7 @@ from app.postmortems.models import GenerationStatus, GenerationTrigger
 from app.timefmt import utcnow
 
 CREATED, REDRAFTED, SKIPPED, FAILED = "created", "re-drafted", "skipped (exists)", "failed"
+DUPLICATE = "skipped (duplicate)"  # closed as a duplicate: its canonical incident gets the postmortem
 WOULD_CREATE, WOULD_REDRAFT = "would create", "would re-draft"
 TITLE_MAX = 200
 
@@ -44,7 +45,7 @@ async def select_incidents(bk: Backends, *, days: int, severities: Iterable[str]
     query: dict = {"status": {"$in": sorted(RESOLVED_STATUSES)}, "resolved_at": {"$gte": utcnow() - timedelta(days=days)}}
     if sevs := sorted({Severity(s).value for s in severities}):
         query["severity"] = {"$in": sevs}
-    cursor = bk.mongo.incidents.find(query, {"name": 1, "title": 1, "severity": 1, "resolved_at": 1,
+    cursor = bk.mongo.incidents.find(query, {"name": 1, "title": 1, "severity": 1, "resolved_at": 1, "duplicate_of": 1,
                                              "data_classification": 1}).sort([("resolved_at", 1), ("_id", 1)])
     return await cursor.to_list(None)
 
@@ -61,10 +62,13 @@ async def _existing(bk: Backends, incident_ids: list[str]) -> dict[str, str]:
 async def generate_for_recent(bk: Backends, *, days: int = 7, severities: Iterable[str] = (), force: bool = False,
                               dry_run: bool = False,
                               progress: Callable[[int, int], None] | None = None) -> list[Result]:
-    """Create (or with `force` re-draft) a postmortem for each recently resolved incident; one Result each.
+    """Create (or with `force` re-draft) a postmortem for each recently resolved incident, except those closed
+    as duplicates (their canonical incident gets it); one Result each.
     `progress(done, total)` is called before the first and after each incident."""
     incidents = await select_incidents(bk, days=days, severities=severities)
     existing = await _existing(bk, [i["_id"] for i in incidents])
+    twins = sorted({i["duplicate_of"] for i in incidents if i.get("duplicate_of")})
+    canonicals = {d["_id"]: d["name"] async for d in bk.mongo.incidents.find({"_id": {"$in": twins}}, {"name": 1})}
     user = None if dry_run else await generations.bot_user(bk)
     results: list[Result] = []
     if progress:
@@ -73,7 +77,10 @@ async def generate_for_recent(bk: Backends, *, days: int = 7, severities: Iterab
         res = Result(incident_id=inc["_id"], incident_name=inc.get("name") or inc["_id"],
                      incident_title=inc.get("title") or "", severity=inc.get("severity") or "",
                      action="", postmortem_id=existing.get(inc["_id"]))
-        if res.postmortem_id and not force:
+        if inc.get("duplicate_of"):
+            res.action = DUPLICATE
+            res.error = f"duplicate of {canonicals.get(inc['duplicate_of'], inc['duplicate_of'])}"
+        elif res.postmortem_id and not force:
             res.action = SKIPPED
         elif dry_run:
             res.action = WOULD_REDRAFT if res.postmortem_id else WOULD_CREATE

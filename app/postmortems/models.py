@@ -189,7 +189,7 @@ def item_changes(model: ActionItemUpdate) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, Enum) else v) for k, v in sent.items()}
 
 
-class GenerateRequest(InputModel):
+class GenerateAutomatedRequest(InputModel):
     """The optional body of `generate_automated/`."""
 
     force: bool = False

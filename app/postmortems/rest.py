@@ -14,8 +14,10 @@ from app.http.resources import Call, Op, Resource
 from app.http.responses import JSON, documented, json_default
 from app.listing import Page, drf_response
 from app.postmortems import drafting, generations, service
-from app.postmortems.models import (ActionItemUpdate, GenerateRequest, GenerationRequest, PostmortemCreate,
-                                    PostmortemReplace, PostmortemUpdate)
+from app.postmortems.models import (ActionItemUpdate, GenerateAutomatedRequest, GenerationRequest,
+                                    PostmortemCreate, PostmortemReplace, PostmortemUpdate)
+from app.postmortems.outputs import (AutomatedDraftResult, Postmortem, PostmortemGeneration,
+                                     PostmortemGenerationStarted, PostmortemStatistics, PostmortemSummary)
 from app.users import service as users
 from app.users.models import Role
 
@@ -59,14 +61,17 @@ async def _page(call: Call, page: Page) -> dict:
 
 
 async def create(call: Call) -> dict:
+    """Create a DRAFT postmortem for an incident."""
     return await call.one(await service.create_postmortem(call.bk, data=call.body, user=call.user))
 
 
 async def list_postmortems(call: Call) -> dict:
+    """List the postmortems the caller may see."""
     return await _page(call, await service.list_postmortems(call.bk, params=call.params, user=call.user))
 
 
 async def detail(call: Call) -> dict:
+    """Get a postmortem."""
     return await call.one(await service.get_postmortem(call.bk, pm_id=call.key, user=call.user))
 
 
@@ -78,33 +83,47 @@ def _update(replace: bool):
 
 
 async def delete(call: Call) -> Response:
+    """Delete a postmortem."""
     await service.delete_postmortem(call.bk, pm_id=call.key, user=call.user)
     return Response(status_code=204)
+
+
+MOVES = {  # the workflow actions: what each does, for the document
+    "submit_for_review": "Submit a DRAFT postmortem for review (to IN_REVIEW).",
+    "request_changes": "Send a postmortem in review back to DRAFT.",
+    "approve": "Approve a postmortem in review (to APPROVED).",
+    "publish": "Publish an APPROVED postmortem as a knowledge-base article.",
+    "archive": "Archive a PUBLISHED postmortem (read-only from then on).",
+}
 
 
 def _move(action: str) -> dict[str, Op]:
     async def run(call: Call) -> dict:
         return await call.one(await service.transition(call.bk, pm_id=call.key, action=action, user=call.user))
-    return {"POST": Op(run, Role.EDITOR)}
+    return {"POST": Op(run, Role.EDITOR, summary=MOVES[action], response=Postmortem, errors=(409,))}
 
 
 async def action_item(call: Call) -> dict:
-    """PATCH one action item (editor)."""
+    """Change one action item of a postmortem."""
     return await call.one(await service.update_action_item(
         call.bk, pm_id=call.key, item_id=call.request.path_params["item_id"], data=call.body, user=call.user))
 
 
 async def overdue(call: Call) -> dict:
+    """List the overdue postmortems: past their due date, not yet published or archived."""
     return await _page(call, await service.list_postmortems(call.bk, params=call.params, user=call.user,
                                                             overdue=True))
 
 
 async def statistics(call: Call) -> dict:
+    """Get figures over the postmortems the caller may see."""
     return await service.statistics(call.bk, user=call.user)
 
 
 async def generate_automated(call: Call) -> dict:
-    """Draft the sections from the incident data (editor; optional body `{"force": bool}`)."""
+    """Draft a postmortem's sections from its incident's data.
+
+    Sections a person edited are kept unless `force`."""
     doc = await drafting.generate_automated(call.bk, pm_id=call.key, user=call.user, force=call.body.force)
     return {"message": "Postmortem generated successfully", "confidence_score": doc["generation_confidence"]}
 
@@ -141,16 +160,20 @@ async def _serialize_generations(request: Request, docs: list[dict]) -> list[dic
 
 
 async def generation_list(call: Call) -> Page:
+    """List the postmortem generation logs the caller may see."""
     return await generations.list_generations(call.bk, params=call.params, user=call.user)
 
 
 async def generation_detail(call: Call) -> dict:
+    """Get a postmortem generation log."""
     return await call.one(await generations.get_generation(call.bk, gen_id=call.key, user=call.user))
 
 
 async def generate_postmortem(call: Call) -> JSON:
-    """Start a generation (editor): 202 with the documented `{"message", "generation_id"}`; 200 with the
-    running one's id when the incident already has a generation in progress."""
+    """Start generating the postmortem of an incident.
+
+    202 with the documented `{"message", "generation_id"}`; 200 with the running one's id when the incident
+    already has a generation in progress."""
     doc, created = await generations.start(call.bk, data=call.body, user=call.user)
     message = "Postmortem generation initiated" if created else "Postmortem generation already in progress"
     return JSON({"message": message, "generation_id": doc["_id"], "status": doc["status"]},
@@ -158,6 +181,7 @@ async def generate_postmortem(call: Call) -> JSON:
 
 
 async def generation_retry(call: Call) -> dict:
+    """Run a FAILED generation again."""
     doc = await generations.retry(call.bk, gen_id=call.key, user=call.user)
     return {"message": "Postmortem generation restarted", "generation_id": doc["_id"], "status": doc["status"]}
 
@@ -167,8 +191,10 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def generation_events(call: Call) -> Response:
-    """Server-Sent Events: the log now (`event: generation`), again after every change, a comment every
-    keep-alive interval, and `event: end` once it is finished (then the stream closes)."""
+    """Follow a generation log live (Server-Sent Events).
+
+    The log now (`event: generation`, the log's JSON), again after every change, a comment every keep-alive
+    interval, and `event: end` (`{"id", "status"}`) once it is finished (then the stream closes)."""
     bk, user, gen_id = call.bk, call.user, call.key
     await generations.get_generation(bk, gen_id=gen_id, user=user)  # a 404 before any stream starts
 
@@ -193,19 +219,31 @@ async def generation_events(call: Call) -> Response:
 
 GENERATIONS = Resource(
     base=GEN_BASE.rstrip("/"), serialize=_serialize_generations,
-    collection={"GET": Op(generation_list)},
-    views={"generate_postmortem": {"POST": Op(generate_postmortem, Role.EDITOR, GenerationRequest)}},
-    item={"GET": Op(generation_detail)},
-    actions={"retry": {"POST": Op(generation_retry, Role.EDITOR, status=202)},
-             "events": {"GET": Op(generation_events)}})
+    description="Automated postmortem generation: a log per request, run by a worker, followed live.",
+    collection={"GET": Op(generation_list, response=PostmortemGeneration, listing=generations.LIST_SPEC)},
+    views={"generate_postmortem": {"POST": Op(generate_postmortem, Role.EDITOR, GenerationRequest, status=202,
+                                              also=(200,), response=PostmortemGenerationStarted, errors=(409,))}},
+    item={"GET": Op(generation_detail, response=PostmortemGeneration)},
+    actions={"retry": {"POST": Op(generation_retry, Role.EDITOR, status=202, response=PostmortemGenerationStarted,
+                                  errors=(409,))},
+             "events": {"GET": Op(generation_events, response="text/event-stream")}})
 RESOURCE = Resource(
     base=BASE.rstrip("/"), serialize=serialize,
-    collection={"GET": Op(list_postmortems), "POST": Op(create, Role.EDITOR, PostmortemCreate, status=201)},
-    views={"overdue": {"GET": Op(overdue)}, "statistics": {"GET": Op(statistics)}},
-    item={"GET": Op(detail), "PUT": Op(_update(True), Role.EDITOR, PostmortemReplace),
-          "PATCH": Op(_update(False), Role.EDITOR, PostmortemUpdate), "DELETE": Op(delete, Role.ADMIN)},
-    actions={**{action: _move(action) for action in ("approve", "publish", "submit_for_review", "request_changes",
-                                                       "archive")},
-             "action_items/{item_id}": {"PATCH": Op(action_item, Role.EDITOR, ActionItemUpdate)},
-             "generate_automated": {"POST": Op(generate_automated, Role.EDITOR, GenerateRequest)}})
-routes = GENERATIONS.routes() + RESOURCE.routes()
+    description="Postmortems of incidents and their review workflow: DRAFT → IN_REVIEW → APPROVED → PUBLISHED → "
+                "ARCHIVED.",
+    collection={"GET": Op(list_postmortems, response=PostmortemSummary, listing=service.LIST_SPEC),
+                "POST": Op(create, Role.EDITOR, PostmortemCreate, status=201, response=Postmortem)},
+    views={"overdue": {"GET": Op(overdue, response=PostmortemSummary, listing=service.LIST_SPEC)},
+           "statistics": {"GET": Op(statistics, response=PostmortemStatistics)}},
+    item={"GET": Op(detail, response=Postmortem),
+          "PUT": Op(_update(True), Role.EDITOR, PostmortemReplace, summary="Replace a postmortem's editable fields.",
+                    response=Postmortem, errors=(409,)),
+          "PATCH": Op(_update(False), Role.EDITOR, PostmortemUpdate, summary="Change some of a postmortem's fields.",
+                      response=Postmortem, errors=(409,)),
+          "DELETE": Op(delete, Role.ADMIN, status=204)},
+    actions={**{action: _move(action) for action in MOVES},
+             "action_items/{item_id}": {"PATCH": Op(action_item, Role.EDITOR, ActionItemUpdate, response=Postmortem,
+                                                    errors=(409,))},
+             "generate_automated": {"POST": Op(generate_automated, Role.EDITOR, GenerateAutomatedRequest,
+                                               response=AutomatedDraftResult, errors=(409,))}})
+RESOURCES = [GENERATIONS, RESOURCE]

@@ -326,8 +326,9 @@ def _refuse(doc: Mapping[str, Any], action: str) -> Conflict:
 
 async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> dict:
     """Move a postmortem along the workflow (`action`: submit_for_review, request_changes, approve,
-    publish, archive). Approval: the approver or an admin, never its owner or its author (who created it),
-    whatever their role. Publishing stamps published_at. The move is atomic: a concurrent move makes this
+    publish, archive). Approval: the approver or an admin, never its owner, its author (who created it) or a
+    former owner — except an admin, whose approval of one they answer for is an override, audit-logged as
+    `self_approval` (refused too when `IKL_STRICT_SEPARATION_OF_DUTIES` is set). Publishing stamps published_at. The move is atomic: a concurrent move makes this
     one a 409."""
     require_role(user, Role.EDITOR)
     current = await get_postmortem(bk, pm_id=pm_id, user=user)
@@ -335,8 +336,9 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
     if target not in MOVES[current["status"]]:
         raise _refuse(current, action)
     where = {"_id": current["_id"], "status": current["status"], **classification.mongo_filter(user)}
+    override = action == "approve" and user.id in responsible(current)
     if action == "approve":
-        if user.id in responsible(current):
+        if override and (bk.settings.strict_separation_of_duties or not user.has_role(Role.ADMIN)):
             raise PermissionDenied("Nobody approves a postmortem they own, wrote or owned before: its approver or "
                                    "another admin must", {"required": "approver or admin, not owner or author"},
                                    code="SELF_APPROVAL")
@@ -363,7 +365,8 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
                                                                  return_document=ReturnDocument.AFTER)
         if updated is not None:
             await record_audit(bk, action=action, user=user, subject_type="postmortem", subject_id=current["_id"],
-                               changes={"status": {"from": current["status"], "to": target}}, session=s)
+                               changes={"status": {"from": current["status"], "to": target},
+                                        **({"self_approval": True} if override else {})}, session=s)
         return updated
 
     updated = await bk.transaction(op)

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 from app.backends import Backends
 from app.errors import ServiceError
 from app.recommendations import jobs, service
-from app.recommendations.models import GenerateRequest
+from app.recommendations.models import RecommendationGenerateRequest
 from app.timefmt import utcnow
 from app.users import service as users
 
@@ -56,7 +56,7 @@ async def generate_for_recent(bk: Backends, *, days: int = 1, statuses: Iterable
             res.action = WOULD_GENERATE
         else:
             try:
-                recs = await service.generate_for_incident(bk, user=bot, data=GenerateRequest(
+                recs = await service.generate_for_incident(bk, user=bot, data=RecommendationGenerateRequest(
                     incident_id=inc["_id"], max_recommendations=max_recommendations, force=force))
                 res.action, res.count = GENERATED, len(recs)
                 res.best = max((r["confidence_score"] for r in recs), default=None)

@@ -19,7 +19,7 @@ from app.incidents.hooks import Happened
 from app.incidents.models import RESOLVED_STATUSES, EventType, TimelineEventIn
 from app.indexing import outbox
 from app.recommendations import service
-from app.recommendations.models import GenerateRequest, RecommendationType
+from app.recommendations.models import RecommendationGenerateRequest, RecommendationType
 from app.users import service as users
 from app.users.models import Classification
 
@@ -76,7 +76,7 @@ async def refresh(bk: Backends, incident_ids: list[str]) -> None:
         # as a reader of the incident's own level: nothing more secret takes the places its readers see
         reader = bot.model_copy(update={"clearance": Classification(
             doc.get(classification.FIELD, classification.DEFAULT.value))})
-        recs = await service.generate_for_incident(bk, user=reader, data=GenerateRequest(
+        recs = await service.generate_for_incident(bk, user=reader, data=RecommendationGenerateRequest(
             incident_id=doc["_id"], max_recommendations=bk.settings.recommendation_auto_max, force=True))
         log.info("recommendations refreshed", extra={"incident": doc["_id"], "count": len(recs)})
         await _announce_patterns(bk, doc, [r for r in recs if r["recommendation_type"]

@@ -36,7 +36,7 @@ def level_for(score: float) -> ConfidenceLevel:
     return next(level for threshold, level in LEVEL_THRESHOLDS if score >= threshold)
 
 
-class GenerateRequest(InputModel):
+class RecommendationGenerateRequest(InputModel):
     """The documented body of `generate_for_incident/` (plus `force`)."""
 
     incident_id: str = Field(min_length=1, max_length=100)
@@ -54,5 +54,12 @@ class GenerateRequest(InputModel):
         return list(dict.fromkeys(value))
 
 
+# the former name, for the code that imports it (app/demo, tests); in this domain the class is named by its
+# own name, which is also its schema's in the OpenAPI document (app/postmortems has a GenerateRequest too)
+GenerateRequest = RecommendationGenerateRequest
+
+
 class RateRequest(InputModel):
+    """An effectiveness rating, 1 (did not help) to 5 (solved it)."""
+
     rating: int = Field(ge=1, le=5)

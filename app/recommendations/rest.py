@@ -7,11 +7,12 @@ from typing import Any
 
 from starlette.requests import Request
 
-from app.http.resources import Call, Op, Resource
-from app.http.responses import documented, int_param
+from app.http.resources import Call, Op, Param, Resource
+from app.http.responses import documented
 from app.listing import Page
 from app.recommendations import service, stats
-from app.recommendations.models import GenerateRequest, RateRequest
+from app.recommendations.models import RateRequest, RecommendationGenerateRequest
+from app.recommendations.outputs import GeneratedRecommendations, IncidentRecommendation, RecommendationStatistics
 from app.timefmt import drf_duration
 from app.users import service as users
 from app.users.models import Role
@@ -41,15 +42,24 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
 
 
 async def list_recommendations(call: Call) -> Page:
+    """List the recommendations the caller may see (`?incident=` takes the incident's id or name)."""
     return await service.list_recommendations(call.bk, params=call.params, user=call.user)
 
 
 async def detail(call: Call) -> dict:
+    """Get a recommendation."""
     return await call.one(await service.get_recommendation(call.bk, rec_id=call.key, user=call.user))
 
 
 async def generate_for_incident(call: Call) -> dict:
-    """The documented body and response (`recommendations`: id, title, type, confidence_score, similarity_score)."""
+    """Generate recommendations for an incident.
+
+    Gathers the evidence as the caller sees it (similar incidents, their fixes and postmortems, articles,
+    the people who worked on similar incidents, validated learning patterns), keeps the candidates at or
+    above `min_confidence` and stores at most `max_recommendations`, the types taking turns best first.
+    Generating again refreshes those neither applied nor rated (`force`: replaces them). The documented
+    response (`recommendations`: id, title, type, confidence_score, similarity_score), plus `withheld`:
+    how many candidates fell below `min_confidence`, and the best of them."""
     done = await service.generate(call.bk, data=call.body, user=call.user)
     return {"message": done.message(call.body.min_confidence),
             "recommendations": [{"id": d["_id"], "title": d["title"], "type": d["recommendation_type"],
@@ -59,23 +69,33 @@ async def generate_for_incident(call: Call) -> dict:
 
 
 async def apply(call: Call) -> dict:
+    """Record that the caller applied a recommendation (applying again changes nothing).
+
+    For editors and admins, and for the incident's assignee, reporter or creator (403 for anyone else)."""
     return await call.one(await service.apply(call.bk, rec_id=call.key, user=call.user))
 
 
 async def rate_effectiveness(call: Call) -> dict:
+    """Rate how well a recommendation worked (1-5); the latest rating is its `effectiveness_rating`.
+
+    For editors and admins, and for the incident's assignee, reporter or creator (403 for anyone else)."""
     return await call.one(await service.rate(call.bk, rec_id=call.key, data=call.body, user=call.user))
 
 
 async def statistics(call: Call) -> dict:
-    weeks = int_param(call.request, "weeks", default=12, low=1, high=104)
-    return await stats.statistics(call.bk, user=call.user, weeks=weeks)
+    """Get recommendation statistics: counts by type and level, applied rate, effectiveness ratings."""
+    return await stats.statistics(call.bk, user=call.user, weeks=call.arg("weeks"))
 
 
 RESOURCE = Resource(
     base=BASE.rstrip("/"), serialize=serialize,
-    collection={"GET": Op(list_recommendations)},
-    views={"generate_for_incident": {"POST": Op(generate_for_incident, Role.EDITOR, GenerateRequest)},
-           "statistics": {"GET": Op(statistics)}},
-    item={"GET": Op(detail)},
-    actions={"apply": {"POST": Op(apply)}, "rate_effectiveness": {"POST": Op(rate_effectiveness, body=RateRequest)}})
-routes = RESOURCE.routes()
+    collection={"GET": Op(list_recommendations, response=IncidentRecommendation, listing=service.LIST_SPEC)},
+    views={"generate_for_incident": {"POST": Op(generate_for_incident, Role.EDITOR, RecommendationGenerateRequest,
+                                                response=GeneratedRecommendations)},
+           "statistics": {"GET": Op(statistics, response=RecommendationStatistics, query=(
+               Param("weeks", int, "The weeks `feedback_over_time` covers", default=12, low=1, high=104),))}},
+    item={"GET": Op(detail, response=IncidentRecommendation)},
+    actions={"apply": {"POST": Op(apply, response=IncidentRecommendation, errors=(403,))},
+             "rate_effectiveness": {"POST": Op(rate_effectiveness, body=RateRequest, response=IncidentRecommendation,
+                                               errors=(403,))}})
+RESOURCES = [RESOURCE]

@@ -40,8 +40,8 @@ from app.listing import Filter, ListSpec, Page, visible_page
 from app.patterns import service as pattern_service
 from app.patterns import triggers as trigger_rule
 from app.recommendations import calibration, engine, feedback, meaning
-from app.recommendations.models import (ConfidenceLevel, GenerateRequest, RateRequest, RecommendationType,
-                                        level_for)
+from app.recommendations.models import (ConfidenceLevel, RateRequest, RecommendationGenerateRequest,
+                                        RecommendationType, level_for)
 from app.timefmt import utcnow
 from app.users import service as users
 from app.users.models import Role, User, require_role
@@ -336,12 +336,12 @@ class Generated:
 WITHHELD_SHOWN = 3
 
 
-async def generate_for_incident(bk: Backends, *, data: GenerateRequest, user: User) -> list[dict]:
+async def generate_for_incident(bk: Backends, *, data: RecommendationGenerateRequest, user: User) -> list[dict]:
     """Score, keep and store recommendations for an incident the user may see (editor). Returns them, best first."""
     return (await generate(bk, data=data, user=user)).recommendations
 
 
-async def generate(bk: Backends, *, data: GenerateRequest, user: User) -> Generated:
+async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: User) -> Generated:
     """`generate_for_incident`, with what it held back below `min_confidence` (`Generated`)."""
     require_role(user, Role.EDITOR)
     incident = await incidents.referenced_incident(bk, incident_id=data.incident_id, user=user, field="incident_id",

@@ -14,7 +14,7 @@ from tests.incidents.test_graphql import gql
 from tests.patterns.test_rest import BASE, pattern
 from tests.postmortems.test_rest import create_pm, new_incident
 
-READ = """query($id: ID!) { learningPattern(id: $id) { id name description triggers history frequency
+READ = """query($id: ID!) { learningPattern(id: $id) { id name description triggers history { at by action before } frequency
   dataClassification sourceIncidents { id } sourcePostmortems { id } } }"""
 CREATE = """mutation($input: LearningPatternInput!) { createLearningPattern(input: $input) { __typename
   ... on LearningPattern { id dataClassification } ... on UserError { code field } } }"""
@@ -144,7 +144,7 @@ async def test_history_names_only_the_sources_the_reader_may_see(client, admin, 
     assert secret["id"] not in r.text and secret_pm["id"] not in r.text
     out = await gql(client, public_viewer, READ, id=p["id"])
     [entry] = out["data"]["learningPattern"]["history"]
-    assert entry["before"]["source_incidents"] == [public["id"]] and entry["before"]["source_postmortems"] == []
+    assert entry["before"]["sourceIncidents"] == [public["id"]] and entry["before"]["sourcePostmortems"] == []
     assert secret["id"] not in json.dumps(out) and secret_pm["id"] not in json.dumps(out)
 
 

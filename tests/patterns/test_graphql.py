@@ -6,7 +6,7 @@ from tests.conftest import unique
 from tests.incidents.test_graphql import gql
 from tests.postmortems.test_rest import new_incident
 
-FIELDS = """id name patternType frequency isValidated validationNotes timesApplied triggers actions history
+FIELDS = """id name patternType frequency isValidated validationNotes timesApplied triggers actions history { at by action before }
             sourceIncidents { id } sourcePostmortems { id } validatedBy { username }"""
 CREATE = f"""mutation($input: LearningPatternInput!) {{ createLearningPattern(input: $input) {{ __typename
   ... on LearningPattern {{ {FIELDS} }} ... on UserError {{ code message field }} }} }}"""
@@ -38,7 +38,7 @@ async def test_manage_validate_apply_merge_and_read(client, admin, editor, viewe
     assert v["isValidated"] and v["validationNotes"] == "checked" and v["validatedBy"]["username"]
 
     update = """mutation($id: ID!, $input: UpdateLearningPatternInput!) { updateLearningPattern(id: $id, input: $input) {
-      __typename ... on LearningPattern { triggers history } ... on UserError { code field } } }"""
+      __typename ... on LearningPattern { triggers history { at by action before } } ... on UserError { code field } } }"""
     u = (await gql(client, admin, update, id=p["id"], input={"triggers": ["TLS errors"]}))["data"]["updateLearningPattern"]
     assert u["triggers"] == ["TLS errors"] and u["history"][0]["before"] == {"triggers": ["TLS handshake failures"]}
 
@@ -50,7 +50,7 @@ async def test_manage_validate_apply_merge_and_read(client, admin, editor, viewe
     other = (await gql(client, admin, CREATE, input={"name": unique("Cert expiry 2"), "patternType": "PREVENTION",
                                                      "actions": ["renew 30 days ahead"]}))["data"]["createLearningPattern"]
     merge = """mutation($id: ID!, $o: ID!) { mergeLearningPatterns(id: $id, other: $o) { __typename
-      ... on LearningPattern { actions history } ... on UserError { code } } }"""
+      ... on LearningPattern { actions history { at by action before } } ... on UserError { code } } }"""
     m = (await gql(client, admin, merge, id=p["id"], o=other["id"]))["data"]["mergeLearningPatterns"]
     assert m["actions"] == ["renew certificates early", "renew 30 days ahead"] and m["history"][-1]["action"].startswith("merge")
 

@@ -139,3 +139,32 @@ async def test_manage_py_runs_the_same_commands_from_any_python(own):
                          env={**os.environ, "COLUMNS": "250", **env})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 incidents: nothing to do" in out.stdout
+
+
+async def test_duplicates_are_skipped_names_are_never_cut_and_counts_read_right(own, tokens):
+    bk, env = own
+    user = tokens["admin_user"]
+    now = utcnow()
+    canonical = await make(bk, user, "Checkout database outage", resolved_at=now - timedelta(days=1))
+    twin = await make(bk, user, "Checkout database outage again", resolved_at=now - timedelta(hours=2))
+    await bk.mongo.incidents.update_one({"_id": twin["_id"]}, {"$set": {"status": "CLOSED",
+                                                                        "duplicate_of": canonical["_id"]}})
+    # a terminal 60 columns wide: the other columns wrap, the incident names stay whole
+    narrow = ikl({**env, "COLUMNS": "60"}, "--dry-run")
+    assert narrow.returncode == 0, narrow.stdout + narrow.stderr
+    assert row(narrow, canonical["name"]) and row(narrow, twin["name"])
+    out = ikl(env, "--dry-run")
+
+    def first_cell(name: str) -> str:
+        return next(line for line in out.stdout.splitlines() if line.startswith(f"│ {name} "))
+
+    assert "would create" in first_cell(canonical["name"])
+    assert "skipped (duplicate)" in first_cell(twin["name"])
+    assert f"duplicate of {canonical['name']}" in first_cell(twin["name"])
+    assert "2 incidents:" in out.stdout
+    out = ikl(env, "--dry-run", "--days", "0")
+    assert "0 incidents: nothing to do" in out.stdout
+    await bk.mongo.incidents.delete_one({"_id": twin["_id"]})
+    out = ikl(env)
+    assert out.returncode == 0 and "1 incident: 1 created" in out.stdout, out.stdout
+    assert await bk.mongo.postmortems.count_documents({"incident": twin["_id"]}) == 0

@@ -63,12 +63,22 @@ async def test_only_the_owner_or_an_admin_changes_the_approver(client, admin, tw
     assert r.status_code == 200 and r.json()["status"] == "APPROVED", r.text
 
 
-async def test_an_admin_does_not_approve_their_own_postmortem(client, admin, tokens, two_editors):
+async def test_an_admin_approving_their_own_postmortem_is_an_audited_override(client, admin, bk, tokens, two_editors):
+    """Editors never approve what they answer for; an admin may (the contract's "an admin's approval fills
+    approver"), recorded as `self_approval` in the audit log — and refused with strict separation of duties."""
     pm = await create_pm(client, admin, await new_incident(client, admin))
     assert (await client.post(f"{BASE}{pm['id']}/submit_for_review/", headers=admin)).status_code == 200
+    bk.settings.strict_separation_of_duties = True
+    try:
+        r = await client.post(f"{BASE}{pm['id']}/approve/", headers=admin)
+        assert r.status_code == 403 and r.json()["code"] == "SELF_APPROVAL", r.text
+    finally:
+        bk.settings.strict_separation_of_duties = False
     r = await client.post(f"{BASE}{pm['id']}/approve/", headers=admin)
-    assert r.status_code == 403 and r.json()["code"] == "SELF_APPROVAL", r.text
-    # nor name themselves approver at creation
+    assert r.status_code == 200 and r.json()["approver"] == tokens["admin_user"].id and r.json()["approver_username"]
+    audit = await bk.mongo.audit_log.find_one({"subject_id": pm["id"], "action": "approve"})
+    assert audit["changes"]["self_approval"] is True, audit
+    # naming themselves approver stays refused: the override is the approval itself, recorded
     r = await client.post(BASE, headers=admin, json={"title": "x", "incident": pm["incident"],
                                                      "approver": tokens["admin_user"].id})
     assert r.status_code == 400 and r.json()["code"] == "SELF_APPROVAL", r.text

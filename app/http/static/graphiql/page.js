@@ -1,6 +1,7 @@
 /* The service's own GraphiQL page: GraphiQL with a token bar. The token is kept in this browser's
    localStorage and sent as "Authorization: Token <key>" with every operation, introspection included;
-   an Authorization header typed in GraphiQL's header editor takes precedence. Nothing is loaded from
+   an Authorization header typed in GraphiQL's header editor takes precedence. Queries and mutations go
+   over HTTP; subscriptions over a WebSocket to /graphql (graphql-transport-ws). Nothing is loaded from
    another host. */
 (function () {
   "use strict";
@@ -53,8 +54,82 @@
     return String(raw || "").trim().replace(/^token\s+/i, "").trim();
   }
 
+  /* Whether the operation GraphiQL runs is a subscription: the named one, else the document's first. */
+  function isSubscription(params) {
+    var text = String(params.query || "").replace(/#[^\n]*/g, "");
+    var found = text.match(/\b(query|mutation|subscription)\b\s*([_A-Za-z][_0-9A-Za-z]*)?/g) || [];
+    for (var i = 0; i < found.length; i++) {
+      var parts = found[i].split(/\s+/);
+      if (!params.operationName || parts[1] === params.operationName) return parts[0] === "subscription";
+    }
+    return false;
+  }
+
+  /* A subscription over the graphql-transport-ws protocol (schema/ws.py) on this same origin, the token in
+     connection_init: an observable GraphiQL shows result by result. One socket per subscription, closed
+     when it completes or GraphiQL stops it. */
+  function subscribe(params, token, typedAuth) {
+    return {
+      subscribe: function (observer) {
+        var url = ENDPOINT.replace(/^http/, "ws");
+        var socket = new WebSocket(url, "graphql-transport-ws");
+        var done = false;
+        function finish(error) {
+          if (done) return;
+          done = true;
+          if (error) observer.error(error);
+          else observer.complete();
+          if (socket.readyState <= 1) socket.close(1000, "Normal Closure");
+        }
+        socket.onopen = function () {
+          var auth = typedAuth || (token ? "Token " + token : "");
+          socket.send(JSON.stringify({ type: "connection_init", payload: auth ? { Authorization: auth } : {} }));
+        };
+        socket.onmessage = function (event) {
+          var message;
+          try {
+            message = JSON.parse(event.data);
+          } catch (e) {
+            return finish(new Error("Malformed message from the server"));
+          }
+          if (message.type === "connection_ack") {
+            socket.send(JSON.stringify({ type: "subscribe", id: "1", payload: params }));
+          } else if (message.type === "next") {
+            observer.next(message.payload);
+          } else if (message.type === "error") {
+            observer.next({ errors: message.payload });
+            finish();
+          } else if (message.type === "complete") {
+            finish();
+          } else if (message.type === "ping") {
+            socket.send(JSON.stringify({ type: "pong", payload: message.payload }));
+          }
+        };
+        socket.onclose = function (event) {
+          if (!done && event.code !== 1000) {
+            observer.next({ errors: [{ message: "Connection closed: " + event.code + " " + (event.reason ||
+              (event.code === 4403 ? "Forbidden: paste a valid API token in the bar above" : "")) }] });
+          }
+          finish();
+        };
+        return {
+          unsubscribe: function () {
+            if (!done && socket.readyState === 1) socket.send(JSON.stringify({ type: "complete", id: "1" }));
+            finish();
+          },
+        };
+      },
+    };
+  }
+
   function makeFetcher(token, onStatus) {
     return function fetcher(params, opts) {
+      if (isSubscription(params)) {
+        var typed = (opts && opts.headers) || {};
+        var typedAuth = Object.keys(typed).filter(function (n) { return n.toLowerCase() === "authorization"; })
+          .map(function (n) { return String(typed[n]); })[0];
+        return subscribe(params, token, typedAuth);
+      }
       var headers = { "Content-Type": "application/json", Accept: "application/json" };
       if (token) headers.Authorization = "Token " + token;
       var typed = (opts && opts.headers) || {};
