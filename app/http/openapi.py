@@ -66,6 +66,12 @@ SECURITY_SCHEMES = {
 }
 
 
+# One event of a text/event-stream response (each event's `data` is JSON: the operation says what).
+SSE_EVENT = {"type": "object", "properties": {
+    "event": {"type": "string"}, "data": {"type": "string", "contentMediaType": "application/json"},
+    "id": {"type": "string"}, "retry": {"type": "integer"}}}
+
+
 def _model_of(response: Any) -> tuple[type[BaseModel] | None, bool]:
     """(the model, whether the body is a list of it) of an operation's `response`."""
     if response is None or isinstance(response, str):  # none, or a media type ("text/event-stream")
@@ -176,8 +182,8 @@ def _operation(resource: Resource, path: str, method: str, op: Op, refs: dict, s
     if op.status == 204:
         out["responses"] = {"204": {"description": "Done; no content"}}
     elif op.response == "text/event-stream":
-        out["responses"] = {str(op.status): {"description": "A stream of Server-Sent Events",
-                                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+        out["responses"] = {str(op.status): {"description": "A stream of Server-Sent Events", "content": {
+            "text/event-stream": {"schema": SSE_EVENT}}}}
     else:
         content: dict[str, Any] = {}
         if model is not None:
