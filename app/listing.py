@@ -34,6 +34,7 @@ class Filter:
     param: str
     field: str
     kind: Any = str
+    description: str = ""  # for the document, when not "only those whose <field> is this value"
 
     def coerce(self, raw: Any) -> Any:
         if isinstance(self.kind, type) and issubclass(self.kind, Enum):

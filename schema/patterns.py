@@ -270,7 +270,8 @@ class PatternMiningRun:
     def from_doc(cls, d: dict[str, Any]) -> "PatternMiningRun":
         return cls(id=d["_id"], status=RunStatus(d["status"]), trigger=RunTrigger(d.get("trigger") or "command"),
                    days=d.get("days") or 0, min_frequency=d.get("min_frequency") or 0, incidents=d.get("incidents"),
-                   eligible=d.get("eligible"), duplicates_skipped=d.get("duplicates_skipped"), counts=d.get("counts"),
+                   eligible=d.get("eligible"), duplicates_skipped=d.get("duplicates_skipped"),
+                   counts=camel_keys(d.get("counts")),
                    patterns=[PatternMiningRunPattern(pattern_id=p.get("pattern_id"), action=p["action"],
                                                      pattern_type=p["pattern_type"], name=p["name"],
                                                      frequency=p["frequency"], confidence_score=p["confidence_score"])

@@ -49,3 +49,15 @@ async def test_graphiql_is_served_in_development_only(client, stack):
         assert (await c.post("/graphql", json={"query": "{ __typename }"})).status_code == 401
     r = await client.get("/graphql", headers={"Accept": "text/html"})  # the suite runs as "test"
     assert r.status_code == 401
+
+
+async def test_served_under_a_path_prefix_the_api_is_still_protected_and_usable(app, admin):
+    """`uvicorn --root-path /ikl` puts the prefix in the path too: /ikl/api/… is protected like /api/…
+    (before: every call was a 401, even with a valid token)."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path="/ikl")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/ikl/api/v1/incidents/")).status_code == 401
+        r = await c.get("/ikl/api/v1/incidents/", headers=admin)
+        assert r.status_code == 200, r.text

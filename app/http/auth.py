@@ -18,9 +18,16 @@ from app.users.models import User
 PROTECTED_PREFIXES = ("/api/", "/graphql")
 
 
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the prefix it is served under (`uvicorn --root-path /ikl` puts
+    that prefix in `path` too), so that /ikl/api/… is protected like /api/…."""
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path[len(root):] if root and path.startswith(root + "/") else path
+
+
 def is_ide_page(scope: Scope) -> bool:
     """GET /graphql from a browser with no operation in it: the static GraphiQL page."""
-    if scope["method"] != "GET" or scope["path"] != "/graphql":
+    if scope["method"] != "GET" or route_path(scope) != "/graphql":
         return False
     params = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     return not params.keys() & {"query", "mutation", "operationName", "variables", "extensions"} \
@@ -37,7 +44,8 @@ class TokenAuthMiddleware:
         self.allow_ide = allow_ide
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if scope["type"] != "http" or not path.startswith(PROTECTED_PREFIXES):
             await self.app(scope, receive, send)
             return
         if self.allow_ide and is_ide_page(scope):
@@ -48,10 +56,10 @@ class TokenAuthMiddleware:
             user, error = await authenticate(scope, bk)
         except ServiceError as exc:
             headers = ratelimit.limited_headers(exc) if isinstance(exc, ratelimit.RateLimited) else None
-            await error_for(scope["path"], exc, headers)(scope, receive, send)
+            await error_for(path, exc, headers)(scope, receive, send)
             return
         if user is None:
-            await error_for(scope["path"], NotAuthenticated(error), {"WWW-Authenticate": "Token"})(scope, receive, send)
+            await error_for(path, NotAuthenticated(error), {"WWW-Authenticate": "Token"})(scope, receive, send)
             return
         scope["user"] = user
         credential = users.request_credential.set(token_key(scope))  # re-checked by long-lived streams
@@ -61,14 +69,15 @@ class TokenAuthMiddleware:
             users.request_credential.reset(credential)
 
     async def _authenticated(self, scope: Scope, receive: Receive, send: Send, bk, user: User) -> None:
-        if scope["path"].startswith("/graphql"):  # limited per root field by the GraphQL endpoint
+        path = route_path(scope)
+        if path.startswith("/graphql"):  # limited per root field by the GraphQL endpoint
             await self.app(scope, receive, send)
             return
         try:
-            kind = ratelimit.classify(scope["method"], scope["path"])
+            kind = ratelimit.classify(scope["method"], path)
             verdict = await ratelimit.check(bk, user_id=user.id, kind=kind)
         except ratelimit.RateLimited as exc:
-            await error_for(scope["path"], exc, ratelimit.limited_headers(exc))(scope, receive, send)
+            await error_for(path, exc, ratelimit.limited_headers(exc))(scope, receive, send)
             return
         if verdict is None:
             await self.app(scope, receive, send)

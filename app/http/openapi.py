@@ -54,6 +54,8 @@ ERRORS = {
     403: ("Forbidden", "The caller's role does not allow this operation."),
     404: ("NotFound", "No such item, or one the caller may not see (answered alike)."),
     409: ("Conflict", "The item's state does not allow the operation (`error` says what is needed first)."),
+    422: ("Unprocessable", "Understood but not done: the result would not hold (e.g. a draft naming facts the "
+                           "incident data does not hold)."),
     413: ("PayloadTooLarge", "The body is larger than the service accepts."),
     415: ("UnsupportedMediaType", "The body is not `application/json`."),
     429: ("TooManyRequests", "Rate limited; `Retry-After` says when to try again."),
@@ -110,7 +112,7 @@ def _filter_schema(f: Filter) -> dict[str, Any]:
 
 def _list_params(spec: ListSpec, settings: Settings) -> list[dict[str, Any]]:
     params = [{"name": f.param, "in": "query", "required": False, "schema": _filter_schema(f),
-               "description": f"Only those whose `{f.field}` is this value"} for f in spec.filters]
+               "description": f.description or f"Only those whose `{f.field}` is this value"} for f in spec.filters]
     if spec.search_fields:
         params.append({"name": "search", "in": "query", "required": False,
                        "schema": {"type": "string", "maxLength": MAX_SEARCH_CHARS},

@@ -61,7 +61,7 @@ TITLE_MAX = 200
 ACTIVE = (G.PENDING.value, G.PROCESSING.value)
 
 LIST_SPEC = ListSpec(
-    filters=(Filter("status", "status", GenerationStatus), Filter("incident", "incident"),
+    filters=(Filter("status", "status", GenerationStatus), Filter("incident", "incident", description="The incident: its name or its id"),
              Filter("generation_trigger", "generation_trigger", GenerationTrigger)),
     ordering={"started_at": "started_at", "completed_at": "completed_at", "processing_time": "processing_time",
               "created_at": "created_at"},
@@ -88,7 +88,9 @@ async def get_generation(bk: Backends, *, gen_id: str, user: User) -> dict:
 
 
 async def list_generations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
-    return await visible_page(bk.mongo.postmortem_generations, LIST_SPEC, params, user, bk.settings)
+    """`?incident=` takes the incident's name or id, as every list does."""
+    return await visible_page(bk.mongo.postmortem_generations, LIST_SPEC,
+                              await incidents.incident_filter_param(bk, params, user=user), user, bk.settings)
 
 
 def finished(doc: Mapping[str, Any]) -> bool:

@@ -245,5 +245,5 @@ RESOURCE = Resource(
              "action_items/{item_id}": {"PATCH": Op(action_item, Role.EDITOR, ActionItemUpdate, response=Postmortem,
                                                     errors=(409,))},
              "generate_automated": {"POST": Op(generate_automated, Role.EDITOR, GenerateAutomatedRequest,
-                                               response=AutomatedDraftResult, errors=(409,))}})
+                                               response=AutomatedDraftResult, errors=(409, 422))}})
 RESOURCES = [GENERATIONS, RESOURCE]

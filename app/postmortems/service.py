@@ -60,8 +60,8 @@ ACTION_TARGET = {action: target for moves in MOVES.values() for target, action i
 
 LIST_SPEC = ListSpec(
     filters=(Filter("status", "status", PostmortemStatus), Filter("severity", "severity", Severity),
-             Filter("is_automated", "is_automated", bool), Filter("owner", "owner"),
-             Filter("incident", "incident")),
+             Filter("is_automated", "is_automated", bool), Filter("owner", "owner", description="The owner: a username or a user id"),
+             Filter("incident", "incident", description="The incident: its name or its id")),
     search_fields=("title", "executive_summary", "root_cause_analysis"),
     ordering={"created_at": "created_at", "updated_at": "updated_at", "due_date": "due_date",
               "severity": "severity_rank"},

@@ -39,3 +39,15 @@ async def test_a_manual_request_after_a_finished_generation_starts_a_new_one(cli
     r = await client.post(START, headers=editor, json={"incident_id": inc["id"]})
     assert r.status_code == 409 and r.json()["code"] == "POSTMORTEM_CLOSED", r.text
     assert (await client.get(f"{PM_BASE}{pm['_id']}/", headers=admin)).json()["status"] == "PUBLISHED"
+
+
+async def test_the_generations_list_takes_the_incident_by_name_or_id(client, editor, tokens, bk):
+    inc = await new_incident(client, editor, severity="MEDIUM")
+    gen, _ = await generations.create(bk, incident={"_id": inc["id"]}, user=tokens["editor_user"], trigger="manual")
+    for ref in (inc["name"], inc["id"]):
+        listed = (await client.get("/api/knowledge/postmortem-generations/", headers=editor,
+                                   params={"incident": ref})).json()
+        assert [g["id"] for g in listed["results"]] == [gen["_id"]], (ref, listed)
+    listed = (await client.get("/api/knowledge/postmortem-generations/", headers=editor,
+                               params={"incident": "INC-19990101-999"})).json()
+    assert listed["count"] == 0
