@@ -5,6 +5,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from app.backends import Backends
+from app.listing import SPECS
 
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [IndexModel([("username", ASCENDING)], unique=True), IndexModel([("email", ASCENDING)])],
@@ -17,7 +18,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("namespace", ASCENDING)]),
         IndexModel([("affected_services", ASCENDING)]),
         IndexModel([("created_at", DESCENDING)]),
-        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
         # the in-process vector index's change feed (app/vectors): written or re-embedded since
         IndexModel([("updated_at", ASCENDING)]),
         IndexModel([("embedded_at", ASCENDING), ("_id", ASCENDING)]),
@@ -46,7 +46,6 @@ INDEXES: dict[str, list[IndexModel]] = {
                   IndexModel([("user_id", ASCENDING), ("at", DESCENDING)])],
     "postmortems": [IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
                     IndexModel([("owner", ASCENDING)]), IndexModel([("due_date", ASCENDING)]),
-                    IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING)]),
                     # published while their article could not be written (few: the sweep finds them at once)
                     IndexModel([("article_pending", ASCENDING)], partialFilterExpression={"article_pending": True},
                                name="article_pending")],
@@ -58,21 +57,12 @@ INDEXES: dict[str, list[IndexModel]] = {
                    name="dedupe_key_once"),
         IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),  # the sweep
-        # lists: newest (or slowest, latest) first, ties by _id as the list helper orders them
-        IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("data_classification", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("processing_time", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("started_at", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("completed_at", DESCENDING), ("_id", ASCENDING)]),
     ],
     "recommendations": [
         IndexModel([("incident", ASCENDING), ("recommendation_type", ASCENDING), ("target", ASCENDING)], unique=True,
                    name="one_per_incident_type_target"),
         IndexModel([("recommendation_type", ASCENDING), ("target", ASCENDING), ("effectiveness_rating", ASCENDING)]),
         IndexModel([("incident", ASCENDING), ("confidence_score", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("confidence_score", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("created_at", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("data_classification", ASCENDING), ("confidence_score", DESCENDING)]),
         IndexModel([("rated_at", DESCENDING)], sparse=True),
         IndexModel([("recommendation_type", ASCENDING), ("effectiveness_rating", ASCENDING)]),  # calibration refit
     ],
@@ -87,12 +77,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         # one running (PENDING/RUNNING) mining run at a time (app/patterns/run_records.py)
         IndexModel([("running", ASCENDING)], unique=True, partialFilterExpression={"running": True},
                    name="one_running_run"),
-        # lists (admins, by classification): newest first, ties by _id as the list helper orders them
-        IndexModel([("data_classification", ASCENDING), ("started_at", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("status", ASCENDING), ("data_classification", ASCENDING), ("started_at", DESCENDING),
-                    ("_id", ASCENDING)]),
-        IndexModel([("started_at", DESCENDING), ("_id", ASCENDING)]),
-        IndexModel([("completed_at", DESCENDING), ("_id", ASCENDING)]),
     ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     "outbox": [
@@ -110,9 +94,24 @@ DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+def list_indexes() -> dict[str, list[IndexModel]]:
+    """The indexes of every declared list (`ListSpec.indexes`: each ordering, for every clearance), those
+    a declared index already has the keys of left out."""
+    out: dict[str, list[IndexModel]] = {}
+    for spec in SPECS:
+        declared = (*INDEXES.get(spec.collection, ()), *out.get(spec.collection, ()))
+        have = [list(m.document["key"].items()) for m in declared]
+        for keys in spec.indexes():
+            if keys not in have:
+                out.setdefault(spec.collection, []).append(IndexModel(keys))
+                have.append(keys)
+    return out
+
+
 async def ensure_indexes(bk: Backends) -> None:
-    for name, models in INDEXES.items():
-        if models:
+    lists = list_indexes()
+    for name in {*INDEXES, *lists}:
+        if models := [*INDEXES.get(name, ()), *lists.get(name, ())]:
             await bk.mongo[name].create_indexes(models)
     for name, fields in DEFAULTS.items():
         for field, value in fields.items():

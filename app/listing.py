@@ -35,6 +35,8 @@ class Filter:
     field: str
     kind: Any = str
     description: str = ""  # for the document, when not "only those whose <field> is this value"
+    # a selective filter: one value of it is read from an index it leads, in the default ordering
+    indexed: bool = False
 
     def coerce(self, raw: Any) -> Any:
         if isinstance(self.kind, type) and issubclass(self.kind, Enum):
@@ -74,16 +76,61 @@ class Filter:
         return raw
 
 
+SPECS: list["ListSpec"] = []  # every list declared with its collection: app/db.py makes their indexes
+
+
 @dataclass(frozen=True)
 class ListSpec:
+    """A list: its filters, search fields and orderings — and, from those, the indexes that serve its pages
+    (`indexes`): one per ordering, `(data_classification, field, _id)`, so that a page in either direction
+    is read in index order for any clearance (the `$in` over the visible classifications is merged by the
+    index, no in-memory sort) and counted from the index."""
+
     filters: tuple[Filter, ...] = ()
     search_fields: tuple[str, ...] = ()
     # ordering name -> Mongo field
     ordering: Mapping[str, str] = field(default_factory=dict)
     default_ordering: tuple[str, ...] = ("-created_at",)
+    collection: str = ""  # set: its indexes are made (app/db.py)
+    classified: bool = True  # its documents carry data_classification (every reader's filter names it)
+
+    def __post_init__(self) -> None:
+        if self.collection:
+            SPECS.append(self)
 
     def filter_named(self, param: str) -> Filter | None:
         return next((f for f in self.filters if f.param == param), None)
+
+    def sorts(self) -> list[list[tuple[str, int]]]:
+        """Every sort a page of this list can be read in, up to direction: each ordering, and the default."""
+        return [parse_ordering(self, name) for name in (*sorted(self.ordering), ",".join(self.default_ordering))]
+
+    def indexes(self) -> list[list[tuple[str, int]]]:
+        """The key patterns serving `sorts()` (a pattern serves its sort both ways: the first key ascending),
+        and the default ordering led by each `indexed` filter's field."""
+        default = parse_ordering(self, None)
+        out: list[list[tuple[str, int]]] = []
+        for keys in [*(self.index_for(sort) for sort in self.sorts()),
+                     *(self.index_for(default, f.field) for f in self.filters if f.indexed)]:
+            if keys not in out:
+                out.append(keys)
+        return out
+
+    def index_for(self, sort: list[tuple[str, int]], led_by: str | None = None) -> list[tuple[str, int]]:
+        flip = sort[0][1]
+        return ([(led_by, 1)] if led_by else []) + ([(classification.FIELD, 1)] if self.classified else []) + \
+            [(f, d * flip) for f, d in sort]
+
+    def hint(self, sort: list[tuple[str, int]], equal: set[str]) -> list[tuple[str, int]] | None:
+        """The index to read a page in `sort` from, with these fields filtered to one value each."""
+        if not self.collection:
+            return None
+        if sort == parse_ordering(self, None):
+            for f in self.filters:
+                if f.indexed and f.field in equal:
+                    return self.index_for(sort, f.field)
+        keys = self.index_for(sort)
+        return keys if keys in self.indexes() else None
 
 
 @dataclass
@@ -92,6 +139,9 @@ class ListQuery:
     sort: list[tuple[str, int]]
     page: int
     page_size: int
+    # the index that serves `sort` (one of the spec's `indexes`): the page is read in its order, whatever the
+    # planner would pick on a small sample; None for a list that is better served by its filter
+    hint: list[tuple[str, int]] | None = None
 
     @property
     def skip(self) -> int:
@@ -134,7 +184,9 @@ def parse_ordering(spec: ListSpec, raw: str | None) -> list[tuple[str, int]]:
                                    code="INVALID_ORDERING")
         sort.append((spec.ordering[key], -1 if name.startswith("-") else 1))
     if all(f != "_id" for f, _ in sort):
-        sort.append(("_id", 1))  # a total order, so pages never overlap or skip
+        # a total order, so pages never overlap or skip; in the last key's direction, so that one index
+        # (`ListSpec.indexes`) serves the ordering both ways
+        sort.append(("_id", sort[-1][1] if sort else 1))
     return sort
 
 
@@ -154,11 +206,15 @@ def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size
                       max_size: int = 100) -> ListQuery:
     """Turn raw list parameters into a safe Mongo query. Parameters not declared are ignored."""
     clauses: list[dict[str, Any]] = []
+    equal: set[str] = set()
     for f in spec.filters:
         raw = params.get(f.param)
         if raw is None or raw == "":
             continue
-        clauses.append({f.field: f.coerce(raw)})
+        value = f.coerce(raw)
+        clauses.append({f.field: value})
+        if not isinstance(value, dict):
+            equal.add(f.field)
     text = params.get("search")
     if text is not None:
         if (sf := search_filter(spec.search_fields, search_text(text))) is not None:
@@ -166,7 +222,7 @@ def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size
     sort = parse_ordering(spec, params.get("ordering"))
     page, size = parse_page(params.get("page"), params.get("page_size"), default_size=default_size, max_size=max_size)
     flt: dict[str, Any] = {"$and": clauses} if clauses else {}
-    return ListQuery(filter=flt, sort=sort, page=page, page_size=size)
+    return ListQuery(filter=flt, sort=sort, page=page, page_size=size, hint=spec.hint(sort, equal))
 
 
 async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filter: dict[str, Any] | None = None,
@@ -175,10 +231,11 @@ async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filt
     """Count and fetch one page; a page past the end is a 404 (the first page may be empty)."""
     parts = [p for p in (base_filter, query.filter) if p]
     flt = {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
-    count = await collection.count_documents(flt)
+    hint = {"hint": query.hint} if query.hint else {}
+    count = await collection.count_documents(flt, **hint)
     if query.page > 1 and query.skip >= count:
         raise NotFound("Invalid page.", {"page": query.page, "count": count}, code="INVALID_PAGE")
-    cursor = collection.find(flt, projection).sort(query.sort).skip(query.skip).limit(query.page_size)
+    cursor = collection.find(flt, projection, **hint).sort(query.sort).skip(query.skip).limit(query.page_size)
     items = [convert(d) async for d in cursor]
     return Page(items=items, count=count, page=query.page, page_size=query.page_size)
 

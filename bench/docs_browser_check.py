@@ -10,69 +10,34 @@ install chromium`; Playwright never downloads a browser here) with every request
 refused: the page loads Swagger UI from this server, the operations of /openapi.json render, "Try it
 out" -> Execute of GET /api/v1/incidents/ answers 401 without a token, 200 once the token is given under
 "Authorize" (as `Token <key>`, then again as the bare key), and the page reports no Content-Security-Policy
-violation and no error. Prints one line per check and exits non-zero if any fails. `run_check()` is also
-used by tests/http/test_docs.py when a browser is available. Not run by the test suite otherwise.
+violation and no error. Prints one line per check and exits non-zero if any fails. The browser set-up, the
+closing checks, the seeding and the report are bench/browser.py's, shared with graphiql_browser_check.py.
+`run_check()` is also used by tests/http/test_docs.py when a browser is available. Not run by the test suite
+otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-CHROMIUM = os.environ.get("IKL_CHROMIUM", "/usr/bin/chromium")
-# As root on these machines; without the background-networking flags Chromium keeps trying to reach
-# Google's hosts, which this closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import CHROMIUM, NEEDS, browser_available, report, run_offline, seed  # noqa: E402
+
 PATH = "/api/v1/incidents/"
 # The GET operation of PATH, however Swagger UI names its element.
 OPERATION = f".opblock.opblock-get:has(.opblock-summary-path[data-path='{PATH}'])"
-
-# Collects Content-Security-Policy violations from the first script on.
-_INIT = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation",
-  e => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));
-"""
-
-
-def browser_available() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return Path(CHROMIUM).exists()
 
 
 def run_check(base: str, token: str, *, screenshot: Path | None = None,
               timeout_ms: int = 30_000) -> list[tuple[bool, str]]:
     """Drive the page at base + /docs; returns (passed, description) per check."""
-    from playwright.sync_api import sync_playwright
-
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
-    results: list[tuple[bool, str]] = []
-    blocked: list[str] = []
-    served: list[tuple[int, str, str]] = []
-    sent: list[tuple[str, str | None]] = []
-    errors: list[str] = []
-
-    def check(ok: bool, what: str) -> bool:
-        results.append((bool(ok), what))
-        return bool(ok)
-
-    def only_this_origin(route) -> None:
-        url = route.request.url
-        if url.startswith(origin + "/") or url.startswith("data:"):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort("internetdisconnected")
+    sent: list[tuple[str, str | None]] = []  # (URL, Authorization) of each request to the API
 
     def on_request(request) -> None:
         if urlsplit(request.url).path.startswith("/api/"):
@@ -107,7 +72,7 @@ def run_check(base: str, token: str, *, screenshot: Path | None = None,
         dialog.locator("button:has-text('Logout')").wait_for(timeout=timeout_ms)
         dialog.locator("button.btn-done").click()
 
-    def drive(page) -> None:
+    def drive(page, check, served) -> None:
         started = time.monotonic()
         nav = page.goto(f"{base}/docs", wait_until="load", timeout=timeout_ms)
         check(nav is not None and nav.status == 200 and "text/html" in nav.headers.get("content-type", ""),
@@ -149,58 +114,7 @@ def run_check(base: str, token: str, *, screenshot: Path | None = None,
         if screenshot:
             page.screenshot(path=str(screenshot), full_page=False)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900}, service_workers="block")
-            context.route("**/*", only_this_origin)
-            context.add_init_script(_INIT)
-            page = context.new_page()
-            page.on("response", lambda r: served.append((r.status, r.headers.get("content-type", ""), r.url)))
-            page.on("request", on_request)
-            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            try:
-                drive(page)
-            except Exception as exc:  # a time-out or a missing element: say where, with what the page shows
-                check(False, f"stopped: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-                check(False, f"page text: {page.inner_text('body')[:300]!r}")
-                if screenshot:
-                    page.screenshot(path=str(screenshot))
-            csp = page.evaluate("window.__cspViolations")
-            check(not csp, f"Content-Security-Policy violations: {csp or 'none'}")
-            check(not blocked, f"requests to other hosts (refused): {blocked or 'none'}")
-            # The 401 of the token-less Execute is logged by Chromium as a failed resource load.
-            unexpected = [e for e in errors if "401" not in e]
-            check(not unexpected, f"page errors: {unexpected or 'none'}")
-        finally:
-            browser.close()
-    return results
-
-
-async def _seed(base: str) -> str:
-    """An admin token, and three incidents created through the REST API with it."""
-    import httpx
-
-    from app.backends import connect
-    from app.db import ensure_indexes
-    from app.settings import get_settings
-    from app.users import service as users
-    from app.users.models import Role, UserCreate
-
-    bk = connect(get_settings(), jobs=True)
-    try:
-        await ensure_indexes(bk)
-        user = await users.create_user(bk, data=UserCreate(username="docs-check", role=Role.ADMIN))
-        token = await users.issue_token(bk, user=user)
-    finally:
-        await bk.close()
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Token {token}"}) as client:
-        for i, severity in enumerate(("LOW", "HIGH", "CRITICAL")):
-            r = await client.post("/api/v1/incidents/", json={"title": f"Docs check incident {i}",
-                                                               "severity": severity, "category": "Database"})
-            r.raise_for_status()
-    return token
+    return run_offline(base, drive, screenshot=screenshot, timeout_ms=timeout_ms, on_request=on_request)
 
 
 def main() -> int:
@@ -212,8 +126,7 @@ def main() -> int:
     if bool(args.base) != bool(args.token):
         parser.error("--base and --token go together")
     if not browser_available():
-        print(f"needs Playwright (pip install 'incident-knowledge[browser]') and Chromium at {CHROMIUM} "
-              "(apt-get install chromium)", file=sys.stderr)
+        print(NEEDS, file=sys.stderr)
         return 2
 
     if args.base:
@@ -224,15 +137,11 @@ def main() -> int:
         from harness import api_server, local_stack  # puts the project on sys.path
 
         with local_stack("ikl_docs_check"), api_server() as base:
-            token = asyncio.run(_seed(base))
+            token = seed(base, "docs-check", "Docs check incident")
             print(f"API at {base}, admin token ...{token[-4:]}, 3 incidents; Chromium at {CHROMIUM}, "
                   "every other host refused")
             results = run_check(base, token, screenshot=args.screenshot)
-    for ok, what in results:
-        print(f"{'ok  ' if ok else 'FAIL'} {what}")
-    failed = sum(not ok for ok, _ in results)
-    print("all checks passed" if not failed else f"{failed} check(s) failed")
-    return 1 if failed else 0
+    return report(results)
 
 
 if __name__ == "__main__":

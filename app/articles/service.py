@@ -29,6 +29,7 @@ from indexers import articles as articles_index
 INDEX = articles_index.INDEX.name
 
 LIST_SPEC = ListSpec(
+    collection="articles",
     filters=(Filter("article_type", "article_type", ArticleType), Filter("category", "category"),
              Filter("subcategory", "subcategory"), Filter("status", "status", ArticleStatus),
              Filter("is_featured", "is_featured", bool), Filter("difficulty_level", "difficulty_level", Difficulty),
@@ -37,7 +38,7 @@ LIST_SPEC = ListSpec(
     ordering={"created_at": "created_at", "updated_at": "updated_at", "view_count": "view_count", "title": "title"},
     default_ordering=("-created_at",),
 )
-REVIEW_SPEC = ListSpec(filters=LIST_SPEC.filters, search_fields=LIST_SPEC.search_fields,
+REVIEW_SPEC = ListSpec(collection="articles", filters=LIST_SPEC.filters, search_fields=LIST_SPEC.search_fields,
                        ordering={**LIST_SPEC.ordering, "next_review_due": "next_review_due"},
                        default_ordering=("next_review_due",))
 REVIEWABLE = [ArticleStatus.PUBLISHED.value, ArticleStatus.APPROVED.value]
@@ -331,6 +332,7 @@ async def my_bookmarks(bk: Backends, *, user: User, params: Mapping[str, Any]) -
     """A page of the articles this user bookmarked and may still see."""
     ids = await bk.mongo.bookmarks.distinct("article_id", {"user_id": user.id})
     query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
+    query.hint = None  # read by id (one reader's bookmarks), then sorted: not a walk of the whole list's index
     return await fetch_page(bk.mongo.articles, query, base_filter=_and({"_id": {"$in": ids}}, visibility(user)))
 
 

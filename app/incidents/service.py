@@ -28,7 +28,8 @@ from indexers import incidents as incidents_index
 INDEX = incidents_index.INDEX.name
 
 LIST_SPEC = ListSpec(
-    filters=(Filter("status", "status", Status), Filter("severity", "severity", Severity),
+    collection="incidents",
+    filters=(Filter("status", "status", Status, indexed=True), Filter("severity", "severity", Severity),
              Filter("namespace", "namespace"), Filter("service", "affected_services"),
              Filter("category", "category"), Filter("assignee", "assignee"),
              Filter("data_classification", "data_classification", Classification)),

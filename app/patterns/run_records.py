@@ -54,7 +54,8 @@ class RunTrigger(str, Enum):
 
 S = RunStatus
 LIST_SPEC = ListSpec(
-    filters=(Filter("status", "status", RunStatus), Filter("trigger", "trigger", RunTrigger)),
+    collection="pattern_mining_runs",
+    filters=(Filter("status", "status", RunStatus, indexed=True), Filter("trigger", "trigger", RunTrigger)),
     ordering={"started_at": "started_at", "completed_at": "completed_at"},
     default_ordering=("-started_at",),
 )

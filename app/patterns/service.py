@@ -40,6 +40,7 @@ from app.timefmt import utcnow
 from app.users.models import Classification, Role, User, require_role
 
 LIST_SPEC = ListSpec(
+    collection="learning_patterns",
     filters=(Filter("pattern_type", "pattern_type", PatternType), Filter("is_validated", "is_validated", bool)),
     search_fields=("name", "description", "triggers", "actions"),
     ordering={"created_at": "created_at", "confidence_score": "confidence_score", "frequency": "frequency",

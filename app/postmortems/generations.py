@@ -61,7 +61,9 @@ TITLE_MAX = 200
 ACTIVE = (G.PENDING.value, G.PROCESSING.value)
 
 LIST_SPEC = ListSpec(
-    filters=(Filter("status", "status", GenerationStatus), Filter("incident", "incident", description="The incident: its name or its id"),
+    collection="postmortem_generations",
+    filters=(Filter("status", "status", GenerationStatus),
+             Filter("incident", "incident", description="The incident: its name or its id", indexed=True),
              Filter("generation_trigger", "generation_trigger", GenerationTrigger)),
     ordering={"started_at": "started_at", "completed_at": "completed_at", "processing_time": "processing_time",
               "created_at": "created_at"},

@@ -59,9 +59,11 @@ MOVES: dict[str, dict[str, str]] = {
 ACTION_TARGET = {action: target for moves in MOVES.values() for target, action in moves.items()}
 
 LIST_SPEC = ListSpec(
+    collection="postmortems",
     filters=(Filter("status", "status", PostmortemStatus), Filter("severity", "severity", Severity),
-             Filter("is_automated", "is_automated", bool), Filter("owner", "owner", description="The owner: a username or a user id"),
-             Filter("incident", "incident", description="The incident: its name or its id")),
+             Filter("is_automated", "is_automated", bool),
+             Filter("owner", "owner", description="The owner: a username or a user id"),
+             Filter("incident", "incident", description="The incident: its name or its id", indexed=True)),
     search_fields=("title", "executive_summary", "root_cause_analysis"),
     ordering={"created_at": "created_at", "updated_at": "updated_at", "due_date": "due_date",
               "severity": "severity_rank"},

@@ -50,9 +50,10 @@ T = RecommendationType
 QUERY_CHARS = 480  # the article search text (SearchText allows 500)
 
 LIST_SPEC = ListSpec(
+    collection="recommendations",
     filters=(Filter("recommendation_type", "recommendation_type", RecommendationType),
              Filter("confidence_level", "confidence_level", ConfidenceLevel), Filter("is_applied", "is_applied", bool),
-             Filter("incident", "incident", description="The incident: its name or its id")),
+             Filter("incident", "incident", description="The incident: its name or its id", indexed=True)),
     search_fields=("title", "description", "reasoning"),
     ordering={"created_at": "created_at", "confidence_score": "confidence_score",
               "similarity_score": "similarity_score", "updated_at": "updated_at"},

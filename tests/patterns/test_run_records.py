@@ -193,7 +193,7 @@ async def test_the_runs_list_and_the_running_lookup_use_indexes(own):  # noqa: F
     for params in ({}, {"status": "FAILED"}, {"ordering": "-completed_at"}):
         q = parse_list_params(run_records.LIST_SPEC, params)
         flt = {"$and": [visible, q.filter]} if q.filter else visible
-        plan = await bk.mongo.pattern_mining_runs.find(flt).sort(q.sort).limit(20).explain()
+        plan = await bk.mongo.pattern_mining_runs.find(flt, hint=q.hint).sort(q.sort).limit(20).explain()
         stages = str(plan["queryPlanner"]["winningPlan"])
         assert "IXSCAN" in stages and "COLLSCAN" not in stages, (params, stages)
         assert plan["executionStats"]["totalDocsExamined"] <= 60, (params, plan["executionStats"])

@@ -1,0 +1,96 @@
+"""Every list page is read in index order: for every ordering of every list, both directions and the
+default, as an admin and as a viewer whose clearance filters it, MongoDB's plan has no blocking SORT and no
+COLLSCAN — the page and its count (read from the profiler, as the service ran them). (A reader's bookmarks
+are read by id, then sorted: they are not a walk of the articles.)"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from app.articles.service import LIST_SPEC as ARTICLES, REVIEW_SPEC
+from app.incidents.service import LIST_SPEC as INCIDENTS
+from app.patterns.run_records import LIST_SPEC as RUNS
+from app.patterns.service import LIST_SPEC as PATTERNS
+from app.postmortems.generations import LIST_SPEC as GENERATIONS
+from app.postmortems.service import LIST_SPEC as POSTMORTEMS
+from app.recommendations.service import LIST_SPEC as RECOMMENDATIONS
+
+LISTS = [("/api/v1/incidents/", INCIDENTS), ("/api/knowledge/knowledge-articles/", ARTICLES),
+         ("/api/knowledge/knowledge-articles/due_for_review/", REVIEW_SPEC),
+         ("/api/knowledge/postmortems/", POSTMORTEMS), ("/api/knowledge/postmortems/overdue/", POSTMORTEMS),
+         ("/api/knowledge/recommendations/", RECOMMENDATIONS), ("/api/knowledge/learning-patterns/", PATTERNS),
+         ("/api/knowledge/postmortem-generations/", GENERATIONS),
+         ("/api/knowledge/learning-patterns/mining_runs/", RUNS)]
+
+
+@pytest.fixture
+async def raw(app):
+    """A client without the contract check: other tests store partial documents straight into MongoDB, which
+    some orderings bring to a first page; what is checked here is how pages are read."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def profiled(bk):
+    db = bk.mongo
+    await db.command("profile", 2)
+    try:
+        yield db
+    finally:
+        await db.command("profile", 0)
+
+
+async def plans(db, collection: str, since: datetime) -> list[tuple[str, bool, str]]:
+    out = []
+    async for p in db["system.profile"].find({"ts": {"$gte": since}, "ns": f"{db.name}.{collection}"}):
+        cmd = p.get("command") or {}
+        if ("find" in cmd and cmd.get("sort")) or "aggregate" in cmd:
+            out.append((p.get("planSummary", ""), bool(p.get("hasSortStage")), str(cmd)[:200]))
+    return out
+
+
+@pytest.mark.parametrize("path,spec", LISTS, ids=[p for p, _ in LISTS])
+async def test_every_ordering_is_read_in_index_order_for_every_clearance(raw, admin, viewer, profiled, path, spec):
+    bad, seen = [], 0
+    for who, headers in (("admin", admin), ("viewer", viewer)):
+        for ordering in [None, *[f"{d}{name}" for name in sorted(spec.ordering) for d in ("", "-")]]:
+            since = datetime.now(timezone.utc)
+            time.sleep(0.002)
+            params = {"page_size": 5, **({"ordering": ordering} if ordering else {})}
+            r = await raw.get(path, headers=headers, params=params)
+            if r.status_code == 403:  # an admin-only list
+                continue
+            assert r.status_code == 200, (who, ordering, r.text)
+            for plan, sort, cmd in await plans(profiled, spec.collection, since):
+                seen += 1
+                if sort or "COLLSCAN" in plan:
+                    bad.append(f"{who} {ordering or '(default)'}: {'blocking SORT ' if sort else ''}{plan} {cmd}")
+    assert seen, "no page read was profiled"
+    assert not bad, "\n".join(bad[:6])
+
+
+async def test_a_selective_filter_is_read_from_the_index_it_leads(bk):
+    """One incident's recommendations among many: read from (incident, classification, confidence, _id),
+    not by walking every recommendation in confidence order."""
+    from app.listing import parse_list_params
+    from app.users.models import Classification
+
+    tag = f"plan-{time.time_ns()}"
+    docs = [{"_id": f"{tag}-{i}", "incident": f"{tag}-inc-{i % 50}", "data_classification": "INTERNAL",
+             "confidence_score": (i % 97) / 97, "recommendation_type": "SOLUTION", "target": str(i)}
+            for i in range(1000)]
+    await bk.mongo.recommendations.insert_many(docs)
+    try:
+        q = parse_list_params(RECOMMENDATIONS, {"incident": f"{tag}-inc-7"})
+        assert q.hint and q.hint[0] == ("incident", 1), q.hint
+        flt = {"$and": [{"data_classification": {"$in": Classification.INTERNAL.visible()}}, q.filter]}
+        plan = await bk.mongo.recommendations.find(flt, hint=q.hint).sort(q.sort).limit(20).explain()
+        assert "SORT" not in str(plan["queryPlanner"]["winningPlan"]).replace("SORT_MERGE", "")
+        assert plan["executionStats"]["totalDocsExamined"] <= 20, plan["executionStats"]
+    finally:
+        await bk.mongo.recommendations.delete_many({"_id": {"$regex": f"^{tag}-"}})
