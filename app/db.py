@@ -19,7 +19,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("affected_services", ASCENDING)]),
         IndexModel([("created_at", DESCENDING)]),
         # the in-process vector index's change feed (app/vectors): written or re-embedded since
-        IndexModel([("updated_at", ASCENDING)]),
+        IndexModel([("updated_at", ASCENDING), ("_id", ASCENDING)]),  # and incidents just written (similarity)
         IndexModel([("embedded_at", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("embedding_model", ASCENDING)]),  # the backfill: incidents not embedded by the current model
         IndexModel([("duplicate_of", ASCENDING)], sparse=True),  # an incident's duplicates (re-pointed on a mark)

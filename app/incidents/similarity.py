@@ -272,13 +272,19 @@ async def not_yet_searchable(bk: Backends, *, user: User, namespace: str | None,
     pending = [e["doc_id"] async for e in bk.mongo.outbox.find({"index": incidents_index.INDEX.name},
                                                                 {"doc_id": 1}).limit(500)]
     since = datetime.now(timezone.utc) - timedelta(seconds=RECENT_SECONDS)
-    flt: dict[str, Any] = {"$or": [{"_id": {"$in": pending}}, {"updated_at": {"$gte": since}}],
-                           "duplicate_of": None, **classification.mongo_filter(user)}
+    flt: dict[str, Any] = {"duplicate_of": None, **classification.mongo_filter(user)}
     if exclude:
         flt["_id"] = {"$nin": sorted(str(x) for x in exclude)}
     if namespace:
         flt["namespace"] = namespace
     if scope is not None:
         flt.update(scope.mongo())
-    return await bk.mongo.incidents.find(flt, {"timeline_bytes": 0}).sort(
-        [("updated_at", -1), ("_id", 1)]).limit(RECENT_MAX).to_list(None)
+    # two reads, each on its index (the pending by id; the recent in (updated_at, _id) order), merged here
+    waiting = await bk.mongo.incidents.find({"$and": [flt, {"_id": {"$in": pending}}]},
+                                            {"timeline_bytes": 0}).to_list(None) if pending else []
+    recent = await bk.mongo.incidents.find({"$and": [flt, {"updated_at": {"$gte": since}}]}, {"timeline_bytes": 0},
+                                           hint=[("updated_at", 1), ("_id", 1)]).sort(
+        [("updated_at", -1), ("_id", -1)]).limit(RECENT_MAX).to_list(None)
+    merged = {d["_id"]: d for d in (*waiting, *recent)}.values()
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(merged, key=lambda d: (-(d.get("updated_at") or never).timestamp(), d["_id"]))[:RECENT_MAX]
