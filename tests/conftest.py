@@ -54,6 +54,9 @@ def bk(app):
     return app.state.backends
 
 
+_CONTRACTS: list = []
+
+
 @pytest.fixture(scope="session")
 def contract(app):
     """The published OpenAPI document, as a checker of responses (tests/contract.py)."""
@@ -62,7 +65,16 @@ def contract(app):
     from app.settings import get_settings
     from tests.contract import Contract
 
-    return Contract(openapi.build(RESOURCES, get_settings()))
+    _CONTRACTS.append(Contract(openapi.build(RESOURCES, get_settings())))
+    return _CONTRACTS[-1]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How much of the document the run's responses covered: operations with a checked success."""
+    for contract in _CONTRACTS:
+        missing, total = contract.coverage()
+        terminalreporter.write_line(f"contract: {total - len(missing)} of {total} operations answered a checked 2xx"
+                                    + (f"; none for {', '.join(missing[:8])}" if missing else ""))
 
 
 @pytest.fixture(scope="session")

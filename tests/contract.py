@@ -23,6 +23,13 @@ class Contract:
         # literal paths first, so /…/statistics/ is not taken for /…/{id}/
         self.paths.sort(key=lambda pair: pair[1].count("{"))
         self._validators: dict[tuple[str, str, str], Draft202012Validator | None] = {}
+        self.checked: set[tuple[str, str, int]] = set()  # (template, method, status) of every response checked
+
+    def coverage(self) -> tuple[list[str], int]:
+        """The operations no checked response was a success of, and how many operations there are."""
+        ops = [(t, m) for t, item in self.document["paths"].items() for m in item]
+        ok = {(t, m) for t, m, status in self.checked if 200 <= status < 300}
+        return [f"{m.upper()} {t}" for t, m in ops if (t, m) not in ok], len(ops)
 
     def operation(self, method: str, path: str) -> tuple[str, dict[str, Any]] | None:
         for pattern, template in self.paths:
@@ -49,6 +56,7 @@ class Contract:
         if found is None:
             return []
         template, op = found
+        self.checked.add((template, method, status))
         where = f"{method.upper()} {path} → {status}"
         if str(status) not in op["responses"]:
             return [f"{where}: status not in the document (it lists {sorted(op['responses'])})"]

@@ -110,6 +110,14 @@ def _filter_schema(f: Filter) -> dict[str, Any]:
     return {"type": "string"}
 
 
+def _or_empty(param: dict[str, Any]) -> dict[str, Any]:
+    """An empty value (`?page_size=`) is the parameter not given, as DRF's filters take it: say so."""
+    schema = param["schema"]
+    if schema.get("type") != "string":
+        param["schema"] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+    return param
+
+
 def _list_params(spec: ListSpec, settings: Settings) -> list[dict[str, Any]]:
     params = [{"name": f.param, "in": "query", "required": False, "schema": _filter_schema(f),
                "description": f.description or f"Only those whose `{f.field}` is this value"} for f in spec.filters]
@@ -172,8 +180,8 @@ def _operation(resource: Resource, path: str, method: str, op: Op, refs: dict, s
         out["description"] = (out.get("description", "") + f"\n\nNeeds the role `{op.role.value}` or above.").strip()
     params = _path_params(path)
     if op.listing is not None:
-        params += _list_params(op.listing, settings)
-    params += [_param(p) for p in op.query]
+        params += [_or_empty(p) for p in _list_params(op.listing, settings)]
+    params += [_or_empty(_param(p)) for p in op.query]
     if params:
         out["parameters"] = params
     if op.body is not None:
