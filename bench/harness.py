@@ -36,15 +36,16 @@ def local_stack(db_name: str, **settings: str) -> Iterator[LocalStack]:
 
 
 @contextlib.contextmanager
-def api_server() -> Iterator[str]:
-    """The API in its own process; yields its base URL once /readyz answers."""
+def api_server(ready_timeout: float = 60) -> Iterator[str]:
+    """The API in its own process; yields its base URL once /readyz answers (at most `ready_timeout`
+    seconds: a start over a large database builds its indexes and search index first)."""
     port = free_port()
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
                             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
                            cwd=ROOT, env={"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + ready_timeout
         while True:
             try:
                 urllib.request.urlopen(f"{base}/readyz", timeout=1)

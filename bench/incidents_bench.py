@@ -51,7 +51,8 @@ async def seed(n: int) -> tuple[str, str]:
                      "updated_at": now,
                      "timeline": [{"id": f"e{j}", "timestamp": now, "type": "Analysis", "source": "bench",
                                    "message": f"event {j}", "details": {"step": j}} for j in range(EVENTS_PER_INCIDENT)]})
-    await bk.mongo.incidents.insert_many(docs)
+    for start in range(0, len(docs), 10_000):
+        await bk.mongo.incidents.insert_many(docs[start:start + 10_000])
     await bk.close()
     return token, docs[n // 2]["name"]
 
@@ -84,9 +85,13 @@ async def main():
         if kind == "timeline":
             await coll.find_one({"name": name}, {"name": 1, "namespace": 1, "timeline": 1})
         else:
-            flt = {"$and": [{"status": "RESOLVED"}]}
-            await coll.count_documents(flt)
-            await coll.find(flt, {"timeline": 0}).sort([("created_at", -1), ("_id", 1)]).limit(20).to_list(None)
+            # the query the service runs for LIST_PATH (app/listing.py): the reader's classifications, the
+            # filter, the default ordering with its _id tie-breaker, read from the index the filter leads
+            flt = {"$and": [{"data_classification": {"$in": ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED"]}},
+                            {"$and": [{"status": "RESOLVED"}]}]}
+            hint = [("status", 1), ("data_classification", 1), ("created_at", 1), ("_id", 1)]
+            await coll.count_documents(flt, hint=hint)
+            await coll.find(flt, {"timeline": 0}, hint=hint).sort([("created_at", -1), ("_id", -1)]).limit(20).to_list(None)
     lat = []
     stop = time.perf_counter() + secs
     async def loop():
@@ -120,7 +125,7 @@ def main() -> None:
     # the run cannot reach.
     with local_stack("ikl_bench", IKL_RATE_LIMIT_READ=str(10**9)):
         token, name = asyncio.run(seed(args.incidents))
-        with api_server() as base, tempfile.TemporaryDirectory() as tmp:
+        with api_server(ready_timeout=60 + args.incidents / 100) as base, tempfile.TemporaryDirectory() as tmp:
             lua = Path(tmp) / "report.lua"
             lua.write_text(WRK_LUA)
             rows = []
