@@ -8,7 +8,9 @@ holds literal values: a caller can never smuggle an operator into it.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
@@ -225,6 +227,28 @@ def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size
     return ListQuery(filter=flt, sort=sort, page=page, page_size=size, hint=spec.hint(sort, equal))
 
 
+# Counting costs one index key per match (about 55 ms for 50,000 on this machine) on every page. A count of
+# at least COUNT_EXACT_BELOW is reused for COUNT_CACHE_SECONDS by this process (keyed by the exact filter,
+# the reader's clearance included, so nothing is shared across clearances); a smaller one is always exact.
+COUNT_EXACT_BELOW = 10_000
+COUNT_CACHE_SECONDS = 5.0
+_COUNTS: dict[str, tuple[float, int]] = {}
+_COUNTS_MAX = 1_000
+
+
+async def _count(collection: AsyncCollection, flt: dict[str, Any], hint: dict[str, Any]) -> int:
+    key = f"{collection.full_name}\0{json.dumps(flt, sort_keys=True, default=str)}"
+    now = time.monotonic()
+    if (hit := _COUNTS.get(key)) is not None and hit[0] > now:
+        return hit[1]
+    count = await collection.count_documents(flt, **hint)
+    if count >= COUNT_EXACT_BELOW:
+        if len(_COUNTS) >= _COUNTS_MAX:
+            _COUNTS.clear()
+        _COUNTS[key] = (now + COUNT_CACHE_SECONDS, count)
+    return count
+
+
 async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filter: dict[str, Any] | None = None,
                      projection: Mapping[str, Any] | None = None,
                      convert: Callable[[dict], Any] = lambda d: d) -> Page:
@@ -232,7 +256,7 @@ async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filt
     parts = [p for p in (base_filter, query.filter) if p]
     flt = {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
     hint = {"hint": query.hint} if query.hint else {}
-    count = await collection.count_documents(flt, **hint)
+    count = await _count(collection, flt, hint)
     if query.page > 1 and query.skip >= count:
         raise NotFound("Invalid page.", {"page": query.page, "count": count}, code="INVALID_PAGE")
     cursor = collection.find(flt, projection, **hint).sort(query.sort).skip(query.skip).limit(query.page_size)

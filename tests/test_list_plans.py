@@ -94,3 +94,34 @@ async def test_a_selective_filter_is_read_from_the_index_it_leads(bk):
         assert plan["executionStats"]["totalDocsExamined"] <= 20, plan["executionStats"]
     finally:
         await bk.mongo.recommendations.delete_many({"_id": {"$regex": f"^{tag}-"}})
+
+
+async def test_large_counts_are_reused_briefly_small_ones_are_always_exact(client, editor, monkeypatch):
+    import asyncio
+
+    from app import listing
+    from tests.conftest import unique
+
+    category = unique("count")
+
+    async def make():
+        r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
+            "title": unique("Counted"), "content": "x", "article_type": "RUNBOOK", "category": category})
+        assert r.status_code == 201, r.text
+
+    async def count():
+        r = await client.get("/api/knowledge/knowledge-articles/", headers=editor, params={"category": category})
+        return r.json()["count"]
+
+    await make()
+    await make()
+    assert await count() == 2
+    await make()
+    assert await count() == 3  # below COUNT_EXACT_BELOW: exact at once
+    monkeypatch.setattr(listing, "COUNT_EXACT_BELOW", 3)
+    monkeypatch.setattr(listing, "COUNT_CACHE_SECONDS", 0.5)
+    assert await count() == 3  # now cached
+    await make()
+    assert await count() == 3  # reused within the window
+    await asyncio.sleep(0.6)
+    assert await count() == 4
