@@ -1,0 +1,93 @@
+"""Benchmark: a page of 20 incidents through GraphQL (every field the REST list answers; then with each
+incident's timeline too) against the same page through REST, at a fixed concurrency, with the API process's CPU time per request for both.
+
+    .venv/bin/python bench/graphql_bench.py [--concurrency 32] [--seconds 10] [--incidents 2000]
+
+Starts its own local stack and the API under uvicorn (uvloop + httptools, one worker), seeds incidents with
+12 events each (bench/incidents_bench.py's seed) and drives both with wrk (apt-get install wrk). Prints
+requests/s, p50/p99, API CPU ms per request and the GraphQL/REST ratio (the goal: at least 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import api_server, local_stack  # noqa: I001 - puts the project on sys.path
+from incidents_bench import WRK_LUA, seed
+
+REST_PATH = "/api/v1/incidents/?page_size=20"
+QUERY = """{ incidents(pageSize: 20) { totalCount results { id name namespace title description severity status
+  category affectedServices affectedTeams assignee reporter tags rootCause resolution detectedAt resolvedAt
+  createdAt updatedAt dataClassification } } }"""
+# the same with each incident's timeline (the REST list leaves timelines out)
+QUERY_WITH_TIMELINES = QUERY.replace("dataClassification }", "dataClassification timeline(limit: 50) "
+                                                              "{ id type source message timestamp severity } }")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = 100.0  # os.sysconf("SC_CLK_TCK") on Linux
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def api_pid(port: int) -> int:
+    out = subprocess.run(["pgrep", "-f", f"uvicorn app.main:create_app.*--port {port}"], capture_output=True,
+                         text=True).stdout.split()
+    return int(out[0])
+
+
+def run_wrk(url: str, token: str, concurrency: int, seconds: int, lua: Path, pid: int) -> dict:
+    before = cpu_seconds(pid)
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{seconds}s", "-s", str(lua),
+                          "-H", f"Authorization: Token {token}", url], capture_output=True, text=True, check=True).stdout
+    used = cpu_seconds(pid) - before
+    data = json.loads(re.search(r"JSON(\{.*\})", out).group(1))
+    return {"rps": data["requests"] / data["seconds"], "p50_ms": data["p50"], "p99_ms": data["p99"],
+            "errors": data["errors"], "cpu_ms": used * 1000 / max(data["requests"], 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--incidents", type=int, default=2000)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    def graphql_lua(query: str) -> str:
+        return ('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(json.dumps({'query': query}))}\n" + WRK_LUA)
+
+    with local_stack("ikl_bench_graphql", IKL_RATE_LIMIT_READ=str(10**9), IKL_RATE_LIMIT_WRITE=str(10**9)):
+        token, _ = asyncio.run(seed(args.incidents))
+        with api_server(ready_timeout=60 + args.incidents / 100) as base, tempfile.TemporaryDirectory() as tmp:
+            pid = api_pid(int(base.rsplit(":", 1)[1]))
+            rest_lua, gql_lua, full_lua = (Path(tmp) / n for n in ("rest.lua", "graphql.lua", "full.lua"))
+            rest_lua.write_text(WRK_LUA)
+            gql_lua.write_text(graphql_lua(QUERY))
+            full_lua.write_text(graphql_lua(QUERY_WITH_TIMELINES))
+            rows = []
+            for label, url, lua in (("REST page of 20", base + REST_PATH, rest_lua),
+                                    ("GraphQL page of 20", base + "/graphql", gql_lua),
+                                    ("GraphQL + timelines", base + "/graphql", full_lua)):
+                run_wrk(url, token, args.concurrency, 2, lua, pid)  # warm-up
+                rows.append((label, run_wrk(url, token, args.concurrency, args.seconds, lua, pid)))
+    print(f"\n{args.incidents} incidents x 12 events, concurrency {args.concurrency}, {args.seconds}s per run, "
+          "1 uvicorn worker (uvloop, httptools), wrk -t2\n")
+    print(f"{'read':22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'errors':>7}")
+    for label, r in rows:
+        print(f"{label:22} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_ms']:11.2f} {r['errors']:7d}")
+    print(f"{'GraphQL / REST':22} {rows[1][1]['rps'] / rows[0][1]['rps']:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
