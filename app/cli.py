@@ -179,6 +179,33 @@ def create_token(username: str) -> None:
         raise typer.Exit(1) from None
 
 
+@cli.command("set_password")
+def set_password(username: str) -> None:
+    """Set a user's password (for session sign-in: POST /api/auth/login/) and end every session they have.
+    The password is read from stdin when it is not a terminal (its first line), else asked for twice."""
+    from app.errors import ServiceError
+    from app.users import passwords, service, signin
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        passwords.check_strength(password)
+    except ServiceError as exc:
+        _fail(f"error: {exc.error}")
+
+    async def body(bk):
+        user = await service.get_user_by_username(bk, username=username)
+        return await signin.set_password(bk, user=user, password=password)
+
+    try:
+        ended = _run(body)
+    except ServiceError as exc:
+        _fail(f"error: {exc.error}")
+    console.print(f"password set for {username}; {counted(ended, 'session')} ended")
+
+
 @cli.command("reindex")
 def reindex(index: str = typer.Argument("all", help="index name, or 'all'")) -> None:
     """Rebuild a search index from MongoDB into a new versioned index and swap the alias."""

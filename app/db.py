@@ -8,8 +8,11 @@ from app.backends import Backends
 from app.listing import SPECS
 
 INDEXES: dict[str, list[IndexModel]] = {
-    "users": [IndexModel([("username", ASCENDING)], unique=True), IndexModel([("email", ASCENDING)])],
+    "users": [IndexModel([("username", ASCENDING)], unique=True), IndexModel([("email", ASCENDING)]),
+              IndexModel([("sso_provider", ASCENDING), ("sso_subject", ASCENDING)], sparse=True)],  # SSO sign-in
     "tokens": [IndexModel([("key_hash", ASCENDING)], unique=True), IndexModel([("user_id", ASCENDING)])],
+    # sign-in sessions (app/users/sessions.py): _id is the key's hash; removed by MongoDB once expired
+    "sessions": [IndexModel([("user_id", ASCENDING)]), IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     "counters": [],
     "incidents": [
         IndexModel([("name", ASCENDING)], unique=True),
@@ -42,8 +45,12 @@ INDEXES: dict[str, list[IndexModel]] = {
                   IndexModel([("article_id", ASCENDING)])],
     "usage_events": [IndexModel([("kind", ASCENDING), ("at", DESCENDING)]), IndexModel([("subject", ASCENDING)]),
                      IndexModel([("search_id", ASCENDING)], sparse=True)],
+    # and, from its list (app/activity/service.py LIST_SPEC): (at, _id) — also the retention job's — and
+    # (subject_id | subject_type | action, at, _id); by user here, as its list reads them (`user`: an id, or
+    # the username a failed sign-in tried)
     "audit_log": [IndexModel([("subject_type", ASCENDING), ("subject_id", ASCENDING), ("at", DESCENDING)]),
-                  IndexModel([("user_id", ASCENDING), ("at", DESCENDING)])],
+                  IndexModel([("user_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)]),
+                  IndexModel([("username", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)])],
     "postmortems": [IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
                     IndexModel([("owner", ASCENDING)]), IndexModel([("due_date", ASCENDING)]),
                     # published while their article could not be written (few: the sweep finds them at once)

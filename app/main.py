@@ -19,12 +19,14 @@ from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
 from app.http.responses import EXCEPTION_HANDLERS
+from app.activity import rest as activity_rest
 from app.articles import rest as articles_rest
 from app.incidents import embeddings as incident_embeddings
 from app.incidents import rest as incidents_rest
 from app.postmortems import rest as postmortems_rest
 from app.patterns import rest as patterns_rest
 from app.recommendations import rest as recommendations_rest
+from app.users import rest as users_rest
 from app.indexing import outbox
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 
 # Every REST resource, in routing order: its routes and the OpenAPI document both come from these.
 RESOURCES = [*incidents_rest.RESOURCES, *articles_rest.RESOURCES, *postmortems_rest.RESOURCES,
-             *recommendations_rest.RESOURCES, *patterns_rest.RESOURCES]
+             *recommendations_rest.RESOURCES, *patterns_rest.RESOURCES,
+             *activity_rest.RESOURCES, *users_rest.RESOURCES]
 
 
 async def prepare(bk: Backends) -> None:
@@ -59,7 +62,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         bk = connect(settings)
         app.state.backends = bk
-        await prepare(bk)
+        # indexes built and defaults filled with a job's deadline: on a large collection they take longer
+        # than a request's, and a start must not fail for it
+        jobs_bk = connect(settings, jobs=True)
+        try:
+            await prepare(jobs_bk)
+        finally:
+            await jobs_bk.close()
         background = [asyncio.create_task(incident_embeddings.warm(bk))]
         if settings.outbox_sweep_interval > 0:
             background.append(asyncio.create_task(outbox.sweep_forever(bk, settings.outbox_sweep_interval)))

@@ -7,11 +7,37 @@ and BROKER_URL, which is what docker-compose and the local stack set.
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.discovery import settings_overrides
+
+
+class OIDCProvider(BaseModel):
+    """One OpenID Connect provider whose ID tokens sign in (`Authorization: Bearer <JWT>`, app/users/oidc.py)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    issuer: str                             # the tokens' `iss`, exactly
+    audience: str | list[str]               # this service's client id(s): the tokens' `aud` must hold one
+    jwks_url: str | None = None             # the provider's JWKS, fetched and cached ...
+    jwks_file: str | None = None            # ... or read from a file (one of the two)
+    username_claim: str = "preferred_username"
+    role_claim: str = "role"
+    clearance_claim: str = "clearance"
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "OIDCProvider":
+        if bool(self.jwks_url) == bool(self.jwks_file):
+            raise ValueError(f"OIDC provider {self.name!r}: give exactly one of jwks_url and jwks_file")
+        url = urlsplit(self.jwks_url or "")
+        if self.jwks_url and not (url.scheme == "https" or (url.scheme == "http" and url.hostname in LOOPBACK)):
+            raise ValueError(f"OIDC provider {self.name!r}: jwks_url must be https (http only on this machine)")
+        return self
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class Settings(BaseSettings):
@@ -74,6 +100,25 @@ class Settings(BaseSettings):
     broker_timeout_seconds: float = 1.0
     # Failed authentications per client address per minute before 429.
     auth_failures_per_minute: int = 30
+    # Audit log entries older than this many days are removed by the workers' retention job (0: kept forever).
+    audit_retention_days: int = Field(365, ge=0)
+
+    # Session sign-in (POST /api/auth/login/): a session lasts this long from sign-in (Django's 2 weeks).
+    session_lifetime_seconds: int = 1_209_600
+    # The session and CSRF cookies are `Secure` (sent over HTTPS only) outside development and test; true or
+    # false decides it everywhere.
+    session_cookie_secure: bool | None = None
+    # Failed logins before 429, per username and per client address, in fixed windows of this many seconds.
+    login_failures_per_username: int = 10
+    login_failures_per_address: int = 50
+    login_failure_window_seconds: int = 900
+    # SSO: OpenID Connect providers (a JSON list in IKL_OIDC_PROVIDERS; see docs/operations.md).
+    oidc_providers: list[OIDCProvider] = []
+    # A role claim of `admin` is honoured only when this is true (otherwise the user gets the default role).
+    oidc_admin_from_claim: bool = False
+    oidc_leeway_seconds: float = 30.0           # clock skew allowed on exp / nbf / iat
+    oidc_jwks_cache_seconds: float = 3600.0     # a fetched JWKS is used this long before it is fetched again
+    oidc_jwks_refetch_seconds: float = 30.0     # an unknown key id refetches the JWKS at most this often
 
     # Timelines stay far below MongoDB's 16 MB document limit.
     max_events_per_incident: int = 5000
@@ -141,6 +186,14 @@ class Settings(BaseSettings):
     # An open SSE stream re-checks its token and user against the database this often (not the token
     # cache): a deleted token or a deactivated user ends it.
     live_recheck_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _distinct_providers(self) -> "Settings":
+        for attr in ("name", "issuer"):
+            values = [getattr(p, attr) for p in self.oidc_providers]
+            if len(values) != len(set(values)):
+                raise ValueError(f"IKL_OIDC_PROVIDERS: two providers have the same {attr}")
+        return self
 
     @property
     def development(self) -> bool:

@@ -64,13 +64,14 @@ def run_check(base: str, token: str, *, screenshot: Path | None = None,
     def authorize(page, value: str) -> None:
         page.locator(".auth-wrapper button.authorize").click()
         dialog = page.locator(".dialog-ux .modal-ux")
-        logout = dialog.locator("button:has-text('Logout')")
+        box = dialog.locator(".auth-container").first  # TokenAuth, the first of the document's schemes
+        logout = box.locator("button:has-text('Logout')")
         if logout.count():
             logout.click()
-        dialog.locator("input").first.fill(value)
-        dialog.locator("button[type=submit]:has-text('Authorize')").click()
-        dialog.locator("button:has-text('Logout')").wait_for(timeout=timeout_ms)
-        dialog.locator("button.btn-done").click()
+        box.locator("input").first.fill(value)
+        box.locator("button[type=submit]:has-text('Authorize')").click()
+        box.locator("button:has-text('Logout')").wait_for(timeout=timeout_ms)
+        box.locator("button.btn-done").click()
 
     def drive(page, check, served) -> None:
         started = time.monotonic()

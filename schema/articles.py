@@ -315,15 +315,13 @@ class ArticleQuery:
         resolver=_article_page(service.list_articles),
         description="Articles the caller may see, filtered, searched, ordered and paginated.")
 
-    @strawberry.field(description="One article; reading it counts a view unless countView is false.")
+    @strawberry.field(description="One article; reading it counts a view unless countView is false (it is "
+                                  "audit-logged either way).")
     async def knowledge_article(self, info: Info, slug: str, count_view: bool = True,
                                 search_id: str | None = None) -> KnowledgeArticle:
         ctx = info.context
-        if count_view:
-            doc = await service.view_article(ctx.backends, slug=slug, user=ctx.user, search_id=search_id)
-        else:
-            doc = await service.get_visible(ctx.backends, slug=slug, user=ctx.user)
-        return KnowledgeArticle.from_doc(doc)
+        return KnowledgeArticle.from_doc(await service.view_article(ctx.backends, slug=slug, user=ctx.user,
+                                                                    search_id=search_id, count=count_view))
 
     @strawberry.field
     async def search_knowledge_base(self, info: Info, input: KnowledgeSearchInput) -> KnowledgeSearchResult:

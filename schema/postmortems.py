@@ -308,8 +308,8 @@ class PostmortemQuery:
 
     @strawberry.field
     async def postmortem(self, info: Info, id: strawberry.ID) -> Postmortem:
-        return Postmortem.from_doc(await service.get_postmortem(info.context.backends, pm_id=id,
-                                                                user=info.context.user))
+        return Postmortem.from_doc(await service.view_postmortem(info.context.backends, pm_id=id,
+                                                                 user=info.context.user))
 
     @strawberry.field
     async def postmortem_statistics(self, info: Info) -> PostmortemStatistics:

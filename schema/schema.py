@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from schema.common import UtcDateTime
 from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
+from schema.audit import AuditQuery
 from schema.incidents import IncidentMutation, IncidentQuery
 from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSubscription
 from schema.patterns import PatternMiningMutation, PatternMiningQuery, PatternMutation, PatternQuery
@@ -19,7 +20,7 @@ from schema.recommendations import RecommendationMutation, RecommendationQuery
 # Root fields that are searches for the rate limit (every other query field is a read).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
 QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery,
-                        PatternMiningQuery]
+                        PatternMiningQuery, AuditQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation, RecommendationMutation,
                          PatternMutation, PatternMiningMutation]
 SUBSCRIPTIONS: list[type] = [PostmortemSubscription]

@@ -3,11 +3,12 @@
 One connection, in order:
 1. the upgrade must offer the `graphql-transport-ws` subprotocol, else the socket is accepted without
    one and closed 4406 "Subprotocol not acceptable" (as graphql-ws's own server does);
-2. `connection_init` within INIT_TIMEOUT_SECONDS (else 4408). Its payload carries the token
-   (`{"Authorization": "Token <key>"}`; `authorization`, or `token` with the bare key, also taken),
-   else the upgrade request's `Authorization` header is used. The lookup is the HTTP middleware's own
-   (app/http/auth.py: the failed-authentication limit per address), asked of the database, never the
-   token cache. No user: 4403
+2. `connection_init` within INIT_TIMEOUT_SECONDS (else 4408). Its payload carries the credentials
+   (`{"Authorization": "Token <key>"}` or `"Bearer <JWT>"`; `authorization`, or `token` with the bare key,
+   also taken), else the upgrade request's `Authorization` header is used, else its `sessionid` cookie —
+   a session only with its CSRF token in the payload (`{"X-CSRFToken": …}`), which another site's page
+   cannot read. The lookup is the HTTP middleware's own (app/http/auth.py: its backends, the
+   failed-authentication limit per address), asked of the database, never the caches. No user: 4403
    Forbidden (the address past its failed-attempt limit: 4403 too, before any lookup); the database
    down: 1013 "Try again later". A second `connection_init`: 4429. Then `connection_ack`.
 3. `subscribe` {id, payload: {query, variables, operationName}}: before the ack 4401; an id already
@@ -21,12 +22,13 @@ One connection, in order:
    one the caller may not see, is GENERATION_NOT_FOUND either way; too many live streams) is an
    `error` message, no `complete` — what graphql-ws clients expect when a source stream cannot be
    created (their sink's `error`). Errors in later results come as `next` with `errors`.
-   Credentials do not outlive their token: every `subscribe` first re-checks the token and its user
-   against the database (not the 10 s cache), and an open connection does so every
-   `graphql_ws_recheck_seconds` (5); a deleted token or a deactivated user closes it 4403, ending its
-   running operations and subscriptions. Connections are capped per address
-   (`graphql_ws_max_per_address`, 50, before any work) and per user (`graphql_ws_max_per_user`, 20, at
-   `connection_init`) in each process: past either, the socket is closed 1008.
+   Credentials do not outlive their token: every `subscribe` first re-checks the token (session, SSO
+   token's expiry) and its user against the database (not the 10 s cache), and an open connection does so
+   every `graphql_ws_recheck_seconds` (5); a deleted token, an ended session, an expired SSO token or a
+   deactivated user closes it 4403, ending its running operations and subscriptions. Connections are
+   capped per address (`graphql_ws_max_per_address`, 50, before any work) and per user
+   (`graphql_ws_max_per_user`, 20, at `connection_init`) in each process: past either, the socket is
+   closed 1008.
 4. `complete` from the client cancels that operation (nothing is sent back); a disconnect or close
    cancels them all. `ping` is answered `pong` (its payload echoed); `pong` is ignored.
 5. Every message is parsed by app.jsonsafe (the JSON rules of HTTP bodies) and must be at most
@@ -51,11 +53,12 @@ from app import live
 from app.backends import Backends
 from app.errors import ServiceError
 from app.http import ratelimit
-from app.http.auth import authenticate, token_key
+from app.http.auth import authenticate, cookies
 from app.http.responses import graphql_error_entry as error_entry, json_default
 from app.jsonsafe import JSONRejected, loads
 from app.logs import request_id_var
 from app.users import service as users
+from app.users import sessions
 from app.users.models import User
 from schema.app import WEBSOCKET, WEBSOCKET_PROTOCOL, Checked, Refused, check_operation
 from schema.context import Context
@@ -67,6 +70,7 @@ SUBPROTOCOL = WEBSOCKET_PROTOCOL
 INIT_TIMEOUT_SECONDS = 3.0  # graphql-ws's own default connectionInitWaitTimeout
 MAX_OPERATIONS = 10         # operations running at once on one connection
 TOKEN_KEYS = ("Authorization", "authorization", "token")
+CSRF_KEYS = (sessions.CSRF_HEADER, sessions.CSRF_HEADER.lower(), sessions.CSRF_COOKIE)
 # Open connections per address (checked before any work) and per user (once authenticated), in this
 # process, like the live streams (app/live.py): past either cap the socket is closed 1008.
 SOCKETS = live.Slots()
@@ -120,13 +124,21 @@ def _token_header(payload: dict[str, Any] | None, websocket: WebSocket) -> str:
     return websocket.headers.get("authorization", "")
 
 
+def _csrf_token(payload: dict[str, Any] | None) -> str:
+    for key in CSRF_KEYS:
+        value = (payload or {}).get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
 class Connection:
     def __init__(self, websocket: WebSocket, bk: Backends) -> None:
         self.ws = websocket
         self.bk = bk
         self.settings = bk.settings
         self.user: User | None = None
-        self.key = ""  # the token this connection was opened with, re-checked while it lives
+        self.credential: str | users.Credential = ""  # what this connection signed in with, re-checked while it lives
         self.slots: list[str] = []  # what this connection counts against the caps (SOCKETS)
         self.initialised = False  # connection_init received
         self.acknowledged = False
@@ -163,7 +175,7 @@ class Connection:
         """The token and its user, asked of the database (never the cache): a deleted token or a
         deactivated user ends the connection (4403), whatever it was doing."""
         try:
-            user = await users.authenticate(self.bk, key=self.key, fresh=True)
+            user = await users.authenticate(self.bk, key=self.credential, fresh=True)
         except PyMongoError:
             raise Close(1013, "Try again later") from None
         if user is None:
@@ -253,16 +265,20 @@ class Connection:
         header = _token_header(payload, self.ws)
         scope = {"headers": [(b"authorization", header.encode())] if header else [],
                  "client": self.ws.scope.get("client")}
-        try:  # the database, not the token cache: a token revoked a moment ago opens nothing
-            user, _ = await authenticate(scope, self.bk, fresh=True)
+        if not header and (key := cookies(self.ws.scope).get(sessions.COOKIE)):
+            scope["headers"].append((b"cookie", f"{sessions.COOKIE}={key}".encode("latin-1", "replace")))
+        try:  # the database, not the caches: a credential revoked a moment ago opens nothing
+            signed, _, _ = await authenticate(scope, self.bk, fresh=True)
         except ratelimit.RateLimited:
             raise Close(4403, "Forbidden: too many failed authentication attempts") from None
         except ServiceError:
             raise Close(1013, "Try again later") from None
-        if user is None:
+        if signed is None:
             raise Close(4403, "Forbidden")
-        self.key = token_key(scope) or ""
-        return user
+        if signed.session is not None and not signed.session.csrf_matches(_csrf_token(payload)):
+            raise Close(4403, "Forbidden: a session needs its CSRF token in the connection_init payload")
+        self.credential = signed.credential
+        return signed.user
 
     # --- one operation ------------------------------------------------------------------------------
 

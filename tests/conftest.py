@@ -4,6 +4,7 @@ on free ports in a temporary folder, and stopped afterwards."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from app.stack import LocalStack
 from app import domains  # noqa: F401,E402 - every domain's hooks and job handlers, as in the entry points
 
 ROOT = Path(__file__).resolve().parent.parent
+OIDC_ISSUER, OIDC_AUDIENCE = "https://sso.test.invalid", "ikl-test"  # the suite's SSO provider
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +33,11 @@ def stack():
                        "IKL_OUTBOX_MAX_BACKOFF": "1", "IKL_ENVIRONMENT": "test", "IKL_LOG_LEVEL": "WARNING",
                        # the suite makes thousands of requests per user; tests/test_ratelimit.py lowers these
                        "IKL_RATE_LIMIT_READ": "1000000", "IKL_RATE_LIMIT_WRITE": "1000000",
-                       "IKL_RATE_LIMIT_SEARCH": "1000000"})
+                       "IKL_RATE_LIMIT_SEARCH": "1000000",
+                       # an SSO provider whose keys tests/test_auth_sso.py writes to this file
+                       "IKL_OIDC_PROVIDERS": json.dumps([{"name": "test-sso", "issuer": OIDC_ISSUER,
+                                                          "audience": OIDC_AUDIENCE,
+                                                          "jwks_file": str(root / "oidc_jwks.json")}])})
     from app.settings import get_settings
 
     get_settings.cache_clear()

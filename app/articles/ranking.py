@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from app.activity.service import record_usage
+from app.activity.service import SEARCH, record_audit, record_usage
 from app.articles import embeddings as article_embeddings
 from app.articles.models import ArticleStatus, SearchInput
 from app.articles.service import search_visibility, visibility
@@ -190,6 +190,8 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
     if record:
         search_id = await record_usage(bk, kind="article.search", user=user, query=query, result_count=total,
                                        filters=_filters_echo(data))
+        await record_audit(bk, action=SEARCH, user=user, subject_type="knowledge_base", subject_id=search_id,
+                           changes={"query": data.query, "filters": _filters_echo(data), "result_count": total})
     return {"results": page, "total_count": total, "query": data.query, "filters": _filters_echo(data),
             "pagination": {"limit": data.limit, "offset": data.offset, "has_more": data.offset + len(page) < total},
             "search_id": search_id}

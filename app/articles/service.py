@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.activity.service import record_audit, record_usage
+from app.activity.service import record_audit, record_read, record_usage
 from app.articles.models import NULLABLE, ArticleCreate, ArticleStatus, ArticleType, Difficulty, RateInput
 from app import classification
 from app.backends import Backends
@@ -27,6 +27,7 @@ from app.users.models import Classification, Role, User, require_role
 from indexers import articles as articles_index
 
 INDEX = articles_index.INDEX.name
+SUBJECT = "knowledge_article"  # its audit entries' subject_type
 
 LIST_SPEC = ListSpec(
     collection="articles",
@@ -168,7 +169,7 @@ async def create_article(bk: Backends, *, data: ArticleCreate, user: User) -> di
 
         async def op(s):
             await bk.mongo.articles.insert_one(doc, session=s)
-            await record_audit(bk, action="create", user=user, subject_type="article", subject_id=doc["_id"],
+            await record_audit(bk, action="create", user=user, subject_type=SUBJECT, subject_id=doc["_id"],
                                changes={"slug": doc["slug"], "title": doc["title"]}, session=s)
 
         try:
@@ -206,7 +207,7 @@ async def update_article(bk: Backends, *, slug: str, data: BaseModel, user: User
     async def op(s):
         updated = await bk.mongo.articles.find_one_and_update({"_id": current["_id"]}, {"$set": changes}, session=s,
                                                               return_document=ReturnDocument.AFTER)
-        await record_audit(bk, action="update", user=user, subject_type="article", subject_id=current["_id"],
+        await record_audit(bk, action="update", user=user, subject_type=SUBJECT, subject_id=current["_id"],
                            changes=audit, session=s)
         return updated
 
@@ -223,7 +224,7 @@ async def delete_article(bk: Backends, *, slug: str, user: User) -> None:
         await bk.mongo.articles.delete_one({"_id": current["_id"]}, session=s)
         await bk.mongo.article_ratings.delete_many({"article_id": current["_id"]}, session=s)
         await bk.mongo.bookmarks.delete_many({"article_id": current["_id"]}, session=s)
-        await record_audit(bk, action="delete", user=user, subject_type="article", subject_id=current["_id"],
+        await record_audit(bk, action="delete", user=user, subject_type=SUBJECT, subject_id=current["_id"],
                            changes={"slug": slug, "title": current["title"]}, session=s)
 
     await outbox.write(bk, INDEX, current["_id"], op)
@@ -241,7 +242,7 @@ async def mark_reviewed(bk: Backends, *, slug: str, user: User) -> dict:
             {"_id": current["_id"]}, {"$set": {"last_reviewed": now, "next_review_due": due, "updated_at": now,
                                               "last_updated_by": user.id}},
             session=s, return_document=ReturnDocument.AFTER)
-        await record_audit(bk, action="review", user=user, subject_type="article", subject_id=current["_id"],
+        await record_audit(bk, action="review", user=user, subject_type=SUBJECT, subject_id=current["_id"],
                            changes={"last_reviewed": now, "next_review_due": due}, session=s)
         return updated
 
@@ -250,15 +251,23 @@ async def mark_reviewed(bk: Backends, *, slug: str, user: User) -> dict:
 
 # --- reading and using ---------------------------------------------------------------------
 
-async def view_article(bk: Backends, *, slug: str, user: User, search_id: str | None = None) -> dict:
+async def view_article(bk: Backends, *, slug: str, user: User, search_id: str | None = None,
+                       count: bool = True) -> dict:
     """Read an article, counting the view atomically and recording it (with the search it came
-    from, when known, for click-through figures)."""
-    doc = await bk.mongo.articles.find_one_and_update(_and({"slug": slug}, visibility(user)),
-                                                      {"$inc": {"view_count": 1}}, return_document=ReturnDocument.AFTER)
+    from, when known, for click-through figures), and audit-logging the read. `count=False`: a read
+    that is not a view (GraphQL `countView: false`), audit-logged all the same."""
+    if count:
+        doc = await bk.mongo.articles.find_one_and_update(_and({"slug": slug}, visibility(user)),
+                                                          {"$inc": {"view_count": 1}},
+                                                          return_document=ReturnDocument.AFTER)
+    else:
+        doc = await bk.mongo.articles.find_one(_and({"slug": slug}, visibility(user)))
     if doc is None:
         raise NotFound(f"Article '{slug}' not found", code="ARTICLE_NOT_FOUND")
     extra = {"search_id": search_id} if search_id else {}
-    await record_usage(bk, kind="article.view", user=user, subject=doc["_id"], **extra)
+    if count:
+        await record_usage(bk, kind="article.view", user=user, subject=doc["_id"], **extra)
+    await record_read(bk, user=user, subject_type=SUBJECT, subject_id=doc["_id"], changes={"slug": slug, **extra})
     return doc
 
 
@@ -290,13 +299,16 @@ async def rate_article(bk: Backends, *, slug: str, user: User, data: RateInput) 
             upsert=True, session=s, return_document=ReturnDocument.BEFORE)
         d_count = 0 if before else 1
         d_sum = data.rating - (before["rating"] if before else 0)
-        return await bk.mongo.articles.find_one_and_update(
+        updated = await bk.mongo.articles.find_one_and_update(
             {"_id": article["_id"]},
             [{"$set": {"rating_sum": {"$add": [{"$ifNull": ["$rating_sum", 0]}, d_sum]},
                        "rating_count": {"$add": [{"$ifNull": ["$rating_count", 0]}, d_count]}}},
              {"$set": {"rating_average": {"$cond": [{"$gt": ["$rating_count", 0]},
                                                     {"$divide": ["$rating_sum", "$rating_count"]}, 0]}}}],
             session=s, return_document=ReturnDocument.AFTER)
+        await record_audit(bk, action="rate", user=user, subject_type=SUBJECT, subject_id=article["_id"],
+                           changes={"rating": data.rating, "before": before["rating"] if before else None}, session=s)
+        return updated
 
     updated = await bk.transaction(txn)
     await record_usage(bk, kind="article.rate", user=user, subject=article["_id"], rating=data.rating)
@@ -319,6 +331,8 @@ async def set_bookmark(bk: Backends, *, slug: str, user: User, on: bool) -> dict
         if changed:
             await bk.mongo.articles.update_one({"_id": article["_id"]}, {"$inc": {"bookmark_count": 1 if on else -1}},
                                                session=s)
+            await record_audit(bk, action="bookmark" if on else "unbookmark", user=user, subject_type=SUBJECT,
+                               subject_id=article["_id"], session=s)
         return changed
 
     changed = await bk.transaction(txn)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.activity import context as request_context
 from app.errors import Internal, Unavailable
 from app.http.responses import error_for
 from app.logs import request_id_var
@@ -46,12 +47,19 @@ class RequestContextMiddleware:
         self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # one id for the connection: what its operations do is audited with it
+            captured = request_context.capture(scope, _request_id(scope))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_context.release(captured)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if 0 < len(incoming) <= 128 and _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
+        rid = _request_id(scope)
         token = request_id_var.set(rid)
+        captured = request_context.capture(scope, rid)  # address, user agent, request id: for the audit log
         status = 500
         started = False
         start = time.perf_counter()
@@ -93,7 +101,14 @@ class RequestContextMiddleware:
             if path not in ("/healthz", "/metrics"):
                 log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
                                            "ms": round(elapsed * 1000, 2)})
+            request_context.release(captured)
             request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is plain enough to echo, else a new one."""
+    incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+    return incoming if 0 < len(incoming) <= 128 and _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 async def metrics(request: Request) -> Response:

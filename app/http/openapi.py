@@ -32,8 +32,9 @@ from app.users.models import Role
 TITLE = "Incident knowledge & learning API"
 DESCRIPTION = """REST API of the incident knowledge & learning service (the GraphQL API is at `/graphql`).
 
-Sign in with `Authorization: Token <key>` (`ikl create_token NAME` prints a key). Every path answers with
-and without its trailing slash. Errors are `{"error", "details", "code"}` with a 4xx status; lists are DRF
+Sign in with `Authorization: Token <key>` (`ikl create_token NAME` prints a key), a session
+(`POST /api/auth/login/`; unsafe methods then need `X-CSRFToken`), or an SSO `Authorization: Bearer <JWT>`.
+Every path answers with and without its trailing slash. Errors are `{"error", "details", "code"}` with a 4xx status; lists are DRF
 pages (`count`, `next`, `previous`, `results`; `?page=`, `?page_size=`)."""
 
 
@@ -65,6 +66,12 @@ ERRORS = {
 SECURITY_SCHEMES = {
     "TokenAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
                   "description": "`Token <key>`: the word Token, a space, then the key (`ikl create_token NAME`)."},
+    "SessionAuth": {"type": "apiKey", "in": "cookie", "name": "sessionid",
+                    "description": "The session cookie `POST /api/auth/login/` sets (HttpOnly). Requests other "
+                                   "than GET, HEAD, OPTIONS must also send the header `X-CSRFToken` with the value "
+                                   "of the `csrftoken` cookie set beside it, else 403 `CSRF_FAILED`."},
+    "SSO": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "`Bearer <JWT>`: an OpenID Connect ID token of a configured provider (`IKL_OIDC_PROVIDERS`)."},
 }
 
 
@@ -206,8 +213,8 @@ def _operation(resource: Resource, path: str, method: str, op: Op, refs: dict, s
         out["responses"] = {str(status): {"description": "Success", **({"content": content} if content else {})}
                             for status in (op.status, *op.also)}
     errors = {400, 401, 429, 500, 503, *op.errors}
-    if op.role is not Role.VIEWER:
-        errors.add(403)
+    if op.role is not Role.VIEWER or method in ("POST", "PUT", "PATCH", "DELETE"):
+        errors.add(403)  # the role; or, on a session, a missing or wrong X-CSRFToken (CSRF_FAILED)
     if on_item:
         errors.add(404)
     if op.listing is not None:

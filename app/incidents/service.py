@@ -26,6 +26,8 @@ from app.users.models import Classification, Role, User, require_role
 from indexers import incidents as incidents_index
 
 INDEX = incidents_index.INDEX.name
+SUBJECT = "incident"  # its audit entries' subject_type
+CREATED = ("name", "title", "severity", "status", "duplicate_of")  # what an incident's "create" entry names
 
 LIST_SPEC = ListSpec(
     collection="incidents",
@@ -202,6 +204,8 @@ async def create_incident(bk: Backends, *, data: IncidentCreate, user: User, dup
             async def op(s):
                 await bk.mongo.incidents.insert_one(doc, session=s)
                 await opened.within(doc, session=s)
+                await record_audit(bk, action="create", user=user, subject_type=SUBJECT, subject_id=doc["_id"],
+                                   changes={k: doc[k] for k in CREATED if doc.get(k) is not None}, session=s)
 
             await outbox.write(bk, INDEX, doc["_id"], op)
             await opened.after_commit()
@@ -251,12 +255,17 @@ async def update_incident(bk: Backends, *, name: str, data: IncidentUpdate, user
     learned = changes.get("root_cause") not in (None, current.get("root_cause"))
     happened = [await hooks.announce(bk, what, {**current, **changes})
                 for what, yes in ((Happened.RESOLVED, resolving), (Happened.LEARNED, learned)) if yes]
+    audit = {k: {"from": current.get(k), "to": v} for k, v in changes.items()
+             if k not in ("updated_at", "severity_rank") and current.get(k) != v}
 
     async def op(s):
         updated = await bk.mongo.incidents.find_one_and_update({"_id": current["_id"]}, update, session=s,
                                                                return_document=ReturnDocument.AFTER)
         for announcement in happened if updated is not None else ():
             await announcement.within(updated, session=s)
+        if updated is not None:
+            await record_audit(bk, action="update", user=user, subject_type=SUBJECT, subject_id=current["_id"],
+                               changes=audit, session=s)
         if "duplicate_of" in unset and updated is not None:
             await record_audit(bk, action="unmark_duplicate", user=user, subject_type="incident",
                                subject_id=current["_id"], session=s, changes={
@@ -297,6 +306,8 @@ async def add_events(bk: Backends, *, name: str, events: list[TimelineEventIn], 
                        {"event_count": current["n"], "timeline_bytes": current.get("timeline_bytes", 0),
                         "adding_events": len(docs), "adding_bytes": size, "max_events": max_events,
                         "max_bytes": max_bytes}, code="TIMELINE_FULL")
+    await record_audit(bk, action="add_events", user=user, subject_type=SUBJECT, subject_id=updated["_id"],
+                       changes={"events": len(docs), "types": sorted({d["type"] for d in docs})})
     await outbox.record(bk, embeddings.KIND, updated["_id"])  # its first events are part of its meaning
     await bk.notify_index(embeddings.KIND, updated["_id"])
     if any(d["type"] == EventType.ANALYSIS.value for d in docs):
@@ -327,6 +338,10 @@ async def resolve_incident(bk: Backends, *, name: str, data: IncidentResolve, us
             {"$set": changes, "$push": {"timeline": event}}, session=s, return_document=ReturnDocument.AFTER)
         if updated is not None:
             await resolved.within(updated, session=s)
+            await record_audit(bk, action="resolve", user=user, subject_type=SUBJECT, subject_id=current["_id"],
+                               session=s, changes={"status": {"from": current["status"], "to": updated["status"]},
+                                                   **{k: changes[k] for k in ("resolution", "root_cause")
+                                                      if k in changes}})
         return updated
 
     updated = await outbox.write(bk, INDEX, current["_id"], op)

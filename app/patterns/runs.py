@@ -162,6 +162,8 @@ async def request(bk: Backends, *, days: int, min_frequency: int, user: User) ->
     record, created = await run_records.begin(bk, trigger=run_records.RunTrigger.REQUESTED.value, days=days,
                                               min_frequency=min_frequency, status=RunStatus.PENDING, user=user)
     if created:
+        await record_audit(bk, action="start", user=user, subject_type="pattern_mining_run", subject_id=record["_id"],
+                           changes={"days": days, "min_frequency": min_frequency})
         await bk.enqueue("mine_learning_patterns", days, min_frequency, record["_id"])
     return record, created
 

@@ -40,6 +40,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from app import classification, leases, live, periodic
+from app.activity.service import record_audit
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from app.incidents import hooks, service as incidents
@@ -58,6 +59,7 @@ TOPIC = "postmortem-generation"
 BOT_USERNAME = users.Bot.POSTMORTEMS.value
 MODEL_VERSION = "rules-1"
 TITLE_MAX = 200
+SUBJECT = "postmortem_generation"  # its audit entries' subject_type
 ACTIVE = (G.PENDING.value, G.PROCESSING.value)
 
 LIST_SPEC = ListSpec(
@@ -133,6 +135,8 @@ async def create(bk: Backends, *, incident: Mapping[str, Any], user: User, trigg
     for _ in range(3):
         try:
             await bk.mongo.postmortem_generations.insert_one(doc)
+            await record_audit(bk, action="create", user=user, subject_type=SUBJECT, subject_id=doc["_id"],
+                               changes={"incident": incident["_id"], "trigger": trigger, "force": force})
             await live.announce(bk, TOPIC, doc["_id"])
             return doc, True
         except DuplicateKeyError:  # one active generation per incident
@@ -178,7 +182,11 @@ async def on_incident_resolved(bk: Backends, incident: Mapping[str, Any], *, bot
            "dedupe_key": f"incident_resolved:{incident['_id']}"}
     result = await bk.mongo.postmortem_generations.update_one(
         {"dedupe_key": doc["dedupe_key"]}, {"$setOnInsert": doc}, upsert=True, session=session)
-    return doc["_id"] if result.upserted_id is not None else None
+    if result.upserted_id is None:
+        return None
+    await record_audit(bk, action="create", user=bot, subject_type=SUBJECT, subject_id=doc["_id"], session=session,
+                       changes={"incident": incident["_id"], "trigger": doc["generation_trigger"]})
+    return doc["_id"]
 
 
 async def _bot_if_automatic(bk: Backends, incident: Mapping[str, Any]) -> User | None:
@@ -214,6 +222,8 @@ async def retry(bk: Backends, *, gen_id: str, user: User) -> dict:
         raise Conflict("Another generation for this incident is running", code="GENERATION_BUSY") from None
     if doc is None:
         raise Conflict("The generation changed meanwhile; reload it", code="CONCURRENT_UPDATE")
+    await record_audit(bk, action="retry", user=user, subject_type=SUBJECT, subject_id=gen_id,
+                       changes={"error": current.get("error_message")})
     await live.announce(bk, TOPIC, gen_id)
     await dispatch(bk, gen_id)
     return doc

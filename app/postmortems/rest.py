@@ -72,7 +72,7 @@ async def list_postmortems(call: Call) -> dict:
 
 async def detail(call: Call) -> dict:
     """Get a postmortem."""
-    return await call.one(await service.get_postmortem(call.bk, pm_id=call.key, user=call.user))
+    return await call.one(await service.view_postmortem(call.bk, pm_id=call.key, user=call.user))
 
 
 def _update(replace: bool):

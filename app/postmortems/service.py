@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from pymongo import ReturnDocument
 
 from app import classification
-from app.activity.service import record_audit
+from app.activity.service import record_audit, record_read
 from app.backends import Backends
 from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
@@ -177,6 +177,13 @@ async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
     """One postmortem; a 404 when there is none or the user may not see it."""
     if (doc := await classification.find_visible(bk.mongo.postmortems, pm_id, user)) is None:
         raise _not_found(pm_id)
+    return doc
+
+
+async def view_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
+    """One postmortem read by a person (its detail, REST and GraphQL): `get_postmortem`, audit-logged."""
+    doc = await get_postmortem(bk, pm_id=pm_id, user=user)
+    await record_read(bk, user=user, subject_type="postmortem", subject_id=doc["_id"])
     return doc
 
 

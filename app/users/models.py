@@ -49,9 +49,9 @@ class User(BaseModel):
     team: str = ""
     role: Role = Role.VIEWER
     clearance: Classification = Classification.INTERNAL
-    service_account: bool = False  # bots and importers (never recommended as experts)
     is_active: bool = True
     service_account: bool = False  # a bot or importer acting for the service, never a person to consult
+    sso_provider: str | None = None  # created by this OpenID Connect provider (signs in by SSO only)
     created_at: datetime | None = None
 
     def has_role(self, role: Role) -> bool:

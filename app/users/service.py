@@ -7,8 +7,10 @@ import secrets
 import time
 import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
+from typing import Awaitable, Callable
 
 from pymongo.errors import DuplicateKeyError
 
@@ -104,15 +106,26 @@ async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str
 
 
 # token hash -> (user, expires at): a valid token costs no MongoDB round trip for a few seconds;
-# a revoked token or deactivated user stops working within AUTH_CACHE_SECONDS.
+# a revoked token or deactivated user stops working within AUTH_CACHE_SECONDS. SSO bearer tokens are
+# cached here too (app/users/oidc.py), by their hash, never past their `exp`.
 AUTH_CACHE_SECONDS = 10.0
 _AUTH_CACHE: dict[str, tuple[User, float]] = {}
 _AUTH_CACHE_MAX = 10_000
 
 
-# The token key the current HTTP request was authenticated with (set by app/http/auth.py while the request
-# runs): a response that outlives the request's first moments (an SSE stream, app/live.py) re-checks it.
-request_credential: ContextVar[str | None] = ContextVar("request_credential", default=None)
+@dataclass(frozen=True)
+class Credential:
+    """What a request signed in with when it was not a token key (app/http/auth.py): a session or an SSO
+    bearer token. `recheck(bk)` asks the database whether it still holds: the user it names, or None."""
+
+    method: str
+    recheck: Callable[[Backends], Awaitable[User | None]]
+
+
+# The credential the current HTTP request was authenticated with (set by app/http/auth.py while the request
+# runs): a token key, or a Credential. A response that outlives the request's first moments (an SSE stream,
+# app/live.py) re-checks it with `authenticate(key=...)`.
+request_credential: ContextVar[str | Credential | None] = ContextVar("request_credential", default=None)
 
 
 def cached_user(*, key: str) -> User | None:
@@ -121,11 +134,26 @@ def cached_user(*, key: str) -> User | None:
     return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
 
-async def authenticate(bk: Backends, *, key: str, fresh: bool = False) -> User | None:
-    """The active user owning this token, or None. `fresh`: ask the database, not the cache (a long-lived
-    connection re-checks its credentials this way); a token found invalid leaves the cache too."""
+def remember(key: str, user: User, seconds: float = AUTH_CACHE_SECONDS) -> None:
+    """Cache the user a credential (a token key, an SSO token) names for `seconds` (at most AUTH_CACHE_SECONDS)."""
+    if len(_AUTH_CACHE) >= _AUTH_CACHE_MAX:
+        _AUTH_CACHE.clear()
+    _AUTH_CACHE[_hash(key)] = (user, time.monotonic() + min(seconds, AUTH_CACHE_SECONDS))
+
+
+def forget_user(user_id: str) -> None:
+    """Drop this process's cached tokens and SSO tokens of a user (deactivated): at once here, within
+    AUTH_CACHE_SECONDS in other processes (sessions: app/users/sessions.py `end_all`)."""
+    for digest in [d for d, (user, _) in _AUTH_CACHE.items() if user.id == user_id]:
+        _AUTH_CACHE.pop(digest, None)
+
+
+async def authenticate(bk: Backends, *, key: str | Credential, fresh: bool = False) -> User | None:
+    """The active user owning this token (or Credential), or None. `fresh`: ask the database, not the cache
+    (a long-lived connection re-checks its credentials this way); a token found invalid leaves the cache too."""
+    if isinstance(key, Credential):
+        return await key.recheck(bk)
     digest = _hash(key)
-    now = time.monotonic()
     if not fresh and (user := cached_user(key=key)) is not None:
         return user
     token = await bk.mongo.tokens.find_one({"key_hash": digest}, {"user_id": 1})
@@ -133,10 +161,8 @@ async def authenticate(bk: Backends, *, key: str, fresh: bool = False) -> User |
     if doc is None:
         _AUTH_CACHE.pop(digest, None)
         return None
-    if len(_AUTH_CACHE) >= _AUTH_CACHE_MAX:
-        _AUTH_CACHE.clear()
     user = _to_user(doc)
-    _AUTH_CACHE[digest] = (user, now + AUTH_CACHE_SECONDS)
+    remember(key, user)
     return user
 
 

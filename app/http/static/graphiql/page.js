@@ -1,13 +1,17 @@
 /* The service's own GraphiQL page: GraphiQL with a token bar. The token is kept in this browser's
    localStorage and sent as "Authorization: Token <key>" with every operation, introspection included;
-   an Authorization header typed in GraphiQL's header editor takes precedence. Queries and mutations go
-   over HTTP; subscriptions over a WebSocket to /graphql (graphql-transport-ws). Nothing is loaded from
-   another host. */
+   an Authorization header typed in GraphiQL's header editor takes precedence. Without a token, a session
+   signed in on this origin (POST /api/auth/login/: the sessionid cookie) is used: requests carry the
+   cookies (same origin only) and the X-CSRFToken header the server asks of a session's POSTs, read from the
+   csrftoken cookie. Queries and mutations go over HTTP; subscriptions over a WebSocket to /graphql
+   (graphql-transport-ws). Nothing is loaded from another host. */
 (function () {
   "use strict";
 
   var STORAGE_KEY = "ikl.graphiql.token";
   var ENDPOINT = window.location.origin + window.location.pathname;
+  /* who a session signed in as: /api/auth/me/ beside /graphql (under the same path prefix, if any) */
+  var ME = ENDPOINT.replace(/graphql\/?$/, "api/auth/me/");
   var DEFAULT_QUERY = [
     "# Paste an API token in the bar above (`ikl create_token <username>` prints one),",
     "# then run the query with Ctrl-Enter or the play button.",
@@ -49,6 +53,22 @@
     }
   }
 
+  /* The value of a cookie of this origin ("" when there is none): the session's CSRF token is in csrftoken. */
+  function cookie(name) {
+    var parts = document.cookie ? document.cookie.split(/;\s*/) : [];
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf("=");
+      if (eq > 0 && parts[i].slice(0, eq) === name) {
+        try {
+          return decodeURIComponent(parts[i].slice(eq + 1));
+        } catch (e) {
+          return parts[i].slice(eq + 1);
+        }
+      }
+    }
+    return "";
+  }
+
   /* "Token abc", "abc" and surrounding blanks all mean the key "abc". */
   function normalise(raw) {
     return String(raw || "").trim().replace(/^token\s+/i, "").trim();
@@ -66,8 +86,9 @@
   }
 
   /* A subscription over the graphql-transport-ws protocol (schema/ws.py) on this same origin, the token in
-     connection_init: an observable GraphiQL shows result by result. One socket per subscription, closed
-     when it completes or GraphiQL stops it. */
+     connection_init (without one, the session's CSRF token: the browser sends the session cookie with the
+     upgrade): an observable GraphiQL shows result by result. One socket per subscription, closed when it
+     completes or GraphiQL stops it. */
   function subscribe(params, token, typedAuth) {
     return {
       subscribe: function (observer) {
@@ -83,7 +104,9 @@
         }
         socket.onopen = function () {
           var auth = typedAuth || (token ? "Token " + token : "");
-          socket.send(JSON.stringify({ type: "connection_init", payload: auth ? { Authorization: auth } : {} }));
+          var csrf = cookie("csrftoken");
+          var payload = auth ? { Authorization: auth } : csrf ? { "X-CSRFToken": csrf } : {};
+          socket.send(JSON.stringify({ type: "connection_init", payload: payload }));
         };
         socket.onmessage = function (event) {
           var message;
@@ -108,7 +131,7 @@
         socket.onclose = function (event) {
           if (!done && event.code !== 1000) {
             observer.next({ errors: [{ message: "Connection closed: " + event.code + " " + (event.reason ||
-              (event.code === 4403 ? "Forbidden: paste a valid API token in the bar above" : "")) }] });
+              (event.code === 4403 ? "Forbidden: paste a valid API token in the bar above, or sign in" : "")) }] });
           }
           finish();
         };
@@ -132,6 +155,8 @@
       }
       var headers = { "Content-Type": "application/json", Accept: "application/json" };
       if (token) headers.Authorization = "Token " + token;
+      var csrf = cookie("csrftoken");
+      if (csrf) headers["X-CSRFToken"] = csrf; /* asked of a session's POSTs; ignored with a token */
       var typed = (opts && opts.headers) || {};
       var usesSavedToken = Boolean(token);
       Object.keys(typed).forEach(function (name) {
@@ -142,7 +167,7 @@
         headers[name] = String(typed[name]);
       });
       return window
-        .fetch(ENDPOINT, { method: "POST", headers: headers, body: JSON.stringify(params), credentials: "omit" })
+        .fetch(ENDPOINT, { method: "POST", headers: headers, body: JSON.stringify(params), credentials: "same-origin" })
         .then(function (response) {
           if (usesSavedToken) onStatus(response.status === 401 ? "rejected" : "ok");
           return response.text().then(function (text) {
@@ -153,7 +178,7 @@
               return { errors: [{ message: "HTTP " + response.status + ": " + text.slice(0, 500) }] };
             }
             if (response.status === 401) {
-              var hint = " Paste a valid API token in the bar above.";
+              var hint = " Paste a valid API token in the bar above, or sign in (POST /api/auth/login/).";
               if (body && Array.isArray(body.errors) && body.errors.length) {
                 body.errors[0].message = "HTTP 401: " + body.errors[0].message + hint;
                 return body;
@@ -173,7 +198,8 @@
     var draft = draftState[0];
     var setDraft = draftState[1];
     var status;
-    if (!props.token) status = "No token: operations answer 401.";
+    if (!props.token && props.session) status = "No token: signed in as " + props.session + " (session).";
+    else if (!props.token) status = "No token: operations answer 401.";
     else if (props.status === "rejected") status = "The token was rejected (401): paste another.";
     else status = "Token \u2026" + props.token.slice(-4) + " in use (kept in this browser).";
 
@@ -224,6 +250,24 @@
     var fetcher = React.useMemo(function () {
       return makeFetcher(token, setStatus);
     }, [token]);
+    var sessionState = React.useState("");
+    var session = sessionState[0];
+    var setSession = sessionState[1];
+    /* A session signed in on this origin (no token sent): who it is, for the bar. */
+    React.useEffect(function () {
+      if (token) return;
+      window
+        .fetch(ME, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (me) {
+          setSession(me && me.auth_method === "session" ? String(me.username) : "");
+        })
+        .catch(function () {
+          setSession("");
+        });
+    }, [token]);
 
     function save(next) {
       writeToken(next);
@@ -234,7 +278,7 @@
     return h(
       React.Fragment,
       null,
-      h(TokenBar, { token: token, status: status, onSave: save }),
+      h(TokenBar, { token: token, status: status, session: session, onSave: save }),
       h(
         "div",
         { className: "ikl-graphiql" },

@@ -4,7 +4,10 @@
    another host: the online validator is off, and the URL is not taken from the query string.
 
    The token given under "Authorize" is sent as "Authorization: Token <key>"; a bare key gets the
-   "Token " prefix added, so pasting either works. It lasts as long as the page (not stored). */
+   "Token " prefix added, so pasting either works ("Bearer <JWT>" is sent as typed). It lasts as long as
+   the page (not stored). Without one, a session signed in on this origin (POST /api/auth/login/, which can
+   be tried here) is used: requests carry this origin's cookies, and those that change something the
+   X-CSRFToken header a session needs, read from the csrftoken cookie. */
 (function () {
   "use strict";
 
@@ -26,12 +29,37 @@
     return text;
   }
 
+  var SAFE_METHODS = { GET: true, HEAD: true, OPTIONS: true, TRACE: true };
+
+  /* The value of a cookie of this origin ("" when there is none). */
+  function cookie(name) {
+    var parts = document.cookie ? document.cookie.split(/;\s*/) : [];
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf("=");
+      if (eq > 0 && parts[i].slice(0, eq) === name) {
+        try {
+          return decodeURIComponent(parts[i].slice(eq + 1));
+        } catch (e) {
+          return parts[i].slice(eq + 1);
+        }
+      }
+    }
+    return "";
+  }
+
   function requestInterceptor(request) {
     var headers = request.headers || {};
+    var hasCsrf = false;
     Object.keys(headers).forEach(function (name) {
       if (name.toLowerCase() === "authorization") headers[name] = authorization(headers[name]);
+      if (name.toLowerCase() === "x-csrftoken") hasCsrf = true;
     });
-    request.credentials = "omit"; /* the API reads tokens, never cookies */
+    var csrf = cookie("csrftoken");
+    if (csrf && !hasCsrf && !SAFE_METHODS[String(request.method || "GET").toUpperCase()]) {
+      headers["X-CSRFToken"] = csrf; /* a session's unsafe requests need it; ignored with a token */
+    }
+    request.headers = headers;
+    request.credentials = "same-origin"; /* this origin's session cookie, never another site's */
     return request;
   }
 
