@@ -8,6 +8,7 @@ holds literal values: a caller can never smuggle an operator into it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -103,17 +104,24 @@ class ListSpec:
     def filter_named(self, param: str) -> Filter | None:
         return next((f for f in self.filters if f.param == param), None)
 
+    @functools.cached_property
+    def default_sort(self) -> list[tuple[str, int]]:
+        return parse_ordering(self, None)
+
     def sorts(self) -> list[list[tuple[str, int]]]:
         """Every sort a page of this list can be read in, up to direction: each ordering, and the default."""
-        return [parse_ordering(self, name) for name in (*sorted(self.ordering), ",".join(self.default_ordering))]
+        return [*(parse_ordering(self, name) for name in sorted(self.ordering)), self.default_sort]
 
     def indexes(self) -> list[list[tuple[str, int]]]:
         """The key patterns serving `sorts()` (a pattern serves its sort both ways: the first key ascending),
         and the default ordering led by each `indexed` filter's field."""
-        default = parse_ordering(self, None)
+        return self._indexes
+
+    @functools.cached_property
+    def _indexes(self) -> list[list[tuple[str, int]]]:  # derived once: every list request looks its hint up here
         out: list[list[tuple[str, int]]] = []
         for keys in [*(self.index_for(sort) for sort in self.sorts()),
-                     *(self.index_for(default, f.field) for f in self.filters if f.indexed)]:
+                     *(self.index_for(self.default_sort, f.field) for f in self.filters if f.indexed)]:
             if keys not in out:
                 out.append(keys)
         return out
@@ -127,7 +135,7 @@ class ListSpec:
         """The index to read a page in `sort` from, with these fields filtered to one value each."""
         if not self.collection:
             return None
-        if sort == parse_ordering(self, None):
+        if sort == self.default_sort:
             for f in self.filters:
                 if f.indexed and f.field in equal:
                     return self.index_for(sort, f.field)
