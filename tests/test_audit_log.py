@@ -155,6 +155,21 @@ async def test_only_admins_read_the_audit_log_rest_and_graphql(client, editor, v
     assert (await client.get(LOG)).status_code == 401
 
 
+async def test_an_admin_not_cleared_for_everything_does_not_read_it(client, bk):
+    """Entries quote documents of every classification (titles changed, search terms): an INTERNAL admin
+    would read RESTRICTED text through them."""
+    from app.users.models import Classification, Role, UserCreate
+    from app.users.service import create_user, issue_token
+
+    user = await create_user(bk, data=UserCreate(username=unique("int-admin"), role=Role.ADMIN,
+                                                 clearance=Classification.INTERNAL))
+    headers = {"Authorization": f"Token {await issue_token(bk, user=user)}"}
+    r = await client.get(LOG, headers=headers)
+    assert r.status_code == 403 and r.json()["details"] == {"required": "RESTRICTED"}, r.text
+    out = await gql(client, headers, "{ auditLog { totalCount } }")
+    assert out["data"] is None and out["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED", out
+
+
 async def test_nobody_changes_or_deletes_entries(client, admin, seeded):
     entry = seeded["docs"][0]
     for path in (LOG, f"{LOG}{entry['_id']}/", LOG.rstrip("/")):

@@ -27,10 +27,10 @@ from typing import Any, Mapping
 from app import periodic
 from app.activity import context
 from app.backends import Backends
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
 from app.timefmt import as_utc, isoz, utcnow
-from app.users.models import Role, User, require_role
+from app.users.models import CLASSIFICATION_ORDER, Role, User, require_role
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,20 @@ def parse_time(name: str, raw: str | datetime | None) -> datetime | None:
                                {"field": name}, code="INVALID_PARAMETER") from None
 
 
+def _check_reader(user: User) -> None:
+    """Admins cleared for every classification: entries name and quote documents of any classification (a
+    title changed, a search term, a subject id), and they carry none of their own to filter by."""
+    require_role(user, Role.ADMIN)
+    if user.clearance is not CLASSIFICATION_ORDER[-1]:
+        raise PermissionDenied("The audit log is read by admins cleared for every classification",
+                               {"required": CLASSIFICATION_ORDER[-1].value}, code="PERMISSION_DENIED")
+
+
 async def list_entries(bk: Backends, *, user: User, params: Mapping[str, Any], who: str | None = None,
                        since: str | datetime | None = None, until: str | datetime | None = None) -> Page:
     """A page of the audit log, newest first (admins): by subject, action, user (`who`: an id or a username;
     one no user has is taken as the username a failed sign-in tried), and time (`since`/`until`, inclusive)."""
-    require_role(user, Role.ADMIN)
+    _check_reader(user)
     query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
     clauses: list[dict[str, Any]] = []
     if who:
@@ -145,7 +154,7 @@ async def list_entries(bk: Backends, *, user: User, params: Mapping[str, Any], w
 
 
 async def get_entry(bk: Backends, *, entry_id: str, user: User) -> dict:
-    require_role(user, Role.ADMIN)
+    _check_reader(user)
     if (doc := await bk.mongo.audit_log.find_one({"_id": entry_id})) is None:
         raise NotFound(f"Audit entry '{entry_id}' not found", code="AUDIT_ENTRY_NOT_FOUND")
     return doc
