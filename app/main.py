@@ -18,7 +18,9 @@ from app.http import docs, graphiql, openapi
 from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
+from app.http.resources import permission_entries
 from app.http.responses import EXCEPTION_HANDLERS
+from app.permissions import Entry
 from app.activity import rest as activity_rest
 from app.articles import rest as articles_rest
 from app.incidents import embeddings as incident_embeddings
@@ -33,6 +35,7 @@ from app.settings import Settings, get_settings
 from indexers import registry
 from indexers.base import ensure_index
 from schema.app import graphql_endpoint
+from schema.schema import permission_entries as graphql_permission_entries
 from schema.ws import graphql_ws_endpoint
 
 log = logging.getLogger(__name__)
@@ -93,10 +96,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *docs.routes,
         *(route for resource in RESOURCES for route in resource.routes()),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware, timeout=settings.request_timeout_seconds),
                     Middleware(TokenAuthMiddleware, allow_ide=settings.development)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.state.permissions = permission_matrix()
+    return app
+
+
+def permission_matrix() -> list[Entry]:
+    """Every declared rule: the REST operations', then the GraphQL root fields' (app/permissions.py)."""
+    return [*permission_entries(RESOURCES), *graphql_permission_entries()]

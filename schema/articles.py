@@ -13,7 +13,8 @@ from app.articles import ranking, service, stats
 from app.articles.models import (ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate, Difficulty, RateInput,
                                  SearchInput)
 from app.errors import ValidationFailed
-from app.users.models import Classification, User
+from app.permissions import permit
+from app.users.models import Classification, Role, User
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, plain, validate
 from schema.context import Info, UserByIdLoader
 from schema.errors import result, typed_errors
@@ -352,26 +353,27 @@ class ArticleQuery:
 
 
 
-    my_bookmarks: Paginated[KnowledgeArticle] = strawberry.field(resolver=_article_page(service.my_bookmarks))
+    my_bookmarks: Paginated[KnowledgeArticle] = strawberry.field(
+        resolver=permit(service.OWN_BOOKMARKS)(_article_page(service.my_bookmarks)))
 
 @strawberry.type
 class ArticleMutation:
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def create_knowledge_article(self, info: Info, input: CreateKnowledgeArticleInput) -> ArticleResult:
         data = validate(ArticleCreate, _without_nulls(input, ("external_references",)))
         return KnowledgeArticle.from_doc(await service.create_article(info.context.backends, data=data,
                                                                       user=info.context.user))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def update_knowledge_article(self, info: Info, slug: str, input: UpdateKnowledgeArticleInput) -> ArticleResult:
         doc = await service.update_article(info.context.backends, slug=slug, data=validate(ArticleUpdate, input),
                                            user=info.context.user)
         return KnowledgeArticle.from_doc(doc)
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.DELETE_RULE)
     async def delete_knowledge_article(self, info: Info, slug: str) -> DeleteResult:
         await service.delete_article(info.context.backends, slug=slug, user=info.context.user)
         return DeletedArticle(slug=slug)
@@ -384,17 +386,17 @@ class ArticleMutation:
                                                          data=data))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.OWN_BOOKMARKS)
     async def bookmark_knowledge_article(self, info: Info, slug: str) -> BookmarkPayload:
         return await _bookmark(info, slug, True)
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.OWN_BOOKMARKS)
     async def unbookmark_knowledge_article(self, info: Info, slug: str) -> BookmarkPayload:
         return await _bookmark(info, slug, False)
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def mark_knowledge_article_reviewed(self, info: Info, slug: str) -> ArticleResult:
         return KnowledgeArticle.from_doc(await service.mark_reviewed(info.context.backends, slug=slug,
                                                                      user=info.context.user))

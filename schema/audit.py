@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.activity import service
+from app.permissions import permit
 from schema.common import Paginated, list_params, paginated
 from schema.context import Info
 
@@ -45,6 +46,7 @@ class AuditQuery:
     @strawberry.field(description="The audit log, newest first (admins): by user (an id or a username), action, "
                                   "subject type and id, and time (since/until, inclusive), paginated like the "
                                   "REST list.")
+    @permit(service.READ_RULE)
     async def audit_log(self, info: Info, user: str | None = None, action: str | None = None,
                         subject_type: str | None = None, subject_id: str | None = None,
                         since: datetime | None = None, until: datetime | None = None, page: int = 1,
@@ -55,6 +57,7 @@ class AuditQuery:
                                                     who=user, since=since, until=until), AuditEntry.from_doc)
 
     @strawberry.field(description="One audit entry (admins).")
+    @permit(service.READ_RULE)
     async def audit_entry(self, info: Info, id: strawberry.ID) -> AuditEntry:
         return AuditEntry.from_doc(await service.get_entry(info.context.backends, entry_id=id,
                                                            user=info.context.user))

@@ -17,7 +17,8 @@ from strawberry.scalars import JSON
 
 from app.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ServiceError, backend_unavailable
 from app.logs import request_id_var
-from app.users.models import Role, require_role
+from app.permissions import Rule, permit
+from app.users.models import Role
 
 log = logging.getLogger(__name__)
 
@@ -73,22 +74,20 @@ def user_error(exc: ServiceError) -> UserError:
     return cls(code=exc.code, message=exc.error, field=field, details=exc.details)
 
 
-def typed_errors(resolver: Callable[..., Awaitable[Any]] | None = None, *, role: Role | None = None):
-    """The mutation wrapper (`@typed_errors`, or `@typed_errors(role=Role.EDITOR)`): the least role that may
-    call the mutation, when declared, is checked first — before its input is validated, so nothing about the
-    input is answered to someone who may not call it; then an expected failure (a ServiceError) is returned
-    as its typed error."""
+def typed_errors(resolver: Callable[..., Awaitable[Any]] | None = None, *, role: Rule | Role | None = None):
+    """The mutation wrapper (`@typed_errors`, or `@typed_errors(role=Role.EDITOR)`): an expected failure (a
+    ServiceError) is returned as its typed error. `role` declares who may call the mutation (app/permissions.py):
+    the guard every root field has (schema/permissions.py) checks it before the resolver runs — before its input
+    is validated, so nothing about the input is answered to someone who may not call it."""
     def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                if role is not None:
-                    require_role(kwargs["info"].context.user, role)
                 return await fn(*args, **kwargs)
             except ServiceError as exc:
                 return user_error(exc)
 
-        return wrapper
+        return permit(role)(wrapper) if role is not None else wrapper
 
     return wrap(resolver) if resolver is not None else wrap
 

@@ -12,6 +12,7 @@ from app.patterns import run_records, runs, service
 from app.patterns.models import (ApplyRequest, MergeRequest, MiningRequest, PatternContent, PatternType,
                                  PatternUpdate, ValidateRequest)
 from app.patterns.run_records import RunStatus, RunTrigger
+from app.permissions import permit
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, camel_keys, list_params, paginated, validate
@@ -188,26 +189,26 @@ class PatternQuery:
 @strawberry.type
 class PatternMutation:
     @strawberry.mutation(description="Create a learning pattern (admin).")
-    @typed_errors
+    @typed_errors(role=Role.ADMIN)
     async def create_learning_pattern(self, info: Info, input: LearningPatternInput) -> PatternResult:
         return LearningPattern.from_doc(await service.create_pattern(
             info.context.backends, data=validate(PatternContent, input), user=info.context.user))
 
     @strawberry.mutation(description="Change a learning pattern (admin); a validated one keeps a trace.")
-    @typed_errors
+    @typed_errors(role=Role.ADMIN)
     async def update_learning_pattern(self, info: Info, id: strawberry.ID,
                                       input: UpdateLearningPatternInput) -> PatternResult:
         return LearningPattern.from_doc(await service.update_pattern(
             info.context.backends, pattern_id=id, data=validate(PatternUpdate, input), user=info.context.user))
 
     @strawberry.mutation(description="Delete a learning pattern (admin).")
-    @typed_errors
+    @typed_errors(role=Role.ADMIN)
     async def delete_learning_pattern(self, info: Info, id: strawberry.ID) -> DeleteResult:
         await service.delete_pattern(info.context.backends, pattern_id=id, user=info.context.user)
         return Deleted(id=id)
 
     @strawberry.mutation(description="Validate a learning pattern with notes (admin).")
-    @typed_errors
+    @typed_errors(role=Role.ADMIN)
     async def validate_learning_pattern(self, info: Info, id: strawberry.ID,
                                         validation_notes: str = "") -> PatternResult:
         return LearningPattern.from_doc(await service.validate(
@@ -215,7 +216,7 @@ class PatternMutation:
             data=validate(ValidateRequest, {"validation_notes": validation_notes})))
 
     @strawberry.mutation(description="Record that a learning pattern was applied, to an incident if named (editor).")
-    @typed_errors
+    @typed_errors(role=Role.EDITOR)
     async def apply_learning_pattern(self, info: Info, id: strawberry.ID,
                                      incident_id: strawberry.ID | None = None) -> PatternResult:
         return LearningPattern.from_doc(await service.apply(
@@ -223,7 +224,7 @@ class PatternMutation:
             data=validate(ApplyRequest, {"incident_id": incident_id})))
 
     @strawberry.mutation(description="Merge another learning pattern into this one; the other is deleted (admin).")
-    @typed_errors
+    @typed_errors(role=Role.ADMIN)
     async def merge_learning_patterns(self, info: Info, id: strawberry.ID, other: strawberry.ID) -> PatternResult:
         return LearningPattern.from_doc(await service.merge(
             info.context.backends, pattern_id=id, user=info.context.user, data=validate(MergeRequest, {"other": other})))
@@ -287,6 +288,7 @@ class PatternMiningRun:
 class PatternMiningQuery:
     @strawberry.field(description="Learning-pattern mining runs, newest first (admin), filtered, ordered "
                                   "(started_at, completed_at) and paginated like the REST list.")
+    @permit(Role.ADMIN)
     async def pattern_mining_runs(self, info: Info, status: list[RunStatusEnum] | None = None,
                                   trigger: list[RunTriggerEnum] | None = None, ordering: str | None = None,
                                   page: int = 1, page_size: int = 20) -> Paginated[PatternMiningRun]:
@@ -295,6 +297,7 @@ class PatternMiningQuery:
                          PatternMiningRun.from_doc)
 
     @strawberry.field(description="One mining run (admin).")
+    @permit(Role.ADMIN)
     async def pattern_mining_run(self, info: Info, id: strawberry.ID) -> PatternMiningRun:
         return PatternMiningRun.from_doc(await run_records.get_run(info.context.backends, run_id=id,
                                                                    user=info.context.user))

@@ -347,7 +347,7 @@ class PostmortemMutation:
             info.context.backends, data=validate(PostmortemCreate, input), user=user))
 
     @strawberry.mutation
-    @typed_errors(role=Role.EDITOR)
+    @typed_errors(role=service.UPDATE_RULE)
     async def update_postmortem(self, info: Info, id: strawberry.ID, input: UpdatePostmortemInput) -> PostmortemResult:
         user = info.context.user
         return Postmortem.from_doc(await service.update_postmortem(
@@ -362,27 +362,27 @@ class PostmortemMutation:
             info.context.backends, pm_id=id, item_id=item_id, data=validate(ActionItemUpdate, input), user=user))
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.MOVE_RULES["submit_for_review"])
     async def submit_postmortem_for_review(self, info: Info, id: strawberry.ID) -> PostmortemResult:
         return await _move(info, id, "submit_for_review")
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.MOVE_RULES["request_changes"])
     async def request_postmortem_changes(self, info: Info, id: strawberry.ID) -> PostmortemResult:
         return await _move(info, id, "request_changes")
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.MOVE_RULES["approve"])
     async def approve_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
         return await _move(info, id, "approve")
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.MOVE_RULES["publish"])
     async def publish_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
         return await _move(info, id, "publish")
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.MOVE_RULES["archive"])
     async def archive_postmortem(self, info: Info, id: strawberry.ID) -> PostmortemResult:
         return await _move(info, id, "archive")
 

@@ -182,12 +182,12 @@ class RecommendationMutation:
                                                   confidence_score=w["confidence_score"]) for w in done.best_withheld])
 
     @strawberry.mutation
-    @typed_errors
+    @typed_errors(role=service.ACT_RULE)
     async def apply_recommendation(self, info: Info, id: strawberry.ID) -> RecommendationResult:
         return Recommendation.from_doc(await service.apply(info.context.backends, rec_id=id, user=info.context.user))
 
     @strawberry.mutation(description="Rate how well a recommendation worked, 1-5.")
-    @typed_errors
+    @typed_errors(role=service.ACT_RULE)
     async def rate_recommendation(self, info: Info, id: strawberry.ID, rating: int) -> RecommendationResult:
         return Recommendation.from_doc(await service.rate(info.context.backends, rec_id=id, user=info.context.user,
                                                           data=validate(RateRequest, {"rating": rating})))

@@ -8,6 +8,8 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
+from app.permissions import Entry
+from schema import permissions
 from schema.common import UtcDateTime
 from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
@@ -16,18 +18,20 @@ from schema.incidents import IncidentMutation, IncidentQuery
 from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSubscription
 from schema.patterns import PatternMiningMutation, PatternMiningQuery, PatternMutation, PatternQuery
 from schema.recommendations import RecommendationMutation, RecommendationQuery
+from schema.users import UserMutation, UserQuery
 
 # Root fields that are searches for the rate limit (every other query field is a read).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
 QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery,
-                        PatternMiningQuery, AuditQuery]
+                        PatternMiningQuery, AuditQuery, UserQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation, RecommendationMutation,
-                         PatternMutation, PatternMiningMutation]
+                         PatternMutation, PatternMiningMutation, UserMutation]
 SUBSCRIPTIONS: list[type] = [PostmortemSubscription]
 
 Query = merge_types("Query", tuple(QUERIES))
 Mutation = merge_types("Mutation", tuple(MUTATIONS))
 Subscription = merge_types("Subscription", tuple(SUBSCRIPTIONS))
+ROOTS = {"query": Query, "mutation": Mutation, "subscription": Subscription}
 
 
 class PreParsed(SchemaExtension):
@@ -50,9 +54,16 @@ class Schema(strawberry.Schema):
 
 
 def build_schema() -> strawberry.Schema:
-    """Parsing, limits and rate limits happen in the endpoint, before Strawberry sees the document."""
+    """Parsing, limits and rate limits happen in the endpoint, before Strawberry sees the document; every root
+    field's declared permission is checked by its guard (schema/permissions.py) before its resolver runs."""
+    permissions.guard_root_fields(ROOTS)
     return Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=[PreParsed, ErrorCodes],
                   scalar_overrides={datetime: UtcDateTime})
 
 
 schema = build_schema()
+
+
+def permission_entries() -> list[Entry]:
+    """Every GraphQL root field's rule, for the permission matrix."""
+    return permissions.entries(ROOTS, schema.config.name_converter.from_field)

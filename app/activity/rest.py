@@ -12,7 +12,6 @@ from app.activity.outputs import AuditEntry
 from app.http.resources import Call, Op, Param, Resource
 from app.listing import Page
 from app.timefmt import isoz
-from app.users.models import Role
 
 REQUEST_FIELDS = ("auth_method", "ip", "user_agent", "request_id")
 
@@ -51,6 +50,6 @@ RESOURCE = Resource(
     base="/api/knowledge/audit-log", serialize=serialize, tag="audit-log",
     description="Who did what, when, from where and signed in how: every change of a document, every read of an "
                 "article or postmortem, every knowledge-base search, every sign-in (admins; read only).",
-    collection={"GET": Op(list_entries, Role.ADMIN, response=AuditEntry, listing=service.LIST_SPEC, query=QUERY)},
-    item={"GET": Op(detail, Role.ADMIN, response=AuditEntry)})
+    collection={"GET": Op(list_entries, service.READ_RULE, response=AuditEntry, listing=service.LIST_SPEC, query=QUERY)},
+    item={"GET": Op(detail, service.READ_RULE, response=AuditEntry)})
 RESOURCES = [RESOURCE]

@@ -24,13 +24,14 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from app import periodic
+from app import periodic, permissions
 from app.activity import context
 from app.backends import Backends
-from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.permissions import Rule
 from app.timefmt import as_utc, isoz, utcnow
-from app.users.models import CLASSIFICATION_ORDER, Role, User, require_role
+from app.users.models import CLASSIFICATION_ORDER, Role, User
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,14 @@ def parse_time(name: str, raw: str | datetime | None) -> datetime | None:
                                {"field": name}, code="INVALID_PARAMETER") from None
 
 
+# Admins cleared for every classification: entries name and quote documents of any classification (a title
+# changed, a search term, a subject id), and they carry none of their own to filter by.
+READ_RULE = Rule(Role.ADMIN, clearance=CLASSIFICATION_ORDER[-1], classified=False,
+                 note="entries quote documents of every classification")
+
+
 def _check_reader(user: User) -> None:
-    """Admins cleared for every classification: entries name and quote documents of any classification (a
-    title changed, a search term, a subject id), and they carry none of their own to filter by."""
-    require_role(user, Role.ADMIN)
-    if user.clearance is not CLASSIFICATION_ORDER[-1]:
-        raise PermissionDenied("The audit log is read by admins cleared for every classification",
-                               {"required": CLASSIFICATION_ORDER[-1].value}, code="PERMISSION_DENIED")
+    permissions.check(user, READ_RULE)
 
 
 async def list_entries(bk: Backends, *, user: User, params: Mapping[str, Any], who: str | None = None,

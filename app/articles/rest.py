@@ -141,13 +141,13 @@ RESOURCE = Resource(
            "due_for_review": {"GET": Op(due_for_review, response=Article, listing=service.REVIEW_SPEC)},
            "popular": {"GET": Op(popular, response=PopularArticles, query=(LIMIT,))},
            "statistics": {"GET": Op(statistics, response=ArticleStatistics)},
-           "bookmarks": {"GET": Op(bookmarks, response=Article, listing=service.LIST_SPEC)}},
+           "bookmarks": {"GET": Op(bookmarks, service.OWN_BOOKMARKS, response=Article, listing=service.LIST_SPEC)}},
     item={"GET": Op(detail, response=Article, query=(SEARCH_ID,)),
           "PUT": Op(_update(True), Role.EDITOR, ArticleCreate, response=Article),
           "PATCH": Op(_update(False), Role.EDITOR, ArticleUpdate, response=Article),
-          "DELETE": Op(delete, Role.EDITOR, status=204)},
+          "DELETE": Op(delete, service.DELETE_RULE, status=204)},
     actions={"rate": {"POST": Op(rate, body=RateInput, response=ArticleRating)},
-             "bookmark": {"POST": Op(_bookmark(True), status=201, also=(200,), response=ArticleBookmark),
-                          "DELETE": Op(_bookmark(False), response=ArticleBookmark)},
+             "bookmark": {"POST": Op(_bookmark(True), service.OWN_BOOKMARKS, status=201, also=(200,), response=ArticleBookmark),
+                          "DELETE": Op(_bookmark(False), service.OWN_BOOKMARKS, response=ArticleBookmark)},
              "mark_reviewed": {"POST": Op(mark_reviewed, Role.EDITOR, response=Article)}})
 RESOURCES = [RESOURCE]

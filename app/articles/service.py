@@ -16,11 +16,12 @@ from pymongo.errors import DuplicateKeyError
 
 from app.activity.service import record_audit, record_read, record_usage
 from app.articles.models import NULLABLE, ArticleCreate, ArticleStatus, ArticleType, Difficulty, RateInput
-from app import classification
+from app import classification, permissions
 from app.backends import Backends
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.permissions import Rule
 from app.timefmt import utcnow
 from app.users import service as users
 from app.users.models import Classification, Role, User, require_role
@@ -214,8 +215,13 @@ async def update_article(bk: Backends, *, slug: str, data: BaseModel, user: User
     return await outbox.write(bk, INDEX, current["_id"], op)
 
 
+# Who may call what beyond a role (app/permissions.py): the REST operations and GraphQL fields declare these.
+DELETE_RULE = Rule(Role.EDITOR, ownership="the article's author or an admin")
+OWN_BOOKMARKS = Rule(ownership="one's own bookmarks")
+
 async def delete_article(bk: Backends, *, slug: str, user: User) -> None:
     """Delete an article (admin, or its author), with its ratings and bookmarks."""
+    permissions.check(user, DELETE_RULE)
     current = await get_visible(bk, slug=slug, user=user)
     if not (user.has_role(Role.ADMIN) or current.get("author") == user.id):
         raise PermissionDenied("Only an admin or the author may delete this article", {"required": "admin or author"})

@@ -13,7 +13,6 @@ Served at `GET /openapi.json` without credentials: it describes the API, it hold
 from __future__ import annotations
 
 import functools
-import inspect
 import typing
 from enum import Enum
 from typing import Any, Iterable
@@ -169,22 +168,21 @@ def _path_params(path: str) -> list[dict[str, Any]]:
     return [{"name": n, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}} for n in names]
 
 
-def _summary(op: Op) -> tuple[str, str]:
-    doc = inspect.getdoc(op.run) or ""
-    first, _, rest = doc.partition("\n")
-    return (op.summary or first.strip() or op.run.__name__.replace("_", " ").strip().capitalize()), rest.strip()
-
-
 def _operation(resource: Resource, path: str, method: str, op: Op, refs: dict, settings: Settings,
                on_item: bool, tag: str) -> dict[str, Any]:
-    summary, description = _summary(op)
+    summary, description = op.describe()
     name = path[len(resource.base):].strip("/").replace("{", "").replace("}", "").replace("/", "_")
     out: dict[str, Any] = {"tags": [tag], "summary": summary,
                            "operationId": f"{tag}_{name or 'collection'}_{method.lower()}".replace("-", "_")}
     if description:
         out["description"] = description
-    if op.role is not Role.VIEWER:
-        out["description"] = (out.get("description", "") + f"\n\nNeeds the role `{op.role.value}` or above.").strip()
+    rule = op.rule
+    if rule.role is not Role.VIEWER or rule.clearance is not None:
+        needs = f"the role `{rule.role.value}` or above" + (
+            f" and the clearance `{rule.clearance.value}`" if rule.clearance is not None else "")
+        out["description"] = (out.get("description", "") + f"\n\nNeeds {needs}.").strip()
+    if rule.ownership:
+        out["description"] = (out.get("description", "") + f"\n\nOwnership: {rule.ownership}.").strip()
     params = _path_params(path)
     if op.listing is not None:
         params += [_or_empty(p) for p in _list_params(op.listing, settings)]
@@ -213,7 +211,7 @@ def _operation(resource: Resource, path: str, method: str, op: Op, refs: dict, s
         out["responses"] = {str(status): {"description": "Success", **({"content": content} if content else {})}
                             for status in (op.status, *op.also)}
     errors = {400, 401, 429, 500, 503, *op.errors}
-    if op.role is not Role.VIEWER or method in ("POST", "PUT", "PATCH", "DELETE"):
+    if rule.role is not Role.VIEWER or rule.clearance is not None or method in ("POST", "PUT", "PATCH", "DELETE"):
         errors.add(403)  # the role; or, on a session, a missing or wrong X-CSRFToken (CSRF_FAILED)
     if on_item:
         errors.add(404)

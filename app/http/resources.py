@@ -20,6 +20,7 @@ answer are declared here, and what the route validates with is what the document
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -29,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, request_response
 
+from app import permissions
 from app.backends import Backends
 from app.http import ratelimit
 from app.http.auth import current_user
@@ -36,7 +38,8 @@ from app.errors import ValidationFailed
 from app.http.responses import JSON, error_response, read_body
 from app.inputs import ascii_int
 from app.listing import ListSpec, Page, drf_response
-from app.users.models import Role, User, require_role
+from app.permissions import Rule
+from app.users.models import Role, User
 
 Serializer = Callable[[Request, list[dict]], Awaitable[list[dict]]]
 
@@ -121,7 +124,7 @@ class Op:
     first line of `run`'s docstring."""
 
     run: Callable[[Call], Awaitable[Any]]
-    role: Role = Role.VIEWER
+    allow: Rule | Role = Role.VIEWER  # who may call it (app/permissions.py), checked before the body is read
     body: type[BaseModel] | None = None
     status: int = 200
     rate: str | None = None  # the rate-limit class when not the method's ("search")
@@ -131,6 +134,16 @@ class Op:
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
     also: tuple[int, ...] = ()  # other 2xx statuses it answers with the same body (200: "already in progress")
+
+    @property
+    def rule(self) -> Rule:
+        return permissions.rule(self.allow)
+
+    def describe(self) -> tuple[str, str]:
+        """(its one line, the rest): `summary`, else `run`'s docstring, else its name."""
+        doc = inspect.getdoc(self.run) or ""
+        first, _, rest = doc.partition("\n")
+        return (self.summary or first.strip() or self.run.__name__.replace("_", " ").strip().capitalize()), rest.strip()
 
 
 Methods = Mapping[str, Op]
@@ -182,6 +195,12 @@ class _AnyMethod:
         await self.app(scope, receive, send)
 
 
+def permission_entries(resources: list["Resource"]) -> list[permissions.Entry]:
+    """Every REST operation's rule, for the permission matrix (HEAD goes with GET)."""
+    return [permissions.Entry("rest", method, path, op.rule, op.describe()[0])
+            for resource in resources for path, methods, _ in resource.paths() for method, op in methods.items()]
+
+
 def allowed(methods: Methods) -> list[str]:
     """The methods a path answers (HEAD with GET)."""
     return sorted({*methods, *(["HEAD"] if "GET" in methods else [])})
@@ -197,7 +216,7 @@ def _endpoint(resource: Resource, methods: Methods, on_item: bool):
                                      "METHOD_NOT_ALLOWED")
             refused.headers["Allow"] = ", ".join(allow)
             return refused
-        user = require_role(current_user(request), op.role)
+        user = permissions.check(current_user(request), op.allow)
         body = await read_body(request, op.body) if op.body is not None else None
         call = Call(request=request, bk=request.app.state.backends, user=user,
                     key=request.path_params.get(resource.key) if on_item else None, body=body,

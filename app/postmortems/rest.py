@@ -100,7 +100,7 @@ MOVES = {  # the workflow actions: what each does, for the document
 def _move(action: str) -> dict[str, Op]:
     async def run(call: Call) -> dict:
         return await call.one(await service.transition(call.bk, pm_id=call.key, action=action, user=call.user))
-    return {"POST": Op(run, Role.EDITOR, summary=MOVES[action], response=Postmortem, errors=(409,))}
+    return {"POST": Op(run, service.MOVE_RULES[action], summary=MOVES[action], response=Postmortem, errors=(409,))}
 
 
 async def action_item(call: Call) -> dict:
@@ -236,9 +236,9 @@ RESOURCE = Resource(
     views={"overdue": {"GET": Op(overdue, response=PostmortemSummary, listing=service.LIST_SPEC)},
            "statistics": {"GET": Op(statistics, response=PostmortemStatistics)}},
     item={"GET": Op(detail, response=Postmortem),
-          "PUT": Op(_update(True), Role.EDITOR, PostmortemReplace, summary="Replace a postmortem's editable fields.",
+          "PUT": Op(_update(True), service.UPDATE_RULE, PostmortemReplace, summary="Replace a postmortem's editable fields.",
                     response=Postmortem, errors=(409,)),
-          "PATCH": Op(_update(False), Role.EDITOR, PostmortemUpdate, summary="Change some of a postmortem's fields.",
+          "PATCH": Op(_update(False), service.UPDATE_RULE, PostmortemUpdate, summary="Change some of a postmortem's fields.",
                       response=Postmortem, errors=(409,)),
           "DELETE": Op(delete, Role.ADMIN, status=204)},
     actions={**{action: _move(action) for action in MOVES},

@@ -34,6 +34,7 @@ from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents.models import Severity
 from app.listing import Filter, ListSpec, Page, visible_page
+from app.permissions import Rule
 # completion and the published article have their own modules; callers (REST, GraphQL, jobs) still read
 # complete_sections, completion_percentage, is_overdue and sync_pending_articles through the service
 from app.postmortems.completion import (CLOSED_STATUSES, complete_sections, completion_percentage,  # noqa: F401
@@ -57,6 +58,12 @@ MOVES: dict[str, dict[str, str]] = {
     S.ARCHIVED.value: {},
 }
 ACTION_TARGET = {action: target for moves in MOVES.values() for target, action in moves.items()}
+
+# Who may call what beyond a role (app/permissions.py): the REST operations and GraphQL fields declare these.
+UPDATE_RULE = Rule(Role.EDITOR, ownership="changing its owner or approver: the owner or an admin")
+APPROVE_RULE = Rule(Role.EDITOR, ownership="its approver or an admin; never its owner, author or a former owner "
+                                           "(an admin's override is audit-logged)")
+MOVE_RULES = {action: APPROVE_RULE if action == "approve" else Rule(Role.EDITOR) for action in ACTION_TARGET}
 
 LIST_SPEC = ListSpec(
     collection="postmortems",

@@ -95,7 +95,7 @@ RESOURCE = Resource(
            "statistics": {"GET": Op(statistics, response=RecommendationStatistics, query=(
                Param("weeks", int, "The weeks `feedback_over_time` covers", default=12, low=1, high=104),))}},
     item={"GET": Op(detail, response=IncidentRecommendation)},
-    actions={"apply": {"POST": Op(apply, response=IncidentRecommendation, errors=(403,))},
-             "rate_effectiveness": {"POST": Op(rate_effectiveness, body=RateRequest, response=IncidentRecommendation,
+    actions={"apply": {"POST": Op(apply, service.ACT_RULE, response=IncidentRecommendation, errors=(403,))},
+             "rate_effectiveness": {"POST": Op(rate_effectiveness, service.ACT_RULE, RateRequest, response=IncidentRecommendation,
                                                errors=(403,))}})
 RESOURCES = [RESOURCE]

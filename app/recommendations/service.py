@@ -37,6 +37,7 @@ from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents import similarity
 from app.listing import Filter, ListSpec, Page, visible_page
+from app.permissions import Rule
 from app.patterns import service as pattern_service
 from app.patterns import triggers as trigger_rule
 from app.recommendations import calibration, engine, feedback, meaning
@@ -402,6 +403,11 @@ async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: U
 
 
 INCIDENT_PEOPLE = ("assignee", "reporter")  # usernames; and `created_by`, a user id
+
+
+# Applying or rating a recommendation (app/permissions.py): the REST operations and GraphQL fields declare it.
+ACT_RULE = Rule(ownership="a viewer only on an incident of theirs (its assignee, reporter or creator); editors and "
+                          "admins on any they can see")
 
 
 async def may_act(bk: Backends, *, rec: Mapping[str, Any], user: User) -> None:

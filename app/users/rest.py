@@ -11,13 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app import permissions
 from app.http import ratelimit
 from app.http.auth import auth_method
 from app.http.resources import Call, Op, Resource
 from app.http.responses import JSON, UnsupportedMediaType
-from app.users import sessions, signin
-from app.users.models import User
-from app.users.outputs import Me
+from app.listing import Page
+from app.permissions import Rule
+from app.timefmt import isoz
+from app.users import accounts, sessions, signin
+from app.users.models import Role, User
+from app.users.outputs import ApiToken, Me, NewApiToken, PermissionMatrix, UserAccount
 
 DESCRIPTION = ("Signing in: a session for browsers (`POST /api/auth/login/` sets the `sessionid` and `csrftoken` "
                "cookies; unsafe requests then send `X-CSRFToken`), who the caller is (`/api/auth/me/`), a password "
@@ -40,6 +44,10 @@ class PasswordChange(BaseModel):
         {"old_password": "correct horse battery staple", "new_password": "another long passphrase"}]})
     old_password: str = Field(min_length=1, max_length=1024)
     new_password: str = Field(min_length=1, max_length=1024)
+
+
+SIGN_IN = Rule(signed_in=False, classified=False, note="signing in")
+OWN = Rule(classified=False, ownership="the caller's own account")
 
 
 async def _serialize(request: Request, docs: list[dict]) -> list[dict]:
@@ -131,15 +139,98 @@ async def change_password(call: Call) -> Response:
     return Response(status_code=204)
 
 
+# --- users and tokens (admins) -------------------------------------------------------------------------
+
+def user_json(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"id": doc["_id"], **{k: doc.get(k) for k in ("username", "email", "role", "clearance")},
+            "team": doc.get("team") or "", "is_active": doc.get("is_active", True),
+            "is_service_account": bool(doc.get("service_account")), "sso_provider": doc.get("sso_provider"),
+            "has_password": bool(doc.get("password_hash")),
+            "created_at": isoz(doc.get("created_at")), "updated_at": isoz(doc.get("updated_at"))}
+
+
+def token_json(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(doc["_id"]), "name": doc.get("name") or "", "created_at": isoz(doc.get("created_at")),
+            "created_by": doc.get("created_by"), **({"key": doc["key"]} if "key" in doc else {})}
+
+
+async def _users(request: Request, docs: list[dict]) -> list[dict]:
+    return [user_json(d) for d in docs]
+
+
+async def list_users(call: Call) -> Page:
+    """List users (admins): by role, clearance, team, active or not, service accounts or people"""
+    return await accounts.list_users(call.bk, params=call.params)
+
+
+async def create_user(call: Call) -> dict:
+    """Create a user (admins)
+
+    With a role and a clearance (not above the admin's own: 403 `CLEARANCE_TOO_HIGH`), optionally a password
+    (service accounts take none). A username already taken is a 409 `USER_EXISTS`."""
+    return await call.one(await accounts.create(call.bk, actor=call.user, data=call.body))
+
+
+async def user_detail(call: Call) -> dict:
+    """Get one user (admins)"""
+    return await call.one(await accounts.get_user(call.bk, user_id=call.key))
+
+
+async def change_user(call: Call) -> dict:
+    """Change a user's role, clearance, team, email, or deactivate (`is_active: false`) or reactivate it (admins)
+
+    Deactivation ends every session of the user and revokes every token at once. An admin neither deactivates
+    nor demotes themselves (409 `SELF_LOCKOUT`), nor grants a clearance above their own (403)."""
+    return await call.one(await accounts.change(call.bk, actor=call.user, user_id=call.key, data=call.body))
+
+
+async def list_tokens(call: Call) -> list[dict]:
+    """List a user's API tokens, newest first, without their secrets (admins)"""
+    return [token_json(d) for d in await accounts.tokens(call.bk, user_id=call.key)]
+
+
+async def create_token(call: Call) -> dict:
+    """Create an API token for a user (admins): its `key` is shown this once"""
+    return token_json(await accounts.create_token(call.bk, actor=call.user, user_id=call.key, data=call.body))
+
+
+async def revoke_token(call: Call) -> Response:
+    """Revoke one of a user's API tokens (admins)"""
+    await accounts.revoke_token(call.bk, actor=call.user, user_id=call.key,
+                                token_id=call.request.path_params["token_id"])
+    return Response(status_code=204)
+
+
+async def permission_matrix(call: Call) -> dict[str, Any]:
+    """The permission matrix (admins): every REST operation and GraphQL root field, who may call it"""
+    return permissions.matrix_json(call.request.app.state.permissions)
+
+
 CSRF = 403  # an unsafe request on a session without its X-CSRFToken (CSRF_FAILED)
-_ME = Op(me, response=Me, errors=(CSRF,))
+_ME = Op(me, OWN, response=Me, errors=(CSRF,))
+ADMIN = accounts.MANAGE_RULE
 RESOURCES = [
     Resource(base="/api/auth/login", serialize=_serialize, description=DESCRIPTION,
-             collection={"POST": Op(login, body=LoginRequest, response=Me)}),
+             collection={"POST": Op(login, SIGN_IN, LoginRequest, response=Me)}),
     Resource(base="/api/auth/logout", serialize=_serialize, description="Signing out of a session.",
-             collection={"POST": Op(logout, status=204, errors=(CSRF,))}),
+             collection={"POST": Op(logout, OWN, status=204, errors=(CSRF,))}),
     Resource(base="/api/auth/me", serialize=_serialize, description="Who the caller is, however they signed in.",
              collection={method: _ME for method in ("GET", "POST", "PUT", "PATCH", "DELETE")}),
     Resource(base="/api/auth/password", serialize=_serialize, description="One's own password.",
-             collection={"POST": Op(change_password, body=PasswordChange, status=204, errors=(CSRF, 409))}),
+             collection={"POST": Op(change_password, OWN, PasswordChange, status=204, errors=(CSRF, 409))}),
+    Resource(base="/api/auth/users", serialize=_users, tag="users",
+             description="Users and their API tokens, managed by admins: create, change role or clearance, "
+                         "deactivate (which ends its sessions and revokes its tokens at once), reactivate.",
+             collection={"GET": Op(list_users, ADMIN, response=UserAccount, listing=accounts.LIST_SPEC),
+                         "POST": Op(create_user, ADMIN, accounts.NewUser, status=201, response=UserAccount,
+                                    errors=(409,))},
+             item={"GET": Op(user_detail, ADMIN, response=UserAccount),
+                   "PATCH": Op(change_user, ADMIN, accounts.UserChange, response=UserAccount, errors=(409,))},
+             actions={"tokens": {"GET": Op(list_tokens, ADMIN, response=list[ApiToken]),
+                                 "POST": Op(create_token, ADMIN, accounts.NewToken, status=201,
+                                            response=NewApiToken, errors=(409,))},
+                      "tokens/{token_id}": {"DELETE": Op(revoke_token, ADMIN, status=204)}}),
+    Resource(base="/api/auth/permissions", serialize=_serialize, tag="permissions",
+             description="The permission matrix, generated from the declarations the routes and fields run with.",
+             collection={"GET": Op(permission_matrix, Rule(Role.ADMIN, classified=False), response=PermissionMatrix)}),
 ]

@@ -100,8 +100,8 @@ async def service_account(bk: Backends, *, username: str) -> User:
 async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str:
     """Create a new token for the user and return its key; the key is shown only once."""
     key = secrets.token_hex(20)
-    await bk.mongo.tokens.insert_one({"key_hash": _hash(key), "user_id": user.id, "name": name,
-                                      "created_at": datetime.now(timezone.utc)})
+    await bk.mongo.tokens.insert_one({"_id": str(uuid.uuid4()), "key_hash": _hash(key), "user_id": user.id,
+                                      "name": name, "created_at": datetime.now(timezone.utc)})
     return key
 
 

@@ -177,6 +177,13 @@ async def change_password(bk: Backends, *, user: User, old_password: str, new_pa
     return await set_password(bk, user=user, password=new_password, keep_session=keep_session)
 
 
+def forget_cached(user_id: str) -> None:
+    """Drop this process's cached credentials of a user (tokens, SSO tokens, sessions): its next request is
+    checked against the database (a changed role or clearance, a revoked token)."""
+    forget_user(user_id)
+    sessions.forget_user(user_id)
+
+
 async def sign_out_everywhere(bk: Backends, *, user_id: str) -> int:
     """End every session of the user and drop their cached credentials in this process (a deactivation:
     tokens and SSO tokens are refused by the database check once out of the caches); how many sessions ended."""
