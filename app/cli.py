@@ -206,6 +206,20 @@ def set_password(username: str) -> None:
     console.print(f"password set for {username}; {counted(ended, 'session')} ended")
 
 
+@cli.command("permissions")
+def permissions_matrix(markdown: bool = typer.Option(False, "--markdown",
+                                                     help="The page docs/permissions.md instead of JSON")) -> None:
+    """Print the permission matrix: every REST operation and GraphQL root field, who may call it (made from the
+    declarations; `ikl permissions --markdown > docs/permissions.md` regenerates the page)."""
+    import json
+
+    from app import permissions
+    from app.main import permission_matrix
+
+    entries = permission_matrix()
+    print(permissions.markdown(entries) if markdown else json.dumps(permissions.matrix_json(entries), indent=2))
+
+
 @cli.command("reindex")
 def reindex(index: str = typer.Argument("all", help="index name, or 'all'")) -> None:
     """Rebuild a search index from MongoDB into a new versioned index and swap the alias."""

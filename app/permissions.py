@@ -13,7 +13,7 @@ A `Rule` says who may call an operation:
 REST operations declare theirs on `Op` (app/http/resources.py), GraphQL root fields with `@permit` or
 `typed_errors(role=…)` (schema/permissions.py); both are checked by `check()` before the body or the input is
 read or validated. `matrix_json()` lists every declared rule: `GET /api/auth/permissions/`, and `docs/permissions.md`
-(`python3 dev.py permissions`), are made from it.
+(`ikl permissions --markdown`), are made from it.
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ def matrix_json(entries: Iterable[Entry]) -> dict[str, Any]:
 
 
 def markdown(entries: Iterable[Entry]) -> str:
-    """The matrix as the page `docs/permissions.md` (generated: `python3 dev.py permissions`)."""
+    """The matrix as the page `docs/permissions.md` (generated: `ikl permissions --markdown`)."""
     entries = list(entries)
     lines = ["# Permissions", "",
-             "Generated from the declarations (`python3 dev.py permissions`; `GET /api/auth/permissions/` serves "
+             "Generated from the declarations (`ikl permissions --markdown > docs/permissions.md`; `GET /api/auth/permissions/` serves "
              "the same matrix to admins). Do not edit by hand: `tests/test_permissions.py` fails when this page "
              "and the declarations differ.", "",
              "Every operation needs a signed-in user (a token, a session or an SSO bearer token). *Role* is the "
