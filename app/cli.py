@@ -84,12 +84,8 @@ def _shown_url(field: str) -> str:
 
 
 async def _ping(bk, server: str) -> None:
-    if server == "mongodb":
-        await bk.client.admin.command("ping")
-    elif server == "search":
-        await bk.search.info()
-    elif server == "broker":
-        await bk.redis.ping()
+    await {"mongodb": lambda: bk.client.admin.command("ping"), "search": bk.search.info,
+           "broker": bk.redis.ping}[server]()
 
 
 def _unreachable_server(exc: BaseException | None) -> str | None:
@@ -157,8 +153,7 @@ def create_user(username: str, email: Optional[str] = typer.Option(None), team: 
     try:
         token = _run(body)
     except ServiceError as exc:
-        console.print(f"[red]{exc.error}[/red]")
-        raise typer.Exit(1) from None
+        _fail(f"error: {exc.error}")
     console.print(f"created {username} ({role.value}, clearance {clearance.value})")
     print(token)
 
@@ -175,8 +170,7 @@ def create_token(username: str) -> None:
     try:
         print(_run(body))
     except ServiceError as exc:
-        console.print(f"[red]{exc.error}[/red]")
-        raise typer.Exit(1) from None
+        _fail(f"error: {exc.error}")
 
 
 @cli.command("set_password")
@@ -211,13 +205,9 @@ def permissions_matrix(markdown: bool = typer.Option(False, "--markdown",
                                                      help="The page docs/permissions.md instead of JSON")) -> None:
     """Print the permission matrix: every REST operation and GraphQL root field, who may call it (made from the
     declarations; `ikl permissions --markdown > docs/permissions.md` regenerates the page)."""
-    import json
+    from app.main import permission_page
 
-    from app import permissions
-    from app.main import permission_matrix
-
-    entries = permission_matrix()
-    print(permissions.markdown(entries) if markdown else json.dumps(permissions.matrix_json(entries), indent=2))
+    print(permission_page(markdown=markdown))
 
 
 @cli.command("reindex")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
 from app.http.resources import permission_entries
 from app.http.responses import EXCEPTION_HANDLERS
+from app import permissions
 from app.permissions import Entry
 from app.activity import rest as activity_rest
 from app.articles import rest as articles_rest
@@ -110,3 +112,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 def permission_matrix() -> list[Entry]:
     """Every declared rule: the REST operations', then the GraphQL root fields' (app/permissions.py)."""
     return [*permission_entries(RESOURCES), *graphql_permission_entries()]
+
+
+def permission_page(*, markdown: bool) -> str:
+    """The matrix as docs/permissions.md, or as the JSON `GET /api/auth/permissions/` answers (`ikl permissions`)."""
+    entries = permission_matrix()
+    return permissions.markdown(entries) if markdown else json.dumps(permissions.matrix_json(entries), indent=2)

@@ -60,6 +60,7 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("Incident", "recommendations"): 50,                     # recommendations.service.MAX_PER_INCIDENT
     ("Query", "similarIncidents"): 50,                       # incidents.service.similar_incidents
     ("Query", "popularArticles"): 100,
+    ("Query", "userTokens"): 1000,                           # app/users/accounts.py tokens()
     ("KnowledgeSearchResult", "results"): 100,               # app/articles/models.py SearchInput.limit
     ("KnowledgeBaseStatistics", "mostViewed"): 5,            # app/articles/stats.py TOP
     ("KnowledgeBaseStatistics", "bestRated"): 5,

@@ -165,7 +165,7 @@ async def test_an_admin_not_cleared_for_everything_does_not_read_it(client, bk):
                                                  clearance=Classification.INTERNAL))
     headers = {"Authorization": f"Token {await issue_token(bk, user=user)}"}
     r = await client.get(LOG, headers=headers)
-    assert r.status_code == 403 and r.json()["details"] == {"required": "RESTRICTED"}, r.text
+    assert r.status_code == 403 and r.json()["details"] == {"clearance": "INTERNAL", "required": "RESTRICTED"}, r.text
     out = await gql(client, headers, "{ auditLog { totalCount } }")
     assert out["data"] is None and out["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED", out
 

@@ -24,7 +24,7 @@ async def test_create_user_prints_a_working_token(client, stack):
     r = await client.post("/api/v1/incidents/", headers={"Authorization": f"Token {token}"}, json={"title": "via cli"})
     assert r.status_code == 201 and r.json()["reporter"] == name
     again = ikl("create_user", name)
-    assert again.returncode == 1 and "already exists" in again.stdout
+    assert again.returncode == 1 and "already exists" in again.stderr
     second = ikl("create_token", name)
     assert second.returncode == 0 and second.stdout.strip() != token
 

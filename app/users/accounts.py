@@ -45,6 +45,7 @@ LIST_SPEC = ListSpec(
     ordering={"username": "username", "created_at": "created_at"}, default_ordering=("username",))
 
 TOKEN_FIELDS = {"key_hash": 0}
+MAX_TOKENS = 1000  # listed per user (schema/limits.py bounds the GraphQL list by it)
 
 
 class NewUser(UserCreate):
@@ -147,7 +148,7 @@ async def change(bk: Backends, *, actor: User, user_id: str, data: UserChange) -
 async def tokens(bk: Backends, *, user_id: str) -> list[dict[str, Any]]:
     """The user's tokens, newest first, without their secrets."""
     await get_user(bk, user_id=user_id)
-    return await bk.mongo.tokens.find({"user_id": user_id}, TOKEN_FIELDS).sort([("created_at", -1)]).to_list(1000)
+    return await bk.mongo.tokens.find({"user_id": user_id}, TOKEN_FIELDS).sort([("created_at", -1)]).to_list(MAX_TOKENS)
 
 
 async def create_token(bk: Backends, *, actor: User, user_id: str, data: NewToken) -> dict[str, Any]:
