@@ -53,6 +53,8 @@ INDEXES: dict[str, list[IndexModel]] = {
                   IndexModel([("username", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)])],
     "postmortems": [IndexModel([("incident", ASCENDING), ("created_at", DESCENDING)]), IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
                     IndexModel([("owner", ASCENDING)]), IndexModel([("due_date", ASCENDING)]),
+                    # the KPIs' time to publish (app/kpis): published in a window, by clearance
+                    IndexModel([("data_classification", ASCENDING), ("published_at", ASCENDING)]),
                     # published while their article could not be written (few: the sweep finds them at once)
                     IndexModel([("article_pending", ASCENDING)], partialFilterExpression={"article_pending": True},
                                name="article_pending")],

@@ -60,7 +60,9 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("Incident", "recommendations"): 50,                     # recommendations.service.MAX_PER_INCIDENT
     ("Query", "similarIncidents"): 50,                       # incidents.service.similar_incidents
     ("Query", "popularArticles"): 100,
-    ("Query", "userTokens"): 1000,                           # app/users/accounts.py tokens()
+    ("Query", "userTokens"): 1000,
+    ("Kpis", "perWeek"): 104,                                # app/kpis/service.py MAX_WEEKS
+    ("Kpis", "risingPatterns"): 10,                          # app/kpis/service.py RISING_TOP                           # app/users/accounts.py tokens()
     ("KnowledgeSearchResult", "results"): 100,               # app/articles/models.py SearchInput.limit
     ("KnowledgeBaseStatistics", "mostViewed"): 5,            # app/articles/stats.py TOP
     ("KnowledgeBaseStatistics", "bestRated"): 5,
@@ -89,6 +91,8 @@ SCAN_COSTS: dict[tuple[str, str], int] = {
     ("Query", "learningPatternStatistics"): 2 * COLLECTION_SCAN,  # the patterns, their source incidents
     ("Query", "postmortemStatistics"): COLLECTION_SCAN,
     ("Query", "recommendationStatistics"): COLLECTION_SCAN,
+    # incidents, postmortems, recommendations, usage events, learning patterns (app/kpis/service.py)
+    ("Query", "kpis"): 5 * COLLECTION_SCAN,
 }
 UNLISTED_SCAN = 2 * COLLECTION_SCAN
 INTROSPECTION_LISTS = {"fields", "inputFields", "interfaces", "possibleTypes"}

@@ -15,15 +15,16 @@ from schema.errors import ErrorCodes
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.audit import AuditQuery
 from schema.incidents import IncidentMutation, IncidentQuery
+from schema.kpis import KpiQuery
 from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSubscription
 from schema.patterns import PatternMiningMutation, PatternMiningQuery, PatternMutation, PatternQuery
 from schema.recommendations import RecommendationMutation, RecommendationQuery
 from schema.users import UserMutation, UserQuery
 
-# Root fields that are searches for the rate limit (every other query field is a read).
-SEARCH_FIELDS = frozenset({"searchKnowledgeBase"})
+# Root fields rate-limited as searches (every other query field is a read): the search, and the KPIs (expensive).
+SEARCH_FIELDS = frozenset({"searchKnowledgeBase", "kpis"})
 QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery,
-                        PatternMiningQuery, AuditQuery, UserQuery]
+                        PatternMiningQuery, KpiQuery, AuditQuery, UserQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation, RecommendationMutation,
                          PatternMutation, PatternMiningMutation, UserMutation]
 SUBSCRIPTIONS: list[type] = [PostmortemSubscription]

@@ -1,0 +1,34 @@
+"""REST: `GET /api/knowledge/kpis/` — KPIs for dashboards (app/kpis/service.py has the rules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from app.http.resources import Call, Op, Param, Resource
+from app.kpis import service
+from app.kpis.outputs import Kpis
+
+QUERY = (Param("weeks", int, "How many weeks, the current one last", default=12, low=1, high=service.MAX_WEEKS),
+         Param("team", str, "Only this team: incidents and postmortems naming it in `affected_teams`, and the "
+                            "knowledge-base usage of its members", max_length=100),
+         Param("namespace", str, "Only this namespace's incidents, and their postmortems and recommendations",
+               max_length=100))
+
+
+async def _serialize(request: Request, docs: list[dict]) -> list[dict]:
+    return docs
+
+
+async def kpis(call: Call) -> dict[str, Any]:
+    """KPIs over the last weeks, overall and per week, over what the caller may see"""
+    return await service.kpis(call.bk, user=call.user, weeks=call.arg("weeks"), team=call.arg("team"),
+                              namespace=call.arg("namespace"))
+
+
+RESOURCES = [Resource(base="/api/knowledge/kpis", serialize=_serialize, tag="kpis",
+                      description="Figures for dashboards: postmortem completion, time to publish, action-item "
+                                  "closure, knowledge-base usage, recommendation acceptance, incidents, rising "
+                                  "learning patterns.",
+                      collection={"GET": Op(kpis, rate="search", response=Kpis, query=QUERY)})]
