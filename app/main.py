@@ -28,6 +28,7 @@ from app.articles import rest as articles_rest
 from app.incidents import embeddings as incident_embeddings
 from app.incidents import rest as incidents_rest
 from app.kpis import rest as kpis_rest
+from app.predictions import rest as predictions_rest
 from app.postmortems import rest as postmortems_rest
 from app.patterns import rest as patterns_rest
 from app.recommendations import rest as recommendations_rest
@@ -44,8 +45,8 @@ from schema.ws import graphql_ws_endpoint
 log = logging.getLogger(__name__)
 
 # Every REST resource, in routing order: its routes and the OpenAPI document both come from these.
-RESOURCES = [*incidents_rest.RESOURCES, *articles_rest.RESOURCES, *postmortems_rest.RESOURCES,
-             *recommendations_rest.RESOURCES, *patterns_rest.RESOURCES,
+RESOURCES = [*incidents_rest.RESOURCES, *predictions_rest.RESOURCES, *articles_rest.RESOURCES,
+             *postmortems_rest.RESOURCES, *recommendations_rest.RESOURCES, *patterns_rest.RESOURCES,
              *kpis_rest.RESOURCES, *activity_rest.RESOURCES, *users_rest.RESOURCES]
 
 

@@ -15,6 +15,7 @@ from app.users.models import Classification, Role
 from app.recommendations import service as recommendations
 from schema.common import ClassificationEnum, Paginated, build, list_params, paginated, validate
 from schema.context import Info, by_ids, by_limited_ids
+from schema import predictions
 from schema.errors import result, typed_errors
 
 IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
@@ -92,6 +93,11 @@ class Incident:
         docs = await info.context.loader("RecommendationsByIncidentLoader", RecommendationsByIncidentLoader).load(
             (self.id, recommendations.check_limit(limit)))
         return [build("Recommendation", d) for d in docs]
+
+    @strawberry.field(description="Its likely root-cause categories and time to resolve, from its resolved "
+                                  "look-alikes and matched learning patterns, and how sure that is (computed now).")
+    async def predictions(self, info: Info) -> Annotated["Prediction", strawberry.lazy("schema.predictions")]:
+        return await predictions.resolve(info, self.name)
 
     @strawberry.field(description="The incident this one duplicates (the same outage), when the caller may see it; "
                                   "null when it is no duplicate or its canonical is hidden from the caller.")

@@ -93,6 +93,8 @@ SCAN_COSTS: dict[tuple[str, str], int] = {
     ("Query", "recommendationStatistics"): COLLECTION_SCAN,
     # incidents, postmortems, recommendations, usage events, learning patterns (app/kpis/service.py)
     ("Query", "kpis"): 5 * COLLECTION_SCAN,
+    # a similarity search over the resolved incidents (app/predictions): a page of incidents pays it per item
+    ("Incident", "predictions"): COLLECTION_SCAN,
 }
 UNLISTED_SCAN = 2 * COLLECTION_SCAN
 INTROSPECTION_LISTS = {"fields", "inputFields", "interfaces", "possibleTypes"}
