@@ -62,7 +62,10 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("Query", "popularArticles"): 100,
     ("Query", "userTokens"): 1000,
     ("Kpis", "perWeek"): 104,                                # app/kpis/service.py MAX_WEEKS
-    ("Kpis", "risingPatterns"): 10,                          # app/kpis/service.py RISING_TOP                           # app/users/accounts.py tokens()
+    ("Kpis", "risingPatterns"): 10,                          # app/kpis/service.py RISING_TOP
+    ("IncidentPrediction", "likelyRootCauses"): 5,           # app/predictions/service.py TOP_CAUSES
+    ("PredictionBasis", "incidents"): 15,                    # app/predictions/service.py K
+    ("PredictionBasis", "patterns"): 10,                     # app/predictions/service.py TOP_PATTERNS                           # app/users/accounts.py tokens()
     ("KnowledgeSearchResult", "results"): 100,               # app/articles/models.py SearchInput.limit
     ("KnowledgeBaseStatistics", "mostViewed"): 5,            # app/articles/stats.py TOP
     ("KnowledgeBaseStatistics", "bestRated"): 5,

@@ -37,6 +37,7 @@ MIN_SCORE = 0.25
 ALPHA = 1.5          # fitted: bench/predictions_bench.py
 GAMMA = 2.0          # fitted: bench/predictions_bench.py
 TOP_CAUSES = 5
+TOP_PATTERNS = 10
 MIN_SAMPLES = 3
 MIN_LOOK_ALIKES = 3
 PATTERN_WEIGHT = 0.5
@@ -180,6 +181,6 @@ async def predict(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
                            "time_to_resolve": round(d) if (d := duration(m.doc)) is not None else None}
                           for m in matches],
             "patterns": [{"id": p["_id"], "name": p.get("name") or "", "pattern_type": p.get("pattern_type"),
-                          "matched_by": p["matched_by"]} for p in patterns[:10]]},
+                          "matched_by": p["matched_by"]} for p in patterns[:TOP_PATTERNS]]},
         "confidence": _confidence(len(matches), causes[0][1] if causes else 0.0),
     }
