@@ -60,12 +60,12 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("Incident", "recommendations"): 50,                     # recommendations.service.MAX_PER_INCIDENT
     ("Query", "similarIncidents"): 50,                       # incidents.service.similar_incidents
     ("Query", "popularArticles"): 100,
-    ("Query", "userTokens"): 1000,
+    ("Query", "userTokens"): 1000,                           # app/users/accounts.py MAX_TOKENS
     ("Kpis", "perWeek"): 104,                                # app/kpis/service.py MAX_WEEKS
     ("Kpis", "risingPatterns"): 10,                          # app/kpis/service.py RISING_TOP
     ("IncidentPrediction", "likelyRootCauses"): 5,           # app/predictions/service.py TOP_CAUSES
     ("PredictionBasis", "incidents"): 15,                    # app/predictions/service.py K
-    ("PredictionBasis", "patterns"): 10,                     # app/predictions/service.py TOP_PATTERNS                           # app/users/accounts.py tokens()
+    ("PredictionBasis", "patterns"): 10,                     # app/predictions/service.py TOP_PATTERNS
     ("KnowledgeSearchResult", "results"): 100,               # app/articles/models.py SearchInput.limit
     ("KnowledgeBaseStatistics", "mostViewed"): 5,            # app/articles/stats.py TOP
     ("KnowledgeBaseStatistics", "bestRated"): 5,
