@@ -15,7 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
 from app.backends import Backends, connect
 from app.db import ensure_indexes
-from app.http import docs, graphiql, openapi
+from app.http import dashboard, docs, graphiql, openapi
 from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *graphiql.routes,
         Route("/openapi.json", openapi.endpoint(RESOURCES, settings)),
         *docs.routes,
+        *dashboard.routes,
         *(route for resource in RESOURCES for route in resource.routes()),
     ]
     app = Starlette(
