@@ -22,13 +22,17 @@ caller). A rate with nothing to divide by is null — "no data", never a confide
 - `rising_patterns`: learning patterns whose source incidents were detected more often in the window's second
   half than in its first.
 
-Each collection is read once, by one aggregation over the window, from an index on the time field it is
-bucketed by (app/db.py); the cost at 100k incidents is in docs/benchmarks.md.
+Each collection is read by aggregations over the window, side by side, from an index on the time field it is
+bucketed by (app/db.py); a cut to a team or namespace is one indexed read of its incidents' ids. An answer is
+kept CACHE_SECONDS per view (what the caller may see, window, cut), so a figure is at most a minute old; the
+cost at 100k incidents is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +48,11 @@ from app.users.models import User
 MAX_WEEKS = 104
 RISING_TOP = 10
 MAX_PATTERNS = 2000  # the patterns weighed for `rising_patterns` (the most confident first)
+# An answer is kept this long per (what the caller may see, window, cut): a dashboard's reloads and the
+# processes' many readers cost one computation a minute (a figure is at most this old).
+CACHE_SECONDS = 60.0
+CACHE_MAX = 256
+_cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
 
 
 def week_start(at: datetime) -> datetime:
@@ -65,6 +74,7 @@ class Window:
         self.since = self.weeks[0]
         self.middle = self.since + (self.until - self.since) / 2
         self.team, self.namespace = team or None, namespace or None
+        self.of_incident: dict[str, Any] = {}  # set by resolve_cut
 
     def range(self) -> dict[str, datetime]:
         return {"$gte": self.since, "$lt": self.until}
@@ -77,14 +87,13 @@ class Window:
             cut["namespace"] = self.namespace
         return cut
 
-    def through_incident(self) -> list[dict[str, Any]]:
-        """Stages keeping the documents (postmortems, recommendations) whose incident is in the cut."""
+    async def resolve_cut(self, bk: Backends) -> None:
+        """The incidents in the cut, as a clause on `incident` for the documents that name one (postmortems,
+        recommendations): one indexed read of their ids, not a lookup per document."""
         cut = self.incident_cut()
-        if not cut:
-            return []
-        return [{"$lookup": {"from": "incidents", "localField": "incident", "foreignField": "_id",
-                             "pipeline": [{"$match": cut}, {"$project": {"_id": 1}}], "as": "_cut"}},
-                {"$match": {"_cut.0": {"$exists": True}}}]
+        if cut:
+            ids = [d["_id"] async for d in bk.mongo.incidents.find(cut, {"_id": 1})]
+            self.of_incident = {"incident": {"$in": ids}}
 
 
 async def _rows(collection, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,7 +101,7 @@ async def _rows(collection, pipeline: list[dict[str, Any]]) -> list[dict[str, An
 
 
 async def _incidents(bk: Backends, w: Window, visible: dict[str, Any]) -> dict[datetime, dict[str, Any]]:
-    detected = await _rows(bk.mongo.incidents, [
+    detected, resolved = await asyncio.gather(_rows(bk.mongo.incidents, [
         {"$match": {**visible, **w.incident_cut(), "detected_at": w.range()}},
         {"$project": {"week": _week("detected_at"), "severity": 1, "detect": {"$let": {
             "vars": {"first": {"$min": "$timeline.timestamp"}},
@@ -100,11 +109,11 @@ async def _incidents(bk: Backends, w: Window, visible: dict[str, Any]) -> dict[d
                              {"$subtract": ["$detected_at", "$$first"]}, None]}}}}},
         {"$group": {"_id": {"week": "$week", "severity": "$severity"}, "n": {"$sum": 1},
                     "detect_ms": {"$sum": {"$ifNull": ["$detect", 0]}},
-                    "detected": {"$sum": {"$cond": [{"$ne": ["$detect", None]}, 1, 0]}}}}])
-    resolved = await _rows(bk.mongo.incidents, [
+                    "detected": {"$sum": {"$cond": [{"$ne": ["$detect", None]}, 1, 0]}}}}]),
+        _rows(bk.mongo.incidents, [
         {"$match": {**visible, **w.incident_cut(), "resolved_at": w.range(), "detected_at": {"$ne": None}}},
         {"$group": {"_id": _week("resolved_at"), "n": {"$sum": 1},
-                    "ms": {"$sum": {"$max": [0, {"$subtract": ["$resolved_at", "$detected_at"]}]}}}}])
+                    "ms": {"$sum": {"$max": [0, {"$subtract": ["$resolved_at", "$detected_at"]}]}}}}]))
     out: dict[datetime, dict[str, Any]] = {}
     for r in detected:
         b = out.setdefault(r["_id"]["week"], {"severity": {}, "detect_ms": 0, "detected": 0})
@@ -119,13 +128,12 @@ async def _incidents(bk: Backends, w: Window, visible: dict[str, Any]) -> dict[d
 
 async def _postmortems(bk: Backends, w: Window, visible: dict[str, Any]) -> dict[str, Any]:
     due_until = min(w.until, w.now)
-    due = await _rows(bk.mongo.postmortems, [
-        {"$match": {**visible, "due_date": {"$gte": w.since, "$lt": due_until}}}, *w.through_incident(),
+    due, published, items, overdue = await asyncio.gather(_rows(bk.mongo.postmortems, [
+        {"$match": {**visible, **w.of_incident, "due_date": {"$gte": w.since, "$lt": due_until}}},
         {"$group": {"_id": _week("due_date"), "due": {"$sum": 1}, "on_time": {"$sum": {"$cond": [
             {"$and": [{"$ne": [{"$ifNull": ["$published_at", None]}, None]},
-                      {"$lte": ["$published_at", "$due_date"]}]}, 1, 0]}}}}])
-    published = await _rows(bk.mongo.postmortems, [
-        {"$match": {**visible, "published_at": w.range()}}, *w.through_incident(),
+                      {"$lte": ["$published_at", "$due_date"]}]}, 1, 0]}}}}]), _rows(bk.mongo.postmortems, [
+        {"$match": {**visible, **w.of_incident, "published_at": w.range()}},
         {"$lookup": {"from": "incidents", "localField": "incident", "foreignField": "_id",
                      "pipeline": [{"$project": {"resolved_at": 1}}], "as": "_incident"}},
         {"$project": {"week": _week("published_at"), "from": {"$let": {
@@ -133,31 +141,30 @@ async def _postmortems(bk: Backends, w: Window, visible: dict[str, Any]) -> dict
             "in": {"$cond": [{"$and": [{"$ne": [{"$ifNull": ["$$resolved", None]}, None]},
                                        {"$lte": ["$$resolved", "$published_at"]}]},
                              "$$resolved", "$created_at"]}}}, "published_at": 1}},
-        {"$group": {"_id": "$week", "ms": {"$push": {"$subtract": ["$published_at", "$from"]}}}}])
-    items = await _rows(bk.mongo.postmortems, [
-        {"$match": {**visible, "created_at": w.range()}}, *w.through_incident(),
+        {"$group": {"_id": "$week", "ms": {"$push": {"$subtract": ["$published_at", "$from"]}}}}]),
+        _rows(bk.mongo.postmortems, [
+        {"$match": {**visible, **w.of_incident, "created_at": w.range()}},
         {"$unwind": "$action_items"},
         {"$group": {"_id": _week("created_at"), "items": {"$sum": 1}, "closed": {"$sum": {"$cond": [
-            {"$in": ["$action_items.status", list(SETTLED_ITEM_STATUSES)]}, 1, 0]}}}}])
-    overdue = await _rows(bk.mongo.postmortems, [
-        {"$match": {**visible, "action_items": {"$elemMatch": {
+            {"$in": ["$action_items.status", list(SETTLED_ITEM_STATUSES)]}, 1, 0]}}}}]),
+        _rows(bk.mongo.postmortems, [
+        {"$match": {**visible, **w.of_incident, "action_items": {"$elemMatch": {
             "due_date": {"$lt": w.now}, "status": {"$nin": list(SETTLED_ITEM_STATUSES)}}}}},
-        *w.through_incident(), {"$unwind": "$action_items"},
+        {"$unwind": "$action_items"},
         {"$match": {"action_items.due_date": {"$lt": w.now},
-                    "action_items.status": {"$nin": list(SETTLED_ITEM_STATUSES)}}}, {"$count": "n"}])
+                    "action_items.status": {"$nin": list(SETTLED_ITEM_STATUSES)}}}, {"$count": "n"}]))
     return {"due": {r["_id"]: r for r in due}, "published": {r["_id"]: r["ms"] for r in published},
             "items": {r["_id"]: r for r in items}, "overdue": overdue[0]["n"] if overdue else 0}
 
 
 async def _recommendations(bk: Backends, w: Window, visible: dict[str, Any]) -> dict[str, Any]:
-    generated = await _rows(bk.mongo.recommendations, [
-        {"$match": {**visible, "created_at": w.range()}}, *w.through_incident(),
+    generated, rated = await asyncio.gather(_rows(bk.mongo.recommendations, [
+        {"$match": {**visible, **w.of_incident, "created_at": w.range()}},
         {"$group": {"_id": _week("created_at"), "n": {"$sum": 1},
-                    "applied": {"$sum": {"$cond": [{"$eq": ["$is_applied", True]}, 1, 0]}}}}])
-    rated = await _rows(bk.mongo.recommendations, [
-        {"$match": {**visible, "rated_at": w.range(), "effectiveness_rating": {"$ne": None}}},
-        *w.through_incident(),
-        {"$group": {"_id": _week("rated_at"), "n": {"$sum": 1}, "sum": {"$sum": "$effectiveness_rating"}}}])
+                    "applied": {"$sum": {"$cond": [{"$eq": ["$is_applied", True]}, 1, 0]}}}}]),
+        _rows(bk.mongo.recommendations, [
+        {"$match": {**visible, **w.of_incident, "rated_at": w.range(), "effectiveness_rating": {"$ne": None}}},
+        {"$group": {"_id": _week("rated_at"), "n": {"$sum": 1}, "sum": {"$sum": "$effectiveness_rating"}}}]))
     return {"generated": {r["_id"]: r for r in generated}, "rated": {r["_id"]: r for r in rated}}
 
 
@@ -256,14 +263,19 @@ def validate_args(*, weeks: int, team: str | None, namespace: str | None) -> dic
 
 
 async def kpis(bk: Backends, *, user: User, weeks: int = 12, team: str | None = None,
-               namespace: str | None = None) -> dict[str, Any]:
-    """The KPIs over the last `weeks` weeks (1-104), overall and per week, over what `user` may see."""
+               namespace: str | None = None, fresh: bool = False) -> dict[str, Any]:
+    """The KPIs over the last `weeks` weeks (1-104), overall and per week, over what `user` may see (an answer
+    computed in the last CACHE_SECONDS for the same view, unless `fresh`)."""
+    key = (tuple(user.clearance.visible()), repr(usage_scope(user)), weeks, team or None, namespace or None)
+    if not fresh and (hit := _cache.get(key)) is not None and hit[0] > time.monotonic():
+        return hit[1]
     w = Window(weeks=weeks, team=team, namespace=namespace)
     visible = classification.mongo_filter(user)
-    inc = await _incidents(bk, w, visible)
-    pms = await _postmortems(bk, w, visible)
-    recs = await _recommendations(bk, w, visible)
-    usage = await _usage(bk, w, user)
+    await w.resolve_cut(bk)
+    # the collections are read at once: MongoDB runs the aggregations side by side
+    inc, pms, recs, usage, rising = await asyncio.gather(
+        _incidents(bk, w, visible), _postmortems(bk, w, visible), _recommendations(bk, w, visible),
+        _usage(bk, w, user), rising_patterns(bk, w, visible))
 
     def bucket(weeks_: list[datetime]) -> dict[str, Any]:
         return _figures([inc[k] for k in weeks_ if k in inc], [pms["due"][k] for k in weeks_ if k in pms["due"]],
@@ -273,8 +285,10 @@ async def kpis(bk: Backends, *, user: User, weeks: int = 12, team: str | None = 
                         [recs["generated"][k] for k in weeks_ if k in recs["generated"]],
                         [recs["rated"][k] for k in weeks_ if k in recs["rated"]])
 
-    return {"weeks": weeks, "since": isoz(w.since), "until": isoz(w.until), "team": w.team,
-            "namespace": w.namespace,
-            "overall": {**bucket(w.weeks), "overdue_action_items": pms["overdue"]},
-            "per_week": [{"week_start": isoz(k), **bucket([k])} for k in w.weeks],
-            "rising_patterns": await rising_patterns(bk, w, visible)}
+    out = {"weeks": weeks, "since": isoz(w.since), "until": isoz(w.until), "team": w.team, "namespace": w.namespace,
+           "overall": {**bucket(w.weeks), "overdue_action_items": pms["overdue"]},
+           "per_week": [{"week_start": isoz(k), **bucket([k])} for k in w.weeks], "rising_patterns": rising}
+    if len(_cache) >= CACHE_MAX:
+        _cache.clear()
+    _cache[key] = (time.monotonic() + CACHE_SECONDS, out)
+    return out
