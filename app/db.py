@@ -88,6 +88,16 @@ INDEXES: dict[str, list[IndexModel]] = {
                    name="one_running_run"),
     ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
+    # outbound webhooks (app/webhooks/): the subscribers of an event; one webhook's delivery log, newest first,
+    # for any clearance (DELIVERY_SPEC led by webhook_id); the deliveries due (queued only); finished ones
+    # removed once past their retention; the action items already announced overdue, kept 90 days
+    "webhooks": [IndexModel([("events", ASCENDING), ("active", ASCENDING)])],
+    "webhook_deliveries": [
+        IndexModel([("webhook_id", ASCENDING), ("data_classification", ASCENDING), ("created_at", ASCENDING),
+                    ("_id", ASCENDING)]),
+        IndexModel([("next_attempt_at", ASCENDING)], partialFilterExpression={"queued": True}, name="queued_due"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    "webhook_announcements": [IndexModel([("at", ASCENDING)], expireAfterSeconds=90 * 86400)],
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),
         IndexModel([("next_attempt_at", ASCENDING)]),

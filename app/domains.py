@@ -11,3 +11,5 @@ from app.postmortems import generations  # noqa: F401 - on RESOLVED: automatic g
 from app.postmortems import service as postmortems  # noqa: F401 - periodic: articles of published postmortems
 from app.recommendations import calibration  # noqa: F401 - periodic: the confidence calibration refit
 from app.recommendations import jobs  # noqa: F401 - on OPENED and LEARNED; job: recommendations
+from app.webhooks import delivery as webhook_delivery  # noqa: F401 - periodic: sending webhook deliveries
+from app.webhooks import service as webhooks  # noqa: F401 - on RESOLVED: incident.resolved deliveries

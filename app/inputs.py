@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -97,3 +98,25 @@ SearchText = Annotated[str, AfterValidator(_search_text_value)]
 # The knowledge-base search's query: the same rules, up to MAX_PASTED_CHARS (the service cuts it, see
 # app/articles/ranking.py `engine_query`).
 PastedText = Annotated[str, AfterValidator(_pasted_text_value)]
+
+
+def http_link(value: str) -> str:
+    """An absolute http(s) URL with a host and no credentials in it (`https://user:pass@…` is refused: a link is
+    shown to readers), without spaces or control characters."""
+    if any(ord(c) <= 32 or ord(c) == 127 for c in value):
+        raise ValueError("a URL has no spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port that is not a number is a ValueError
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("a URL may not carry a username or password")
+    return value
+
+
+# A link a person follows or a workflow calls (runbook links, an action item's runbook): http(s), at most 2048
+# characters (checked by the field), no credentials.
+HttpLink = Annotated[str, AfterValidator(http_link)]

@@ -33,6 +33,7 @@ from app.postmortems import rest as postmortems_rest
 from app.patterns import rest as patterns_rest
 from app.recommendations import rest as recommendations_rest
 from app.users import rest as users_rest
+from app.webhooks import rest as webhooks_rest
 from app.indexing import outbox
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 # Every REST resource, in routing order: its routes and the OpenAPI document both come from these.
 RESOURCES = [*incidents_rest.RESOURCES, *predictions_rest.RESOURCES, *articles_rest.RESOURCES,
              *postmortems_rest.RESOURCES, *recommendations_rest.RESOURCES, *patterns_rest.RESOURCES,
-             *kpis_rest.RESOURCES, *activity_rest.RESOURCES, *users_rest.RESOURCES]
+             *kpis_rest.RESOURCES, *activity_rest.RESOURCES, *users_rest.RESOURCES,
+             *webhooks_rest.RESOURCES]
 
 
 async def prepare(bk: Backends) -> None:

@@ -178,6 +178,20 @@ class Settings(BaseSettings):
     pattern_mining_days: int = 30
     pattern_mining_min_frequency: int = 3
 
+    # Outbound webhooks (app/webhooks/, docs/domains/webhooks.md). Targets on this machine's loopback, or on
+    # private / shared / documentation ranges, are refused unless allowed here (link-local and cloud metadata
+    # addresses always are). A delivery that fails is retried after webhook_first_retry_seconds, doubling up to
+    # webhook_max_backoff_seconds, webhook_max_attempts attempts in all; each attempt (DNS, connection, answer)
+    # ends within webhook_timeout_seconds. Workers look for due deliveries every webhook_sweep_seconds.
+    webhook_allow_loopback: bool = False
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_first_retry_seconds: float = Field(5.0, ge=0)
+    webhook_max_backoff_seconds: float = Field(3600.0, ge=0)
+    webhook_max_attempts: int = Field(10, ge=1, le=50)
+    webhook_sweep_seconds: float = 1.0
+    webhook_delivery_retention_days: int = Field(30, ge=1)
+
     # Live updates (SSE and GraphQL subscriptions): a stream ends after this many seconds; keep-alive interval.
     live_stream_max_seconds: float = 900.0
     live_keepalive_seconds: float = 15.0

@@ -32,7 +32,8 @@ class Sweeps(dramatiq.Middleware):
     """Each worker process runs the periodic jobs the domains declared (app/periodic.py `every`): the index
     outbox with its jobs, the postmortem generations left PENDING or with an expired lease, the articles of
     postmortems published while they could not be written, embedding backfills, the confidence calibration
-    refit, the scheduled pattern mining (once across all workers) — each lane in its own loop."""
+    refit, the scheduled pattern mining (once across all workers), the webhook deliveries and the overdue
+    action items — each lane in its own loop."""
 
     def after_worker_boot(self, broker, worker) -> None:
         thread = get_event_loop_thread()

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from app.articles import ranking, service, stats
 from app.articles.models import (ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate, Difficulty, RateInput,
-                                 SearchInput)
+                                 RunbookLinkKind, SearchInput)
 from app.errors import ValidationFailed
 from app.permissions import permit
 from app.users.models import Classification, Role, User
@@ -22,6 +22,21 @@ from schema.errors import result, typed_errors
 ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
 DifficultyEnum = strawberry.enum(Difficulty, name="DifficultyLevel")
 ArticleStatusEnum = strawberry.enum(ArticleStatus, name="ArticleStatus")
+RunbookLinkKindEnum = strawberry.enum(RunbookLinkKind, name="RunbookLinkKind")
+
+
+@strawberry.type(description="A link from an article to a runbook or the automation that runs it.")
+class RunbookLink:
+    name: str
+    url: str
+    kind: RunbookLinkKindEnum
+
+
+@strawberry.input(description="A runbook link: a name, an http(s) URL, a kind (at most 20 per article).")
+class RunbookLinkInput:
+    name: str
+    url: str
+    kind: RunbookLinkKindEnum = RunbookLinkKind.RUNBOOK
 
 
 @strawberry.type(name="User")
@@ -65,6 +80,7 @@ class KnowledgeArticle:
     source_postmortems: list[str]
     confluence_url: str | None
     wiki_url: str | None
+    runbook_links: list[RunbookLink]
     rating_average: float
     rating_count: int
     bookmark_count: int
@@ -99,6 +115,9 @@ class KnowledgeArticle:
                    search_keywords=d.get("search_keywords", []), external_references=d.get("external_references", []),
                    related_incidents=d.get("related_incidents", []), source_postmortems=d.get("source_postmortems", []),
                    confluence_url=d.get("confluence_url"), wiki_url=d.get("wiki_url"),
+                   runbook_links=[RunbookLink(name=link.get("name") or "", url=link.get("url") or "",
+                                              kind=RunbookLinkKind(link.get("kind") or RunbookLinkKind.RUNBOOK.value))
+                                  for link in d.get("runbook_links") or []],
                    rating_average=round(d.get("rating_average") or 0.0, 4), rating_count=d.get("rating_count", 0),
                    bookmark_count=d.get("bookmark_count", 0), created_at=d["created_at"], updated_at=d["updated_at"],
                    published_at=d.get("published_at"), last_reviewed=d.get("last_reviewed"),
@@ -251,6 +270,7 @@ class CreateKnowledgeArticleInput:
     confluence_url: str | None = None
     wiki_url: str | None = None
     external_references: JSON | None = None
+    runbook_links: list[RunbookLinkInput] = strawberry.field(default_factory=list)
     search_keywords: list[str] = strawberry.field(default_factory=list)
     data_classification: ClassificationEnum = Classification.INTERNAL
     last_reviewed: datetime | None = None
@@ -277,6 +297,7 @@ class UpdateKnowledgeArticleInput:
     confluence_url: str | None = strawberry.UNSET
     wiki_url: str | None = strawberry.UNSET
     external_references: JSON | None = strawberry.UNSET
+    runbook_links: list[RunbookLinkInput] | None = strawberry.UNSET
     search_keywords: list[str] | None = strawberry.UNSET
     data_classification: ClassificationEnum | None = strawberry.UNSET
     last_reviewed: datetime | None = strawberry.UNSET

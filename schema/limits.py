@@ -76,6 +76,8 @@ LIST_MAXIMUMS: dict[tuple[str, str], int | str] = {
     ("LearningPattern", "history"): 100,                     # app/patterns/service.py HISTORY_MAX
     ("PatternMiningRun", "patterns"): RUN_PATTERNS_MAX,
     ("Postmortem", "actionItems"): 500,                      # app/postmortems/models.py ITEMS_MAX
+    ("KnowledgeArticle", "runbookLinks"): 20,                # app/articles/models.py RUNBOOK_LINKS_MAX
+    ("WebhookDelivery", "attempts"): 50,                     # app/webhooks/delivery.py ATTEMPTS_KEPT
     ("Postmortem", "reviewers"): 50,                         # app/postmortems/models.py PostmortemContent.reviewers
     ("Recommendation", "matchingFactors"): 10,               # the engine writes at most 9
     ("SimilarIncident", "matchingFactors"): 10,              # incidents.similarity: at most 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, AsyncGenerator
 
 import strawberry
@@ -27,6 +28,30 @@ GenerationStatusEnum = strawberry.enum(GenerationStatus, name="PostmortemGenerat
 GenerationTriggerEnum = strawberry.enum(GenerationTrigger, name="PostmortemGenerationTrigger")
 
 
+@strawberry.enum(name="ActionItemAutomationKind")
+class AutomationKind(Enum):
+    WEBHOOK_EVENT = "webhook_event"
+    RUNBOOK = "runbook"
+
+
+@strawberry.type(description="What creating an action item starts: a webhook event a workflow listens to, or a "
+                             "runbook URL to run (sent with the item in its webhook deliveries).")
+class ActionItemAutomation:
+    kind: AutomationKind
+    target: str
+
+    @classmethod
+    def from_doc(cls, a: dict[str, Any] | None) -> "ActionItemAutomation | None":
+        return cls(kind=AutomationKind(a.get("kind")), target=a.get("target") or "") if isinstance(a, dict) else None
+
+
+@strawberry.input(description="An action item's automation: kind WEBHOOK_EVENT with an event name, or RUNBOOK "
+                              "with an http(s) URL.")
+class ActionItemAutomationInput:
+    kind: AutomationKind
+    target: str
+
+
 @strawberry.type(description="One tracked action item of a postmortem.")
 class PostmortemActionItem:
     id: strawberry.ID
@@ -37,13 +62,15 @@ class PostmortemActionItem:
     due_date: datetime | None
     category: str
     status: ActionItemStatusEnum
+    automation: ActionItemAutomation | None
 
     @classmethod
     def from_doc(cls, i: dict[str, Any]) -> "PostmortemActionItem":
         return cls(id=i.get("id") or "", title=i.get("title") or "", description=i.get("description") or "",
                    priority=ActionItemPriority(i.get("priority") or ActionItemPriority.MEDIUM.value),
                    assignee=i.get("assignee"), due_date=i.get("due_date"), category=i.get("category") or "",
-                   status=ActionItemStatus(i.get("status") or ActionItemStatus.OPEN.value))
+                   status=ActionItemStatus(i.get("status") or ActionItemStatus.OPEN.value),
+                   automation=ActionItemAutomation.from_doc(i.get("automation")))
 
 
 PostmortemByIdLoader = by_ids(service.postmortems_by_ids)  # as the caller may see them
@@ -221,6 +248,7 @@ class ActionItemInput:
     due_date: datetime | None = None
     category: str = ""
     status: ActionItemStatusEnum = ActionItemStatus.OPEN
+    automation: ActionItemAutomationInput | None = None
 
 
 @strawberry.input
@@ -276,6 +304,7 @@ class UpdateActionItemInput:
     due_date: datetime | None = strawberry.UNSET
     category: str | None = strawberry.UNSET
     status: ActionItemStatusEnum | None = strawberry.UNSET
+    automation: ActionItemAutomationInput | None = strawberry.UNSET
 
 
 PostmortemResult = result("PostmortemResult", Postmortem)

@@ -20,13 +20,14 @@ from schema.postmortems import PostmortemMutation, PostmortemQuery, PostmortemSu
 from schema.patterns import PatternMiningMutation, PatternMiningQuery, PatternMutation, PatternQuery
 from schema.recommendations import RecommendationMutation, RecommendationQuery
 from schema.users import UserMutation, UserQuery
+from schema.webhooks import WebhookMutation, WebhookQuery
 
 # Root fields rate-limited as searches (every other query field is a read): the search, and the KPIs (expensive).
 SEARCH_FIELDS = frozenset({"searchKnowledgeBase", "kpis"})
 QUERIES: list[type] = [IncidentQuery, ArticleQuery, PostmortemQuery, RecommendationQuery, PatternQuery,
-                        PatternMiningQuery, KpiQuery, AuditQuery, UserQuery]
+                        PatternMiningQuery, KpiQuery, AuditQuery, UserQuery, WebhookQuery]
 MUTATIONS: list[type] = [IncidentMutation, ArticleMutation, PostmortemMutation, RecommendationMutation,
-                         PatternMutation, PatternMiningMutation, UserMutation]
+                         PatternMutation, PatternMiningMutation, UserMutation, WebhookMutation]
 SUBSCRIPTIONS: list[type] = [PostmortemSubscription]
 
 Query = merge_types("Query", tuple(QUERIES))

@@ -34,6 +34,10 @@ def stack():
                        # the suite makes thousands of requests per user; tests/test_ratelimit.py lowers these
                        "IKL_RATE_LIMIT_READ": "1000000", "IKL_RATE_LIMIT_WRITE": "1000000",
                        "IKL_RATE_LIMIT_SEARCH": "1000000",
+                       # webhooks may reach the test receivers on this machine (tests/test_webhooks.py), and
+                       # retry fast
+                       "IKL_WEBHOOK_ALLOW_LOOPBACK": "true", "IKL_WEBHOOK_FIRST_RETRY_SECONDS": "1",
+                       "IKL_WEBHOOK_SWEEP_SECONDS": "0.2",
                        # an SSO provider whose keys tests/test_auth_sso.py writes to this file
                        "IKL_OIDC_PROVIDERS": json.dumps([{"name": "test-sso", "issuer": OIDC_ISSUER,
                                                           "audience": OIDC_AUDIENCE,

@@ -6,7 +6,7 @@ from enum import Enum
 
 from pydantic import Field, HttpUrl, field_validator
 
-from app.inputs import MAX_PASTED_CHARS, InputModel, JsonList, PastedText, StrList, UtcDatetime
+from app.inputs import MAX_PASTED_CHARS, HttpLink, InputModel, JsonList, PastedText, StrList, UtcDatetime
 from app.users.models import Classification
 
 
@@ -45,6 +45,25 @@ def _uuid(value: str | None) -> str | None:
     return str(uuid.UUID(value)) if value else None
 
 
+class RunbookLinkKind(str, Enum):
+    RUNBOOK = "RUNBOOK"              # a runbook to follow or run (Rundeck, a wiki page, a notebook…)
+    AUTOMATION = "AUTOMATION"        # a workflow that runs it (a job, a pipeline, a webhook)
+    DASHBOARD = "DASHBOARD"          # where to watch it work
+    DOCUMENTATION = "DOCUMENTATION"
+    OTHER = "OTHER"
+
+
+RUNBOOK_LINKS_MAX = 20
+
+
+class RunbookLink(InputModel):
+    """A link from an article to a runbook or the automation that runs it: a name, an http(s) URL, a kind."""
+
+    name: str = Field(min_length=1, max_length=200)
+    url: HttpLink = Field(min_length=1, max_length=2048)
+    kind: RunbookLinkKind = RunbookLinkKind.RUNBOOK
+
+
 # PATCH may set these to null; every other field needs a value.
 NULLABLE = frozenset({"maintainer", "confluence_url", "wiki_url", "last_reviewed", "next_review_due"})
 
@@ -64,6 +83,7 @@ class _ArticleFields(InputModel):
     confluence_url: HttpUrl | None = None
     wiki_url: HttpUrl | None = None
     external_references: JsonList = Field(default_factory=list, max_length=100)
+    runbook_links: list[RunbookLink] = Field(default_factory=list, max_length=RUNBOOK_LINKS_MAX)
     search_keywords: StrList = Field(default_factory=list, max_length=100)
     data_classification: Classification = Classification.INTERNAL
     last_reviewed: UtcDatetime | None = None
@@ -104,6 +124,7 @@ class ArticleUpdate(InputModel):
     confluence_url: HttpUrl | None = None
     wiki_url: HttpUrl | None = None
     external_references: JsonList | None = Field(None, max_length=100)
+    runbook_links: list[RunbookLink] | None = Field(None, max_length=RUNBOOK_LINKS_MAX)
     search_keywords: StrList | None = Field(None, max_length=100)
     data_classification: Classification | None = None
     last_reviewed: UtcDatetime | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from app.articles.models import ArticleStatus, ArticleType, Difficulty
+from app.articles.models import ArticleStatus, ArticleType, Difficulty, RunbookLinkKind
 from app.outputs import Output, Timestamp, examples
 from app.users.models import Classification
 
@@ -21,12 +21,22 @@ ARTICLE_EXAMPLE: dict[str, Any] = {
     "source_postmortems": [], "confluence_url": None, "wiki_url": None, "external_references": [],
     "search_keywords": ["timeout"], "difficulty_level": "INTERMEDIATE", "data_classification": "INTERNAL",
     "rating_count": 3, "bookmark_count": 5, "rating_average": 4.3333,
+    "runbook_links": [{"name": "Resize the pool", "url": "https://runbooks.example.com/db/pool-resize",
+                       "kind": "AUTOMATION"}],
     "created_at": "2024-01-15T10:30:00Z", "updated_at": "2024-01-16T14:20:00Z",
     "published_at": "2024-01-15T10:30:00Z", "last_reviewed": None, "next_review_due": "2024-04-14T10:30:00Z",
     "author": "8d1e4f2a-0b3c-4d5e-8f9a-1b2c3d4e5f60", "author_username": "john.doe",
     "maintainer": "8d1e4f2a-0b3c-4d5e-8f9a-1b2c3d4e5f60", "maintainer_username": "john.doe",
     "last_updated_by": "8d1e4f2a-0b3c-4d5e-8f9a-1b2c3d4e5f60", "last_updated_by_username": "john.doe",
 }
+
+
+class RunbookLink(Output):
+    """A link to a runbook or the automation that runs it."""
+
+    name: str
+    url: str = Field(description="http:// or https://")
+    kind: RunbookLinkKind
 
 
 class Article(Output):
@@ -59,6 +69,7 @@ class Article(Output):
     rating_count: int
     bookmark_count: int
     rating_average: float = Field(description="The mean rating (1-5), 0 before the first rating")
+    runbook_links: list[RunbookLink] = Field(description="Runbooks and the automation that runs them (at most 20)")
     created_at: Timestamp
     updated_at: Timestamp
     published_at: Timestamp | None = Field(description="When it was first published (null: never)")

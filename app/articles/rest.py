@@ -37,6 +37,7 @@ async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
     for d in docs:
         item: dict[str, Any] = {"id": d["_id"], **{k: d.get(k) for k in FIELDS}}
         item["rating_average"] = round(d.get("rating_average") or 0.0, 4)
+        item["runbook_links"] = d.get("runbook_links") or []
         for k in DATES:
             item[k] = isoz(d.get(k))
         for p in PEOPLE:

@@ -15,7 +15,8 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.activity.service import record_audit, record_read, record_usage
-from app.articles.models import NULLABLE, ArticleCreate, ArticleStatus, ArticleType, Difficulty, RateInput
+from app.articles.models import (NULLABLE, ArticleCreate, ArticleStatus, ArticleType, Difficulty, RateInput,
+                                 RunbookLinkKind)
 from app import classification, permissions
 from app.backends import Backends
 from app.errors import NotFound, PermissionDenied, ValidationFailed
@@ -129,6 +130,10 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
             v = v.value
         elif v is not None and k in ("confluence_url", "wiki_url"):
             v = str(v)
+        elif v is not None and k == "runbook_links":
+            # every field of a link stored (a PATCH's dump leaves out a kind left to its default)
+            v = [{**link, "kind": getattr(link.get("kind"), "value", link.get("kind"))
+                   or RunbookLinkKind.RUNBOOK.value} for link in v]
         out[k] = v
     return out
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.http.static_bundle import StaticBundle, page_headers
+from app.http.static_bundle import STRICT_CSP, StaticBundle, page_headers
 
 STATIC = Path(__file__).parent / "static" / "dashboard"
 PREFIX = "/static/dashboard"
@@ -28,8 +28,7 @@ SCRIPTS = ("chart.umd.min.js", "dashboard.js")
 BUNDLE = StaticBundle(STATIC, PREFIX, styles=STYLES, scripts=SCRIPTS, route_name="dashboard_asset")
 # Scripts, styles and connections to this origin only; Chart.js draws on canvases and sets their sizes
 # through the DOM (not restricted by CSP), needs no eval and no inline style.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = STRICT_CSP
 PAGE_HEADERS = page_headers(CSP)
 
 _HTML = """<!doctype html>

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.http.static_bundle import StaticBundle, page_headers
+from app.http.static_bundle import STRICT_CSP, StaticBundle, page_headers
 
 STATIC = Path(__file__).parent / "static" / "swagger-ui"
 PREFIX = "/static/swagger-ui"
@@ -29,8 +29,7 @@ BUNDLE = StaticBundle(STATIC, PREFIX, styles=STYLES, scripts=SCRIPTS, route_name
 OPENAPI_PATH = "/openapi.json"
 # Scripts and connections to this origin only (Swagger UI needs no eval); its stylesheet draws its icons
 # as data: URLs. React sets its inline styles through the DOM, which CSP does not restrict.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = STRICT_CSP
 PAGE_HEADERS = page_headers(CSP)
 
 _HTML = """<!doctype html>

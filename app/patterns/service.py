@@ -38,6 +38,7 @@ from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, Pat
 from app.postmortems import service as postmortems
 from app.timefmt import utcnow
 from app.users.models import Classification, Role, User, require_role
+from app.webhooks import events as webhook_events
 
 LIST_SPEC = ListSpec(
     collection="learning_patterns",
@@ -258,8 +259,13 @@ async def validate(bk: Backends, *, pattern_id: str, data: ValidateRequest, user
     now = utcnow()
     update = {"$set": {"is_validated": True, "validated_by": user.id, "validation_notes": data.validation_notes,
                        "validated_at": now, "updated_at": now}}
+
+    async def announce(s) -> None:  # the first validation is announced to webhooks, in the same transaction
+        if not current.get("is_validated"):
+            await webhook_events.announce(bk, "pattern.validated", {**current, **update["$set"]}, session=s)
+
     return await _write(bk, current, update, user=user, action="validate",
-                        audit={"validation_notes": data.validation_notes})
+                        audit={"validation_notes": data.validation_notes}, extra=announce)
 
 
 async def apply(bk: Backends, *, pattern_id: str, data: ApplyRequest, user: User) -> dict:

@@ -26,7 +26,7 @@ from app.errors import Conflict, NotFound, ServiceError
 from app.articles.models import ArticleStatus, ArticleType
 from app.incidents import service as incidents
 from app.patterns import service as patterns
-from app.postmortems import generator, polish
+from app.postmortems import automation, generator, polish
 from app.postmortems import service
 from app.postmortems.models import REQUIRED_SECTIONS, ActionItem, item_doc
 from app.timefmt import utcnow
@@ -185,6 +185,7 @@ async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, fo
             {"$set": changes}, session=s,
             return_document=ReturnDocument.AFTER)
         if updated is not None:
+            await automation.items_created(bk, current, updated, session=s)
             await record_audit(bk, action=action, user=user, subject_type="postmortem",
                                subject_id=current["_id"], changes=audit, session=s)
         return updated

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from app.errors import ValidationFailed
 from app.incidents.models import Severity
-from app.inputs import InputModel, JsonList, StrList, UtcDatetime
+from app.inputs import InputModel, JsonList, StrList, UtcDatetime, http_link
 from app.users.models import Classification
+from app.webhooks.events import EVENTS
 
 
 class PostmortemStatus(str, Enum):
@@ -51,6 +52,23 @@ def _item_id(value: str | None) -> str | None:
     return None if value is None else str(uuid.UUID(value))
 
 
+class Automation(InputModel):
+    """What creating an action item starts: `webhook_event`, the webhook event a workflow listens to (one of
+    app/webhooks/events.py EVENTS); or `runbook`, the http(s) URL of a runbook to run. It goes with the item in
+    the `action_item.created` (and `action_item.overdue`) deliveries."""
+
+    kind: Literal["webhook_event", "runbook"]
+    target: str = Field(min_length=1, max_length=2048)
+
+    @model_validator(mode="after")
+    def _target(self) -> "Automation":
+        if self.kind == "webhook_event" and self.target not in EVENTS:
+            raise ValueError(f"a webhook_event automation names one of {', '.join(EVENTS)}")
+        if self.kind == "runbook":
+            http_link(self.target)
+        return self
+
+
 class ActionItem(InputModel):
     """One tracked action item: the documented fields plus a stable `id` (kept when sent, assigned
     when missing) and a `status`."""
@@ -63,6 +81,7 @@ class ActionItem(InputModel):
     due_date: UtcDatetime | None = None
     category: str = Field("", max_length=100)
     status: ActionItemStatus = ActionItemStatus.OPEN
+    automation: Automation | None = None
 
     _id = field_validator("id")(_item_id)
 
@@ -78,7 +97,7 @@ ActionItems = Annotated[list[ActionItem], AfterValidator(_unique_item_ids)]
 
 
 class ActionItemUpdate(InputModel):
-    """PATCH of one action item: only the fields sent change; `null` only for assignee and due_date."""
+    """PATCH of one action item: only the fields sent change; `null` only for assignee, due_date and automation."""
 
     title: str | None = Field(None, min_length=1, max_length=500)
     description: str | None = Field(None, max_length=TEXT_MAX)
@@ -87,9 +106,10 @@ class ActionItemUpdate(InputModel):
     due_date: UtcDatetime | None = None
     category: str | None = Field(None, max_length=100)
     status: ActionItemStatus | None = None
+    automation: Automation | None = None
 
 
-ITEM_NULLABLE = {"assignee", "due_date"}
+ITEM_NULLABLE = {"assignee", "due_date", "automation"}
 
 
 def item_doc(item: ActionItem) -> dict[str, Any]:

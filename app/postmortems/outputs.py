@@ -5,7 +5,7 @@ with the fields the service writes beside the documented ones."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -40,6 +40,7 @@ ACTION_ITEM_EXAMPLE = {
     "due_date": "2024-01-29T00:00:00Z",
     "category": "Technical Improvement",
     "status": "OPEN",
+    "automation": {"kind": "runbook", "target": "https://runbooks.example.com/db/pool-resize"},
 }
 
 DETAIL_EXAMPLE = {
@@ -99,6 +100,13 @@ class PostmortemSummary(Output):
     due_date: Timestamp | None
 
 
+class ActionItemAutomation(Output):
+    """What creating the item starts: a webhook event a workflow listens to, or a runbook URL to run."""
+
+    kind: Literal["webhook_event", "runbook"]
+    target: str = Field(description="The event name (webhook_event) or the runbook's http(s) URL (runbook)")
+
+
 class PostmortemActionItem(Output):
     """One tracked action item."""
 
@@ -112,6 +120,8 @@ class PostmortemActionItem(Output):
     due_date: Timestamp | None
     category: str
     status: ActionItemStatus
+    automation: ActionItemAutomation | None = Field(description="Sent with the item in the action_item.created "
+                                                                "and action_item.overdue webhook deliveries")
 
 
 class PostmortemArticleLink(Output):

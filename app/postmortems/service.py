@@ -37,6 +37,7 @@ from app.listing import Filter, ListSpec, Page, visible_page
 from app.permissions import Rule
 # completion and the published article have their own modules; callers (REST, GraphQL, jobs) still read
 # complete_sections, completion_percentage, is_overdue and sync_pending_articles through the service
+from app.postmortems import automation
 from app.postmortems.completion import (CLOSED_STATUSES, complete_sections, completion_percentage,  # noqa: F401
                                         default_due_date, is_overdue)
 from app.postmortems.knowledge_article import prepare_article, sync_article, sync_pending_articles  # noqa: F401
@@ -233,6 +234,7 @@ async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User)
 
     async def op(s):
         await bk.mongo.postmortems.insert_one(doc, session=s)
+        await automation.items_created(bk, None, doc, session=s)
         await record_audit(bk, action="create", user=user, subject_type="postmortem", subject_id=doc["_id"],
                            changes={"title": doc["title"], "incident": doc["incident"]}, session=s)
 
@@ -281,6 +283,7 @@ async def update_postmortem(bk: Backends, *, pm_id: str, data: BaseModel, user: 
         updated = await bk.mongo.postmortems.find_one_and_update(where, update, session=s,
                                                                  return_document=ReturnDocument.AFTER)
         if updated is not None:
+            await automation.items_created(bk, current, updated, session=s)
             await record_audit(bk, action="update", user=user, subject_type="postmortem", subject_id=current["_id"],
                                changes=audit, session=s)
         return updated
@@ -380,6 +383,7 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
         updated = await bk.mongo.postmortems.find_one_and_update(where, {"$set": changes}, session=s,
                                                                  return_document=ReturnDocument.AFTER)
         if updated is not None:
+            await automation.moved(bk, action, updated, session=s)
             await record_audit(bk, action=action, user=user, subject_type="postmortem", subject_id=current["_id"],
                                changes={"status": {"from": current["status"], "to": target},
                                         **({"self_approval": True} if override else {})}, session=s)
@@ -402,8 +406,8 @@ async def transition(bk: Backends, *, pm_id: str, action: str, user: User) -> di
 
 def public_action_items(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The action items as clients read them (dates in ISO 8601 UTC)."""
-    return [{**i, "due_date": isoz(i["due_date"])} if isinstance(i, dict) and i.get("due_date") else i
-            for i in doc.get("action_items") or []]
+    return [{**i, "automation": i.get("automation"), "due_date": isoz(i.get("due_date"))} if isinstance(i, dict)
+            else i for i in doc.get("action_items") or []]
 
 
 async def update_action_item(bk: Backends, *, pm_id: str, item_id: str, data: ActionItemUpdate, user: User) -> dict:

@@ -14,7 +14,8 @@ answer (nothing is stored that could go stale):
   reported on the other half (bench/predictions_bench.py; docs/benchmarks.md).
 - **Time to resolve** (p50, p90, seconds from detection): weighted quantiles of the look-alikes' detection-to-
   resolution times, with the source incidents of the learning patterns that match (a look-alike is one of their
-  sources, or the incident shows their triggers) at half weight; none below `MIN_SAMPLES` samples.
+  sources, or the incident shows their triggers) at half weight; none below `MIN_SAMPLES` samples. An incident
+  open longer than their p90 is said to be an outlier among them.
 - **Confidence**: LOW while no root cause is recorded — measured on held-out incidents, look-alikes found from
   symptoms alone (title, first events) name the category no better than the base rates do, while once the
   cause is known they do (top-1 0.29 vs 0.31, then 0.47 vs 0.31); LOW too below `MIN_LOOK_ALIKES`
@@ -130,6 +131,13 @@ SYMPTOMS_ONLY = ("Symptoms only: until a root cause is recorded, the categories 
                  "is known; the prediction follows it.")
 
 
+def _span(seconds: float) -> str:
+    """A duration as people say it: 40 min, 5.5 h, 3.0 days."""
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} days"
+
+
 def _confidence(n: int, top: float, *, learned: bool) -> dict[str, Any]:
     if n and not learned:
         return {"level": "LOW", "look_alikes": n, "explanation": SYMPTOMS_ONLY}
@@ -179,17 +187,24 @@ async def predict(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
                 samples.append((seconds, PATTERN_WEIGHT))
     enough = len(samples) >= MIN_SAMPLES
     elapsed = (utcnow() - as_utc(incident["detected_at"])).total_seconds() if incident.get("detected_at") else None
+    p50 = round(weighted_quantile(samples, 0.5)) if enough else None
+    p90 = round(weighted_quantile(samples, 0.9)) if enough else None
+    if not enough:
+        ttr_note = (f"Too few resolved look-alikes with a resolution time ({len(samples)}; at least {MIN_SAMPLES} "
+                    f"are needed) to say.")
+    elif elapsed is not None and p90 is not None and elapsed > p90 and incident.get("status") not in RESOLVED:
+        ttr_note = (f"Open for {_span(elapsed)}, longer than 9 in 10 of its look-alikes took ({_span(p90)}): it is "
+                    f"an outlier among them, so these figures say little about when it will end.")
+    else:
+        ttr_note = None
     return {
         "incident": incident["name"], "status": incident.get("status"), "generated_at": isoz(utcnow()),
         "reported_category": incident.get("category") or None,
         "likely_root_causes": [{"category": c, "probability": round(p, 4), "look_alikes": votes.get(c, 0)}
                                for c, p in causes],
         "time_to_resolve": {
-            "p50": round(weighted_quantile(samples, 0.5)) if enough else None,
-            "p90": round(weighted_quantile(samples, 0.9)) if enough else None,
-            "samples": len(samples), "elapsed": round(elapsed) if elapsed is not None else None,
-            "explanation": None if enough else f"Too few resolved look-alikes with a resolution time ({len(samples)}; "
-                                               f"at least {MIN_SAMPLES} are needed) to say."},
+            "p50": p50, "p90": p90, "samples": len(samples),
+            "elapsed": round(elapsed) if elapsed is not None else None, "explanation": ttr_note},
         "based_on": {
             "incidents": [{"name": m.doc.get("name"), "title": m.doc.get("title") or "",
                            "category": m.doc.get("category") or None, "score": round(m.score, 4),

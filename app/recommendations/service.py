@@ -46,6 +46,7 @@ from app.recommendations.models import (ConfidenceLevel, RateRequest, Recommenda
 from app.timefmt import utcnow
 from app.users import service as users
 from app.users.models import Role, User, require_role
+from app.webhooks import events as webhook_events
 
 T = RecommendationType
 QUERY_CHARS = 480  # the article search text (SearchText allows 500)
@@ -385,7 +386,10 @@ async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: U
                 {"incident": incident["_id"], "is_applied": False, "effectiveness_rating": None,
                  "recommendation_type": {"$in": [t.value for t in types]}}, session=s)
         if ops:
-            await bk.mongo.recommendations.bulk_write(ops, ordered=False, session=s)
+            written = await bk.mongo.recommendations.bulk_write(ops, ordered=False, session=s)
+            if new := list(written.upserted_ids.values()):  # the new ones are announced to webhooks
+                await webhook_events.announce_each(bk, "recommendation.generated", await bk.mongo.recommendations.find(
+                    {"_id": {"$in": new}}, session=s).to_list(None), session=s)
         await record_audit(bk, action="generate_recommendations", user=user, subject_type="incident",
                            subject_id=incident["_id"], changes={"types": [t.value for t in types],
                                                                 "stored": len(ops), "force": data.force}, session=s)

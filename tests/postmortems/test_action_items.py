@@ -23,7 +23,7 @@ async def test_ids_assigned_kept_and_documented_item(client, editor):
     kept = str(uuid.uuid4())
     pm = await create_pm(client, editor, inc, action_items=[ITEM, {"id": kept, "title": "Add alert"}])
     first, second = pm["action_items"]
-    assert first == {**ITEM, "id": first["id"], "status": "OPEN"} and uuid.UUID(first["id"])
+    assert first == {**ITEM, "id": first["id"], "status": "OPEN", "automation": None} and uuid.UUID(first["id"])
     assert second["id"] == kept and second["status"] == "OPEN" and second["priority"] == "MEDIUM"
     # PATCH keeps ids that are sent and assigns new ones to items without
     r = await client.patch(f"{BASE}{pm['id']}/", headers=editor,
