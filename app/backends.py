@@ -55,6 +55,9 @@ class Backends:
         await self.client.close()
 
 
+API_APP, JOBS_APP = "ikl-api", "ikl-jobs"  # MongoDB app names of the two kinds of connection
+
+
 def connect(settings: Settings, *, jobs: bool = False) -> Backends:
     """The connections of the API (`jobs=False`) or of a worker or command (`jobs=True`: a longer database
     deadline, for aggregations over whole collections)."""
@@ -62,8 +65,10 @@ def connect(settings: Settings, *, jobs: bool = False) -> Backends:
     # selection, connecting, the reply and the driver's retries all share it, and a request's own
     # deadline is longer (see observability), so the caller gets DATABASE_UNAVAILABLE, not a timeout.
     ms = settings.mongodb_job_timeout_ms if jobs else settings.mongodb_timeout_ms
+    # the app name tells a request's operations from a job's in MongoDB's currentOp, logs and profiler
     client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True, uuidRepresentation="standard",
-                                                 timeoutMS=ms, serverSelectionTimeoutMS=ms)
+                                                 timeoutMS=ms, serverSelectionTimeoutMS=ms,
+                                                 appname=JOBS_APP if jobs else API_APP)
     http_auth = None
     if settings.opensearch_password is not None:
         http_auth = ("admin", settings.opensearch_password.get_secret_value())

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.articles.service import LIST_SPEC as ARTICLES, REVIEW_SPEC
+from app.backends import API_APP
 from app.incidents.service import LIST_SPEC as INCIDENTS
 from app.patterns.run_records import LIST_SPEC as RUNS
 from app.patterns.service import LIST_SPEC as PATTERNS
@@ -47,7 +48,9 @@ async def profiled(bk):
 
 async def plans(db, collection: str, since: datetime) -> list[tuple[str, bool, str]]:
     out = []
-    async for p in db["system.profile"].find({"ts": {"$gte": since}, "ns": f"{db.name}.{collection}"}):
+    # the API's own reads: a worker's job running meanwhile (another process) is not the page
+    async for p in db["system.profile"].find({"ts": {"$gte": since}, "ns": f"{db.name}.{collection}",
+                                              "appName": API_APP}):
         cmd = p.get("command") or {}
         if ("find" in cmd and cmd.get("sort")) or "aggregate" in cmd:
             out.append((p.get("planSummary", ""), bool(p.get("hasSortStage")), str(cmd)[:200]))
