@@ -11,11 +11,10 @@ has no inline script: page.js reads the document's URL from the page's data- att
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.http.static_bundle import STRICT_CSP, StaticBundle, page_headers
@@ -59,11 +58,7 @@ _HTML = """<!doctype html>
 
 
 async def page(request: Request) -> Response:
-    root = request.scope.get("root_path", "")
-    styles, scripts = await BUNDLE.tags(request)
-    body = _HTML.format(styles=styles, scripts=scripts, openapi=html.escape(root + OPENAPI_PATH),
-                        root=html.escape(root))
-    return HTMLResponse(body, headers=PAGE_HEADERS)
+    return await BUNDLE.page(request, _HTML, PAGE_HEADERS, openapi=OPENAPI_PATH, root="")
 
 
 # The page, then its assets (outside /api and /graphql, so no token is needed).

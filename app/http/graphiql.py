@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from app.http.static_bundle import StaticBundle, page_headers
@@ -54,8 +54,7 @@ def asset_urls(root_path: str = "") -> list[str]:
 
 
 async def page(request: Request) -> Response:
-    styles, scripts = await BUNDLE.tags(request)
-    return HTMLResponse(_HTML.format(styles=styles, scripts=scripts), headers=PAGE_HEADERS)
+    return await BUNDLE.page(request, _HTML, PAGE_HEADERS)
 
 
 asset = BUNDLE.asset

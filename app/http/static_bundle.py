@@ -17,7 +17,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -76,6 +76,14 @@ class StaticBundle:
     def urls(self, root_path: str = "") -> list[str]:
         """The asset URLs (absolute paths on this server), styles first."""
         return [f"{root_path}{self.prefix}/{self.version}/{name}" for name in (*self.styles, *self.scripts)]
+
+    async def page(self, request: Request, template: str, headers: dict[str, str], **paths: str) -> Response:
+        """The page `template` with its asset tags (`{styles}`, `{scripts}`) and each of `paths` as a URL of this
+        server (the request's root path before it, HTML-escaped), under `headers`."""
+        root = request.scope.get("root_path", "")
+        styles, scripts = await self.tags(request)
+        urls = {name: html.escape(root + path) for name, path in paths.items()}
+        return HTMLResponse(template.format(styles=styles, scripts=scripts, **urls), headers=headers)
 
     async def tags(self, request: Request, indent: str = "    ") -> tuple[str, str]:
         """The page's <link> tags and <script> tags, each a block of lines, for the request's root path."""
