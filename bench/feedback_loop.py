@@ -123,11 +123,15 @@ async def settle_corpus(bk) -> None:
 
 async def keep_out(bk, inc_id: str) -> None:
     """Keep a probe (a new incident the bench writes as a query) out of every candidate pool: its outbox
-    entries removed (no index sync, embedding or recommendation job will run for it) and its
-    created_at/updated_at moved back past RECENT_SECONDS, so `not_yet_searchable` does not offer it."""
+    entries removed (no index sync, embedding or recommendation job will run for it), taken out of the
+    search index (the service syncs a write inline, read-your-writes) and its created_at/updated_at moved
+    back past RECENT_SECONDS, so `not_yet_searchable` does not offer it."""
     from app.incidents import similarity
+    from indexers import incidents as incidents_index
 
     await bk.mongo.outbox.delete_many({"doc_id": inc_id})
+    await bk.search.delete(index=bk.index_alias(incidents_index.INDEX.name), id=inc_id, refresh=True,
+                           params={"ignore": 404})
     back = timedelta(seconds=similarity.RECENT_SECONDS + 1.0)
     doc = await bk.mongo.incidents.find_one({"_id": inc_id}, {"created_at": 1, "updated_at": 1})
     await bk.mongo.incidents.update_one({"_id": inc_id}, {"$set": {"created_at": doc["created_at"] - back,
