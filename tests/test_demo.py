@@ -288,8 +288,9 @@ def test_responders_rate_what_shares_the_cause():
     assert work.rating("SIMILAR_INCIDENT", cause=cause, target_causes=["Database/schema"]) == 2
     assert work.rating("SIMILAR_INCIDENT", cause=cause, target_causes=["Security/time"]) == 1
     assert work.rating("KNOWLEDGE_ARTICLE", cause=cause, title="Database runbook: x", guides=["Database runbook: x"]) == 5
-    assert work.rating("EXPERT", cause=cause, expert="demo-sre", responders={"demo-sre"}) == 4
-    assert work.rating("EXPERT", cause=cause, expert="someone", responders={"demo-sre"}) == 2
+    # an expert by the incidents they worked on; one whose work names no incident the responder knows: 2
+    assert work.rating("EXPERT", cause=cause, target_causes=["Database/schema", "Database/connections"]) == 5
+    assert work.rating("EXPERT", cause=cause) == 2
     # the catch-all "other" topic is no shared cause: two of its incidents share only their category
     assert work.rating("SIMILAR_INCIDENT", cause="Infrastructure/other", target_causes=["Infrastructure/other"]) == 2
     assert work.bands(5) == ["DRAFT", "IN_REVIEW", "APPROVED", "PUBLISHED", "ARCHIVED"]
@@ -668,13 +669,19 @@ async def test_patterns_mined_from_the_last_30_days_some_validated(worked):
     assert len(found) >= 2 and found <= {p["_id"] for p in pats}
 
 
+def rated_or_applied(recs: list[dict]) -> list[dict]:
+    return [r for r in recs if r.get("effectiveness_rating") or r["is_applied"]]
+
+
 async def test_recommendations_rated_and_applied_by_editors(worked):
     bk, client = worked["bk"], worked["client"]
     who = await _usernames(bk)
     roles = {d["username"]: d["role"] async for d in bk.mongo.users.find({}, {"username": 1, "role": 1})}
     recs = await bk.mongo.recommendations.find({}).to_list(None)
     status = {d["_id"]: d["status"] async for d in bk.mongo.incidents.find({}, {"status": 1})}
-    assert recs and all(status[r["incident"]] in ("OPEN", "INVESTIGATING", "MITIGATED") for r in recs)
+    # the incidents in flight, and those resolved in the last weeks (what their responders did meanwhile)
+    assert recs and all(status[r["incident"]] in ("OPEN", "INVESTIGATING", "MITIGATED", "RESOLVED") for r in recs)
+    assert {status[r["incident"]] for r in rated_or_applied(recs)} >= {"INVESTIGATING", "MITIGATED", "RESOLVED"}
     rated = [r for r in recs if r.get("effectiveness_rating")]
     applied = [r for r in recs if r["is_applied"]]
     assert rated and applied
@@ -684,6 +691,12 @@ async def test_recommendations_rated_and_applied_by_editors(worked):
     assert not [r for r in recs if status[r["incident"]] == "OPEN" and (r["is_applied"] or r.get("effectiveness_rating"))]
     r = await client.get("/api/knowledge/recommendations/", params={"is_applied": "true"}, headers=worked["sre"])
     assert r.status_code == 200 and r.json()["count"] > 0, r.text
+    # never the responder who asked, nor the incident's assignee or reporter, as the expert to consult
+    incidents = {d["_id"]: d async for d in bk.mongo.incidents.find({}, {"assignee": 1, "reporter": 1})}
+    experts = [r for r in recs if r["recommendation_type"] == "EXPERT"]
+    assert experts and not [r for r in experts if who[r["suggested_expert"]] in
+                            {who[r["created_by"]], incidents[r["incident"]].get("assignee"),
+                             incidents[r["incident"]].get("reporter")}]
 
 
 async def test_seeding_the_people_s_work_again_changes_nothing(worked):

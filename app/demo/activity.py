@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
 from app import embeddings
@@ -37,7 +39,10 @@ MOVES = {"DRAFT": [], "IN_REVIEW": ["submit_for_review"], "APPROVED": ["submit_f
 VALIDATED_SHARE = 0.5   # of the mined patterns with actions, the most confident half is validated
 IN_FLIGHT = ("OPEN", "INVESTIGATING", "MITIGATED")
 RATED = ("INVESTIGATING", "MITIGATED")   # responders rate what they were offered once they work on it
+APPLIED = ("MITIGATED", "RESOLVED")   # and apply the best helpful one once it worked
+HISTORY_WEEKS = work.POSTMORTEM_WEEKS  # the resolved incidents whose recommendations are in the demo's history
 HELPFUL = 4
+INCIDENT_NAME = re.compile(r"INC-\d{8}-\d{3}")
 
 
 async def prepare(bk: Backends) -> None:
@@ -166,19 +171,25 @@ async def _postmortem(bk: Backends, plan: PostmortemPlan, people: dict[str, User
 # --- recommendations ----------------------------------------------------------------------------------
 
 async def seed_recommendations(bk: Backends, data: DemoData, people: dict[str, User], ids: dict[str, str]) -> int:
-    """For each incident in flight, its responder asks for recommendations (the documented defaults); once
-    the incident is being investigated they rate each (work.rating), and once it is mitigated they apply
-    the most confident one they rated helpful."""
+    """The recommendations the responders asked for and rated: first on the incidents resolved in the last
+    HISTORY_WEEKS weeks, oldest first (each rated, the most confident helpful one applied: what they did
+    while it was in flight, so their ratings feed the later incidents' lists and the calibration), then on
+    each incident in flight: rated once it is being investigated, the best helpful one applied once it is
+    mitigated (work.rating)."""
     names = {v: k for k, v in ids.items()}
+    since = datetime.combine(data.today or date.today(), time(), tzinfo=timezone.utc) - timedelta(weeks=HISTORY_WEEKS)
+    history = sorted((i for i in data.incidents if i.status.value == "RESOLVED" and i.resolved_at
+                      and i.resolved_at >= since), key=lambda i: (i.resolved_at, i.name))
     made = 0
-    for inc in data.incidents:
-        if inc.status.value not in IN_FLIGHT or inc.name not in ids:
+    for inc, status in [*((i, "RESOLVED") for i in history),
+                        *((i, i.status.value) for i in data.incidents if i.status.value in IN_FLIGHT)]:
+        if inc.name not in ids:
             continue
         editor = people[data.responders[inc.name]]
         recs = await recommendations.generate_for_incident(bk, user=editor, data=GenerateRequest(
             incident_id=ids[inc.name]))
         made += len(recs)
-        if inc.status.value not in RATED:
+        if status not in (*RATED, "RESOLVED"):
             continue
         best = None
         for rec in recs:
@@ -186,7 +197,7 @@ async def seed_recommendations(bk: Backends, data: DemoData, people: dict[str, U
             await recommendations.rate(bk, rec_id=rec["_id"], user=editor, data=RateRequest(rating=stars))
             if stars >= HELPFUL and rec["recommendation_type"] != "EXPERT" and best is None:
                 best = rec
-        if inc.status.value == "MITIGATED" and best is not None:
+        if status in APPLIED and best is not None:
             await recommendations.apply(bk, rec_id=best["_id"], user=editor)
     return made
 
@@ -206,12 +217,8 @@ async def _rating(bk: Backends, data: DemoData, rec: dict[str, Any], *, incident
     if rec.get("learning_pattern"):
         pat = await bk.mongo.learning_patterns.find_one({"_id": rec["learning_pattern"]}, {"source_incidents": 1})
         targets += (pat or {}).get("source_incidents") or []
-    expert = ""
-    if rec.get("suggested_expert"):
-        user = (await users.users_by_ids(bk, ids=[rec["suggested_expert"]])).get(rec["suggested_expert"])
-        expert = user.username if user else ""
-    category = next(i.category for i in data.incidents if i.name == incident)
-    return work.rating(kind, cause=data.causes[incident],
-                       target_causes=[data.causes[names[t]] for t in targets if names.get(t) in data.causes],
-                       title=title, guides=data.guides.get(incident, []), expert=expert,
-                       responders={data.responders[incident], work.owner_of(category)})
+    causes = [data.causes[names[t]] for t in targets if names.get(t) in data.causes]
+    if kind == "EXPERT":  # the incidents they worked on, as its reasoning names them
+        causes += [data.causes[n] for n in INCIDENT_NAME.findall(rec.get("reasoning") or "") if n in data.causes]
+    return work.rating(kind, cause=data.causes[incident], target_causes=causes, title=title,
+                       guides=data.guides.get(incident, []))

@@ -115,7 +115,7 @@ in the recent weeks. Each source link keeps the public postmortem's own date.
 The demo's people have been at work: postmortems in every review status (the newest drafted by
 `ikl generate_postmortems`, others drafted on request or written by hand, approved by `demo-lead`),
 learning patterns mined from the last 30 days (some validated by `demo-lead`), and recommendations for
-the incidents in flight, rated and applied by their responders.
+the incidents in flight and those resolved in the last 8 weeks, rated and applied by their responders.
 
 Demo users (get a token with `ikl create_token <username>`):
 

@@ -15,7 +15,8 @@ the command's drafts and the MITIGATED incidents' drafts are due as the service 
 
 Ratings (1-5) of a recommendation, as its incident's responder would give them: what it points at shares
 the incident's cause group (category and topic) 5, its topic alone 4, its category alone 2, nothing 1;
-the incident's own runbook or troubleshooting guide 5; the incident's own responder as expert 4."""
+the incident's own runbook or troubleshooting guide 5; an expert by the incidents they worked on (named in
+the recommendation's reasoning) as a similar incident."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from app.demo.facts import Fact
-from app.demo.incidents import IMPORT, OWNERS, namespace_of
+from app.demo.incidents import IMPORT, namespace_of
 from app.demo.spec import LEAD, PostmortemPlan
 from app.incidents.models import IncidentCreate
 
@@ -121,19 +122,12 @@ def _closeness(cause: str, others: list[str]) -> int:
     return best
 
 
-def rating(kind: str, *, cause: str, target_causes: list[str] = (), title: str = "", guides: list[str] = (),
-           expert: str = "", responders: set[str] = frozenset()) -> int:
+def rating(kind: str, *, cause: str, target_causes: list[str] = (), title: str = "", guides: list[str] = ()) -> int:
     """How the incident's responder rates a recommendation of `kind` (module docstring): `target_causes`
     are the causes of the incidents it points at (the similar incident, an article's or a pattern's
-    sources), `title` an article's, `guides` the incident's own runbook and guide titles, `expert` the
-    username it suggests and `responders` the incident's own people."""
+    sources, the incidents an expert worked on), `title` an article's, `guides` the incident's own runbook
+    and guide titles."""
     if kind == "KNOWLEDGE_ARTICLE" and title in guides:
         return 5
-    if kind == "EXPERT":
-        return 4 if expert in responders else _closeness(cause, list(target_causes)) if target_causes else 2
-    return _closeness(cause, list(target_causes))
+    return _closeness(cause, list(target_causes)) if target_causes or kind != "EXPERT" else 2
 
-
-def owner_of(category: str) -> str:
-    """The namespace's assignee (who the incidents of a category are assigned to)."""
-    return OWNERS.get(namespace_of(category), OWNERS["default"])[0]

@@ -183,11 +183,17 @@ def _when(doc: Mapping[str, Any]) -> Any:
     return doc.get("resolved_at") or doc.get("detected_at") or doc.get("created_at")
 
 
+def _on_it(incident: Mapping[str, Any], user: User) -> set[str]:
+    """The people already on the incident — its assignee and reporter, and who asks: no one to send them to."""
+    return {user.username} | {incident[f] for f in INCIDENT_PEOPLE if incident.get(f)}
+
+
 async def _experts_evidence(bk: Backends, similar: list[engine.Similar], pms: Mapping[str, dict],
-                            user: User) -> tuple[list[engine.Work], dict[str, dict]]:
+                            user: User, *, on_it: set[str] = frozenset()) -> tuple[list[engine.Work], dict[str, dict]]:
     """Who worked on the similar incidents: the resolver (the Resolution event's actor), the assignee,
     the postmortem's owner and approver, the authors of the runbooks used (RunbookMatch events) — and the
-    people among them to consider: active users who are not service accounts (bots, importers)."""
+    people among them to consider: active users who are not service accounts (bots, importers) and not
+    already on the incident (`on_it`)."""
     work: list[engine.Work] = []
     by_id_roles: list[tuple[str, str, engine.Similar]] = []
     runbook_titles: dict[str, list[engine.Similar]] = {}
@@ -217,7 +223,7 @@ async def _experts_evidence(bk: Backends, similar: list[engine.Similar], pms: Ma
             work.append(engine.Work(p.username, role, s, _when(s.doc)))
     found = await users.users_by_usernames(bk, usernames=sorted({w.username for w in work}))
     people = {name: {"_id": p.id, "team": p.team} for name, p in found.items()
-              if not getattr(p, "service_account", False)}
+              if not getattr(p, "service_account", False) and name not in on_it}
     return work, people
 
 
@@ -286,7 +292,7 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
                                             params=params[T.KNOWLEDGE_ARTICLE.value]),
                  "sources": [a]} for a, score in found_articles]
     if T.EXPERT in want:
-        work, people_docs = await _experts_evidence(bk, similar, pms, user)
+        work, people_docs = await _experts_evidence(bk, similar, pms, user, on_it=_on_it(incident, user))
         fb = await feedback.gather(bk, T.EXPERT.value, [p["_id"] for p in people_docs.values()],
                                    incident=incident, user=user)
         for rec in engine.experts(work, people_docs, now=utcnow(), feedback=fb, params=params[T.EXPERT.value]):

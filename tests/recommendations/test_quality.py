@@ -174,3 +174,19 @@ async def test_an_empty_answer_says_how_far_the_evidence_fell_short(client, admi
     ok = await client.post(BASE + "generate_for_incident/", headers=admin, json={
         "incident_id": fresh["new"]["id"], "recommendation_types": ["SIMILAR_INCIDENT"], "min_confidence": 0.0})
     assert ok.json()["message"] == "Recommendations generated successfully" and ok.json()["recommendations"]
+
+
+async def test_an_expert_is_never_someone_already_on_the_incident(client, admin, fresh, bk):
+    """The person asking, and the incident's assignee, are no one to send the responder to: before, the
+    demo's responder was told to consult themself on their own incidents."""
+    alice, bob = fresh["people"]["sre"].username, fresh["people"]["owner"].username
+    new = fresh["new"]
+    await bk.mongo.incidents.update_one({"_id": new["id"]}, {"$set": {"assignee": alice}})
+    try:
+        recs = await generate(client, admin, new["id"], ["EXPERT"], force=True)
+        names = [r["suggested_expert_username"] for r in recs]
+        assert alice not in names and bob in names, names
+    finally:
+        await bk.mongo.incidents.update_one({"_id": new["id"]}, {"$set": {"assignee": None}})
+    recs = await generate(client, admin, new["id"], ["EXPERT"], force=True)
+    assert recs[0]["suggested_expert_username"] == alice  # not on it any more: the best evidence again
