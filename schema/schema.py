@@ -12,6 +12,7 @@ from app.permissions import Entry
 from schema import permissions
 from schema.common import UtcDateTime
 from schema.errors import ErrorCodes
+from schema.execution import LeafFastPath
 from schema.articles import ArticleMutation, ArticleQuery
 from schema.audit import AuditQuery
 from schema.incidents import IncidentMutation, IncidentQuery
@@ -60,7 +61,7 @@ def build_schema() -> strawberry.Schema:
     field's declared permission is checked by its guard (schema/permissions.py) before its resolver runs."""
     permissions.guard_root_fields(ROOTS)
     return Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=[PreParsed, ErrorCodes],
-                  scalar_overrides={datetime: UtcDateTime})
+                  scalar_overrides={datetime: UtcDateTime}, execution_context_class=LeafFastPath)
 
 
 schema = build_schema()

@@ -1,0 +1,123 @@
+"""GraphQL execution with plain leaves at their floor.
+
+graphql-core resolves every field the same way: it looks the field up, builds a `GraphQLResolveInfo`,
+reads its arguments, calls the resolver through the middleware, checks for an awaitable and completes the
+value through the non-null, list and leaf cases — about 5 µs of Python for each attribute, which on a page
+of 20 incidents with 20 fields is most of the request (bench/graphql_bench.py).
+
+A *plain leaf* is a field Strawberry resolves by reading an attribute (no resolver, no field extension —
+so no guard: guards sit on root fields, schema/permissions.py), with no arguments, no middleware and a
+scalar or enum type, or a list of them, nullable or not. `LeafFastPath` answers those by reading the
+attribute and coercing it as graphql-core would (`coerce_output_value`), the plan per (type, field) made
+once per process. Anything else — and a plain leaf whose value is not what its type allows (a null where
+one is not allowed, a value the scalar refuses) — takes graphql-core's own path, which raises the error it
+always raised, located as always. The answer is the same document; only the work per field differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from graphql import GraphQLLeafType, GraphQLList, GraphQLNonNull, GraphQLObjectType, is_leaf_type
+from graphql.pyutils import Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+_NO_PLAN = object()
+_REFUSED = object()  # the fast path declines: graphql-core's own path answers (and raises what it raises)
+Plan = Callable[[Any], Any]
+
+
+def _leaf(kind: GraphQLLeafType, nullable: bool) -> Callable[[Any], Any]:
+    coerce = kind.coerce_output_value
+
+    def complete(value: Any) -> Any:
+        if value is None:
+            return None if nullable else _REFUSED
+        out = coerce(value)
+        return _REFUSED if out is None or out is Undefined else out
+    return complete
+
+
+def completion(kind: Any) -> Callable[[Any], Any] | None:
+    """How to complete a value of `kind` without graphql-core's machinery: a leaf, or a list of leaves
+    (each nullable or not); None for anything else."""
+    nullable = not isinstance(kind, GraphQLNonNull)
+    inner = kind if nullable else kind.of_type
+    if is_leaf_type(inner):
+        return _leaf(inner, nullable)
+    if not isinstance(inner, GraphQLList):
+        return None
+    item = inner.of_type
+    item_nullable = not isinstance(item, GraphQLNonNull)
+    item = item if item_nullable else item.of_type
+    if not is_leaf_type(item):
+        return None
+    one = _leaf(item, item_nullable)
+
+    def complete_list(value: Any) -> Any:
+        if value is None:
+            return None if nullable else _REFUSED
+        if isinstance(value, (str, bytes, dict)):
+            return _REFUSED
+        out = [one(v) for v in value]
+        return _REFUSED if any(v is _REFUSED for v in out) else out
+    return complete_list
+
+
+class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
+    """The execution context of the schema (module docstring)."""
+
+    def _plan(self, parent_type: GraphQLObjectType, name: str) -> Plan | None:
+        field_def = self.schema.get_field(parent_type, name)
+        if field_def is None or field_def.args or not getattr(field_def.resolve, "_is_default", False):
+            return None
+        if self.middleware_manager is not None and \
+                self.middleware_manager.get_field_resolver(field_def.resolve) is not field_def.resolve:
+            return None
+        field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        complete = completion(field_def.type)
+        if field is None or complete is None or field.base_resolver is not None or field.extensions:
+            return None
+        read, python_name = field.default_resolver, field.python_name
+
+        def plan(source: Any) -> Any:
+            return complete(read(source, python_name))
+        return plan
+
+    def _plan_for(self, parent_type: GraphQLObjectType, node: Any) -> Plan | None:
+        if node.arguments:
+            return None
+        plans = self.schema.__dict__.setdefault("_leaf_plans", {})  # per schema, made once per process
+        key = (parent_type.name, node.name.value)
+        plan = plans.get(key, _NO_PLAN)
+        if plan is _NO_PLAN:
+            plan = plans[key] = self._plan(parent_type, node.name.value)
+        return plan
+
+    @staticmethod
+    def _run(plan: Plan, source: Any) -> Any:
+        try:
+            return plan(source)
+        except Exception:  # noqa: BLE001 - graphql-core's path raises it, located
+            return _REFUSED
+
+    def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
+        """An object whose selected fields are all plain leaves: its answer at once (no path, no awaitable
+        bookkeeping per field); else graphql-core's, each field through `execute_field`."""
+        results: dict[str, Any] = {}
+        for response_name, field_details_list in grouped_field_set.items():
+            plan = self._plan_for(parent_type, field_details_list[0].node)
+            value = _REFUSED if plan is None else self._run(plan, source_value)
+            if value is _REFUSED:
+                return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+            results[response_name] = value
+        return results
+
+    def execute_field(self, parent_type, source, field_details_list, path, position_context):  # type: ignore[override]
+        plan = self._plan_for(parent_type, field_details_list[0].node)
+        if plan is not None:
+            value = self._run(plan, source)
+            if value is not _REFUSED:
+                return value
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)

@@ -1,0 +1,88 @@
+"""The execution context that answers plain leaves at their floor (schema/execution.py) gives the very
+document graphql-core gives — data and errors, paths and messages included — for leaves, lists of leaves,
+enums, custom scalars, aliases, fragments, directives, fields with resolvers and values a type refuses."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Optional
+
+import pytest
+import strawberry
+
+from schema.common import UtcDateTime
+from schema.execution import LeafFastPath
+
+
+@strawberry.enum
+class Level(enum.Enum):
+    LOW = "LOW"
+    HIGH = "HIGH"
+
+
+@strawberry.type
+class Item:
+    name: str
+    note: Optional[str]
+    level: Level
+    levels: list[Level]
+    tags: list[Optional[str]]
+    count: int
+    at: datetime
+
+    @strawberry.field
+    def shout(self, times: int = 1) -> str:
+        return self.name.upper() * times
+
+
+GOOD = dict(name="a", note=None, level=Level.HIGH, levels=[Level.LOW, Level.HIGH], tags=["x", None], count=3,
+            at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+BROKEN = [Item(**{**GOOD, "name": None}),                     # null for a non-null leaf
+          Item(**{**GOOD, "count": "many"}),                  # a value the scalar refuses
+          Item(**{**GOOD, "levels": [Level.LOW, None]}),      # null inside a list of non-null leaves
+          Item(**{**GOOD, "level": "MEDIUM"})]                # not a value of the enum
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(**GOOD), Item(**{**GOOD, "name": "b", "note": "n", "tags": []})]
+
+    @strawberry.field
+    def broken(self, n: int) -> Optional[Item]:
+        return BROKEN[n]
+
+
+def schemas():
+    kw = dict(query=Query, scalar_overrides={datetime: UtcDateTime})
+    return strawberry.Schema(**kw), strawberry.Schema(**kw, execution_context_class=LeafFastPath)
+
+
+DOCUMENTS = [
+    "{ items { name note level levels tags count at } }",
+    "{ items { n: name name again: name shout loud: shout(times: 2) __typename } }",
+    "{ items { ...F } } fragment F on Item { level ... on Item { levels tags } }",
+    "query($s: Boolean!) { items { name note @skip(if: $s) count @include(if: $s) } }",
+    *[f"{{ broken(n: {n}) {{ name count level levels }} }}" for n in range(len(BROKEN))],
+    "{ a: broken(n: 0) { name } b: items { name } }",
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+async def test_the_same_answer_as_graphql_core(document):
+    plain, fast = schemas()
+    one = await plain.execute(document, variable_values={"s": True})
+    two = await fast.execute(document, variable_values={"s": True})
+    assert one.data == two.data
+    assert [(e.message, e.path, e.locations) for e in one.errors or []] == \
+           [(e.message, e.path, e.locations) for e in two.errors or []]
+    if "broken" in document:
+        assert one.errors  # the refused values do raise
+
+
+def test_the_service_schema_uses_it():
+    from schema.schema import schema
+
+    assert schema.execution_context_class is LeafFastPath
