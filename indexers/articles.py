@@ -101,7 +101,7 @@ def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict
     return {
         "size": size,
         "track_total_hits": True,
-        "_source": ["terms"],
+        "_source": False,  # the stored terms are read only where they are used (`terms_body`)
         "query": {"bool": {
             "must": [_text_match(query)],
             "should": [
@@ -112,6 +112,11 @@ def search_body(query: str, *, filters: list[dict[str, Any]], size: int) -> dict
             "filter": filters,
         }},
     }
+
+
+def terms_body(ids: list[str]) -> dict[str, Any]:
+    """The stored terms (see `enrich`) of these articles."""
+    return {"size": len(ids), "_source": ["terms"], "query": {"ids": {"values": list(ids)}}}
 
 
 def match_ids_body(query: str, *, filters: list[dict[str, Any]], size: int,

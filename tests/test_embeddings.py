@@ -163,3 +163,28 @@ def test_a_shorter_cut_is_applied_per_call_and_leaves_short_texts_alone():
     for bad in (2, embeddings.MAX_TOKENS + 1):
         with pytest.raises(ValueError):
             embeddings.embed([short], max_tokens=bad)
+
+
+async def test_a_text_asked_again_is_not_embedded_again(monkeypatch):
+    """A search paged through or repeated: the query's vector comes from the process's recent texts."""
+    from app.articles import embeddings as article_embeddings
+    from app.embeddings import store
+
+    calls = []
+    real = store.embed
+    monkeypatch.setattr(store, "embed", lambda texts, n: calls.append(texts) or real(texts, n))
+    text = f"disk full on the primary {threading.get_ident()} {id(calls)}"
+    first = await article_embeddings.QUERY.embed_text(text)
+    again = await article_embeddings.QUERY.embed_text(text)
+    assert len(calls) == 1 and again is first and not first.flags.writeable
+    np.testing.assert_allclose(first, embeddings.embed([text], article_embeddings.QUERY.max_tokens)[0], atol=1e-6)
+    # a bounded number, the least recently used going first
+    for i in range(store.RECENT_TEXTS):
+        store._recent[(0, f"filler {i}")] = first
+    await article_embeddings.QUERY.embed_text(text)  # used again: now the most recent
+    await article_embeddings.QUERY.embed_text(text + " once more")
+    assert len(store._recent) == store.RECENT_TEXTS
+    assert (0, "filler 0") not in store._recent and (0, f"filler {store.RECENT_TEXTS - 1}") in store._recent
+    assert list(store._recent)[-2:] == [(article_embeddings.QUERY.max_tokens, text),
+                                        (article_embeddings.QUERY.max_tokens, text + " once more")]
+    assert await article_embeddings.QUERY.embed_text("   ") is None and len(calls) == 2

@@ -70,8 +70,12 @@ def popularity_expr(now: datetime) -> dict[str, Any]:
 
 
 async def with_popularity(bk: Backends, flt: dict[str, Any], *, limit: int | None = None,
-                          sort: bool = False) -> list[dict]:
+                          sort: bool = False, leave_out: tuple[str, ...] = ()) -> list[dict]:
+    """The articles matching `flt`, each with its `popularity_score` (optionally sorted by it, at most
+    `limit`), without the fields `leave_out` names."""
     pipeline: list[dict[str, Any]] = [{"$match": flt}, {"$addFields": {"popularity_score": popularity_expr(utcnow())}}]
+    if leave_out:
+        pipeline.append({"$project": {f: 0 for f in leave_out}})
     if sort:
         pipeline.append({"$sort": {"popularity_score": -1, "_id": 1}})
     if limit:
@@ -183,9 +187,12 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
         jobs.append(article_embeddings.QUERY.embed_text(query)
                     if bk.settings.ranking_similarity_semantic_share > 0 else asyncio.sleep(0))
         (hits, docs), words, *counted, query_vec = await asyncio.gather(*jobs)
-        ranked = rerank(hits[:window], words, docs, bk.settings, query_vec)
+        hits = hits[:window]
+        terms = await _terms(bk, alias, [h["_id"] for h in hits]) if lexical_weighs(
+            [docs[h["_id"]] for h in hits if h["_id"] in docs], bk.settings, query_vec) else {}
+        ranked = rerank(hits, words, docs, bk.settings, query_vec, terms)
         total = counted[0] if counted else len(hits)
-    page = ranked[data.offset:data.offset + data.limit]
+    page = await _page(bk, user, alias, ranked, words, data.offset, data.limit) if ranked else []
     search_id = None  # a search the service makes for itself (recommendations) is not a person's search
     if record:
         search_id = await record_usage(bk, kind="article.search", user=user, query=query, result_count=total,
@@ -212,7 +219,8 @@ async def _visible_candidates(bk: Backends, alias: str, query: str, filters: lis
     size, res = min(window, MAX_WINDOW), first
     for attempt in range(MAX_WIDENINGS):
         hits = res["hits"]["hits"]
-        found = await with_popularity(bk, {"$and": [{"_id": {"$in": [h["_id"] for h in hits]}}, visibility(user)]})
+        found = await with_popularity(bk, {"$and": [{"_id": {"$in": [h["_id"] for h in hits]}}, visibility(user)]},
+                                      leave_out=("content",))
         docs = {d["_id"]: d for d in found}
         visible = [h for h in hits if h["_id"] in docs]
         if _complete(res, size) or len(visible) >= window or size >= MAX_WINDOW or attempt == MAX_WIDENINGS - 1:
@@ -246,47 +254,95 @@ async def _visible_total(bk: Backends, alias: str, query: str, filters: list[dic
     return total
 
 
+def lexical_weighs(docs: list[Mapping[str, Any]], s: Settings, query_vec: np.ndarray | None) -> bool:
+    """Whether the term cosine weighs on any of these candidates: 1 - g - h beside a meaning (the query's
+    and the article's vectors), 1 - g without one. With the default shares meaning replaces it wherever
+    both vectors exist, and the candidates' stored terms are not read at all."""
+    g, h = s.ranking_similarity_topic_share, s.ranking_similarity_semantic_share
+    return any((1 - g - h if query_vec is not None and article_embeddings.PROFILE.stored_vector(d) is not None
+                else 1 - g) > 0 for d in docs)
+
+
+async def _terms(bk: Backends, alias: str, ids: list[str]) -> dict[str, dict[str, int]]:
+    """The stored terms of these articles (an article no longer indexed has none)."""
+    if not ids:
+        return {}
+    res = await bk.search.search(index=alias, body=articles_index.terms_body(ids))
+    return {h["_id"]: articles_index.stored_terms(h) for h in res["hits"]["hits"]}
+
+
 def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Mapping[str, dict],
-           s: Settings, query_vec: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """The candidates (OpenSearch hits, best first, with their stored terms) in their final order,
-    each with its scores and matching keywords. `docs` are the MongoDB documents with
-    `popularity_score`; a hit without one (deleted or hidden since indexing) is dropped before any
-    score is computed, so it weighs on none (not the best score, the IDF, the feedback or the topic)."""
+           s: Settings, query_vec: np.ndarray | None = None,
+           terms: Mapping[str, Mapping[str, int]] | None = None) -> list[dict[str, Any]]:
+    """The candidates (OpenSearch hits, best first) in their final order, each with its scores. `docs`
+    are the MongoDB documents with `popularity_score`; a hit without one (deleted or hidden since
+    indexing) is dropped before any score is computed, so it weighs on none (not the best score, the IDF,
+    the feedback or the topic). `terms`: the hits' stored terms (else those the hits carry), needed only
+    where the term cosine weighs (`lexical_weighs`)."""
     hits = [h for h in hits if h["_id"] in docs]
     if not hits:
         return []
     ids = [h["_id"] for h in hits]
     best = max(h["_score"] or 0.0 for h in hits) or 1.0
     relevance = {h["_id"]: (h["_score"] or 0.0) / best for h in hits}
-    terms_of = {h["_id"]: articles_index.stored_terms(h) for h in hits}
-    q_counts = Counter(t for _, terms in query_words for t in terms)
-    df = Counter(t for v in terms_of.values() for t in v)
-    idf = {t: math.log(1 + len(hits) / (1 + df[t])) for t in set(df) | set(q_counts)}
-    doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
-    profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
+    terms_of = {h["_id"]: (terms.get(h["_id"], {}) if terms is not None else articles_index.stored_terms(h))
+                for h in hits}
     topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS]])
     g, h = s.ranking_similarity_topic_share, s.ranking_similarity_semantic_share
+    meanings: dict[str, float | None] = {}
+    for doc_id in ids:
+        vec = article_embeddings.PROFILE.stored_vector(docs[doc_id]) if query_vec is not None else None
+        meanings[doc_id] = max(0.0, float(vec @ query_vec)) if vec is not None else None
+    # the term cosine weighs 1 - g - h beside a meaning, 1 - g without one: computed only where it weighs
+    # (with the default shares, meaning replaces it: no TF-IDF vectors at all when every candidate has one)
+    lexical_of: dict[str, float] = {}
+    if any((1 - g - h if m is not None else 1 - g) > 0 for m in meanings.values()):
+        q_counts = Counter(t for _, terms in query_words for t in terms)
+        df = Counter(t for v in terms_of.values() for t in v)
+        idf = {t: math.log(1 + len(hits) / (1 + df[t])) for t in set(df) | set(q_counts)}
+        doc_vecs = {i: tfidf(terms_of[i], idf) for i in ids}
+        profile = query_profile(tfidf(q_counts, idf), [doc_vecs[i] for i in ids[:PRF_DOCS]], PRF_BETA)
+        lexical_of = {i: cosine(profile, doc_vecs[i]) for i in ids}
     ranked = []
     for doc_id in ids:
         doc = docs[doc_id]
-        terms = terms_of[doc_id]
-        vec = article_embeddings.PROFILE.stored_vector(doc) if query_vec is not None else None
-        meaning = max(0.0, float(vec @ query_vec)) if vec is not None else None
-        lexical = cosine(profile, doc_vecs[doc_id])
+        meaning, lexical = meanings[doc_id], lexical_of.get(doc_id, 0.0)
         similarity = g * topic.get(doc.get("category", ""), 0.0) + (
             (1 - g - h) * lexical + h * meaning if meaning is not None else (1 - g) * lexical)
-        matched: list[str] = []
-        for word, word_terms in query_words:  # a word matches when all its terms occur
-            if word_terms and all(t in terms for t in word_terms) and word not in matched:
-                matched.append(word)
         popularity = doc["popularity_score"]
         score = (s.ranking_weight_relevance * relevance[doc_id] + s.ranking_weight_similarity * similarity
                  + s.ranking_weight_popularity * popularity)
         ranked.append({"doc": doc, "score": score, "relevance_score": round(relevance[doc_id], 4),
-                       "similarity_score": round(similarity, 4), "popularity_score": round(popularity, 4),
-                       "matching_keywords": matched})
+                       "similarity_score": round(similarity, 4), "popularity_score": round(popularity, 4)})
     ranked.sort(key=lambda r: (-r["score"], -r["relevance_score"]))
     return ranked
+
+
+def matching_keywords(query_words: list[tuple[str, list[str]]], terms: Mapping[str, int]) -> list[str]:
+    """The query's words an article contains: a word matches when all its analysed terms occur."""
+    matched: list[str] = []
+    for word, word_terms in query_words:
+        if word_terms and all(t in terms for t in word_terms) and word not in matched:
+            matched.append(word)
+    return matched
+
+
+async def _page(bk: Backends, user: User, alias: str, ranked: list[dict[str, Any]],
+                words: list[tuple[str, list[str]]], start: int, limit: int) -> list[dict[str, Any]]:
+    """The page of the ranked candidates, each with its whole document (the candidates were read without
+    their content) and its matching keywords (from its stored terms): that work for the page only, not the
+    whole window. An article hidden or deleted since the candidates were read is left out."""
+    page = ranked[start:start + limit]
+    if not page:
+        return []
+    ids = [r["doc"]["_id"] for r in page]
+    found, terms = await asyncio.gather(
+        bk.mongo.articles.find({"$and": [{"_id": {"$in": ids}}, visibility(user)]}, {"embedding": 0}).to_list(None),
+        _terms(bk, alias, ids))
+    full = {d["_id"]: d for d in found}
+    return [{**r, "doc": {**full[r["doc"]["_id"]], "popularity_score": r["doc"]["popularity_score"]},
+             "matching_keywords": matching_keywords(words, terms.get(r["doc"]["_id"], {}))}
+            for r in page if r["doc"]["_id"] in full]
 
 
 def _filters_echo(data: SearchInput) -> dict[str, list[str]]:

@@ -80,12 +80,19 @@ def model_dir() -> Path:
     return path.parent
 
 
+_installed: set[tuple[str, str]] = set()  # packages found as expected: once installed, it stays (per process)
+
+
 def available() -> bool:
-    """Whether the model's package is installed as expected (cheap: does not load the weights)."""
+    """Whether the model's package is installed as expected (cheap: does not load the weights; a package
+    once found is not looked up again — the lookup reads its RECORD, about 1 ms, and a search asks each time)."""
+    if (PACKAGE, PACKAGE_VERSION) in _installed:
+        return True
     try:
         model_dir()
     except EmbeddingsUnavailable:
         return False
+    _installed.add((PACKAGE, PACKAGE_VERSION))
     return True
 
 
