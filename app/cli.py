@@ -37,6 +37,11 @@ def _run(coro_fn, needs: tuple[str, ...] = ("mongodb",)):
     naming it and the URL tried (exit code 3), not a traceback."""
     from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
     from app.backends import connect
+    from app.logs import configure_logging
+
+    # what the services log while a command runs: warnings and errors, in the service's JSON format on
+    # stderr (the command's own output is its progress and summary on stdout)
+    configure_logging("WARNING")
 
     async def main():
         bk = connect(get_settings(), jobs=True)

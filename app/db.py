@@ -101,6 +101,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "outbox": [
         IndexModel([("index", ASCENDING), ("doc_id", ASCENDING)], unique=True),
         IndexModel([("next_attempt_at", ASCENDING)]),
+        # /metrics: each kind's backlog and oldest entry, read from this index's keys alone
+        IndexModel([("index", ASCENDING), ("created_at", ASCENDING)]),
     ],
 }
 

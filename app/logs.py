@@ -1,4 +1,7 @@
-"""Structured JSON logs; every line written during a request carries its request id."""
+"""Structured logs: one JSON object per line, in every process that calls `configure_logging` (the API with
+uvicorn's own loggers, the worker with Dramatiq's). A line written during a request carries its
+`request_id`; a line written while a job runs carries `job_id` (the Dramatiq message id) and `actor` (set
+by the worker's middleware, app/jobmetrics.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,13 @@ import sys
 from datetime import datetime, timezone
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# the job being run in this context: (message id, actor name); asyncio tasks of the job inherit it
+job_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("job", default=None)
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# attributes of every record, and uvicorn's `color_message` (the message again, with terminal colours)
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# uvicorn's loggers: it gives them handlers of its own (plain text) before the app is loaded
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,20 +32,31 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             out["request_id"] = rid
-        for key, value in record.__dict__.items():
+        if (job := job_var.get()) is not None:
+            out["job_id"], out["actor"] = job
+        for key, value in record.__dict__.items():  # the record's own fields never overwrite the line's keys
             if key not in _RESERVED and not key.startswith("_"):
-                out[key] = value
+                out[f"extra_{key}" if key in out else key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
         return json.dumps(out, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:
+    """Every record of the process through one JSON handler on stderr: the root logger's, which uvicorn's
+    loggers (once their own text handlers are taken off) and Dramatiq's propagate to; Python warnings too."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("pymongo", "httpx", "uvicorn.access"):
+    for name in UVICORN_LOGGERS:  # their levels (uvicorn's --log-level) stay as uvicorn set them
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    for noisy in ("pymongo", "httpx", "uvicorn.access"):  # the access log is app.access (with the request id)
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("opensearch").setLevel(logging.ERROR)  # failures are logged by our own code
+    logging.captureWarnings(True)

@@ -1,6 +1,7 @@
 """The Dramatiq broker and actors. Actors only call services; they hold no logic.
 
-Run a worker with `dramatiq app.worker` (the `run` command starts one). Async actors run on the
+Run a worker with `python -m app.workerproc [dramatiq options]` (`dramatiq app.worker` with JSON logs in its
+supervising process too; the `run` command starts one). Async actors run on the
 AsyncIO middleware's event loop, and this process builds its own connections on first use.
 """
 
@@ -14,6 +15,7 @@ from dramatiq.middleware import AsyncIO
 
 from app import domains, jobs, periodic  # noqa: F401 - domains: every hook, job handler and periodic job
 from app.backends import Backends, connect
+from app.jobmetrics import JobObservability
 from app.logs import configure_logging
 from app.settings import get_settings
 
@@ -55,6 +57,9 @@ class Sweeps(dramatiq.Middleware):
 broker = jobs.broker()  # the broker app/jobs.py sends to, with what a worker adds
 broker.add_middleware(AsyncIO())
 broker.add_middleware(Sweeps())
+# job figures for /metrics, and job_id and actor in every log line of a job: first of all, so that its context
+# is set before the other middleware's hooks run and cleared after theirs
+broker.add_middleware(JobObservability(get_settings()), before=type(broker.middleware[0]))
 dramatiq.set_broker(broker)
 
 

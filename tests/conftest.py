@@ -143,7 +143,7 @@ def worker(stack):
     """A real Dramatiq worker process consuming from the test broker."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = open(stack.root / "logs" / "worker.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1", "--threads", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "app.workerproc", "--processes", "1", "--threads", "2"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     time.sleep(1.5)
     assert proc.poll() is None, (stack.root / "logs" / "worker.log").read_text()[-2000:]

@@ -1,5 +1,7 @@
 """Request ids, access logs, Prometheus metrics and the last-resort error boundary, as one pure
-ASGI middleware."""
+ASGI middleware; and `/metrics`: this process's figures (HTTP, rate-limit refusals, Python) with the
+service's shared ones read at scrape time — jobs per actor and the broker's queues (app/jobmetrics.py,
+from Valkey), the outbox backlog and the index and embedding lag (from MongoDB)."""
 
 from __future__ import annotations
 
@@ -8,19 +10,28 @@ import logging
 import re
 import time
 import uuid
+from datetime import datetime, timezone
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+import pymongo
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import jobmetrics, jobs
 from app.activity import context as request_context
+from app.backends import Backends
 from app.errors import Internal, Unavailable
 from app.http.responses import error_for
+from app.indexing import outbox
 from app.logs import request_id_var
+from indexers import registry
 
 log = logging.getLogger("app.access")
+metrics_log = logging.getLogger("app.metrics")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]+")  # a caller's request id is echoed only when it is this plain
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -111,5 +122,134 @@ def _request_id(scope: Scope) -> str:
     return incoming if 0 < len(incoming) <= 128 and _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
+# The oldest entry of each outbox kind: one key per kind read from the (index, created_at) index (a distinct
+# scan; no document read, no sort), whatever the backlog; then each kind's backlog, counted on the index's
+# keys and no further than BACKLOG_COUNT_LIMIT. tests/test_metrics.py checks both plans.
+OUTBOX_OLDEST = [{"$sort": {"index": 1, "created_at": 1}},
+                 {"$group": {"_id": "$index", "oldest": {"$first": "$created_at"}}}]
+BACKLOG_COUNT_LIMIT = 100_000  # an outage's backlog: its age says more than its exact size past this
+
+
+def backlog_count(kind: str) -> dict[str, Any]:
+    """The `count` command for one outbox kind's backlog (a COUNT_SCAN, stopped at the limit)."""
+    return {"count": "outbox", "query": {"index": kind}, "limit": BACKLOG_COUNT_LIMIT}
+
+
+EMBEDDING_KINDS = tuple(k for k in ("embeddings", "article-embeddings") if k in outbox.JOB_KINDS)
+SCRAPE_CACHE_SECONDS = 1.0  # the shared figures are read at most once a second per process, however often scraped
+SOURCE_TIMEOUT = 1.0  # seconds each source (Valkey, MongoDB) may take before the scrape answers without it
+
+
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text: this process's metrics, then the shared figures (cached for a second; a source that
+    is down or slow is left out, with `ikl_metrics_source_up{source} 0` and a warning logged)."""
+    return Response(generate_latest() + await _shared(request.app), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _shared(app: Any) -> bytes:
+    state = app.state
+    if getattr(state, "metrics_lock", None) is None:
+        state.metrics_lock, state.metrics_cache = asyncio.Lock(), (float("-inf"), b"")
+    async with state.metrics_lock:  # concurrent scrapes share one read
+        at, body = state.metrics_cache
+        if time.monotonic() - at >= SCRAPE_CACHE_SECONDS:
+            body = await _read_shared(state.backends)
+            state.metrics_cache = (time.monotonic(), body)
+    return body
+
+
+async def _read_shared(bk: Backends) -> bytes:
+    async def from_broker() -> jobmetrics.JobFigures:
+        return await jobmetrics.read(bk.redis, namespace=getattr(jobs.broker(bk.settings), "namespace", "dramatiq"))
+
+    async def from_mongo() -> dict[str, tuple[int, datetime | None]]:
+        with pymongo.timeout(SOURCE_TIMEOUT):
+            found = await (await bk.mongo.outbox.aggregate(OUTBOX_OLDEST)).to_list(None)
+            counts = await asyncio.gather(*(bk.mongo.command(backlog_count(e["_id"])) for e in found))
+        return {e["_id"]: (int(c["n"]), e.get("oldest")) for e, c in zip(found, counts)}
+
+    figures, entries = await asyncio.gather(_within("broker", from_broker()), _within("mongodb", from_mongo()))
+    families = [*_job_families(figures), *_outbox_families(entries)]
+    up = GaugeMetricFamily("ikl_metrics_source_up", "Whether this scrape could read the shared figures from the "
+                           "source (broker: jobs and queues; mongodb: outbox and lag)", labels=["source"])
+    up.add_metric(["broker"], float(figures is not None))
+    up.add_metric(["mongodb"], float(entries is not None))
+    families.append(up)
+    snapshot = CollectorRegistry(auto_describe=False)
+    snapshot.register(_Families(families))
+    return generate_latest(snapshot)
+
+
+async def _within(source: str, coro) -> Any:
+    try:
+        return await asyncio.wait_for(coro, SOURCE_TIMEOUT + 0.5)
+    except Exception as exc:  # noqa: BLE001 - answer with what the other sources gave
+        metrics_log.warning("metrics source unavailable",
+                            extra={"source": source, "error": str(exc)[:200] or type(exc).__name__})
+        return None
+
+
+class _Families:
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def _job_families(f: jobmetrics.JobFigures | None) -> list:
+    if f is None:
+        return []
+    actors = sorted({*jobs.QUEUES, *f.counts, *f.buckets, *f.running})
+    runs = CounterMetricFamily("ikl_job_runs", "Job runs ended, by actor and outcome (succeeded, failed: raised; "
+                               "skipped: refused before running), across all workers", labels=["actor", "outcome"])
+    retries = CounterMetricFamily("ikl_job_retries", "Job runs that were retries of a failed run", labels=["actor"])
+    running = GaugeMetricFamily("ikl_jobs_running", "Jobs running now, across all live workers", labels=["actor"])
+    duration = HistogramMetricFamily("ikl_job_duration_seconds", "How long job runs took (succeeded or failed)",
+                                     labels=["actor"])
+    for actor in actors:
+        counts = f.counts.get(actor, {})
+        for outcome in ("succeeded", "failed", "skipped"):
+            runs.add_metric([actor, outcome], counts.get(outcome, 0))
+        retries.add_metric([actor], counts.get("retried", 0))
+        running.add_metric([actor], f.running.get(actor, 0))
+        per_bucket, total, cumulative = f.buckets.get(actor, {}), 0, []
+        for bound in (*map(repr, jobmetrics.BUCKETS), "+Inf"):
+            total += per_bucket.get(bound, 0)
+            cumulative.append((bound, total))
+        duration.add_metric([actor], cumulative, sum_value=f.sums.get(actor, 0.0))
+    queued = GaugeMetricFamily("ikl_job_queue_messages", "Messages in the broker's queues: waiting for a worker, "
+                               "delayed (retries, sent with a delay), dead-lettered", labels=["queue", "state"])
+    for queue, states in sorted(f.queues.items()):
+        for state, n in states.items():
+            queued.add_metric([queue, state], n)
+    workers = GaugeMetricFamily("ikl_job_workers", "Worker processes heartbeating")
+    workers.add_metric([], f.workers)
+    return [runs, retries, running, duration, queued, workers]
+
+
+def _outbox_families(entries: dict[str, tuple[int, datetime | None]] | None) -> list:
+    if entries is None:
+        return []
+    now = datetime.now(timezone.utc)
+    found = {kind: (n, (now - oldest).total_seconds() if oldest else 0.0) for kind, (n, oldest) in entries.items()}
+    indices = sorted(registry())
+    backlog = GaugeMetricFamily("ikl_outbox_backlog", "Outbox entries pending: index syncs (type=index) and "
+                                f"per-document jobs (type=job), counted up to {BACKLOG_COUNT_LIMIT}",
+                                labels=["index", "type"])
+    oldest = GaugeMetricFamily("ikl_outbox_oldest_age_seconds", "Age of the oldest pending outbox entry (since the "
+                               "first write it holds), 0 when none", labels=["index", "type"])
+    for name in sorted({*indices, *outbox.JOB_KINDS, *found}):
+        n, age = found.get(name, (0, 0.0))
+        kind = "job" if name in outbox.JOB_KINDS else "index"
+        backlog.add_metric([name, kind], n)
+        oldest.add_metric([name, kind], max(age, 0.0))
+    index_lag = GaugeMetricFamily("ikl_index_lag_seconds", "How far each search index is behind MongoDB: the age "
+                                  "of its oldest write not yet synced, 0 when in step", labels=["index"])
+    for name in indices:
+        index_lag.add_metric([name], max(found.get(name, (0, 0.0))[1], 0.0))
+    embedding_lag = GaugeMetricFamily("ikl_embedding_lag_seconds", "How far embeddings are behind writes: the age "
+                                      "of the oldest embedding job pending, 0 when none", labels=["kind"])
+    for name in EMBEDDING_KINDS:
+        embedding_lag.add_metric([name], max(found.get(name, (0, 0.0))[1], 0.0))
+    return [backlog, oldest, index_lag, embedding_lag]

@@ -16,21 +16,32 @@ import logging
 import time
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from app.backends import Backends
 from app.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 3600
+# Every refusal, by the class of the limit: read, write, search (per user), auth (failed authentications per
+# address), login (failed sign-ins). Counted in this process: each API process's /metrics has its own.
+REFUSALS = Counter("ikl_rate_limit_refusals", "Requests refused (429) by a rate limit, by the limit's class",
+                   ["class"])
+for _class in ("read", "write", "search", "auth", "login"):  # listed at 0 from the start
+    REFUSALS.labels(_class)
 
 
 class RateLimited(ServiceError):
+    """A refusal by a rate limit (429); raised only to refuse, so it is counted when made."""
+
     status = 429
     code = "RATE_LIMITED"
 
     def __init__(self, error: str, details: dict, *, verdict: "Verdict"):
         super().__init__(error, details)
         self.verdict = verdict
+        REFUSALS.labels(str(details.get("kind") or "unknown")).inc()
 
 
 @dataclass
