@@ -73,7 +73,11 @@ async def with_popularity(bk: Backends, flt: dict[str, Any], *, limit: int | Non
                           sort: bool = False, leave_out: tuple[str, ...] = ()) -> list[dict]:
     """The articles matching `flt`, each with its `popularity_score` (optionally sorted by it, at most
     `limit`), without the fields `leave_out` names."""
-    pipeline: list[dict[str, Any]] = [{"$match": flt}, {"$addFields": {"popularity_score": popularity_expr(utcnow())}}]
+    # freshness counted from the start of the hour (its half-life is in days): the same scores for every
+    # request of the hour, so a search asked again or paged through ranks the same (ties cannot flip as
+    # the clock moves)
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    pipeline: list[dict[str, Any]] = [{"$match": flt}, {"$addFields": {"popularity_score": popularity_expr(now)}}]
     if leave_out:
         pipeline.append({"$project": {f: 0 for f in leave_out}})
     if sort:
@@ -314,7 +318,7 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
                  + s.ranking_weight_popularity * popularity)
         ranked.append({"doc": doc, "score": score, "relevance_score": round(relevance[doc_id], 4),
                        "similarity_score": round(similarity, 4), "popularity_score": round(popularity, 4)})
-    ranked.sort(key=lambda r: (-r["score"], -r["relevance_score"]))
+    ranked.sort(key=lambda r: (-r["score"], -r["relevance_score"], str(r["doc"]["_id"])))  # ties: by id
     return ranked
 
 

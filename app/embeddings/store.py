@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -24,8 +24,33 @@ from app.timefmt import utcnow
 
 FIELDS = {"embedding_hash": 1, "embedding_model": 1}
 BACKFILL_BATCH = 64
-RECENT_TEXTS = 1024  # texts whose vectors a process keeps (1.5 KB each)
+RECENT_TEXTS = 4096  # texts whose vectors a process keeps (1.5 KB each)
 _recent: dict[tuple[int, str], np.ndarray] = {}  # (max_tokens, text) -> vector, least recently used first
+
+
+async def embed_texts(texts: Iterable[str], max_tokens: int = MAX_TOKENS) -> dict[str, np.ndarray]:
+    """Each distinct non-empty text's vector (none for a text with nothing to embed, none at all when the
+    model is not installed). The process keeps the last RECENT_TEXTS texts' vectors: a search paged
+    through or repeated, a root cause compared again, costs no second forward pass (about 9 ms of CPU for
+    a short text); the others are embedded in one batch on a thread, so the event loop keeps serving."""
+    want = list(dict.fromkeys(t for t in texts if t and t.strip()))
+    if not want or not available():
+        return {}
+    todo = [t for t in want if (max_tokens, t) not in _recent]
+    if todo:
+        for t, vec in zip(todo, await asyncio.to_thread(embed, todo, max_tokens)):
+            vec.setflags(write=False)  # shared by every caller that asks for this text
+            _recent[(max_tokens, t)] = vec
+    out = {}
+    for t in want:
+        vec = _recent.pop((max_tokens, t), None)
+        if vec is not None:
+            _recent[(max_tokens, t)] = vec  # most recently used last
+            if vec.any():
+                out[t] = vec
+    while len(_recent) > RECENT_TEXTS:
+        _recent.pop(next(iter(_recent)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,21 +76,9 @@ class Profile:
         return None
 
     async def embed_text(self, text: str) -> np.ndarray | None:
-        """One text embedded now (None: nothing to embed, or the model is not installed). The last
-        RECENT_TEXTS texts' vectors are kept (per process): a search paged through, repeated or asked again
-        by the next responder costs no second forward pass (about 9 ms of CPU for a short query)."""
-        if not available() or not text.strip():
-            return None
-        key = (self.max_tokens, text)
-        if (vec := _recent.get(key)) is None:
-            vec = (await asyncio.to_thread(embed, [text], self.max_tokens))[0]
-            vec.setflags(write=False)  # shared by every caller that asks for this text
-            _recent[key] = vec
-            while len(_recent) > RECENT_TEXTS:
-                _recent.pop(next(iter(_recent)))
-        else:
-            _recent[key] = _recent.pop(key)  # most recently used last
-        return vec if vec.any() else None
+        """One text embedded now (None: nothing to embed, or the model is not installed); a text embedded
+        lately comes from the process's recent vectors (`embed_texts`)."""
+        return (await embed_texts([text], self.max_tokens)).get(text)
 
     async def current_vector(self, doc: Mapping[str, Any]) -> np.ndarray | None:
         """The stored vector when it is current for the document's text, else that text embedded now."""

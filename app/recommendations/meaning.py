@@ -9,14 +9,12 @@ mean what this incident says is going on? Cosines of sentence embeddings (app/em
   article search ranks words only).
 
 Both are 0 when either side has no text or the model is not installed (confidences then rest on the
-other evidence, as they did before). Vectors of texts seen before come from a bounded in-process cache;
-new ones are embedded in one batch on a thread, so the event loop keeps serving.
+other evidence, as they did before). Vectors of texts seen lately come from the process's recent vectors
+(app/embeddings/store.py `embed_texts`); new ones are embedded in one batch on a thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -25,8 +23,6 @@ from app.embeddings import store
 from app.recommendations import engine
 
 MAX_TOKENS = 64      # a root cause or an article title and summary: one or two sentences
-CACHE_MAX = 4096     # texts
-_cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
 
 
 def account(incident: Mapping[str, Any]) -> str:
@@ -46,23 +42,7 @@ def article_text(article: Mapping[str, Any]) -> str:
 
 async def vectors(texts: Iterable[str]) -> dict[str, np.ndarray]:
     """Each distinct non-empty text's unit vector (none when the model is not installed)."""
-    want = sorted({t for t in texts if t and t.strip()})
-    if not want or not store.available():
-        return {}
-    todo = [t for t in want if t not in _cache]
-    if todo:
-        vecs = await asyncio.to_thread(store.embed, todo, MAX_TOKENS)
-        for t, v in zip(todo, vecs):
-            _cache[t] = v
-            if len(_cache) > CACHE_MAX:
-                _cache.popitem(last=False)
-    out = {}
-    for t in want:
-        if (v := _cache.get(t)) is not None:
-            _cache.move_to_end(t)
-            if v.any():
-                out[t] = v
-    return out
+    return await store.embed_texts(texts, MAX_TOKENS)
 
 
 def cosine(vecs: Mapping[str, np.ndarray], a: str, b: str) -> float:
