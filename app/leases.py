@@ -1,5 +1,5 @@
 """Leased jobs: the one mechanism behind every job a worker takes from MongoDB (postmortem generations,
-pattern mining runs).
+pattern mining runs, the outbox's index syncs and jobs).
 
 A job document holds `lease` (a random id) and `leased_until`. Whoever claims the job writes a new lease;
 from then on only the holder of that lease writes: it renews the lease while it works (`Heartbeat`, every
@@ -57,15 +57,32 @@ class Jobs:
         return {"lease": str(uuid.uuid4()), "leased_until": utcnow() + timedelta(seconds=self.seconds(bk))}
 
     async def claim(self, bk: Backends, where: Mapping[str, Any], *, inc: Mapping[str, int] | None = None,
-                    **fields: Any) -> dict | None:
-        """Take the job matching `where` (the caller states which are claimable): status running, a fresh
-        lease, `fields` set, `inc` counted; the job as claimed, or None when none matched."""
+                    sort: list[tuple[str, int]] | None = None, **fields: Any) -> dict | None:
+        """Take the job matching `where` (the caller states which are claimable; the first in `sort` order):
+        status running, a fresh lease, `fields` set, `inc` counted; the job as claimed, or None when none
+        matched."""
         now = utcnow()
         update: dict[str, Any] = {"$set": {"status": self.running, "updated_at": now, **self.new_lease(bk),
                                            **fields}}
         if inc:
             update["$inc"] = dict(inc)
-        return await self.coll(bk).find_one_and_update(dict(where), update, return_document=ReturnDocument.AFTER)
+        return await self.coll(bk).find_one_and_update(dict(where), update, sort=sort,
+                                                       return_document=ReturnDocument.AFTER)
+
+    @staticmethod
+    def claimable(now=None) -> dict[str, Any]:
+        """The filter of jobs no one holds: never leased, released, or their lease ran out."""
+        return {"$or": [{"leased_until": None}, {"leased_until": {"$lte": now or utcnow()}}]}
+
+    async def release(self, bk: Backends, job: Mapping[str, Any], *, status: str,
+                      update: Mapping[str, Any] | None = None) -> bool:
+        """Give the job back (to be claimed again), with `status` and `update` (more operators), only while
+        this holder has the lease; False (nothing written) when it lost it."""
+        ops: dict[str, Any] = {k: dict(v) for k, v in (update or {}).items()}
+        ops.setdefault("$set", {})["status"] = status
+        ops.setdefault("$unset", {}).update({"lease": "", "leased_until": ""})
+        result = await self.coll(bk).update_one(self.holds(job, unexpired=False), ops)
+        return result.matched_count == 1
 
     def holds(self, job: Mapping[str, Any], *, unexpired: bool = True) -> dict[str, Any]:
         """The filter of `job` while its lease is still the one it was claimed with (and unexpired)."""

@@ -16,12 +16,14 @@ the API's sweep leaves them), with the same lease, back-off and retry as an inde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
 from app import periodic
 from app.backends import Backends
+from app.leases import Jobs
 from indexers import registry
 from indexers.base import building, ensure_index, write_docs
 
@@ -106,15 +108,20 @@ def _entries(index: str | None, jobs: bool) -> dict[str, Any]:
     return {"index": index} if index is not None else {"index": {"$nin": list(JOB_KINDS)}}
 
 
-async def _claim(bk: Backends, flt: dict, lease: float, *, due_only: bool) -> dict | None:
+# The entries are leased jobs (app/leases.py): whoever claims one holds its lease; only the holder removes
+# it, records its failure or gives it back, and a job kind's lease is renewed while its handler runs — so an
+# entry whose holder died is taken again once its lease runs out, and a slow job is never run twice.
+ENTRIES = Jobs(collection="outbox", active="leased", running="running",
+               lease_seconds=lambda s: s.outbox_lease_seconds, what="outbox entry")
+
+
+async def _claim(bk: Backends, flt: dict, *, due_only: bool) -> dict | None:
     """Lease one entry so no other sweeper or worker syncs it at the same time."""
     now = _now()
-    cond = {**flt, "$or": [{"leased_until": None}, {"leased_until": {"$lte": now}}]}
+    cond = {**flt, **ENTRIES.claimable(now)}
     if due_only:
         cond["next_attempt_at"] = {"$lte": now}
-    return await bk.mongo.outbox.find_one_and_update(
-        cond, {"$set": {"leased_until": now + timedelta(seconds=lease)}},
-        sort=[("next_attempt_at", 1)], return_document=True)
+    return await ENTRIES.claim(bk, cond, sort=[("next_attempt_at", 1)])
 
 
 async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = None,
@@ -125,9 +132,8 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
     flt = _entries(index, jobs)
     if doc_id is not None:
         flt["doc_id"] = doc_id
-    lease = bk.settings.outbox_lease_seconds
     entries: list[dict] = []
-    while len(entries) < limit and (entry := await _claim(bk, flt, lease, due_only=due_only)) is not None:
+    while len(entries) < limit and (entry := await _claim(bk, flt, due_only=due_only)) is not None:
         entries.append(entry)
     defs = registry()
     synced = failed = 0
@@ -140,7 +146,10 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
             if name in JOB_KINDS:
                 if name not in _HANDLERS:
                     raise RuntimeError(f"no handler for job {name!r} in this process (its domain is not imported)")
-                await _HANDLERS[name](bk, [e["doc_id"] for e in group])
+                async with contextlib.AsyncExitStack() as beating:  # a job may outlast its lease: renewed
+                    for e in group:
+                        await beating.enter_async_context(ENTRIES.heartbeat(bk, e))
+                    await _HANDLERS[name](bk, [e["doc_id"] for e in group])
             elif definition is None:
                 raise RuntimeError(f"unknown index {name!r}")
             else:
@@ -149,10 +158,10 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
             failed += len(group)
             await _fail(bk, group, exc)
             continue
-        for e in group:
-            gone = await bk.mongo.outbox.delete_one({"_id": e["_id"], "seq": e["seq"]})
-            if not gone.deleted_count:  # written again meanwhile: release it for the next pass
-                await bk.mongo.outbox.update_one({"_id": e["_id"]}, {"$unset": {"leased_until": ""}})
+        for e in group:  # done: removed by its holder, unless written again meanwhile (then given back)
+            gone = await bk.mongo.outbox.delete_one({**ENTRIES.holds(e, unexpired=False), "seq": e["seq"]})
+            if not gone.deleted_count:
+                await ENTRIES.release(bk, e, status="pending")
         synced += len(group)
     return {"synced": synced, "failed": failed}
 
@@ -182,11 +191,9 @@ async def _fail(bk: Backends, group: list[dict], exc: Exception) -> None:
     log.warning("index sync failed; will retry", extra={"error": str(exc)[:300], "entries": len(group)})
     for e in group:
         delay = min(2.0 ** e.get("attempts", 0), bk.settings.outbox_max_backoff)
-        await bk.mongo.outbox.update_one(
-            {"_id": e["_id"]},
-            {"$inc": {"attempts": 1}, "$unset": {"leased_until": ""},
-             "$set": {"last_error": str(exc)[:1000], "failed_at": _now(),
-                      "next_attempt_at": _now() + timedelta(seconds=delay)}})
+        await ENTRIES.release(bk, e, status="failed", update={
+            "$inc": {"attempts": 1}, "$set": {"last_error": str(exc)[:1000], "failed_at": _now(),
+                                              "next_attempt_at": _now() + timedelta(seconds=delay)}})
 
 
 async def flush(bk: Backends, *, index: str | None = None, timeout: float = 30.0, jobs: bool = False) -> None:
