@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app.logs import configure_logging
 from app.settings import get_settings
 from app.users.models import Classification, Role, UserCreate
 
@@ -37,11 +38,7 @@ def _run(coro_fn, needs: tuple[str, ...] = ("mongodb",)):
     naming it and the URL tried (exit code 3), not a traceback."""
     from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
     from app.backends import connect
-    from app.logs import configure_logging
-
-    # what the services log while a command runs: warnings and errors, in the service's JSON format on
-    # stderr (the command's own output is its progress and summary on stdout)
-    configure_logging("WARNING")
+    configure_logging("WARNING")  # the services' warnings in the JSON format on stderr; output stays on stdout
 
     async def main():
         bk = connect(get_settings(), jobs=True)
