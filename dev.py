@@ -4,6 +4,8 @@
     python3 dev.py run    # venv + install, local stack, demo data, API on :8000 and a worker
     python3 dev.py test   # venv + install, then the whole test suite on its own stack
 
+    python3 dev.py run --api-processes 2 --workers 2   # more processes on the same stack (default 1 and 1)
+
 Everything else is `.venv/bin/ikl --help`.
 """
 
@@ -39,15 +41,46 @@ def ensure_venv() -> None:
         STAMP.write_bytes(marker)
 
 
+# `run`'s process counts, handed to app/devserver.py as environment variables (it reads them there)
+PROCESS_OPTIONS = {"--api-processes": "IKL_DEV_API_PROCESSES", "--workers": "IKL_DEV_WORKERS"}
+
+
+def process_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Take `--api-processes N` and `--workers M` (or `--opt=N`) out of `args`: (the rest, their variables)."""
+    rest, env = [], {}
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        if name in PROCESS_OPTIONS:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise ValueError(f"{name} needs a number")
+                i += 1
+                value = args[i]
+            env[PROCESS_OPTIONS[name]] = value
+        else:
+            rest.append(args[i])
+        i += 1
+    return rest, env
+
+
 def main() -> int:
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd not in ("run", "test"):
         print(__doc__)
         return 2
-    ensure_venv()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    extra: dict[str, str] = {}
+    rest = sys.argv[2:]
     if cmd == "run":
-        args = [str(PY), "-m", "app.cli", "devserver", *sys.argv[2:]]
+        try:
+            rest, extra = process_options(rest)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    ensure_venv()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    if cmd == "run":
+        args = [str(PY), "-m", "app.cli", "devserver", *rest]
     else:
         args = [str(PY), "-m", "pytest", *sys.argv[2:]]
     child = subprocess.Popen(args, cwd=ROOT, env=env)

@@ -1,6 +1,15 @@
 """The local development server (`dev.py run`, the `ikl devserver` command): start the local stack,
 seed demo data, run the API and a worker under a Supervisor, publish the URLs in the stack file and
-print them with a token; Ctrl-C, TERM or HUP stops everything. The command's options live in app/cli.py."""
+print them with a token; Ctrl-C, TERM or HUP stops everything. The command's options live in app/cli.py;
+`dev.py run --api-processes N --workers M` sets how many API and worker processes it runs (passed here as
+IKL_DEV_API_PROCESSES and IKL_DEV_WORKERS; default 1 and 1).
+
+Several API processes share the one listening socket this process binds (as `uvicorn --workers` does: the
+kernel hands each new connection to one of them), so the announced URL is the same for any N. With N > 1
+each API process also listens on a port of its own ("API 1:", "API 2:" in the banner): a test or a bench
+that must reach one process in particular uses it. `python -m app.devserver --api FD [FD ...]` is the
+API process itself (uvicorn with uvloop and httptools, serving every socket it was handed); the bench
+harness (bench/harness.py) starts the same commands (`api_command`, `worker_command`)."""
 
 from __future__ import annotations
 
@@ -18,7 +27,51 @@ from app.settings import get_settings
 from app.users.models import Classification, Role, UserCreate
 
 
-def serve(port: int, data_dir: Path, seed: bool) -> None:
+API_PROCESSES_VAR, WORKERS_VAR = "IKL_DEV_API_PROCESSES", "IKL_DEV_WORKERS"
+MAX_PROCESSES = 32
+WORKER_THREADS = 4
+
+
+def process_counts(environ: dict[str, str] | None = None) -> tuple[int, int]:
+    """(API processes, workers) asked for through IKL_DEV_API_PROCESSES / IKL_DEV_WORKERS (default 1, 1);
+    a value that is not a number in range is a one-line error."""
+    environ = os.environ if environ is None else environ
+    counts = []
+    for var, least in ((API_PROCESSES_VAR, 1), (WORKERS_VAR, 0)):
+        raw = environ.get(var, "").strip() or "1"
+        if not (raw.isascii() and raw.isdigit()) or not least <= int(raw) <= MAX_PROCESSES:
+            _fail(f"error: {var}={raw!r}: a whole number from {least} to {MAX_PROCESSES} is needed")
+        counts.append(int(raw))
+    return counts[0], counts[1]
+
+
+def child_name(kind: str, i: int) -> str:
+    """The Supervisor's (and stack.json's) name of the i-th (0-based) API or worker: api, api-2, ..."""
+    return kind if i == 0 else f"{kind}-{i + 1}"
+
+
+def api_command(fds: tuple[int, ...] | list[int], *, log_level: str | None = None) -> list[str]:
+    """The command of one API process serving the listening sockets `fds` (inherited: pass_fds)."""
+    return [sys.executable, "-m", "app.devserver", "--api", *map(str, fds),
+            *(["--log-level", log_level] if log_level else [])]
+
+
+def worker_command(threads: int = WORKER_THREADS) -> list[str]:
+    """The command of one worker: Dramatiq's supervisor (JSON logs: app/workerproc.py) with its one worker
+    process of `threads` threads."""
+    return [sys.executable, "-m", "app.workerproc", "--processes", "1", "--threads", str(threads)]
+
+
+def serve_api(fds: list[int], log_level: str | None = None) -> None:
+    """Be one API process: uvicorn (uvloop, httptools, no access log) on the inherited sockets `fds`."""
+    import uvicorn
+
+    config = uvicorn.Config("app.main:create_app", factory=True, loop="uvloop", http="httptools", access_log=False,
+                            log_level=log_level)
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd) for fd in fds])
+
+
+def serve(port: int, data_dir: Path, seed: bool, api_processes: int = 1, workers: int = 1) -> None:
     """Run the development server until it is interrupted (see the `devserver` command)."""
     from app import discovery
     from app.stack import LocalStack, Supervisor
@@ -31,8 +84,13 @@ def serve(port: int, data_dir: Path, seed: bool) -> None:
     # The API's socket is bound here, first, and handed to every API process the Supervisor starts: the
     # port announced is the real one (`--port 0` picks a free one) and a restarted API keeps it.
     listener = _listen(port)
+    # With several API processes, each also gets a port of its own (free ones), to reach one in particular.
+    own = [_listen(0) for _ in range(api_processes)] if api_processes > 1 else []
     stack = LocalStack(root=data_dir)
     api_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    own_urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in own]
+    apis = [child_name("api", i) for i in range(api_processes)]
+    workers_named = [child_name("worker", i) for i in range(workers)]
     local: list[str] = []
 
     def publish() -> None:
@@ -85,14 +143,15 @@ def serve(port: int, data_dir: Path, seed: bool) -> None:
         token = _run(prepare, needs=("mongodb", "search", "broker"))
         # X-Forwarded-For is believed from nobody unless the operator names a proxy (see docs/architecture.md, security).
         env = {"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)}
-        sup.add("worker", lambda: _child([sys.executable, "-m", "dramatiq", "app.worker", "--processes", "1",
-                                          "--threads", "4"], env))
-        sup.add("api", lambda: _child([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                                       "--fd", str(listener.fileno()), "--loop", "uvloop", "--http",
-                                       "httptools", "--no-access-log"], env, pass_fds=(listener.fileno(),)))
-        if not _wait_for_api(sup, api_url):
-            console.print(f"[yellow]the API did not answer {api_url}/healthz within 60 s; still trying[/yellow]")
-        _banner(api_url, token, local, data_dir, stack_file)
+        for name in workers_named:
+            sup.add(name, lambda: _child(worker_command(), env))
+        for i, name in enumerate(apis):
+            fds = (listener.fileno(), *([own[i].fileno()] if own else []))
+            sup.add(name, lambda fds=fds: _child(api_command(fds), env, pass_fds=fds))
+        for url in (api_url, *own_urls):
+            if not _wait_for_api(sup, url):
+                console.print(f"[yellow]the API did not answer {url}/healthz within 60 s; still trying[/yellow]")
+        _banner(api_url, token, local, data_dir, stack_file, own_urls=own_urls, workers=workers)
         while True:
             sup.poll()
             time.sleep(0.25)
@@ -103,10 +162,11 @@ def serve(port: int, data_dir: Path, seed: bool) -> None:
         # A second Ctrl-C (or the terminal's copy of a forwarded one) must not cut the clean-up short.
         _ignore_signals()
         discovery.remove(stack_file)
-        sup.stop(["api", "worker"])
+        sup.stop([*apis, *workers_named])
         sup.stop()
         stack.stop()
-        listener.close()
+        for sock in (listener, *own):
+            sock.close()
 
 
 def _listen(port: int) -> socket.socket:
@@ -163,7 +223,8 @@ def _wait_for_api(sup, api_url: str, timeout: float = 60.0) -> bool:
     return False
 
 
-def _banner(api_url: str, token: str, local: list[str], data_dir: Path, stack_file: Path) -> None:
+def _banner(api_url: str, token: str, local: list[str], data_dir: Path, stack_file: Path, *,
+            own_urls: tuple[str, ...] | list[str] = (), workers: int = 1) -> None:
     from app.discovery import redact
     from app.discovery import stack_file as default_stack_file
 
@@ -172,14 +233,17 @@ def _banner(api_url: str, token: str, local: list[str], data_dir: Path, stack_fi
              "osmem": "local osmem, in memory"}
     given = {"mongod": "MONGODB_URL", "valkey": "BROKER_URL", "osmem": "OPENSEARCH_URL"}
     where.update({name: f"set by {var}" for name, var in given.items() if name not in local})
+    shared = f"; {len(own_urls)} API processes share this port" if own_urls else ""
     lines = [
-        ("API", f"{api_url}   (health: {api_url}/healthz)"),
+        ("API", f"{api_url}   (health: {api_url}/healthz{shared})"),
+        *((f"API {i}", f"{url}   (API process {i} alone)") for i, url in enumerate(own_urls, 1)),
         ("GraphiQL", f"{api_url}/graphql"),
         ("REST", f"{api_url}/api/v1/incidents/  {api_url}/api/knowledge/knowledge-articles/"),
         ("Token", f"{token}   (header  Authorization: Token {token})"),
         ("MongoDB", f"{redact(s.mongodb_url)}   ({where['mongod']})"),
         ("Search", f"{redact(s.opensearch_url)}   ({where['osmem']})"),
         ("Broker", f"{redact(s.broker_url)}   ({where['valkey']})"),
+        ("Workers", f"{workers} (Dramatiq, {WORKER_THREADS} threads each)" if workers else "none (--workers 0)"),
     ]
     console.print()
     for label, value in lines:
@@ -188,7 +252,8 @@ def _banner(api_url: str, token: str, local: list[str], data_dir: Path, stack_fi
         found = f"These URLs are in {stack_file}: `ikl <command>` in another terminal uses them."
     else:
         found = f"These URLs are in {stack_file}: `export IKL_STACK_FILE={stack_file}` for `ikl` to use them."
-    console.print(f"\n{found}\nA worker, API or local server that exits is restarted. Ctrl-C stops everything.\n",
+    console.print(f"\n{found}\nA worker, API process or local server that exits is restarted. Ctrl-C stops "
+                  "everything.\n",
                   highlight=False, soft_wrap=True)
     from app.demo import fallback_note
 
@@ -212,7 +277,15 @@ def _ignore_signals() -> None:
 if __name__ == "__main__":  # `ikl devserver` (app/cli.py) becomes this: port, data dir, seed (1 or 0)
     import typer
 
+    if sys.argv[1:2] == ["--api"]:  # one API process (api_command): its inherited sockets, maybe a log level
+        args = sys.argv[2:]
+        level = None
+        if "--log-level" in args:
+            at = args.index("--log-level")
+            args, level = args[:at], args[at + 1]
+        serve_api([int(a) for a in args], level)
+        sys.exit(0)
     try:
-        serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1")
+        serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1", *process_counts())
     except typer.Exit as exc:  # a one-line failure (app/cli.py `_fail`): its exit code, no traceback
         sys.exit(exc.exit_code)

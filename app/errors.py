@@ -75,7 +75,7 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
     from opensearchpy.exceptions import ConnectionError as SearchConnectionError
     from opensearchpy.exceptions import ConnectionTimeout as SearchTimeout
     from opensearchpy.exceptions import NotFoundError as SearchNotFound
-    from pymongo.errors import ConnectionFailure
+    from pymongo.errors import ConnectionFailure, PyMongoError
 
     if isinstance(exc, (SearchConnectionError, SearchTimeout)):
         return Unavailable("The search server is unavailable; try again shortly", code="SEARCH_UNAVAILABLE")
@@ -83,6 +83,8 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
         # the search server lost the index (a restart of an in-memory server, a new cluster): the
         # outbox sweep rebuilds it from MongoDB; until then searches cannot be answered
         return Unavailable("The search index is being rebuilt; try again shortly", code="SEARCH_UNAVAILABLE")
-    if isinstance(exc, ConnectionFailure):
+    if isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout):
+        # down, or too slow to answer within the deadline (e.g. PyMongo refusing to send a commit that would
+        # exceed it: `ExecutionTimeout`, nothing written)
         return Unavailable("The database is unavailable; try again shortly", code="DATABASE_UNAVAILABLE")
     return None
