@@ -37,6 +37,7 @@ from app.postmortems import generations
 from app.users.models import Classification, Role, UserCreate
 from app.users.service import create_user, issue_token
 from tests.conftest import ROOT, eventually, unique
+from tests.test_devserver import wait_for
 
 SEARCH_LIMIT = 20        # searches per hour in the two API processes (blocks of one: every request asks Valkey)
 KEEPALIVE_SECONDS = 300  # longer than any wait here: a follower re-reads only when a change is announced
@@ -86,18 +87,6 @@ class Cluster:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-def _wait_for(check, what: str, log: Path, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if result := check():
-                return result
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout:.0f}s\n{log.read_text(errors='replace')[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def cluster(stack, tmp_path_factory):
     """The devserver with 2 API processes and 2 workers on the suite's servers (it starts none of its own)."""
@@ -115,8 +104,8 @@ def cluster(stack, tmp_path_factory):
         except OSError as exc:  # the operating system refused a process (limits, memory)
             pytest.skip(f"multi-process test skipped: the machine could not start the devserver: {exc}")
     try:
-        banner = _wait_for(lambda: "Ctrl-C stops everything" in (t := log.read_text(errors="replace")) and t,
-                           "the devserver's banner", log)
+        banner = wait_for(lambda: "Ctrl-C stops everything" in (t := log.read_text(errors="replace")) and t,
+                          "the devserver's banner", timeout=120.0, log=log)
         if dev.poll() is not None:
             raise AssertionError(f"the devserver exited\n{banner[-3000:]}")
         shared = re.search(r"^API:\s+(http://\S+)", banner, re.M).group(1)
