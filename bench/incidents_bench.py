@@ -41,20 +41,21 @@ async def seed(n: int) -> tuple[str, str]:
     user = await users.create_user(bk, data=UserCreate(username="bench", role=Role.ADMIN))
     token = await users.issue_token(bk, user=user)
     now = utcnow()
-    docs = []
-    for i in range(n):
-        docs.append({"_id": f"bench-{i}", "name": f"INC-20260101-{i:04d}", "namespace": "production",
-                     "title": f"Bench incident {i}", "description": "x" * 200, "severity": "HIGH", "severity_rank": 3,
-                     "status": "RESOLVED" if i % 2 else "OPEN", "category": "Database", "affected_services": ["db"],
-                     "affected_teams": [], "tags": ["bench"], "root_cause": "pool exhausted", "resolution": "restart",
-                     "assignee": None, "reporter": "bench", "detected_at": now, "resolved_at": now, "created_at": now,
-                     "updated_at": now,
-                     "timeline": [{"id": f"e{j}", "timestamp": now, "type": "Analysis", "source": "bench",
-                                   "message": f"event {j}", "details": {"step": j}} for j in range(EVENTS_PER_INCIDENT)]})
-    for start in range(0, len(docs), 10_000):
-        await bk.mongo.incidents.insert_many(docs[start:start + 10_000])
+
+    def doc(i: int) -> dict:
+        return {"_id": f"bench-{i}", "name": f"INC-20260101-{i:04d}", "namespace": "production",
+                "title": f"Bench incident {i}", "description": "x" * 200, "severity": "HIGH", "severity_rank": 3,
+                "status": "RESOLVED" if i % 2 else "OPEN", "category": "Database", "affected_services": ["db"],
+                "affected_teams": [], "tags": ["bench"], "root_cause": "pool exhausted", "resolution": "restart",
+                "assignee": None, "reporter": "bench", "detected_at": now, "resolved_at": now, "created_at": now,
+                "updated_at": now, "data_classification": "INTERNAL",
+                "timeline": [{"id": f"e{j}", "timestamp": now, "type": "Analysis", "source": "bench",
+                              "message": f"event {j}", "details": {"step": j}} for j in range(EVENTS_PER_INCIDENT)]}
+
+    for start in range(0, n, 10_000):  # made a batch at a time: a million at once would not fit in memory
+        await bk.mongo.incidents.insert_many([doc(i) for i in range(start, min(n, start + 10_000))])
     await bk.close()
-    return token, docs[n // 2]["name"]
+    return token, doc(n // 2)["name"]
 
 
 WRK_LUA = """
