@@ -3,6 +3,7 @@ with 10k and 100k incidents indexed (issue 9).
 
     .venv/bin/python bench/recommendation_latency.py [--scales 10000,100000] [--queries 100,100] [--seed 7]
                                                      [--noise 0.35] [--no-rest] [--variants 20]
+                                                     [--pool-study 0,300] [--pool-study-n 20]
 
 Own local stack (bench/harness.py: mongod, valkey, osmem in a temporary folder). Setup:
 - the 200 rows of ../shared/datasets/public-incidents.jsonl are seeded as the demo and the other benches
@@ -37,8 +38,12 @@ Measured at each scale, sequentially (one request at a time):
   expert user lookups, the learning patterns, the storing transaction; "rest" = scoring, picking and the
   final read of the stored recommendations);
 - raw backend: the very same incidents' similar-incident query body (indexers.incidents.similar_query,
-  size 50, the namespace and clearance filters similar() adds) POSTed straight to osmem with urllib, and
-  the article search body the ranking sends; the ratio of our in-process p50 to the raw figure; and, for
+  size 50, the namespace and clearance filters similar() adds) POSTed straight to osmem with urllib, one
+  after another for each incident: as it was before the bounded text query (unbounded, max_query_terms
+  40), unbounded with today's terms, and the first body similar() really sent during the in-process run
+  (captured: with the `ids` filter of its text pool when it was bounded, app/incidents/similarity.py);
+  and the article search body the ranking sends; the ratio of our in-process p50 to each raw figure
+  (the summary's "old" is the body before); and, for
   `--variants` of those incidents, variants of the similar-incident body (more_like_this alone, fewer
   query terms, the term boosts alone) to show what osmem spends its time on (the body has a multi_match
   over the incident's text only when its root cause or resolution is written: indexers/incidents.py);
@@ -46,7 +51,17 @@ Measured at each scale, sequentially (one request at a time):
   another `--queries` incidents (client-side wall time); the first request, which loads the API process's
   vector index, is timed apart; RSS of the API process after the run (and of osmem, mongod and this
   process);
+- `--pool-study K[:T],...` (on `--pool-study-n` of the in-process incidents, each stored and in its early
+  form): similar() as recommendations call it (their namespace) with similarity.TEXT_POOL = K (0 = the
+  unbounded query) and more_like_this max_query_terms T (default: the shipped one), limit 50, every
+  configuration in turn for each query: its time, how much of the first configuration's top 10 each
+  keeps, and the same-cause share of the top 10 once
+  copies of the query's own source incident (and its twins) are left out — the synthetic incidents carry
+  their source's dataset row, so bench/similarity_quality.py's cause classes grade them — with a paired
+  bootstrap interval against K = 0;
 - the machine's load (`/proc/loadavg`) before and after each block: the 2 cores are shared.
+After growing, the run waits until no incident counts as written or embedded moments ago (RECENT_SECONDS,
+JUST_EMBEDDED_SECONDS), as in steady service.
 The stack runs with IKL_SEARCH_TIMEOUT_SECONDS=300 and IKL_REQUEST_TIMEOUT_SECONDS=300: at 100k osmem's bulk
 chunks and more_like_this queries can pass the 10 s / 15 s defaults, which would give errors, not figures;
 and IKL_RATE_LIMIT_WRITE=100000 (the 100 writes a minute per user would answer 429 to a fast sequence).
@@ -327,8 +342,11 @@ def raw_post(url: str, body: dict) -> tuple[float, dict]:
     return time.perf_counter() - t, out
 
 
-async def raw_backend(bk, user, docs: list[dict]) -> tuple[list[float], list[float]]:
-    """The similar-incident body similar() sends and the article body ranking.search sends, straight to osmem."""
+async def raw_backend(bk, user, docs: list[dict], sent: dict[str, dict] | None = None
+                      ) -> tuple[list[float], list[float], list[float], list[float]]:
+    """The similar-incident body as it was before the bounded text query (unbounded, max_query_terms 40),
+    the unbounded one now, the one similar() really sent (`sent`, by incident id) and the article body
+    ranking.search sends, straight to osmem, one after another for each incident."""
     from app import classification
     from app.articles import ranking
     from app.articles.models import SearchInput
@@ -339,21 +357,32 @@ async def raw_backend(bk, user, docs: list[dict]) -> tuple[list[float], list[flo
     base = os.environ["OPENSEARCH_URL"].rstrip("/")
     inc_url = f"{base}/{bk.index_alias('incidents')}/_search"
     art_url = f"{base}/{bk.index_alias('articles')}/_search"
-    inc, art = [], []
+    inc_old, inc, inc_sent, art = [], [], [], []
     for d in docs:
         visible = classification.search_filter(user)
         if d.get("namespace"):
             visible = {"bool": {"filter": [visible, {"term": {"namespace": d["namespace"]}}]}}
+        terms = incidents_index.MLT_QUERY_TERMS
+        incidents_index.MLT_QUERY_TERMS = 40  # the body before this change: unbounded, 40 query terms
+        try:
+            old = incidents_index.similar_query(dict(d), limit=50, visible=visible)
+        finally:
+            incidents_index.MLT_QUERY_TERMS = terms
+        secs, _ = await asyncio.to_thread(raw_post, inc_url, old)
+        inc_old.append(secs * 1000)
         body = incidents_index.similar_query(dict(d), limit=50, visible=visible)
         secs, _ = await asyncio.to_thread(raw_post, inc_url, body)
         inc.append(secs * 1000)
+        if sent and str(d["_id"]) in sent:
+            secs, _ = await asyncio.to_thread(raw_post, inc_url, sent[str(d["_id"])])
+            inc_sent.append(secs * 1000)
         text = service._query_text(d)
         data = SearchInput(query=text, limit=10)
         abody = articles_index.search_body(text, filters=ranking.filters_for(data, user),
                                            size=max(data.limit, ranking.CANDIDATES))
         secs, _ = await asyncio.to_thread(raw_post, art_url, abody)
         art.append(secs * 1000)
-    return inc, art
+    return inc_old, inc, inc_sent, art
 
 
 def query_variants(body: dict) -> dict[str, dict]:
@@ -396,6 +425,95 @@ async def raw_variants(bk, user, docs: list[dict]) -> None:
         print(f"    {name:52} {fmt(v)}")
 
 
+# --- the bounded text query -----------------------------------------------------------------------------
+
+async def settle() -> None:
+    """Wait until nothing grown counts as written or embedded moments ago (steady service)."""
+    from app.incidents import embeddings, similarity
+
+    await asyncio.sleep(max(similarity.RECENT_SECONDS, embeddings.JUST_EMBEDDED_SECONDS) + 0.5)
+
+
+def parse_pools(spec: str) -> list[tuple[int, int | None]]:
+    """"0:40,0,300" -> [(0, 40), (0, None), (300, None)]: TEXT_POOL and optionally max_query_terms."""
+    out = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        k, _, terms = part.partition(":")
+        out.append((int(k), int(terms) if terms else None))
+    return out
+
+
+async def pool_study(bk, user, docs: list[dict], pools: list[tuple[int, int | None]]) -> None:
+    """similar() with each (TEXT_POOL, max_query_terms), for the stored incident (cause known) and for its
+    early form (bench/similarity_quality.py `early_query`: what is known before the cause), every
+    configuration in turn for each query (so the machine's load falls on all alike): time, agreement with
+    the first configuration's top 10, same-cause share of the top 10 among other outages."""
+    import similarity_fusion as sf
+
+    from app import demo
+    from app.incidents import similarity
+
+    rel = sq.Relevance(demo.load_rows())
+    queries: list[tuple[str, dict, str | None]] = []  # (form, query, dataset row)
+    for d in docs:
+        ds = sq.dataset_id(d)
+        queries.append(("stored", d, ds))
+        if ds and ds in rel.facts:
+            queries.append(("early", sq.early_query(d, rel.facts[ds].root_cause)[0], ds))
+    from indexers import incidents as incidents_index
+
+    saved = similarity.TEXT_POOL, incidents_index.MLT_QUERY_TERMS
+    lists: dict[tuple, list[list[dict]]] = {k: [] for k in pools}
+    ms: dict[tuple, list[float]] = defaultdict(list)
+    try:
+        for form, q, _ in queries:
+            for k in pools:
+                similarity.TEXT_POOL = k[0]
+                incidents_index.MLT_QUERY_TERMS = k[1] or saved[1]
+                t = time.perf_counter()
+                got = await similarity.similar(bk, q, user=user, limit=50, namespace=q.get("namespace"))
+                ms[(k, form)].append((time.perf_counter() - t) * 1000)
+                lists[k].append([m.doc for m in got])
+    finally:
+        similarity.TEXT_POOL, incidents_index.MLT_QUERY_TERMS = saved
+
+    def name(k: tuple) -> str:
+        return f"TEXT_POOL {k[0] or 'unbounded':>9}, terms {k[1] or saved[1]:>2}"
+
+    def same_cause(ds: str | None, ranked: list[dict]) -> float | None:
+        if not ds or not rel.classes.get(ds):
+            return None
+        others = [x for x in (sq.dataset_id(m) for m in ranked) if x and x != ds and x not in rel.twins[ds]][:10]
+        return sum(rel.grade(ds, x) == 2 for x in others) / 10
+
+    base = pools[0]
+    print(f"  POOL STUDY ({len(docs)} incidents, each stored and in its early form; similar() limit 50 in the "
+          f"incident's namespace; against {name(base)}):")
+    for form in ("stored", "early"):
+        idx = [i for i, (f, _, _) in enumerate(queries) if f == form]
+        if not idx:
+            continue
+        for k in pools:
+            top = [[m["_id"] for m in lists[k][i][:10]] for i in idx]
+            ref = [[m["_id"] for m in lists[base][i][:10]] for i in idx]
+            overlap = [len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(top, ref)]
+            same = sum(a == b for a, b in zip(top, ref))
+            pairs = [(same_cause(queries[i][2], lists[k][i]), same_cause(queries[i][2], lists[base][i])) for i in idx]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            short = sum(len(lists[k][i]) < 10 for i in idx)
+            repeated = sum(len({m["_id"] for m in lists[k][i]}) < len(lists[k][i]) for i in idx)
+            line = (f"    {form:6} {name(k)}: similar() p50 {pct(ms[(k, form)], 50):7.1f} ms "
+                    f"p99 {pct(ms[(k, form)], 99):7.1f} ms; top-10 overlap {sum(overlap) / len(overlap):.3f}, "
+                    f"identical {same}/{len(idx)}" + (f", fewer than 10 found {short}" if short else "")
+                    + (f", an incident twice {repeated}" if repeated else ""))
+            if pairs:
+                diff = np.array([a - b for a, b in pairs])
+                m, lo, hi = sf.bootstrap(diff, 7)
+                line += (f"; same-cause share of the top 10 (other outages) {np.mean([a for a, _ in pairs]):.3f} "
+                         f"(diff {m:+.3f} [{lo:+.3f}, {hi:+.3f}], {len(pairs)} graded)")
+            print(line, flush=True)
+
+
 # --- the run -----------------------------------------------------------------------------------------------
 
 async def in_process(bk, user, ids: list[str]) -> tuple[list[float], Parts]:
@@ -407,6 +525,17 @@ async def in_process(bk, user, ids: list[str]) -> tuple[list[float], Parts]:
     print(f"  in-process warm-up call (the bench process's vector index loads/refreshes): "
           f"{(time.perf_counter() - t) * 1000:.0f} ms", flush=True)
     parts = instrument(bk)
+    from indexers import incidents as incidents_index
+
+    sent: dict[str, dict] = {}
+    original_query = incidents_index.similar_query
+
+    def capture(doc, **k):  # the first similar-incident body sent for each incident
+        body = original_query(doc, **k)
+        sent.setdefault(str(doc["_id"]), body)
+        return body
+
+    incidents_index.similar_query = capture
     times, counts = [], []
     try:
         for i in ids:
@@ -419,7 +548,13 @@ async def in_process(bk, user, ids: list[str]) -> tuple[list[float], Parts]:
             counts.append(len(recs))
     finally:
         parts.close()
-    print(f"  recommendations stored per call: mean {sum(counts) / len(counts):.2f} (max_recommendations 5)")
+        incidents_index.similar_query = original_query
+    parts.sent = sent
+    bounded = sum(1 for b in sent.values() if any("ids" in c for c in b["query"]["bool"]["filter"]))
+    sizes = [len(c["ids"]["values"]) for b in sent.values() for c in b["query"]["bool"]["filter"] if "ids" in c]
+    print(f"  recommendations stored per call: mean {sum(counts) / len(counts):.2f} (max_recommendations 5); "
+          f"bounded text query (ids filter) in {bounded} of {len(sent)} incidents"
+          + (f", ids per query p50 {pct(sizes, 50):.0f} max {max(sizes)}" if sizes else ""))
     return times, parts
 
 
@@ -469,6 +604,7 @@ async def run(args, stack) -> None:
             queries = args.queries[min(k, len(args.queries) - 1)]
             print(f"\n=== {scale} incidents ===", flush=True)
             await grow(bk, synth, scale)
+            await settle()
             all_ids = sorted([d["_id"] async for d in bk.mongo.incidents.find({}, {"_id": 1})])
             chosen = pick.sample(all_ids, 2 * queries + 1)
             ids_in, ids_rest = chosen[:queries], chosen[queries:]
@@ -479,17 +615,27 @@ async def run(args, stack) -> None:
             print_breakdown(parts)
             print(f"  load after in-process: {load()}", flush=True)
             qdocs = await bk.mongo.incidents.find({"_id": {"$in": ids_in}}).to_list(None)
-            raw_inc, raw_art = await raw_backend(bk, user, qdocs)
+            raw_old, raw_inc, raw_sent, raw_art = await raw_backend(bk, user, qdocs, parts.sent)
             mlt = [r["osmem similar-incident query (opensearch-py)"] for r in parts.rows]
-            print(f"  RAW osmem, similar-incident body (urllib): {fmt(raw_inc)}")
-            print(f"  RAW osmem, article search body (urllib):   {fmt(raw_art)}")
-            print(f"  same body through opensearch-py inside similar(): p50 {pct(mlt, 50):.1f} ms;"
-                  f"  ratio generate p50 / raw similar-incident p50 = {pct(times, 50) / pct(raw_inc, 50):.2f}; "
-                  f"generate p50 / (raw incident + raw article p50) = "
-                  f"{pct(times, 50) / (pct(raw_inc, 50) + pct(raw_art, 50)):.2f}")
+            sim = [r.get("similar() total", 0.0) for r in parts.rows]
+            print(f"  RAW osmem, similar-incident body before (unbounded, 40 terms): {fmt(raw_old)}")
+            print(f"  RAW osmem, similar-incident body, unbounded (urllib):      {fmt(raw_inc)}")
+            if raw_sent:
+                print(f"  RAW osmem, similar-incident body as similar() sent it:   {fmt(raw_sent)}")
+            print(f"  RAW osmem, article search body (urllib):                  {fmt(raw_art)}")
+            print(f"  similar() in generate: p50 {pct(sim, 50):.1f} ms p99 {pct(sim, 99):.1f} ms; the body through "
+                  f"opensearch-py inside similar(): p50 {pct(mlt, 50):.1f} ms")
+            for label, raw in (("before", raw_old), ("unbounded", raw_inc), ("as sent", raw_sent)):
+                if raw:
+                    print(f"  ratios to the raw {label} similar-incident body: generate p50 / raw p50 = "
+                          f"{pct(times, 50) / pct(raw, 50):.2f}; similar() p50 / raw p50 = "
+                          f"{pct(sim, 50) / pct(raw, 50):.2f}; generate p50 / (raw incident + raw article p50) = "
+                          f"{pct(times, 50) / (pct(raw, 50) + pct(raw_art, 50)):.2f}")
             if args.variants:
                 await raw_variants(bk, user, qdocs[:args.variants])
-            row = {"scale": scale, "in": times, "raw": raw_inc, "raw_art": raw_art}
+            if args.pool_study:
+                await pool_study(bk, user, qdocs[:args.pool_study_n], args.pool_study)
+            row = {"scale": scale, "in": times, "raw": raw_old, "raw_sent": raw_sent, "raw_art": raw_art, "sim": sim}
             if not args.no_rest:
                 print(f"  load before REST: {load()}", flush=True)
                 with api_server() as base:
@@ -507,13 +653,17 @@ async def run(args, stack) -> None:
                   flush=True)
             summary.append(row)
         print("\n=== Summary (ms) ===")
-        print(f"  {'incidents':>9} {'in p50':>7} {'in p99':>7} {'REST p50':>8} {'REST p99':>8} {'raw MLT p50':>11} "
-              f"{'raw art p50':>11} {'in/raw':>6} {'API RSS MB':>10}")
+        print(f"  {'incidents':>9} {'in p50':>7} {'in p99':>7} {'sim p50':>7} {'sim p99':>7} {'REST p50':>8} "
+              f"{'REST p99':>8} {'raw old p50':>11} {'raw sent p50':>12} {'raw art p50':>11} {'in/old':>6} "
+              f"{'in/sent':>7} {'API RSS MB':>10}")
+        nan = [float("nan")]
         for r in summary:
-            rs = r.get("rest") or [float("nan")]
-            print(f"  {r['scale']:9d} {pct(r['in'], 50):7.1f} {pct(r['in'], 99):7.1f} {pct(rs, 50):8.1f} "
-                  f"{pct(rs, 99):8.1f} {pct(r['raw'], 50):11.1f} {pct(r['raw_art'], 50):11.1f} "
-                  f"{pct(r['in'], 50) / pct(r['raw'], 50):6.2f} {r.get('rss', float('nan')):10.0f}")
+            rs = r.get("rest") or nan
+            sent = r.get("raw_sent") or nan
+            print(f"  {r['scale']:9d} {pct(r['in'], 50):7.1f} {pct(r['in'], 99):7.1f} {pct(r['sim'], 50):7.1f} "
+                  f"{pct(r['sim'], 99):7.1f} {pct(rs, 50):8.1f} {pct(rs, 99):8.1f} {pct(r['raw'], 50):11.1f} "
+                  f"{pct(sent, 50):12.1f} {pct(r['raw_art'], 50):11.1f} {pct(r['in'], 50) / pct(r['raw'], 50):6.2f} "
+                  f"{pct(r['in'], 50) / pct(sent, 50):7.2f} {r.get('rss', float('nan')):10.0f}")
     finally:
         await bk.close()
 
@@ -526,7 +676,11 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.35, help="noise on synthetic vectors (norm, before L2)")
     ap.add_argument("--no-rest", action="store_true")
     ap.add_argument("--variants", type=int, default=20, help="incidents for the raw query variants (0: skip)")
+    ap.add_argument("--pool-study", default="", help="TEXT_POOL[:max_query_terms] configurations to compare, "
+                    "e.g. 0:40,0,300,1000 (0: unbounded; the first is the reference)")
+    ap.add_argument("--pool-study-n", type=int, default=20, help="incidents for the pool study")
     args = ap.parse_args()
+    args.pool_study = parse_pools(args.pool_study)
     args.scales = [int(x) for x in args.scales.split(",")]
     args.queries = [int(x) for x in args.queries.split(",")]
     started = time.perf_counter()

@@ -2,6 +2,7 @@
 signals be fused?
 
     .venv/bin/python bench/similarity_quality.py [--synthetic 10000] [--seed 7] [--save-pool F | --from-pool F]
+                                                 [--limit 200] [--text-pool K] [--mlt-terms N]
 
 Own local stack (bench/harness.py). The 200 dataset rows are seeded through the incidents service
 exactly as the demo does (`app.demo.seed_incidents`), the outbox is flushed (search index) and every
@@ -45,6 +46,14 @@ grid are chosen on TUNE only; HELD-OUT reports every ranking and the paired per-
 the report from them without a stack. Then `similar` latency at 200 incidents and with `--synthetic`
 extra incidents (copies of real ones, vectors perturbed) inserted into MongoDB and indexed through the
 outbox.
+
+Bounded text query (app/incidents/similarity.py `TEXT_POOL`): with the pool at its default (300) and 200
+incidents, the pool would hold every incident, so similar() sends the unbounded query and nothing
+changes. `--text-pool K` sets a smaller pool to see what bounding costs in quality (K of the 199 others:
+K=50 keeps a quarter of the corpus); `--limit N` the `limit` the quality queries ask (200 by default,
+which widens every window to 200; the API asks 5-10, so 50 text + 50 nearest); `--mlt-terms N` the
+more_like_this max_query_terms (indexers/incidents.py `MLT_QUERY_TERMS`; osmem applies it per field,
+Lucene to the whole query). The run prints how many similar() calls went bounded.
 
 The recommendation confidence is not measured here: it is a per-type logistic model over evidence
 features (app/recommendations/calibration.py), measured by bench/feedback_loop.py.
@@ -254,6 +263,9 @@ async def seed(bk, rows: list[dict]):
     embedded = 0
     while (done := await embeddings.backfill(bk)):
         embedded += done
+    # the embedding jobs the writes set off (a worker's, in service): nothing left pending, so no incident
+    # counts as "not in the vector index yet" for the bounded text query (their texts are embedded: no-ops)
+    await outbox.flush(bk, index="embeddings", jobs=True, timeout=300)
     t_embed = time.perf_counter() - t
     print(f"Seeded {n} incidents through the incidents service in {t_seed:.1f} s; outbox flushed in "
           f"{t_flush:.1f} s; {embedded} embedded by backfill in {t_embed:.1f} s "
@@ -269,7 +281,7 @@ def dataset_id(doc: dict) -> str | None:
     return None
 
 
-async def collect(bk, user, rel: Relevance, triage: bool) -> dict[str, Any]:
+async def collect(bk, user, rel: Relevance, triage: bool, limit: int = 200) -> dict[str, Any]:
     """Per query: the shipped hybrid order, the text-only order and the candidate pool with raw factors
     (text relevance over the best hit's, cosine, structure and its parts)."""
     from app.incidents import similarity
@@ -301,7 +313,7 @@ async def collect(bk, user, rel: Relevance, triage: bool) -> dict[str, Any]:
             out["query_stats"].append(stats)
             captured.clear()
             t = time.perf_counter()
-            hybrid = await similarity.similar(bk, q, user=user, limit=200, semantic=True)
+            hybrid = await similarity.similar(bk, q, user=user, limit=limit, semantic=True)
             out["ms_hybrid"].append((time.perf_counter() - t) * 1000)
             pool = []
             for m in hybrid:
@@ -312,7 +324,7 @@ async def collect(bk, user, rel: Relevance, triage: bool) -> dict[str, Any]:
                              "parts": {f["factor"]: f["value"] for f in factors},
                              "score": m.score, "factors": m.factors, "doc": m.doc})
             t = time.perf_counter()
-            text_only = await similarity.similar(bk, q, user=user, limit=200, semantic=False)
+            text_only = await similarity.similar(bk, q, user=user, limit=limit, semantic=False)
             out["ms_text"].append((time.perf_counter() - t) * 1000)
             out["queries"][qid] = {"hybrid": [ds_of[m.doc["_id"]] for m in hybrid],
                                    "text_only": [ds_of[m.doc["_id"]] for m in text_only], "pool": pool}
@@ -595,12 +607,23 @@ async def run(args) -> None:
             quality_report(rel, json.load(fh), args.seed)
         return
 
+    from app.incidents import similarity
+    from indexers import incidents as incidents_index
+
+    if args.text_pool is not None:
+        similarity.TEXT_POOL = args.text_pool
+    if args.mlt_terms is not None:
+        incidents_index.MLT_QUERY_TERMS = args.mlt_terms
     bk = connect(get_settings(), jobs=True)
     try:
         user = await seed(bk, rows)
-        data = await collect(bk, user, rel, not args.no_category)
+        bounded = count_bounded()
+        data = await collect(bk, user, rel, not args.no_category, limit=args.limit)
         # reference: the stored incident as the query (root cause, resolution, description known)
-        _, full = await timing_product_path(bk, user, list(data["docs"].values()), limit=200)
+        _, full = await timing_product_path(bk, user, list(data["docs"].values()), limit=args.limit)
+        print(f"Text query: {bounded['bounded']} of {bounded['calls']} similar() calls with a vector sent the "
+              f"bounded query (TEXT_POOL {similarity.TEXT_POOL}, max_query_terms "
+              f"{incidents_index.MLT_QUERY_TERMS}, limit {args.limit})")
         ds_of = data["ds_of"]
         saved = portable(data, {ds_of[i]: [ds_of[x] for x in r] for i, r in full.items()})
         if args.save_pool:
@@ -638,6 +661,23 @@ async def run(args) -> None:
         await bk.close()
 
 
+def count_bounded() -> dict[str, int]:
+    """Counts of similar()'s text pools: how many calls with a vector sent the bounded query."""
+    from app.incidents import similarity
+
+    counts = {"calls": 0, "bounded": 0}
+    original = similarity._text_pool
+
+    async def counting(*a, **k):
+        pool = await original(*a, **k)
+        counts["calls"] += 1
+        counts["bounded"] += pool is not None
+        return pool
+
+    similarity._text_pool = counting
+    return counts
+
+
 def _auc(x: np.ndarray, y: np.ndarray) -> float:
     pos, neg = x[y == 1], x[y == 0]
     if not len(pos) or not len(neg):
@@ -652,6 +692,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-category", action="store_true",
                     help="queries without category/namespace (not known at triage)")
+    ap.add_argument("--limit", type=int, default=200, help="the limit of the quality queries' similar() calls")
+    ap.add_argument("--text-pool", type=int, default=None, help="similarity.TEXT_POOL (0: the unbounded query)")
+    ap.add_argument("--mlt-terms", type=int, default=None, help="indexers.incidents.MLT_QUERY_TERMS")
     ap.add_argument("--save-pool", metavar="FILE", help="also write the collected pools (JSON) to FILE")
     ap.add_argument("--from-pool", metavar="FILE", help="only the quality report, from a saved pool (no stack)")
     args = ap.parse_args()

@@ -9,6 +9,7 @@ from indexers.analysis import KEYWORD, text_field
 from indexers.base import IndexDefinition, VectorField
 
 MLT_FIELDS = ["title", "description", "root_cause", "resolution"]
+MLT_QUERY_TERMS = 25  # more_like_this max_query_terms, was 40: the same quality measured (docs/benchmarks.md)
 # Once a root cause or resolution is written, a weighted match makes what the incident *is* (title, root
 # cause, what fixed it) outweigh narrative and first symptoms.
 CAUSE_FIELDS = ["title^3", "root_cause^2.5", "resolution^1.5", "description", "affected_services.text^2",
@@ -60,7 +61,8 @@ def incident_text(doc: dict) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def similar_query(doc: dict, *, limit: int, visible: dict[str, Any] | None = None) -> dict[str, Any]:
+def similar_query(doc: dict, *, limit: int, visible: dict[str, Any] | None = None,
+                  ids: list[str] | None = None) -> dict[str, Any]:
     """more_like_this over the incident's text, plus its services and category, excluding itself; once
     its root cause or resolution is written, also a weighted multi_match in which they weigh more.
 
@@ -69,11 +71,17 @@ def similar_query(doc: dict, *, limit: int, visible: dict[str, Any] | None = Non
     it (same-cause nDCG@10 0.468 → 0.487, MRR 0.661 → 0.720, the same company's share of the top 5 0.26 →
     0.19: the long best_fields match mostly rewarded a shared vendor's wording) and the query cheaper (at
     10k incidents on osmem p50 298 → 113 ms). With the cause written it helps (same-cause nDCG@10 0.606
-    with it, 0.561 without)."""
+    with it, 0.561 without).
+
+    `ids`: only these incidents are scored (an `ids` filter; app/incidents/similarity.py sends the
+    nearest by meaning and those not in the vector index yet). A Lucene engine then leads with the filter
+    and scores only them, so its work no longer grows with the corpus; the term statistics (idf) are
+    still the whole index's, so a candidate's score is the one it gets in the unfiltered query. osmem,
+    the test server, evaluates each clause over the whole index before filtering: no faster there."""
     text = incident_text(doc)
     should: list[dict[str, Any]] = [
         {"more_like_this": {"fields": MLT_FIELDS, "like": text, "min_term_freq": 1, "min_doc_freq": 1,
-                            "max_query_terms": 40, "minimum_should_match": "20%", "boost": 1.0}},
+                            "max_query_terms": MLT_QUERY_TERMS, "minimum_should_match": "20%", "boost": 1.0}},
     ]
     if (doc.get("root_cause") or "").strip() or (doc.get("resolution") or "").strip():
         should.append({"multi_match": {"query": text[:2000], "fields": CAUSE_FIELDS, "type": "best_fields",
@@ -82,22 +90,25 @@ def similar_query(doc: dict, *, limit: int, visible: dict[str, Any] | None = Non
         should.append({"term": {"affected_services": {"value": svc, "boost": 0.5}}})
     if doc.get("category"):
         should.append({"term": {"category": {"value": doc["category"], "boost": 0.5}}})
+    flt: list[dict[str, Any]] = [visible] if visible else []
+    if ids is not None:
+        flt.append({"ids": {"values": list(ids)}})
     return {
         "size": limit,
-        "query": {"bool": {"should": should, "minimum_should_match": 1, "filter": [visible] if visible else [],
+        "query": {"bool": {"should": should, "minimum_should_match": 1, "filter": flt,
                            "must_not": [{"ids": {"values": [str(doc["_id"])]}}]}},
         "_source": ["name", "title"],
     }
 
 
-async def similar_incidents(bk: Backends, doc: dict, *, limit: int = 5,
-                            visible: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+async def similar_incidents(bk: Backends, doc: dict, *, limit: int = 5, visible: dict[str, Any] | None = None,
+                            ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Scored hits `{"id", "score", "normalized_score"}` for incidents similar to `doc`, best first,
-    among those matching the `visible` filter.
+    among those matching the `visible` filter (and among `ids` when given).
 
     `normalized_score` divides by the best hit's score, so the top hit is 1.0."""
     res = await bk.search.search(index=bk.index_alias(INDEX.name),
-                                 body=similar_query(doc, limit=limit, visible=visible))
+                                 body=similar_query(doc, limit=limit, visible=visible, ids=ids))
     hits = res["hits"]["hits"]
     top = max((h["_score"] or 0.0 for h in hits), default=0.0) or 1.0
     return [{"id": h["_id"], "score": h["_score"], "normalized_score": round((h["_score"] or 0.0) / top, 4)}

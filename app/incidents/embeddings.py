@@ -13,13 +13,16 @@ in-process (about 15 ms). `nearest` searches by k-NN in the search server where 
 vectors ride in the incidents index, indexers/base.py `VectorField`; an embedded incident is synced there
 through the outbox), else the process's own vector index (app/vectors), which follows MongoDB by
 `updated_at`/`embedded_at`. Both answer the same question the same way: the `k` nearest by cosine among
-what the reader may see, of the current model only, optionally in one namespace, some ids left out.
+what the reader may see, of the current model only, optionally in one namespace and of some statuses, some
+ids left out. `not_in_vector_index` names the incidents `nearest` may not find by their current text yet
+(the similar-incident text query adds them to its bounded pool: app/incidents/similarity.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 import numpy as np
@@ -82,28 +85,32 @@ async def query_vector(doc: Mapping[str, Any]) -> np.ndarray | None:
 
 
 async def nearest(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
-                  exclude: tuple[str, ...] = ()) -> dict[str, float]:
+                  statuses: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> dict[str, float]:
     """Cosine similarity of the `k` incidents nearest `vec` that `user` may see (optionally in one
-    namespace): by the search server's k-NN where it offers it, else in-process. A k-NN query that fails
-    (the server lost the capability, an index being rebuilt) is answered in-process."""
+    namespace, of some statuses), best first (ties by id): by the search server's k-NN where it offers it,
+    else in-process. A k-NN query that fails (the server lost the capability, an index being rebuilt) is
+    answered in-process."""
     if await uses_knn(bk, incidents_index.INDEX):
         try:
-            return await nearest_by_knn(bk, vec, k, user, namespace=namespace, exclude=exclude)
+            return await nearest_by_knn(bk, vec, k, user, namespace=namespace, statuses=statuses, exclude=exclude)
         except Exception as exc:  # noqa: BLE001 - the in-process index answers the same question
             log.warning("k-NN search failed; using the in-process vector index", extra={"error": str(exc)[:300]})
-    return await nearest_in_process(bk, vec, k, user, namespace=namespace, exclude=exclude)
+    return await nearest_in_process(bk, vec, k, user, namespace=namespace, statuses=statuses, exclude=exclude)
 
 
 async def nearest_by_knn(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
-                         exclude: tuple[str, ...] = ()) -> dict[str, float]:
+                         statuses: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> dict[str, float]:
     field = incidents_index.INDEX.vector
     flt: list[dict[str, Any]] = [classification.search_filter(user), {"term": {field.model_field: PROFILE.version}}]
     if namespace is not None:
         flt.append({"term": {"namespace": namespace}})
+    if statuses:
+        flt.append({"terms": {"status": list(statuses)}})
     query = {"bool": {"filter": flt, "must_not": [{"ids": {"values": [str(i) for i in exclude]}}]}}
     body = {**vectors.knn_query(field.field, vec, k, query), "_source": False}
     resp = await bk.search.search(index=bk.index_alias(incidents_index.INDEX.name), body=body)
-    return {h["_id"]: vectors.cosine_from_score(h["_score"]) for h in resp["hits"]["hits"][:k]}
+    hits = [(h["_id"], vectors.cosine_from_score(h["_score"])) for h in resp["hits"]["hits"][:k]]
+    return dict(sorted(hits, key=lambda h: (-h[1], h[0])))
 
 
 async def warm(bk: Backends) -> None:
@@ -120,10 +127,37 @@ async def warm(bk: Backends) -> None:
 
 
 async def nearest_in_process(bk: Backends, vec: np.ndarray, k: int, user: User, *, namespace: str | None = None,
-                             exclude: tuple[str, ...] = ()) -> dict[str, float]:
+                             statuses: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> dict[str, float]:
     index = await vectors.get_index(bk, "incidents", refresh_seconds=REFRESH_SECONDS, model=PROFILE.version)
     return dict(await asyncio.to_thread(index.search, vec, k, max_rank=user.clearance.rank, namespace=namespace,
-                                        exclude_ids=exclude))
+                                        statuses=list(statuses) or None, exclude_ids=exclude))
+
+
+# An incident embedded within this many seconds may not be in the vector index yet: the process's index
+# refreshes on use every REFRESH_SECONDS; where the server serves k-NN, the vector is synced through the
+# outbox, then the engine refreshes (about a second).
+JUST_EMBEDDED_SECONDS = 10.0
+
+
+async def not_in_vector_index(bk: Backends, *, limit: int) -> set[str] | None:
+    """Incidents `nearest` may not find by their current text's meaning: an embedding job still pending
+    (written, or its text changed, and not embedded since), no vector of the current model (written
+    before it, the backfill not there yet), or embedded within JUST_EMBEDDED_SECONDS. Three reads, each
+    on an index, at most `limit` + 1 ids each; None when any holds more than `limit` (a bulk import or
+    a model change under way: the vector index does not stand for the corpus then)."""
+    since = datetime.now(timezone.utc) - timedelta(seconds=JUST_EMBEDDED_SECONDS)
+    reads = [
+        (bk.mongo.outbox.find({"index": KIND}, {"doc_id": 1, "_id": 0}), "doc_id"),
+        (bk.mongo.incidents.find({"embedding_model": {"$ne": PROFILE.version}}, {"_id": 1}), "_id"),
+        (bk.mongo.incidents.find({"embedded_at": {"$gte": since}}, {"_id": 1}), "_id"),
+    ]
+    out: set[str] = set()
+    for cursor, key in reads:
+        ids = [d[key] async for d in cursor.limit(limit + 1)]
+        if len(ids) > limit:
+            return None
+        out.update(str(i) for i in ids)
+    return out
 
 
 stored_vector = PROFILE.stored_vector

@@ -13,6 +13,21 @@ incident's text, indexers/incidents.py) and, when incident vectors exist, from t
 - `structure`: 0.4 × Jaccard of affected services + 0.25 × same category + 0.15 × same namespace +
   0.1 × same severity + 0.1 × Jaccard of the timeline's event types.
 
+**The text query's work is bounded** when the incident has a vector (`_text_pool`): it scores only the
+TEXT_POOL (300) incidents nearest by meaning, plus every incident the vector index may not hold by its
+current text yet (an embedding job pending, none of the current model, embedded moments ago:
+`embeddings.not_in_vector_index`), sent as an `ids` filter — a Lucene engine then scores those, not the
+corpus. The engine's relevance of a pooled incident is the one the unbounded query gives it (the term
+statistics are the index's). What it cannot find: an incident whose words match but whose meaning is
+farther than the 300th nearest (e.g. the same log line in another kind of outage) is no longer a text
+candidate. The unbounded query is kept where the pool would be all there is anyway (fewer than
+TEXT_POOL by meaning in scope), without a vector (model not installed, no text), with a `since` scope
+(the vector index has no detection dates), or while more than NOT_INDEXED_MAX incidents of a kind lack
+a current vector (a bulk import or a model change: the vector index does not stand for the corpus).
+Every other promise below holds inside the pool as before. osmem, the test server, evaluates each clause
+over the whole index before filtering, so it gains nothing there; quality and time of both paths:
+docs/benchmarks.md (recommendations latency).
+
 Duplicates (`duplicate_of` set) and the incident's own canonical are never candidates: the same
 outage tells the reader nothing new. Ties are broken by name, then id. Each match also carries absolute
 `signals` (semantic, lexical — words in common computed here, services, category) for confidences. Every part is reported as a matching
@@ -42,6 +57,12 @@ FUSION = "max"  # how the parts are put on one scale (bench/similarity_fusion.py
 STRUCTURE = {"services": 0.4, "category": 0.25, "namespace": 0.15, "severity": 0.1, "event_types": 0.1}
 CANDIDATES = 50
 MAX_CANDIDATES = 200  # the widest window asked for when duplicates or hidden incidents thin out the first
+# Bounded text scoring: with the incident's vector known, the text query scores only the TEXT_POOL nearest
+# by meaning plus the incidents not in the vector index yet (at most NOT_INDEXED_MAX of each kind:
+# embeddings.not_in_vector_index), not the whole corpus (docs/benchmarks.md). At least MAX_CANDIDATES, so
+# that a widened window's nearest by meaning still come from the pool (0: always the unbounded query).
+TEXT_POOL = 300
+NOT_INDEXED_MAX = 500
 # Written but maybe not searchable yet: a write reaches the search index through the outbox (a worker
 # syncs it, then the engine refreshes, about a second), and the vector index once the embedding job has
 # run. An incident with a pending index sync, or written within RECENT_SECONDS, is a candidate straight
@@ -201,7 +222,8 @@ async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: in
     Duplicates (`duplicate_of` set) are never candidates, nor is `doc`'s own canonical: they are the
     same outage and tell the reader nothing new. The text part is normalised by the best candidate
     kept, and the window widens while the candidates kept are fewer than `limit`, so the answer is the
-    one the caller would get without the twins."""
+    one the caller would get without the twins. With a vector (and no `since`), the text query scores
+    only the text pool (`_text_pool`, the module docstring); the window's nearest by meaning come from it."""
     scope = Scope(namespace=namespace, statuses=tuple(statuses), since=since)
     visible = classification.search_filter(user)
     if clauses := scope.search_clauses():  # filtered in the search, so every candidate is in the scope
@@ -210,10 +232,11 @@ async def similar(bk: Backends, doc: Mapping[str, Any], *, user: User, limit: in
     if len(exclude) > 1:  # the canonical is left out in the search too, so it takes no place in the window
         visible = {"bool": {"filter": [visible], "must_not": [{"ids": {"values": list(exclude[1:])}}]}}
     qvec = await embeddings.query_vector(doc) if semantic else None
+    pool = await _text_pool(bk, qvec, user=user, scope=scope, exclude=exclude) if qvec is not None else None
     window = CANDIDATES
     while True:
         matches, full = await _candidates(bk, doc, user=user, scope=scope, visible=visible, qvec=qvec,
-                                          exclude=exclude, window=window)
+                                          exclude=exclude, window=window, pool=pool)
         if len(matches) >= limit or not full or window >= MAX_CANDIDATES:
             break
         window *= 2
@@ -226,13 +249,47 @@ def order_key(m: Match) -> tuple:
     return (-m.score, str(m.doc.get("name") or ""), str(m.doc["_id"]))
 
 
-async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, scope: Scope,
-                      visible: dict[str, Any], qvec, exclude: tuple[str, ...], window: int) -> tuple[list[Match], bool]:
-    """The scored candidates of one window, and whether a source filled it (more may be behind)."""
-    hits = await incidents_index.similar_incidents(bk, dict(doc), limit=window, visible=visible)
+@dataclass(frozen=True)
+class TextPool:
+    """What the bounded text query scores: the nearest by meaning (cosine by id, best first) and the
+    incidents the vector index may not hold by their current text yet."""
+
+    near: dict[str, float]
+    late: frozenset[str]
+
+    def ids(self) -> list[str]:
+        return sorted(set(self.near) | self.late)
+
+    def nearest(self, k: int) -> dict[str, float]:
+        """The `k` nearest: what `embeddings.nearest` with `k` answers (the same order, ties by id)."""
+        return dict(sorted(self.near.items(), key=lambda kv: (-kv[1], kv[0]))[:k])
+
+
+async def _text_pool(bk: Backends, qvec, *, user: User, scope: Scope, exclude: tuple[str, ...]) -> TextPool | None:
+    """The incidents the text query may score, or None for the unbounded query (see the module docstring)."""
+    if not TEXT_POOL or scope.since is not None:
+        return None
+    near = await embeddings.nearest(bk, qvec, TEXT_POOL, user, namespace=scope.namespace, statuses=scope.statuses,
+                                    exclude=exclude)
+    if len(near) < TEXT_POOL:  # every incident in scope in the vector index is in the pool: no bound needed
+        return None
+    late = await embeddings.not_in_vector_index(bk, limit=NOT_INDEXED_MAX)
+    return None if late is None else TextPool(near=near, late=frozenset(late))
+
+
+async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, scope: Scope, visible: dict[str, Any],
+                      qvec, exclude: tuple[str, ...], window: int,
+                      pool: TextPool | None = None) -> tuple[list[Match], bool]:
+    """The scored candidates of one window, and whether a source filled it (more may be behind). With a
+    `pool`, the text query scores only its incidents and the nearest by meaning come from it."""
+    hits = await incidents_index.similar_incidents(bk, dict(doc), limit=window, visible=visible,
+                                                   ids=pool.ids() if pool is not None else None)
     raw = {h["id"]: h["score"] or 0.0 for h in hits}
-    near = await embeddings.nearest(bk, qvec, window, user, namespace=scope.namespace,
-                                    exclude=exclude) if qvec is not None else {}
+    if pool is not None:
+        near = pool.nearest(window)
+    else:
+        near = await embeddings.nearest(bk, qvec, window, user, namespace=scope.namespace, statuses=scope.statuses,
+                                        exclude=exclude) if qvec is not None else {}
     ids = (set(raw) | set(near)) - set(exclude)
     flt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, "duplicate_of": None, **classification.mongo_filter(user),
                            **scope.mongo()}
