@@ -196,7 +196,7 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
             [docs[h["_id"]] for h in hits if h["_id"] in docs], bk.settings, query_vec) else {}
         ranked = rerank(hits, words, docs, bk.settings, query_vec, terms)
         total = counted[0] if counted else len(hits)
-    page = await _page(bk, user, alias, ranked, words, data.offset, data.limit) if ranked else []
+    page = await _page(bk, user, alias, ranked, words, data.offset, data.limit, terms) if ranked else []
     search_id = None  # a search the service makes for itself (recommendations) is not a person's search
     if record:
         search_id = await record_usage(bk, kind="article.search", user=user, query=query, result_count=total,
@@ -258,13 +258,18 @@ async def _visible_total(bk: Backends, alias: str, query: str, filters: list[dic
     return total
 
 
-def lexical_weighs(docs: list[Mapping[str, Any]], s: Settings, query_vec: np.ndarray | None) -> bool:
-    """Whether the term cosine weighs on any of these candidates: 1 - g - h beside a meaning (the query's
-    and the article's vectors), 1 - g without one. With the default shares meaning replaces it wherever
-    both vectors exist, and the candidates' stored terms are not read at all."""
+def lexical_share(s: Settings, with_meaning: bool) -> float:
+    """The term cosine's share of the similarity: 1 - g - h beside a meaning (the query's and the article's
+    vectors), 1 - g without one."""
     g, h = s.ranking_similarity_topic_share, s.ranking_similarity_semantic_share
-    return any((1 - g - h if query_vec is not None and article_embeddings.PROFILE.stored_vector(d) is not None
-                else 1 - g) > 0 for d in docs)
+    return 1 - g - h if with_meaning else 1 - g
+
+
+def lexical_weighs(docs: list[Mapping[str, Any]], s: Settings, query_vec: np.ndarray | None) -> bool:
+    """Whether the term cosine weighs on any of these candidates. With the default shares meaning replaces
+    it wherever both vectors exist, and the candidates' stored terms are not read at all."""
+    return any(lexical_share(s, query_vec is not None and article_embeddings.PROFILE.has_vector(d)) > 0
+               for d in docs)
 
 
 async def _terms(bk: Backends, alias: str, ids: list[str]) -> dict[str, dict[str, int]]:
@@ -297,10 +302,10 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
     for doc_id in ids:
         vec = article_embeddings.PROFILE.stored_vector(docs[doc_id]) if query_vec is not None else None
         meanings[doc_id] = max(0.0, float(vec @ query_vec)) if vec is not None else None
-    # the term cosine weighs 1 - g - h beside a meaning, 1 - g without one: computed only where it weighs
-    # (with the default shares, meaning replaces it: no TF-IDF vectors at all when every candidate has one)
+    # the term cosine, computed only where it weighs (with the default shares, meaning replaces it: no
+    # TF-IDF vectors at all when every candidate has one)
     lexical_of: dict[str, float] = {}
-    if any((1 - g - h if m is not None else 1 - g) > 0 for m in meanings.values()):
+    if any(lexical_share(s, m is not None) > 0 for m in meanings.values()):
         q_counts = Counter(t for _, terms in query_words for t in terms)
         df = Counter(t for v in terms_of.values() for t in v)
         idf = {t: math.log(1 + len(hits) / (1 + df[t])) for t in set(df) | set(q_counts)}
@@ -312,7 +317,7 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
         doc = docs[doc_id]
         meaning, lexical = meanings[doc_id], lexical_of.get(doc_id, 0.0)
         similarity = g * topic.get(doc.get("category", ""), 0.0) + (
-            (1 - g - h) * lexical + h * meaning if meaning is not None else (1 - g) * lexical)
+            lexical_share(s, meaning is not None) * lexical + (h * meaning if meaning is not None else 0.0))
         popularity = doc["popularity_score"]
         score = (s.ranking_weight_relevance * relevance[doc_id] + s.ranking_weight_similarity * similarity
                  + s.ranking_weight_popularity * popularity)
@@ -332,17 +337,20 @@ def matching_keywords(query_words: list[tuple[str, list[str]]], terms: Mapping[s
 
 
 async def _page(bk: Backends, user: User, alias: str, ranked: list[dict[str, Any]],
-                words: list[tuple[str, list[str]]], start: int, limit: int) -> list[dict[str, Any]]:
+                words: list[tuple[str, list[str]]], start: int, limit: int,
+                known_terms: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
     """The page of the ranked candidates, each with its whole document (the candidates were read without
-    their content) and its matching keywords (from its stored terms): that work for the page only, not the
-    whole window. An article hidden or deleted since the candidates were read is left out."""
+    their content) and its matching keywords (from its stored terms: those not among `known_terms`, read
+    for the ranking, are read now): that work for the page only, not the whole window. An article hidden or
+    deleted since the candidates were read is left out."""
     page = ranked[start:start + limit]
     if not page:
         return []
     ids = [r["doc"]["_id"] for r in page]
-    found, terms = await asyncio.gather(
+    found, read = await asyncio.gather(
         bk.mongo.articles.find({"$and": [{"_id": {"$in": ids}}, visibility(user)]}, {"embedding": 0}).to_list(None),
-        _terms(bk, alias, ids))
+        _terms(bk, alias, [i for i in ids if i not in known_terms]))
+    terms = {**known_terms, **read}
     full = {d["_id"]: d for d in found}
     return [{**r, "doc": {**full[r["doc"]["_id"]], "popularity_score": r["doc"]["popularity_score"]},
              "matching_keywords": matching_keywords(words, terms.get(r["doc"]["_id"], {}))}

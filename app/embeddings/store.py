@@ -69,11 +69,13 @@ class Profile:
     def text_hash(self, text: str) -> str:
         return hashlib.sha256(f"{self.version}\n{text}".encode()).hexdigest()[:32]
 
+    def has_vector(self, doc: Mapping[str, Any]) -> bool:
+        """Whether the document holds an embedding of this profile (without decoding it)."""
+        return bool(doc.get("embedding")) and doc.get("embedding_model") == self.version
+
     def stored_vector(self, doc: Mapping[str, Any]) -> np.ndarray | None:
         """The document's embedding when it is this profile's (its text may have moved on since)."""
-        if doc.get("embedding") and doc.get("embedding_model") == self.version:
-            return from_bytes(doc["embedding"])
-        return None
+        return from_bytes(doc["embedding"]) if self.has_vector(doc) else None
 
     async def embed_text(self, text: str) -> np.ndarray | None:
         """One text embedded now (None: nothing to embed, or the model is not installed); a text embedded
