@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -148,11 +149,17 @@ def worker(stack):
     time.sleep(1.5)
     assert proc.poll() is None, (stack.root / "logs" / "worker.log").read_text()[-2000:]
     yield proc
-    proc.terminate()
+    stop(proc, signal.SIGTERM, timeout=15)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Ask a process to stop with `sig`; killed when it has not within `timeout` seconds (and reaped)."""
+    proc.send_signal(sig)
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
 
 
 def unique(prefix: str = "t") -> str:

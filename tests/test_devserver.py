@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app import discovery
 from app.stack import Backoff
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop
 
 SERVER_VARS = {f"{p}{v}" for p in ("", "IKL_") for v in ("MONGODB_URL", "OPENSEARCH_URL", "BROKER_URL")}
 
@@ -168,12 +168,7 @@ def test_devserver_restarts_what_exits_and_stops_everything(tmp_path):
         assert [p for p in seen | set(old_group) if alive(p)] == []
     finally:
         if dev.poll() is None:  # a failed test still stops the stack it started
-            dev.send_signal(signal.SIGTERM)
-            try:
-                dev.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                dev.kill()
-                dev.wait()
+            stop(dev, signal.SIGTERM, timeout=60)
 
 
 def test_a_second_devserver_on_the_same_data_refuses_to_start(tmp_path):

@@ -31,7 +31,7 @@ from app.settings import get_settings
 from app.stack import free_port
 from app.users.models import Role, UserCreate
 from app.users.service import create_user, issue_token
-from tests.conftest import ROOT, eventually
+from tests.conftest import ROOT, eventually, stop
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -296,11 +296,7 @@ async def test_an_api_process_without_its_broker_answers_metrics_and_logs_only_j
             assert value(page, "ikl_index_lag_seconds", index="incidents") == 0
             assert (await c.get("/api/v1/incidents/", headers={"X-Request-ID": "metrics-api-8"})).status_code == 401
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, signal.SIGINT, timeout=20)
         bk = connect(get_settings())
         await bk.client.drop_database(db)
         await bk.close()
@@ -333,11 +329,7 @@ async def test_the_worker_entry_point_writes_only_json(stack):
             return "is ready for action" in log_path.read_text()
         await eventually(ready, timeout=90, interval=0.3)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, signal.SIGTERM, timeout=30)
         bk = connect(get_settings())
         await bk.client.drop_database(db)
         await bk.close()

@@ -36,7 +36,7 @@ from app.patterns import run_records
 from app.postmortems import generations
 from app.users.models import Classification, Role, UserCreate
 from app.users.service import create_user, issue_token
-from tests.conftest import ROOT, eventually, unique
+from tests.conftest import ROOT, eventually, stop, unique
 from tests.test_devserver import wait_for
 
 SEARCH_LIMIT = 20        # searches per hour in the two API processes (blocks of one: every request asks Valkey)
@@ -113,12 +113,7 @@ def cluster(stack, tmp_path_factory):
         pids = json.loads((data / "stack.json").read_text())["pids"]
         yield Cluster(url=shared, api=own, pids=pids, log=log)
     finally:
-        dev.send_signal(signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            dev.kill()
-            dev.wait()
+        stop(dev, signal.SIGTERM, timeout=60)
 
 
 @pytest.fixture(scope="module")
