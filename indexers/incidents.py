@@ -113,3 +113,15 @@ async def similar_incidents(bk: Backends, doc: dict, *, limit: int = 5, visible:
     top = max((h["_score"] or 0.0 for h in hits), default=0.0) or 1.0
     return [{"id": h["_id"], "score": h["_score"], "normalized_score": round((h["_score"] or 0.0) / top, 4)}
             for h in hits]
+
+
+async def searchable_now(bk: Backends, docs: list[dict]) -> set[str]:
+    """The ids of `docs` that a search sees now as they are (their `updated_at` is the one the engine
+    holds, refreshed): the engine's score for them, nothing included, is their real one."""
+    if not docs:
+        return set()
+    res = await bk.search.search(index=bk.index_alias(INDEX.name), body={
+        "size": len(docs), "query": {"ids": {"values": [str(d["_id"]) for d in docs]}}, "_source": ["updated_at"]})
+    held = {h["_id"]: (h.get("_source") or {}).get("updated_at") for h in res["hits"]["hits"]}
+    return {str(d["_id"]) for d in docs
+            if str(d["_id"]) in held and held[str(d["_id"])] == build({"updated_at": d.get("updated_at")}).get("updated_at")}

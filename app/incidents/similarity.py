@@ -304,7 +304,11 @@ async def _candidates(bk: Backends, doc: Mapping[str, Any], *, user: User, scope
     # or embedded before its text changed, is embedded now (a few, in one batch): the answer never waits
     # on or depends on the embedding job
     fresh = await embeddings.current_vectors(found) if qvec is not None else {}
-    late = {c["_id"] for c in unsearchable}
+    # words in common stand in for the engine's score only where the engine does not hold the incident as
+    # it is (one ids query): one it holds scored what it scored, nothing included (a CI run saw a weak
+    # match's score move when it left the recent window)
+    held = await incidents_index.searchable_now(bk, unsearchable)
+    late = {c["_id"] for c in unsearchable if str(c["_id"]) not in held}
     matches = []
     for c in found:
         vec = fresh.get(c["_id"]) if qvec is not None else None
