@@ -1,5 +1,5 @@
 """Leased jobs: the one mechanism behind every job a worker takes from MongoDB (postmortem generations,
-pattern mining runs, the outbox's index syncs and jobs).
+pattern mining runs, the outbox's index syncs and jobs, webhook deliveries).
 
 A job document holds `lease` (a random id) and `leased_until`. Whoever claims the job writes a new lease;
 from then on only the holder of that lease writes: it renews the lease while it works (`Heartbeat`, every
@@ -42,7 +42,7 @@ class LeaseLost(Exception):
 class Jobs:
     collection: str                          # the MongoDB collection of the job documents
     active: str                              # the flag set while a job is pending or running
-    running: str                             # the status of a claimed job
+    running: str | None                      # the status of a claimed job (None: claiming leaves it)
     lease_seconds: Callable[[Any], float]    # settings -> seconds a lease lasts without renewal
     what: str = "job"                        # for log lines
 
@@ -62,8 +62,8 @@ class Jobs:
         status running, a fresh lease, `fields` set, `inc` counted; the job as claimed, or None when none
         matched."""
         now = utcnow()
-        update: dict[str, Any] = {"$set": {"status": self.running, "updated_at": now, **self.new_lease(bk),
-                                           **fields}}
+        status = {"status": self.running} if self.running else {}
+        update: dict[str, Any] = {"$set": {**status, "updated_at": now, **self.new_lease(bk), **fields}}
         if inc:
             update["$inc"] = dict(inc)
         return await self.coll(bk).find_one_and_update(dict(where), update, sort=sort,

@@ -25,15 +25,13 @@ import hmac
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping
 
 import httpx
-from pymongo import ReturnDocument
 
-from app import periodic
+from app import leases, periodic
 from app.backends import Backends
 from app.settings import Settings
 from app.timefmt import utcnow
@@ -144,14 +142,16 @@ async def skip_reason(bk: Backends, hook: Mapping[str, Any] | None, delivery: Ma
     return None
 
 
+# deliveries as leased jobs (app/leases.py): `queued` until delivered, skipped or failed; claiming leaves the
+# status (queued or retrying) as it is
+JOBS = leases.Jobs(DELIVERIES, active="queued", running=None, lease_seconds=lease_seconds, what="webhook delivery")
+
+
 async def claim(bk: Backends) -> dict | None:
     """Lease one due delivery (the earliest due first)."""
     now = utcnow()
-    return await bk.mongo[DELIVERIES].find_one_and_update(
-        {"queued": True, "next_attempt_at": {"$lte": now},
-         "$or": [{"leased_until": None}, {"leased_until": {"$lte": now}}]},
-        {"$set": {"leased_until": now + timedelta(seconds=lease_seconds(bk.settings)), "lease": str(uuid.uuid4())}},
-        sort=[("next_attempt_at", 1)], return_document=ReturnDocument.AFTER)
+    return await JOBS.claim(bk, {"queued": True, "next_attempt_at": {"$lte": now}, **JOBS.claimable(now)},
+                            sort=[("next_attempt_at", 1)])
 
 
 async def deliver(bk: Backends, delivery: Mapping[str, Any]) -> str:
@@ -177,15 +177,13 @@ async def deliver(bk: Backends, delivery: Mapping[str, Any]) -> str:
     update: dict[str, Any] = {"$push": {"attempts": {"$each": [attempt], "$slice": -ATTEMPTS_KEPT}},
                               "$inc": {"attempt_count": 1}}
     if status == S.RETRYING:
-        update["$set"] = {"status": status.value, "tries": tries,
-                          "next_attempt_at": now + timedelta(seconds=backoff(settings, tries))}
-        update["$unset"] = {"leased_until": "", "lease": ""}
+        update["$set"] = {"tries": tries, "next_attempt_at": now + timedelta(seconds=backoff(settings, tries))}
     else:
-        update["$set"] = {"status": status.value, "tries": tries, "finished_at": now, "next_attempt_at": None,
+        update["$set"] = {"tries": tries, "finished_at": now, "next_attempt_at": None,
                           "expires_at": now + timedelta(days=settings.webhook_delivery_retention_days)}
-        update["$unset"] = {"queued": "", "leased_until": "", "lease": ""}
-    done = await bk.mongo[DELIVERIES].update_one({"_id": delivery["_id"], "lease": delivery.get("lease")}, update)
-    if not done.matched_count:  # the lease ran out and another worker took it over: its record stands
+        update["$unset"] = {"queued": ""}
+    if not await JOBS.release(bk, delivery, status=status.value, update=update):
+        # the lease ran out and another worker took it over: its record stands
         log.warning("webhook delivery lease lost", extra={"delivery": delivery["_id"]})
     return status.value
 
