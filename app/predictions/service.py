@@ -25,6 +25,7 @@ answer (nothing is stored that could go stale):
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Mapping
 
@@ -200,7 +201,8 @@ async def predict(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
     return {
         "incident": incident["name"], "status": incident.get("status"), "generated_at": isoz(utcnow()),
         "reported_category": incident.get("category") or None,
-        "likely_root_causes": [{"category": c, "probability": round(p, 4), "look_alikes": votes.get(c, 0)}
+        # 4 decimals rounded down, so the probabilities shown never add up to more than 1
+        "likely_root_causes": [{"category": c, "probability": math.floor(p * 1e4) / 1e4, "look_alikes": votes.get(c, 0)}
                                for c, p in causes],
         "time_to_resolve": {
             "p50": p50, "p90": p90, "samples": len(samples),
