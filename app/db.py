@@ -29,6 +29,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "articles": [
         IndexModel([("slug", ASCENDING)], unique=True),
+        IndexModel([("title", ASCENDING)]),  # runbooks named by incidents' RunbookMatch events (recommendations)
         IndexModel([("status", ASCENDING), ("data_classification", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("article_type", ASCENDING)]),
         IndexModel([("category", ASCENDING)]),

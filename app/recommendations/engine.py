@@ -45,7 +45,7 @@ MAX_ACTIONS = 8
 # for SIMILAR_INCIDENT, article `semantic` alone 0.55; any weight >= 1 only worsened the ECE), so they move
 # no confidence until a refit on ratings that carry them finds a weight.
 FEATURES = ("similarity", "semantic", "lexical", "services", "category", "fix", "near_duplicate", "cause",
-            "feedback")
+            "lookalikes", "feedback")
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     T.SIMILAR_INCIDENT.value: {"b": -2.6, "w": {"similarity": 2.0, "semantic": 1.2, "lexical": 1.0, "services": 0.4,
                                                 "category": 0.4, "fix": 0.3, "near_duplicate": 2.6,
@@ -53,9 +53,9 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     T.SOLUTION.value: {"b": -2.7, "w": {"similarity": 2.0, "semantic": 1.2, "lexical": 1.0, "services": 0.4,
                                         "category": 0.4, "fix": 0.4, "near_duplicate": 2.6, "cause": 0.0,
                                         "feedback": 2.5}},
-    T.KNOWLEDGE_ARTICLE.value: {"b": -2.4, "w": {"similarity": 1.6, "semantic": 0.0, "lexical": 1.6,
-                                                 "services": 0.6, "category": 0.6, "fix": 0.6,
-                                                 "near_duplicate": 0.0, "feedback": 2.5}},
+    T.KNOWLEDGE_ARTICLE.value: {"b": -4.0, "w": {"similarity": 2.1, "semantic": 0.0, "lexical": 2.0,
+                                                 "services": 1.8, "category": 0.2, "fix": 1.7,
+                                                 "near_duplicate": 0.0, "lookalikes": 1.65, "feedback": 2.1}},
     T.EXPERT.value: {"b": -2.2, "w": {"similarity": 2.2, "semantic": 0.8, "lexical": 0.6, "services": 0.4,
                                       "category": 0.3, "fix": 0.5, "near_duplicate": 1.5, "cause": 0.0,
                                       "feedback": 2.5}},
@@ -79,6 +79,20 @@ class Similar:
     score: float  # fused, 0-1
     factors: list[dict[str, Any]] = field(default_factory=list)
     signals: dict[str, float] = field(default_factory=dict)  # absolute evidence: semantic, lexical, services, category
+
+
+@dataclass
+class Lookalikes:
+    """How far an article is what the most similar incidents used (a runbook their timelines record) or are
+    linked to: `share` of the `of` most similar incidents, weighted by similarity; `names` those incidents."""
+
+    share: float
+    names: list[str]
+    of: int
+
+    def phrase(self, verb: str = "used in") -> str:
+        shown = ", ".join(self.names[:3]) + (f" and {len(self.names) - 3} more" if len(self.names) > 3 else "")
+        return f"{verb} {shown}: {len(self.names)} of the {self.of} most similar incidents"
 
 
 @dataclass
@@ -272,13 +286,17 @@ GUIDE_TYPES = ("RUNBOOK", "TROUBLESHOOTING")
 
 
 def knowledge_article(article: Mapping[str, Any], relevance: float, *, signals: Mapping[str, float] | None = None,
-                      fb: Feedback | None = None, params=None) -> dict[str, Any]:
-    """An article the incident's text ranks; `signals`: `lexical` (how many of the incident's signs its
-    steps mention), `semantic`, `services`, `category`. Runbooks and troubleshooting guides count as a fix."""
+                      used: Lookalikes | None = None, fb: Feedback | None = None, params=None) -> dict[str, Any]:
+    """An article the incident's text ranks (`relevance`, 0 when only `used` found it); `signals`: `lexical`
+    (how many of the incident's signs its steps mention), `semantic`, `services`, `category`; `used`: how far
+    the most similar incidents used it. Runbooks and troubleshooting guides count as a fix."""
     sig = dict(signals or {})
     guide = (article.get("article_type") or "") in GUIDE_TYPES
     factors = [{"factor": "article_relevance", "weight": 1.0, "value": round(relevance, 4),
                 "detail": "the incident's text against the article (knowledge-base ranking)"}]
+    if used is not None:
+        factors.append({"factor": "used_in_similar", "weight": model_for(T.KNOWLEDGE_ARTICLE.value, params)["w"].get(
+            "lookalikes", 0.0), "value": used.share, "detail": used.phrase() + " (share weighted by similarity)"})
     if sig.get("semantic"):
         factors.append({"factor": "semantic", "weight": model_for(T.KNOWLEDGE_ARTICLE.value, params)["w"].get("semantic", 0.0),
                         "value": round(sig["semantic"], 4),
@@ -287,12 +305,16 @@ def knowledge_article(article: Mapping[str, Any], relevance: float, *, signals: 
         factors.append({"factor": "signs_matched", "weight": 1.0, "value": round(sig["lexical"], 4),
                         "detail": "the incident's signs found in the article's steps"})
     features = {"similarity": relevance, "semantic": sig.get("semantic", 0.0), "lexical": sig.get("lexical", 0.0),
-                "services": sig.get("services") or 0.0, "category": sig.get("category", 0.0), "fix": float(guide)}
+                "services": sig.get("services") or 0.0, "category": sig.get("category", 0.0), "fix": float(guide),
+                "lookalikes": used.share if used is not None else 0.0}
     conf, features = _score(T.KNOWLEDGE_ARTICLE.value, features, fb, factors, params)
     kind = (article.get("article_type") or "").replace("_", " ").lower()
-    reasoning = (f"The {kind or 'article'} \"{article.get('title')}\" ranks {relevance:.2f} for this incident's "
-                 f"title, services and symptoms" + (f" and covers {', '.join(article['related_services'][:3])}"
-                                                    if article.get("related_services") else "")
+    found = (f"ranks {relevance:.2f} for this incident's title, services and symptoms" if relevance > 0 else "")
+    if used is not None:
+        found = " and ".join(x for x in [used.phrase("was used in" if guide else "is about"),
+                                         found] if x)
+    reasoning = (f"The {kind or 'article'} \"{article.get('title')}\" {found}"
+                 + (f"; it covers {', '.join(article['related_services'][:3])}" if article.get("related_services") else "")
                  + (f"; {sig['lexical']:.0%} of the incident's signs appear in its steps" if sig.get("lexical") else "")
                  + ".")
     return {"recommendation_type": T.KNOWLEDGE_ARTICLE.value, "target": article["_id"],

@@ -31,6 +31,7 @@ from opensearchpy.exceptions import OpenSearchException
 from app import classification
 from app.activity.service import record_audit
 from app.articles import ranking
+from app.articles import service as articles
 from app.articles.models import SearchInput
 from app.backends import Backends
 from app.errors import NotFound, PermissionDenied, ValidationFailed
@@ -188,6 +189,54 @@ def _on_it(incident: Mapping[str, Any], user: User) -> set[str]:
     return {user.username} | {incident[f] for f in INCIDENT_PEOPLE if incident.get(f)}
 
 
+def _runbooks_used(similar: list[engine.Similar]) -> dict[str, list[engine.Similar]]:
+    """The runbooks the similar incidents' timelines record as used (RunbookMatch events, naming the runbook
+    by title or slug), each with the incidents that used it."""
+    used: dict[str, list[engine.Similar]] = {}
+    for s in similar:
+        for e in s.doc.get("timeline") or []:
+            details = e.get("details") if isinstance(e.get("details"), dict) else {}
+            if e.get("type") == "RunbookMatch" and details.get("runbook"):
+                used.setdefault(str(details["runbook"]), []).append(s)
+    return used
+
+
+LOOKALIKES = 10  # the most similar incidents whose runbooks and articles vote for an article
+
+
+async def _used_in_lookalikes(bk: Backends, incident: Mapping[str, Any], similar: list[engine.Similar],
+                              user: User) -> dict[str, tuple[dict, engine.Lookalikes]]:
+    """Articles about the incidents most like this one — the runbooks their timelines record as used, and
+    the articles linked to them (`related_incidents`) — that `user` may see and that are not the incident's
+    own, each with its share of the LOOKALIKES most similar incidents (weighted by similarity): "used in 6
+    of the 10 most similar incidents" is what a responder acts on; a runbook named by one weak match is not."""
+    top = [s for s in sorted(similar, key=lambda s: (-s.score, str(s.doc["_id"]))) if s.score > 0][:LOOKALIKES]
+    total = sum(s.score for s in top)
+    if not total:
+        return {}
+    used = _runbooks_used(top)
+    refs = sorted(used)
+    ids = [s.doc["_id"] for s in top]
+    docs = await bk.mongo.articles.find({"$and": [articles.visibility(user), {"$or": [
+        {"title": {"$in": refs}}, {"slug": {"$in": refs}}, {"related_incidents": {"$in": ids}}]}]}).to_list(None)
+    own_ids, own_names = await _own_ids(bk, incident)
+    own_pms = {d["_id"] for d in await bk.mongo.postmortems.find({"incident": {"$in": sorted(own_ids)}},
+                                                                 {"_id": 1}).to_list(None)}
+    out: dict[str, tuple[dict, engine.Lookalikes]] = {}
+    for a in docs:
+        if _is_own_article(a, own_ids, own_names, own_pms):
+            continue
+        linked = set(a.get("related_incidents") or [])
+        members = {id(s): s for s in [*used.get(a.get("title") or "", []), *used.get(a.get("slug") or "", []),
+                                      *(s for s in top if s.doc["_id"] in linked)]}.values()
+        if members:
+            names = sorted((s for s in members), key=lambda s: (-s.score, str(s.doc["_id"])))
+            out[a["_id"]] = (a, engine.Lookalikes(share=round(sum(s.score for s in members) / total, 4),
+                                                  names=[str(s.doc.get("name") or s.doc["_id"]) for s in names],
+                                                  of=len(top)))
+    return out
+
+
 async def _experts_evidence(bk: Backends, similar: list[engine.Similar], pms: Mapping[str, dict],
                             user: User, *, on_it: set[str] = frozenset()) -> tuple[list[engine.Work], dict[str, dict]]:
     """Who worked on the similar incidents: the resolver (the Resolution event's actor), the assignee,
@@ -196,14 +245,12 @@ async def _experts_evidence(bk: Backends, similar: list[engine.Similar], pms: Ma
     already on the incident (`on_it`)."""
     work: list[engine.Work] = []
     by_id_roles: list[tuple[str, str, engine.Similar]] = []
-    runbook_titles: dict[str, list[engine.Similar]] = {}
+    runbook_titles = _runbooks_used(similar)
     for s in similar:
         for e in s.doc.get("timeline") or []:
             details = e.get("details") if isinstance(e.get("details"), dict) else {}
             if e.get("type") == "Resolution" and details.get("actor"):
                 work.append(engine.Work(details["actor"], "resolver", s, _when(s.doc)))
-            if e.get("type") == "RunbookMatch" and details.get("runbook"):
-                runbook_titles.setdefault(str(details["runbook"]), []).append(s)
         if s.doc.get("assignee"):
             work.append(engine.Work(s.doc["assignee"], "assignee", s, _when(s.doc)))
         pm = pms.get(s.doc["_id"]) or {}
@@ -241,7 +288,7 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
     embedding on a thread, so overlapping them takes the article search off the critical path
     (bench/recommendation_latency.py). A failure in any part fails the whole, with its own error."""
     want = set(types)
-    need_similar = bool({T.SIMILAR_INCIDENT, T.SOLUTION, T.EXPERT} & want)
+    need_similar = bool({T.SIMILAR_INCIDENT, T.SOLUTION, T.EXPERT, T.KNOWLEDGE_ARTICLE} & want)
     need_articles = bool({T.KNOWLEDGE_ARTICLE, T.EXPERT} & want)
     # asyncio.gather, not a TaskGroup: an error reaches the caller as itself (a TaskGroup would wrap it
     # in an ExceptionGroup, which the error handlers do not know: a 500 instead of, say, a 503)
@@ -255,6 +302,9 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
     found_articles = found_articles or []
     patterns = patterns or []
     similar_ids = [s.doc["_id"] for s in similar]
+    lookalikes = await _used_in_lookalikes(bk, incident, similar, user) if T.KNOWLEDGE_ARTICLE in want else {}
+    searched = {a["_id"] for a, _ in found_articles}  # and those the search did not rank: relevance 0
+    found_articles += [(a, 0.0) for k, (a, _) in sorted(lookalikes.items()) if k not in searched]
     causes, meanings = await meaning.agreement(incident, causes_of=[s.doc for s in similar],
                                                articles=[a for a, _ in found_articles])
     for s in similar:
@@ -288,7 +338,7 @@ async def _candidates(bk: Backends, incident: dict, types: list[RecommendationTy
         fb = fb_article
         out += [{**engine.knowledge_article(a, score, signals={**article_signals(incident, a),
                                                               "semantic": meanings.get(a["_id"], 0.0)},
-                                            fb=fb.get(a["_id"]),
+                                            used=lookalikes.get(a["_id"], (None, None))[1], fb=fb.get(a["_id"]),
                                             params=params[T.KNOWLEDGE_ARTICLE.value]),
                  "sources": [a]} for a, score in found_articles]
     if T.EXPERT in want:
