@@ -259,7 +259,8 @@ TOPICS = [
     ("routing", "routing, BGP and DNS",
      r"\bbgp\b|\broutes?\b|routing|\bdns\b|backbone|peering|router|transit gateway|fiber|packet loss|load balancer"),
     ("replication", "replication and failover",
-     r"replica|replication|failover|fail over|\bprimary\b|secondary|quorum|consul|split.brain|\bmaster\b|partition"),
+     r"replica|replication|failover|fail over|\bprimary\b(?!\s+keys?\b)|secondary|quorum|consul|split.brain|\bmaster\b|"
+     r"partition"),  # a primary key is the schema's (integer limits), not a primary server's
     ("connections", "connection exhaustion and timeouts", r"connection|\bpool\b|time(?:d)? ?out|reconnect|slots"),
     ("human-error", "human error and manual operations",
      r"human error|typo|accidental|inadvertent|manual|rm -rf|wrong terminal|deleted|deletion|operator"),
