@@ -38,7 +38,6 @@ from app.indexing import outbox
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
 from indexers import registry
-from indexers.base import ensure_index
 from schema.app import graphql_endpoint
 from schema.schema import permission_entries as graphql_permission_entries
 from schema.ws import graphql_ws_endpoint
@@ -53,12 +52,12 @@ RESOURCES = [*incidents_rest.RESOURCES, *predictions_rest.RESOURCES, *articles_r
 
 
 async def prepare(bk: Backends) -> None:
-    """MongoDB indexes, and search indices rebuilt from MongoDB where the alias is missing."""
+    """MongoDB indexes, and search indices rebuilt from MongoDB where the alias is missing or stale: here
+    for a small collection, else by the workers (the start does not wait; outbox.rebuild)."""
     await ensure_indexes(bk)
     for definition in registry().values():
         try:
-            if stats := await ensure_index(bk, definition):
-                log.info("search index rebuilt from MongoDB", extra=stats)
+            await outbox.rebuild(bk, definition)
         except Exception as exc:  # noqa: BLE001 - serve anyway; the outbox sweep retries
             log.error("search index unavailable at start", extra={"index": definition.name, "error": str(exc)[:300]})
 

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # A write is indexed inline, right after its MongoDB commit, within this many seconds (and refreshed, so
     # the next request's search sees it); past it, or when the engine fails, the outbox delivers it. 0: off.
     index_inline_timeout: float = 2.0
+    # A search index that must be rebuilt from MongoDB (missing, or built from another definition) over at
+    # most this many documents is rebuilt by the process that finds it (a start waits for it); a larger one
+    # by the workers, once, while the API serves (from the old index, if there is one).
+    search_inline_rebuild_max: int = 50_000
 
     page_size: int = 20
     max_page_size: int = 100

@@ -190,16 +190,27 @@ async def _build_and_swap(bk: Backends, index: IndexDefinition, alias: str, targ
     return stats
 
 
-async def ensure_index(bk: Backends, index: IndexDefinition) -> dict[str, Any] | None:
-    """Rebuild the index from MongoDB when its alias is missing (a new or emptied search cluster) or
-    points at an index built from another definition (a field added to the mapping, k-NN now offered
-    or no longer, say); the
-    rebuild is the zero-gap reindex, so search keeps answering from the old index meanwhile."""
+async def needs_rebuild(bk: Backends, index: IndexDefinition) -> str | None:
+    """Why the index must be rebuilt from MongoDB — its alias is missing (a new or emptied search cluster)
+    or points at an index built from another definition (a field added to the mapping, k-NN now offered
+    or no longer, say) — or None when it is current."""
     targets = await alias_targets(bk, index)
-    if targets:
-        mapping = await bk.search.indices.get_mapping(index=targets[0])
-        meta = (mapping.get(targets[0], {}).get("mappings") or {}).get("_meta") or {}
-        if meta.get("definition") == index.fingerprint(await uses_knn(bk, index)):
-            return None
-        log.info("search index definition changed; rebuilding", extra={"index": index.name})
+    if not targets:
+        return "missing"
+    mapping = await bk.search.indices.get_mapping(index=targets[0])
+    meta = (mapping.get(targets[0], {}).get("mappings") or {}).get("_meta") or {}
+    if meta.get("definition") == index.fingerprint(await uses_knn(bk, index)):
+        return None
+    return "definition changed"
+
+
+async def ensure_index(bk: Backends, index: IndexDefinition) -> dict[str, Any] | None:
+    """Rebuild the index from MongoDB when it needs it (`needs_rebuild`), here and now; the rebuild is the
+    zero-gap reindex, so search keeps answering from the old index meanwhile. Services and the start go
+    through the leased rebuild job instead (app/indexing/outbox.py `rebuild`), so that a large rebuild runs
+    once, on a worker, however many processes find the index missing."""
+    reason = await needs_rebuild(bk, index)
+    if reason is None:
+        return None
+    log.info("search index rebuilding", extra={"index": index.name, "reason": reason})
     return await reindex(bk, index)

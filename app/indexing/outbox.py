@@ -10,7 +10,8 @@ The same outbox carries per-document **jobs** a write sets off (`JOB_KINDS`: `em
 incident's vector, recorded with every write to the incidents index (`FOLLOW_UPS`); `recommendations`,
 regenerating an incident's recommendations): recorded in the writing transaction, optionally `delay`ed
 (a debounce: more writes meanwhile push it back and coalesce), run by workers only (`drain(jobs=True)`;
-the API's sweep leaves them), with the same lease, back-off and retry as an index sync.
+the API's sweep leaves them), with the same lease, back-off and retry as an index sync. One more job,
+`search-rebuild` (its doc id an index's name), rebuilds a search index from MongoDB (`rebuild`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from app import periodic
 from app.backends import Backends
 from app.leases import Jobs
 from indexers import registry
-from indexers.base import building, ensure_index, write_docs
+from indexers.base import building, ensure_index, needs_rebuild, write_docs
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-JOB_KINDS = ("recommendations", "embeddings", "article-embeddings")
+REBUILD = "search-rebuild"  # a search index rebuilt from MongoDB (`rebuild`)
+JOB_KINDS = ("recommendations", "embeddings", "article-embeddings", REBUILD)
 # Jobs every write to an index's documents sets off, recorded in the same transaction.
 FOLLOW_UPS = {"incidents": ("embeddings",), "articles": ("article-embeddings",)}
 
@@ -167,14 +169,39 @@ async def drain(bk: Backends, *, index: str | None = None, doc_id: str | None = 
 
 
 async def _sync_or_rebuild(bk: Backends, definition, ids: list[str], *, refresh: bool = False) -> None:
-    """A search cluster that lost the index (restarted, replaced) gets it rebuilt from MongoDB; then the
-    batch is tried once more. Otherwise the error stands."""
+    """A search cluster that lost the index (restarted, replaced) gets it rebuilt from MongoDB (`rebuild`);
+    once it is, the batch is tried again. Otherwise the error stands (the entry is retried)."""
     try:
         await _sync(bk, definition, ids, refresh=refresh)
     except Exception:
-        if await ensure_index(bk, definition) is None:
+        if await rebuild(bk, definition) != "rebuilt":
             raise
         await _sync(bk, definition, ids, refresh=refresh)
+
+
+async def rebuild(bk: Backends, definition) -> str:
+    """Have `definition`'s index rebuilt from MongoDB when it needs it, through the leased `search-rebuild`
+    job, so a rebuild runs once however many processes ask: "current" (nothing to do), "rebuilt" (done
+    here, now: a collection of at most IKL_SEARCH_INLINE_REBUILD_MAX documents, or a worker), or "queued"
+    (left to the workers — a large one, or another process is rebuilding it)."""
+    if await needs_rebuild(bk, definition) is None:
+        return "current"
+    await record(bk, REBUILD, definition.name)
+    size = await bk.mongo[definition.collection].estimated_document_count()
+    if size > bk.settings.search_inline_rebuild_max:
+        log.warning("search index rebuild handed to the workers", extra={"index": definition.name, "documents": size})
+        return "queued"
+    await drain(bk, index=REBUILD, doc_id=definition.name, due_only=False, jobs=True)
+    return "rebuilt" if await needs_rebuild(bk, definition) is None else "queued"
+
+
+@job_handler(REBUILD)
+async def _rebuild_indexes(bk: Backends, names: list[str]) -> None:
+    """The job: rebuild each named index that still needs it (the lease is renewed while it runs)."""
+    defs = registry()
+    for name in names:
+        if (definition := defs.get(name)) is not None and (stats := await ensure_index(bk, definition)):
+            log.info("search index rebuilt from MongoDB", extra=stats)
 
 
 async def _sync(bk: Backends, definition, ids: list[str], *, refresh: bool = False) -> None:
