@@ -128,3 +128,33 @@ async def test_large_counts_are_reused_briefly_small_ones_are_always_exact(clien
     assert await count() == 3  # reused within the window
     await asyncio.sleep(0.6)
     assert await count() == 4
+
+
+async def test_concurrent_pages_of_one_list_share_one_count(client, editor, bk, monkeypatch):
+    """Before, every request counted on its own: at a million incidents 32 concurrent first pages each
+    counted 500,000 keys and all ran past their deadline, so no count was ever cached. Now the requests
+    for one list (the same filter, the reader's clearance included) while its count runs wait for it;
+    another reader's list counts on its own."""
+    import asyncio
+
+    from app import listing
+    from tests.conftest import unique
+
+    category = unique("single")
+    r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
+        "title": unique("Counted once"), "content": "x", "article_type": "RUNBOOK", "category": category})
+    assert r.status_code == 201, r.text
+    counted: list[str] = []
+    real = listing.AsyncCollection.count_documents
+
+    async def slow_count(self, flt, *args, **kwargs):
+        if category in str(flt):
+            counted.append(self.name)
+            await asyncio.sleep(0.3)  # long enough for every request to arrive while it runs
+        return await real(self, flt, *args, **kwargs)
+
+    monkeypatch.setattr(listing.AsyncCollection, "count_documents", slow_count)
+    pages = await asyncio.gather(*(client.get("/api/knowledge/knowledge-articles/", headers=editor,
+                                              params={"category": category}) for _ in range(8)))
+    assert [p.status_code for p in pages] == [200] * 8 and {p.json()["count"] for p in pages} == {1}
+    assert counted == ["articles"]
