@@ -66,7 +66,7 @@ The stack runs with IKL_SEARCH_TIMEOUT_SECONDS=300 and IKL_REQUEST_TIMEOUT_SECON
 chunks and more_like_this queries can pass the 10 s / 15 s defaults, which would give errors, not figures;
 and IKL_RATE_LIMIT_WRITE=100000 (the 100 writes a minute per user would answer 429 to a fast sequence).
 "rest" in the breakdown is the total less the parts: since the service gathers its evidence concurrently
-(app/recommendations/service.py `_candidates`), parts overlap and it goes negative.
+(app/recommendations/evidence.py `candidates`), parts overlap and it goes negative.
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ async def raw_backend(bk, user, docs: list[dict], sent: dict[str, dict] | None =
     from app import classification
     from app.articles import ranking
     from app.articles.models import SearchInput
-    from app.recommendations import service
+    from app.recommendations import evidence
     from indexers import articles as articles_index
     from indexers import incidents as incidents_index
 
@@ -376,7 +376,7 @@ async def raw_backend(bk, user, docs: list[dict], sent: dict[str, dict] | None =
         if sent and str(d["_id"]) in sent:
             secs, _ = await asyncio.to_thread(raw_post, inc_url, sent[str(d["_id"])])
             inc_sent.append(secs * 1000)
-        text = service._query_text(d)
+        text = evidence._query_text(d)
         data = SearchInput(query=text, limit=10)
         abody = articles_index.search_body(text, filters=ranking.filters_for(data, user),
                                            size=max(data.limit, ranking.CANDIDATES))
