@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,17 @@ def serve_api(fds: list[int], log_level: str | None = None) -> None:
     config = uvicorn.Config("app.main:create_app", factory=True, loop="uvloop", http="httptools", access_log=False,
                             log_level=log_level)
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd) for fd in fds])
+
+
+def _shared_metrics(data_dir: Path, api_processes: int) -> dict[str, str]:
+    """With several API processes, a folder (emptied now) where each writes its request figures, so that
+    /metrics from any of them adds up all of them (app/http/observability.py)."""
+    if api_processes < 2:
+        return {}
+    folder = data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
 def serve(port: int, data_dir: Path, seed: bool, api_processes: int = 1, workers: int = 1) -> None:
@@ -145,9 +157,10 @@ def serve(port: int, data_dir: Path, seed: bool, api_processes: int = 1, workers
         env = {"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)}
         for name in workers_named:
             sup.add(name, lambda: _child(worker_command(), env))
+        api_env = {**env, **_shared_metrics(data_dir, api_processes)}
         for i, name in enumerate(apis):
             fds = (listener.fileno(), *([own[i].fileno()] if own else []))
-            sup.add(name, lambda fds=fds: _child(api_command(fds), env, pass_fds=fds))
+            sup.add(name, lambda fds=fds: _child(api_command(fds), api_env, pass_fds=fds))
         for url in (api_url, *own_urls):
             if not _wait_for_api(sup, url):
                 console.print(f"[yellow]the API did not answer {url}/healthz within 60 s; still trying[/yellow]")

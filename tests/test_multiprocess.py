@@ -416,3 +416,25 @@ async def test_a_write_through_one_process_is_searchable_and_ranked_through_the_
             assert semantic[made["target"]["name"]] > semantic[made["decoy"]["name"]], hits
         # and the writing process ranks them the same way
         assert [h["name"] for h in await eventually(lambda: ranked(one), timeout=20)] == [h["name"] for h in hits]
+
+
+def _requests_counted(text: str, route: str) -> float:
+    """http_requests_total of GET `route` answered 200, in Prometheus text."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("http_requests_total{") and f'route="{route}"' in line
+               and 'method="GET"' in line and 'status="200"' in line)
+
+
+async def test_metrics_from_either_process_count_both_processes_requests(cluster, people):
+    """Before, /metrics answered with the figures of whichever process took the scrape: with two API
+    processes about half the requests were missing from each scrape."""
+    route = "/api/knowledge/kpis/"
+    async with httpx.AsyncClient(timeout=30) as http:
+        before = [_requests_counted((await http.get(f"{base}/metrics")).text, route) for base in cluster.api]
+        assert before[0] == before[1]
+        for base, times in zip(cluster.api, (3, 5)):  # 3 to the first process, 5 to the second
+            for _ in range(times):
+                r = await http.get(f"{base}{route}", headers=people["admin"], params={"weeks": 1})
+                assert r.status_code == 200, r.text
+        after = [_requests_counted((await http.get(f"{base}/metrics")).text, route) for base in cluster.api]
+    assert after[0] == after[1] == before[0] + 8, (before, after)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 import uuid
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pymongo
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +35,7 @@ log = logging.getLogger("app.access")
 metrics_log = logging.getLogger("app.metrics")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]+")  # a caller's request id is echoed only when it is this plain
 
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's: each process writes its figures there
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
@@ -141,9 +143,20 @@ SOURCE_TIMEOUT = 1.0  # seconds each source (Valkey, MongoDB) may take before th
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text: this process's metrics, then the shared figures (cached for a second; a source that
+    """Prometheus text: the API's request figures, then the shared figures (cached for a second; a source that
     is down or slow is left out, with `ikl_metrics_source_up{source} 0` and a warning logged)."""
-    return Response(generate_latest() + await _shared(request.app), media_type=CONTENT_TYPE_LATEST)
+    return Response(_api_figures() + await _shared(request.app), media_type=CONTENT_TYPE_LATEST)
+
+
+def _api_figures() -> bytes:
+    """This process's metrics; with several API processes (`PROMETHEUS_MULTIPROC_DIR` set for all of them,
+    as `dev.py run --api-processes N` does), every process's counters and histograms added up, whichever
+    process answers the scrape."""
+    if os.environ.get(MULTIPROC_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
 
 
 async def _shared(app: Any) -> bytes:
