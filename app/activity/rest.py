@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 
 from app.activity import service
 from app.activity.outputs import AuditEntry
+from app.backends import Backends
 from app.http.resources import Call, Op, Param, Resource
 from app.listing import Page
 from app.timefmt import isoz
+from app.users.models import User
 
 REQUEST_FIELDS = ("auth_method", "ip", "user_agent", "request_id")
 
@@ -23,7 +24,7 @@ def entry_json(doc: dict[str, Any]) -> dict[str, Any]:
             "changes": service.plain(doc.get("changes") or {})}
 
 
-async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+async def serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict[str, Any]]:
     return [entry_json(d) for d in docs]
 
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from app.articles import ranking, service, stats
 from app.articles.models import ArticleCreate, ArticleUpdate, RateInput, SearchInput
 from app.articles.outputs import (Article, ArticleBookmark, ArticleRating, ArticleSearchResults, ArticleStatistics,
                                   PopularArticles)
+from app.backends import Backends
 from app.http.resources import Call, Op, Param, Resource
 from app.http.responses import JSON
 from app.listing import Page
 from app.timefmt import isoz
-from app.users.models import Role
+from app.users.models import Role, User
 from app.users.service import username, users_by_ids
 
 BASE = "/api/knowledge/knowledge-articles/"
@@ -29,9 +29,9 @@ PEOPLE = ("author", "maintainer", "last_updated_by")
 SEARCH_FIELDS = ("title", "slug", "summary", "article_type", "category")
 
 
-async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+async def serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict[str, Any]]:
     """Articles as JSON; author, maintainer and last editor names come from one users query."""
-    people = await users_by_ids(request.app.state.backends,
+    people = await users_by_ids(bk,
                                 ids=[d[p] for d in docs for p in PEOPLE if d.get(p)])
     out = []
     for d in docs:
@@ -115,7 +115,7 @@ async def due_for_review(call: Call) -> Page:
 async def popular(call: Call) -> dict:
     """List the most popular published articles, most popular first."""
     docs = await ranking.popular(call.bk, user=call.user, limit=call.arg("limit"))
-    items = await call.serialize(call.request, docs)
+    items = await call.serialize(call.bk, call.user, docs)
     return {"results": [{**i, "popularity_score": round(d["popularity_score"], 4)} for i, d in zip(items, docs)]}
 
 

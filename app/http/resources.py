@@ -41,7 +41,7 @@ from app.listing import ListSpec, Page, drf_response
 from app.permissions import Rule
 from app.users.models import Role, User
 
-Serializer = Callable[[Request, list[dict]], Awaitable[list[dict]]]
+Serializer = Callable[[Backends, User, list[dict]], Awaitable[list[dict]]]  # (backends, the caller, documents)
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,11 @@ class Call:
 
     async def one(self, doc: dict) -> dict[str, Any]:
         """A stored document as the resource's JSON."""
-        return (await self.serialize(self.request, [doc]))[0]
+        return (await self.serialize(self.bk, self.user, [doc]))[0]
 
     async def page(self, page: Page) -> dict[str, Any]:
         """A page of stored documents as a DRF list envelope."""
-        return drf_response(str(self.request.url), page, await self.serialize(self.request, page.items))
+        return drf_response(str(self.request.url), page, await self.serialize(self.bk, self.user, page.items))
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
-from app.http.auth import current_user
+from app.backends import Backends
 from app.http.resources import Call, Op, Param, Resource
 from app.incidents import deletion, service
 from app.incidents.models import (EventsAppend, IncidentCreate, IncidentMarkDuplicate, IncidentResolve, IncidentUpdate,
@@ -16,7 +15,7 @@ from app.incidents.models import (EventsAppend, IncidentCreate, IncidentMarkDupl
 from app.incidents.outputs import EventsAppended, Incident, IncidentSummary, IncidentTimeline, SimilarIncidents
 from app.listing import Page
 from app.timefmt import isoz
-from app.users.models import Role
+from app.users.models import Role, User
 
 FIELDS = ("name", "namespace", "title", "description", "severity", "status", "category", "affected_services",
           "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution", "data_classification")
@@ -38,9 +37,9 @@ def incident_json(doc: dict[str, Any], canonicals: dict[str, str] | None = None)
     return out
 
 
-async def shaped(request: Request, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def shaped(bk: Backends, user: User, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """These incidents as JSON for the caller, their canonicals' names looked up in one query."""
-    names = await service.canonical_names(request.app.state.backends, docs=docs, user=current_user(request))
+    names = await service.canonical_names(bk, docs=docs, user=user)
     return [incident_json(d, names) for d in docs]
 
 
@@ -124,7 +123,7 @@ async def similar(call: Call) -> dict:
     doc, hits = await service.similar_incidents(call.bk, name=call.key, limit=call.arg("limit"), user=call.user,
                                                 namespace=call.arg("namespace"), statuses=call.arg("status"),
                                                 days=call.arg("days") or None)
-    shown = await shaped(call.request, [m.doc for m in hits])
+    shown = await shaped(call.bk, call.user, [m.doc for m in hits])
     return {"incident": doc["name"], "results": [
         {**{k: v for k, v in j.items() if k != "timeline"}, "score": m.score, "matching_factors": m.factors}
         for j, m in zip(shown, hits)]}

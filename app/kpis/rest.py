@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 
+from app.backends import Backends
 from app.http.resources import Call, Op, Param, Resource
 from app.kpis import service
 from app.kpis.outputs import Kpis
+from app.users.models import User
 
 QUERY = (Param("weeks", int, "How many weeks, the current one last", default=12, low=1, high=service.MAX_WEEKS),
          Param("team", str, "Only this team: incidents and postmortems naming it in `affected_teams`, and the "
@@ -17,7 +18,7 @@ QUERY = (Param("weeks", int, "How many weeks, the current one last", default=12,
                max_length=100))
 
 
-async def _serialize(request: Request, docs: list[dict]) -> list[dict]:
+async def _serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return docs
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
-from app.http.auth import current_user
+from app.backends import Backends
 from app.http.resources import Call, Op, Param, Resource
 from app.http.responses import documented
 from app.listing import Page
@@ -17,7 +16,7 @@ from app.patterns.models import ApplyRequest, MergeRequest, PatternContent, Patt
 from app.patterns.outputs import LearningPattern, LearningPatternStatistics, MiningRun
 from app.timefmt import isoz
 from app.users import service as users
-from app.users.models import Role
+from app.users.models import Role, User
 
 BASE = "/api/knowledge/learning-patterns/"
 FIELDS = ("name", "pattern_type", "description", "frequency", "success_rate", "confidence_score", "is_validated",
@@ -26,9 +25,8 @@ LISTS = ("triggers", "actions", "outcomes")
 DATES = ("last_applied", "validated_at", "created_at", "updated_at")
 
 
-async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+async def serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict[str, Any]]:
     """The documented LearningPattern; sources and history only as far as the reader may see them."""
-    bk, user = request.app.state.backends, current_user(request)
     found_incidents, found_pms = await service.visible_sources(bk, docs, user)
     ids = {d["validated_by"] for d in docs if d.get("validated_by")}
     people = await users.users_by_ids(bk, ids=list(ids)) if ids else {}
@@ -94,9 +92,9 @@ RUN_FIELDS = ("status", "trigger", "days", "min_frequency", "incidents", "eligib
 RUN_DATES = ("started_at", "claimed_at", "completed_at", "leased_until")
 
 
-async def serialize_runs(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+async def serialize_runs(bk: Backends, user: User, docs: list[dict]) -> list[dict[str, Any]]:
     ids = {d["requested_by"] for d in docs if d.get("requested_by")}
-    people = await users.users_by_ids(request.app.state.backends, ids=list(ids)) if ids else {}
+    people = await users.users_by_ids(bk, ids=list(ids)) if ids else {}
     out = []
     for d in docs:
         item: dict[str, Any] = {"id": d["_id"], **documented(d, fields=RUN_FIELDS, dates=RUN_DATES)}

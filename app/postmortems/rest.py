@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app.http.auth import current_user
+from app.backends import Backends
 from app.http.resources import Call, Op, Resource
 from app.http.responses import JSON, documented, json_default
 from app.listing import Page, drf_response
@@ -19,7 +18,7 @@ from app.postmortems.models import (ActionItemUpdate, GenerateAutomatedRequest, 
 from app.postmortems.outputs import (AutomatedDraftResult, Postmortem, PostmortemGeneration,
                                      PostmortemGenerationStarted, PostmortemStatistics, PostmortemSummary)
 from app.users import service as users
-from app.users.models import Role
+from app.users.models import Role, User
 
 BASE = "/api/knowledge/postmortems/"
 LIST_FIELDS = ("id", "title", "incident", "incident_title", "status", "severity", "owner_username",
@@ -31,10 +30,9 @@ LISTS = ("timeline", "auto_generated_sections", "reviewers", "related_incidents"
 DATES = ("created_at", "updated_at", "published_at", "due_date")
 
 
-async def serialize(request: Request, docs: list[dict], *, summary: bool = False) -> list[dict[str, Any]]:
+async def serialize(bk: Backends, user: User, docs: list[dict], *, summary: bool = False) -> list[dict[str, Any]]:
     """The documented detail shape (or the list's summary), with usernames and incident titles
     fetched in one query each for the whole page."""
-    bk, user = request.app.state.backends, current_user(request)
     ids = {p for d in docs for p in [d.get("owner"), d.get("approver"), *(d.get("reviewers") or [])] if p}
     people = await users.users_by_ids(bk, ids=list(ids)) if ids else {}
     titles = await service.incident_titles(bk, ids=[d["incident"] for d in docs], user=user) if docs else {}
@@ -57,7 +55,7 @@ async def serialize(request: Request, docs: list[dict], *, summary: bool = False
 
 async def _page(call: Call, page: Page) -> dict:
     """A page of postmortems in the list's summary shape."""
-    return drf_response(str(call.request.url), page, await serialize(call.request, page.items, summary=True))
+    return drf_response(str(call.request.url), page, await serialize(call.bk, call.user, page.items, summary=True))
 
 
 async def create(call: Call) -> dict:
@@ -155,8 +153,8 @@ async def serialize_generations(bk, user, docs: list[dict]) -> list[dict[str, An
     return out
 
 
-async def _serialize_generations(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
-    return await serialize_generations(request.app.state.backends, current_user(request), docs)
+async def _serialize_generations(bk: Backends, user: User, docs: list[dict]) -> list[dict[str, Any]]:
+    return await serialize_generations(bk, user, docs)
 
 
 async def generation_list(call: Call) -> Page:

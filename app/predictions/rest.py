@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 
+from app.backends import Backends
 from app.http.resources import Call, Op, Resource
 from app.predictions import service
 from app.predictions.outputs import Prediction
+from app.users.models import User
 
 
-async def _serialize(request: Request, docs: list[dict]) -> list[dict]:
+async def _serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return docs
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 
+from app.backends import Backends
 from app.http.resources import Call, Op, Param, Resource
 from app.http.responses import documented
 from app.listing import Page
@@ -15,7 +15,7 @@ from app.recommendations.models import RateRequest, RecommendationGenerateReques
 from app.recommendations.outputs import GeneratedRecommendations, IncidentRecommendation, RecommendationStatistics
 from app.timefmt import drf_duration
 from app.users import service as users
-from app.users.models import Role
+from app.users.models import Role, User
 
 BASE = "/api/knowledge/recommendations/"
 FIELDS = ("incident", "recommendation_type", "title", "description", "similarity_score", "confidence_level",
@@ -26,9 +26,8 @@ LISTS = ("suggested_actions", "matching_factors")
 DATES = ("applied_at", "created_at", "updated_at")
 
 
-async def serialize(request: Request, docs: list[dict]) -> list[dict[str, Any]]:
+async def serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict[str, Any]]:
     """The documented IncidentRecommendation; usernames of the expert and the person who applied it."""
-    bk = request.app.state.backends
     ids = {p for d in docs for p in (d.get("suggested_expert"), d.get("applied_by")) if p}
     people = await users.users_by_ids(bk, ids=list(ids)) if ids else {}
     out = []

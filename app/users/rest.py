@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import permissions
+from app.backends import Backends
 from app.http import ratelimit
 from app.http.auth import auth_method
 from app.http.resources import Call, Op, Resource
@@ -50,7 +51,7 @@ SIGN_IN = Rule(signed_in=False, classified=False, note="signing in")
 OWN = Rule(classified=False, ownership="the caller's own account")
 
 
-async def _serialize(request: Request, docs: list[dict]) -> list[dict]:
+async def _serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return docs
 
 
@@ -154,7 +155,7 @@ def token_json(doc: dict[str, Any]) -> dict[str, Any]:
             "created_by": doc.get("created_by"), **({"key": doc["key"]} if "key" in doc else {})}
 
 
-async def _users(request: Request, docs: list[dict]) -> list[dict]:
+async def _users(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return [user_json(d) for d in docs]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
+from app.backends import Backends
 from app.http.resources import Call, Op, Resource
 from app.listing import Page
 from app.timefmt import isoz
+from app.users.models import User
 from app.webhooks import service
 from app.webhooks.models import WebhookCreate, WebhookUpdate
 from app.webhooks.outputs import Webhook, WebhookDelivery
@@ -40,11 +41,11 @@ def delivery_json(doc: dict[str, Any]) -> dict[str, Any]:
             "attempts": [attempt_json(a) for a in doc.get("attempts") or []], "payload": doc.get("payload") or {}}
 
 
-async def _webhooks(request: Request, docs: list[dict]) -> list[dict]:
+async def _webhooks(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return [webhook_json(d) for d in docs]
 
 
-async def _deliveries(request: Request, docs: list[dict]) -> list[dict]:
+async def _deliveries(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return [delivery_json(d) for d in docs]
 
 
