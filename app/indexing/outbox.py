@@ -38,6 +38,12 @@ REBUILD = "search-rebuild"  # a search index rebuilt from MongoDB (`rebuild`)
 JOB_KINDS = ("recommendations", "embeddings", "article-embeddings", REBUILD)
 # Jobs every write to an index's documents sets off, recorded in the same transaction.
 FOLLOW_UPS = {"incidents": ("embeddings",), "articles": ("article-embeddings",)}
+# Of those, the ones the write also runs at once, like its index sync (within the same inline timeout): an
+# article's vector, so that a search right after the write ranks it by meaning as every later search will
+# (before, a search before the job ran gave the meaning's share to the words and another score). A job not
+# done in time stays recorded for the workers. Incidents are not waited for: their similarity embeds a
+# fresh one on the spot (app/incidents/embeddings.py), and their writes are many.
+INLINE_FOLLOW_UPS = {"articles": ("article-embeddings",)}
 
 
 Handler = Callable[[Backends, list[str]], Awaitable[None]]
@@ -79,20 +85,24 @@ async def write(bk: Backends, index: str, doc_id: str,
         return result
 
     result = await bk.transaction(txn)
-    indexed = await _inline(bk, index, doc_id)
-    for kind in (*(() if indexed else (index,)), *FOLLOW_UPS.get(index, ())):
+    pending = [kind for kind in (index, *INLINE_FOLLOW_UPS.get(index, ()))
+               if not await _inline(bk, kind, doc_id, jobs=kind in JOB_KINDS)]
+    pending += [kind for kind in FOLLOW_UPS.get(index, ()) if kind not in INLINE_FOLLOW_UPS.get(index, ())]
+    for kind in pending:
         await bk.notify_index(kind, doc_id)
     return result
 
 
-async def _inline(bk: Backends, index: str, doc_id: str) -> bool:
-    """Sync one document now, refreshed so that the next search sees it (read-your-writes). False when it
-    did not happen in time or failed: its outbox entry stays, and a worker or the sweep delivers it."""
+async def _inline(bk: Backends, index: str, doc_id: str, *, jobs: bool = False) -> bool:
+    """Sync one document now (or run job `index` for it, with `jobs`), refreshed so that the next search sees
+    it (read-your-writes). False when it did not happen in time or failed: its outbox entry stays, and a
+    worker or the sweep delivers it."""
     timeout = bk.settings.index_inline_timeout
     if timeout <= 0:
         return False
     try:
-        done = await asyncio.wait_for(drain(bk, index=index, doc_id=doc_id, due_only=False, refresh=True), timeout)
+        done = await asyncio.wait_for(drain(bk, index=index, doc_id=doc_id, due_only=False, refresh=True,
+                                            jobs=jobs), timeout)
     except Exception as exc:  # noqa: BLE001 - the outbox still holds the entry
         log.warning("inline index sync did not finish; the outbox will deliver it",
                     extra={"index": index, "doc_id": doc_id, "error": str(exc)[:300] or type(exc).__name__})
