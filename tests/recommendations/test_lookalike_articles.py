@@ -52,6 +52,8 @@ async def world(client, bk, admin, editor):
         "title": "Kafka consumer lag growing on orders, a broker's disk is almost full"})
     assert r.status_code == 201, r.text
     await sync(bk)
+    from app.indexing import outbox  # the jobs these writes set off (the automatic recommendations of a HIGH
+    await outbox.flush(bk, jobs=True, timeout=120)  # incident) done now, not by a worker between two requests
     return {"used": used, "secret": secret, "bystander": bystander, "first": first, "second": second,
             "new": r.json()}
 
