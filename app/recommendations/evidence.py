@@ -7,6 +7,7 @@ and the ratings earlier recommendations of the same targets received. `candidate
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from opensearchpy.exceptions import OpenSearchException
@@ -39,25 +40,33 @@ def _query_text(incident: Mapping[str, Any]) -> str:
     return "".join(ch for ch in text if ch.isprintable())[:QUERY_CHARS]
 
 
-async def _own_ids(bk: Backends, incident: Mapping[str, Any]) -> tuple[set[str], set[str]]:
-    """The incident, its canonical and its duplicates (ids and names): an article about one of them is
-    the incident's own, not a recommendation."""
+@dataclass(frozen=True)
+class Own:
+    """The incident, its canonical and its duplicates (ids and names) and their postmortems: an article about
+    one of them is the incident's own, not a recommendation."""
+
+    ids: frozenset[str]
+    names: frozenset[str]
+    postmortems: frozenset[str]
+
+    def article(self, article: Mapping[str, Any]) -> bool:
+        """Whether `article` is about the incident (linked to it or its postmortems, or naming it)."""
+        if set(article.get("related_incidents") or []) & self.ids:
+            return True
+        if set(article.get("source_postmortems") or []) & self.postmortems:
+            return True
+        title = article.get("title") or ""
+        return any(n in title for n in self.names)
+
+
+async def _own(bk: Backends, incident: Mapping[str, Any]) -> Own:
     ids = {incident["_id"]} | ({incident["duplicate_of"]} if incident.get("duplicate_of") else set())
     docs = await bk.mongo.incidents.find({"$or": [{"_id": {"$in": sorted(ids)}}, {"duplicate_of": {"$in": sorted(ids)}}]},
                                          {"name": 1}).to_list(None)
     ids |= {d["_id"] for d in docs}
     names = {d.get("name") for d in docs if d.get("name")} | ({incident["name"]} if incident.get("name") else set())
-    return ids, names
-
-
-def _is_own_article(article: Mapping[str, Any], own_ids: set[str], own_names: set[str],
-                    own_postmortems: set[str]) -> bool:
-    if set(article.get("related_incidents") or []) & own_ids:
-        return True
-    if set(article.get("source_postmortems") or []) & own_postmortems:
-        return True
-    title = article.get("title") or ""
-    return any(n in title for n in own_names)
+    pms = {d["_id"] for d in await bk.mongo.postmortems.find({"incident": {"$in": sorted(ids)}}, {"_id": 1}).to_list(None)}
+    return Own(frozenset(ids), frozenset(names), frozenset(pms))
 
 
 def article_signals(incident: Mapping[str, Any], article: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,20 +82,15 @@ def article_signals(incident: Mapping[str, Any], article: Mapping[str, Any]) -> 
 
 
 async def _articles(bk: Backends, incident: Mapping[str, Any], user: User, limit: int) -> list[tuple[dict, float]]:
-    """Articles the incident's text ranks, less its own (about it, a duplicate of it or its canonical)."""
+    """Articles the incident's text ranks, best first (its own among them: `Own.article` leaves them out)."""
     text = _query_text(incident)
     if not text.strip():
         return []
     try:
-        res, (own_ids, own_names) = await asyncio.gather(
-            ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit + 5, 20)), record=False),
-            _own_ids(bk, incident))
+        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit + 5, 20)), record=False)
     except (OpenSearchException, OSError):
         return []
-    own_pms = {d["_id"] for d in await bk.mongo.postmortems.find({"incident": {"$in": sorted(own_ids)}},
-                                                                 {"_id": 1}).to_list(None)}
-    return [(r["doc"], r["score"]) for r in res["results"]
-            if not _is_own_article(r["doc"], own_ids, own_names, own_pms)][:limit]
+    return [(r["doc"], r["score"]) for r in res["results"]]
 
 
 async def _postmortems(bk: Backends, ids: list[str], user: User) -> dict[str, dict]:
@@ -131,8 +135,8 @@ def _runbooks_used(similar: list[engine.Similar]) -> dict[str, list[engine.Simil
 LOOKALIKES = 10  # the most similar incidents whose runbooks and articles vote for an article
 
 
-async def _used_in_lookalikes(bk: Backends, incident: Mapping[str, Any], similar: list[engine.Similar],
-                              user: User) -> dict[str, tuple[dict, engine.Lookalikes]]:
+async def _used_in_lookalikes(bk: Backends, similar: list[engine.Similar], user: User,
+                              own: Own) -> dict[str, tuple[dict, engine.Lookalikes]]:
     """Articles about the incidents most like this one — the runbooks their timelines record as used, and
     the articles linked to them (`related_incidents`) — that `user` may see and that are not the incident's
     own, each with its share of the LOOKALIKES most similar incidents (weighted by similarity): "used in 6
@@ -146,12 +150,9 @@ async def _used_in_lookalikes(bk: Backends, incident: Mapping[str, Any], similar
     ids = [s.doc["_id"] for s in top]
     docs = await bk.mongo.articles.find({"$and": [articles.visibility(user), {"$or": [
         {"title": {"$in": refs}}, {"slug": {"$in": refs}}, {"related_incidents": {"$in": ids}}]}]}).to_list(None)
-    own_ids, own_names = await _own_ids(bk, incident)
-    own_pms = {d["_id"] for d in await bk.mongo.postmortems.find({"incident": {"$in": sorted(own_ids)}},
-                                                                 {"_id": 1}).to_list(None)}
     out: dict[str, tuple[dict, engine.Lookalikes]] = {}
     for a in docs:
-        if _is_own_article(a, own_ids, own_names, own_pms):
+        if own.article(a):
             continue
         linked = set(a.get("related_incidents") or [])
         members = {id(s): s for s in [*used.get(a.get("title") or "", []), *used.get(a.get("slug") or "", []),
@@ -219,17 +220,18 @@ async def candidates(bk: Backends, incident: dict, types: list[RecommendationTyp
     need_articles = bool({T.KNOWLEDGE_ARTICLE, T.EXPERT} & want)
     # asyncio.gather, not a TaskGroup: an error reaches the caller as itself (a TaskGroup would wrap it
     # in an ExceptionGroup, which the error handlers do not know: a 500 instead of, say, a 503)
-    params, similar, found_articles, patterns = await asyncio.gather(
+    params, similar, ranked_articles, own, patterns = await asyncio.gather(
         calibration.current(bk),
         _similar(bk, incident, user, per_type) if need_similar else _none(),
         _articles(bk, incident, user, per_type * 2) if need_articles else _none(),
+        _own(bk, incident) if need_articles else _none(),
         pattern_service.validated_matching(bk, incident=incident, user=user)
         if T.LEARNING_PATTERN in want else _none())
     similar = similar or []
-    found_articles = found_articles or []
+    found_articles = [(a, score) for a, score in ranked_articles or [] if not own.article(a)][:per_type * 2]
     patterns = patterns or []
     similar_ids = [s.doc["_id"] for s in similar]
-    lookalikes = await _used_in_lookalikes(bk, incident, similar, user) if T.KNOWLEDGE_ARTICLE in want else {}
+    lookalikes = await _used_in_lookalikes(bk, similar, user, own) if T.KNOWLEDGE_ARTICLE in want else {}
     searched = {a["_id"] for a, _ in found_articles}  # and those the search did not rank: relevance 0
     found_articles += [(a, 0.0) for k, (a, _) in sorted(lookalikes.items()) if k not in searched]
     causes, meanings = await meaning.agreement(incident, causes_of=[s.doc for s in similar],
