@@ -123,5 +123,5 @@ async def searchable_now(bk: Backends, docs: list[dict]) -> set[str]:
     res = await bk.search.search(index=bk.index_alias(INDEX.name), body={
         "size": len(docs), "query": {"ids": {"values": [str(d["_id"]) for d in docs]}}, "_source": ["updated_at"]})
     held = {h["_id"]: (h.get("_source") or {}).get("updated_at") for h in res["hits"]["hits"]}
-    return {str(d["_id"]) for d in docs
-            if str(d["_id"]) in held and held[str(d["_id"])] == build({"updated_at": d.get("updated_at")}).get("updated_at")}
+    as_indexed = {str(d["_id"]): build({"updated_at": d.get("updated_at")}).get("updated_at") for d in docs}
+    return {i for i, at in as_indexed.items() if i in held and held[i] == at}

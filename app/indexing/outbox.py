@@ -85,11 +85,10 @@ async def write(bk: Backends, index: str, doc_id: str,
         return result
 
     result = await bk.transaction(txn)
-    pending = [kind for kind in (index, *INLINE_FOLLOW_UPS.get(index, ()))
-               if not await _inline(bk, kind, doc_id, jobs=kind in JOB_KINDS)]
-    pending += [kind for kind in FOLLOW_UPS.get(index, ()) if kind not in INLINE_FOLLOW_UPS.get(index, ())]
-    for kind in pending:
-        await bk.notify_index(kind, doc_id)
+    inline = (index, *INLINE_FOLLOW_UPS.get(index, ()))
+    for kind in (index, *FOLLOW_UPS.get(index, ())):  # what is not done here now, a worker is asked to do
+        if kind not in inline or not await _inline(bk, kind, doc_id, jobs=kind in JOB_KINDS):
+            await bk.notify_index(kind, doc_id)
     return result
 
 
