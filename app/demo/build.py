@@ -5,9 +5,13 @@ is what the services draw themselves: ids, article slugs (which end in part of t
 created/updated times.
 
 Decisions, all taken from the data:
-- incident status: the most recent dated incidents are in flight (OPEN, INVESTIGATING, MITIGATED in
-  turn, 1 in 12 of the rows, 3 to 15); a row citing the same postmortem as an earlier row is CLOSED as
-  its duplicate (`duplicate_of` set to it when seeding); the rest are RESOLVED;
+- incident status: the incidents in flight (OPEN, INVESTIGATING, MITIGATED in turn, 1 in 12 of the rows,
+  3 to 15) are the most recent recurrences: rows whose failure was met before, by an earlier row of the
+  same cause group (category and topic, the catch-all "other" aside) at the same company or in the same
+  component (`recurs`), each keeping at least one such row resolved — what a recommendation is for (a row
+  with a twin is not one: its twin is closed, resolved, as its duplicate); with
+  too few of them, the most recent dated rows make up IN_FLIGHT_MIN. A row citing the same postmortem as
+  an earlier row is CLOSED as its duplicate (`duplicate_of` set to it when seeding); the rest are RESOLVED;
 - when: the demo calendar (calendar.py) lays the incidents on the weeks before `today`, each moved by a
   whole number of weeks, those in flight in the last seven days; names follow (`INC-<day>-NNN`);
 - article status: a summary is DRAFT while its incident is open or investigating, REVIEW once mitigated,
@@ -34,13 +38,34 @@ IN_FLIGHT_SHARE, IN_FLIGHT_MIN, IN_FLIGHT_MAX = 12, 3, 15
 CLEARANCE = {u.username: u.clearance for u in [IMPORTER, *USERS]}
 
 
+def recurs(later: Fact, earlier: Fact) -> bool:
+    """Whether `later` meets `earlier`'s failure again: the same cause group (category and a known topic)
+    at the same company or in a component both name (facts.py `components`)."""
+    return (later.topic != "other" and (later.category, later.topic) == (earlier.category, earlier.topic)
+            and (later.day, later.id) > (earlier.day, earlier.id)
+            and (later.company == earlier.company or bool(set(later.components) & set(earlier.components))))
+
+
 def plan_statuses(facts: list[Fact]) -> dict[str, str]:
-    """Incident status by fact id: the most recent dated rows (by their own dates) are in flight."""
+    """Incident status by fact id (module docstring): the most recent recurrences are in flight."""
     status = {f.id: "CLOSED" if f.duplicate_of else "RESOLVED" for f in facts}
-    recent = sorted((f for f in facts if not f.duplicate_of and f.date_known), key=lambda f: (f.day, f.id),
-                    reverse=True)
-    k = min(max(IN_FLIGHT_MIN, min(IN_FLIGHT_MAX, len(facts) // IN_FLIGHT_SHARE)), len(recent) // 2)
-    for i, f in enumerate(recent[:k]):
+    canon = [f for f in facts if not f.duplicate_of]
+    twinned = {f.duplicate_of for f in facts if f.duplicate_of}  # a twin closed as its duplicate is resolved
+    newest = sorted((f for f in canon if f.id not in twinned), key=lambda f: (f.day, f.id), reverse=True)
+    dated = [f for f in newest if f.date_known]
+    k = min(max(IN_FLIGHT_MIN, min(IN_FLIGHT_MAX, len(facts) // IN_FLIGHT_SHARE)), len(dated) // 2)
+    chosen: list[Fact] = []
+
+    def seen_before(f: Fact, away: list[Fact]) -> bool:  # an earlier look-alike stays resolved
+        return any(recurs(f, g) for g in canon if g is not f and g not in away)
+
+    for f in newest:
+        if len(chosen) < k and seen_before(f, chosen) and all(seen_before(c, [*chosen, f]) for c in chosen):
+            chosen.append(f)
+    for f in dated:  # too few recurrences: the most recent dated rows make up the minimum
+        if len(chosen) < min(k, IN_FLIGHT_MIN) and f not in chosen:
+            chosen.append(f)
+    for i, f in enumerate(chosen):
         status[f.id] = IN_FLIGHT[i % len(IN_FLIGHT)]
     return status
 

@@ -104,8 +104,10 @@ The demo holds {counts["incidents"]} incidents, one per row of a dataset of publ
 category and topic (built from the postmortems' own root causes and fixes, each line citing its source),
 best practices per topic, an FAQ and a catalogue per category, and these product guides.
 
-The most recent incidents are shown as still OPEN, INVESTIGATING or MITIGATED; two rows citing the same
-postmortem are one incident, so the later one is CLOSED as a duplicate and its summary DEPRECATED.
+The incidents still OPEN, INVESTIGATING or MITIGATED are the most recent recurrences: rows whose failure an
+earlier, resolved row met (the same kind of cause at the same company or in the same component), what a
+recommendation is for. Two rows citing the same postmortem are one incident, so the later one is CLOSED as
+a duplicate and its summary DEPRECATED.
 
 The incidents happened in the weeks before the demo was loaded: each row is moved by a whole number of
 weeks (its weekday, time of day and durations are its own), the incidents still in flight in the last

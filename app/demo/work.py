@@ -15,8 +15,9 @@ the command's drafts and the MITIGATED incidents' drafts are due as the service 
 
 Ratings (1-5) of a recommendation, as its incident's responder would give them: what it points at shares
 the incident's cause group (category and topic) 5, its topic alone 4, its category alone 2, nothing 1;
-the incident's own runbook or troubleshooting guide 5; an expert by the incidents they worked on (named in
-the recommendation's reasoning) as a similar incident."""
+the incident's own runbook or troubleshooting guide 5, another article by most of its sources (the lower
+median: a catalogue of a whole category is not about the incident's cause); an expert by the incidents they
+worked on (named in the recommendation's reasoning) as a similar incident."""
 
 from __future__ import annotations
 
@@ -129,5 +130,8 @@ def rating(kind: str, *, cause: str, target_causes: list[str] = (), title: str =
     and guide titles."""
     if kind == "KNOWLEDGE_ARTICLE" and title in guides:
         return 5
+    if kind == "KNOWLEDGE_ARTICLE" and target_causes:  # by most of its sources: a catalogue of a whole
+        each = sorted(_closeness(cause, [t]) for t in target_causes)  # category is not about this cause
+        return each[(len(each) - 1) // 2]
     return _closeness(cause, list(target_causes)) if target_causes or kind != "EXPERT" else 2
 

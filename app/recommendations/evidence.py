@@ -50,8 +50,11 @@ class Own:
     postmortems: frozenset[str]
 
     def article(self, article: Mapping[str, Any]) -> bool:
-        """Whether `article` is about the incident (linked to it or its postmortems, or naming it)."""
-        if set(article.get("related_incidents") or []) & self.ids:
+        """Whether `article` is about the incident: a postmortem summary linked to it, an article linked to it
+        (or its twins) alone, one written from its postmortems, or one naming it. A runbook or guide written
+        from several incidents, this one among them, is what the next such incident needs, not its own."""
+        linked = set(article.get("related_incidents") or [])
+        if linked & self.ids and (linked <= self.ids or article.get("article_type") == "POSTMORTEM_SUMMARY"):
             return True
         if set(article.get("source_postmortems") or []) & self.postmortems:
             return True
@@ -81,13 +84,20 @@ def article_signals(incident: Mapping[str, Any], article: Mapping[str, Any]) -> 
             "category": float(bool(incident.get("category")) and incident.get("category") == article.get("category"))}
 
 
+# What a KNOWLEDGE_ARTICLE may be: an article about a kind of failure or one incident. A category's catalogue
+# (REFERENCE) or FAQ lists every cause of the category: its words match any incident's (the demo offered
+# "Software incident catalogue" at 0.80 for a spacecraft reset), and it is found by search, not recommended.
+RECOMMENDED_TYPES = ("RUNBOOK", "TROUBLESHOOTING", "BEST_PRACTICE", "HOW_TO", "POSTMORTEM_SUMMARY")
+
+
 async def _articles(bk: Backends, incident: Mapping[str, Any], user: User, limit: int) -> list[tuple[dict, float]]:
     """Articles the incident's text ranks, best first (its own among them: `Own.article` leaves them out)."""
     text = _query_text(incident)
     if not text.strip():
         return []
     try:
-        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit + 5, 20)), record=False)
+        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit + 5, 20),
+                                                                   article_types=list(RECOMMENDED_TYPES)), record=False)
     except (OpenSearchException, OSError):
         return []
     return [(r["doc"], r["score"]) for r in res["results"]]
@@ -148,7 +158,8 @@ async def _used_in_lookalikes(bk: Backends, similar: list[engine.Similar], user:
     used = _runbooks_used(top)
     refs = sorted(used)
     ids = [s.doc["_id"] for s in top]
-    docs = await bk.mongo.articles.find({"$and": [articles.visibility(user), {"$or": [
+    docs = await bk.mongo.articles.find({"$and": [
+        articles.visibility(user), {"article_type": {"$in": list(RECOMMENDED_TYPES)}}, {"$or": [
         {"title": {"$in": refs}}, {"slug": {"$in": refs}}, {"related_incidents": {"$in": ids}}]}]}).to_list(None)
     out: dict[str, tuple[dict, engine.Lookalikes]] = {}
     for a in docs:

@@ -93,17 +93,33 @@ async def for_incidents(bk: Backends, *, incident_ids: list[str], user: User, li
 
 
 def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[dict]:
-    """At most `limit`, the types taking turns, each type's best first."""
+    """At most `limit`, the types taking turns, each type's best first. A postmortem summary of incidents the
+    list already recommends (as a similar incident or a solution) is left out: that item names the incident
+    and its summary says nothing more, so the place goes to the next item."""
     queues: dict[str, list[dict]] = {}
     for c in sorted(candidates, key=lambda c: (-c["confidence_score"], c.get("sort_key") or "", str(c["target"]))):
         if c["confidence_score"] >= min_confidence:
             queues.setdefault(c["recommendation_type"], []).append(c)
     picked: list[dict] = []
-    while len(picked) < limit and any(queues.values()):
-        for queue in queues.values():
-            if queue and len(picked) < limit:
-                picked.append(queue.pop(0))
-    return picked
+    while True:
+        while len(picked) < limit and any(queues.values()):
+            for queue in queues.values():
+                if queue and len(picked) < limit:
+                    picked.append(queue.pop(0))
+        named = {c.get("related_incident") for c in picked} - {None}
+        kept = [c for c in picked if not _summary_of(c, named)]
+        if len(kept) == len(picked):
+            return picked
+        picked = kept
+
+
+def _summary_of(candidate: Mapping[str, Any], incidents: set) -> bool:
+    """Whether a candidate is the postmortem summary of some of `incidents` and of nothing else."""
+    if candidate["recommendation_type"] != RecommendationType.KNOWLEDGE_ARTICLE.value:
+        return False
+    article = (candidate.get("sources") or [{}])[0] or {}
+    about = set(article.get("related_incidents") or [])
+    return article.get("article_type") == "POSTMORTEM_SUMMARY" and bool(about) and about <= incidents
 
 
 # --- writing --------------------------------------------------------------------------------------

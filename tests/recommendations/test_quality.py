@@ -210,3 +210,60 @@ async def test_an_expert_is_never_someone_already_on_the_incident(client, admin,
         await bk.mongo.incidents.update_one({"_id": new["id"]}, {"$set": {"assignee": None}})
     recs = await generate(client, admin, new["id"], ["EXPERT"], force=True)
     assert recs[0]["suggested_expert_username"] == alice  # not on it any more: the best evidence again
+
+
+async def test_a_similar_incidents_summary_is_not_recommended_beside_it(client, admin, editor, fresh, bk):
+    """One past incident, one item: the postmortem summary of an incident the list already recommends as a
+    similar incident says nothing that item does not (the quality acceptance check saw an Elastic incident
+    offered its look-alike twice, as the incident and as its summary). Asked for articles alone, the summary
+    is offered; asked with similar incidents, its place goes to the next item."""
+    cert = fresh["cert"]
+    summary = (await client.post(ARTICLES, headers=editor, json={
+        "title": f"Postmortem summary: {cert['title']}", "article_type": "POSTMORTEM_SUMMARY",
+        "category": "Infrastructure", "status": "PUBLISHED", "related_incidents": [cert["id"]],
+        "related_services": cert["affected_services"], "content": "Checkout payments failed: the payments gateway's "
+        "TLS certificate expired; it was renewed and moved to automatic renewal."})).json()
+    assert "id" in summary, summary
+    await sync(bk)
+    try:
+        alone = await generate(client, admin, fresh["new"]["id"], ["KNOWLEDGE_ARTICLE"], force=True)
+        assert summary["id"] in [r["knowledge_article"] for r in alone], [r["title"] for r in alone]
+        both = await generate(client, admin, fresh["new"]["id"], ["SIMILAR_INCIDENT", "KNOWLEDGE_ARTICLE"], force=True)
+        assert cert["id"] in [r["related_incident"] for r in both]
+        articles = [r["knowledge_article"] for r in both if r["recommendation_type"] == "KNOWLEDGE_ARTICLE"]
+        assert summary["id"] not in articles and fresh["runbook"]["id"] in articles, [r["title"] for r in both]
+    finally:
+        await client.delete(f"{ARTICLES}{summary['slug']}/", headers=admin)
+
+
+async def test_a_runbook_written_from_the_incident_among_others_is_not_its_own(client, admin, editor, fresh, bk):
+    """Only an article about the incident is its own (its postmortem summary, one linked to it or its twins
+    alone): a runbook written from several incidents, this one among them, is what the next such incident
+    needs. Before, every article linking the incident was left out, so a resolved incident was never offered
+    the runbook of its own kind of failure (the demo's responders rated 95 of 99 articles they were offered
+    as another kind's)."""
+    new, cert = fresh["new"], fresh["cert"]
+    shared = (await client.post(ARTICLES, headers=editor, json={
+        "title": f"Runbook: payments gateway certificates {uuid.uuid4().hex[:6]}", "article_type": "RUNBOOK",
+        "category": "Infrastructure", "status": "PUBLISHED", "related_incidents": [new["id"], cert["id"]],
+        "related_services": new["affected_services"], "content": "Checkout to payments gateway TLS handshake "
+        "errors: check the certificate expiry, renew the certificate, reload the gateway."})).json()
+    alone = (await client.post(ARTICLES, headers=editor, json={
+        "title": f"Notes on the gateway certificate outage {uuid.uuid4().hex[:6]}", "article_type": "RUNBOOK",
+        "category": "Infrastructure", "status": "PUBLISHED", "related_incidents": [new["id"]],
+        "related_services": new["affected_services"], "content": "Payments failing from checkout: the certificate "
+        "on the payment gateway expired; TLS handshake errors."})).json()
+    catalogue = (await client.post(ARTICLES, headers=editor, json={  # every cause of a category: not recommended
+        "title": f"Infrastructure incident catalogue {uuid.uuid4().hex[:6]}", "article_type": "REFERENCE",
+        "category": "Infrastructure", "status": "PUBLISHED", "related_incidents": [cert["id"]],
+        "related_services": new["affected_services"], "content": "Payments failing from checkout, certificate on the "
+        "payment gateway expired, TLS handshake errors; search reindex slow; disk full; BGP leak."})).json()
+    await sync(bk)
+    try:
+        recs = await generate(client, admin, new["id"], ["KNOWLEDGE_ARTICLE"], force=True)
+        targets = [r["knowledge_article"] for r in recs]
+        assert shared["id"] in targets, [r["title"] for r in recs]
+        assert alone["id"] not in targets and fresh["own"]["id"] not in targets and catalogue["id"] not in targets
+    finally:
+        for a in (shared, alone, catalogue):
+            await client.delete(f"{ARTICLES}{a['slug']}/", headers=admin)
