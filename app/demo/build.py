@@ -8,9 +8,10 @@ Decisions, all taken from the data:
 - incident status: the incidents in flight (OPEN, INVESTIGATING, MITIGATED in turn, 1 in 12 of the rows,
   3 to 15) are the most recent recurrences: rows whose failure was met before, by an earlier row of the
   same cause group (category and topic, the catch-all "other" aside) at the same company or in the same
-  component (`recurs`), each keeping at least one such row resolved — what a recommendation is for (a row
-  with a twin is not one: its twin is closed, resolved, as its duplicate); with
-  too few of them, the most recent dated rows make up IN_FLIGHT_MIN. A row citing the same postmortem as
+  component (`recurs`), each keeping at least one such row resolved — what a recommendation is for. A row
+  with a twin is left out: the twin, CLOSED as its duplicate, moves with it on the calendar and its whole
+  timeline would not fit in the last seven days. With too few recurrences, the most recent dated rows make
+  up IN_FLIGHT_MIN. A row citing the same postmortem as
   an earlier row is CLOSED as its duplicate (`duplicate_of` set to it when seeding); the rest are RESOLVED;
 - when: the demo calendar (calendar.py) lays the incidents on the weeks before `today`, each moved by a
   whole number of weeks, those in flight in the last seven days; names follow (`INC-<day>-NNN`);
@@ -50,7 +51,7 @@ def plan_statuses(facts: list[Fact]) -> dict[str, str]:
     """Incident status by fact id (module docstring): the most recent recurrences are in flight."""
     status = {f.id: "CLOSED" if f.duplicate_of else "RESOLVED" for f in facts}
     canon = [f for f in facts if not f.duplicate_of]
-    twinned = {f.duplicate_of for f in facts if f.duplicate_of}  # a twin closed as its duplicate is resolved
+    twinned = {f.duplicate_of for f in facts if f.duplicate_of}  # rows with a twin (module docstring)
     newest = sorted((f for f in canon if f.id not in twinned), key=lambda f: (f.day, f.id), reverse=True)
     dated = [f for f in newest if f.date_known]
     k = min(max(IN_FLIGHT_MIN, min(IN_FLIGHT_MAX, len(facts) // IN_FLIGHT_SHARE)), len(dated) // 2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from opensearchpy.exceptions import OpenSearchException
 
@@ -53,13 +53,27 @@ class Own:
         """Whether `article` is about the incident: a postmortem summary linked to it, an article linked to it
         (or its twins) alone, one written from its postmortems, or one naming it. A runbook or guide written
         from several incidents, this one among them, is what the next such incident needs, not its own."""
-        linked = set(article.get("related_incidents") or [])
-        if linked & self.ids and (linked <= self.ids or article.get("article_type") == "POSTMORTEM_SUMMARY"):
+        if set(article.get("related_incidents") or []) & self.ids and (
+                about_only(article, self.ids) or article.get("article_type") == "POSTMORTEM_SUMMARY"):
             return True
         if set(article.get("source_postmortems") or []) & self.postmortems:
             return True
         title = article.get("title") or ""
         return any(n in title for n in self.names)
+
+
+def about_only(article: Mapping[str, Any], incidents: Iterable[str]) -> bool:
+    """Whether `article` is linked to some of `incidents` and to nothing else."""
+    linked = set(article.get("related_incidents") or [])
+    return bool(linked) and linked <= set(incidents)
+
+
+def summary_of(candidate: Mapping[str, Any], incidents: Iterable[str]) -> bool:
+    """Whether a candidate (`candidates`) is the postmortem summary of some of `incidents` alone."""
+    if candidate["recommendation_type"] != T.KNOWLEDGE_ARTICLE.value:
+        return False
+    article = (candidate.get("sources") or [{}])[0] or {}
+    return article.get("article_type") == "POSTMORTEM_SUMMARY" and about_only(article, incidents)
 
 
 async def _own(bk: Backends, incident: Mapping[str, Any]) -> Own:

@@ -107,19 +107,10 @@ def _pick(candidates: list[dict], *, limit: int, min_confidence: float) -> list[
                 if queue and len(picked) < limit:
                     picked.append(queue.pop(0))
         named = {c.get("related_incident") for c in picked} - {None}
-        kept = [c for c in picked if not _summary_of(c, named)]
+        kept = [c for c in picked if not evidence.summary_of(c, named)]
         if len(kept) == len(picked):
             return picked
         picked = kept
-
-
-def _summary_of(candidate: Mapping[str, Any], incidents: set) -> bool:
-    """Whether a candidate is the postmortem summary of some of `incidents` and of nothing else."""
-    if candidate["recommendation_type"] != RecommendationType.KNOWLEDGE_ARTICLE.value:
-        return False
-    article = (candidate.get("sources") or [{}])[0] or {}
-    about = set(article.get("related_incidents") or [])
-    return article.get("article_type") == "POSTMORTEM_SUMMARY" and bool(about) and about <= incidents
 
 
 # --- writing --------------------------------------------------------------------------------------

@@ -240,8 +240,8 @@ async def test_a_runbook_written_from_the_incident_among_others_is_not_its_own(c
     """Only an article about the incident is its own (its postmortem summary, one linked to it or its twins
     alone): a runbook written from several incidents, this one among them, is what the next such incident
     needs. Before, every article linking the incident was left out, so a resolved incident was never offered
-    the runbook of its own kind of failure (the demo's responders rated 95 of 99 articles they were offered
-    as another kind's)."""
+    the runbook of its own kind of failure (the demo's responders rated 4 of the 102 articles they were
+    offered helpful: 95 were runbooks and guides of another kind)."""
     new, cert = fresh["new"], fresh["cert"]
     shared = (await client.post(ARTICLES, headers=editor, json={
         "title": f"Runbook: payments gateway certificates {uuid.uuid4().hex[:6]}", "article_type": "RUNBOOK",
