@@ -281,6 +281,25 @@ def test_postmortems_are_planned_in_every_status_by_the_right_people(rows):
     assert data.guides and all(t in titles for guides in data.guides.values() for t in guides)
 
 
+@needs_dataset
+def test_no_guide_quotes_an_incident_of_the_responders_history():
+    """The responders asked recommendations for the incidents resolved in the last weeks while they were in
+    flight, when no runbook, troubleshooting guide or best practice could quote them: the guides know only the
+    incidents before (else every rating of "the runbook of its kind" was earned by the incident's own words,
+    and the confidence fitted on them was sure of articles it cannot find for a new incident)."""
+    data = demo.build(DATASET_ROWS, today=TODAY)
+    since = work.history_since(TODAY)
+    history = {i.name for i in data.incidents if i.status.value == "RESOLVED" and i.detected_at >= since}
+    known = {i.name for i in data.incidents if i.status.value in ("RESOLVED", "CLOSED") and i.detected_at < since}
+    guides = [a for a in data.articles if a.fields["article_type"] in ("RUNBOOK", "TROUBLESHOOTING", "BEST_PRACTICE")]
+    assert len(history) >= 20 and guides
+    assert not [(a.fields["title"], set(a.related) & history) for a in guides if set(a.related) & history]
+    assert any(set(a.related) & known for a in guides)
+    # a small demo keeps its guides from every resolved incident
+    small = demo.build(demo.BUILT_IN, today=TODAY)
+    assert {a.fields["article_type"] for a in small.articles} >= {"RUNBOOK", "TROUBLESHOOTING", "BEST_PRACTICE"}
+
+
 def test_responders_rate_what_shares_the_cause():
     cause = "Database/connections"
     assert work.rating("SIMILAR_INCIDENT", cause=cause, target_causes=["Database/connections"]) == 5

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 from typing import Any, Awaitable, Callable
 
 from app import embeddings
@@ -41,7 +41,6 @@ VALIDATED_SHARE = 0.5   # of the mined patterns with actions, the most confident
 IN_FLIGHT = ("OPEN", "INVESTIGATING", "MITIGATED")
 RATED = ("INVESTIGATING", "MITIGATED")   # responders rate what they were offered once they work on it
 APPLIED = ("MITIGATED", "RESOLVED")   # and apply the best helpful one once it worked
-HISTORY_WEEKS = work.POSTMORTEM_WEEKS  # the resolved incidents whose recommendations are in the demo's history
 HELPFUL = 4
 INCIDENT_NAME = re.compile(r"INC-\d{8}-\d{3}")
 
@@ -172,15 +171,15 @@ async def _postmortem(bk: Backends, plan: PostmortemPlan, people: dict[str, User
 # --- recommendations ----------------------------------------------------------------------------------
 
 async def seed_recommendations(bk: Backends, data: DemoData, people: dict[str, User], ids: dict[str, str]) -> int:
-    """The recommendations the responders asked for and rated: first on the incidents resolved in the last
-    HISTORY_WEEKS weeks, oldest first (each rated, the most confident helpful one applied: what they did
-    while it was in flight, so their ratings feed the later incidents' lists and the calibration), then on
-    each incident in flight: rated once it is being investigated, the best helpful one applied once it is
-    mitigated (work.rating)."""
+    """The recommendations the responders asked for and rated: first on the resolved incidents detected in
+    the last weeks (work.history_since), oldest first (each rated, the most confident helpful one applied:
+    what they did while it was in flight, so their ratings feed the later incidents' lists and the
+    calibration), then on each incident in flight: rated once it is being investigated, the
+    best helpful one applied once it is mitigated (work.rating)."""
     names = {v: k for k, v in ids.items()}
-    since = datetime.combine(data.today or date.today(), time(), tzinfo=timezone.utc) - timedelta(weeks=HISTORY_WEEKS)
+    since = work.history_since(data.today or date.today())
     history = sorted((i for i in data.incidents if i.status.value == "RESOLVED" and i.resolved_at
-                      and i.resolved_at >= since), key=lambda i: (i.resolved_at, i.name))
+                      and i.detected_at >= since), key=lambda i: (i.resolved_at, i.name))
     made = 0
     for inc, status in [*((i, "RESOLVED") for i in history),
                         *((i, i.status.value) for i in data.incidents if i.status.value in IN_FLIGHT)]:

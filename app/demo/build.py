@@ -132,9 +132,10 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     facts = on_calendar(facts, status, today)
     approved = approved_summaries(facts, status)
     order, names = incident_names(facts)
-    groups = guides.groups(facts, status)
+    revised = work.guides_revised(today, [f.detected_at for f in guides.known(facts, status, None)])
+    groups = guides.groups(facts, status, revised)
     categories = sorted({f.category for f in facts})
-    best = guides.best_practices(facts, status, names)
+    best = guides.best_practices(facts, status, names, revised)
 
     keys = Keys()
     summary_order = [f for f in order if not f.duplicate_of] + [f for f in order if f.duplicate_of]
@@ -185,11 +186,12 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     incidents = []
     guide_titles: dict[str, list[str]] = {}
     for f in order:
-        rb = runbook_for.get((f.category, f.topic)) or runbook_for.get((f.category, None))
+        mine = runbook_for.get((f.category, f.topic))  # written from incidents of its kind
+        rb = mine or runbook_for.get((f.category, None))
         incidents.append(incident(f, name=names[f.id], status=status[f.id], runbook=rb,
                                   duplicate_of=names.get(f.duplicate_of or "")))
-        if rb:
-            guide_titles[names[f.id]] = [rb.title, rb.title.replace(" runbook", " troubleshooting guide", 1)]
+        if mine:
+            guide_titles[names[f.id]] = [mine.title, mine.title.replace(" runbook", " troubleshooting guide", 1)]
     duplicates = {names[f.id]: names[f.duplicate_of] for f in order if f.duplicate_of in names}
     by_name = {names[f.id]: f for f in facts}
     return DemoData(users=[*USERS, LEAD], incidents=incidents, articles=articles, duplicates=duplicates, today=today,

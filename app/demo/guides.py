@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.demo.facts import SEVERITY_RANK, TOPIC_LABELS, TOPICS, Fact
 from app.demo.incidents import IN_FLIGHT
@@ -42,13 +43,19 @@ def _newest_first(facts: list[Fact]) -> list[Fact]:
     return sorted(facts, key=lambda f: (f.day, f.id), reverse=True)
 
 
-def groups(facts: list[Fact], status: dict[str, str]) -> list[Group]:
-    """Resolved, non-duplicate incidents by category, and by topic within large categories; topics
+def known(facts: list[Fact], status: dict[str, str], before: datetime | None) -> list[Fact]:
+    """What the runbooks, guides and best practices are written from: the resolved, non-duplicate
+    incidents detected before `before` (when they were last revised; None: all of them)."""
+    return [f for f in facts if not f.duplicate_of and status[f.id] not in IN_FLIGHT
+            and (before is None or f.detected_at < before)]
+
+
+def groups(facts: list[Fact], status: dict[str, str], before: datetime | None = None) -> list[Group]:
+    """The incidents the guides know (`known`) by category, and by topic within large categories; topics
     with one incident share an 'other failure modes' group."""
     by_category: dict[str, list[Fact]] = defaultdict(list)
-    for f in facts:
-        if not f.duplicate_of and status[f.id] not in IN_FLIGHT:
-            by_category[f.category].append(f)
+    for f in known(facts, status, before):
+        by_category[f.category].append(f)
     out: list[Group] = []
     for category in sorted(by_category):
         members = by_category[category]
@@ -157,10 +164,11 @@ def troubleshooting(g: Group, names: dict[str, str], runbook_key: str) -> dict:
     }
 
 
-def best_practices(facts: list[Fact], status: dict[str, str], names: dict[str, str]) -> list[dict]:
-    """One article per topic seen in several categories' incidents (at least MIN_BEST_PRACTICE);
-    with fewer incidents overall, one for the most common topic."""
-    pool = [f for f in facts if not f.duplicate_of and status[f.id] not in IN_FLIGHT and f.topic != "other"]
+def best_practices(facts: list[Fact], status: dict[str, str], names: dict[str, str],
+                   before: datetime | None = None) -> list[dict]:
+    """One article per topic seen in several categories' incidents the guides know (at least
+    MIN_BEST_PRACTICE); with fewer incidents overall, one for the most common topic."""
+    pool = [f for f in known(facts, status, before) if f.topic != "other"]
     by_topic: dict[str, list[Fact]] = defaultdict(list)
     for f in pool:
         by_topic[f.topic].append(f)

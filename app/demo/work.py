@@ -15,7 +15,7 @@ the command's drafts and the MITIGATED incidents' drafts are due as the service 
 
 Ratings (1-5) of a recommendation, as its incident's responder would give them: what it points at shares
 the incident's cause group (category and topic) 5, its topic alone 4, its category alone 2, nothing 1;
-the incident's own runbook or troubleshooting guide 5, another article by most of its sources (the lower
+the runbook or troubleshooting guide written from incidents of its kind 5, another article by most of its sources (the lower
 median: a catalogue of a whole category is not about the incident's cause); an expert by the incidents they
 worked on (named in the recommendation's reasoning) as a similar incident."""
 
@@ -32,6 +32,7 @@ from app.incidents.models import IncidentCreate
 BOT = "postmortem-bot"  # app/postmortems/generations.py BOT_USERNAME
 SEVERE = ("HIGH", "CRITICAL")
 POSTMORTEM_WEEKS = 8
+HISTORY_WEEKS = 4
 MIN_POSTMORTEMS = 5
 STATUSES = ("DRAFT", "IN_REVIEW", "APPROVED", "PUBLISHED", "ARCHIVED")  # newest first
 SHARES = (0.25, 0.15, 0.10, 0.35, 0.15)
@@ -74,9 +75,28 @@ def _written(inc: IncidentCreate, fact: Fact, *, resolved: bool) -> dict[str, An
     return out
 
 
+def weeks_ago(today: date, weeks: int) -> datetime:
+    return datetime.combine(today, time(), tzinfo=timezone.utc) - timedelta(weeks=weeks)
+
+
+def history_since(today: date) -> datetime:
+    """The responders' history: the resolved incidents detected since (HISTORY_WEEKS before `today`) are
+    those they asked recommendations for."""
+    return weeks_ago(today, HISTORY_WEEKS)
+
+
+def guides_revised(today: date, detected: list[datetime]) -> datetime | None:
+    """When the runbooks, troubleshooting guides and best practices were last revised: when the responders'
+    history begins, so they know only the resolved incidents detected before (none quotes the incident it
+    is offered to, as none could while it was in flight). None (they know every incident) when that would
+    leave them fewer than half of the resolved incidents (`detected`: when each was detected): a small demo."""
+    since = history_since(today)
+    return since if 2 * sum(d < since for d in detected) >= len(detected) else None
+
+
 def plan_postmortems(incidents: list[IncidentCreate], facts: dict[str, Fact], today: date) -> list[PostmortemPlan]:
     """The postmortems (module docstring), in creation order: oldest first."""
-    since = datetime.combine(today, time(), tzinfo=timezone.utc) - timedelta(weeks=POSTMORTEM_WEEKS)
+    since = weeks_ago(today, POSTMORTEM_WEEKS)
     resolved = sorted((i for i in incidents if i.status.value == "RESOLVED" and i.resolved_at),
                       key=lambda i: (i.resolved_at, i.name), reverse=True)
     recent = [i for i in resolved if i.resolved_at >= since]

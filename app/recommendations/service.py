@@ -150,6 +150,13 @@ async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: U
                                                    projection=None)
     types = list(data.recommendation_types)
     candidates = await evidence.candidates(bk, incident, types, user, data.max_recommendations)
+    # applied or rated ones are history: never rewritten or replaced (ratings feed every later incident), so
+    # they compete with the confidence they were offered at, which is what the list and the response show
+    settled = {"incident": incident["_id"], "$or": [{"is_applied": True}, {"effectiveness_rating": {"$ne": None}}]}
+    applied = {(d["recommendation_type"], d["target"]): d["confidence_score"] async for d in
+               bk.mongo.recommendations.find(settled, {"recommendation_type": 1, "target": 1, "confidence_score": 1})}
+    for c in candidates:
+        c["confidence_score"] = applied.get((c["recommendation_type"], c["target"]), c["confidence_score"])
     picked = _pick(candidates, limit=data.max_recommendations, min_confidence=data.min_confidence)
     below = sorted((c for c in candidates if c["confidence_score"] < data.min_confidence),
                    key=lambda c: (-c["confidence_score"], c.get("sort_key") or "", str(c["target"])))
@@ -157,10 +164,6 @@ async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: U
         {"type": c["recommendation_type"], "title": c["title"], "confidence_score": c["confidence_score"]}
         for c in below[:WITHHELD_SHOWN]])
     now = utcnow()
-    # applied or rated ones are history: never rewritten or replaced (ratings feed every later incident)
-    settled = {"incident": incident["_id"], "$or": [{"is_applied": True}, {"effectiveness_rating": {"$ne": None}}]}
-    applied = {(d["recommendation_type"], d["target"]) async for d in
-               bk.mongo.recommendations.find(settled, {"recommendation_type": 1, "target": 1})}
     ops = []
     for c in picked:
         if (c["recommendation_type"], c["target"]) in applied:

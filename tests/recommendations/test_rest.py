@@ -164,6 +164,22 @@ async def test_again_no_duplicates_force_replaces_applied_kept(client, editor, w
     assert not await bk.mongo.recommendations.count_documents({"_id": {"$in": others}})  # replaced by new ones
 
 
+async def test_a_rated_recommendation_competes_with_the_confidence_it_was_offered_at(client, editor, world, bk):
+    """A rating is history, confidence included: a later generation shows it only when that stored confidence
+    passes `min_confidence` (never a 0.58 in an answer asked for 0.6 and above)."""
+    inc = world["new"]["id"]
+    out = await generate(client, editor, inc, force=True)
+    best = out["recommendations"][0]
+    r = await client.post(f"{BASE}{best['id']}/rate_effectiveness/", headers=editor, json={"rating": 5})
+    assert r.status_code == 200
+    await bk.mongo.recommendations.update_one({"_id": best["id"]}, {"$set": {"confidence_score": 0.05}})  # an older model's
+    again = await generate(client, editor, inc, min_confidence=0.1)
+    assert best["id"] not in [x["id"] for x in again["recommendations"]]
+    assert all(x["confidence_score"] >= 0.1 for x in again["recommendations"])
+    kept = await bk.mongo.recommendations.find_one({"_id": best["id"]})
+    assert kept["effectiveness_rating"] == 5 and kept["confidence_score"] == 0.05
+
+
 async def test_ratings_feed_back(client, editor, world, bk):
     """An article that keeps helping rises for similar incidents; one that keeps failing sinks."""
     inc = world["new"]["id"]
