@@ -32,7 +32,7 @@ from app.articles.service import slugify
 from app.demo import calendar, docs, guides, work
 from app.demo.facts import Fact, read_all
 from app.demo.incidents import IN_FLIGHT, OWNERS, Runbook, incident, namespace_of, timeline
-from app.demo.spec import IMPORTER, LEAD, USERS, Article, DemoData
+from app.demo.spec import IMPORTER, LEAD, USERS, Article, DemoData, Revision
 from app.users.models import CLASSIFICATION_ORDER, Classification, Role
 
 IN_FLIGHT_SHARE, IN_FLIGHT_MIN, IN_FLIGHT_MAX = 12, 3, 15
@@ -104,7 +104,7 @@ class Keys:
     """A stable key per article, from its title (`slugify`, made unique in creation order). The
     service gives each article a slug of its own when it is created (the title plus part of its
     random id); links between demo articles are written with keys and rewritten to those slugs
-    when seeding (`seed.relink`)."""
+    when seeding (`writing.relink`)."""
 
     def __init__(self) -> None:
         self.taken: set[str] = set()
@@ -120,6 +120,10 @@ class Keys:
         self.by_title.setdefault(title, key)
         return key
 
+    def get(self, title: str) -> str:
+        """The key of the first article of this title (a new one when there is none)."""
+        return self.by_title.get(title) or self.add(title)
+
 
 def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     """Users, incidents, articles and the people's work for these dataset rows, loaded on `today` (default:
@@ -132,10 +136,10 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     facts = on_calendar(facts, status, today)
     approved = approved_summaries(facts, status)
     order, names = incident_names(facts)
-    revised = work.guides_revised(today, [f.detected_at for f in guides.known(facts, status, None)])
-    groups = guides.groups(facts, status, revised)
+    first, *revised = work.guides_revised(today, [f.detected_at for f in guides.known(facts, status, None)])
+    groups = guides.groups(facts, status, first)
     categories = sorted({f.category for f in facts})
-    best = guides.best_practices(facts, status, names, revised)
+    best = guides.best_practices(facts, status, names, first)
 
     keys = Keys()
     summary_order = [f for f in order if not f.duplicate_of] + [f for f in order if f.duplicate_of]
@@ -146,7 +150,6 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
               + [g.name("runbook") for g in groups] + [g.name("troubleshooting guide") for g in groups]
               + [f"{c} incidents: frequently asked questions" for c in categories]):
         keys.add(t)
-    runbook_key = {id(g): keys.by_title[g.name("runbook")] for g in groups}
 
     articles: list[Article] = []
     for f, s in summaries:
@@ -160,21 +163,9 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     for c in categories:
         articles.append(_article(guides.catalogue(c, facts, status, names), keys,
                                  related=[names[f.id] for f in facts if f.category == c]))
-    for b in best:
-        articles.append(_article(b, keys, maintainer="demo-sre"))
-    featured = {max((g for g in groups if g.category == c), key=lambda g: (len(g.facts), g.name("runbook")))
-                .name("runbook") for c in {g.category for g in groups}}
-    for g in groups:
-        author = "demo-security" if g.category == "Security" else "demo-sre"
-        fields = guides.runbook(g, names) | {"is_featured": g.name("runbook") in featured}
-        articles.append(_article(fields, keys, author=author, maintainer=author,
-                                 related=[names[f.id] for f in g.facts]))
-    for g in groups:
-        author = "demo-security" if g.category == "Security" else "demo-sre"
-        articles.append(_article(guides.troubleshooting(g, names, runbook_key[id(g)]), keys, author=author,
-                                 maintainer=author, related=[names[f.id] for f in g.facts]))
+    articles += _guides(groups, best, keys, names)
     for c in categories:
-        mine = [(g.name("runbook"), runbook_key[id(g)]) for g in groups if g.category == c]
+        mine = [(g.name("runbook"), keys.get(g.name("runbook"))) for g in groups if g.category == c]
         articles.append(_article(guides.faq(c, facts, status, names, mine), keys))
     n_docs = len(docs.product_docs({"incidents": 0, "articles": 0}))
     for d in docs.product_docs({"incidents": len(facts), "articles": len(articles) + n_docs}):
@@ -182,27 +173,49 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     for a in articles:
         _engagement(a)
 
-    runbook_for = _runbooks(groups)
+    # the guides as revised each week of the responders' history (work.guides_revised)
+    versions = [groups] + [guides.groups(facts, status, at) for at in revised]
+    revisions = [Revision(at, _guides(g, guides.best_practices(facts, status, names, at), keys, names))
+                 for at, g in zip(revised, versions[1:])]
+    runbook_for = [_runbooks(g) for g in versions]
     incidents = []
     guide_titles: dict[str, list[str]] = {}
     for f in order:
-        mine = runbook_for.get((f.category, f.topic))  # written from incidents of its kind
-        rb = mine or runbook_for.get((f.category, None))
+        rb = runbook_for[0].get((f.category, f.topic)) or runbook_for[0].get((f.category, None))
         incidents.append(incident(f, name=names[f.id], status=status[f.id], runbook=rb,
                                   duplicate_of=names.get(f.duplicate_of or "")))
-        if mine:
-            guide_titles[names[f.id]] = [mine.title, mine.title.replace(" runbook", " troubleshooting guide", 1)]
+        mine = {r.title for r in (v.get((f.category, f.topic)) for v in runbook_for) if r}
+        if mine:  # written from incidents of its kind (in any revision)
+            guide_titles[names[f.id]] = [t for r in sorted(mine)
+                                         for t in (r, r.replace(" runbook", " troubleshooting guide", 1))]
     duplicates = {names[f.id]: names[f.duplicate_of] for f in order if f.duplicate_of in names}
     by_name = {names[f.id]: f for f in facts}
     return DemoData(users=[*USERS, LEAD], incidents=incidents, articles=articles, duplicates=duplicates, today=today,
                     postmortems=work.plan_postmortems(incidents, by_name, today),
                     causes={n: f"{f.category}/{f.topic}" for n, f in by_name.items()}, guides=guide_titles,
-                    responders={n: work.responder(f.category) for n, f in by_name.items()})
+                    responders={n: work.responder(f.category) for n, f in by_name.items()}, revisions=revisions)
+
+
+def _guides(groups: list[guides.Group], best: list[dict], keys: Keys, names: dict[str, str]) -> list[Article]:
+    """The best practices, then each group's runbook (the largest of a category featured), then each
+    group's troubleshooting guide (which links to its runbook)."""
+    out = [_article(b, keys, maintainer="demo-sre") for b in best]
+    featured = {max((g for g in groups if g.category == c), key=lambda g: (len(g.facts), g.name("runbook")))
+                .name("runbook") for c in {g.category for g in groups}}
+    for g in groups:
+        author = "demo-security" if g.category == "Security" else "demo-sre"
+        fields = guides.runbook(g, names) | {"is_featured": g.name("runbook") in featured}
+        out.append(_article(fields, keys, author=author, maintainer=author, related=[names[f.id] for f in g.facts]))
+    for g in groups:
+        author = "demo-security" if g.category == "Security" else "demo-sre"
+        out.append(_article(guides.troubleshooting(g, names, keys.get(g.name("runbook"))), keys, author=author,
+                            maintainer=author, related=[names[f.id] for f in g.facts]))
+    return out
 
 
 def _article(fields: dict[str, Any], keys: Keys, *, author: str = IMPORTER.username, maintainer: str | None = None,
              related: list[str] | None = None) -> Article:
-    key = keys.by_title.get(fields["title"]) or keys.add(fields["title"])
+    key = keys.get(fields["title"])
     return Article(fields=fields, key=key, author=author, maintainer=maintainer, related=(related or [])[:200])
 
 

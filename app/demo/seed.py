@@ -4,7 +4,6 @@ the users and articles, then what the demo's people did (activity.py)."""
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, timedelta
 from typing import Any, Callable, Iterable
 
@@ -13,9 +12,8 @@ from pymongo import UpdateOne
 from app.articles import service as articles
 from app.articles.models import ArticleCreate, RateInput
 from app.backends import Backends
-from app.demo import activity
+from app.demo import activity, writing
 from app.demo.build import build
-from app.demo.guides import ARTICLES
 from app.demo.spec import IMPORTER, USERS, DemoData
 from app.errors import NotFound, PermissionDenied
 from app.incidents import service as incidents
@@ -31,15 +29,6 @@ LOOK_BACK = 14  # days: how far back `demo_data` looks for the day the stored de
 async def ensure_users(bk: Backends, people: Iterable[UserCreate] = USERS) -> dict[str, User]:
     """The demo users by username, created when missing (existing ones are left as they are)."""
     return {p.username: await users.ensure_user(bk, data=p) for p in people}
-
-
-LINK = re.compile(r"\]\(" + re.escape(ARTICLES) + r"/([a-z0-9-]+)/\)")  # a markdown link to an article
-
-
-def relink(content: str, slugs: dict[str, str]) -> str:
-    """Links to other demo articles, from their keys to the slugs they were given (every target is
-    created before the articles that link to it)."""
-    return LINK.sub(lambda m: f"]({ARTICLES}/{slugs.get(m[1], m[1])}/)", content)
 
 
 def _scaled(progress: Progress, total: int, units: int) -> Callable[[int], None]:
@@ -96,10 +85,8 @@ async def seed_articles(bk: Backends, *, user: User, rows: Iterable[dict[str, An
     report = _scaled(progress, len(data.articles), len(rows))
     slugs: dict[str, str] = {}   # key -> the slug the service gave the article
     for n, a in enumerate(data.articles, 1):
-        maintainer = people[a.maintainer].id if a.maintainer else None
-        fields = {**a.fields, "content": relink(a.fields["content"], slugs), "maintainer": maintainer,
-                  "related_incidents": [ids[x] for x in a.related if x in ids]}
-        doc = await articles.create_article(bk, data=ArticleCreate.model_validate(fields), user=people[a.author])
+        doc = await articles.create_article(bk, data=ArticleCreate.model_validate(
+            writing.fields(a, slugs=slugs, people=people, ids=ids)), user=people[a.author])
         slugs[a.key] = doc["slug"]
         report(n)
     # Views are an imported baseline (the counter is not in the search index); usage events start empty.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from app.articles.models import ArticleCreate
@@ -63,6 +63,14 @@ class PostmortemPlan:
 
 
 @dataclass
+class Revision:
+    """The guides as revised at `at`, from the resolved incidents detected before."""
+
+    at: datetime
+    articles: list[Article]
+
+
+@dataclass
 class DemoData:
     users: list[UserCreate]
     incidents: list[IncidentCreate]   # in creation order (oldest first)
@@ -73,6 +81,9 @@ class DemoData:
     causes: dict[str, str] = field(default_factory=dict)   # incident name -> "category/topic" (the cause group)
     guides: dict[str, list[str]] = field(default_factory=dict)   # incident name -> its runbook and guide titles
     responders: dict[str, str] = field(default_factory=dict)  # incident name -> the editor who works on it
+    # the runbooks, troubleshooting guides and best practices as revised during the responders' history
+    # (work.guides_revised, activity.revise_guides): each updates the article of its title, or is a new one
+    revisions: list[Revision] = field(default_factory=list)
 
     def dump(self) -> dict[str, Any]:
         """Everything as JSON-ready data (for comparing two builds)."""
@@ -81,4 +92,6 @@ class DemoData:
                 "duplicates": dict(self.duplicates), "today": self.today.isoformat() if self.today else None,
                 "postmortems": [p.__dict__ for p in self.postmortems], "causes": dict(self.causes),
                 "guides": dict(self.guides), "responders": dict(self.responders),
-                "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")} for a in self.articles]}
+                "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")} for a in self.articles],
+                "revisions": [{"at": r.at.isoformat(), "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")}
+                                                                  for a in r.articles]} for r in self.revisions]}

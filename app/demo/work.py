@@ -85,13 +85,17 @@ def history_since(today: date) -> datetime:
     return weeks_ago(today, HISTORY_WEEKS)
 
 
-def guides_revised(today: date, detected: list[datetime]) -> datetime | None:
-    """When the runbooks, troubleshooting guides and best practices were last revised: when the responders'
-    history begins, so they know only the resolved incidents detected before (none quotes the incident it
-    is offered to, as none could while it was in flight). None (they know every incident) when that would
-    leave them fewer than half of the resolved incidents (`detected`: when each was detected): a small demo."""
+def guides_revised(today: date, detected: list[datetime]) -> list[datetime]:
+    """When the runbooks, troubleshooting guides and best practices were revised, each time from the resolved
+    incidents detected before: when the responders' history begins, then every week after the review
+    (the last, this week: every resolved incident), so none quotes an incident of the history while it
+    is offered to it, as none could while it was in flight. Only this week (they know every incident)
+    when the first would leave them fewer than half of the resolved incidents (`detected`: when each was
+    detected): a small demo."""
     since = history_since(today)
-    return since if 2 * sum(d < since for d in detected) >= len(detected) else None
+    if 2 * sum(d < since for d in detected) < len(detected):
+        return [weeks_ago(today, 0)]
+    return [since + timedelta(weeks=k) for k in range(HISTORY_WEEKS + 1)]
 
 
 def plan_postmortems(incidents: list[IncidentCreate], facts: dict[str, Fact], today: date) -> list[PostmortemPlan]:
