@@ -70,17 +70,19 @@ async def seed_incidents(bk: Backends, *, user: User, rows: Iterable[dict[str, A
 
 
 async def seed_articles(bk: Backends, *, user: User, rows: Iterable[dict[str, Any]],
-                        progress: Progress = None, today: date | None = None) -> int:
+                        progress: Progress = None, today: date | None = None, revised: bool = False) -> int:
     """Create the demo users (when missing) and articles unless any article exists, then their
     views, ratings and bookmarks; returns how many articles were created. `user` writes what the
-    importer writes; runbooks and guides are written by the demo editors."""
+    importer writes; runbooks and guides are written by the demo editors, as they were before the
+    responders' history (`seed_activity` revises them meanwhile) or, `revised`, as it left them (every
+    revision applied: for tools that seed the knowledge base without the people's work, the benchmarks)."""
     if await bk.mongo.articles.estimated_document_count() > 0:
         return 0
     rows = list(rows)
     data = await demo_data(bk, rows, today)
     people = await ensure_users(bk, data.users)
     people[IMPORTER.username] = people[user.username] = user
-    names = sorted({n for a in data.articles for n in a.related})
+    names = sorted({n for a in [*data.articles, *(a for r in data.revisions for a in r.articles)] for n in a.related})
     ids = {d["name"]: d["_id"] async for d in bk.mongo.incidents.find({"name": {"$in": names}}, {"name": 1})}
     report = _scaled(progress, len(data.articles), len(rows))
     slugs: dict[str, str] = {}   # key -> the slug the service gave the article
@@ -102,6 +104,8 @@ async def seed_articles(bk: Backends, *, user: User, rows: Iterable[dict[str, An
                 await articles.set_bookmark(bk, slug=slug, user=people[username], on=True)
         except (NotFound, PermissionDenied) as exc:  # the visibility rules changed under the demo
             log.warning("demo engagement skipped", extra={"slug": slug, "error": str(exc)})
+    for revision in data.revisions if revised else []:
+        await activity.revise_guides(bk, revision.articles, data=data, people=people, ids=ids)
     return len(data.articles)
 
 

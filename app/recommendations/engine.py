@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 from app.patterns import triggers as trigger_rule
 from app.recommendations.models import RecommendationType as T
 
-MODEL_VERSION = "hybrid-3"
+MODEL_VERSION = "hybrid-4"
 TITLE_MAX = 200
 FEEDBACK_PRIOR = 3
 MAX_ACTIONS = 8
@@ -44,8 +44,10 @@ MAX_ACTIONS = 8
 # bench/feedback_loop.py's held-out ratings neither separated helpful from unhelpful (`cause` alone AUC 0.45
 # for SIMILAR_INCIDENT, article `semantic` alone 0.55; any weight >= 1 only worsened the ECE), so they move
 # no confidence until a refit on ratings that carry them finds a weight.
+# KNOWLEDGE_ARTICLE `focus` (evidence._focus: a runbook of this kind against a catch-all citing the same
+# look-alikes) starts at 1.0, under `lookalikes`, for the refit to move.
 FEATURES = ("similarity", "semantic", "lexical", "services", "category", "fix", "near_duplicate", "cause",
-            "lookalikes", "feedback")
+            "lookalikes", "focus", "feedback")
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     T.SIMILAR_INCIDENT.value: {"b": -2.6, "w": {"similarity": 2.0, "semantic": 1.2, "lexical": 1.0, "services": 0.4,
                                                 "category": 0.4, "fix": 0.3, "near_duplicate": 2.6,
@@ -55,7 +57,8 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
                                         "feedback": 2.5}},
     T.KNOWLEDGE_ARTICLE.value: {"b": -4.0, "w": {"similarity": 2.1, "semantic": 0.0, "lexical": 2.0,
                                                  "services": 1.8, "category": 0.2, "fix": 1.7,
-                                                 "near_duplicate": 0.0, "lookalikes": 1.65, "feedback": 2.1}},
+                                                 "near_duplicate": 0.0, "lookalikes": 1.65, "focus": 1.0,
+                                                 "feedback": 2.1}},
     T.EXPERT.value: {"b": -2.2, "w": {"similarity": 2.2, "semantic": 0.8, "lexical": 0.6, "services": 0.4,
                                       "category": 0.3, "fix": 0.5, "near_duplicate": 1.5, "cause": 0.0,
                                       "feedback": 2.5}},
@@ -89,6 +92,7 @@ class Lookalikes:
     share: float
     names: list[str]
     of: int
+    focus: float = 0.0  # the share of the incidents it is written from that are among them (evidence._focus)
 
     def phrase(self, verb: str = "used in") -> str:
         shown = ", ".join(self.names[:3]) + (f" and {len(self.names) - 3} more" if len(self.names) > 3 else "")
@@ -297,6 +301,9 @@ def knowledge_article(article: Mapping[str, Any], relevance: float, *, signals: 
     if used is not None:
         factors.append({"factor": "used_in_similar", "weight": model_for(T.KNOWLEDGE_ARTICLE.value, params)["w"].get(
             "lookalikes", 0.0), "value": used.share, "detail": used.phrase() + " (share weighted by similarity)"})
+        factors.append({"factor": "article_focus", "weight": model_for(T.KNOWLEDGE_ARTICLE.value, params)["w"].get(
+            "focus", 0.0), "value": used.focus, "detail": "how much of what it is written from is incidents like this "
+                                                         "one (its linked incidents among the most similar, weighted)"})
     if sig.get("semantic"):
         factors.append({"factor": "semantic", "weight": model_for(T.KNOWLEDGE_ARTICLE.value, params)["w"].get("semantic", 0.0),
                         "value": round(sig["semantic"], 4),
@@ -306,7 +313,7 @@ def knowledge_article(article: Mapping[str, Any], relevance: float, *, signals: 
                         "detail": "the incident's signs found in the article's steps"})
     features = {"similarity": relevance, "semantic": sig.get("semantic", 0.0), "lexical": sig.get("lexical", 0.0),
                 "services": sig.get("services") or 0.0, "category": sig.get("category", 0.0), "fix": float(guide),
-                "lookalikes": used.share if used is not None else 0.0}
+                "lookalikes": used.share if used is not None else 0.0, "focus": used.focus if used is not None else 0.0}
     conf, features = _score(T.KNOWLEDGE_ARTICLE.value, features, fb, factors, params)
     kind = (article.get("article_type") or "").replace("_", " ").lower()
     found = (f"ranks {relevance:.2f} for this incident's title, services and symptoms" if relevance > 0 else "")

@@ -179,15 +179,25 @@ async def _used_in_lookalikes(bk: Backends, similar: list[engine.Similar], user:
     for a in docs:
         if own.article(a):
             continue
-        linked = set(a.get("related_incidents") or [])
+        linked = set(a.get("related_incidents") or []) - own.ids
         members = {id(s): s for s in [*used.get(a.get("title") or "", []), *used.get(a.get("slug") or "", []),
                                       *(s for s in top if s.doc["_id"] in linked)]}.values()
         if members:
             names = sorted((s for s in members), key=lambda s: (-s.score, str(s.doc["_id"])))
             out[a["_id"]] = (a, engine.Lookalikes(share=round(sum(s.score for s in members) / total, 4),
                                                   names=[str(s.doc.get("name") or s.doc["_id"]) for s in names],
-                                                  of=len(top)))
+                                                  of=len(top), focus=_focus(linked, top)))
     return out
+
+
+def _focus(linked: set[str], top: list[engine.Similar]) -> float:
+    """How much of an article is about incidents like this one: the share of the incidents it is written
+    from (`linked`) that are among the most similar (`top`), each counted as similar as it is. A runbook of
+    this kind of failure is mostly look-alikes; a catch-all ("other failure modes") cites them among many
+    others, so however many of the look-alikes it cites, most of it is about something else."""
+    if not linked:
+        return 0.0
+    return round(sum(s.score for s in top if s.doc["_id"] in linked) / len(linked), 4)
 
 
 async def _experts_evidence(bk: Backends, similar: list[engine.Similar], pms: Mapping[str, dict],

@@ -28,7 +28,7 @@ class IncidentRecommendation(Output):
         "is_applied": True, "applied_by": "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b", "effectiveness_rating": 4,
         "reasoning": "INC-20260211-004 (resolved) is similar (score 0.78); what was done there: Raised the memory "
                      "limit to 1Gi. It took 48 min from detection to resolution.",
-        "model_version": "hybrid-3", "data_classification": "INTERNAL", "learning_pattern": None,
+        "model_version": "hybrid-4", "data_classification": "INTERNAL", "learning_pattern": None,
         "suggested_actions": ["Raised the memory limit to 1Gi."],
         "matching_factors": [{"factor": "text", "weight": 0.45, "value": 1.0, "detail": "words in common"},
                              {"factor": "fix_evidence", "weight": 0.0, "value": 1,

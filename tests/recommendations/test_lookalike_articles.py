@@ -88,3 +88,36 @@ async def test_a_runbook_above_the_callers_clearance_is_never_recommended_nor_na
     assert world["used"]["id"] in {r["knowledge_article"] for r in recs}
     for r in recs:
         assert "restricted broker procedure" not in (r["reasoning"] + r["title"] + r["description"])
+
+
+async def test_a_runbook_of_this_kind_is_more_focused_than_a_catch_all_citing_the_same_look_alikes(
+        client, admin, world):
+    """Both are written from the two look-alikes; the catch-all also from six incidents of other kinds. The
+    runbook is about incidents like this one, the catch-all mostly about something else: its focus, and its
+    confidence, are lower however many look-alikes it cites."""
+    tag = uuid.uuid4().hex[:6]
+    others = []
+    for n in range(6):
+        r = await client.post(INCIDENTS, headers=admin, json={
+            "namespace": f"elsewhere{tag}", "severity": "LOW", "status": "RESOLVED",
+            "title": f"Certificate {n} expired on the marketing site {tag}", "root_cause": "A manual renewal was missed."})
+        assert r.status_code == 201, r.text
+        others.append(r.json()["id"])
+    looks = [world["first"]["id"], world["second"]["id"]]
+
+    async def article(title: str, related: list[str]) -> dict:
+        r = await client.post(ARTICLES, headers=admin, json={
+            "title": title, "article_type": "RUNBOOK", "category": "Infrastructure", "status": "PUBLISHED",
+            "related_incidents": related, "content": "Check the service, then follow the steps for its failure."})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    focused = await article(f"Runbook: consumers behind a full broker {tag}", looks)
+    catch_all = await article(f"Runbook: other failure modes {tag}", looks + others)
+    recs = {r["knowledge_article"]: r for r in await articles_for(client, admin, world["new"]["id"])}
+
+    def focus(rec: dict) -> float:
+        return next(f["value"] for f in rec["matching_factors"] if f["factor"] == "article_focus")
+
+    assert focus(recs[focused["id"]]) > 3 * focus(recs[catch_all["id"]]) > 0
+    assert recs[focused["id"]]["confidence_score"] > recs[catch_all["id"]]["confidence_score"]

@@ -113,7 +113,7 @@ async def test_each_type_explains_itself(client, editor, world):
     for rec in recs:
         assert set(rec) == DETAIL_KEYS
         by_type.setdefault(rec["recommendation_type"], []).append(rec)
-        assert rec["reasoning"] and rec["matching_factors"] and rec["model_version"] == "hybrid-3"
+        assert rec["reasoning"] and rec["matching_factors"] and rec["model_version"] == "hybrid-4"
         assert rec["confidence_level"] == ("VERY_HIGH" if rec["confidence_score"] >= 0.85 else "HIGH"
                                            if rec["confidence_score"] >= 0.7 else "MEDIUM"
                                            if rec["confidence_score"] >= 0.5 else "LOW")
