@@ -72,7 +72,7 @@ def serve_api(fds: list[int], log_level: str | None = None) -> None:
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd) for fd in fds])
 
 
-def _shared_metrics(data_dir: Path, api_processes: int) -> dict[str, str]:
+def shared_metrics(data_dir: Path, api_processes: int) -> dict[str, str]:
     """With several API processes, a folder (emptied now) where each writes its request figures, so that
     /metrics from any of them adds up all of them (app/http/observability.py)."""
     if api_processes < 2:
@@ -157,7 +157,7 @@ def serve(port: int, data_dir: Path, seed: bool, api_processes: int = 1, workers
         env = {"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)}
         for name in workers_named:
             sup.add(name, lambda: _child(worker_command(), env))
-        api_env = {**env, **_shared_metrics(data_dir, api_processes)}
+        api_env = {**env, **shared_metrics(data_dir, api_processes)}
         for i, name in enumerate(apis):
             fds = (listener.fileno(), *([own[i].fileno()] if own else []))
             sup.add(name, lambda fds=fds: _child(api_command(fds), api_env, pass_fds=fds))

@@ -6,9 +6,10 @@ fix is suggested) that keeps helping rise for later incidents, and one that keep
 (all 176 sequence incidents: about 3-6 minutes on these 2-core machines; `--limit 12` about 40 s)
 
 Own local stack (bench/harness.py). The 200 dataset rows are seeded as the demo does (incidents, then
-articles and demo users: `app.demo.seed_incidents`, `seed_articles` with its guides as revised), the outbox is flushed (search
-index) and every incident embedded (`app.incidents.embeddings.backfill`). Relevance, the cause classes and
-the "what is known early" query are bench/similarity_quality.py's (`Relevance`, `CLASSES`, `early_query`).
+articles and demo users: `app.demo.seed_incidents`, `seed_articles` with its guides as revised), the
+outbox is flushed (search index) and every incident embedded (`app.incidents.embeddings.backfill`).
+Relevance, the cause classes and the "what is known early" query are bench/similarity_quality.py's
+(`Relevance`, `CLASSES`, `early_query`).
 
 Simulated responders. The incidents whose root cause has a class (and a same-class neighbour) are taken
 in a fixed random order (`--seed`). Each is opened as a NEW OPEN incident through

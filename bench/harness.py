@@ -21,7 +21,7 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.devserver import api_command, worker_command  # noqa: E402
+from app.devserver import api_command, shared_metrics, worker_command  # noqa: E402
 from app.stack import LocalStack, free_port  # noqa: E402
 
 
@@ -116,8 +116,11 @@ def processes(api: int = 1, workers: int = 0, *, threads: int = 4, ready_timeout
     socket, each also on a port of its own when there are several, and `workers` Dramatiq workers
     (`worker_command`, `threads` threads each), on the stack os.environ names; stopped on exit. The first API
     process starts alone (it builds missing indexes and search indices), the others once it is ready.
-    Output goes to `log_dir` (api-1.log, worker-1.log, ...) when given, else to this terminal."""
-    env = {"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)}
+    Output goes to `log_dir` (api-1.log, worker-1.log, ...) when given, else to this terminal. Several API
+    processes share their request figures (`shared_metrics`, in a temporary folder): /metrics from any of
+    them counts all of them, as under `dev.py run --api-processes N`."""
+    metrics = Path(tempfile.mkdtemp(prefix="ikl-bench-metrics-"))
+    env = {"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT), **shared_metrics(metrics, api)}
     shared = _listen()
     own = [_listen() for _ in range(api)] if api > 1 else []
     url = f"http://127.0.0.1:{shared.getsockname()[1]}"
@@ -152,3 +155,4 @@ def processes(api: int = 1, workers: int = 0, *, threads: int = 4, ready_timeout
             sock.close()
         for f in logs:
             f.close()
+        shutil.rmtree(metrics, ignore_errors=True)

@@ -240,8 +240,8 @@ async def revise_guides(bk: Backends, revised: list[Article], *, data: DemoData,
                 {**fields, "is_featured": False}))
             slugs[a.key] = doc["slug"]
         elif current[a.title].get("content") != fields["content"]:
-            await articles.update_article(bk, slug=current[a.title]["slug"], user=author, data=ArticleUpdate.model_validate(
-                {k: v for k, v in fields.items() if k in REVISED_FIELDS}))
+            changes = ArticleUpdate.model_validate({k: v for k, v in fields.items() if k in REVISED_FIELDS})
+            await articles.update_article(bk, slug=current[a.title]["slug"], user=author, data=changes)
 
 
 async def _rating(bk: Backends, data: DemoData, rec: dict[str, Any], *, incident: str, names: dict[str, str]) -> int:

@@ -18,6 +18,8 @@ Decisions, all taken from the data:
 - article status: a summary is DRAFT while its incident is open or investigating, REVIEW once mitigated,
   APPROVED (not yet published) for the few most recently resolved, DEPRECATED for a duplicate, else
   PUBLISHED; guides are PUBLISHED;
+- guides: written from the resolved incidents detected before the responders' history begins, then
+  revised every week of it (`DemoData.revisions`, work.guides_revised), the last time from them all;
 - views, ratings and bookmarks come from a random generator seeded with each article's key;
 - postmortems, and how responders rate recommendations: work.py.
 """

@@ -92,6 +92,9 @@ class DemoData:
                 "duplicates": dict(self.duplicates), "today": self.today.isoformat() if self.today else None,
                 "postmortems": [p.__dict__ for p in self.postmortems], "causes": dict(self.causes),
                 "guides": dict(self.guides), "responders": dict(self.responders),
-                "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")} for a in self.articles],
-                "revisions": [{"at": r.at.isoformat(), "articles": [{**a.__dict__, "fields": a.create().model_dump(mode="json")}
-                                                                  for a in r.articles]} for r in self.revisions]}
+                "articles": [_dumped(a) for a in self.articles],
+                "revisions": [{"at": r.at.isoformat(), "articles": [_dumped(a) for a in r.articles]} for r in self.revisions]}
+
+
+def _dumped(a: Article) -> dict[str, Any]:
+    return {**a.__dict__, "fields": a.create().model_dump(mode="json")}

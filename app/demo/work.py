@@ -15,9 +15,12 @@ the command's drafts and the MITIGATED incidents' drafts are due as the service 
 
 Ratings (1-5) of a recommendation, as its incident's responder would give them: what it points at shares
 the incident's cause group (category and topic) 5, its topic alone 4, its category alone 2, nothing 1;
-the runbook or troubleshooting guide written from incidents of its kind 5, another article by most of its sources (the lower
-median: a catalogue of a whole category is not about the incident's cause); an expert by the incidents they
-worked on (named in the recommendation's reasoning) as a similar incident."""
+the runbook or troubleshooting guide written from incidents of its kind 5, another article by most of its
+sources (the lower median: a catalogue of a whole category is not about the incident's cause); an expert
+by the incidents they worked on (named in the recommendation's reasoning) as a similar incident.
+
+The guides (runbooks, troubleshooting guides, best practices) are written when the responders' history
+begins and revised every week of it (`guides_revised`), each time from the incidents detected before."""
 
 from __future__ import annotations
 
