@@ -38,6 +38,9 @@ SIMILAR_LIMIT = 5
 SIMILAR_CANDIDATES = 20  # similar incidents asked for, of which the earlier and similar enough are kept
 ARTICLE_LIMIT = 5
 GUIDE_TYPES = (ArticleType.RUNBOOK.value, ArticleType.TROUBLESHOOTING.value)
+# what a responder follows; a postmortem summary, a catalogue (REFERENCE) or an FAQ linked to the incident
+# is about it, not a guide ("Infrastructure incident catalogue" was cited as a runbook to follow)
+FOLLOWED_TYPES = (*GUIDE_TYPES, ArticleType.HOW_TO.value, ArticleType.BEST_PRACTICE.value)
 ARTICLE_FIELDS = {"title": 1, "slug": 1, "article_type": 1, "related_services": 1}
 PM_FIELDS = {"title": 1, "incident": 1, "root_cause_analysis": 1, "lessons_learned": 1, "action_items": 1}
 PATTERN_FIELDS = {"name": 1, "frequency": 1, "triggers": 1, "actions": 1}
@@ -74,8 +77,9 @@ def _reader(user: User, ceiling: str) -> User:
 
 async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[dict], list[dict], list[dict]]:
     """What else the draft may draw on, as `reader` sees it: similar past incidents (none when the search
-    server is down), their postmortems, and the published runbooks and articles that match the incident
-    (linked to it, or a runbook/troubleshooting guide for one of its services)."""
+    server is down), their postmortems, and the published guides that match the incident (a runbook,
+    troubleshooting guide, how-to or best practice linked to it, or a runbook/troubleshooting guide for one
+    of its services)."""
     try:
         _, hits = await incidents.similar_incidents(bk, user=reader, incident_id=incident["_id"],
                                                     limit=SIMILAR_CANDIDATES)
@@ -89,7 +93,8 @@ async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[
     if similar:
         postmortems = await bk.mongo.postmortems.find(
             {"incident": {"$in": [d["_id"] for d in similar]}, **classification.mongo_filter(reader)}, PM_FIELDS).sort("created_at", -1).limit(SIMILAR_LIMIT).to_list(None)
-    match: list[dict[str, Any]] = [{"related_incidents": incident["_id"]}]
+    match: list[dict[str, Any]] = [{"related_incidents": incident["_id"],
+                                    "article_type": {"$in": list(FOLLOWED_TYPES)}}]
     if services := [s for s in incident.get("affected_services") or [] if isinstance(s, str)][:20]:
         match.append({"related_services": {"$in": services}, "article_type": {"$in": list(GUIDE_TYPES)}})
     found = await bk.mongo.articles.find(
