@@ -6,8 +6,8 @@ app/postmortems/drafting_lessons.py."""
 from __future__ import annotations
 
 from app.postmortems.drafting_context import DraftContext, Section, incident_link, postmortem_ref
-from app.postmortems.drafting_text import (figures, first_sentence, informative, iso, known, num, restates,
-                                           sentence, unknown, utc)
+from app.postmortems.drafting_text import (figures, first_sentence, informative, iso, known, num, repeats,
+                                           restates, sentence, unknown, utc)
 
 EVENT_WORDS = {"Detection": "Detection", "Analysis": "Analysis", "RunbookMatch": "Runbook matched",
                "ApprovalRequired": "Approval required", "Notification": "Notification", "Mitigation": "Mitigation",
@@ -72,6 +72,9 @@ def root_cause_analysis(ctx: DraftContext) -> Section:
     """The recorded root cause, the analysis during the incident, and what similar earlier incidents and
     their postmortems found; nothing when none of these is known."""
     root_cause, computed = ctx.root_cause, ctx.computed
+    # a recorded root cause that only repeats the title says what happened, not why: no cause is known
+    echo = bool(root_cause) and repeats(root_cause.rstrip(". "), ctx.title)
+    root_cause = "" if echo else root_cause
     parts, analysis = [], [e for e in ctx.evs if e.get("type") == "Analysis"
                            and not restates(e.get("message"), root_cause)]
     analysis.sort(key=lambda e: -(e.get("details") or {}).get("confidence", 0)
@@ -79,7 +82,8 @@ def root_cause_analysis(ctx: DraftContext) -> Section:
     if root_cause:
         parts.append(sentence(f"Root cause: {root_cause}"))
     else:  # said whenever the section is written from other evidence (analysis, similar incidents)
-        parts.append("The root cause is not recorded.")
+        parts.append("The root cause is not recorded (what is recorded as one only repeats the title)." if echo
+                     else "The root cause is not recorded.")
     if analysis:
         parts.append("Analysis during the incident:\n" + "\n".join(
             f"- {iso(utc(e['timestamp']))} ({e.get('source')}): {sentence(e.get('message') or '')}"
@@ -87,7 +91,7 @@ def root_cause_analysis(ctx: DraftContext) -> Section:
     past = [s for s in ctx.similar if known(s.get("root_cause"))]
     found = [(p, first_sentence(p.get("root_cause_analysis") or "")) for p in ctx.pms]
     found = [(p, f) for p, f in found if f and not unknown(f)]
-    if not (root_cause or analysis or past or found):
+    if not (root_cause or analysis or past or found or echo):
         return Section("", 0.0, [])
     if past:
         parts.append("What similar earlier incidents found (detected before this one):\n" + "\n".join(

@@ -103,3 +103,17 @@ async def test_an_assignee_the_users_mark_as_a_service_account_owns_no_item(clie
                                    "message": "Removed the log file by hand"}])
     assert got["action_items"], got
     assert {i["assignee"] for i in got["action_items"]} == {"payments.team"}, got["action_items"]
+
+
+async def test_a_root_cause_that_repeats_the_title_is_no_cause(client, editor):
+    """The data's root cause is often the title again ("Elastic Cloud customers ... experienced degraded
+    access"): what happened, not why. The draft says no cause is known and is not confident of it."""
+    title = "Customers in eu-west-1 saw degraded access to their clusters for three hours"
+    echo = await drafted(client, editor, severity="HIGH", title=f"Acme: {title}", root_cause=f"{title}.")
+    assert f"Root cause: {title}" not in echo["root_cause_analysis"]
+    assert "not recorded (what is recorded as one only repeats the title)" in echo["root_cause_analysis"]
+    real = await drafted(client, editor, severity="HIGH", title=f"Acme: {title}",
+                         root_cause="A network partition between two availability zones isolated the master nodes")
+    assert "Root cause: A network partition" in real["root_cause_analysis"]
+    assert echo["generation_confidence"] < real["generation_confidence"]
+    assert echo["completion_percentage"] < real["completion_percentage"]
