@@ -79,7 +79,7 @@ def _rca_complete(doc: Mapping[str, Any]) -> bool:
     return _substantive(text) and not UNKNOWN_CAUSE.search(text)
 
 
-def _concrete_item(item: Any) -> bool:
+def concrete_item(item: Any) -> bool:
     """An action item someone will do: a title, an owner, a due date and a priority, not abandoned (WONT_DO),
     and not only a generic LOW documentation chore (its category or title about docs or a runbook)."""
     if not isinstance(item, Mapping) or not _substantive(item.get("title")):
@@ -100,7 +100,7 @@ SECTION_COMPLETE = {
     "impact_assessment": lambda d: _substantive(d.get("impact_assessment"), 3),
     "lessons_learned": lambda d: _substantive(d.get("lessons_learned")),
     "action_items": lambda d: isinstance(d.get("action_items"), list) and any(
-        _concrete_item(i) for i in d["action_items"]),
+        concrete_item(i) for i in d["action_items"]),
 }
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, Mapping
 
 from app.postmortems.action_items import ActionItems
+from app.postmortems.completion import concrete_item
 from app.postmortems.drafting_context import (RUNBOOK_TYPE, DraftContext, Section, article_ref, kind,
                                               postmortem_ref)
 from app.postmortems.drafting_text import (about_cause, alerting, clip, duration_text, human_report, informative,
@@ -19,6 +20,7 @@ SLOW_DETECTION = timedelta(minutes=15)  # detected_at this long after the first 
 LONG_APPROVAL = timedelta(minutes=30)   # an ApprovalRequired event this long before the next step
 MANUAL_STEPS_QUOTED = 3                 # manual steps quoted in the automation item's description
 RECURRING_TITLE = "Fix the recurring root cause"
+CHORE_STRENGTH = 0.25  # action items that are only a generic LOW documentation chore: written, barely evidence
 
 
 def lessons_and_action_items(ctx: DraftContext) -> tuple[Section, Section]:
@@ -36,9 +38,9 @@ def lessons_and_action_items(ctx: DraftContext) -> tuple[Section, Section]:
         items.items.clear()
     strength = 1.0 if ctx.real and (ctx.detected or ctx.similar or ctx.pms) else 0.5
     built = [x.split(":")[0] for x in lessons]
+    acted = strength if any(concrete_item(i) for i in items.items) else CHORE_STRENGTH if items.items else 0.0
     return (Section("\n".join(f"- {x}" for x in lessons), strength if lessons else 0.0, built),
-            Section(items.items, strength if items.items else 0.0,
-                    list(built) if items.items else []))  # each item answers a lesson
+            Section(items.items, acted, list(built) if items.items else []))  # each item answers a lesson
 
 
 def _detection(ctx: DraftContext, lessons: list[str], items: ActionItems) -> None:

@@ -174,3 +174,21 @@ def test_a_drafted_analysis_without_this_incidents_cause_is_not_complete():
     assert "root_cause_analysis" not in service.complete_sections({"root_cause_analysis": d.root_cause_analysis})
     with_cause = generator.draft({**doc, "root_cause": "Hot keys evicted by a cache resize"}, similar=[earlier])
     assert "root_cause_analysis" in service.complete_sections({"root_cause_analysis": with_cause.root_cause_analysis})
+
+
+def test_a_draft_whose_only_item_is_a_documentation_chore_is_not_confident_of_its_items():
+    """Alert-detected, runbook used, a lasting fix: the one item is a LOW review of the runbook. Written, but
+    barely evidence of what to do: the section counts CHORE_STRENGTH, not in full, toward the confidence."""
+    from app.postmortems import drafting_lessons, generator
+
+    at = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    doc = {"_id": "i3", "name": "INC-3", "title": "Checkout latency high", "severity": "HIGH", "assignee": "alice",
+           "detected_at": at, "resolved_at": at + timedelta(minutes=40), "status": "RESOLVED",
+           "root_cause": "Connection pool exhausted by a slow query", "resolution": "Raised the pool size",
+           "timeline": [{"timestamp": at, "type": "Detection", "source": "prometheus", "message": "p99 latency alert"},
+                        {"timestamp": at + timedelta(minutes=5), "type": "RunbookMatch", "source": "kb",
+                         "message": "Runbook matched", "details": {"runbook": "db-pool-runbook"}}]}
+    d = generator.draft(doc)
+    assert [i["priority"] for i in d.action_items] == ["LOW"]
+    assert d.evidence["action_items"] == drafting_lessons.CHORE_STRENGTH
+    assert "action_items" not in service.complete_sections({"action_items": d.action_items})
