@@ -284,7 +284,9 @@ async def test_a_generation_runs_once_and_both_processes_followers_see_it(cluste
     assert await bk.mongo.postmortems.count_documents({"incident": incident["id"]}) == 1
     drafted = await bk.mongo.audit_log.count_documents({"subject_type": "postmortem", "action": "generation",
                                                         "changes.generation": gen["_id"]})
-    assert drafted == (1 if doc["status"] == "COMPLETED" else 0)
+    # written (and audited) unless it named facts the data does not hold; a draft below the review threshold is
+    # written all the same, for review
+    assert drafted == (0 if doc.get("unsupported_facts") else 1), doc
     async with httpx.AsyncClient(timeout=30) as http:  # both processes report the same finished log
         got = [(await http.get(f"{base}{GENERATIONS}{gen['_id']}/", headers=editor)).json() for base in cluster.api]
     assert got[0]["status"] == got[1]["status"] == doc["status"] and got[0]["attempts"] == got[1]["attempts"] == 1
