@@ -20,6 +20,13 @@ class ArticleType(str, Enum):
     POSTMORTEM_SUMMARY = "POSTMORTEM_SUMMARY"
 
 
+# Kinds of article by what a responder does with them: a guide is followed step by step for one kind of
+# failure; a how-to or best practice is followed too; a postmortem summary, a catalogue (REFERENCE) or an
+# FAQ is about incidents, not something to follow (a category's catalogue lists every cause it met).
+GUIDE_TYPES = (ArticleType.RUNBOOK.value, ArticleType.TROUBLESHOOTING.value)
+FOLLOWED_TYPES = (*GUIDE_TYPES, ArticleType.HOW_TO.value, ArticleType.BEST_PRACTICE.value)
+
+
 class Difficulty(str, Enum):
     BEGINNER = "BEGINNER"
     INTERMEDIATE = "INTERMEDIATE"

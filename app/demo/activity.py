@@ -193,9 +193,9 @@ async def seed_recommendations(bk: Backends, data: DemoData, people: dict[str, U
         await calibration.refit(bk)
         await revise_guides(bk, revision.articles, data=data, people=people, ids=ids)
         await prepare(bk)
-    for inc in [*((i, "RESOLVED") for i in pending),
-                *((i, i.status.value) for i in data.incidents if i.status.value in IN_FLIGHT)]:
-        made += await _respond(bk, data, people, ids, names, inc[0].name, inc[1])
+    for inc, status in [*((i, "RESOLVED") for i in pending),
+                        *((i, i.status.value) for i in data.incidents if i.status.value in IN_FLIGHT)]:
+        made += await _respond(bk, data, people, ids, names, inc.name, status)
     await calibration.refit(bk)
     return made
 
@@ -231,7 +231,7 @@ async def revise_guides(bk: Backends, revised: list[Article], *, data: DemoData,
     `DemoData.revisions` entry): a new version of the article of the same title when its text changed, or a
     new article (not featured)."""
     current = {d["title"]: d async for d in bk.mongo.articles.find({}, {"title": 1, "slug": 1, "content": 1})}
-    slugs = {a.key: current[a.title]["slug"] for a in [*data.articles, *revised] if a.title in current}
+    slugs = {a.key: current[a.title]["slug"] for a in data.every_article() if a.title in current}
     for a in revised:
         author = people[a.author]
         fields = writing.fields(a, slugs=slugs, people=people, ids=ids)

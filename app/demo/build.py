@@ -11,8 +11,8 @@ Decisions, all taken from the data:
   component (`recurs`), each keeping at least one such row resolved — what a recommendation is for. A row
   with a twin is left out: the twin, CLOSED as its duplicate, moves with it on the calendar and its whole
   timeline would not fit in the last seven days. With too few recurrences, the most recent dated rows make
-  up IN_FLIGHT_MIN. A row citing the same postmortem as
-  an earlier row is CLOSED as its duplicate (`duplicate_of` set to it when seeding); the rest are RESOLVED;
+  up IN_FLIGHT_MIN. A row citing the same postmortem as an earlier row is CLOSED as its duplicate
+  (`duplicate_of` set to it when seeding); the rest are RESOLVED;
 - when: the demo calendar (calendar.py) lays the incidents on the weeks before `today`, each moved by a
   whole number of weeks, those in flight in the last seven days; names follow (`INC-<day>-NNN`);
 - article status: a summary is DRAFT while its incident is open or investigating, REVIEW once mitigated,
@@ -204,14 +204,11 @@ def _guides(groups: list[guides.Group], best: list[dict], keys: Keys, names: dic
     out = [_article(b, keys, maintainer="demo-sre") for b in best]
     featured = {max((g for g in groups if g.category == c), key=lambda g: (len(g.facts), g.name("runbook")))
                 .name("runbook") for c in {g.category for g in groups}}
-    for g in groups:
+    runbooks = [guides.runbook(g, names) | {"is_featured": g.name("runbook") in featured} for g in groups]
+    troubleshooting = [guides.troubleshooting(g, names, keys.get(g.name("runbook"))) for g in groups]
+    for g, fields in [*zip(groups, runbooks), *zip(groups, troubleshooting)]:
         author = "demo-security" if g.category == "Security" else "demo-sre"
-        fields = guides.runbook(g, names) | {"is_featured": g.name("runbook") in featured}
         out.append(_article(fields, keys, author=author, maintainer=author, related=[names[f.id] for f in g.facts]))
-    for g in groups:
-        author = "demo-security" if g.category == "Security" else "demo-sre"
-        out.append(_article(guides.troubleshooting(g, names, keys.get(g.name("runbook"))), keys, author=author,
-                            maintainer=author, related=[names[f.id] for f in g.facts]))
     return out
 
 

@@ -82,7 +82,7 @@ async def seed_articles(bk: Backends, *, user: User, rows: Iterable[dict[str, An
     data = await demo_data(bk, rows, today)
     people = await ensure_users(bk, data.users)
     people[IMPORTER.username] = people[user.username] = user
-    names = sorted({n for a in [*data.articles, *(a for r in data.revisions for a in r.articles)] for n in a.related})
+    names = sorted({n for a in data.every_article() for n in a.related})
     ids = {d["name"]: d["_id"] async for d in bk.mongo.incidents.find({"name": {"$in": names}}, {"name": 1})}
     report = _scaled(progress, len(data.articles), len(rows))
     slugs: dict[str, str] = {}   # key -> the slug the service gave the article

@@ -85,6 +85,10 @@ class DemoData:
     # (work.guides_revised, activity.revise_guides): each updates the article of its title, or is a new one
     revisions: list[Revision] = field(default_factory=list)
 
+    def every_article(self) -> list[Article]:
+        """The articles as first written, then every revision's."""
+        return [*self.articles, *(a for r in self.revisions for a in r.articles)]
+
     def dump(self) -> dict[str, Any]:
         """Everything as JSON-ready data (for comparing two builds)."""
         return {"users": [u.model_dump(mode="json") for u in self.users],

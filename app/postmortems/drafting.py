@@ -23,7 +23,7 @@ from app import classification
 from app.activity.service import record_audit
 from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError
-from app.articles.models import ArticleStatus, ArticleType
+from app.articles.models import FOLLOWED_TYPES, GUIDE_TYPES, ArticleStatus
 from app.incidents import service as incidents
 from app.patterns import service as patterns
 from app.postmortems import automation, generator, polish
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 SIMILAR_LIMIT = 5
 SIMILAR_CANDIDATES = 20  # similar incidents asked for, of which the earlier and similar enough are kept
 ARTICLE_LIMIT = 5
-GUIDE_TYPES = (ArticleType.RUNBOOK.value, ArticleType.TROUBLESHOOTING.value)
-# what a responder follows; a postmortem summary, a catalogue (REFERENCE) or an FAQ linked to the incident
-# is about it, not a guide ("Infrastructure incident catalogue" was cited as a runbook to follow)
-FOLLOWED_TYPES = (*GUIDE_TYPES, ArticleType.HOW_TO.value, ArticleType.BEST_PRACTICE.value)
 ARTICLE_FIELDS = {"title": 1, "slug": 1, "article_type": 1, "related_services": 1}
 PM_FIELDS = {"title": 1, "incident": 1, "root_cause_analysis": 1, "lessons_learned": 1, "action_items": 1}
 PATTERN_FIELDS = {"name": 1, "frequency": 1, "triggers": 1, "actions": 1}
@@ -93,6 +89,7 @@ async def _sources(bk: Backends, *, incident: dict, reader: User) -> tuple[list[
     if similar:
         postmortems = await bk.mongo.postmortems.find(
             {"incident": {"$in": [d["_id"] for d in similar]}, **classification.mongo_filter(reader)}, PM_FIELDS).sort("created_at", -1).limit(SIMILAR_LIMIT).to_list(None)
+    # linked to it: only what a responder follows ("Infrastructure incident catalogue" was cited as a runbook)
     match: list[dict[str, Any]] = [{"related_incidents": incident["_id"],
                                     "article_type": {"$in": list(FOLLOWED_TYPES)}}]
     if services := [s for s in incident.get("affected_services") or [] if isinstance(s, str)][:20]:

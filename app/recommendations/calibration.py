@@ -6,8 +6,8 @@ meaning and word overlap, shared services and category, whether a fix is known, 
 near-duplicate, for an article how far it is written from the look-alikes, and the feedback its target
 received), `engine.confidence`. The models start at a prior (engine.DEFAULT_MODELS) and are refitted
 per type from ratings once `MIN_RATINGS` exist (4-5 helped, 1-2 did not, 3 left out; an applied, unrated
-recommendation counts as helped): `fit` maximises the likelihood with a ridge penalty that pulls each weight toward the prior (few or separable ratings cannot
-run away; a feature the ratings say nothing about keeps its prior weight). A refit is kept only when it
+recommendation counts as helped): `fit` maximises the likelihood with a ridge penalty that pulls each
+weight toward the prior (few or separable ratings cannot run away; a feature the ratings say nothing about keeps its prior weight). A refit is kept only when it
 predicts better out of sample: the cross-validated log loss of refitting (FOLDS folds, each incident's
 ratings in one fold, chosen by a hash of its id: the same ratings always give the same decision) must beat
 the current model's, so a fit that only memorises is refused. The report gives the ECE (10 equal-width bins) and the

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
+from app.articles.models import GUIDE_TYPES
 from app.patterns import triggers as trigger_rule
 from app.recommendations.models import RecommendationType as T
 
@@ -286,9 +287,6 @@ def solution(s: Similar, *, postmortem: Mapping[str, Any] | None = None, fb: Fee
                                  + " after these steps."),
             "time_to_implement": took.total_seconds() if took else None,
             "reasoning": reasoning, "matching_factors": factors}
-
-
-GUIDE_TYPES = ("RUNBOOK", "TROUBLESHOOTING")
 
 
 def knowledge_article(article: Mapping[str, Any], relevance: float, *, signals: Mapping[str, float] | None = None,

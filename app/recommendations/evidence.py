@@ -15,7 +15,7 @@ from opensearchpy.exceptions import OpenSearchException
 from app import classification
 from app.articles import ranking
 from app.articles import service as articles
-from app.articles.models import SearchInput
+from app.articles.models import FOLLOWED_TYPES, ArticleType, SearchInput
 from app.backends import Backends
 from app.incidents import service as incidents
 from app.incidents import similarity
@@ -101,7 +101,7 @@ def article_signals(incident: Mapping[str, Any], article: Mapping[str, Any]) -> 
 # What a KNOWLEDGE_ARTICLE may be: an article about a kind of failure or one incident. A category's catalogue
 # (REFERENCE) or FAQ lists every cause of the category: its words match any incident's (the demo offered
 # "Software incident catalogue" at 0.80 for a spacecraft reset), and it is found by search, not recommended.
-RECOMMENDED_TYPES = ("RUNBOOK", "TROUBLESHOOTING", "BEST_PRACTICE", "HOW_TO", "POSTMORTEM_SUMMARY")
+RECOMMENDED_TYPES = (*FOLLOWED_TYPES, ArticleType.POSTMORTEM_SUMMARY.value)
 
 
 async def _articles(bk: Backends, incident: Mapping[str, Any], user: User, limit: int) -> list[tuple[dict, float]]:

@@ -153,10 +153,10 @@ async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: U
     # applied or rated ones are history: never rewritten or replaced (ratings feed every later incident), so
     # they compete with the confidence they were offered at, which is what the list and the response show
     settled = {"incident": incident["_id"], "$or": [{"is_applied": True}, {"effectiveness_rating": {"$ne": None}}]}
-    applied = {(d["recommendation_type"], d["target"]): d["confidence_score"] async for d in
-               bk.mongo.recommendations.find(settled, {"recommendation_type": 1, "target": 1, "confidence_score": 1})}
+    offered_at = {(d["recommendation_type"], d["target"]): d["confidence_score"] async for d in
+                  bk.mongo.recommendations.find(settled, {"recommendation_type": 1, "target": 1, "confidence_score": 1})}
     for c in candidates:
-        c["confidence_score"] = applied.get((c["recommendation_type"], c["target"]), c["confidence_score"])
+        c["confidence_score"] = offered_at.get((c["recommendation_type"], c["target"]), c["confidence_score"])
     picked = _pick(candidates, limit=data.max_recommendations, min_confidence=data.min_confidence)
     below = sorted((c for c in candidates if c["confidence_score"] < data.min_confidence),
                    key=lambda c: (-c["confidence_score"], c.get("sort_key") or "", str(c["target"])))
@@ -166,7 +166,7 @@ async def generate(bk: Backends, *, data: RecommendationGenerateRequest, user: U
     now = utcnow()
     ops = []
     for c in picked:
-        if (c["recommendation_type"], c["target"]) in applied:
+        if (c["recommendation_type"], c["target"]) in offered_at:
             continue
         sources = c.pop("sources")
         fields = {**{k: c.get(k) for k in ("title", "description", "similarity_score", "confidence_score", "raw_score",
