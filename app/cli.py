@@ -433,7 +433,7 @@ def update_learning_patterns(
 @cli.command("refit_calibration")
 def refit_calibration() -> None:
     """Refit each recommendation type's confidence model from its effectiveness ratings (kept only when
-    its cross-validated log loss beats the current model's) and print the report. Workers also do it hourly."""
+    its cross-validated log loss beats the prior's) and print the report. Workers also do it hourly."""
     from rich.table import Table
 
     from app.recommendations import calibration

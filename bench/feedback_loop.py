@@ -376,7 +376,7 @@ async def refit_report(bk, user, judge, first, second, inc_of, twins_of) -> None
             continue
         line = f"  {t:18} {r.get('ratings')} ratings, kept={r.get('kept')}"
         if "loss_before" in r:
-            line += (f"; log loss current {r['loss_before']:.4f} vs refit 2-fold CV {r['loss_after']:.4f}; "
+            line += (f"; log loss prior {r.get('loss_prior', r['loss_before']):.4f} vs refit CV {r['loss_after']:.4f}; "
                      f"in-sample ECE {r['ece_before']:.3f} -> {r['ece_after']:.3f}, "
                      f"AUC {r['auc_before']} -> {r['auc_after']}")
         print(line)

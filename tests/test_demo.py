@@ -289,7 +289,9 @@ def test_no_guide_quotes_an_incident_of_the_responders_history():
     guides knows only the incidents detected before it was written (else every rating of "the runbook of its
     kind" was earned by the incident's own words: 133 of 133 helpful ratings of articles were, and the
     confidence fitted on them put 140 articles at HIGH or above, sure of articles it cannot find for a new
-    incident). They are revised every week of the history, the last time with every resolved incident."""
+    incident). They are revised the day after each day of the history that met an incident, the last time
+    (today) with every resolved incident: a kind of failure first met in the history has its own guide from
+    the next day on (revised weekly, 16 of the 38 history incidents met the guide of their kind; now 32)."""
     data = demo.build(DATASET_ROWS, today=TODAY)
     since = work.history_since(TODAY)
     detected = {i.name: i.detected_at for i in data.incidents}
@@ -297,10 +299,18 @@ def test_no_guide_quotes_an_incident_of_the_responders_history():
     kinds = ("RUNBOOK", "TROUBLESHOOTING", "BEST_PRACTICE")
     first = [a for a in data.articles if a.fields["article_type"] in kinds]
     assert len(history) >= 20 and first and all(detected[n] < since for a in first for n in a.related)
-    assert [r.at for r in data.revisions] == [since + timedelta(weeks=k) for k in range(1, work.HISTORY_WEEKS + 1)]
+    ats = [r.at for r in data.revisions]
+    assert ats == sorted(set(ats)) and ats[-1] == since + timedelta(weeks=work.HISTORY_WEEKS) and len(ats) > work.HISTORY_WEEKS
+    assert all(any(at - timedelta(days=1) <= detected[n] < at for n in history) for at in ats[:-1])
     for r in data.revisions:
         assert r.articles and all(detected[n] < r.at for a in r.articles for n in a.related), r.at
     assert {n for a in data.revisions[-1].articles for n in a.related} & history
+    titles = {a.fields["title"] for a in first}
+    met = 0
+    for n in sorted(history, key=detected.get):
+        titles |= {a.fields["title"] for r in data.revisions if r.at <= detected[n] for a in r.articles}
+        met += bool(set(data.guides.get(n, [])) & titles)
+    assert met >= 0.75 * len([n for n in history if n in data.guides]), (met, len(history))
     # a small demo keeps its guides from every resolved incident, written once
     small = demo.build(demo.BUILT_IN, today=TODAY)
     assert {a.fields["article_type"] for a in small.articles} >= set(kinds) and not small.revisions

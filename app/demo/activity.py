@@ -177,9 +177,10 @@ async def seed_recommendations(bk: Backends, data: DemoData, people: dict[str, U
     """The recommendations the responders asked for and rated: first on the resolved incidents detected in
     the last weeks (work.history_since), in the order they were detected (each rated, the most confident
     helpful one applied: what they did while it was in flight, so their ratings feed the later incidents'
-    lists and the calibration), the guides revised every week meanwhile (`revise_guides`); then on each
+    lists and the calibration), the guides revised meanwhile (`revise_guides`, the day after each day that met
+    an incident); then on each
     incident in flight: rated once it is being investigated, the best helpful one applied once it is
-    mitigated (work.rating). The confidence is refitted on the ratings every week, as the workers'
+    mitigated (work.rating). The confidence is refitted on the ratings before each revision, as the workers'
     periodic refit would have been by then (the same ratings give the same fit): before, whether the first
     requests after a fresh start used the prior or the refit depended on when a worker got to it."""
     names = {v: k for k, v in ids.items()}

@@ -19,7 +19,8 @@ Decisions, all taken from the data:
   APPROVED (not yet published) for the few most recently resolved, DEPRECATED for a duplicate, else
   PUBLISHED; guides are PUBLISHED;
 - guides: written from the resolved incidents detected before the responders' history begins, then
-  revised every week of it (`DemoData.revisions`, work.guides_revised), the last time from them all;
+  revised the day after each day of it that met an incident (`DemoData.revisions`, work.guides_revised),
+  the last time from them all;
 - views, ratings and bookmarks come from a random generator seeded with each article's key;
 - postmortems, and how responders rate recommendations: work.py.
 """
@@ -175,7 +176,7 @@ def build(rows: list[dict[str, Any]], *, today: date | None = None) -> DemoData:
     for a in articles:
         _engagement(a)
 
-    # the guides as revised each week of the responders' history (work.guides_revised)
+    # the guides as revised during the responders' history (work.guides_revised)
     versions = [groups] + [guides.groups(facts, status, at) for at in revised]
     revisions = [Revision(at, _guides(g, guides.best_practices(facts, status, names, at), keys, names))
                  for at, g in zip(revised, versions[1:])]

@@ -20,7 +20,8 @@ sources (the lower median: a catalogue of a whole category is not about the inci
 by the incidents they worked on (named in the recommendation's reasoning) as a similar incident.
 
 The guides (runbooks, troubleshooting guides, best practices) are written when the responders' history
-begins and revised every week of it (`guides_revised`), each time from the incidents detected before."""
+begins and revised the day after each day of it that met an incident (`guides_revised`), each time from the
+incidents detected before."""
 
 from __future__ import annotations
 
@@ -90,15 +91,20 @@ def history_since(today: date) -> datetime:
 
 def guides_revised(today: date, detected: list[datetime]) -> list[datetime]:
     """When the runbooks, troubleshooting guides and best practices were revised, each time from the resolved
-    incidents detected before: when the responders' history begins, then every week after the review
-    (the last, this week: every resolved incident), so none quotes an incident of the history while it
-    is offered to it, as none could while it was in flight. Only this week (they know every incident)
-    when the first would leave them fewer than half of the resolved incidents (`detected`: when each was
-    detected): a small demo."""
-    since = history_since(today)
+    incidents detected before: when the responders' history begins, then each day after one that met an
+    incident (the runbook updated from its postmortem, as its follow-up asks), and today (every resolved
+    incident), so none quotes an incident of the history while it is offered to it, as none could while it
+    was in flight. Revised weekly, a kind of failure first met in the history had no guide of its own for the
+    rest of that week, however often it came back (the calendar lays a cause's incidents end to end: 11
+    routing outages in one week of the demo's history). Only this week (they know every incident) when the
+    first would leave them fewer than half of the resolved incidents (`detected`: when each was detected):
+    a small demo."""
+    since, end = history_since(today), weeks_ago(today, 0)
     if 2 * sum(d < since for d in detected) < len(detected):
-        return [weeks_ago(today, 0)]
-    return [since + timedelta(weeks=k) for k in range(HISTORY_WEEKS + 1)]
+        return [end]
+    days = {datetime.combine(d.date(), time(), tzinfo=timezone.utc) + timedelta(days=1)
+            for d in detected if since <= d < end}
+    return [since, *sorted(d for d in days if d < end), end]
 
 
 def plan_postmortems(incidents: list[IncidentCreate], facts: dict[str, Fact], today: date) -> list[PostmortemPlan]:
