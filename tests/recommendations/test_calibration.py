@@ -54,7 +54,7 @@ async def _rated(bk, rnd: random.Random, true: dict, n: int, rec_type: str) -> N
     docs = []
     for _ in range(n):
         f, helped = _sample(rnd, true)
-        docs.append({"_id": str(uuid.uuid4()), "incident": str(uuid.uuid4()), "recommendation_type": rec_type,
+        docs.append({"_id": str(uuid.uuid4()), "incident": f"inc-{rnd.getrandbits(64):x}", "recommendation_type": rec_type,
                      "target": str(uuid.uuid4()), "confidence_features": f, "is_applied": False,
                      "effectiveness_rating": rnd.choice([4, 5]) if helped else rnd.choice([1, 2])})
     await bk.mongo.recommendations.insert_many(docs)
@@ -102,14 +102,14 @@ async def test_a_kept_fit_gives_way_to_the_fit_on_more_ratings(own):  # noqa: F8
     kept stayed for ever (the demo's article model kept its 42-rating fit with 60 ratings in)."""
     bk, _ = own
     rnd = random.Random(11)
-    true = {"b": -2.0, "w": {"similarity": 4.0, "feedback": 2.0}}
-    await _rated(bk, rnd, true, 80, "SIMILAR_INCIDENT")
+    true = {"b": -1.0, "w": {"similarity": 5.0, "semantic": -2.0, "feedback": 2.0}}
+    await _rated(bk, rnd, true, 120, "SIMILAR_INCIDENT")
     first = (await calibration.refit(bk))["SIMILAR_INCIDENT"]
     assert first["kept"]
-    await _rated(bk, rnd, true, 40, "SIMILAR_INCIDENT")
+    await _rated(bk, rnd, true, 60, "SIMILAR_INCIDENT")
     second = (await calibration.refit(bk))["SIMILAR_INCIDENT"]
     samples, _ = await calibration.samples_for(bk, "SIMILAR_INCIDENT")
-    assert second["ratings"] == 120 and second["loss_after"] < second["loss_prior"]
+    assert second["ratings"] == 180 and second["loss_after"] < second["loss_prior"]
     assert second["kept"], second
     assert (await calibration.current(bk))["SIMILAR_INCIDENT"] == calibration.fit(
         samples, engine.DEFAULT_MODELS["SIMILAR_INCIDENT"]) != {"b": first["b"], "w": first["w"]}
