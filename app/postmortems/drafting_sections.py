@@ -76,7 +76,7 @@ def root_cause_analysis(ctx: DraftContext) -> Section:
     echo = bool(root_cause) and repeats(root_cause.rstrip(". "), ctx.title)
     root_cause = "" if echo else root_cause
     parts, analysis = [], [e for e in ctx.evs if e.get("type") == "Analysis"
-                           and not restates(e.get("message"), root_cause)]
+                           and not restates(e.get("message"), root_cause, ctx.title)]
     analysis.sort(key=lambda e: -(e.get("details") or {}).get("confidence", 0)
                   if isinstance((e.get("details") or {}).get("confidence"), (int, float)) else 0)
     if root_cause:

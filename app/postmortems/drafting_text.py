@@ -170,10 +170,11 @@ def beyond_title(paragraph: str, title: str) -> str:
     return "" if repeats(rest, title) else rest
 
 
-def restates(message: Any, root_cause: str) -> bool:
-    """An Analysis event that only repeats the recorded root cause ("Root cause: <the same words>")."""
+def restates(message: Any, root_cause: str, title: str = "") -> bool:
+    """An Analysis event that only repeats the recorded root cause ("Root cause: <the same words>") or the
+    title (what happened, not why: an import writes the title-echoing root cause as an event too)."""
     said = re.sub(r"^\s*root cause\s*:?\s*", "", str(message or ""), flags=re.I)
-    return bool(root_cause) and norm(said) == norm(root_cause)
+    return (bool(root_cause) and norm(said) == norm(root_cause)) or (bool(title) and repeats(said.rstrip(". "), title))
 
 
 # --- what an event says ------------------------------------------------------------------------

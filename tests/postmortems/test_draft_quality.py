@@ -111,6 +111,11 @@ async def test_a_root_cause_that_repeats_the_title_is_no_cause(client, editor):
     title = "Customers in eu-west-1 saw degraded access to their clusters for three hours"
     echo = await drafted(client, editor, severity="HIGH", title=f"Acme: {title}", root_cause=f"{title}.")
     assert f"Root cause: {title}" not in echo["root_cause_analysis"]
+    # nor quoted back as the analysis: the import writes it as an Analysis event too
+    said = await drafted(client, editor, severity="HIGH", title=f"Acme: {title}", root_cause=f"{title}.",
+                         timeline=[{"timestamp": when(20), "type": "Analysis", "source": "postmortem-import",
+                                    "message": f"Root cause: {title}."}])
+    assert title not in said["root_cause_analysis"] and "Analysis during" not in said["root_cause_analysis"]
     assert "not recorded (what is recorded as one only repeats the title)" in echo["root_cause_analysis"]
     real = await drafted(client, editor, severity="HIGH", title=f"Acme: {title}",
                          root_cause="A network partition between two availability zones isolated the master nodes")
