@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import api_server, local_stack  # noqa: I001 - puts the project on sys.path
+from harness import api_pid, api_server, cpu_seconds, local_stack  # noqa: I001 - puts the project on sys.path
 from incidents_bench import WRK_LUA, seed
 
 REST_PATH = "/api/v1/incidents/?page_size=20"
@@ -30,19 +30,6 @@ QUERY = """{ incidents(pageSize: 20) { totalCount results { id name namespace ti
 # the same with each incident's timeline (the REST list leaves timelines out)
 QUERY_WITH_TIMELINES = QUERY.replace("dataClassification }", "dataClassification timeline(limit: 50) "
                                                               "{ id type source message timestamp severity } }")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = 100.0  # os.sysconf("SC_CLK_TCK") on Linux
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def api_pid(port: int) -> int:
-    out = subprocess.run(["pgrep", "-f", f"uvicorn app.main:create_app.*--port {port}"], capture_output=True,
-                         text=True).stdout.split()
-    return int(out[0])
 
 
 def run_wrk(url: str, token: str, concurrency: int, seconds: int, lua: Path, pid: int) -> dict:

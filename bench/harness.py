@@ -65,6 +65,20 @@ def api_server(ready_timeout: float = 60) -> Iterator[str]:
         api.wait(timeout=10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = 100.0  # os.sysconf("SC_CLK_TCK") on Linux
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def api_pid(port: int) -> int:
+    """The process of the API `api_server` started on `port`."""
+    out = subprocess.run(["pgrep", "-f", f"uvicorn app.main:create_app.*--port {port}"], capture_output=True,
+                         text=True).stdout.split()
+    return int(out[0])
+
+
 @dataclass
 class Processes:
     """What `processes` started: `url` is the port every API process accepts on (the kernel spreads new

@@ -28,6 +28,7 @@ from app.articles import embeddings as article_embeddings
 from app.articles.models import ArticleStatus, SearchInput
 from app.articles.service import search_visibility, visibility
 from app.backends import Backends
+from app.embeddings.model import matrix_from_bytes
 from app.patterns import wording
 from app.settings import Settings
 from app.timefmt import utcnow
@@ -47,6 +48,9 @@ PRF_DOCS, PRF_BETA = 5, 0.75   # pseudo-relevance feedback: the best 5 matches, 
 TOPIC_DOCS = 20                # the best matches whose categories describe the query's topic
 MAX_WINDOW = 10_000            # OpenSearch's default index.max_result_window
 MAX_WIDENINGS = 8              # re-queries past hits MongoDB hides (only while the index lags)
+# what the re-ranking reads of a candidate (its category, its vector); the page's articles are read whole
+CANDIDATE_FIELDS = ("category", "embedding", "embedding_model")
+MATCH_FIELDS = "hits.total,hits.hits._id,hits.hits._score"  # what the search request reads of its matches
 
 
 def _log_scaled(field: str, saturation: int) -> dict[str, Any]:
@@ -70,16 +74,16 @@ def popularity_expr(now: datetime) -> dict[str, Any]:
 
 
 async def with_popularity(bk: Backends, flt: dict[str, Any], *, limit: int | None = None,
-                          sort: bool = False, leave_out: tuple[str, ...] = ()) -> list[dict]:
+                          sort: bool = False, only: tuple[str, ...] = ()) -> list[dict]:
     """The articles matching `flt`, each with its `popularity_score` (optionally sorted by it, at most
-    `limit`), without the fields `leave_out` names."""
+    `limit`): whole, or only the fields `only` names."""
     # freshness counted from the start of the hour (its half-life is in days): the same scores for every
     # request of the hour, so a search asked again or paged through ranks the same (ties cannot flip as
     # the clock moves)
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     pipeline: list[dict[str, Any]] = [{"$match": flt}, {"$addFields": {"popularity_score": popularity_expr(now)}}]
-    if leave_out:
-        pipeline.append({"$project": {f: 0 for f in leave_out}})
+    if only:
+        pipeline.append({"$project": {**{f: 1 for f in only}, "popularity_score": 1}})
     if sort:
         pipeline.append({"$sort": {"popularity_score": -1, "_id": 1}})
     if limit:
@@ -122,11 +126,28 @@ def query_profile(query: dict[str, float], top_docs: list[dict[str, float]], bet
     return profile
 
 
+ANALYSED_QUERIES = 2048  # the analyses of recent queries a process keeps (a repeated query, a page 2)
+_analysed: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}  # (index, text), least recently used first
+
+
 async def _analyse(bk: Backends, text: str) -> list[tuple[str, list[str]]]:
     """The query's words (whitespace-separated, outer punctuation trimmed) with the analysed terms
-    each produced, in query order; stop words produce none."""
-    res = await bk.search.indices.analyze(index=bk.index_alias(articles_index.INDEX.name),
-                                          body={"analyzer": "ops_text", "text": text})
+    each produced, in query order; stop words produce none. A query analysed lately is not sent again:
+    the analyzer is the code's (indexers/base.py), the same for the life of the process."""
+    alias = bk.index_alias(articles_index.INDEX.name)
+    key = (alias, text)
+    if (known := _analysed.pop(key, None)) is not None:
+        _analysed[key] = known  # most recently used last
+        return known
+    words = await _analysed_words(bk, alias, text)
+    _analysed[key] = words
+    while len(_analysed) > ANALYSED_QUERIES:
+        _analysed.pop(next(iter(_analysed)))
+    return words
+
+
+async def _analysed_words(bk: Backends, alias: str, text: str) -> list[tuple[str, list[str]]]:
+    res = await bk.search.indices.analyze(index=alias, body={"analyzer": "ops_text", "text": text})
     words = [(m.start(), m.end(), m.group().strip(".,;:!?()[]{}\"'`").lower()) for m in re.finditer(r"\S+", text)]
     out: dict[int, tuple[str, list[str]]] = {}
     for tok in res.get("tokens", []):
@@ -178,16 +199,21 @@ async def search(bk: Backends, *, user: User, data: SearchInput, record: bool = 
     query = engine_query(data.query)
     filters = filters_for(data, user)
     window = max(data.offset + data.limit, CANDIDATES)
-    size = min(window, MAX_WINDOW)
-    first = await bk.search.search(index=alias, body=articles_index.search_body(query, filters=filters,
-                                                                                size=size))
+    # every match's id and score in one request (up to MAX_WINDOW): the candidates are the best of them,
+    # and the rest is what the total counts, so no second request lists the matches again
+    first = await bk.search.search(index=alias, filter_path=MATCH_FIELDS,
+                                   body=articles_index.search_body(query, filters=filters, size=MAX_WINDOW))
+    matches = (first.get("hits") or {}).get("hits") or []
     ranked: list[dict[str, Any]] = []
+    terms: dict[str, dict[str, int]] = {}
+    words: list[tuple[str, list[str]]] = []
     total = 0
-    if first["hits"]["hits"]:
-        every_match = _complete(first, size)
-        jobs = [_visible_candidates(bk, alias, query, filters, user, window, first), _analyse(bk, query)]
-        if not every_match:  # more matches than candidates: count them all, meanwhile
-            jobs.append(_visible_total(bk, alias, query, filters, user, [h["_id"] for h in first["hits"]["hits"]]))
+    if matches:
+        every_match = _complete(first, MAX_WINDOW)
+        jobs = [_visible_candidates(bk, user, window, matches), _analyse(bk, query)]
+        if len(matches) > window:  # more matches than candidates: count them all, meanwhile
+            jobs.append(_visible_count(bk, user, [h["_id"] for h in matches]) if every_match
+                        else _visible_total(bk, alias, query, filters, user, [h["_id"] for h in matches]))
         jobs.append(article_embeddings.QUERY.embed_text(query)
                     if bk.settings.ranking_similarity_semantic_share > 0 else asyncio.sleep(0))
         (hits, docs), words, *counted, query_vec = await asyncio.gather(*jobs)
@@ -214,24 +240,38 @@ def _complete(res: dict[str, Any], size: int) -> bool:
     return len(hits) < size or len(hits) >= res["hits"]["total"]["value"]
 
 
-async def _visible_candidates(bk: Backends, alias: str, query: str, filters: list[dict[str, Any]], user: User,
-                              window: int, first: dict[str, Any]) -> tuple[list[dict], dict[str, dict]]:
-    """The best hits the caller may see (at least `window` of them when there are that many; all of
-    them when the index's answer held every match) and the MongoDB documents behind them, with
-    `popularity_score`. Hits MongoDB hides from the caller are dropped and the window widened past
-    them, so the candidates are those the caller would get were the hidden articles not indexed."""
-    size, res = min(window, MAX_WINDOW), first
-    for attempt in range(MAX_WIDENINGS):
-        hits = res["hits"]["hits"]
-        found = await with_popularity(bk, {"$and": [{"_id": {"$in": [h["_id"] for h in hits]}}, visibility(user)]},
-                                      leave_out=("content",))
-        docs = {d["_id"]: d for d in found}
-        visible = [h for h in hits if h["_id"] in docs]
-        if _complete(res, size) or len(visible) >= window or size >= MAX_WINDOW or attempt == MAX_WIDENINGS - 1:
+async def _visible_candidates(bk: Backends, user: User, window: int,
+                              matches: list[dict[str, Any]]) -> tuple[list[dict], dict[str, dict]]:
+    """The best `matches` (hits, best first) the caller may see — `window` of them when there are that
+    many — and the MongoDB documents behind them, with `popularity_score`. Hits MongoDB hides from the
+    caller (the index lags it) are dropped and the window widened past them, so the candidates are those
+    the caller would get were the hidden articles not indexed."""
+    visible: list[dict] = []
+    docs: dict[str, dict] = {}
+    start, size = 0, window
+    for _ in range(MAX_WIDENINGS):
+        part = matches[start:start + size]
+        if not part:
             break
-        size = min(MAX_WINDOW, window + 2 * (len(hits) - len(visible)))
-        res = await bk.search.search(index=alias, body=articles_index.search_body(query, filters=filters, size=size))
+        found = await with_popularity(bk, {"$and": [{"_id": {"$in": [h["_id"] for h in part]}}, visibility(user)]},
+                                      only=CANDIDATE_FIELDS)
+        docs.update((d["_id"], d) for d in found)
+        seen = [h for h in part if h["_id"] in docs]
+        visible += seen
+        start += len(part)
+        if len(visible) >= window:
+            break
+        size = max(window - len(visible), 2 * (len(part) - len(seen)))
     return visible, docs
+
+
+async def _visible_count(bk: Backends, user: User, ids: list[str]) -> int:
+    """How many of these articles the caller may see, by MongoDB."""
+    total = 0
+    for i in range(0, len(ids), MAX_WINDOW):
+        total += await bk.mongo.articles.count_documents({"$and": [{"_id": {"$in": ids[i:i + MAX_WINDOW]}},
+                                                                   visibility(user)]})
+    return total
 
 
 async def _visible_total(bk: Backends, alias: str, query: str, filters: list[dict[str, Any]], user: User,
@@ -251,11 +291,7 @@ async def _visible_total(bk: Backends, alias: str, query: str, filters: list[dic
             break
         after = page[-1]["sort"] if ordered else None
         ordered = True
-    ordered_ids, total = sorted(ids), 0
-    for i in range(0, len(ordered_ids), MAX_WINDOW):
-        total += await bk.mongo.articles.count_documents(
-            {"$and": [{"_id": {"$in": ordered_ids[i:i + MAX_WINDOW]}}, visibility(user)]})
-    return total
+    return await _visible_count(bk, user, sorted(ids))
 
 
 def lexical_share(s: Settings, with_meaning: bool) -> float:
@@ -298,10 +334,11 @@ def rerank(hits: list[dict], query_words: list[tuple[str, list[str]]], docs: Map
                 for h in hits}
     topic = topic_affinity([(docs[i].get("category", ""), relevance[i]) for i in ids[:TOPIC_DOCS]])
     g, h = s.ranking_similarity_topic_share, s.ranking_similarity_semantic_share
-    meanings: dict[str, float | None] = {}
-    for doc_id in ids:
-        vec = article_embeddings.PROFILE.stored_vector(docs[doc_id]) if query_vec is not None else None
-        meanings[doc_id] = max(0.0, float(vec @ query_vec)) if vec is not None else None
+    meanings: dict[str, float | None] = dict.fromkeys(ids)
+    embedded = [i for i in ids if article_embeddings.PROFILE.has_vector(docs[i])] if query_vec is not None else []
+    if embedded:  # one matrix product, not a vector decoded per candidate
+        cosines = matrix_from_bytes([docs[i]["embedding"] for i in embedded]) @ query_vec
+        meanings.update(zip(embedded, np.maximum(cosines, 0.0).tolist()))
     # the term cosine, computed only where it weighs (with the default shares, meaning replaces it: no
     # TF-IDF vectors at all when every candidate has one)
     lexical_of: dict[str, float] = {}

@@ -345,6 +345,14 @@ def to_bytes(vec: np.ndarray) -> bytes:
     return arr.astype(_STORED, copy=False).tobytes()
 
 
+def matrix_from_bytes(chunks: list[bytes]) -> np.ndarray:
+    """Several stored embeddings (`to_bytes`) as one (n, DIM) float32 matrix, decoded at once."""
+    size = DIM * _STORED.itemsize
+    if any(len(c) != size for c in chunks):
+        raise ValueError(f"expected {size} bytes per vector")
+    return np.frombuffer(b"".join(chunks), dtype=_STORED).reshape(len(chunks), DIM).astype(np.float32)
+
+
 def from_bytes(data: bytes | bytearray | memoryview) -> np.ndarray:
     """The inverse of to_bytes: a new, writable (DIM,) float32 array."""
     buf = memoryview(data).cast("B")

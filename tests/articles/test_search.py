@@ -176,3 +176,24 @@ async def test_a_pasted_incident_description_is_a_query(client, viewer, make_art
     assert stored and len(stored["query"]) < 600, stored
     r = await client.post(BASE + "search/", headers=viewer, json={"query": "x" * 5001})
     assert r.status_code == 400, r.text
+
+
+async def test_a_query_analysed_lately_is_not_sent_to_the_engine_again(bk, monkeypatch):
+    """The query's analysed words (for the similarity and `matching_keywords`) come from the engine's
+    analyzer once per query a process meets: a repeated query or its page 2 makes no analysis call."""
+    from app.articles import ranking
+
+    calls = []
+    real = bk.search.indices.analyze
+
+    async def counting(**kw):
+        calls.append(kw["body"]["text"])
+        return await real(**kw)
+
+    monkeypatch.setattr(bk.search.indices, "analyze", counting)
+    text = f"Connection pools exhausted on {unique('ledger')}"
+    first = await ranking._analyse(bk, text)
+    assert calls == [text] and [w for w, _ in first][:3] == ["connection", "pools", "exhausted"]
+    assert first[1][1] == ["pool"]  # the analyzer's stem, not the word
+    assert await ranking._analyse(bk, text) == first and calls == [text]
+    assert await ranking._analyse(bk, text + " again") and len(calls) == 2
