@@ -30,6 +30,7 @@ from app.articles.service import search_visibility, visibility
 from app.backends import Backends
 from app.embeddings.model import matrix_from_bytes
 from app.patterns import wording
+from app.recent import Recent
 from app.settings import Settings
 from app.timefmt import utcnow
 from app.users.models import User
@@ -127,7 +128,7 @@ def query_profile(query: dict[str, float], top_docs: list[dict[str, float]], bet
 
 
 ANALYSED_QUERIES = 2048  # the analyses of recent queries a process keeps (a repeated query, a page 2)
-_analysed: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}  # (index, text), least recently used first
+_analysed = Recent(ANALYSED_QUERIES)  # (index, text) -> the query's words and their terms
 
 
 async def _analyse(bk: Backends, text: str) -> list[tuple[str, list[str]]]:
@@ -136,13 +137,10 @@ async def _analyse(bk: Backends, text: str) -> list[tuple[str, list[str]]]:
     the analyzer is the code's (indexers/base.py), the same for the life of the process."""
     alias = bk.index_alias(articles_index.INDEX.name)
     key = (alias, text)
-    if (known := _analysed.pop(key, None)) is not None:
-        _analysed[key] = known  # most recently used last
+    if (known := _analysed.use(key)) is not None:
         return known
-    words = await _analysed_words(bk, alias, text)
-    _analysed[key] = words
-    while len(_analysed) > ANALYSED_QUERIES:
-        _analysed.pop(next(iter(_analysed)))
+    words = _analysed[key] = await _analysed_words(bk, alias, text)
+    _analysed.trim()
     return words
 
 

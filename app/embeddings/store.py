@@ -20,12 +20,13 @@ import numpy as np
 
 from app.backends import Backends
 from app.embeddings.model import MAX_TOKENS, MODEL_VERSION, available, embed, from_bytes, to_bytes
+from app.recent import Recent
 from app.timefmt import utcnow
 
 FIELDS = {"embedding_hash": 1, "embedding_model": 1}
 BACKFILL_BATCH = 64
 RECENT_TEXTS = 4096  # texts whose vectors a process keeps (1.5 KB each)
-_recent: dict[tuple[int, str], np.ndarray] = {}  # (max_tokens, text) -> vector, least recently used first
+_recent = Recent(RECENT_TEXTS)  # (max_tokens, text) -> vector
 
 
 async def embed_texts(texts: Iterable[str], max_tokens: int = MAX_TOKENS) -> dict[str, np.ndarray]:
@@ -43,13 +44,10 @@ async def embed_texts(texts: Iterable[str], max_tokens: int = MAX_TOKENS) -> dic
             _recent[(max_tokens, t)] = vec
     out = {}
     for t in want:
-        vec = _recent.pop((max_tokens, t), None)
-        if vec is not None:
-            _recent[(max_tokens, t)] = vec  # most recently used last
-            if vec.any():
-                out[t] = vec
-    while len(_recent) > RECENT_TEXTS:
-        _recent.pop(next(iter(_recent)))
+        vec = _recent.use((max_tokens, t))
+        if vec is not None and vec.any():
+            out[t] = vec
+    _recent.trim()
     return out
 
 
