@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
@@ -120,3 +121,64 @@ def http_link(value: str) -> str:
 # A link a person follows or a workflow calls (runbook links, an action item's runbook): http(s), at most 2048
 # characters (checked by the field), no credentials.
 HttpLink = Annotated[str, AfterValidator(http_link)]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter of an operation (beyond a list's): `kind` is int (within `low`..`high`), str, or
+    "list" (a comma list of `enum` values when given, upper-cased). REST reads it from the query string
+    (`parse`); GraphQL, where the same parameter is an argument, checks the typed value (`check`): one
+    declaration, one set of rules, the same 400 naming it."""
+
+    name: str
+    kind: Any = str
+    description: str = ""
+    default: Any = None
+    low: int | None = None
+    high: int | None = None
+    enum: tuple[str, ...] = ()
+    max_length: int = 200
+
+    def parse(self, raw: str | None) -> Any:
+        if raw is None or raw == "":
+            return self.default
+        if self.kind is int:
+            value = ascii_int(raw)
+            if value is None:
+                raise self._not_in_range()
+            return self.check(value)
+        self._check_length(raw)
+        if self.kind == "list":
+            return self.check([v.strip().upper() if self.enum else v.strip() for v in raw.split(",") if v.strip()])
+        return raw
+
+    def check(self, value: Any) -> Any:
+        """A value given typed: within the bounds, or a ValidationFailed naming the parameter."""
+        if value is None:
+            return self.default
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise self._not_in_range()
+        elif self.kind == "list":
+            if self.enum and (bad := [v for v in value if v not in self.enum]):
+                raise ValidationFailed(f"Invalid value for '{self.name}': {bad[0]!r}",
+                                       {"field": self.name, "allowed": list(self.enum)}, code="INVALID_PARAMETER")
+        else:
+            self._check_length(value)
+        return value
+
+    def _not_in_range(self) -> ValidationFailed:
+        return ValidationFailed(f"{self.name} must be an integer between {self.low} and {self.high}",
+                                {"field": self.name, "min": self.low, "max": self.high}, code="INVALID_PARAMETER")
+
+    def _check_length(self, value: str) -> None:
+        if len(value) > self.max_length:
+            raise ValidationFailed(f"{self.name} is longer than {self.max_length} characters",
+                                   {"field": self.name, "max_length": self.max_length}, code="INVALID_PARAMETER")
+
+
+def checked(params: tuple[Param, ...], **values: Any) -> dict[str, Any]:
+    """Typed arguments (GraphQL's) checked against the declared parameters, by name."""
+    by_name = {p.name: p for p in params}
+    return {name: by_name[name].check(value) for name, value in values.items()}

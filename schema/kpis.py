@@ -9,6 +9,7 @@ import strawberry
 from strawberry.experimental.pydantic import type as pydantic_type
 from strawberry.scalars import JSON
 
+from app.inputs import checked
 from app.kpis import outputs, service
 from schema.context import Info
 
@@ -55,5 +56,5 @@ class KpiQuery:
                                   "or namespace, like GET /api/knowledge/kpis/.")
     async def kpis(self, info: Info, weeks: int = 12, team: str | None = None,
                    namespace: str | None = None) -> Kpis:
-        args = service.validate_args(weeks=weeks, team=team, namespace=namespace)
+        args = checked(service.ARGS, weeks=weeks, team=team, namespace=namespace)
         return Kpis.from_dict(await service.kpis(info.context.backends, user=info.context.user, **args))

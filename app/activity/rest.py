@@ -9,7 +9,8 @@ from typing import Any
 from app.activity import service
 from app.activity.outputs import AuditEntry
 from app.backends import Backends
-from app.http.resources import Call, Op, Param, Resource
+from app.http.resources import Call, Op, Resource
+from app.inputs import Param
 from app.listing import Page
 from app.timefmt import isoz
 from app.users.models import User

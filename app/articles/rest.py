@@ -12,7 +12,8 @@ from app.articles.models import ArticleCreate, ArticleUpdate, RateInput, SearchI
 from app.articles.outputs import (Article, ArticleBookmark, ArticleRating, ArticleSearchResults, ArticleStatistics,
                                   PopularArticles)
 from app.backends import Backends
-from app.http.resources import Call, Op, Param, Resource
+from app.http.resources import Call, Op, Resource
+from app.inputs import Param
 from app.http.responses import JSON
 from app.listing import Page
 from app.timefmt import isoz

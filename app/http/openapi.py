@@ -22,7 +22,8 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.http.resources import Op, Param, Resource, allowed
+from app.http.resources import Op, Resource, allowed
+from app.inputs import Param
 from app.listing import Filter, ListSpec
 from app.inputs import MAX_SEARCH_CHARS
 from app.settings import Settings

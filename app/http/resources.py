@@ -34,51 +34,13 @@ from app import permissions
 from app.backends import Backends
 from app.http import ratelimit
 from app.http.auth import current_user
-from app.errors import ValidationFailed
 from app.http.responses import JSON, error_response, read_body
-from app.inputs import ascii_int
+from app.inputs import Param
 from app.listing import ListSpec, Page, drf_response
 from app.permissions import Rule
 from app.users.models import Role, User
 
 Serializer = Callable[[Backends, User, list[dict]], Awaitable[list[dict]]]  # (backends, the caller, documents)
-
-
-@dataclass(frozen=True)
-class Param:
-    """A query parameter of an operation (beyond a list's), read with `call.arg(name)`: `kind` is int
-    (within `low`..`high`), str, or "list" (a comma list of `enum` values when given, upper-cased)."""
-
-    name: str
-    kind: Any = str
-    description: str = ""
-    default: Any = None
-    low: int | None = None
-    high: int | None = None
-    enum: tuple[str, ...] = ()
-    max_length: int = 200
-
-    def parse(self, raw: str | None) -> Any:
-        if raw is None or raw == "":
-            return self.default
-        if self.kind is int:
-            value = ascii_int(raw)
-            if value is None or (self.low is not None and value < self.low) or \
-                    (self.high is not None and value > self.high):
-                raise ValidationFailed(f"{self.name} must be an integer between {self.low} and {self.high}",
-                                       {"field": self.name, "min": self.low, "max": self.high},
-                                       code="INVALID_PARAMETER")
-            return value
-        if len(raw) > self.max_length:
-            raise ValidationFailed(f"{self.name} is longer than {self.max_length} characters",
-                                   {"field": self.name, "max_length": self.max_length}, code="INVALID_PARAMETER")
-        if self.kind == "list":
-            values = [v.strip().upper() if self.enum else v.strip() for v in raw.split(",") if v.strip()]
-            if self.enum and (bad := [v for v in values if v not in self.enum]):
-                raise ValidationFailed(f"Invalid value for '{self.name}': {bad[0]!r}",
-                                       {"field": self.name, "allowed": list(self.enum)}, code="INVALID_PARAMETER")
-            return values
-        return raw
 
 
 @dataclass

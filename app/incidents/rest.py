@@ -8,7 +8,8 @@ from typing import Any
 from starlette.responses import Response
 
 from app.backends import Backends
-from app.http.resources import Call, Op, Param, Resource
+from app.http.resources import Call, Op, Resource
+from app.inputs import Param
 from app.incidents import deletion, service
 from app.incidents.models import (EventsAppend, IncidentCreate, IncidentMarkDuplicate, IncidentResolve, IncidentUpdate,
                                   Status)

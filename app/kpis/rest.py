@@ -6,17 +6,10 @@ from typing import Any
 
 
 from app.backends import Backends
-from app.http.resources import Call, Op, Param, Resource
+from app.http.resources import Call, Op, Resource
 from app.kpis import service
 from app.kpis.outputs import Kpis
 from app.users.models import User
-
-QUERY = (Param("weeks", int, "How many weeks, the current one last", default=12, low=1, high=service.MAX_WEEKS),
-         Param("team", str, "Only this team: incidents and postmortems naming it in `affected_teams`, and the "
-                            "knowledge-base usage of its members", max_length=100),
-         Param("namespace", str, "Only this namespace's incidents, and their postmortems and recommendations",
-               max_length=100))
-
 
 async def _serialize(bk: Backends, user: User, docs: list[dict]) -> list[dict]:
     return docs
@@ -32,4 +25,4 @@ RESOURCES = [Resource(base="/api/knowledge/kpis", serialize=_serialize, tag="kpi
                       description="Figures for dashboards: postmortem completion, time to publish, action-item "
                                   "closure, knowledge-base usage, recommendation acceptance, incidents, rising "
                                   "learning patterns.",
-                      collection={"GET": Op(kpis, rate="search", response=Kpis, query=QUERY)})]
+                      collection={"GET": Op(kpis, rate="search", response=Kpis, query=service.ARGS)})]

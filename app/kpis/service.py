@@ -39,7 +39,7 @@ from typing import Any
 from app import classification
 from app.articles.service import usage_scope
 from app.backends import Backends
-from app.errors import ValidationFailed
+from app.inputs import Param
 from app.incidents.models import Severity
 from app.postmortems.models import SETTLED_ITEM_STATUSES
 from app.timefmt import isoz, utcnow
@@ -250,16 +250,12 @@ def _figures(inc: list[dict], due: list[dict], ttp: list[float], items: list[dic
     }
 
 
-def validate_args(*, weeks: int, team: str | None, namespace: str | None) -> dict[str, Any]:
-    """The request's arguments, checked like the REST parameters (a 400 names the one that is not valid)."""
-    if not 1 <= weeks <= MAX_WEEKS:
-        raise ValidationFailed(f"weeks must be an integer between 1 and {MAX_WEEKS}",
-                               {"field": "weeks", "min": 1, "max": MAX_WEEKS}, code="INVALID_PARAMETER")
-    for name, value in (("team", team), ("namespace", namespace)):
-        if value is not None and len(value) > 100:
-            raise ValidationFailed(f"{name} is longer than 100 characters", {"field": name, "max_length": 100},
-                                   code="INVALID_PARAMETER")
-    return {"weeks": weeks, "team": team, "namespace": namespace}
+# The request's parameters: REST's query string and GraphQL's arguments (one declaration, one set of rules)
+ARGS = (Param("weeks", int, "How many weeks, the current one last", default=12, low=1, high=MAX_WEEKS),
+        Param("team", str, "Only this team: incidents and postmortems naming it in `affected_teams`, and the "
+                           "knowledge-base usage of its members", max_length=100),
+        Param("namespace", str, "Only this namespace's incidents, and their postmortems and recommendations",
+              max_length=100))
 
 
 async def kpis(bk: Backends, *, user: User, weeks: int = 12, team: str | None = None,

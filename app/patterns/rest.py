@@ -8,7 +8,8 @@ from typing import Any
 from starlette.responses import Response
 
 from app.backends import Backends
-from app.http.resources import Call, Op, Param, Resource
+from app.http.resources import Call, Op, Resource
+from app.inputs import Param
 from app.http.responses import documented
 from app.listing import Page
 from app.patterns import run_records, service

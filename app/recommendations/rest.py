@@ -7,7 +7,8 @@ from typing import Any
 
 
 from app.backends import Backends
-from app.http.resources import Call, Op, Param, Resource
+from app.http.resources import Call, Op, Resource
+from app.inputs import Param
 from app.http.responses import documented
 from app.listing import Page
 from app.recommendations import service, stats
