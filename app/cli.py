@@ -395,7 +395,7 @@ def update_learning_patterns(
             told: dict[str, float] = {}  # run id -> seconds waited when last said
 
             def waiting(other: dict, seconds: float) -> None:
-                if other.get("running"):
+                if other.get("active"):
                     if other["_id"] not in told:
                         progress.console.print(f"a mining run is already running: {described(other)}; waiting for "
                                                f"it to end (at most {wait:g} s)")

@@ -6,6 +6,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from app.backends import Backends
 from app.listing import SPECS
+from app.migrations import migrate
 
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [IndexModel([("username", ASCENDING)], unique=True), IndexModel([("email", ASCENDING)]),
@@ -85,18 +86,18 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "pattern_mining_runs": [
         # one running (PENDING/RUNNING) mining run at a time (app/patterns/run_records.py)
-        IndexModel([("running", ASCENDING)], unique=True, partialFilterExpression={"running": True},
-                   name="one_running_run"),
+        IndexModel([("active", ASCENDING)], unique=True, partialFilterExpression={"active": True},
+                   name="one_active_run"),
     ],
     "index_builds": [IndexModel([("index", ASCENDING)])],
     # outbound webhooks (app/webhooks/): the subscribers of an event; one webhook's delivery log, newest first,
-    # for any clearance (DELIVERY_SPEC led by webhook_id); the deliveries due (queued only); finished ones
+    # for any clearance (DELIVERY_SPEC led by webhook_id); the deliveries due (active only); finished ones
     # removed once past their retention; the action items already announced overdue, kept 90 days
     "webhooks": [IndexModel([("events", ASCENDING), ("active", ASCENDING)])],
     "webhook_deliveries": [
         IndexModel([("webhook_id", ASCENDING), ("data_classification", ASCENDING), ("created_at", ASCENDING),
                     ("_id", ASCENDING)]),
-        IndexModel([("next_attempt_at", ASCENDING)], partialFilterExpression={"queued": True}, name="queued_due"),
+        IndexModel([("next_attempt_at", ASCENDING)], partialFilterExpression={"active": True}, name="active_due"),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     "webhook_announcements": [IndexModel([("at", ASCENDING)], expireAfterSeconds=90 * 86400)],
     "outbox": [
@@ -105,14 +106,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         # /metrics: each kind's backlog and oldest entry, read from this index's keys alone
         IndexModel([("index", ASCENDING), ("created_at", ASCENDING)]),
     ],
-}
-
-
-# Fields added after documents were written: the default every older document gets, once (idempotent).
-DEFAULTS: dict[str, dict[str, object]] = {
-    "incidents": {"data_classification": "INTERNAL"},
-    # runs recorded before runs had a status: finished, and (their counts covering every incident) as secret as any
-    "pattern_mining_runs": {"status": "COMPLETED", "data_classification": "RESTRICTED"},
 }
 
 
@@ -131,10 +124,10 @@ def list_indexes() -> dict[str, list[IndexModel]]:
 
 
 async def ensure_indexes(bk: Backends) -> None:
+    """The stored documents brought to this version (app/migrations.py: a renamed field's old index goes
+    first), then every declared index."""
+    await migrate(bk)
     lists = list_indexes()
     for name in {*INDEXES, *lists}:
         if models := [*INDEXES.get(name, ()), *lists.get(name, ())]:
             await bk.mongo[name].create_indexes(models)
-    for name, fields in DEFAULTS.items():
-        for field, value in fields.items():
-            await bk.mongo[name].update_many({field: {"$exists": False}}, {"$set": {field: value}})

@@ -10,8 +10,10 @@ died or froze) can be claimed again; the old holder, should it wake up, writes n
 fails, its writes abort with `LeaseLost`. So a job never runs twice to completion and its record tells the
 truth about the run that finished it.
 
-`Jobs` binds the mechanism to one collection: its `active` flag (set while the job is pending or
-running: a unique partial index allows one per key), the status that means "running", and the lease length.
+`Jobs` binds the mechanism to one collection: the status that means "running", and the lease length.
+Every job document carries the same flag, `active` (ACTIVE), while it is pending or running: a unique
+partial index on it allows one per key where a collection needs that (one generation per incident, one
+mining run at a time); `finish` clears it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from app.timefmt import utcnow
 
 log = logging.getLogger(__name__)
 
+ACTIVE = "active"  # the flag every job document carries while it is pending or running
+
 
 class LeaseLost(Exception):
     """This process no longer holds the job's lease (it ran out, or another run took the job over): it
@@ -41,7 +45,6 @@ class LeaseLost(Exception):
 @dataclasses.dataclass(frozen=True)
 class Jobs:
     collection: str                          # the MongoDB collection of the job documents
-    active: str                              # the flag set while a job is pending or running
     running: str | None                      # the status of a claimed job (None: claiming leaves it)
     lease_seconds: Callable[[Any], float]    # settings -> seconds a lease lasts without renewal
     what: str = "job"                        # for log lines
@@ -108,7 +111,7 @@ class Jobs:
                       processing_time=round((now - since).total_seconds(), 3))
         doc = await self.coll(bk).find_one_and_update(
             {"_id": job["_id"], "lease": job["lease"]},
-            {"$set": fields, "$unset": {self.active: "", "lease": "", "leased_until": ""}},
+            {"$set": fields, "$unset": {ACTIVE: "", "lease": "", "leased_until": ""}},
             return_document=ReturnDocument.AFTER)
         if doc is None:
             log.warning("%s lease lost before it finished", self.what, extra={"job": job["_id"]})

@@ -359,11 +359,11 @@ async def test_a_refused_target_at_delivery_time_is_a_failed_attempt_and_retries
         assert await delivery.deliver(strict, {**doc, **held}) == "retrying"
         now = await bk.mongo.webhook_deliveries.find_one({"_id": doc["_id"]})
         assert now["attempts"][0]["error"].startswith("refused: ") and "loopback" in now["attempts"][0]["error"]
-        assert now["next_attempt_at"] > utcnow() and now["queued"] is True
+        assert now["next_attempt_at"] > utcnow() and now["active"] is True
         await bk.mongo.webhook_deliveries.update_one({"_id": doc["_id"]}, {"$set": held})
         assert await delivery.deliver(strict, {**now, **held}) == "failed"
         final = await bk.mongo.webhook_deliveries.find_one({"_id": doc["_id"]})
-        assert "queued" not in final and final["expires_at"] > utcnow() and len(final["attempts"]) == 2
+        assert "active" not in final and final["expires_at"] > utcnow() and len(final["attempts"]) == 2
     finally:
         await bk.mongo.webhooks.delete_one({"_id": hook["_id"]})
         await bk.mongo.webhook_deliveries.delete_many({"webhook_id": hook["_id"]})

@@ -122,7 +122,7 @@ def _entries(index: str | None, jobs: bool) -> dict[str, Any]:
 # The entries are leased jobs (app/leases.py): whoever claims one holds its lease; only the holder removes
 # it, records its failure or gives it back, and a job kind's lease is renewed while its handler runs — so an
 # entry whose holder died is taken again once its lease runs out, and a slow job is never run twice.
-ENTRIES = Jobs(collection="outbox", active="leased", running="running",
+ENTRIES = Jobs(collection="outbox", running="running",
                lease_seconds=lambda s: s.outbox_lease_seconds, what="outbox entry")
 
 

@@ -62,7 +62,7 @@ LIST_SPEC = ListSpec(
 
 
 # mining runs as leased jobs (app/leases.py): `running` while PENDING or RUNNING
-JOBS = leases.Jobs("pattern_mining_runs", active="running", running=RunStatus.RUNNING.value,
+JOBS = leases.Jobs("pattern_mining_runs", running=RunStatus.RUNNING.value,
                    lease_seconds=lambda settings: LEASE_SECONDS, what="mining run")
 LeaseLost = leases.LeaseLost
 
@@ -87,14 +87,14 @@ async def list_runs(bk: Backends, *, params: Mapping[str, Any], user: User) -> P
 
 async def running(bk: Backends) -> dict | None:
     """The PENDING or RUNNING run, if any."""
-    return await bk.mongo.pattern_mining_runs.find_one({"running": True})
+    return await bk.mongo.pattern_mining_runs.find_one({"active": True})
 
 
 # --- starting -----------------------------------------------------------------------------------------
 
 def _new(*, trigger: str, days: int, min_frequency: int, status: RunStatus, user: User | None) -> dict[str, Any]:
     now = utcnow()
-    return {"_id": str(uuid.uuid4()), "status": status.value, "running": True, "trigger": trigger, "days": days,
+    return {"_id": str(uuid.uuid4()), "status": status.value, "active": True, "trigger": trigger, "days": days,
             "min_frequency": min_frequency, "requested_by": user.id if user else None,
             # hidden from admins below RESTRICTED until it knows what it looked at
             "data_classification": classification.DEFAULT.value, "started_at": now,
@@ -107,10 +107,10 @@ async def expire_stale(bk: Backends) -> int:
     """Mark the running run FAILED when its lease has run out (its worker died); returns how many."""
     now = utcnow()
     result = await bk.mongo.pattern_mining_runs.update_many(
-        {"running": True, "leased_until": {"$lte": now}},
+        {"active": True, "leased_until": {"$lte": now}},
         [{"$set": {"status": S.FAILED.value, "completed_at": now, "updated_at": now,
                    "error_message": "abandoned: its lease ran out (the process running it stopped)"}},
-         {"$unset": ["running", "lease", "leased_until"]}])
+         {"$unset": ["active", "lease", "leased_until"]}])
     if result.modified_count:
         log.warning("mining run abandoned: lease expired", extra={"runs": result.modified_count})
     return result.modified_count
@@ -135,7 +135,7 @@ async def begin(bk: Backends, *, trigger: str, days: int, min_frequency: int, st
 
 async def claim(bk: Backends, run_id: str) -> dict | None:
     """A worker takes a PENDING run (RUNNING, a fresh lease); None when it is no longer PENDING."""
-    return await JOBS.claim(bk, {"_id": run_id, "status": S.PENDING.value, "running": True}, claimed_at=utcnow())
+    return await JOBS.claim(bk, {"_id": run_id, "status": S.PENDING.value, "active": True}, claimed_at=utcnow())
 
 
 # --- running ------------------------------------------------------------------------------------------

@@ -142,14 +142,14 @@ async def _begin(bk: Backends, *, trigger: str, days: int, min_frequency: int, w
         if created or time.monotonic() >= deadline:
             return record, created
         other = record
-        while other.get("running") and time.monotonic() < deadline:
+        while other.get("active") and time.monotonic() < deadline:
             if waiting:
                 waiting(other, time.monotonic() - start)
             await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             await run_records.expire_stale(bk)  # a run whose process died ends once its lease runs out
             other = await bk.mongo.pattern_mining_runs.find_one({"_id": other["_id"]}, {"patterns": 0}) or {
-                k: v for k, v in other.items() if k != "running"}
-        if not other.get("running"):
+                k: v for k, v in other.items() if k != "active"}
+        if not other.get("active"):
             waited.append(other)
             if waiting:
                 waiting(other, time.monotonic() - start)

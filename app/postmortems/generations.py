@@ -264,7 +264,7 @@ async def ensure_postmortem(bk: Backends, *, incident: Mapping[str, Any], user: 
 
 
 # the generation logs as leased jobs (app/leases.py): `active` while PENDING or PROCESSING
-JOBS = leases.Jobs("postmortem_generations", active="active", running=G.PROCESSING.value,
+JOBS = leases.Jobs("postmortem_generations", running=G.PROCESSING.value,
                    lease_seconds=lambda settings: settings.postmortem_generation_lease_seconds, what="generation")
 LeaseLost = leases.LeaseLost
 

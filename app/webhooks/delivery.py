@@ -1,6 +1,6 @@
 """Sending webhook deliveries: the workers' side (docs/domains/webhooks.md).
 
-Deliveries are written by app/webhooks/events.py in the transaction of their event, `queued` and due. Every
+Deliveries are written by app/webhooks/events.py in the transaction of their event, `active` and due. Every
 worker process runs the `webhook deliveries` periodic job in a lane of its own (so a slow receiver never
 delays index syncs): it leases due deliveries (`leased_until`, a lease token: a worker that dies mid-send
 leaves its delivery to another once the lease runs out — delivery is at least once, receivers dedupe by
@@ -142,15 +142,15 @@ async def skip_reason(bk: Backends, hook: Mapping[str, Any] | None, delivery: Ma
     return None
 
 
-# deliveries as leased jobs (app/leases.py): `queued` until delivered, skipped or failed; claiming leaves the
+# deliveries as leased jobs (app/leases.py): `active` until delivered, skipped or failed; claiming leaves the
 # status (queued or retrying) as it is
-JOBS = leases.Jobs(DELIVERIES, active="queued", running=None, lease_seconds=lease_seconds, what="webhook delivery")
+JOBS = leases.Jobs(DELIVERIES, running=None, lease_seconds=lease_seconds, what="webhook delivery")
 
 
 async def claim(bk: Backends) -> dict | None:
     """Lease one due delivery (the earliest due first)."""
     now = utcnow()
-    return await JOBS.claim(bk, {"queued": True, "next_attempt_at": {"$lte": now}, **JOBS.claimable(now)},
+    return await JOBS.claim(bk, {"active": True, "next_attempt_at": {"$lte": now}, **JOBS.claimable(now)},
                             sort=[("next_attempt_at", 1)])
 
 
@@ -181,7 +181,7 @@ async def deliver(bk: Backends, delivery: Mapping[str, Any]) -> str:
     else:
         update["$set"] = {"tries": tries, "finished_at": now, "next_attempt_at": None,
                           "expires_at": now + timedelta(days=settings.webhook_delivery_retention_days)}
-        update["$unset"] = {"queued": ""}
+        update["$unset"] = {"active": ""}
     if not await JOBS.release(bk, delivery, status=status.value, update=update):
         # the lease ran out and another worker took it over: its record stands
         log.warning("webhook delivery lease lost", extra={"delivery": delivery["_id"]})

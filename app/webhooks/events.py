@@ -110,7 +110,7 @@ def delivery_doc(webhook_id: str, event: str, doc: Mapping[str, Any], *, occurre
             "data_classification": classification or doc.get("data_classification") or "INTERNAL",
             "payload": {"event": event, "delivery_id": delivery_id, "occurred_at": isoz(occurred_at),
                         "subject_type": subject_type, "subject": body},
-            "occurred_at": occurred_at, "created_at": now, "status": DeliveryStatus.PENDING.value, "queued": True,
+            "occurred_at": occurred_at, "created_at": now, "status": DeliveryStatus.PENDING.value, "active": True,
             "next_attempt_at": now, "tries": 0, "attempts": [], "redeliveries": 0}
 
 

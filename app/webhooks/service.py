@@ -167,7 +167,7 @@ async def redeliver(bk: Backends, *, user: User, webhook_id: str, delivery_id: s
     async def op(s):
         result = await bk.mongo[DELIVERIES].update_one(
             {"_id": delivery_id, "status": {"$nin": list(QUEUED)}},
-            {"$set": {"status": DeliveryStatus.PENDING.value, "queued": True, "next_attempt_at": now, "tries": 0,
+            {"$set": {"status": DeliveryStatus.PENDING.value, "active": True, "next_attempt_at": now, "tries": 0,
                       "redelivered_at": now, "redelivered_by": user.id},
              "$unset": {"finished_at": "", "expires_at": ""}, "$inc": {"redeliveries": 1}}, session=s)
         if result.modified_count:

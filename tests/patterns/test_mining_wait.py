@@ -86,7 +86,7 @@ async def test_a_run_that_died_is_waited_for_until_its_lease_runs_out(own, token
                                                   {"$set": {"leased_until": utcnow() + timedelta(seconds=2)}})
     seen: list[tuple[str, bool]] = []
     report = await runs.run(bk, min_frequency=3, wait=30,
-                            waiting=lambda other, seconds: seen.append((other["_id"], bool(other.get("running")))))
+                            waiting=lambda other, seconds: seen.append((other["_id"], bool(other.get("active")))))
     assert report.run_id and report.rows and report.already_running is None
     assert [w["_id"] for w in report.waited] == [dead["_id"]] and report.waited[0]["status"] == "FAILED"
     assert seen[0] == (dead["_id"], True) and seen[-1] == (dead["_id"], False)

@@ -51,7 +51,7 @@ async def test_two_concurrent_starts_make_one_run(own, tokens):  # noqa: F811
     assert busy.rows == []  # the second did nothing
     recorded = await bk.mongo.pattern_mining_runs.find().to_list(None)
     assert [(r["_id"], r["status"]) for r in recorded] == [(done.run_id, "COMPLETED")]
-    assert "running" not in recorded[0] and recorded[0]["counts"]["created"] == len(done.rows) >= 1
+    assert "active" not in recorded[0] and recorded[0]["counts"]["created"] == len(done.rows) >= 1
     assert await bk.mongo.learning_patterns.count_documents({}) == len(done.rows)  # not mined twice
 
 
@@ -144,7 +144,7 @@ async def test_a_run_taken_as_dead_stops_and_writes_nothing(own, tokens, monkeyp
     new = docs.pop(replacement["run"]["_id"])
     (old,) = docs.values()
     assert old["status"] == "FAILED" and "abandoned" in old["error_message"]
-    assert new["status"] == "RUNNING" and new["running"] is True  # untouched by the old one's ending
+    assert new["status"] == "RUNNING" and new["active"] is True  # untouched by the old one's ending
 
 
 async def test_a_failing_run_is_recorded_and_frees_the_slot(own, tokens, monkeypatch):  # noqa: F811
@@ -197,8 +197,8 @@ async def test_the_runs_list_and_the_running_lookup_use_indexes(own):  # noqa: F
         stages = str(plan["queryPlanner"]["winningPlan"])
         assert "IXSCAN" in stages and "COLLSCAN" not in stages, (params, stages)
         assert plan["executionStats"]["totalDocsExamined"] <= 60, (params, plan["executionStats"])
-    plan = await bk.mongo.pattern_mining_runs.find({"running": True}).explain()
-    assert "one_running_run" in str(plan["queryPlanner"]["winningPlan"])
+    plan = await bk.mongo.pattern_mining_runs.find({"active": True}).explain()
+    assert "one_active_run" in str(plan["queryPlanner"]["winningPlan"])
 
 
 # --- the admins' list -------------------------------------------------------------------------------------
@@ -314,6 +314,6 @@ async def test_start_mining_twice_returns_the_running_run(client, bk, admin):
     second = (await gql(client, admin, start))["data"]["startPatternMining"]
     assert second["created"] is False and second["run"]["id"] == first["run"]["id"]
     assert second["message"] == "A learning pattern mining run is already running"
-    assert await bk.mongo.pattern_mining_runs.count_documents({"running": True}) == 1
+    assert await bk.mongo.pattern_mining_runs.count_documents({"active": True}) == 1
     out = await gql(client, admin, RUNS_Q, status=["PENDING", "RUNNING"])
     assert [x["id"] for x in out["data"]["patternMiningRuns"]["results"]] == [first["run"]["id"]]
