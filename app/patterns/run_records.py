@@ -1,7 +1,7 @@
 """Mining-run records (`pattern_mining_runs`): one running run at a time, leases, the admins' list.
 
 A run is PENDING (asked for through GraphQL, waiting for a worker), RUNNING, COMPLETED or FAILED. A PENDING or
-RUNNING run carries `running: True`, and a unique partial index on it (app/db.py `one_running_run`) lets only
+RUNNING run carries `active: True`, and a unique partial index on it (app/db.py `one_active_run`) lets only
 one exist: whoever starts a run while another is running gets that one back (`begin`, `request`), never a
 second run — the command, the workers' schedule and the GraphQL mutation alike, across processes.
 
