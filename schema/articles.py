@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app.articles import ranking, service, stats
+from app.articles import models, ranking, service, stats
 from app.articles.models import (ArticleCreate, ArticleStatus, ArticleType, ArticleUpdate, Difficulty, RateInput,
                                  RunbookLinkKind, SearchInput)
 from app.errors import ValidationFailed
@@ -17,6 +17,7 @@ from app.permissions import permit
 from app.users.models import Classification, Role, User
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, plain, validate
 from schema.context import Info, UserByIdLoader
+from schema.inputs import input_type
 from schema.errors import result, typed_errors
 
 ArticleTypeEnum = strawberry.enum(ArticleType, name="ArticleType")
@@ -32,11 +33,8 @@ class RunbookLink:
     kind: RunbookLinkKindEnum
 
 
-@strawberry.input(description="A runbook link: a name, an http(s) URL, a kind (at most 20 per article).")
-class RunbookLinkInput:
-    name: str
-    url: str
-    kind: RunbookLinkKindEnum = RunbookLinkKind.RUNBOOK
+RunbookLinkInput = input_type(models.RunbookLink, "RunbookLinkInput", description=(
+    "A runbook link: a name, an http(s) URL, a kind (at most 20 per article)."))
 
 
 @strawberry.type(name="User")
@@ -240,68 +238,14 @@ class DeletedArticle:
     slug: str
 
 
-@strawberry.input
-class KnowledgeSearchInput:
-    query: str
-    article_types: list[ArticleTypeEnum] = strawberry.field(default_factory=list)
-    categories: list[str] = strawberry.field(default_factory=list)
-    difficulty_levels: list[DifficultyEnum] = strawberry.field(default_factory=list)
-    limit: int = 20
-    offset: int = 0
+KnowledgeSearchInput = input_type(SearchInput, "KnowledgeSearchInput")
 
 
-@strawberry.input
-class CreateKnowledgeArticleInput:
-    title: str
-    content: str
-    article_type: ArticleTypeEnum
-    category: str
-    summary: str = ""
-    subcategory: str = ""
-    tags: list[str] = strawberry.field(default_factory=list)
-    difficulty_level: DifficultyEnum = Difficulty.INTERMEDIATE
-    status: ArticleStatusEnum = ArticleStatus.DRAFT
-    is_featured: bool = False
-    related_services: list[str] = strawberry.field(default_factory=list)
-    related_components: list[str] = strawberry.field(default_factory=list)
-    related_incidents: list[str] = strawberry.field(default_factory=list)
-    source_postmortems: list[str] = strawberry.field(default_factory=list)
-    maintainer: strawberry.ID | None = None
-    confluence_url: str | None = None
-    wiki_url: str | None = None
-    external_references: JSON | None = None
-    runbook_links: list[RunbookLinkInput] = strawberry.field(default_factory=list)
-    search_keywords: list[str] = strawberry.field(default_factory=list)
-    data_classification: ClassificationEnum = Classification.INTERNAL
-    last_reviewed: datetime | None = None
-    next_review_due: datetime | None = None
+CreateKnowledgeArticleInput = input_type(ArticleCreate, "CreateKnowledgeArticleInput", ids=("maintainer",))
 
 
-@strawberry.input
-class UpdateKnowledgeArticleInput:
-    title: str | None = strawberry.UNSET
-    content: str | None = strawberry.UNSET
-    article_type: ArticleTypeEnum | None = strawberry.UNSET
-    category: str | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
-    subcategory: str | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.UNSET
-    difficulty_level: DifficultyEnum | None = strawberry.UNSET
-    status: ArticleStatusEnum | None = strawberry.UNSET
-    is_featured: bool | None = strawberry.UNSET
-    related_services: list[str] | None = strawberry.UNSET
-    related_components: list[str] | None = strawberry.UNSET
-    related_incidents: list[str] | None = strawberry.UNSET
-    source_postmortems: list[str] | None = strawberry.UNSET
-    maintainer: strawberry.ID | None = strawberry.UNSET
-    confluence_url: str | None = strawberry.UNSET
-    wiki_url: str | None = strawberry.UNSET
-    external_references: JSON | None = strawberry.UNSET
-    runbook_links: list[RunbookLinkInput] | None = strawberry.UNSET
-    search_keywords: list[str] | None = strawberry.UNSET
-    data_classification: ClassificationEnum | None = strawberry.UNSET
-    last_reviewed: datetime | None = strawberry.UNSET
-    next_review_due: datetime | None = strawberry.UNSET
+UpdateKnowledgeArticleInput = input_type(ArticleUpdate, "UpdateKnowledgeArticleInput", partial=True,
+                                         ids=("maintainer",))
 
 
 ArticleResult = result("KnowledgeArticleResult", KnowledgeArticle)

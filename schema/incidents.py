@@ -17,6 +17,7 @@ from schema.common import ClassificationEnum, Paginated, build, list_params, pag
 from schema.context import Info, by_ids, by_limited_ids
 from schema import predictions
 from schema.errors import result, typed_errors
+from schema.inputs import input_type
 
 IncidentSeverity = strawberry.enum(Severity, name="IncidentSeverity")
 IncidentStatus = strawberry.enum(Status, name="IncidentStatus")
@@ -152,61 +153,10 @@ class MatchingFactor:
                    detail=str(f.get("detail") or ""))
 
 
-@strawberry.input
-class TimelineEventInput:
-    type: TimelineEventType
-    source: str
-    message: str
-    timestamp: datetime | None = None
-    severity: TimelineEventSeverity | None = None
-    details: JSON | None = None
-
-
-@strawberry.input
-class CreateIncidentInput:
-    title: str
-    name: str | None = None
-    namespace: str = "default"
-    description: str = ""
-    severity: IncidentSeverity = Severity.MEDIUM
-    status: IncidentStatus = Status.OPEN
-    category: str = ""
-    affected_services: list[str] = strawberry.field(default_factory=list)
-    affected_teams: list[str] = strawberry.field(default_factory=list)
-    assignee: str | None = None
-    reporter: str | None = None
-    tags: list[str] = strawberry.field(default_factory=list)
-    root_cause: str = ""
-    resolution: str = ""
-    detected_at: datetime | None = None
-    data_classification: ClassificationEnum = Classification.INTERNAL
-    timeline: list[TimelineEventInput] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class UpdateIncidentInput:
-    title: str | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    severity: IncidentSeverity | None = strawberry.UNSET
-    status: IncidentStatus | None = strawberry.UNSET
-    category: str | None = strawberry.UNSET
-    affected_services: list[str] | None = strawberry.UNSET
-    affected_teams: list[str] | None = strawberry.UNSET
-    assignee: str | None = strawberry.UNSET
-    reporter: str | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.UNSET
-    root_cause: str | None = strawberry.UNSET
-    resolution: str | None = strawberry.UNSET
-    detected_at: datetime | None = strawberry.UNSET
-    data_classification: ClassificationEnum | None = strawberry.UNSET
-
-
-@strawberry.input
-class ResolveIncidentInput:
-    resolution: str
-    root_cause: str | None = None
-    resolved_at: datetime | None = None
-    source: str | None = None
+TimelineEventInput = input_type(TimelineEventIn, "TimelineEventInput")
+CreateIncidentInput = input_type(IncidentCreate, "CreateIncidentInput")
+UpdateIncidentInput = input_type(IncidentUpdate, "UpdateIncidentInput", partial=True)
+ResolveIncidentInput = input_type(IncidentResolve, "ResolveIncidentInput")
 
 
 IncidentResult = result("IncidentResult", Incident)

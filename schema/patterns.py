@@ -17,6 +17,7 @@ from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, camel_keys, list_params, paginated, validate
 from schema.context import Info
+from schema.inputs import input_type
 from schema.errors import NotFoundError, PermissionDeniedError, ValidationError, result, typed_errors
 from schema.limits import RUN_PATTERNS_MAX, SOURCES_MAX  # the bounds the cost analysis counts on
 from schema.incidents import Incident, IncidentByIdLoader
@@ -119,36 +120,9 @@ class LearningPatternStatistics:
     window_weeks: int
 
 
-@strawberry.input
-class LearningPatternInput:
-    name: str
-    pattern_type: PatternTypeEnum
-    description: str = ""
-    triggers: list[str] = strawberry.field(default_factory=list)
-    actions: list[str] = strawberry.field(default_factory=list)
-    outcomes: list[str] = strawberry.field(default_factory=list)
-    source_incidents: list[strawberry.ID] = strawberry.field(default_factory=list)
-    source_postmortems: list[strawberry.ID] = strawberry.field(default_factory=list)
-    frequency: int | None = None
-    success_rate: float = 0.0
-    confidence_score: float = 0.0
-    data_classification: ClassificationEnum | None = None
-
-
-@strawberry.input
-class UpdateLearningPatternInput:
-    name: str | None = strawberry.UNSET
-    pattern_type: PatternTypeEnum | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    triggers: list[str] | None = strawberry.UNSET
-    actions: list[str] | None = strawberry.UNSET
-    outcomes: list[str] | None = strawberry.UNSET
-    source_incidents: list[strawberry.ID] | None = strawberry.UNSET
-    source_postmortems: list[strawberry.ID] | None = strawberry.UNSET
-    frequency: int | None = strawberry.UNSET
-    success_rate: float | None = strawberry.UNSET
-    confidence_score: float | None = strawberry.UNSET
-    data_classification: ClassificationEnum | None = strawberry.UNSET
+SOURCE_IDS = ("source_incidents", "source_postmortems")
+LearningPatternInput = input_type(PatternContent, "LearningPatternInput", ids=SOURCE_IDS)
+UpdateLearningPatternInput = input_type(PatternUpdate, "UpdateLearningPatternInput", partial=True, ids=SOURCE_IDS)
 
 
 PatternResult = result("LearningPatternResult", LearningPattern)

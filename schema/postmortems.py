@@ -11,13 +11,14 @@ from strawberry.scalars import JSON
 
 from app.incidents.models import Severity
 from app.postmortems import drafting, generations, service
-from app.postmortems.models import (ActionItemPriority, ActionItemStatus, ActionItemUpdate, GenerationRequest,
-                                    GenerationStatus, GenerationTrigger, PostmortemCreate, PostmortemStatus,
-                                    PostmortemUpdate)
+from app.postmortems.models import (ActionItem, ActionItemPriority, ActionItemStatus, ActionItemUpdate, Automation,
+                                    GenerationRequest, GenerationStatus, GenerationTrigger, PostmortemCreate,
+                                    PostmortemStatus, PostmortemUpdate)
 from app.users.models import Classification, Role
 from schema.articles import UserType, _person
 from schema.common import ClassificationEnum, Paginated, camel_keys, list_params, paginated, validate
 from schema.context import Info, by_ids
+from schema.inputs import input_type
 from schema.errors import result, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, IncidentSeverity
 
@@ -45,11 +46,9 @@ class ActionItemAutomation:
         return cls(kind=AutomationKind(a.get("kind")), target=a.get("target") or "") if isinstance(a, dict) else None
 
 
-@strawberry.input(description="An action item's automation: kind WEBHOOK_EVENT with an event name, or RUNBOOK "
-                              "with an http(s) URL.")
-class ActionItemAutomationInput:
-    kind: AutomationKind
-    target: str
+ActionItemAutomationInput = input_type(
+    Automation, "ActionItemAutomationInput", types={"kind": AutomationKind},
+    description="An action item's automation: kind WEBHOOK_EVENT with an event name, or RUNBOOK with an http(s) URL.")
 
 
 @strawberry.type(description="One tracked action item of a postmortem.")
@@ -229,82 +228,13 @@ class PostmortemGeneration:
                    postmortem_id=d.get("postmortem"), _requested_by=d.get("requested_by"))
 
 
-@strawberry.input
-class StartPostmortemGenerationInput:
-    incident_id: strawberry.ID
-    include_timeline: bool = True
-    include_logs: bool = True
-    generation_trigger: GenerationTriggerEnum = GenerationTrigger.MANUAL
-    force: bool = strawberry.field(default=False, description="Re-draft sections a person edited.")
-
-
-@strawberry.input(description="An action item; `id` keeps an existing item's identity, a new one gets an id.")
-class ActionItemInput:
-    title: str
-    id: strawberry.ID | None = None
-    description: str = ""
-    priority: ActionItemPriorityEnum = ActionItemPriority.MEDIUM
-    assignee: str | None = None
-    due_date: datetime | None = None
-    category: str = ""
-    status: ActionItemStatusEnum = ActionItemStatus.OPEN
-    automation: ActionItemAutomationInput | None = None
-
-
-@strawberry.input
-class CreatePostmortemInput:
-    title: str
-    incident: strawberry.ID
-    executive_summary: str = ""
-    timeline: JSON | None = strawberry.UNSET
-    root_cause_analysis: str = ""
-    impact_assessment: str = ""
-    lessons_learned: str = ""
-    action_items: list[ActionItemInput] | None = strawberry.UNSET
-    severity: IncidentSeverity | None = None
-    owner: strawberry.ID | None = None
-    reviewers: list[strawberry.ID] = strawberry.field(default_factory=list)
-    approver: strawberry.ID | None = None
-    due_date: datetime | None = None
-    related_incidents: list[str] = strawberry.field(default_factory=list)
-    affected_services: list[str] = strawberry.field(default_factory=list)
-    affected_teams: list[str] = strawberry.field(default_factory=list)
-    data_classification: ClassificationEnum | None = None
-
-
-@strawberry.input
-class UpdatePostmortemInput:
-    title: str | None = strawberry.UNSET
-    executive_summary: str | None = strawberry.UNSET
-    timeline: JSON | None = strawberry.UNSET
-    root_cause_analysis: str | None = strawberry.UNSET
-    impact_assessment: str | None = strawberry.UNSET
-    lessons_learned: str | None = strawberry.UNSET
-    action_items: list[ActionItemInput] | None = strawberry.UNSET
-    severity: IncidentSeverity | None = strawberry.UNSET
-    owner: strawberry.ID | None = strawberry.UNSET
-    reviewers: list[strawberry.ID] | None = strawberry.UNSET
-    approver: strawberry.ID | None = strawberry.UNSET
-    due_date: datetime | None = strawberry.UNSET
-    related_incidents: list[str] | None = strawberry.UNSET
-    affected_services: list[str] | None = strawberry.UNSET
-    affected_teams: list[str] | None = strawberry.UNSET
-    data_classification: ClassificationEnum | None = strawberry.UNSET
-    action_items_version: str | None = strawberry.field(default=strawberry.UNSET, description=(
-        "With `actionItems`: the `actionItemsVersion` read. The list is written only while it is still the one "
-        "read (ACTION_ITEMS_CHANGED); required once items are edited one by one (ACTION_ITEMS_VERSION_REQUIRED)."))
-
-
-@strawberry.input
-class UpdateActionItemInput:
-    title: str | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    priority: ActionItemPriorityEnum | None = strawberry.UNSET
-    assignee: str | None = strawberry.UNSET
-    due_date: datetime | None = strawberry.UNSET
-    category: str | None = strawberry.UNSET
-    status: ActionItemStatusEnum | None = strawberry.UNSET
-    automation: ActionItemAutomationInput | None = strawberry.UNSET
+StartPostmortemGenerationInput = input_type(GenerationRequest, "StartPostmortemGenerationInput", ids=("incident_id",))
+ActionItemInput = input_type(ActionItem, "ActionItemInput", ids=("id",), description=(
+    "An action item; `id` keeps an existing item's identity, a new one gets an id."))
+PEOPLE = ("owner", "reviewers", "approver")  # user ids
+CreatePostmortemInput = input_type(PostmortemCreate, "CreatePostmortemInput", ids=("incident", *PEOPLE))
+UpdatePostmortemInput = input_type(PostmortemUpdate, "UpdatePostmortemInput", partial=True, ids=PEOPLE)
+UpdateActionItemInput = input_type(ActionItemUpdate, "UpdateActionItemInput", partial=True)
 
 
 PostmortemResult = result("PostmortemResult", Postmortem)

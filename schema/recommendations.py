@@ -14,6 +14,7 @@ from app.users.models import Classification, Role
 from schema.articles import KnowledgeArticle, UserType, _person
 from schema.common import ClassificationEnum, Paginated, builds, camel_keys, list_params, paginated, validate
 from schema.context import Info, by_ids
+from schema.inputs import input_type
 from schema.errors import result, typed_errors
 from schema.incidents import Incident, IncidentByIdLoader, MatchingFactor
 
@@ -128,13 +129,8 @@ class WithheldRecommendation:
     confidence_score: float
 
 
-@strawberry.input
-class GenerateRecommendationsInput:
-    incident_id: strawberry.ID
-    recommendation_types: list[RecommendationTypeEnum] | None = strawberry.UNSET
-    max_recommendations: int = 5
-    min_confidence: float = 0.0
-    force: bool = False
+GenerateRecommendationsInput = input_type(RecommendationGenerateRequest, "GenerateRecommendationsInput",
+                                          ids=("incident_id",))
 
 
 GenerateResult = result("GenerateRecommendationsResult", GeneratedRecommendations)

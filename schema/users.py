@@ -14,6 +14,7 @@ from app.users import accounts
 from app.users.models import Classification, Role
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
+from schema.inputs import input_type
 from schema.errors import result, typed_errors
 
 RoleEnum = strawberry.enum(Role, name="UserRole")
@@ -68,24 +69,12 @@ class ApiToken:
                    created_by=d.get("created_by"), key=d.get("key"))
 
 
-@strawberry.input(description="A user to create (the REST body of POST /api/auth/users/).")
-class CreateUserInput:
-    username: str
-    email: str | None = strawberry.UNSET
-    team: str | None = strawberry.UNSET
-    role: RoleEnum | None = strawberry.UNSET
-    clearance: ClassificationEnum | None = strawberry.UNSET
-    service_account: bool | None = strawberry.UNSET
-    password: str | None = strawberry.UNSET
+CreateUserInput = input_type(accounts.NewUser, "CreateUserInput",
+                             description="A user to create (the REST body of POST /api/auth/users/).")
 
 
-@strawberry.input(description="What changes on a user (the REST body of PATCH /api/auth/users/{id}/).")
-class UpdateUserInput:
-    role: RoleEnum | None = strawberry.UNSET
-    clearance: ClassificationEnum | None = strawberry.UNSET
-    team: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    is_active: bool | None = strawberry.UNSET
+UpdateUserInput = input_type(accounts.UserChange, "UpdateUserInput", partial=True,
+                             description="What changes on a user (the REST body of PATCH /api/auth/users/{id}/).")
 
 
 @strawberry.type

@@ -17,6 +17,7 @@ from app.webhooks.events import DeliveryStatus
 from app.webhooks.models import WebhookCreate, WebhookUpdate
 from schema.common import ClassificationEnum, Paginated, list_params, paginated, validate
 from schema.context import Info
+from schema.inputs import input_type
 from schema.errors import result, typed_errors
 
 DeliveryStatusEnum = strawberry.enum(DeliveryStatus, name="WebhookDeliveryStatus")
@@ -96,23 +97,12 @@ class WebhookDelivery:
                    payload=d.get("payload") or {})
 
 
-@strawberry.input(description="A webhook to register (the REST body of POST /api/knowledge/webhooks/).")
-class CreateWebhookInput:
-    url: str
-    events: list[str]
-    secret: str
-    active: bool = True
-    description: str = ""
+CreateWebhookInput = input_type(WebhookCreate, "CreateWebhookInput", description=(
+    "A webhook to register (the REST body of POST /api/knowledge/webhooks/)."))
 
 
-@strawberry.input(description="What changes on a webhook (PATCH /api/knowledge/webhooks/{id}/); a new secret "
-                              "rotates it.")
-class UpdateWebhookInput:
-    url: str | None = strawberry.UNSET
-    events: list[str] | None = strawberry.UNSET
-    secret: str | None = strawberry.UNSET
-    active: bool | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
+UpdateWebhookInput = input_type(WebhookUpdate, "UpdateWebhookInput", partial=True, description=(
+    "What changes on a webhook (PATCH /api/knowledge/webhooks/{id}/); a new secret rotates it."))
 
 
 @strawberry.type

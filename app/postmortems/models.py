@@ -144,6 +144,9 @@ class PostmortemContent(InputModel):
 # service.action_items_version). Sent with PUT or a PATCH carrying `action_items`, the write applies only
 # while the list is still the one read (409 `ACTION_ITEMS_CHANGED` otherwise).
 ITEMS_VERSION_MAX = 64
+ITEMS_VERSION_HELP = ("With `action_items`: the `action_items_version` read. The list is written only while it is still "
+                      "the one read (ACTION_ITEMS_CHANGED); required once items are edited one by one "
+                      "(ACTION_ITEMS_VERSION_REQUIRED).")
 
 
 class PostmortemCreate(PostmortemContent):
@@ -153,7 +156,7 @@ class PostmortemCreate(PostmortemContent):
 class PostmortemReplace(PostmortemContent):
     """PUT: every editable field, and the `action_items_version` the writer read (the list is written whole)."""
 
-    action_items_version: str | None = Field(None, max_length=ITEMS_VERSION_MAX)
+    action_items_version: str | None = Field(None, max_length=ITEMS_VERSION_MAX, description=ITEMS_VERSION_HELP)
 
 
 class PostmortemUpdate(InputModel):
@@ -175,7 +178,7 @@ class PostmortemUpdate(InputModel):
     affected_services: StrList | None = Field(None, max_length=100)
     affected_teams: StrList | None = Field(None, max_length=100)
     data_classification: Classification | None = None
-    action_items_version: str | None = Field(None, max_length=ITEMS_VERSION_MAX)  # with `action_items`
+    action_items_version: str | None = Field(None, max_length=ITEMS_VERSION_MAX, description=ITEMS_VERSION_HELP)
 
 
 NULLABLE = {"approver", "due_date", "action_items_version"}
@@ -242,4 +245,4 @@ class GenerationRequest(InputModel):
     include_timeline: bool = True
     include_logs: bool = True
     generation_trigger: GenerationTrigger = GenerationTrigger.MANUAL
-    force: bool = False  # re-draft sections a person edited, and a postmortem drafted before
+    force: bool = Field(False, description="Re-draft sections a person edited, and a postmortem drafted before.")
