@@ -20,8 +20,8 @@ How a model's field becomes a GraphQL field:
 from __future__ import annotations
 
 import datetime as dt
-import types
 from enum import Enum
+from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import strawberry
@@ -30,7 +30,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from strawberry.scalars import JSON
 
-_MADE: dict[type[BaseModel], type] = {}  # model -> the input type made from it (whole, not partial)
+MADE: dict[str, type[BaseModel]] = {}  # every input type made: its name -> its model
+_WHOLE: dict[type[BaseModel], type] = {}  # model -> the input type made from it (not partial), for nesting
 _SCALARS = (str, int, float, bool, dt.datetime)
 
 
@@ -41,15 +42,17 @@ def input_type(model: type[BaseModel], name: str, *, partial: bool = False, ids:
     annotations: dict[str, Any] = {}
     namespace: dict[str, Any] = {}
     for field_name, info in model.model_fields.items():
-        gql = types.get(field_name) or _graphql_type(info.annotation, id_=field_name in ids, where=f"{name}.{field_name}")
+        where = f"{name}.{field_name} ({model.__name__})"
+        gql = types.get(field_name) or _graphql_type(info.annotation, id_=field_name in ids, where=where)
         # free-form JSON's default is the model's (a JSON value is no default a schema can print)
         unset = partial or (gql is JSON and info.default_factory is not None)
         annotations[field_name] = gql | None if unset or _optional(info.annotation) else gql
         namespace[field_name] = strawberry.field(description=info.description, **_default(info, unset))
     cls = type(name, (), {"__annotations__": annotations, **namespace, "__module__": __name__})
     made = strawberry.input(cls, name=name, description=description)
+    MADE[name] = model
     if not partial:
-        _MADE.setdefault(model, made)
+        _WHOLE.setdefault(model, made)
     return made
 
 
@@ -66,7 +69,7 @@ def _default(info: FieldInfo, unset: bool) -> dict[str, Any]:
 
 def _optional(annotation: Any) -> bool:
     annotation = _bare(annotation)
-    return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation)
+    return get_origin(annotation) in (Union, UnionType) and type(None) in get_args(annotation)
 
 
 def _bare(annotation: Any) -> Any:
@@ -78,7 +81,7 @@ def _bare(annotation: Any) -> Any:
 def _graphql_type(annotation: Any, *, id_: bool, where: str) -> Any:
     annotation = _bare(annotation)
     origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
+    if origin in (Union, UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:
             return _graphql_type(args[0], id_=id_, where=where)
@@ -90,8 +93,8 @@ def _graphql_type(annotation: Any, *, id_: bool, where: str) -> Any:
     elif origin is Literal:
         pass
     elif isinstance(annotation, type):
-        if issubclass(annotation, BaseModel) and annotation in _MADE:
-            return _MADE[annotation]
+        if issubclass(annotation, BaseModel) and annotation in _WHOLE:
+            return _WHOLE[annotation]
         if issubclass(annotation, Enum) and hasattr(annotation, "__strawberry_definition__"):
             return annotation
         if issubclass(annotation, str) and id_:
