@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.logs import configure_logging
-from app.settings import get_settings
+from app.cli_tables import console, counted, never_cut, summary
+from app.settings import get_settings, settings_page
 from app.users.models import Classification, Role, UserCreate
 
 cli = typer.Typer(help="Incident knowledge & learning service — management commands.", no_args_is_help=True,
                   add_completion=False)
-console = Console()
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -202,14 +201,23 @@ def set_password(username: str) -> None:
     console.print(f"password set for {username}; {counted(ended, 'session')} ended")
 
 
+MARKDOWN = typer.Option(False, "--markdown", help="The docs/ page instead of JSON")
+
+
 @cli.command("permissions")
-def permissions_matrix(markdown: bool = typer.Option(False, "--markdown",
-                                                     help="The page docs/permissions.md instead of JSON")) -> None:
+def permissions_matrix(markdown: bool = MARKDOWN) -> None:
     """Print the permission matrix: every REST operation and GraphQL root field, who may call it (made from the
     declarations; `ikl permissions --markdown > docs/permissions.md` regenerates the page)."""
     from app.main import permission_page
 
     print(permission_page(markdown=markdown))
+
+
+@cli.command("settings")
+def settings_table(markdown: bool = MARKDOWN) -> None:
+    """Print every setting: its environment variable, default and what it does (made from the settings' field
+    descriptions; `ikl settings --markdown > docs/settings.md` regenerates the page)."""
+    print(settings_page(markdown=markdown))
 
 
 @cli.command("reindex")
@@ -325,7 +333,7 @@ def generate_postmortems(
     for r in results:
         table.add_row(r.incident_name, r.severity, r.action, r.status or "",
                       "" if r.confidence is None else f"{r.confidence:.2f}", r.error or "")
-    _summary(table, [r.action for r in results], failed=batch.FAILED)
+    summary(table, [r.action for r in results], failed=batch.FAILED)
 
 
 @cli.command("generate_recommendations")
@@ -363,7 +371,7 @@ def generate_recommendations(
     for r in results:
         table.add_row(r.incident_name, r.severity, r.action, str(r.count) if r.action == batch.GENERATED else "",
                       "" if r.best is None else f"{r.best:.2f}", r.error or "")
-    _summary(table, [r.action for r in results], failed=batch.FAILED)
+    summary(table, [r.action for r in results], failed=batch.FAILED)
 
 
 @cli.command("update_learning_patterns")
@@ -427,7 +435,7 @@ def update_learning_patterns(
         table.add_column(column)
     for r in report.rows:
         table.add_row(r.action, r.pattern_type, r.name, str(r.frequency), f"{r.confidence:.2f}")
-    _summary(table, [r.action for r in report.rows], failed="failed", noun="pattern")
+    summary(table, [r.action for r in report.rows], failed="failed", noun="pattern")
 
 
 @cli.command("refit_calibration")
@@ -456,27 +464,6 @@ def _choices(values: Optional[list[str]], enum, name: str) -> list[str]:
     if bad := [v for v in wanted if v not in known]:
         _fail(f"error: unknown {name} {bad[0]!r}; known: {', '.join(known)}", 2)
     return wanted
-
-
-def never_cut(values: list[str], header: str) -> dict:
-    """Column options that keep every value whole on one line, however narrow the terminal (the other
-    columns wrap instead): for incident names, which people copy into the next command."""
-    return {"no_wrap": True, "overflow": "ignore", "min_width": max([len(v) for v in values] + [len(header)])}
-
-
-def counted(n: int, noun: str) -> str:
-    """`1 incident`, `2 incidents`, `0 patterns`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _summary(table, actions: list[str], *, failed: str, noun: str = "incident") -> None:
-    """Print the table and a count per action; exit code 1 when any failed."""
-    console.print(table)
-    counts = {a: actions.count(a) for a in dict.fromkeys(actions)}
-    console.print(f"{counted(len(actions), noun)}: "
-                  + (", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing to do"))
-    if counts.get(failed):
-        raise typer.Exit(1)
 
 
 @cli.command("devserver")

@@ -38,6 +38,7 @@ from app.indexing import outbox
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
 from indexers import registry
+from indexers.base import apply_replicas
 from schema.app import graphql_endpoint
 from schema.schema import permission_entries as graphql_permission_entries
 from schema.ws import graphql_ws_endpoint
@@ -52,12 +53,14 @@ RESOURCES = [*incidents_rest.RESOURCES, *predictions_rest.RESOURCES, *articles_r
 
 
 async def prepare(bk: Backends) -> None:
-    """MongoDB indexes, and search indices rebuilt from MongoDB where the alias is missing or stale: here
-    for a small collection, else by the workers (the start does not wait; outbox.rebuild)."""
+    """MongoDB migrations and indexes, and search indices rebuilt from MongoDB where the alias is missing or
+    stale: here for a small collection, else by the workers (the start does not wait; outbox.rebuild); their
+    replicas set to IKL_SEARCH_REPLICAS."""
     await ensure_indexes(bk)
     for definition in registry().values():
         try:
             await outbox.rebuild(bk, definition)
+            await apply_replicas(bk, definition)
         except Exception as exc:  # noqa: BLE001 - serve anyway; the outbox sweep retries
             log.error("search index unavailable at start", extra={"index": definition.name, "error": str(exc)[:300]})
 

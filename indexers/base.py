@@ -64,8 +64,9 @@ class IndexDefinition:
         text = json.dumps({"mappings": self._mappings(knn), "analysis": ANALYSIS}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def body(self, knn: bool = False) -> dict[str, Any]:
-        settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS}
+    def body(self, knn: bool = False, replicas: int = 0) -> dict[str, Any]:
+        """One primary shard (reproducible BM25 statistics, docs/deployment.md), `replicas` copies."""
+        settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": replicas, "analysis": ANALYSIS}
         if knn and self.vector:
             settings["index.knn"] = True
         return {"settings": settings,
@@ -132,7 +133,8 @@ async def reindex(bk: Backends, index: IndexDefinition, *, batch: int = 500,
     target = f"{alias}-v{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S%f')}"
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    await bk.search.indices.create(index=target, body=index.body(await uses_knn(bk, index)))
+    await bk.search.indices.create(index=target, body=index.body(await uses_knn(bk, index),
+                                                                 bk.settings.search_replicas))
     await bk.mongo.index_builds.insert_one({"_id": target, "index": index.name, "started_at": started})
     try:
         stats = await _build_and_swap(bk, index, alias, target, started, t0, batch, progress)
@@ -188,6 +190,22 @@ async def _build_and_swap(bk: Backends, index: IndexDefinition, alias: str, targ
              "seconds": round(time.monotonic() - t0, 3)}
     log.info("reindexed", extra=stats)
     return stats
+
+
+async def apply_replicas(bk: Backends, index: IndexDefinition) -> list[str]:
+    """Give the index behind the alias the replicas of `IKL_SEARCH_REPLICAS` when it has another number (a
+    dynamic setting: no rebuild); the indices changed."""
+    changed = []
+    for target in await alias_targets(bk, index):
+        current = await bk.search.indices.get_settings(index=target, name="index.number_of_replicas")
+        value = current.get(target, {}).get("settings", {}).get("index", {}).get("number_of_replicas")
+        if value is None or int(value) != bk.settings.search_replicas:
+            await bk.search.indices.put_settings(index=target,
+                                                 body={"index": {"number_of_replicas": bk.settings.search_replicas}})
+            changed.append(target)
+    if changed:
+        log.info("search index replicas set", extra={"indices": changed, "replicas": bk.settings.search_replicas})
+    return changed
 
 
 async def needs_rebuild(bk: Backends, index: IndexDefinition) -> str | None:
