@@ -28,11 +28,6 @@ def search_filter(user: User) -> dict[str, Any]:
     return {"terms": {FIELD: user.clearance.visible()}}
 
 
-async def find_visible(collection, doc_id: str, user: User) -> dict[str, Any] | None:
-    """The document with this id if the user may see it, else None (the caller answers both alike: 404)."""
-    return await collection.find_one({"_id": doc_id, **mongo_filter(user)})
-
-
 def most_secret(docs) -> str:
     """The classification of something built from `docs`: the most secret of theirs (INTERNAL for none)."""
     levels = [Classification(d.get(FIELD, DEFAULT.value)) for d in docs if d]

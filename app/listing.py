@@ -305,11 +305,3 @@ def drf_response(url: str, page: Page, results: list[Any]) -> dict[str, Any]:
     if page.has_previous:
         prev = _with_page(url, page.page - 1 if page.page > 2 else None)
     return {"count": page.count, "next": nxt, "previous": prev, "results": results}
-
-
-async def visible_page(collection: AsyncCollection, spec: ListSpec, params: Mapping[str, Any], user, settings,
-                       base_filter: dict[str, Any] | None = None) -> Page:
-    """A page of a classified collection: the list parameters, then only what `user` may see."""
-    query = parse_list_params(spec, params, default_size=settings.page_size, max_size=settings.max_page_size)
-    visible = classification.mongo_filter(user)
-    return await fetch_page(collection, query, base_filter={**visible, **(base_filter or {})})

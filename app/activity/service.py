@@ -27,8 +27,9 @@ from typing import Any, Mapping
 from app import periodic, permissions
 from app.activity import context
 from app.backends import Backends
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.repository import Repository
 from app.permissions import Rule
 from app.timefmt import as_utc, isoz, utcnow
 from app.users.models import CLASSIFICATION_ORDER, Role, User
@@ -134,6 +135,9 @@ def _check_reader(user: User) -> None:
     permissions.check(user, READ_RULE)
 
 
+ENTRIES = Repository("Audit entry", "AUDIT_ENTRY_NOT_FOUND", LIST_SPEC)  # unclassified: admins only
+
+
 async def list_entries(bk: Backends, *, user: User, params: Mapping[str, Any], who: str | None = None,
                        since: str | datetime | None = None, until: str | datetime | None = None) -> Page:
     """A page of the audit log, newest first (admins): by subject, action, user (`who`: an id or a username;
@@ -157,9 +161,7 @@ async def list_entries(bk: Backends, *, user: User, params: Mapping[str, Any], w
 
 async def get_entry(bk: Backends, *, entry_id: str, user: User) -> dict:
     _check_reader(user)
-    if (doc := await bk.mongo.audit_log.find_one({"_id": entry_id})) is None:
-        raise NotFound(f"Audit entry '{entry_id}' not found", code="AUDIT_ENTRY_NOT_FOUND")
-    return doc
+    return await ENTRIES.get(bk, entry_id, user)
 
 
 # --- retention ------------------------------------------------------------------------------------------

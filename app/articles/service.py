@@ -19,9 +19,10 @@ from app.articles.models import (NULLABLE, ArticleCreate, ArticleStatus, Article
                                  RunbookLinkKind)
 from app import classification, permissions
 from app.backends import Backends
-from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.errors import PermissionDenied, ValidationFailed
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.repository import Repository
 from app.permissions import Rule
 from app.timefmt import utcnow
 from app.users import service as users
@@ -85,23 +86,18 @@ def usage_scope(user: User) -> dict[str, Any]:
     return flt
 
 
-def _and(*parts: dict[str, Any] | None) -> dict[str, Any]:
-    parts = tuple(p for p in parts if p)
-    return {"$and": list(parts)} if len(parts) > 1 else (parts[0] if parts else {})
+# an article's URL names it by slug; readers see it under `visibility`
+ARTICLES = Repository("Article", "ARTICLE_NOT_FOUND", LIST_SPEC, key="slug", rule=visibility)
 
 
 async def get_visible(bk: Backends, *, slug: str, user: User) -> dict:
     """The article if this user may see it; otherwise a 404 (hidden articles do not exist for them)."""
-    doc = await bk.mongo.articles.find_one(_and({"slug": slug}, visibility(user)))
-    if doc is None:
-        raise NotFound(f"Article '{slug}' not found", code="ARTICLE_NOT_FOUND")
-    return doc
+    return await ARTICLES.get(bk, slug, user)
 
 
 async def articles_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
     """The articles this user may see, keyed by id, in one query."""
-    docs = await bk.mongo.articles.find(_and({"_id": {"$in": list(set(ids))}}, visibility(user))).to_list(None)
-    return {d["_id"]: d for d in docs}
+    return await ARTICLES.by_ids(bk, ids, user)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -268,13 +264,13 @@ async def view_article(bk: Backends, *, slug: str, user: User, search_id: str | 
     from, when known, for click-through figures), and audit-logging the read. `count=False`: a read
     that is not a view (GraphQL `countView: false`), audit-logged all the same."""
     if count:
-        doc = await bk.mongo.articles.find_one_and_update(_and({"slug": slug}, visibility(user)),
+        doc = await bk.mongo.articles.find_one_and_update(ARTICLES.visible(user, {"slug": slug}),
                                                           {"$inc": {"view_count": 1}},
                                                           return_document=ReturnDocument.AFTER)
     else:
-        doc = await bk.mongo.articles.find_one(_and({"slug": slug}, visibility(user)))
+        doc = await ARTICLES.find(bk, slug, user)
     if doc is None:
-        raise NotFound(f"Article '{slug}' not found", code="ARTICLE_NOT_FOUND")
+        raise ARTICLES.not_found(slug)
     extra = {"search_id": search_id} if search_id else {}
     if count:
         await record_usage(bk, kind="article.view", user=user, subject=doc["_id"], **extra)
@@ -284,16 +280,13 @@ async def view_article(bk: Backends, *, slug: str, user: User, search_id: str | 
 
 async def list_articles(bk: Backends, *, user: User, params: Mapping[str, Any]) -> Page:
     """A page of the articles this user may see, with the documented filters, search and ordering."""
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo.articles, query, base_filter=visibility(user))
+    return await ARTICLES.page(bk, params, user)
 
 
 async def due_for_review(bk: Backends, *, user: User, params: Mapping[str, Any]) -> Page:
     """Published or approved articles whose review date has passed, most overdue first."""
-    query = parse_list_params(REVIEW_SPEC, params, default_size=bk.settings.page_size,
-                              max_size=bk.settings.max_page_size)
     due = {"status": {"$in": REVIEWABLE}, "next_review_due": {"$lte": utcnow()}}
-    return await fetch_page(bk.mongo.articles, query, base_filter=_and(due, visibility(user)))
+    return await ARTICLES.page(bk, params, user, base_filter=due, spec=REVIEW_SPEC)
 
 
 async def rate_article(bk: Backends, *, slug: str, user: User, data: RateInput) -> dict:
@@ -358,7 +351,7 @@ async def my_bookmarks(bk: Backends, *, user: User, params: Mapping[str, Any]) -
     ids = await bk.mongo.bookmarks.distinct("article_id", {"user_id": user.id})
     query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
     query.hint = None  # read by id (one reader's bookmarks), then sorted: not a walk of the whole list's index
-    return await fetch_page(bk.mongo.articles, query, base_filter=_and({"_id": {"$in": ids}}, visibility(user)))
+    return await fetch_page(bk.mongo.articles, query, base_filter=ARTICLES.visible(user, {"_id": {"$in": ids}}))
 
 
 async def bookmarked_ids(bk: Backends, *, user: User, article_ids: list[str]) -> set[str]:

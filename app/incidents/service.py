@@ -20,7 +20,8 @@ from app.incidents.models import (RESOLVED_STATUSES, EventType, IncidentCreate, 
 from app.incidents import embeddings, hooks, similarity
 from app.incidents.hooks import Happened
 from app.indexing import outbox
-from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.timefmt import isoz, utcnow
 from app.users.models import Classification, Role, User, require_role
 from indexers import incidents as incidents_index
@@ -91,32 +92,24 @@ def _comment(message: str, *, user: User, now, **details: Any) -> dict[str, Any]
                                       details={"actor": user.username, **details}))
 
 
-def _not_found(key: str | None) -> NotFound:
-    return NotFound(f"Incident '{key}' not found", code="INCIDENT_NOT_FOUND")
-
-
-def _lookup(name: str | None, incident_id: str | None) -> dict[str, Any]:
-    if (name is None) == (incident_id is None):
-        raise ValidationFailed("Give exactly one of name or id", code="INVALID_LOOKUP")
-    return {"name": name} if name is not None else {"_id": incident_id}
+# an incident's detail URL names it by name; pages and by-ids read it without its timeline
+INCIDENTS = Repository("Incident", "INCIDENT_NOT_FOUND", LIST_SPEC, key="name", projection=LIST_PROJECTION)
+_not_found = INCIDENTS.not_found
 
 
 async def list_incidents(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
     """A page of the incidents the user may see (without timelines), by DRF-style list parameters."""
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size,
-                              max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo.incidents, query, base_filter=classification.mongo_filter(user),
-                            projection=LIST_PROJECTION)
+    return await INCIDENTS.page(bk, params, user)
 
 
 async def get_incident(bk: Backends, *, user: User, name: str | None = None, incident_id: str | None = None,
                        projection: Mapping[str, Any] | None = None) -> dict:
     """One incident by name or id; a 404 when there is none or the user may not see it."""
-    key = _lookup(name, incident_id)
-    doc = await bk.mongo.incidents.find_one({**key, **classification.mongo_filter(user)}, projection)
-    if doc is None:
-        raise _not_found(name or incident_id)
-    return doc
+    if (name is None) == (incident_id is None):
+        raise ValidationFailed("Give exactly one of name or id", code="INVALID_LOOKUP")
+    if name is not None:
+        return await INCIDENTS.get(bk, name, user, projection=projection)
+    return await INCIDENTS.get(bk, incident_id, user, by="_id", projection=projection)
 
 
 async def referenced_incident(bk: Backends, *, incident_id: str, user: User, field: str,
@@ -150,9 +143,7 @@ async def incident_filter_param(bk: Backends, params: Mapping[str, Any], *, user
 
 
 async def incidents_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
-    docs = await bk.mongo.incidents.find({"_id": {"$in": list(set(ids))}, **classification.mongo_filter(user)},
-                                         LIST_PROJECTION).to_list(None)
-    return {d["_id"]: d for d in docs}
+    return await INCIDENTS.by_ids(bk, ids, user)
 
 
 async def timelines_by_ids(bk: Backends, *, ids: list[str], limit: int) -> dict[str, list[dict]]:

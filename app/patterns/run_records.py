@@ -29,8 +29,9 @@ from pymongo.errors import DuplicateKeyError
 
 from app import classification, leases
 from app.backends import Backends
-from app.errors import Conflict, NotFound, ServiceError
-from app.listing import Filter, ListSpec, Page, visible_page
+from app.errors import Conflict, ServiceError
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.timefmt import utcnow
 from app.users.models import Role, User, require_role
 
@@ -61,28 +62,25 @@ LIST_SPEC = ListSpec(
 )
 
 
-# mining runs as leased jobs (app/leases.py): `running` while PENDING or RUNNING
+# mining runs as leased jobs (app/leases.py): `active` while PENDING or RUNNING
 JOBS = leases.Jobs("pattern_mining_runs", running=RunStatus.RUNNING.value,
                    lease_seconds=lambda settings: LEASE_SECONDS, what="mining run")
 LeaseLost = leases.LeaseLost
 
 
-def _not_found(run_id: str) -> NotFound:
-    return NotFound(f"Mining run '{run_id}' not found", code="MINING_RUN_NOT_FOUND")
+RUNS = Repository("Mining run", "MINING_RUN_NOT_FOUND", LIST_SPEC)
 
 
 # --- reading (admins) ---------------------------------------------------------------------------------
 
 async def get_run(bk: Backends, *, run_id: str, user: User) -> dict:
     require_role(user, Role.ADMIN)
-    if (doc := await classification.find_visible(bk.mongo.pattern_mining_runs, run_id, user)) is None:
-        raise _not_found(run_id)
-    return doc
+    return await RUNS.get(bk, run_id, user)
 
 
 async def list_runs(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
     require_role(user, Role.ADMIN)
-    return await visible_page(bk.mongo.pattern_mining_runs, LIST_SPEC, params, user, bk.settings)
+    return await RUNS.page(bk, params, user)
 
 
 async def running(bk: Backends) -> dict | None:

@@ -30,9 +30,10 @@ from pymongo import ReturnDocument
 from app import classification
 from app.activity.service import record_audit
 from app.backends import Backends
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, ValidationFailed
 from app.incidents import service as incidents
-from app.listing import Filter, ListSpec, Page, visible_page
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.patterns import triggers
 from app.patterns.models import (ApplyRequest, MergeRequest, PatternContent, PatternType, ValidateRequest)
 from app.postmortems import service as postmortems
@@ -54,18 +55,15 @@ HISTORY_MAX = 100
 SOURCES = ("source_incidents", "source_postmortems")
 
 
-def _not_found(pattern_id: str) -> NotFound:
-    return NotFound(f"Learning pattern '{pattern_id}' not found", code="PATTERN_NOT_FOUND")
+PATTERNS = Repository("Learning pattern", "PATTERN_NOT_FOUND", LIST_SPEC)
 
 
 async def get_pattern(bk: Backends, *, pattern_id: str, user: User) -> dict:
-    if (doc := await classification.find_visible(bk.mongo.learning_patterns, pattern_id, user)) is None:
-        raise _not_found(pattern_id)
-    return doc
+    return await PATTERNS.get(bk, pattern_id, user)
 
 
 async def list_patterns(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
-    return await visible_page(bk.mongo.learning_patterns, LIST_SPEC, params, user, bk.settings)
+    return await PATTERNS.page(bk, params, user)
 
 
 MAX_MATCHED = 500  # validated patterns looked at for one incident

@@ -45,7 +45,8 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from app.incidents import hooks, service as incidents
 from app.incidents.hooks import Happened
-from app.listing import Filter, ListSpec, Page, visible_page
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.postmortems import drafting, service
 from app.postmortems.models import (FINISHED_GENERATION_STATUSES, GenerationRequest, GenerationStatus,
                                     GenerationTrigger, PostmortemCreate)
@@ -73,8 +74,7 @@ LIST_SPEC = ListSpec(
 )
 
 
-def _not_found(gen_id: str) -> NotFound:
-    return NotFound(f"Postmortem generation '{gen_id}' not found", code="GENERATION_NOT_FOUND")
+GENERATIONS = Repository("Postmortem generation", "GENERATION_NOT_FOUND", LIST_SPEC)
 
 
 async def bot_user(bk: Backends) -> User:
@@ -86,15 +86,12 @@ async def bot_user(bk: Backends) -> User:
 # --- reading --------------------------------------------------------------------------------------
 
 async def get_generation(bk: Backends, *, gen_id: str, user: User) -> dict:
-    if (doc := await classification.find_visible(bk.mongo.postmortem_generations, gen_id, user)) is None:
-        raise _not_found(gen_id)
-    return doc
+    return await GENERATIONS.get(bk, gen_id, user)
 
 
 async def list_generations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
     """`?incident=` takes the incident's name or id, as every list does."""
-    return await visible_page(bk.mongo.postmortem_generations, LIST_SPEC,
-                              await incidents.incident_filter_param(bk, params, user=user), user, bk.settings)
+    return await GENERATIONS.page(bk, await incidents.incident_filter_param(bk, params, user=user), user)
 
 
 def finished(doc: Mapping[str, Any]) -> bool:
@@ -104,7 +101,7 @@ def finished(doc: Mapping[str, Any]) -> bool:
 def follow(bk: Backends, *, gen_id: str, user: User, public):
     """Live updates of one generation as `public(doc)` (see app/live.py); the caller checks it exists first."""
     async def read():
-        return await bk.mongo.postmortem_generations.find_one({"_id": gen_id, **classification.mongo_filter(user)})
+        return await GENERATIONS.find(bk, gen_id, user)
 
     return live.follow(bk, topic=TOPIC, doc_id=gen_id, user_id=user.id, read=read, public=public, finished=finished)
 

@@ -33,7 +33,8 @@ from app.backends import Backends
 from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
 from app.incidents.models import Severity
-from app.listing import Filter, ListSpec, Page, visible_page
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.permissions import Rule
 # completion and the published article have their own modules; callers (REST, GraphQL, jobs) still read
 # complete_sections, completion_percentage, is_overdue and sync_pending_articles through the service
@@ -79,8 +80,7 @@ LIST_SPEC = ListSpec(
 )
 
 
-def _not_found(pm_id: str) -> NotFound:
-    return NotFound(f"Postmortem '{pm_id}' not found", code="POSTMORTEM_NOT_FOUND")
+POSTMORTEMS = Repository("Postmortem", "POSTMORTEM_NOT_FOUND", LIST_SPEC)
 
 
 def has_content(value: Any) -> bool:
@@ -183,9 +183,7 @@ def _items_changed() -> Conflict:
 
 async def get_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
     """One postmortem; a 404 when there is none or the user may not see it."""
-    if (doc := await classification.find_visible(bk.mongo.postmortems, pm_id, user)) is None:
-        raise _not_found(pm_id)
-    return doc
+    return await POSTMORTEMS.get(bk, pm_id, user)
 
 
 async def view_postmortem(bk: Backends, *, pm_id: str, user: User) -> dict:
@@ -208,8 +206,7 @@ async def list_postmortems(bk: Backends, *, params: Mapping[str, Any], user: Use
     """A page of the postmortems the user may see, by DRF-style list parameters (`overdue`: only
     those past their due date and not yet published or archived)."""
     base = {"due_date": {"$lt": utcnow()}, "status": {"$nin": list(CLOSED_STATUSES)}} if overdue else None
-    return await visible_page(bk.mongo.postmortems, LIST_SPEC, await _list_params(bk, params, user), user, bk.settings,
-                              base_filter=base)
+    return await POSTMORTEMS.page(bk, await _list_params(bk, params, user), user, base_filter=base)
 
 
 async def create_postmortem(bk: Backends, *, data: PostmortemCreate, user: User) -> dict:
@@ -492,5 +489,4 @@ async def incident_titles(bk: Backends, *, ids: list[str], user: User) -> dict[s
 
 async def postmortems_by_ids(bk: Backends, *, ids: list[str], user: User) -> dict[str, dict]:
     """The postmortems the user may see, keyed by id, in one query."""
-    docs = await bk.mongo.postmortems.find({"_id": {"$in": list(set(ids))}, **classification.mongo_filter(user)}).to_list(None)
-    return {d["_id"]: d for d in docs}
+    return await POSTMORTEMS.by_ids(bk, ids, user)

@@ -29,9 +29,10 @@ from pymongo import ReturnDocument, UpdateOne
 from app import classification
 from app.activity.service import record_audit
 from app.backends import Backends
-from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.errors import PermissionDenied, ValidationFailed
 from app.incidents import service as incidents
-from app.listing import Filter, ListSpec, Page, visible_page
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.permissions import Rule
 from app.recommendations import engine, evidence
 from app.recommendations.models import (ConfidenceLevel, RateRequest, RecommendationGenerateRequest,
@@ -54,22 +55,18 @@ LIST_SPEC = ListSpec(
 )
 
 
-def _not_found(rec_id: str) -> NotFound:
-    return NotFound(f"Recommendation '{rec_id}' not found", code="RECOMMENDATION_NOT_FOUND")
+RECOMMENDATIONS = Repository("Recommendation", "RECOMMENDATION_NOT_FOUND", LIST_SPEC)
 
 
 # --- reading --------------------------------------------------------------------------------------
 
 async def get_recommendation(bk: Backends, *, rec_id: str, user: User) -> dict:
-    if (doc := await classification.find_visible(bk.mongo.recommendations, rec_id, user)) is None:
-        raise _not_found(rec_id)
-    return doc
+    return await RECOMMENDATIONS.get(bk, rec_id, user)
 
 
 async def list_recommendations(bk: Backends, *, params: Mapping[str, Any], user: User) -> Page:
     """`?incident=` takes the incident's name or id."""
-    return await visible_page(bk.mongo.recommendations, LIST_SPEC,
-                              await incidents.incident_filter_param(bk, params, user=user), user, bk.settings)
+    return await RECOMMENDATIONS.page(bk, await incidents.incident_filter_param(bk, params, user=user), user)
 
 
 MAX_PER_INCIDENT = 50
@@ -269,5 +266,5 @@ async def rate(bk: Backends, *, rec_id: str, data: RateRequest, user: User) -> d
 
     doc = await bk.transaction(op)
     if doc is None:
-        raise _not_found(rec_id)
+        raise RECOMMENDATIONS.not_found(rec_id)
     return doc

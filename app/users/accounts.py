@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from app.activity.service import record_audit
 from app.backends import Backends
 from app.errors import Conflict, NotFound, PermissionDenied
-from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.listing import Filter, ListSpec, Page
+from app.repository import Repository
 from app.permissions import Rule
 from app.users import passwords, signin
 from app.users.models import Classification, Role, User, UserCreate
@@ -83,17 +84,15 @@ def _may_grant(actor: User, clearance: Classification | None) -> None:
                                {"field": "clearance", "clearance": actor.clearance.value}, code="CLEARANCE_TOO_HIGH")
 
 
+USERS = Repository("User", "USER_NOT_FOUND", LIST_SPEC)  # unclassified: admins manage every user
+
+
 async def list_users(bk: Backends, *, params: Mapping[str, Any]) -> Page:
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size,
-                              max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo.users, query)
+    return await USERS.page(bk, params, None)
 
 
 async def get_user(bk: Backends, *, user_id: str) -> dict[str, Any]:
-    doc = await bk.mongo.users.find_one({"_id": user_id})
-    if doc is None:
-        raise NotFound(f"User '{user_id}' not found", code="USER_NOT_FOUND")
-    return doc
+    return await USERS.get(bk, user_id, None)
 
 
 async def create(bk: Backends, *, actor: User, data: NewUser) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
-from app import classification
 from app.activity.service import record_audit
 from app.backends import Backends
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, ValidationFailed
 from app.incidents import hooks
 from app.incidents.hooks import Happened
 from app.listing import Filter, ListSpec, Page, fetch_page, parse_list_params
+from app.repository import Repository
 from app.permissions import Rule
 from app.timefmt import utcnow
 from app.users.models import Role, User
@@ -52,20 +52,17 @@ DELIVERY_SPEC = ListSpec(
     ordering={"created_at": "created_at"}, default_ordering=("-created_at",))
 
 
-def _not_found(webhook_id: str) -> NotFound:
-    return NotFound(f"Webhook '{webhook_id}' not found", code="WEBHOOK_NOT_FOUND")
+HOOKS = Repository("Webhook", "WEBHOOK_NOT_FOUND", LIST_SPEC)  # unclassified: admins only
+DELIVERY_LOG = Repository("Delivery", "DELIVERY_NOT_FOUND", DELIVERY_SPEC)
+_not_found = HOOKS.not_found
 
 
 async def list_webhooks(bk: Backends, *, params: Mapping[str, Any]) -> Page:
-    query = parse_list_params(LIST_SPEC, params, default_size=bk.settings.page_size, max_size=bk.settings.max_page_size)
-    return await fetch_page(bk.mongo[WEBHOOKS], query)
+    return await HOOKS.page(bk, params, None)
 
 
 async def get_webhook(bk: Backends, *, webhook_id: str) -> dict[str, Any]:
-    doc = await bk.mongo[WEBHOOKS].find_one({"_id": webhook_id})
-    if doc is None:
-        raise _not_found(webhook_id)
-    return doc
+    return await HOOKS.get(bk, webhook_id, None)
 
 
 async def create_webhook(bk: Backends, *, actor: User, data: WebhookCreate) -> dict[str, Any]:
@@ -133,10 +130,6 @@ async def delete_webhook(bk: Backends, *, actor: User, webhook_id: str) -> None:
 
 # --- the delivery log ------------------------------------------------------------------------------
 
-def _delivery_not_found(delivery_id: str) -> NotFound:
-    return NotFound(f"Delivery '{delivery_id}' not found", code="DELIVERY_NOT_FOUND")
-
-
 async def list_deliveries(bk: Backends, *, user: User, webhook_id: str, params: Mapping[str, Any]) -> Page:
     """A page of one webhook's deliveries, newest first, with every attempt: those about subjects within the
     reader's clearance."""
@@ -144,16 +137,11 @@ async def list_deliveries(bk: Backends, *, user: User, webhook_id: str, params: 
     query = parse_list_params(DELIVERY_SPEC, params, default_size=bk.settings.page_size,
                               max_size=bk.settings.max_page_size)
     query.hint = DELIVERY_SPEC.index_for(query.sort, "webhook_id")
-    return await fetch_page(bk.mongo[DELIVERIES], query,
-                            base_filter={"webhook_id": webhook_id, **classification.mongo_filter(user)})
+    return await fetch_page(bk.mongo[DELIVERIES], query, base_filter=DELIVERY_LOG.visible(user, {"webhook_id": webhook_id}))
 
 
 async def get_delivery(bk: Backends, *, user: User, webhook_id: str, delivery_id: str) -> dict[str, Any]:
-    doc = await bk.mongo[DELIVERIES].find_one({"_id": delivery_id, "webhook_id": webhook_id,
-                                               **classification.mongo_filter(user)})
-    if doc is None:
-        raise _delivery_not_found(delivery_id)
-    return doc
+    return await DELIVERY_LOG.get(bk, delivery_id, user, where={"webhook_id": webhook_id})
 
 
 async def redeliver(bk: Backends, *, user: User, webhook_id: str, delivery_id: str) -> dict[str, Any]:

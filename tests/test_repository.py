@@ -1,0 +1,66 @@
+"""The one way to read a collection (app/repository.py), on a collection of its own: a document hidden from the
+reader is answered exactly like a missing one; pages and by-ids hold only what the reader may see; a list
+declared unclassified needs no reader; a domain's stricter rule and a caller's filter on the same field both
+hold."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from app.errors import NotFound
+from app.listing import ListSpec
+from app.repository import Repository
+
+
+@pytest.fixture
+async def things(bk):
+    name = f"repo_{uuid.uuid4().hex[:8]}"
+    await bk.mongo[name].insert_many([
+        {"_id": "p", "slug": "public-one", "data_classification": "PUBLIC", "status": "DRAFT"},
+        {"_id": "i", "slug": "internal-one", "data_classification": "INTERNAL", "status": "PUBLISHED"},
+        {"_id": "r", "slug": "restricted-one", "data_classification": "RESTRICTED", "status": "PUBLISHED"}])
+    try:
+        yield name
+    finally:
+        await bk.mongo.drop_collection(name)
+
+
+async def test_hidden_is_answered_like_missing(bk, tokens, things):
+    repo = Repository("Thing", "THING_NOT_FOUND", collection=things)
+    viewer, admin = tokens["viewer_user"], tokens["admin_user"]
+    assert (await repo.get(bk, "r", admin))["slug"] == "restricted-one"
+    with pytest.raises(NotFound) as hidden:
+        await repo.get(bk, "r", viewer)
+    with pytest.raises(NotFound) as missing:
+        await repo.get(bk, "nope", viewer)
+    assert (hidden.value.code, str(hidden.value).replace("'r'", "'x'")) == \
+        (missing.value.code, str(missing.value).replace("'nope'", "'x'")) == ("THING_NOT_FOUND", "Thing 'x' not found")
+    assert sorted(await repo.by_ids(bk, ["p", "i", "r", "nope"], viewer)) == ["i", "p"]
+    assert sorted(await repo.by_ids(bk, ["p", "i", "r"], admin)) == ["i", "p", "r"]
+
+
+async def test_pages_hold_only_what_the_reader_may_see(bk, tokens, things):
+    spec = ListSpec(ordering={"slug": "slug"}, default_ordering=("slug",))  # no collection: no indexes made
+    repo = Repository("Thing", "THING_NOT_FOUND", spec, collection=things)
+    page = await repo.page(bk, {}, tokens["viewer_user"])
+    assert (page.count, [d["slug"] for d in page.items]) == (2, ["internal-one", "public-one"])
+    page = await repo.page(bk, {}, tokens["viewer_user"], base_filter={"status": "PUBLISHED"})
+    assert [d["_id"] for d in page.items] == ["i"]
+
+
+async def test_an_unclassified_list_needs_no_reader_and_a_stricter_rule_holds_with_the_callers_filter(bk, tokens,
+                                                                                                      things):
+    open_spec = ListSpec(classified=False, ordering={"slug": "slug"}, default_ordering=("slug",))
+    assert (await Repository("Thing", "THING_NOT_FOUND", open_spec, collection=things).page(bk, {}, None)).count == 3
+
+    published_only = Repository("Thing", "THING_NOT_FOUND", collection=things, key="slug",
+                                rule=lambda user: {"status": "PUBLISHED", "data_classification": {"$ne": "RESTRICTED"}})
+    assert (await published_only.get(bk, "internal-one", tokens["viewer_user"]))["_id"] == "i"
+    with pytest.raises(NotFound):
+        await published_only.get(bk, "public-one", tokens["viewer_user"])  # a draft
+    # the caller's filter names a field the rule names too: both hold (an $and, not one overwriting the other)
+    assert published_only.visible(None, {"status": "DRAFT"}) == {
+        "$and": [{"status": "PUBLISHED", "data_classification": {"$ne": "RESTRICTED"}}, {"status": "DRAFT"}]}
+    assert await published_only.find(bk, "public-one", None, where={"status": "DRAFT"}) is None
