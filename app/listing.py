@@ -286,7 +286,7 @@ async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filt
     if query.page > 1 and query.skip >= count:
         raise NotFound("Invalid page.", {"page": query.page, "count": count}, code="INVALID_PAGE")
     cursor = collection.find(flt, projection, **hint).sort(query.sort).skip(query.skip).limit(query.page_size)
-    items = [convert(d) async for d in cursor]
+    items = [convert(d) for d in await cursor.to_list(query.page_size)]  # one call, not one await per document
     return Page(items=items, count=count, page=query.page, page_size=query.page_size)
 
 

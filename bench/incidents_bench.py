@@ -1,5 +1,6 @@
 """Benchmark: the timeline GET and the incident list GET through the API, against the same reads
-done directly with PyMongo, at a fixed concurrency. Prints requests/s, p50/p99 and the ratio.
+done directly with PyMongo, at a fixed concurrency. Prints requests/s, p50/p99, the API's CPU per
+request and the ratio.
 
     .venv/bin/python bench/incidents_bench.py [--concurrency 32] [--seconds 10] [--incidents 2000]
 
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import api_server, local_stack  # noqa: I001 - puts the project on sys.path
+from harness import api_pid, api_server, cpu_seconds, local_stack  # noqa: I001 - puts the project on sys.path
 
 LIST_PATH = "/api/v1/incidents/?status=RESOLVED&ordering=-created_at"
 EVENTS_PER_INCIDENT = 12
@@ -136,18 +137,22 @@ def main() -> None:
             lua = Path(tmp) / "report.lua"
             lua.write_text(WRK_LUA)
             rows = []
+            pid = api_pid(int(base.rsplit(":", 1)[1]))
             for label, path, kind in (("timeline GET", f"/api/v1/incidents/{name}/timeline", "timeline"),
                                       ("incident list GET (page of 20)", LIST_PATH, "list")):
                 run_wrk(base + path, token, args.concurrency, 2, lua)  # warm-up
+                cpu0 = cpu_seconds(pid)
                 api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
+                api_res["cpu_ms"] = 1000 * (cpu_seconds(pid) - cpu0) / max(api_res["rps"] * args.seconds, 1)
                 rows.append((label, api_res, [("PyMongo", run_direct(kind, name, args.concurrency, args.seconds))]))
                 if kind == "list":  # the same page without its count: the API shares one count (app/listing.py)
                     rows[-1][2].append(("page only", run_direct("page", name, args.concurrency, args.seconds)))
     print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
           f"{args.seconds}s per run, 1 uvicorn worker (uvloop, httptools), wrk -t2\n")
-    print(f"{'read':32} {'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'read':32} {'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'API CPU ms/req':>15}")
     for label, a, directs in rows:
-        print(f"{label:32} {'API':9} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {a['errors']:7d}")
+        print(f"{label:32} {'API':9} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {a['errors']:7d} "
+              f"{a['cpu_ms']:15.3f}")
         for what, d in directs:
             print(f"{'':32} {what:9} {d['rps']:9.1f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f} {'':7}")
             print(f"{'':32} {'ratio':9} {a['rps'] / d['rps'] if d['rps'] else float('inf'):9.2f}")

@@ -20,7 +20,6 @@ or raises `Refused`, carrying the GraphQL errors and the HTTP status each transp
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ from app.backends import Backends
 from app.errors import ServiceError
 from app.http import graphiql, ratelimit
 from app.http.auth import is_ide_page
-from app.http.responses import JSON, graphql_error, graphql_error_entry, json_default, read_json
+from app.http.responses import JSON, dumps, graphql_error, graphql_error_entry, read_json
 from app.jsonsafe import JSONRejected, loads
 from app.settings import Settings
 from app.users.models import User
@@ -111,7 +110,7 @@ def limits_from(settings: Settings) -> Limits:
 
 def render(body: dict[str, Any]) -> bytes:
     """A JSON body exactly as app.http.responses.JSON writes it."""
-    return json.dumps(body, default=json_default, ensure_ascii=False, separators=(",", ":")).encode()
+    return dumps(body)
 
 
 def result_json(result: Any, settings: Settings, operation_type: OperationType) -> tuple[dict[str, Any], bytes]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from typing import Any
@@ -54,7 +53,7 @@ from app.backends import Backends
 from app.errors import ServiceError
 from app.http import ratelimit
 from app.http.auth import authenticate, cookies
-from app.http.responses import graphql_error_entry as error_entry, json_default
+from app.http.responses import dumps, graphql_error_entry as error_entry
 from app.jsonsafe import JSONRejected, loads
 from app.logs import request_id_var
 from app.users import service as users
@@ -335,7 +334,7 @@ class Connection:
     # --- the socket ---------------------------------------------------------------------------------
 
     async def _send(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message, default=json_default, ensure_ascii=False, separators=(",", ":"))
+        text = dumps(message).decode()
         async with self.send_lock:
             if self.ws.application_state != WebSocketState.CONNECTED:
                 return

@@ -1,0 +1,37 @@
+"""Response bodies (app/http/responses.dumps): orjson, the same bytes json.dumps wrote before — text in any
+script, escapes, floats, timestamps as `…Z` — but for the spelling of very small floats (`1e-7`, was `1e-07`: the
+same number to any JSON reader), and what orjson refuses still answered the old way."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from bson.tz_util import utc as bson_utc
+
+from app.http.responses import dumps, json_default
+from app.users.models import Role
+
+
+def _old(content):
+    return json.dumps(content, default=json_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_the_same_bytes_as_before():
+    body = {"count": 3, "next": None, "results": [
+        {"title": "Ünïcode — ✓ 日本語 \U0001F600", "text": 'quotes " and \\ and \n\t\r\x01\x1f\x7f', "score": 0.1 + 0.2,
+         "huge": 1e16, "neg": -0.0, "int": 2 ** 62, "flag": True, "none": None, "role": Role.ADMIN,
+         "at": datetime(2026, 3, 19, 15, 20, 0, 123000, tzinfo=bson_utc),
+         "whole": datetime(2026, 3, 19, 15, 20, tzinfo=timezone.utc), "nested": {"a": [1, [2, {"b": []}]]}}]}
+    assert dumps(body) == _old(body)
+    assert b'"at":"2026-03-19T15:20:00.123Z"' in dumps(body) and b'"whole":"2026-03-19T15:20:00Z"' in dumps(body)
+
+
+def test_small_floats_are_the_same_numbers():
+    body = {"tiny": [1e-5, 1e-7, 1.5e-10, 5e-324]}
+    assert json.loads(dumps(body)) == json.loads(_old(body)) == body
+
+
+def test_what_orjson_refuses_is_written_the_old_way():
+    body = {"beyond_64_bits": 2 ** 70}
+    assert dumps(body) == _old(body) == b'{"beyond_64_bits":1180591620717411303424}'
