@@ -55,9 +55,12 @@ async def test_title_outranks_content_only_mentions(client, viewer, make_article
     in_tags = await make_article(title="Another guide", content="steps", tags=[topic])
     await sync_search(bk)
     body = await search(client, viewer, query=topic)
-    order = [x["id"] for x in body["results"]]
-    assert order.index(in_title["id"]) < order.index(in_tags["id"]) < order.index(in_content["id"])
-    assert body["results"][0]["relevance_score"] == 1.0
+    # the field weights order the engine's relevance: title, then tags, then a mention in the content; the
+    # blended rank may put the content's mention above the tag (three mentions make it more similar to the
+    # query: how much depends on the random topic word), never above the title
+    relevance = {x["id"]: x["relevance_score"] for x in body["results"]}
+    assert relevance[in_title["id"]] == 1.0 > relevance[in_tags["id"]] > relevance[in_content["id"]] > 0
+    assert body["results"][0]["id"] == in_title["id"]
 
 
 async def test_identifiers_are_findable(client, viewer, make_article, bk):
