@@ -103,8 +103,7 @@ async def _claim(bk: Backends, step: Step) -> dict | None:
                                                   "active": True, "created_at": now}}, upsert=True)
     except DuplicateKeyError:  # two processes inserted it at once: it exists now
         pass
-    return await JOBS.claim(bk, {"_id": step.name, "status": {"$ne": DONE}, **JOBS.claimable(now)},
-                            started_at=now, active=True)
+    return await JOBS.claim(bk, {"_id": step.name, "status": {"$ne": DONE}, **JOBS.claimable(now)}, started_at=now)
 
 
 async def _run(bk: Backends, step: Step, job: dict) -> None:

@@ -144,8 +144,8 @@ class PostmortemContent(InputModel):
 # service.action_items_version). Sent with PUT or a PATCH carrying `action_items`, the write applies only
 # while the list is still the one read (409 `ACTION_ITEMS_CHANGED` otherwise).
 ITEMS_VERSION_MAX = 64
-ITEMS_VERSION_HELP = ("With `action_items`: the `action_items_version` read. The list is written only while it is still "
-                      "the one read (ACTION_ITEMS_CHANGED); required once items are edited one by one "
+ITEMS_VERSION_HELP = ("With `action_items`: the `action_items_version` read. The list is written only while it is "
+                      "still the one read (ACTION_ITEMS_CHANGED); required once items are edited one by one "
                       "(ACTION_ITEMS_VERSION_REQUIRED).")
 
 

@@ -215,8 +215,8 @@ async def may_act(bk: Backends, *, rec: Mapping[str, Any], user: User) -> None:
     incident's people — the assignee, the reporter or who created it, on an incident they can see."""
     if user.has_role(Role.EDITOR):
         return
-    incident = await bk.mongo.incidents.find_one({"_id": rec.get("incident"), **classification.mongo_filter(user)},
-                                                 {**{f: 1 for f in evidence.INCIDENT_PEOPLE}, "created_by": 1})
+    incident = await incidents.INCIDENTS.find(bk, rec.get("incident"), user, by="_id",
+                                              projection={**{f: 1 for f in evidence.INCIDENT_PEOPLE}, "created_by": 1})
     if incident is not None and (user.username in {incident.get(f) for f in evidence.INCIDENT_PEOPLE}
                                  or incident.get("created_by") == user.id):
         return

@@ -137,7 +137,8 @@ async def list_deliveries(bk: Backends, *, user: User, webhook_id: str, params: 
     query = parse_list_params(DELIVERY_SPEC, params, default_size=bk.settings.page_size,
                               max_size=bk.settings.max_page_size)
     query.hint = DELIVERY_SPEC.index_for(query.sort, "webhook_id")
-    return await fetch_page(bk.mongo[DELIVERIES], query, base_filter=DELIVERY_LOG.visible(user, {"webhook_id": webhook_id}))
+    return await fetch_page(bk.mongo[DELIVERIES], query,
+                            base_filter=DELIVERY_LOG.visible(user, {"webhook_id": webhook_id}))
 
 
 async def get_delivery(bk: Backends, *, user: User, webhook_id: str, delivery_id: str) -> dict[str, Any]:
