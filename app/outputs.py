@@ -15,9 +15,10 @@ class Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# A timestamp as the API writes it: ISO 8601 in UTC with a `Z`, milliseconds only when there are some.
+# A timestamp as the API writes it (app/timefmt.isoz, Django REST framework's way): ISO 8601 in UTC with a
+# `Z`, microseconds only when there are some.
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2024-01-15T10:30:00Z"],
-                                  pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")]
+                                  pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")]
 # A JSON object whose keys are not fixed (free-form details, counts by value).
 JsonObject = dict[str, Any]
 

@@ -1,8 +1,12 @@
-"""Timestamps: stored as timezone-aware UTC datetimes, shown as ISO 8601 with a `Z`."""
+"""Timestamps: stored as timezone-aware UTC datetimes at millisecond precision, shown as ISO 8601 with a `Z`."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+
+from bson.tz_util import utc as _bson_utc
+
+_UTC = (timezone.utc, _bson_utc, None)  # what MongoDB reads back (tz_aware) and what we write
 
 
 def utcnow() -> datetime:
@@ -22,15 +26,20 @@ def as_utc(dt: datetime) -> datetime:
 
 
 def isoz(dt: datetime | None) -> str | None:
-    """`2026-03-19T15:20:00Z`, with `.mmm` only when there are milliseconds (hot path: no strftime)."""
+    """A timestamp as Django REST framework writes it: UTC ISO 8601 with a `Z`, microseconds when there are
+    some (`2026-03-19T15:20:00Z`, `2026-03-19T15:20:00.123000Z`): `isoformat()` with `+00:00` as `Z`. It is
+    also what orjson writes for a UTC or naive datetime with `OPT_UTC_Z | OPT_NAIVE_UTC`, so response bodies
+    leave datetimes to it (app/http/responses.py). A naive datetime is taken as UTC."""
     if dt is None:
         return None
-    offset = dt.utcoffset()
-    if offset:
-        dt = dt - offset
-    base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-    ms = dt.microsecond // 1000
-    return f"{base}.{ms:03d}Z" if ms else base + "Z"
+    if dt.tzinfo not in _UTC:
+        offset = dt.utcoffset()
+        if offset:
+            dt = dt - offset
+    us = dt.microsecond
+    if us:
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, us)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
 
 
 def drf_duration(seconds: float | None) -> str | None:

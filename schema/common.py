@@ -44,10 +44,10 @@ def _parse_datetime(value: Any) -> datetime:
     return datetime.fromisoformat(value)  # any offset; the input models convert to UTC
 
 
-# Every datetime in the schema: UTC with a `Z`, exactly as REST writes it (`2026-11-23T09:04:12.084Z`).
+# Every datetime in the schema: UTC with a `Z`, exactly as REST writes it (`2026-11-23T09:04:12.084000Z`).
 UtcDateTime = strawberry.scalar(datetime, name="DateTime", serialize=isoz, parse_value=_parse_datetime,
                                 description="An ISO 8601 date and time. Output is always UTC with a `Z` "
-                                            "(`2026-11-23T09:04:12.084Z`); input may carry any offset.")
+                                            "(`2026-11-23T09:04:12.084000Z`); input may carry any offset.")
 
 
 @strawberry.type

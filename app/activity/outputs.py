@@ -7,7 +7,7 @@ from pydantic import Field
 from app.outputs import JsonObject, Output, Timestamp, examples
 
 _ENTRY = {
-    "id": "0b7f8f0e-5d7a-4c55-9a53-2f0d3c1e9a41", "at": "2026-03-19T15:42:07.118Z", "action": "read",
+    "id": "0b7f8f0e-5d7a-4c55-9a53-2f0d3c1e9a41", "at": "2026-03-19T15:42:07.118000Z", "action": "read",
     "subject_type": "knowledge_article", "subject_id": "5f0c6a0e-2b8e-4c1a-9d3e-7a6b5c4d3e2f",
     "user_id": "9a3e1c2b-7d4f-4e5a-8b6c-1d2e3f4a5b6c", "username": "alice", "auth_method": "token",
     "ip": "10.0.4.17", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",

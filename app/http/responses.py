@@ -38,10 +38,12 @@ class BodyTooLarge(ServiceError):
 
 def documented(doc: dict, *, fields=(), lists=(), dates=()) -> dict[str, Any]:
     """A stored document's fields in their documented REST shape: plain fields as stored, lists as lists
-    ([] when absent), dates as UTC `…Z` text (None when absent). The caller adds `id` and its own fields."""
-    out: dict[str, Any] = {k: doc.get(k) for k in fields}
-    out.update({k: list(doc.get(k) or []) for k in lists})
-    out.update({k: isoz(doc.get(k)) for k in dates})
+    ([] when absent), dates as stored (None when absent), written as UTC `…Z` text by `dumps`. The caller
+    adds `id` and its own fields."""
+    get = doc.get
+    out: dict[str, Any] = dict(zip(fields, map(get, fields)))
+    out.update({k: list(get(k) or []) for k in lists})
+    out.update(zip(dates, map(get, dates)))
     return out
 
 
@@ -54,14 +56,15 @@ def json_default(value: Any) -> Any:
 
 
 # orjson writes what json.dumps(ensure_ascii=False, separators=(",", ":")) writes, byte for byte but for the
-# spelling of very small floats (`1e-7` for `1e-07`: the same number), with datetimes and other objects through
-# json_default as before; what it refuses (an integer beyond 64 bits, a string that is not valid Unicode) goes
-# the old way, which answers or fails as it always did. About ten times faster on a page of 20 incidents.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+# spelling of very small floats (`1e-7` for `1e-07`: the same number), and datetimes itself, as `isoz` does (a
+# UTC or naive one; the stored ones are UTC): serializers leave them as datetimes. Other objects go through
+# json_default; what orjson refuses (an integer beyond 64 bits, a string that is not valid Unicode) goes the
+# json way, which answers or fails as it always did. About ten times faster on a page of 20 incidents.
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
 def dumps(content: Any) -> bytes:
-    """A response body: compact UTF-8 JSON, timestamps as `…Z` text (`isoz`)."""
+    """A response body: compact UTF-8 JSON, timestamps as `isoz` writes them."""
     try:
         return orjson.dumps(content, default=json_default, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:

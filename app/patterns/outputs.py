@@ -168,7 +168,7 @@ class MiningRun(Output):
                       "confidence_score": 0.75}],
         "processing_time": 12.481, "error_message": None, "data_classification": "INTERNAL",
         "started_at": "2024-01-15T03:00:00Z", "claimed_at": "2024-01-15T03:00:00Z",
-        "completed_at": "2024-01-15T03:00:12.481Z", "leased_until": None, "requested_by": None,
+        "completed_at": "2024-01-15T03:00:12.481000Z", "leased_until": None, "requested_by": None,
         "requested_by_username": None})
 
     id: str

@@ -263,7 +263,7 @@ class PostmortemGeneration(Output):
         "model_version": "rules-1", "error_message": None, "review_reason": None,
         "requested_by_username": "john.doe", "data_classification": "INTERNAL",
         "created_at": "2024-01-15T12:05:00Z", "started_at": "2024-01-15T12:05:01Z",
-        "completed_at": "2024-01-15T12:05:01.091Z", "updated_at": "2024-01-15T12:05:01.091Z",
+        "completed_at": "2024-01-15T12:05:01.091000Z", "updated_at": "2024-01-15T12:05:01.091000Z",
     })
 
     id: str

@@ -17,10 +17,10 @@ _WEBHOOK = {
     "created_by": "9a3e1c2b-7d4f-4e5a-8b6c-1d2e3f4a5b6c", "created_at": "2026-03-19T15:20:00Z",
     "updated_at": "2026-03-19T15:20:00Z",
 }
-_ATTEMPT = {"attempt": 1, "at": "2026-03-19T15:42:07.118Z", "status": "failed", "response_code": 500,
+_ATTEMPT = {"attempt": 1, "at": "2026-03-19T15:42:07.118000Z", "status": "failed", "response_code": 500,
             "duration_ms": 41, "error": "HTTP 500", "url": "https://automation.example.com/hooks/incidents"}
 _PAYLOAD = {"event": "incident.resolved", "delivery_id": "0b7f8f0e-5d7a-4c55-9a53-2f0d3c1e9a41",
-            "occurred_at": "2026-03-19T15:42:07.011Z", "subject_type": "incident",
+            "occurred_at": "2026-03-19T15:42:07.011000Z", "subject_type": "incident",
             "subject": {"id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "name": "INC-2026-0042",
                         "title": "Database connection timeout", "severity": "HIGH", "status": "RESOLVED",
                         "resolution": "Restarted the pool", "data_classification": "INTERNAL"}}
@@ -28,9 +28,9 @@ _DELIVERY = {
     "id": "0b7f8f0e-5d7a-4c55-9a53-2f0d3c1e9a41", "webhook_id": "5b0f3c8e-2d4a-4f1b-9c6e-7a8d9e0f1a2b",
     "event": "incident.resolved", "status": "delivered", "subject_type": "incident",
     "subject_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "data_classification": "INTERNAL",
-    "occurred_at": "2026-03-19T15:42:07.011Z", "created_at": "2026-03-19T15:42:07.011Z", "next_attempt_at": None,
-    "finished_at": "2026-03-19T15:42:12.300Z", "attempt_count": 2, "redeliveries": 0,
-    "attempts": [_ATTEMPT, {**_ATTEMPT, "attempt": 2, "at": "2026-03-19T15:42:12.260Z", "status": "delivered",
+    "occurred_at": "2026-03-19T15:42:07.011000Z", "created_at": "2026-03-19T15:42:07.011000Z", "next_attempt_at": None,
+    "finished_at": "2026-03-19T15:42:12.300000Z", "attempt_count": 2, "redeliveries": 0,
+    "attempts": [_ATTEMPT, {**_ATTEMPT, "attempt": 2, "at": "2026-03-19T15:42:12.260000Z", "status": "delivered",
                             "response_code": 204, "duration_ms": 38, "error": None}],
     "payload": _PAYLOAD,
 }

@@ -1,5 +1,5 @@
 """Response bodies (app/http/responses.dumps): orjson, the same bytes json.dumps wrote before — text in any
-script, escapes, floats, timestamps as `…Z` — but for the spelling of very small floats (`1e-7`, was `1e-07`: the
+script, escapes, floats, timestamps as `isoz` writes them — but for the spelling of very small floats (`1e-7`, was `1e-07`: the
 same number to any JSON reader), and what orjson refuses still answered the old way."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from bson.tz_util import utc as bson_utc
 
 from app.http.responses import dumps, json_default
+from app.timefmt import isoz
 from app.users.models import Role
 
 
@@ -24,7 +25,20 @@ def test_the_same_bytes_as_before():
          "at": datetime(2026, 3, 19, 15, 20, 0, 123000, tzinfo=bson_utc),
          "whole": datetime(2026, 3, 19, 15, 20, tzinfo=timezone.utc), "nested": {"a": [1, [2, {"b": []}]]}}]}
     assert dumps(body) == _old(body)
-    assert b'"at":"2026-03-19T15:20:00.123Z"' in dumps(body) and b'"whole":"2026-03-19T15:20:00Z"' in dumps(body)
+    assert b'"at":"2026-03-19T15:20:00.123000Z"' in dumps(body) and b'"whole":"2026-03-19T15:20:00Z"' in dumps(body)
+
+
+def test_datetimes_are_written_as_isoz_writes_them():
+    # orjson writes the datetimes of a body itself (the serializers leave them as read): the same text as isoz,
+    # Django REST framework's, for what MongoDB reads back (bson's UTC), timezone.utc and naive (taken as UTC)
+    moments = [datetime(2026, 3, 19, 15, 20, 0, 123000), datetime(2026, 3, 19, 15, 20), datetime(1, 1, 1),
+               datetime(9999, 12, 31, 23, 59, 59, 999000), datetime(2024, 2, 29, 0, 0, 0, 1000),
+               datetime(2026, 1, 1, 0, 0, 0, 5)]
+    for naive in moments:
+        for dt in (naive, naive.replace(tzinfo=timezone.utc), naive.replace(tzinfo=bson_utc)):
+            assert dumps({"at": dt}) == _old({"at": dt}) == f'{{"at":"{isoz(dt)}"}}'.encode(), dt
+            drf = dt.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")  # DRF's DateTimeField
+            assert isoz(dt) == drf
 
 
 def test_small_floats_are_the_same_numbers():

@@ -138,8 +138,8 @@ async def test_one_voice_with_rest(client, editor, viewer):
             timeline { timestamp source type details } } incidentTimeline(name: $n) { events { timestamp } } }""", n=name)
         inc = out["data"]["incident"]
         assert inc["createdAt"] == rest["created_at"] and inc["createdAt"].endswith("Z")
-        assert inc["timeline"][0]["timestamp"] == "2026-03-19T15:20:00.123Z"
-        assert out["data"]["incidentTimeline"]["events"][0]["timestamp"] == "2026-03-19T15:20:00.123Z"
+        assert inc["timeline"][0]["timestamp"] == "2026-03-19T15:20:00.123000Z"
+        assert out["data"]["incidentTimeline"]["events"][0]["timestamp"] == "2026-03-19T15:20:00.123000Z"
         sources.append([(e["type"], e["source"], (e["details"] or {}).get("actor")) for e in inc["timeline"][1:]])
     assert sources[0] == sources[1]
     assert {s for _, s, _ in sources[0]} == {"incident-service"}
