@@ -36,10 +36,8 @@ def isoz(dt: datetime | None) -> str | None:
         offset = dt.utcoffset()
         if offset:
             dt = dt - offset
-    us = dt.microsecond
-    if us:
-        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, us)
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    base = "%04d-%02d-%02dT%02d:%02d:%02d" % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    return "%s.%06dZ" % (base, dt.microsecond) if dt.microsecond else base + "Z"
 
 
 def drf_duration(seconds: float | None) -> str | None:
