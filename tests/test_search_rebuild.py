@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from app.backends import connect
+from app.db import INDEXES
 from app.indexing import outbox
 from indexers import incidents as incidents_index
 from indexers.base import alias_targets, needs_rebuild
@@ -26,6 +27,9 @@ async def apart(bk):
     settings = bk.settings.model_copy(update={"mongodb_db": f"ikl_rebuild_{tag}", "index_prefix": f"rebuild{tag}",
                                               "search_inline_rebuild_max": 10})
     other = connect(settings, jobs=True)
+    # the outbox's indexes, as every start makes them (app/db.py): its unique (index, doc_id) is what makes two
+    # processes' records of one job one entry
+    await other.mongo.outbox.create_indexes(INDEXES["outbox"])
     await other.mongo.incidents.insert_many([{"_id": f"r{i}", "name": f"INC-20260101-{i:03d}", "title": f"Disk full {i}",
                                               "status": "RESOLVED", "data_classification": "INTERNAL"}
                                              for i in range(25)])
