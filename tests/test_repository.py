@@ -64,3 +64,33 @@ async def test_an_unclassified_list_needs_no_reader_and_a_stricter_rule_holds_wi
     assert published_only.visible(None, {"status": "DRAFT"}) == {
         "$and": [{"status": "PUBLISHED", "data_classification": {"$ne": "RESTRICTED"}}, {"status": "DRAFT"}]}
     assert await published_only.find(bk, "public-one", None, where={"status": "DRAFT"}) is None
+
+
+async def test_a_page_past_the_servers_reply_limit_is_read_whole(bk, tokens, monkeypatch):
+    """A page is read by the `find` command (app/listing.py): a first batch the server cuts at its 16 MiB reply
+    limit is read on from where it stopped, its cursor closed, so the page holds every document, in order."""
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    name = f"repo_{uuid.uuid4().hex[:8]}"
+    big = "x" * (6 * 1024 * 1024)  # three of these pass 16 MiB: the first batch holds two
+    await bk.mongo[name].insert_many([{"_id": f"d{i}", "n": i, "data_classification": "INTERNAL", "body": big}
+                                      for i in range(3)])
+    commands: list[str] = []
+    real = AsyncDatabase.command
+
+    async def seen(self, command, *args, **kwargs):
+        commands.append(next(iter(command)))
+        return await real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncDatabase, "command", seen)
+    repo = Repository("Thing", "THING_NOT_FOUND", ListSpec(ordering={"n": "n"}), collection=name)
+    try:
+        page = await repo.page(bk, {"ordering": "-n", "page_size": "3"}, tokens["viewer_user"])
+        assert [d["_id"] for d in page.items] == ["d2", "d1", "d0"] and page.count == 3
+        assert all(len(d["body"]) == len(big) for d in page.items)
+        assert commands == ["find", "killCursors", "find"], commands
+        idle = await bk.mongo.client.admin.aggregate([{"$currentOp": {"idleCursors": True}}, {"$match": {
+            "type": "idleCursor", "ns": f"{bk.mongo.name}.{name}"}}])
+        assert await idle.to_list(None) == []  # no cursor left open
+    finally:
+        await bk.mongo.drop_collection(name)
