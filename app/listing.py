@@ -333,6 +333,7 @@ async def _find(collection: AsyncCollection, cmd: dict[str, Any]) -> list[dict]:
                 return docs
 
 
+@functools.lru_cache(maxsize=1024)  # the same list's next and previous links, asked on every page of it
 def _with_page(url: str, page: int | None) -> str:
     parts = urlsplit(url)
     q = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]

@@ -20,6 +20,7 @@ from app.http.auth import TokenAuthMiddleware
 from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
 from app.http.resources import permission_entries
+from app.http.routing import IndexedRouter
 from app.http.responses import EXCEPTION_HANDLERS
 from app import permissions
 from app.permissions import Entry
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.router = IndexedRouter(routes, lifespan=lifespan)  # routes looked up by their leading segments
     app.state.permissions = permission_matrix()
     return app
 

@@ -26,6 +26,7 @@ from app.activity import context as request_context
 from app.backends import Backends
 from app.errors import Internal, Unavailable
 from app.http.responses import error_for
+from app.http.routing import IndexedRouter
 from app.indexing import outbox
 from app.logs import request_id_var
 from indexers import registry
@@ -40,13 +41,30 @@ LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["m
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
+_FIGURES: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labels -> (counter, histogram): looked up once
+
+
+def _figures(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of these labels (prometheus_client's `labels()` costs more than
+    the count itself; bounded, as a client chooses its method)."""
+    found = _FIGURES.get((method, route, status))
+    if found is None:
+        if len(_FIGURES) >= 10_000:
+            _FIGURES.clear()
+        found = _FIGURES[(method, route, status)] = (REQUESTS.labels(method, route, str(status)),
+                                                      LATENCY.labels(method, route))
+    return found
+
+
 def route_label(scope: Scope) -> str:
     """The route a request is counted under: the route that served it, or — when it was answered before
     routing (a 401, a 429 of the sign-in limiter) — the route it was for; "unmatched" only when no route
     takes its path."""
     route = scope.get("route")
     if route is None and (app := scope.get("app")) is not None:
-        route = next((r for r in getattr(app, "routes", ()) if r.matches(scope)[0] != Match.NONE), None)
+        router = getattr(app, "router", None)
+        routes = router.candidates(scope) if isinstance(router, IndexedRouter) else getattr(app, "routes", ())
+        route = next((r for r in routes if r.matches(scope)[0] != Match.NONE), None)
     return getattr(route, "path", None) or ("/graphql" if scope["path"].startswith("/graphql") else "unmatched")
 
 
@@ -108,8 +126,9 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             path = route_label(scope)
-            REQUESTS.labels(scope["method"], path, str(status)).inc()
-            LATENCY.labels(scope["method"], path).observe(elapsed)
+            requests, latency = _figures(scope["method"], path, status)
+            requests.inc()
+            latency.observe(elapsed)
             if path not in ("/healthz", "/metrics"):
                 log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
                                            "ms": round(elapsed * 1000, 2)})
