@@ -129,7 +129,7 @@ class RequestContextMiddleware:
             requests, latency = _figures(scope["method"], path, status)
             requests.inc()
             latency.observe(elapsed)
-            if path not in ("/healthz", "/metrics"):
+            if path not in ("/healthz", "/metrics") and log.isEnabledFor(logging.INFO):
                 log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
                                            "ms": round(elapsed * 1000, 2)})
             request_context.release(captured)

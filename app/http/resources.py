@@ -20,12 +20,12 @@ answer are declared here, and what the route validates with is what the document
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from pydantic import BaseModel
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, request_response
@@ -56,9 +56,11 @@ class Call:
     serialize: Serializer
     query: tuple[Param, ...] = ()
 
-    @property
-    def params(self) -> QueryParams:
-        return self.request.query_params
+    @functools.cached_property
+    def params(self) -> dict[str, str]:
+        """The query parameters, each its last value (as Starlette's `get` reads them), as a plain dict: a list
+        reads a dozen of them, and a dict's `get` is C."""
+        return dict(self.request.query_params)
 
     def arg(self, name: str) -> Any:
         """The declared query parameter `name`, validated (a 400 names it when it is not valid)."""

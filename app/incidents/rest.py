@@ -20,16 +20,19 @@ from app.users.models import Role, User
 FIELDS = ("name", "namespace", "title", "description", "severity", "status", "category", "affected_services",
           "affected_teams", "assignee", "reporter", "tags", "root_cause", "resolution", "data_classification")
 DATES = ("detected_at", "resolved_at", "created_at", "updated_at")
+# the JSON's keys in order, and the stored field each is read from (`duplicate_of`'s id is then replaced by a name)
+_KEYS = ("id", *FIELDS, "duplicate_of", *DATES)
+_STORED = ("_id", *FIELDS, "duplicate_of", *DATES)
 
 
 def incident_json(doc: dict[str, Any], canonicals: dict[str, str] | None = None) -> dict[str, Any]:
     """`canonicals`: the names of the canonicals the reader may see, by id (`service.canonical_names`);
     `duplicate_of` is null for any other, so a hidden canonical reads like none."""
-    get = doc.get  # (a page of 20 is built on every list request: C-level zips, not a loop per field)
-    out: dict[str, Any] = {"id": doc["_id"]}
-    out.update(zip(FIELDS, map(get, FIELDS)))
-    out["duplicate_of"] = canonicals.get(get("duplicate_of") or "") if canonicals else None
-    out.update(zip(DATES, map(get, DATES)))  # datetimes: the body writer writes them (isoz's format)
+    # a page of 20 is built on every list request: one C-level zip, not a loop per field; datetimes are left to
+    # the body writer (isoz's format)
+    out: dict[str, Any] = dict(zip(_KEYS, map(doc.get, _STORED)))
+    if out["duplicate_of"] is not None:
+        out["duplicate_of"] = canonicals.get(out["duplicate_of"]) if canonicals else None
     if "timeline" in doc:
         out["timeline"] = [{"id": e.get("id"), **{k: e[k] for k in ("type", "source", "message") if k in e},
                             "timestamp": e["timestamp"], "severity": e.get("severity"),
