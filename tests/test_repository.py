@@ -94,3 +94,33 @@ async def test_a_page_past_the_servers_reply_limit_is_read_whole(bk, tokens, mon
         assert await idle.to_list(None) == []  # no cursor left open
     finally:
         await bk.mongo.drop_collection(name)
+
+
+async def test_a_page_read_is_retried_once_after_a_lost_connection_not_after_its_deadline(bk, tokens, things,
+                                                                                           monkeypatch):
+    """As the driver's retryable reads: a connection lost (or a primary stepping down) mid-read is tried once
+    more; a read that ran out of its deadline is not (its caller answers DATABASE_UNAVAILABLE at once)."""
+    from pymongo.asynchronous.database import AsyncDatabase
+    from pymongo.errors import AutoReconnect, NetworkTimeout
+
+    real = AsyncDatabase.command
+    failures: list[Exception] = []
+
+    async def flaky(self, command, *args, **kwargs):
+        if next(iter(command)) == "find" and failures:
+            raise failures.pop(0)
+        return await real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncDatabase, "command", flaky)
+    repo = Repository("Thing", "THING_NOT_FOUND", ListSpec(ordering={"slug": "slug"}, default_ordering=("slug",)),
+                      collection=things)
+    admin = tokens["admin_user"]
+    failures[:] = [AutoReconnect("connection reset")]
+    assert len((await repo.page(bk, {}, admin)).items) == 3 and not failures
+    failures[:] = [AutoReconnect("connection reset"), AutoReconnect("connection reset again")]
+    with pytest.raises(AutoReconnect):
+        await repo.page(bk, {}, admin)
+    failures[:] = [NetworkTimeout("timed out"), AutoReconnect("never reached")]
+    with pytest.raises(NetworkTimeout):
+        await repo.page(bk, {}, admin)
+    assert len(failures) == 1
