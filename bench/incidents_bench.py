@@ -1,8 +1,9 @@
 """Benchmark: the timeline GET and the incident list GET through the API, against the same reads
 done directly with PyMongo, at a fixed concurrency. Prints requests/s, p50/p99, the API's CPU per
-request and the ratio.
+request and the ratio: the medians of --rounds runs of each, alternated (this VM's speed drifts by ±20 % from
+one run to the next), with each round's own ratio beside.
 
-    .venv/bin/python bench/incidents_bench.py [--concurrency 32] [--seconds 10] [--incidents 2000]
+    .venv/bin/python bench/incidents_bench.py [--concurrency 32] [--seconds 10] [--incidents 2000] [--rounds 3]
 
 It starts its own local stack in a temporary folder, the API under uvicorn (uvloop + httptools,
 one worker) and drives it with wrk from a separate process (apt-get install wrk). The PyMongo
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,11 +123,17 @@ def run_direct(kind: str, name: str, concurrency: int, seconds: int) -> dict:
     return json.loads(done.stdout)
 
 
+def median_of(runs: list[dict]) -> dict:
+    """Each figure's median over the rounds (the VM's speed drifts by ±20 % between runs)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--incidents", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3, help="API and PyMongo runs, alternated, per read")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -140,22 +148,34 @@ def main() -> None:
             pid = api_pid(int(base.rsplit(":", 1)[1]))
             for label, path, kind in (("timeline GET", f"/api/v1/incidents/{name}/timeline", "timeline"),
                                       ("incident list GET (page of 20)", LIST_PATH, "list")):
+                # the list's direct reads: the same count and page as the API, and the page alone (the API shares
+                # one count among concurrent requests, app/listing.py)
+                directs = [("PyMongo", kind)] + ([("page only", "page")] if kind == "list" else [])
+                api_runs: list[dict] = []
+                direct_runs: dict[str, list[dict]] = {what: [] for what, _ in directs}
                 run_wrk(base + path, token, args.concurrency, 2, lua)  # warm-up
-                cpu0 = cpu_seconds(pid)
-                api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
-                api_res["cpu_ms"] = 1000 * (cpu_seconds(pid) - cpu0) / max(api_res["rps"] * args.seconds, 1)
-                rows.append((label, api_res, [("PyMongo", run_direct(kind, name, args.concurrency, args.seconds))]))
-                if kind == "list":  # the same page without its count: the API shares one count (app/listing.py)
-                    rows[-1][2].append(("page only", run_direct("page", name, args.concurrency, args.seconds)))
+                for _ in range(args.rounds):  # alternated, so that a drift of the machine's speed hits both
+                    cpu0 = cpu_seconds(pid)
+                    api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
+                    api_res["cpu_ms"] = 1000 * (cpu_seconds(pid) - cpu0) / max(api_res["rps"] * args.seconds, 1)
+                    api_runs.append(api_res)
+                    for what, direct_kind in directs:
+                        direct_runs[what].append(run_direct(direct_kind, name, args.concurrency, args.seconds))
+                rows.append((label, api_runs, direct_runs))
     print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
-          f"{args.seconds}s per run, 1 uvicorn worker (uvloop, httptools), wrk -t2\n")
-    print(f"{'read':32} {'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'API CPU ms/req':>15}")
-    for label, a, directs in rows:
-        print(f"{label:32} {'API':9} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {a['errors']:7d} "
+          f"{args.seconds}s per run, {args.rounds} alternated rounds (medians), 1 uvicorn worker (uvloop, httptools), "
+          f"wrk -t2\n")
+    print(f"{'read':32} {'':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'API CPU ms/req':>15}")
+    for label, api_runs, direct_runs in rows:
+        a = median_of(api_runs)
+        print(f"{label:32} {'API':9} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {int(a['errors']):7d} "
               f"{a['cpu_ms']:15.3f}")
-        for what, d in directs:
-            print(f"{'':32} {what:9} {d['rps']:9.1f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f} {'':7}")
-            print(f"{'':32} {'ratio':9} {a['rps'] / d['rps'] if d['rps'] else float('inf'):9.2f}")
+        for what, runs in direct_runs.items():
+            d = median_of(runs)
+            each = [x["rps"] / y["rps"] for x, y in zip(api_runs, runs) if y["rps"]]
+            print(f"{'':32} {what:9} {d['rps']:9.1f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f}")
+            print(f"{'':32} {'ratio':9} {a['rps'] / d['rps'] if d['rps'] else float('inf'):9.2f}   "
+                  f"(each round: {', '.join(f'{r:.2f}' for r in each)})")
 
 
 if __name__ == "__main__":
