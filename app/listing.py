@@ -295,9 +295,9 @@ async def _read(collection: AsyncCollection, flt: dict[str, Any], projection: Ma
                 query: ListQuery) -> list[dict]:
     """The page's documents, by the `find` command itself: the driver's cursor layers cost about 0.05 ms a
     page, a tenth of a list request's CPU (docs/benchmarks.md). A first batch cut short by the server's 16 MiB
-    reply limit is read on from where it stopped, in the same session (`_find`); a read that
-    meets a lost connection or a primary that stepped down is tried once more, as the driver's retryable
-    reads are — not one that ran out of its deadline."""
+    reply limit is read on from where it stopped, in the same session (`_find`); a read that meets a lost
+    connection or a primary that stepped down is tried once more, as the driver's retryable reads are — not one
+    that ran out of its deadline."""
     cmd: dict[str, Any] = {"find": collection.name, "filter": flt, "sort": dict(query.sort), "skip": query.skip,
                            "limit": query.page_size}
     if projection is not None:
@@ -333,13 +333,20 @@ async def _find(collection: AsyncCollection, cmd: dict[str, Any]) -> list[dict]:
                 return docs
 
 
-@functools.lru_cache(maxsize=1024)  # the same list's next and previous links, asked on every page of it
 def _with_page(url: str, page: int | None) -> str:
+    # the same list's next and previous links are asked on every request for its pages; a long URL is not kept
+    return _with_page_kept(url, page) if len(url) <= 1024 else _with_page_made(url, page)
+
+
+def _with_page_made(url: str, page: int | None) -> str:
     parts = urlsplit(url)
     q = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
     if page is not None:
         q.append(("page", str(page)))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(q), ""))
+
+
+_with_page_kept = functools.lru_cache(maxsize=1024)(_with_page_made)
 
 
 def drf_response(url: str, page: Page, results: list[Any]) -> dict[str, Any]:

@@ -19,7 +19,10 @@ from starlette.routing import BaseRoute, Match, Router
 from starlette.types import Receive, Scope, Send
 
 DEPTH = 3  # /api/v1/incidents/…: the first three segments name a resource
-_CANDIDATES_MAX = 4096  # request paths' leading segments remembered (bounded: paths are the caller's to choose)
+# request paths' leading segments remembered with their candidates: at most this many, each at most so long (paths
+# are the caller's to choose)
+_CANDIDATES_MAX = 4096
+_KEY_MAX_CHARS = 200
 
 
 def literal_segments(path: str) -> tuple[str, ...]:
@@ -33,6 +36,8 @@ def literal_segments(path: str) -> tuple[str, ...]:
 
 
 class IndexedRouter(Router):
+    """Starlette's Router, trying for each request only the routes filed under its path's first segments."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._filed: dict[tuple[str, ...], list[tuple[int, BaseRoute]]] = {}
@@ -57,9 +62,10 @@ class IndexedRouter(Router):
         if found is None:
             filed = [entry for k in range(len(parts) + 1) for entry in self._filed.get(parts[:k], ())]
             found = [route for _, route in sorted(filed, key=lambda entry: entry[0])]
-            if len(self._candidates) >= _CANDIDATES_MAX:
-                self._candidates.clear()
-            self._candidates[parts] = found
+            if sum(map(len, parts)) <= _KEY_MAX_CHARS:  # a long path is the caller's: worked out, not kept
+                if len(self._candidates) >= _CANDIDATES_MAX:
+                    self._candidates.clear()
+                self._candidates[parts] = found
         return found
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
