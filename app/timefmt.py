@@ -49,3 +49,12 @@ def drf_duration(seconds: float | None) -> str | None:
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{days} {clock}" if days else clock
+
+
+def for_body(dt: datetime | None) -> datetime | str | None:
+    """A timestamp as a response body carries it to `app.http.responses.dumps` (every HTTP and WebSocket body):
+    a UTC or naive datetime as it is, since that writer writes `isoz`'s text for it, in C; any other as `isoz`'s
+    text, now."""
+    if dt is None or dt.tzinfo in _UTC:
+        return dt
+    return isoz(dt)

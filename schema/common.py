@@ -13,7 +13,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from app.errors import ValidationFailed, pydantic_details
 from app.listing import Page
-from app.timefmt import isoz
+from app.timefmt import for_body, isoz
 from app.users.models import Classification
 
 T = TypeVar("T")
@@ -44,8 +44,9 @@ def _parse_datetime(value: Any) -> datetime:
     return datetime.fromisoformat(value)  # any offset; the input models convert to UTC
 
 
-# Every datetime in the schema: UTC with a `Z`, exactly as REST writes it (`2026-11-23T09:04:12.084000Z`).
-UtcDateTime = strawberry.scalar(datetime, name="DateTime", serialize=isoz, parse_value=_parse_datetime,
+# Every datetime in the schema: UTC with a `Z`, exactly as REST writes it (`2026-11-23T09:04:12.084000Z`), by the
+# same writer: a page's timestamps are left to the body's JSON writer (`for_body`), as REST's are.
+UtcDateTime = strawberry.scalar(datetime, name="DateTime", serialize=for_body, parse_value=_parse_datetime,
                                 description="An ISO 8601 date and time. Output is always UTC with a `Z` "
                                             "(`2026-11-23T09:04:12.084000Z`); input may carry any offset.")
 

@@ -49,3 +49,18 @@ def test_small_floats_are_the_same_numbers():
 def test_what_orjson_refuses_is_written_the_old_way():
     body = {"beyond_64_bits": 2 ** 70}
     assert dumps(body) == _old(body) == b'{"beyond_64_bits":1180591620717411303424}'
+
+
+def test_a_body_carries_a_timestamp_as_its_writer_writes_it():
+    """`for_body` (GraphQL's DateTime scalar): a UTC or naive datetime left to the body writer, any other offset
+    written as UTC text at once — the same bytes as `isoz` either way."""
+    from datetime import timedelta
+
+    from app.timefmt import for_body
+
+    moment = datetime(2026, 3, 19, 15, 20, 0, 123000)
+    for dt in (moment, moment.replace(tzinfo=timezone.utc), moment.replace(tzinfo=bson_utc)):
+        assert for_body(dt) is dt and dumps({"at": for_body(dt)}) == f'{{"at":"{isoz(dt)}"}}'.encode()
+    plus_two = moment.replace(tzinfo=timezone(timedelta(hours=2)))
+    assert for_body(plus_two) == isoz(plus_two) == "2026-03-19T13:20:00.123000Z"
+    assert for_body(None) is None
