@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from graphql import GraphQLLeafType, GraphQLList, GraphQLNonNull, GraphQLObjectType, is_leaf_type
+from graphql import (GraphQLBoolean, GraphQLID, GraphQLLeafType, GraphQLList, GraphQLNonNull, GraphQLObjectType,
+                     GraphQLString, is_leaf_type)
 from graphql.pyutils import Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -28,12 +29,20 @@ _REFUSED = object()  # the fast path declines: graphql-core's own path answers (
 Plan = Callable[[Any], Any]
 
 
+# built-in scalars whose coercion answers a value of this exact Python type with the value itself (String and ID a
+# str, Boolean a bool): that value is the answer, with no call (Int and Float check their range: coerced)
+_ITSELF = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+
+
 def _leaf(kind: GraphQLLeafType, nullable: bool) -> Callable[[Any], Any]:
     coerce = kind.coerce_output_value
+    itself = _ITSELF.get(kind)
 
     def complete(value: Any) -> Any:
         if value is None:
             return None if nullable else _REFUSED
+        if type(value) is itself:
+            return value
         out = coerce(value)
         return _REFUSED if out is None or out is Undefined else out
     return complete
@@ -102,13 +111,26 @@ class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
         except Exception:  # noqa: BLE001 - graphql-core's path raises it, located
             return _REFUSED
 
+    def _object_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[tuple[str, Plan]] | None:
+        """The plans of an object's selected fields, when all are plain leaves. graphql-core collects a list's
+        items' field set once, so the items of a page share it: looked up here by its identity, per request."""
+        kept = self.__dict__.setdefault("_object_plans", {})
+        entry = kept.get(id(grouped_field_set))
+        if entry is None or entry[0] is not grouped_field_set or entry[1] is not parent_type:
+            plans = [(name, self._plan_for(parent_type, details[0].node)) for name, details in grouped_field_set.items()]
+            entry = kept[id(grouped_field_set)] = (grouped_field_set, parent_type,
+                                                   None if any(p is None for _, p in plans) else plans)
+        return entry[2]
+
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
         """An object whose selected fields are all plain leaves: its answer at once (no path, no awaitable
         bookkeeping per field); else graphql-core's, each field through `execute_field`."""
+        plans = self._object_plan(parent_type, grouped_field_set)
+        if plans is None:
+            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         results: dict[str, Any] = {}
-        for response_name, field_details_list in grouped_field_set.items():
-            plan = self._plan_for(parent_type, field_details_list[0].node)
-            value = _REFUSED if plan is None else self._run(plan, source_value)
+        for response_name, plan in plans:
+            value = self._run(plan, source_value)
             if value is _REFUSED:
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
             results[response_name] = value

@@ -30,6 +30,8 @@ class Item:
     tags: list[Optional[str]]
     count: int
     at: datetime
+    flag: bool
+    key: strawberry.ID
 
     @strawberry.field
     def shout(self, times: int = 1) -> str:
@@ -37,11 +39,13 @@ class Item:
 
 
 GOOD = dict(name="a", note=None, level=Level.HIGH, levels=[Level.LOW, Level.HIGH], tags=["x", None], count=3,
-            at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+            at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), flag=True, key="k1")
 BROKEN = [Item(**{**GOOD, "name": None}),                     # null for a non-null leaf
           Item(**{**GOOD, "count": "many"}),                  # a value the scalar refuses
           Item(**{**GOOD, "levels": [Level.LOW, None]}),      # null inside a list of non-null leaves
-          Item(**{**GOOD, "level": "MEDIUM"})]                # not a value of the enum
+          Item(**{**GOOD, "level": "MEDIUM"}),                # not a value of the enum
+          Item(**{**GOOD, "flag": "yes"})]                    # a value Boolean refuses
+ODD = Item(**{**GOOD, "name": 5, "flag": 1, "key": 7})        # not the scalars' own Python types, but coerced
 
 
 @strawberry.type
@@ -54,6 +58,10 @@ class Query:
     def broken(self, n: int) -> Optional[Item]:
         return BROKEN[n]
 
+    @strawberry.field
+    def odd(self) -> Item:
+        return ODD
+
 
 def schemas():
     kw = dict(query=Query, scalar_overrides={datetime: UtcDateTime})
@@ -61,12 +69,13 @@ def schemas():
 
 
 DOCUMENTS = [
-    "{ items { name note level levels tags count at } }",
+    "{ items { name note level levels tags count at flag key } }",
     "{ items { n: name name again: name shout loud: shout(times: 2) __typename } }",
     "{ items { ...F } } fragment F on Item { level ... on Item { levels tags } }",
     "query($s: Boolean!) { items { name note @skip(if: $s) count @include(if: $s) } }",
-    *[f"{{ broken(n: {n}) {{ name count level levels }} }}" for n in range(len(BROKEN))],
+    *[f"{{ broken(n: {n}) {{ name count level levels flag key }} }}" for n in range(len(BROKEN))],
     "{ a: broken(n: 0) { name } b: items { name } }",
+    "{ odd { name flag key count } }",
 ]
 
 
