@@ -8,8 +8,9 @@ of 20 incidents with 20 fields is most of the request (bench/graphql_bench.py).
 A *plain leaf* is a field Strawberry resolves by reading an attribute (no resolver, no field extension —
 so no guard: guards sit on root fields, schema/permissions.py), with no arguments, no middleware and a
 scalar or enum type, or a list of them, nullable or not. `LeafFastPath` answers those by reading the
-attribute and coercing it as graphql-core would (`coerce_output_value`), the plan per (type, field) made
-once per process. Anything else — and a plain leaf whose value is not what its type allows (a null where
+attribute and coercing it as graphql-core would (`coerce_output_value`; a String or ID that is a str, a
+Boolean that is a bool, is its own answer), the plan per (type, field) made once per process and an object's
+plans looked up once per selected field set (the items of a list share one). Anything else — and a plain leaf whose value is not what its type allows (a null where
 one is not allowed, a value the scalar refuses) — takes graphql-core's own path, which raises the error it
 always raised, located as always. The answer is the same document; only the work per field differs.
 """
