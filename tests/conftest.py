@@ -25,6 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 OIDC_ISSUER, OIDC_AUDIENCE = "https://sso.test.invalid", "ikl-test"  # the suite's SSO provider
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    # a TERM (a CI job's timeout, `timeout`, dev.py passing one on) unwinds the run as Ctrl-C does, so the session's
+    # stack is stopped: by default Python dies at once, and MongoDB and Valkey were left running
+    signal.signal(signal.SIGTERM, _terminated)
+
+
 @pytest.fixture(scope="session")
 def stack():
     root = Path(tempfile.mkdtemp(prefix="ikl-test-"))
