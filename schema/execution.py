@@ -10,9 +10,9 @@ so no guard: guards sit on root fields, schema/permissions.py), with no argument
 scalar or enum type, or a list of them, nullable or not. `LeafFastPath` answers those by reading the
 attribute and coercing it as graphql-core would (`coerce_output_value`; a String or ID that is a str, a
 Boolean that is a bool, is its own answer), the plan per (type, field) made once per process and an object's
-plans looked up once per selected field set (the items of a list share one). Anything else — and a plain leaf whose value is not what its type allows (a null where
-one is not allowed, a value the scalar refuses) — takes graphql-core's own path, which raises the error it
-always raised, located as always. The answer is the same document; only the work per field differs.
+plans looked up once per selected field set (the items of a list share one). Anything else — and a plain
+leaf whose value is not what its type allows (a null where one is not allowed, a value the scalar refuses) —
+takes graphql-core's own path, which raises the error it always raised, located as always. The answer is the same document; only the work per field differs.
 """
 
 from __future__ import annotations
@@ -116,12 +116,12 @@ class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
         """The plans of an object's selected fields, when all are plain leaves. graphql-core collects a list's
         items' field set once, so the items of a page share it: looked up here by its identity, per request."""
         kept = self.__dict__.setdefault("_object_plans", {})
-        entry = kept.get(id(grouped_field_set))
-        if entry is None or entry[0] is not grouped_field_set or entry[1] is not parent_type:
-            plans = [(name, self._plan_for(parent_type, details[0].node)) for name, details in grouped_field_set.items()]
-            entry = kept[id(grouped_field_set)] = (grouped_field_set, parent_type,
-                                                   None if any(p is None for _, p in plans) else plans)
-        return entry[2]
+        key = (id(grouped_field_set), parent_type.name)
+        if key not in kept:  # the set is kept with its plans, so its id is not reused during the request
+            plans = [(name, self._plan_for(parent_type, details[0].node))
+                     for name, details in grouped_field_set.items()]
+            kept[key] = (grouped_field_set, None if any(p is None for _, p in plans) else plans)
+        return kept[key][1]
 
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
         """An object whose selected fields are all plain leaves: its answer at once (no path, no awaitable

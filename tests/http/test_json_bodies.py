@@ -1,6 +1,6 @@
 """Response bodies (app/http/responses.dumps): orjson, the same bytes json.dumps wrote before — text in any
-script, escapes, floats, timestamps as `isoz` writes them — but for the spelling of very small floats (`1e-7`, was `1e-07`: the
-same number to any JSON reader), and what orjson refuses still answered the old way."""
+script, escapes, floats, timestamps as `isoz` writes them — but for the spelling of very small floats (`1e-7`,
+was `1e-07`: the same number to any JSON reader), and what orjson refuses still answered the old way."""
 
 from __future__ import annotations
 
