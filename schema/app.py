@@ -5,7 +5,7 @@ Order of work, cheapest first, each step refusing before the next costs anything
 2. the body, read up to `max_body_bytes`, JSON checked by app.jsonsafe, an object;
 3. the document, parsed with a token limit (cached by text);
 4. its limits — depth, aliases, cost, repeats, root fields — measured without expanding
-   fragments (schema/limits.py);
+   fragments (schema/limits.py; a document within them remembered by text and variables);
 5. the rate limit, one unit per root field of the operation by class (read, write, search);
 6. validation (cached by text), then execution by Strawberry;
 7. the response, refused (RESPONSE_TOO_LARGE) when its JSON would pass `graphql_max_response_bytes`.
@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse, validate
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,7 +39,7 @@ from app.jsonsafe import JSONRejected, loads
 from app.settings import Settings
 from app.users.models import User
 from schema.context import Context
-from schema.limits import LimitExceeded, Limits, analyse, select_operation
+from schema.limits import Analysis, LimitExceeded, Limits, analyse, select_operation
 from schema.schema import SEARCH_FIELDS, schema
 
 
@@ -73,6 +75,37 @@ def _parse(query: str, max_tokens: int) -> DocumentNode | GraphQLError:
 def _validate(query: str, document: DocumentNode) -> list[GraphQLError]:
     """graphql-core's rules, cached by query text (the document of a cached text is the cached one)."""
     return (_validate_cached if len(query) <= CACHED_QUERY_CHARS else _validate_uncached)(query, document)
+
+
+CACHED_VARIABLES_BYTES = 2_048  # an operation whose variables are longer is measured each time
+CACHED_ANALYSES = 256
+_analyses: OrderedDict[tuple, Analysis] = OrderedDict()  # (query, operation, variables, limits) -> its analysis
+
+
+def _analyse(document: DocumentNode, operation: OperationDefinitionNode, query: str, operation_name: str | None,
+             variables: dict[str, Any] | None, limits: Limits) -> Analysis:
+    """`analyse()` of the operation, remembered for a text cached by `_parse` with the same variables (the
+    figures are a function of the document, the variables and the limits): a client's repeated query is
+    measured once per process. Only a document within the limits is remembered; a refused one is measured
+    each time (raises LimitExceeded)."""
+    key = None
+    if len(query) <= CACHED_QUERY_CHARS:
+        try:
+            sent = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+        except (TypeError, orjson.JSONEncodeError):
+            sent = None
+        if sent is not None and len(sent) <= CACHED_VARIABLES_BYTES:
+            key = (query, operation_name, sent, limits)
+            if (known := _analyses.get(key)) is not None:
+                _analyses.move_to_end(key)
+                return known
+    analysis = analyse(schema._schema, document, operation=operation, variables=variables, limits=limits,
+                       search_fields=SEARCH_FIELDS)
+    if key is not None:
+        _analyses[key] = analysis
+        if len(_analyses) > CACHED_ANALYSES:
+            _analyses.popitem(last=False)
+    return analysis
 
 
 async def _request_data(request: Request) -> dict[str, Any]:
@@ -198,8 +231,7 @@ async def check_operation(bk: Backends, user: User, data: dict[str, Any], *, met
         raise Refused.one(405, "Only queries may be sent with GET; use POST", "METHOD_NOT_ALLOWED",
                           headers={"Allow": "POST"})
     try:
-        analysis = analyse(schema._schema, document, operation=operation, variables=variables,
-                           limits=limits_from(settings), search_fields=SEARCH_FIELDS)
+        analysis = _analyse(document, operation, query, operation_name, variables, limits_from(settings))
     except LimitExceeded as exc:
         raise Refused.one(400, exc.message, exc.code, exc.details) from None
 

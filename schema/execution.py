@@ -17,17 +17,30 @@ takes graphql-core's own path, which raises the error it always raised, located 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from graphql import (GraphQLBoolean, GraphQLID, GraphQLLeafType, GraphQLList, GraphQLNonNull, GraphQLObjectType,
                      GraphQLString, is_leaf_type)
 from graphql.pyutils import Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 
 _NO_PLAN = object()
 _REFUSED = object()  # the fast path declines: graphql-core's own path answers (and raises what it raises)
-Plan = Callable[[Any], Any]
+Complete = Callable[[Any], Any]
+
+
+class Leaf(NamedTuple):
+    """How one plain leaf is answered: `read(source, attr)`, then the value itself when its type is `itself`, else
+    `complete(value)` (_REFUSED when graphql-core's path must answer)."""
+    read: Callable[[Any, str], Any]
+    attr: str
+    itself: type | None
+    complete: Complete
+
+    def answer(self, source: Any) -> Any:
+        value = self.read(source, self.attr)
+        return value if type(value) is self.itself else self.complete(value)
 
 
 # built-in scalars whose coercion answers a value of this exact Python type with the value itself (String and ID a
@@ -35,8 +48,26 @@ Plan = Callable[[Any], Any]
 _ITSELF = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
 
-def _leaf(kind: GraphQLLeafType, nullable: bool) -> Callable[[Any], Any]:
+def _coerce(kind: GraphQLLeafType) -> Complete:
+    """The leaf's coercion, graphql-core's, but for a Strawberry enum's own members: their names looked up in a
+    table (Strawberry's coercion compares the member with each value of the enum in turn)."""
     coerce = kind.coerce_output_value
+    if not isinstance(kind, CustomGraphQLEnumType):
+        return coerce
+    wrapped, names = kind.wrapped_cls, {}
+    for member in wrapped:
+        found = next((name for name, v in kind.values.items() if member.value == v.value), None)
+        if found is not None:
+            names[member] = found
+
+    def coerce_enum(value: Any) -> Any:
+        return names[value] if type(value) is wrapped and value in names else coerce(value)
+    return coerce_enum
+
+
+def _leaf(kind: GraphQLLeafType, nullable: bool) -> tuple[type | None, Complete]:
+    """(the Python type that is its own answer, how any other value is completed) for a leaf of `kind`."""
+    coerce = _coerce(kind)
     itself = _ITSELF.get(kind)
 
     def complete(value: Any) -> Any:
@@ -46,12 +77,13 @@ def _leaf(kind: GraphQLLeafType, nullable: bool) -> Callable[[Any], Any]:
             return value
         out = coerce(value)
         return _REFUSED if out is None or out is Undefined else out
-    return complete
+    return itself, complete
 
 
-def completion(kind: Any) -> Callable[[Any], Any] | None:
-    """How to complete a value of `kind` without graphql-core's machinery: a leaf, or a list of leaves
-    (each nullable or not); None for anything else."""
+def completion(kind: Any) -> tuple[type | None, Complete] | None:
+    """How to complete a value of `kind` without graphql-core's machinery — (the Python type that is its own
+    answer, or None; the completion of any other value) — for a leaf or a list of leaves (each nullable or not);
+    None for anything else."""
     nullable = not isinstance(kind, GraphQLNonNull)
     inner = kind if nullable else kind.of_type
     if is_leaf_type(inner):
@@ -63,22 +95,24 @@ def completion(kind: Any) -> Callable[[Any], Any] | None:
     item = item if item_nullable else item.of_type
     if not is_leaf_type(item):
         return None
-    one = _leaf(item, item_nullable)
+    same, one = _leaf(item, item_nullable)
 
     def complete_list(value: Any) -> Any:
         if value is None:
             return None if nullable else _REFUSED
         if isinstance(value, (str, bytes, dict)):
             return _REFUSED
+        if type(value) is list and same is not None and all(type(v) is same for v in value):
+            return value  # every item its own answer (a list of str for [String!]): the list as it is
         out = [one(v) for v in value]
         return _REFUSED if any(v is _REFUSED for v in out) else out
-    return complete_list
+    return None, complete_list
 
 
 class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
     """The execution context of the schema (module docstring)."""
 
-    def _plan(self, parent_type: GraphQLObjectType, name: str) -> Plan | None:
+    def _plan(self, parent_type: GraphQLObjectType, name: str) -> Leaf | None:
         field_def = self.schema.get_field(parent_type, name)
         if field_def is None or field_def.args or not getattr(field_def.resolve, "_is_default", False):
             return None
@@ -86,16 +120,12 @@ class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
                 self.middleware_manager.get_field_resolver(field_def.resolve) is not field_def.resolve:
             return None
         field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-        complete = completion(field_def.type)
-        if field is None or complete is None or field.base_resolver is not None or field.extensions:
+        how = completion(field_def.type)
+        if field is None or how is None or field.base_resolver is not None or field.extensions:
             return None
-        read, python_name = field.default_resolver, field.python_name
+        return Leaf(field.default_resolver, field.python_name, *how)
 
-        def plan(source: Any) -> Any:
-            return complete(read(source, python_name))
-        return plan
-
-    def _plan_for(self, parent_type: GraphQLObjectType, node: Any) -> Plan | None:
+    def _plan_for(self, parent_type: GraphQLObjectType, node: Any) -> Leaf | None:
         if node.arguments:
             return None
         plans = self.schema.__dict__.setdefault("_leaf_plans", {})  # per schema, made once per process
@@ -105,14 +135,7 @@ class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
             plan = plans[key] = self._plan(parent_type, node.name.value)
         return plan
 
-    @staticmethod
-    def _run(plan: Plan, source: Any) -> Any:
-        try:
-            return plan(source)
-        except Exception:  # noqa: BLE001 - graphql-core's path raises it, located
-            return _REFUSED
-
-    def _object_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[tuple[str, Plan]] | None:
+    def _object_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[tuple[str, Leaf]] | None:
         """The plans of an object's selected fields, when all are plain leaves. graphql-core collects a list's
         items' field set once, so the items of a page share it: looked up here by its identity, per request."""
         kept = self.__dict__.setdefault("_object_plans", {})
@@ -125,22 +148,33 @@ class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
 
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
         """An object whose selected fields are all plain leaves: its answer at once (no path, no awaitable
-        bookkeeping per field); else graphql-core's, each field through `execute_field`."""
+        bookkeeping, no call per field for a value that is its own answer); else graphql-core's, each field
+        through `execute_field`. A leaf the fast path refuses, or one that raises, sends the whole object down
+        graphql-core's path, which raises the error it always raised, located."""
         plans = self._object_plan(parent_type, grouped_field_set)
-        if plans is None:
-            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-        results: dict[str, Any] = {}
-        for response_name, plan in plans:
-            value = self._run(plan, source_value)
-            if value is _REFUSED:
-                return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-            results[response_name] = value
-        return results
+        if plans is not None:
+            results: dict[str, Any] = {}
+            try:
+                for response_name, (read, attr, itself, complete) in plans:
+                    value = read(source_value, attr)
+                    if type(value) is not itself:
+                        value = complete(value)
+                        if value is _REFUSED:
+                            break
+                    results[response_name] = value
+                else:
+                    return results
+            except Exception:  # noqa: BLE001, S110 - graphql-core's path raises it, located
+                pass
+        return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
 
     def execute_field(self, parent_type, source, field_details_list, path, position_context):  # type: ignore[override]
         plan = self._plan_for(parent_type, field_details_list[0].node)
         if plan is not None:
-            value = self._run(plan, source)
+            try:
+                value = plan.answer(source)
+            except Exception:  # noqa: BLE001 - graphql-core's path raises it, located
+                value = _REFUSED
             if value is not _REFUSED:
                 return value
         return super().execute_field(parent_type, source, field_details_list, path, position_context)

@@ -186,6 +186,22 @@ async def test_thirty_aliased_statistics_are_refused_at_once(client, admin, usag
     assert time.perf_counter() - started < 2.0
 
 
+async def test_a_remembered_measure_is_per_variables(client, admin):
+    """A document's measure is remembered by its text and its variables (schema/app.py `_analyse`): the same text
+    with variables past the limits is refused every time, between accepted runs of it with small ones."""
+    query = "query($n: Int!, $e: Int!) { incidents(pageSize: $n) { results { name timeline(limit: $e) { id } } } }"
+    for _ in range(2):
+        for n, e, ok in ((2, 1, True), (100, 1000, False), (2, 1, True), (100, 1000, False)):
+            r = await client.post("/graphql", headers=admin, json={"query": query, "variables": {"n": n, "e": e}})
+            if ok:
+                assert r.status_code == 200 and "errors" not in r.json(), r.text[:300]
+            else:
+                assert r.status_code == 400 and code_of(r) == "QUERY_TOO_COSTLY", r.text[:300]
+    # a value of another JSON type is another key, and is refused by validation as before
+    r = await client.post("/graphql", headers=admin, json={"query": query, "variables": {"n": "2", "e": 1}})
+    assert r.status_code == 200 and r.json()["errors"], r.text[:300]
+
+
 @pytest.mark.parametrize("field", ["knowledgeBaseStatistics { totalArticles }", "postmortemStatistics { totalPostmortems }",
                                    "recommendationStatistics { totalRecommendations }",
                                    "learningPatternStatistics { totalPatterns }"])
