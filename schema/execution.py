@@ -9,10 +9,14 @@ A *plain leaf* is a field Strawberry resolves by reading an attribute (no resolv
 so no guard: guards sit on root fields, schema/permissions.py), with no arguments, no middleware and a
 scalar or enum type, or a list of them, nullable or not. `LeafFastPath` answers those by reading the
 attribute and coercing it as graphql-core would (`coerce_output_value`; a String or ID that is a str, a
-Boolean that is a bool, is its own answer), the plan per (type, field) made once per process and an object's
-plans looked up once per selected field set (the items of a list share one). Anything else — and a plain
-leaf whose value is not what its type allows (a null where one is not allowed, a value the scalar refuses) —
-takes graphql-core's own path, which raises the error it always raised, located as always. The answer is the same document; only the work per field differs.
+Boolean that is a bool, is its own answer with no call; a Strawberry enum's member named from a table), the
+plan per (type, field) made once per process and an object's plans looked up once per selected field set
+(the items of a list share one). An object whose selected fields are all plain leaves is answered in one
+loop, and a list of such objects (a page's `results`) item by item in another, without graphql-core's
+completion per item. Anything else — and a plain leaf whose value is not what its type allows (a null where
+one is not allowed, a value the scalar refuses), an item that is null where none is allowed or not of its
+type — takes graphql-core's own path, which raises the error it always raised, located as always. The answer
+is the same document; only the work per field differs.
 """
 
 from __future__ import annotations
@@ -146,27 +150,62 @@ class LeafFastPath(StrawberryGraphQLCoreExecutionContext):
             kept[key] = (grouped_field_set, None if any(p is None for _, p in plans) else plans)
         return kept[key][1]
 
+    @staticmethod
+    def _answer(plans: list[tuple[str, Leaf]], source: Any) -> Any:
+        """The object's answer by its plans, or _REFUSED when a leaf is refused or raises."""
+        results: dict[str, Any] = {}
+        try:
+            for response_name, (read, attr, itself, complete) in plans:
+                value = read(source, attr)
+                if type(value) is not itself:
+                    value = complete(value)
+                    if value is _REFUSED:
+                        return _REFUSED
+                results[response_name] = value
+        except Exception:  # noqa: BLE001 - graphql-core's path raises it, located
+            return _REFUSED
+        return results
+
     def execute_fields(self, parent_type, source_value, path, grouped_field_set, position_context):  # type: ignore[override]
         """An object whose selected fields are all plain leaves: its answer at once (no path, no awaitable
         bookkeeping, no call per field for a value that is its own answer); else graphql-core's, each field
         through `execute_field`. A leaf the fast path refuses, or one that raises, sends the whole object down
         graphql-core's path, which raises the error it always raised, located."""
         plans = self._object_plan(parent_type, grouped_field_set)
-        if plans is not None:
-            results: dict[str, Any] = {}
-            try:
-                for response_name, (read, attr, itself, complete) in plans:
-                    value = read(source_value, attr)
-                    if type(value) is not itself:
-                        value = complete(value)
-                        if value is _REFUSED:
-                            break
-                    results[response_name] = value
-                else:
-                    return results
-            except Exception:  # noqa: BLE001, S110 - graphql-core's path raises it, located
-                pass
+        if plans is not None and (answer := self._answer(plans, source_value)) is not _REFUSED:
+            return answer
         return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+
+    def complete_iterable_value(self, item_type, field_details_list, info, path, items, position_context):  # type: ignore[override]
+        """A list of objects (a page's `results`) whose selected fields are all plain leaves: each item answered
+        as `execute_fields` answers it, without graphql-core's completion per item; else graphql-core's own."""
+        answered = self._leaf_objects(item_type, field_details_list, info, path, items, position_context)
+        if answered is not None:
+            return answered
+        return super().complete_iterable_value(item_type, field_details_list, info, path, items, position_context)
+
+    def _leaf_objects(self, item_type, field_details_list, info, path, items, position_context) -> list | None:
+        nullable = not isinstance(item_type, GraphQLNonNull)
+        object_type = item_type if nullable else item_type.of_type
+        if type(items) is not list or position_context is not None or not isinstance(object_type, GraphQLObjectType) \
+                or self.get_stream_usage(field_details_list, path) is not None:
+            return None
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, field_details_list)
+        plans = None if new_defer_usages else self._object_plan(object_type, grouped_field_set)
+        if plans is None:
+            return None
+        is_type_of = object_type.is_type_of
+        out = []
+        for item in items:
+            if item is None and nullable:
+                out.append(None)
+                continue
+            if item is None or (is_type_of is not None and is_type_of(item, info) is not True):
+                return None  # graphql-core's path raises the error, located
+            if (answer := self._answer(plans, item)) is _REFUSED:
+                return None
+            out.append(answer)
+        return out
 
     def execute_field(self, parent_type, source, field_details_list, path, position_context):  # type: ignore[override]
         plan = self._plan_for(parent_type, field_details_list[0].node)

@@ -48,8 +48,38 @@ BROKEN = [Item(**{**GOOD, "name": None}),                     # null for a non-n
 ODD = Item(**{**GOOD, "name": 5, "flag": 1, "key": 7})        # not the scalars' own Python types, but coerced
 
 
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Thing(Named):
+    size: int
+
+
 @strawberry.type
 class Query:
+    @strawberry.field
+    def broken_list(self) -> list[Item]:  # an item's leaf refused: the whole list takes graphql-core's path
+        return [Item(**GOOD), BROKEN[0]]
+
+    @strawberry.field
+    def maybe_items(self) -> list[Optional[Item]]:
+        return [Item(**GOOD), None]
+
+    @strawberry.field
+    def strict_items(self) -> list[Item]:  # a null item where none is allowed
+        return [Item(**GOOD), None]
+
+    @strawberry.field
+    def things(self) -> list[Named]:  # an abstract item type
+        return [Thing(name="t", size=2)]
+
+    @strawberry.field
+    def typed(self) -> list[Thing]:  # an item of another type than declared
+        return [Thing(name="t", size=2), Item(**GOOD)]
+
     @strawberry.field
     def items(self) -> list[Item]:
         return [Item(**GOOD), Item(**{**GOOD, "name": "b", "note": "n", "tags": []})]
@@ -76,6 +106,10 @@ DOCUMENTS = [
     *[f"{{ broken(n: {n}) {{ name count level levels flag key }} }}" for n in range(len(BROKEN))],
     "{ a: broken(n: 0) { name } b: items { name } }",
     "{ odd { name flag key count } }",
+    "{ brokenList { name count } maybeItems { name level } }",
+    "{ strictItems { name } }",
+    "{ things { name ... on Thing { size } } typed { name size } }",
+    "{ items { name } again: items { name level } }",
 ]
 
 
