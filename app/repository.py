@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 from app import classification
 from app.backends import Backends
 from app.errors import NotFound
-from app.listing import ListSpec, Page, fetch_page, parse_list_params
+from app.listing import ListSpec, Page, fetch_page, find_one, parse_list_params
 from app.users.models import User
 
 Rule = Callable[[User], dict[str, Any]]  # the MongoDB filter of what a user may see
@@ -58,7 +58,7 @@ class Repository:
                    where: Mapping[str, Any] | None = None, projection: Mapping[str, Any] | None = None) -> dict | None:
         """The document whose `by` (the repository's key) is `key` (and that matches `where`) if `user` may
         see it, else None."""
-        return await self.coll(bk).find_one(self.visible(user, {by or self.key: key}, where), projection)
+        return await find_one(self.coll(bk), self.visible(user, {by or self.key: key}, where), projection)
 
     async def get(self, bk: Backends, key: Any, user: User | None, *, by: str | None = None,
                   where: Mapping[str, Any] | None = None, projection: Mapping[str, Any] | None = None) -> dict:

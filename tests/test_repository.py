@@ -124,3 +124,31 @@ async def test_a_page_read_is_retried_once_after_a_lost_connection_not_after_its
     with pytest.raises(NetworkTimeout):
         await repo.page(bk, {}, admin)
     assert len(failures) == 1
+    # a document by its key (the `find` command too, app/listing.py find_one): the same rule
+    failures[:] = [AutoReconnect("connection reset")]
+    assert (await repo.get(bk, "i", admin))["slug"] == "internal-one" and not failures
+    failures[:] = [AutoReconnect("connection reset"), AutoReconnect("connection reset again")]
+    with pytest.raises(AutoReconnect):
+        await repo.get(bk, "i", admin)
+    failures[:] = [NetworkTimeout("timed out"), AutoReconnect("never reached")]
+    with pytest.raises(NetworkTimeout):
+        await repo.get(bk, "i", admin)
+
+
+async def test_a_document_is_read_as_find_one_reads_it_and_leaves_no_cursor(bk, tokens, things):
+    repo = Repository("Thing", "THING_NOT_FOUND", collection=things, key="slug")
+    admin = tokens["admin_user"]
+    for slug in ("public-one", "restricted-one"):
+        flt = repo.visible(admin, {"slug": slug})
+        assert await repo.find(bk, slug, admin) == await bk.mongo[things].find_one(flt)
+        assert await repo.find(bk, slug, admin, projection={"status": 1}) == \
+            await bk.mongo[things].find_one(flt, {"status": 1})
+    assert await repo.find(bk, "nope", admin) is None
+    # several documents match: the first, as find_one answers, and no cursor is left open for the others
+    assert (await repo.find(bk, "PUBLISHED", admin, by="status"))["_id"] == \
+        (await bk.mongo[things].find_one({"status": "PUBLISHED"}))["_id"]
+    idle = await bk.mongo.client.admin.aggregate([{"$currentOp": {"idleCursors": True}}, {"$match": {
+        "type": "idleCursor", "ns": f"{bk.mongo.name}.{things}"}}])
+    assert await idle.to_list(None) == []
+    # the service's database makes each collection once (app/backends.py Database)
+    assert bk.mongo[things] is bk.mongo[things] and bk.mongo.incidents is bk.mongo["incidents"]

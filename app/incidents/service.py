@@ -22,7 +22,7 @@ from app.incidents.hooks import Happened
 from app.indexing import outbox
 from app.listing import Filter, ListSpec, Page
 from app.repository import Repository
-from app.timefmt import isoz, utcnow
+from app.timefmt import for_body, utcnow
 from app.users.models import Classification, Role, User, require_role
 from indexers import incidents as incidents_index
 
@@ -348,7 +348,7 @@ async def timeline(bk: Backends, *, name: str, user: User) -> dict[str, Any]:
     doc = await get_incident(bk, name=name, user=user, projection={"name": 1, "namespace": 1, "timeline": 1})
     events = []
     for e in sorted_events(doc):
-        out = {"timestamp": isoz(e["timestamp"]), "type": e["type"], "source": e["source"], "message": e["message"]}
+        out = {"timestamp": for_body(e["timestamp"]), "type": e["type"], "source": e["source"], "message": e["message"]}
         if e.get("severity") is not None:
             out["severity"] = e["severity"]
         if e.get("details") is not None:
