@@ -28,13 +28,13 @@ from typing import Any, Awaitable, Callable, Mapping
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, request_response
+from starlette.routing import Route
 
 from app import permissions
 from app.backends import Backends
 from app.http import ratelimit
 from app.http.auth import current_user
-from app.http.responses import JSON, error_response, read_body
+from app.http.responses import JSON, error_response, handler_for, read_body
 from app.inputs import Param
 from app.listing import ListSpec, Page, drf_response
 from app.permissions import Rule
@@ -150,13 +150,23 @@ class Resource:
 
 class _AnyMethod:
     """An endpoint as an ASGI app, so that its route takes every method (TRACE and made-up ones too: Starlette
-    limits a function endpoint to GET) and the endpoint answers a 405 naming the path's own methods."""
+    limits a function endpoint to GET) and the endpoint answers a 405 naming the path's own methods. What the
+    endpoint raises is answered by the app's handlers (app/http/responses.py), as Starlette's own wrapper of an
+    endpoint (`request_response`) answers it, without that wrapper's layers on every request (a send wrapper,
+    the handlers looked up in the scope); anything without a handler goes on to the error boundary."""
 
     def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
-        self.app = request_response(endpoint)
+        self.endpoint = endpoint
 
     async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
+        request = Request(scope, receive, send)
+        try:
+            response = await self.endpoint(request)
+        except Exception as exc:
+            if (handler := handler_for(exc)) is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
 
 
 def permission_entries(resources: list["Resource"]) -> list[permissions.Entry]:

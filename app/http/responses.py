@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 from opensearchpy.exceptions import ConnectionError as SearchConnectionError
@@ -175,3 +175,11 @@ EXCEPTION_HANDLERS = {
     SearchNotFound: backend_error_handler,  # a lost index is an outage; any other 404 stays a masked 500
     PyMongoError: backend_error_handler,
 }
+
+
+def handler_for(exc: Exception) -> Callable[[Request, Exception], Awaitable[Response]] | None:
+    """The handler of EXCEPTION_HANDLERS for `exc` (its class's, else its nearest base's), as Starlette looks one up."""
+    for cls in type(exc).__mro__:
+        if (handler := EXCEPTION_HANDLERS.get(cls)) is not None:
+            return handler
+    return None
