@@ -238,10 +238,20 @@ def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size
 
 
 # Counting costs one index key per match (about 55 ms for 50,000 on this machine) on every page. A count of
-# at least COUNT_EXACT_BELOW is reused for COUNT_CACHE_SECONDS by this process (keyed by the exact filter,
-# the reader's clearance included, so nothing is shared across clearances); a smaller one is always exact.
+# at least COUNT_EXACT_BELOW is reused by this process (keyed by the exact filter, the reader's clearance included,
+# so nothing is shared across clearances) for COUNT_CACHE_SECONDS, longer in proportion past COUNT_CACHE_SCALE
+# matches (a recount's cost grows with them: 500,000 are half a second of the database's CPU) up to
+# COUNT_CACHE_MAX_SECONDS; a smaller one is always exact.
 COUNT_EXACT_BELOW = 10_000
 COUNT_CACHE_SECONDS = 5.0
+COUNT_CACHE_SCALE = 100_000
+COUNT_CACHE_MAX_SECONDS = 30.0
+
+
+def count_reuse_seconds(count: int) -> float:
+    """How long a count this large is reused (`_count`)."""
+    return min(COUNT_CACHE_MAX_SECONDS, COUNT_CACHE_SECONDS * max(1.0, count / COUNT_CACHE_SCALE))
+
 _COUNTS: dict[tuple[str, bytes], tuple[float, int]] = {}
 _COUNTS_MAX = 1_000
 
@@ -274,7 +284,7 @@ def _counted(key: tuple[str, bytes], task: asyncio.Task, started: float) -> None
     if (count := task.result()) >= COUNT_EXACT_BELOW:
         if len(_COUNTS) >= _COUNTS_MAX:
             _COUNTS.clear()
-        _COUNTS[key] = (started + COUNT_CACHE_SECONDS, count)
+        _COUNTS[key] = (started + count_reuse_seconds(count), count)
 
 
 async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filter: dict[str, Any] | None = None,

@@ -9,7 +9,7 @@ It starts its own local stack in a temporary folder, the API under uvicorn (uvlo
 one worker) and drives it with wrk from a separate process (apt-get install wrk). The PyMongo
 baseline runs in its own process with the same concurrency: for the list, the same count and page as the
 API, and the page alone (the API shares one count among concurrent requests for one list and reuses a
-large one for 5 s, app/listing.py; raw PyMongo counts on every request).
+large one for 5 s or more, app/listing.py; raw PyMongo counts on every request).
 """
 
 from __future__ import annotations

@@ -130,6 +130,14 @@ async def test_large_counts_are_reused_briefly_small_ones_are_always_exact(clien
     assert await count() == 4
 
 
+def test_a_larger_count_is_reused_longer_up_to_a_bound():
+    from app.listing import COUNT_CACHE_MAX_SECONDS, COUNT_CACHE_SECONDS, count_reuse_seconds
+
+    assert count_reuse_seconds(10_000) == count_reuse_seconds(100_000) == COUNT_CACHE_SECONDS
+    assert count_reuse_seconds(500_000) == 5 * COUNT_CACHE_SECONDS  # 500,000 matches: recounted every 25 s
+    assert count_reuse_seconds(10**9) == COUNT_CACHE_MAX_SECONDS
+
+
 async def test_concurrent_pages_of_one_list_share_one_count(client, editor, bk, monkeypatch):
     """Before, every request counted on its own: at a million incidents 32 concurrent first pages each
     counted 500,000 keys and all ran past their deadline, so no count was ever cached. Now the requests
