@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +34,58 @@ def pytest_configure(config):
     # a TERM (a CI job's timeout, `timeout`, dev.py passing one on) unwinds the run as Ctrl-C does, so the session's
     # stack is stopped: by default Python dies at once, and MongoDB and Valkey were left running
     signal.signal(signal.SIGTERM, _terminated)
+
+
+HUNG_AFTER = 300.0  # seconds: no test takes a tenth of this; one that does is hung, and the run stops with its stacks
+_LOOP: list = []  # the session's event loop, once started
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_loop():
+    import asyncio
+
+    _LOOP.append(asyncio.get_running_loop())
+    yield
+    _LOOP.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item):
+    """A test still running after HUNG_AFTER seconds (setup and teardown included) is hung: the run prints where
+    every thread and every task of the event loop is, then stops as a TERM stops it (its stack is cleaned up).
+    Without this a hang lasts until the CI job's own limit, and says nothing of where it was."""
+    watchdog = threading.Timer(HUNG_AFTER, _hung, (item,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
+def _hung(item) -> None:
+    import asyncio
+    import io
+    import traceback
+
+    out = io.StringIO()
+    print(f"\n{item.nodeid} still running after {HUNG_AFTER:.0f} s: it is hung. Threads:", file=out)
+    for ident, frame in sys._current_frames().items():
+        print(f"--- thread {ident}", file=out)
+        traceback.print_stack(frame, file=out)
+    for loop in _LOOP:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- task {task.get_name()}", file=out)
+            awaiting = task.get_coro()
+            while awaiting is not None:  # the whole chain of awaits, not only the task's own coroutine
+                if (frame := getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)) is not None:
+                    code = frame.f_code
+                    print(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}", file=out)
+                awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "gi_yieldfrom", None)
+    plugins = item.config.pluginmanager
+    with plugins.get_plugin("capturemanager").global_and_fixture_disabled():  # to the run's output, as pdb writes
+        plugins.get_plugin("terminalreporter").write(out.getvalue(), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

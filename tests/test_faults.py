@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 
 import httpx
@@ -26,13 +27,21 @@ async def app_with(**overrides):
         yield c
 
 
+FROZEN_AT_MOST = 60.0  # seconds: a test that waits longer has failed; its server is woken regardless
+
+
 @contextlib.contextmanager
 def stopped(proc):
-    """The process frozen (SIGSTOP), as a hung server or a long GC pause looks to its clients."""
+    """The process frozen (SIGSTOP), as a hung server or a long GC pause looks to its clients. A thread wakes
+    it after FROZEN_AT_MOST seconds whatever this process is doing: a call here that waits on the frozen server
+    without a deadline would otherwise wait forever, since only this process would ever wake it."""
     os.kill(proc.pid, signal.SIGSTOP)
+    watchdog = threading.Timer(FROZEN_AT_MOST, os.kill, (proc.pid, signal.SIGCONT))
+    watchdog.start()
     try:
         yield
     finally:
+        watchdog.cancel()
         os.kill(proc.pid, signal.SIGCONT)
 
 
