@@ -36,7 +36,7 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _terminated)
 
 
-HUNG_AFTER = 300.0  # seconds: no test takes a tenth of this; one that does is hung, and the run stops with its stacks
+HUNG_AFTER = 300.0  # seconds: the slowest test takes about 65 (`--durations`); one past this is hung: the run stops
 _LOOP: list = []  # the session's event loop, once started
 
 
