@@ -66,6 +66,13 @@ async def prepare(bk: Backends) -> None:
             log.error("search index unavailable at start", extra={"index": definition.name, "error": str(exc)[:300]})
 
 
+# A request's objects die by reference counting, but 32 requests in flight hold enough at once to pass Python's
+# default young-generation threshold (700) every few requests: a page of 20 incidents ran ~80 collections a
+# second that found nothing, 4.7 % of the API's time (gc.callbacks timing under wrk, 32 connections). At 10,000
+# none ran in the same load; cyclic garbage is still collected, after 10,000 net new objects.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -85,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.outbox_sweep_interval > 0:
             background.append(asyncio.create_task(outbox.sweep_forever(bk, settings.outbox_sweep_interval)))
         gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         try:
             yield
         finally:

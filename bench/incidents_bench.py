@@ -105,12 +105,13 @@ async def main():
         while time.perf_counter() < stop:
             t = time.perf_counter(); await once(); lat.append(time.perf_counter() - t)
     for _ in range(5): await once()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(loop() for _ in range(conc)))
-    el = time.perf_counter() - t0
+    el, cpu = time.perf_counter() - t0, time.process_time() - c0
     lat.sort()
     pct = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else float("nan")
-    print(json.dumps({"rps": len(lat) / el, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "errors": 0}))
+    print(json.dumps({"rps": len(lat) / el, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "errors": 0,
+                      "cpu_ms": 1000 * cpu / max(len(lat), 1)}))
 asyncio.run(main())
 """
 
@@ -165,18 +166,20 @@ def main() -> None:
     print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
           f"{args.seconds}s per run, {args.rounds} alternated rounds (medians), 1 uvicorn worker (uvloop, httptools), "
           f"wrk -t2\n")
-    print(f"{'read':32} {'':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'API CPU ms/req':>15}")
+    print(f"{'read':32} {'':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>11}")
     for label, api_runs, direct_runs in rows:
         a = median_of(api_runs)
         print(f"{label:32} {'API':9} {a['rps']:9.0f} {a['p50_ms']:8.2f} {a['p99_ms']:8.2f} {int(a['errors']):7d} "
-              f"{a['cpu_ms']:15.3f}")
+              f"{a['cpu_ms']:11.3f}")
         for what, runs in direct_runs.items():
             d = median_of(runs)
             each = [x["rps"] / y["rps"] for x, y in zip(api_runs, runs) if y["rps"]]
-            print(f"{'':32} {what:9} {d['rps']:9.1f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f}")
+            print(f"{'':32} {what:9} {d['rps']:9.1f} {d['p50_ms']:8.2f} {d['p99_ms']:8.2f} {'':7} {d['cpu_ms']:11.3f}")
+            # req/s ratio, and the same by CPU: raw PyMongo's CPU per read over the API's (each one process; the
+            # throughput on this shared 2-core VM also carries wrk's and MongoDB's share of the cores)
             print(f"{'':32} {'ratio':9} {a['rps'] / d['rps'] if d['rps'] else float('inf'):9.2f}   "
-                  f"(each round: {', '.join(f'{r:.2f}' for r in each)})")
-
+                  f"(each round: {', '.join(f'{r:.2f}' for r in each)}); by CPU per read "
+                  f"{d['cpu_ms'] / a['cpu_ms'] if a['cpu_ms'] else float('inf'):.2f}")
 
 if __name__ == "__main__":
     main()

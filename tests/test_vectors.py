@@ -263,6 +263,32 @@ async def test_refresh_follows_changes_in_mongodb(bk):
     await coll.drop()
 
 
+async def test_a_full_load_reads_the_embedded_documents_only(bk):
+    """Documents not embedded yet (an import, a backfill) are not scanned: at a million of them the full load's
+    scan ran past the API's deadline and the index never loaded."""
+    rng = np.random.default_rng(6)
+    coll = await new_collection(bk)
+    embedded = [incident(rng, i) for i in range(20)]
+    pending = [incident(rng, 100 + i) for i in range(400)]
+    for doc in pending:
+        for f in ("embedding", "embedding_model", "embedded_at"):
+            doc.pop(f)
+    await coll.insert_many(embedded + pending)
+    idx = VectorIndex(coll.name, model="all-MiniLM-L6-v2", reconcile_every=0, full_every=0)
+    ns = f"{bk.mongo.name}.{coll.name}"
+    await bk.mongo.command("profile", 2, filter={"ns": ns})
+    try:
+        stats = await idx.refresh(bk)
+    finally:
+        await bk.mongo.command("profile", 0)
+    ops = [p async for p in bk.mongo["system.profile"].find({"ns": ns})]
+    await bk.mongo["system.profile"].drop()
+    assert stats["kind"] == "full" and sorted(idx.ids()) == sorted(d["_id"] for d in embedded)
+    assert ops and all("IXSCAN { embedded_at: 1, _id: 1 }" in p.get("planSummary", "") for p in ops), ops
+    assert sum(p["docsExamined"] for p in ops) == len(embedded), ops
+    await coll.drop()
+
+
 async def test_a_refresh_without_changes_is_one_indexed_query(bk):
     rng = np.random.default_rng(5)
     coll = await new_collection(bk)

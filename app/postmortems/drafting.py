@@ -8,7 +8,9 @@ auto-generated before are written; a section a person edited (non-empty and not 
 `auto_generated_sections`) is kept unless `force`. A draft naming a number, timestamp, service or
 person absent from the source data is not written: 422 `UNSUPPORTED_FACTS`. A postmortem classified
 below its incident is not drafted at all (the draft is the incident's data): 409
-`CLASSIFICATION_BELOW_SOURCE`."""
+`CLASSIFICATION_BELOW_SOURCE`. While a generation job drafts the incident's postmortem (one started by hand, or
+the automatic one of a resolution), drafting it by hand is a 409 `GENERATION_IN_PROGRESS` naming that generation,
+before any work: both would write the same sections, and the later writer would fail on the other's change."""
 
 from __future__ import annotations
 
@@ -125,6 +127,17 @@ def check_not_below_incident(current: dict, incident: dict) -> None:
                        code="CLASSIFICATION_BELOW_SOURCE")
 
 
+async def check_no_generation(bk: Backends, *, incident: dict, user: User) -> None:
+    """A 409 naming the incident's generation (PENDING or PROCESSING, classified as the incident the user sees)
+    while one runs."""
+    running = await bk.mongo.postmortem_generations.find_one(
+        {"incident": incident["_id"], "active": True, **classification.mongo_filter(user)}, {"_id": 1, "status": 1})
+    if running is not None:
+        raise Conflict(f"A postmortem generation is drafting this postmortem now ({running['status']}); follow it, or "
+                       "draft again once it has finished",
+                       {"generation_id": running["_id"], "status": running["status"]}, code="GENERATION_IN_PROGRESS")
+
+
 async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, force: bool = False,
                   include_timeline: bool = True, include_logs: bool = True, action: str = "generate_automated",
                   audit_extra: dict[str, Any] | None = None) -> Drafted:
@@ -209,4 +222,5 @@ async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: boo
         incident = await incidents.get_incident(bk, incident_id=current["incident"], user=user)
     except NotFound:
         raise NotFound(f"Incident '{current['incident']}' not found", code="INCIDENT_NOT_FOUND") from None
+    await check_no_generation(bk, incident=incident, user=user)
     return (await redraft(bk, current=current, incident=incident, user=user, force=force)).doc

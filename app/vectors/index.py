@@ -69,6 +69,13 @@ def _to_bytes(vector: Any) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 
+# Every document an embedding was written for (the worker stamps `embedded_at` with each, app/embeddings/store.py),
+# read from the (embedded_at, _id) index. `{"embedding": {"$exists": true}}`, which no index serves, scanned the
+# whole collection: at a million incidents not embedded yet (an import, a backfill) one batch ran past the API's
+# 2.5 s deadline and the index never loaded.
+EMBEDDED = {"embedded_at": {"$gte": EPOCH}}
+
+
 def changes_filter(since: datetime) -> dict[str, Any]:
     """Documents changed (fields or embedding) at or after `since`: one query, each branch on its index."""
     return {"$or": [{"updated_at": {"$gte": since}}, {"embedded_at": {"$gte": since}}]}
@@ -292,7 +299,8 @@ class VectorIndex:
         """Bring the rows up to date with MongoDB; returns what it did (also in `last_refresh`).
 
         - First call, after `set_model`, every `full_every` refreshes, or `full=True`: a full load,
-          built aside and swapped in at the end.
+          built aside and swapped in at the end. It reads the embedded documents only (`EMBEDDED`, from the
+          (embedded_at, _id) index), so documents not embedded yet are never scanned.
         - Otherwise one query, `changes_filter(watermark)`: documents whose `updated_at` or
           `embedded_at` is at or after the watermark (the worker writes embeddings without touching
           `updated_at`). Each is upserted, or removed when it has no embedding (or one of another
@@ -312,7 +320,7 @@ class VectorIndex:
             fresh = VectorIndex(self.collection, dim=self.dim, model=self.model,
                                 capacity=max(1024, len(self._row)))
             stats["queries"] += 1
-            async for doc in coll.find({"embedding": {"$exists": True}}, PROJECTION, batch_size=2000):
+            async for doc in coll.find(EMBEDDED, PROJECTION, batch_size=2000):
                 stats[fresh._apply(doc)] += 1
             self._adopt(fresh)
         else:
@@ -334,7 +342,7 @@ class VectorIndex:
     async def _reconcile(self, coll: Any) -> int:
         """Remove rows whose document is gone (or no longer embedded); returns how many."""
         present = set()
-        async for doc in coll.find({"embedded_at": {"$gte": EPOCH}}, {"_id": 1}, batch_size=10000):
+        async for doc in coll.find(EMBEDDED, {"_id": 1}, batch_size=10000):
             present.add(str(doc["_id"]))
         gone = [i for i in self._row if i not in present]
         for doc_id in gone:

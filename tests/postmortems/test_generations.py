@@ -15,7 +15,8 @@ from app.postmortems import generations
 from app.timefmt import utcnow
 from tests.conftest import eventually, unique
 from tests.postmortems.test_generate import EVENTS
-from tests.postmortems.test_rest import BASE as PM_BASE, INCIDENTS, new_incident
+from tests.incidents.test_graphql import gql
+from tests.postmortems.test_rest import BASE as PM_BASE, INCIDENTS, create_pm, new_incident
 
 BASE = "/api/knowledge/postmortem-generations/"
 START = BASE + "generate_postmortem/"
@@ -105,6 +106,26 @@ async def test_a_second_request_while_one_runs_gets_the_same_generation(client, 
     assert done["status"] == "COMPLETED"
     assert await generations.run(bk, pending["_id"]) is None  # a duplicated message does nothing
     assert await bk.mongo.postmortems.count_documents({"incident": inc["id"]}) == 1
+
+
+async def test_drafting_by_hand_while_a_generation_runs_names_it_before_any_work(client, editor, tokens, bk):
+    inc = await incident(client, editor)
+    pm = await create_pm(client, editor, inc, executive_summary="")
+    gen, _ = await generations.create(bk, incident={"_id": inc["id"]}, user=tokens["editor_user"], trigger="manual")
+    before = await bk.mongo.postmortems.find_one({"_id": pm["id"]})
+    r = await client.post(f"{PM_BASE}{pm['id']}/generate_automated/", headers=editor)
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "GENERATION_IN_PROGRESS"
+    assert r.json()["details"] == {"generation_id": gen["_id"], "status": "PENDING"}
+    assert await bk.mongo.postmortems.find_one({"_id": pm["id"]}) == before  # nothing drafted nor written
+    # GraphQL answers the same typed error
+    body = await gql(client, editor, "mutation($id: ID!) { generatePostmortemDraft(id: $id) { "
+                                     "... on UserError { code details } } }", id=pm["id"])
+    assert body["data"]["generatePostmortemDraft"]["code"] == "GENERATION_IN_PROGRESS", body
+    # once it has finished, drafting by hand works again
+    assert (await generations.run(bk, gen["_id"]))["status"] in ("COMPLETED", "REVIEW_REQUIRED")
+    r = await client.post(f"{PM_BASE}{pm['id']}/generate_automated/", headers=editor, json={"force": True})
+    assert r.status_code == 200, r.text
 
 
 async def test_a_killed_workers_generation_is_taken_over_by_the_sweep(client, editor, tokens, bk):
