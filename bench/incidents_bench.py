@@ -1,7 +1,7 @@
 """Benchmark: the timeline GET and the incident list GET through the API, against the same reads
-done directly with PyMongo, at a fixed concurrency. Prints requests/s, p50/p99, the API's CPU per
-request and the ratio: the medians of --rounds runs of each, alternated (this VM's speed drifts by ±20 % from
-one run to the next), with each round's own ratio beside.
+done directly with PyMongo, at a fixed concurrency. Prints requests/s, p50/p99, the CPU per read of the API
+and of raw PyMongo (each one process) and the ratios, by throughput and by CPU: the medians of --rounds runs of
+each, alternated (this VM's speed drifts by ±20 % from one run to the next), with each round's own ratio beside.
 
     .venv/bin/python bench/incidents_bench.py [--concurrency 32] [--seconds 10] [--incidents 2000] [--rounds 3]
 
