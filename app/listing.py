@@ -241,18 +241,22 @@ def parse_list_params(spec: ListSpec, params: Mapping[str, Any], *, default_size
 # at least COUNT_EXACT_BELOW is reused by this process (keyed by the exact filter, the reader's clearance included,
 # so nothing is shared across clearances) for COUNT_CACHE_SECONDS, longer in proportion past COUNT_CACHE_SCALE
 # matches (a recount's cost grows with them: 500,000 are half a second of the database's CPU) up to
-# COUNT_CACHE_MAX_SECONDS; a smaller one is always exact.
+# COUNT_CACHE_MAX_SECONDS; a smaller one is always exact. A request in the last COUNT_REFRESH_SHARE of a count's
+# window starts its recount in the background and answers with the count it has, so a list in use is recounted
+# before its count runs out and no request waits for it (at a million incidents the one that did was the p99,
+# 562 ms); a count is never older than its window.
 COUNT_EXACT_BELOW = 10_000
 COUNT_CACHE_SECONDS = 5.0
 COUNT_CACHE_SCALE = 100_000
 COUNT_CACHE_MAX_SECONDS = 30.0
+COUNT_REFRESH_SHARE = 0.2
 
 
 def count_reuse_seconds(count: int) -> float:
     """How long a count this large is reused (`_count`)."""
     return min(COUNT_CACHE_MAX_SECONDS, COUNT_CACHE_SECONDS * max(1.0, count / COUNT_CACHE_SCALE))
 
-_COUNTS: dict[tuple[str, bytes], tuple[float, int]] = {}
+_COUNTS: dict[tuple[str, bytes], tuple[float, float, int]] = {}  # key -> (recount from, reuse until, count)
 _COUNTS_MAX = 1_000
 
 
@@ -263,17 +267,25 @@ async def _count(collection: AsyncCollection, flt: dict[str, Any], hint: dict[st
     # the filter's BSON: exact (a value's type included) and written in C
     key = (collection.full_name, bson.encode(flt, codec_options=collection.codec_options))
     now = time.monotonic()
-    if (hit := _COUNTS.get(key)) is not None and hit[0] > now:
-        return hit[1]
+    if (hit := _COUNTS.get(key)) is not None and hit[1] > now:
+        if hit[0] <= now:
+            _counting(collection, key, flt, hint, now)  # recounted meanwhile, in the background
+        return hit[2]
     # requests for the same list while its count runs wait for that count instead of each counting (at a
     # million incidents 32 concurrent first pages each counting 500,000 keys all ran past their deadline, so
     # no count was ever cached); the count is a task of its own, so a waiter that goes away stops no other
+    return await asyncio.shield(_counting(collection, key, flt, hint, now))
+
+
+def _counting(collection: AsyncCollection, key: tuple[str, bytes], flt: dict[str, Any], hint: dict[str, Any],
+              now: float) -> asyncio.Task:
+    """The list's count under way in this process, started now if there is none."""
     loop = asyncio.get_running_loop()
     running = _COUNTING.get(key)
     if running is None or running.get_loop() is not loop:
         running = _COUNTING[key] = loop.create_task(collection.count_documents(flt, **hint))
         running.add_done_callback(lambda task: _counted(key, task, now))
-    return await asyncio.shield(running)
+    return running
 
 
 def _counted(key: tuple[str, bytes], task: asyncio.Task, started: float) -> None:
@@ -284,7 +296,10 @@ def _counted(key: tuple[str, bytes], task: asyncio.Task, started: float) -> None
     if (count := task.result()) >= COUNT_EXACT_BELOW:
         if len(_COUNTS) >= _COUNTS_MAX:
             _COUNTS.clear()
-        _COUNTS[key] = (started + count_reuse_seconds(count), count)
+        reuse = count_reuse_seconds(count)
+        _COUNTS[key] = (started + reuse * (1 - COUNT_REFRESH_SHARE), started + reuse, count)
+    else:
+        _COUNTS.pop(key, None)  # fallen below: exact again from now on
 
 
 async def fetch_page(collection: AsyncCollection, query: ListQuery, *, base_filter: dict[str, Any] | None = None,
