@@ -181,5 +181,6 @@ def main() -> None:
                   f"(each round: {', '.join(f'{r:.2f}' for r in each)}); by CPU per read "
                   f"{d['cpu_ms'] / a['cpu_ms'] if a['cpu_ms'] else float('inf'):.2f}")
 
+
 if __name__ == "__main__":
     main()
