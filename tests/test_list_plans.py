@@ -99,23 +99,32 @@ async def test_a_selective_filter_is_read_from_the_index_it_leads(bk):
         await bk.mongo.recommendations.delete_many({"_id": {"$regex": f"^{tag}-"}})
 
 
+ARTICLES_URL = "/api/knowledge/knowledge-articles/"
+
+
+def counted_list(client, editor, category: str):
+    """(make, count): add an article of `category`; the count its list answers."""
+    from tests.conftest import unique
+
+    async def make():
+        r = await client.post(ARTICLES_URL, headers=editor, json={
+            "title": unique("Counted"), "content": "x", "article_type": "RUNBOOK", "category": category})
+        assert r.status_code == 201, r.text
+
+    async def count():
+        r = await client.get(ARTICLES_URL, headers=editor, params={"category": category})
+        return r.json()["count"]
+
+    return make, count
+
+
 async def test_large_counts_are_reused_briefly_small_ones_are_always_exact(client, editor, monkeypatch):
     import asyncio
 
     from app import listing
     from tests.conftest import unique
 
-    category = unique("count")
-
-    async def make():
-        r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
-            "title": unique("Counted"), "content": "x", "article_type": "RUNBOOK", "category": category})
-        assert r.status_code == 201, r.text
-
-    async def count():
-        r = await client.get("/api/knowledge/knowledge-articles/", headers=editor, params={"category": category})
-        return r.json()["count"]
-
+    make, count = counted_list(client, editor, unique("count"))
     await make()
     await make()
     assert await count() == 2
@@ -140,16 +149,7 @@ async def test_a_count_in_use_is_recounted_in_the_background_before_it_runs_out(
     from tests.conftest import unique
 
     category = unique("early")
-
-    async def make():
-        r = await client.post("/api/knowledge/knowledge-articles/", headers=editor, json={
-            "title": unique("Recounted"), "content": "x", "article_type": "RUNBOOK", "category": category})
-        assert r.status_code == 201, r.text
-
-    async def count():
-        r = await client.get("/api/knowledge/knowledge-articles/", headers=editor, params={"category": category})
-        return r.json()["count"]
-
+    make, count = counted_list(client, editor, category)
     for _ in range(3):
         await make()
     monkeypatch.setattr(listing, "COUNT_EXACT_BELOW", 3)
@@ -163,9 +163,8 @@ async def test_a_count_in_use_is_recounted_in_the_background_before_it_runs_out(
     await asyncio.sleep(0.3)
     assert await count() == 4  # the recount's, well before the first count's 2 s ran out
     for _ in range(2):  # below COUNT_EXACT_BELOW again: exact from the next recount on
-        r = await client.get("/api/knowledge/knowledge-articles/", headers=editor, params={"category": category})
-        gone = await client.delete(f"/api/knowledge/knowledge-articles/{r.json()['results'][0]['slug']}/",
-                                   headers=editor)
+        r = await client.get(ARTICLES_URL, headers=editor, params={"category": category})
+        gone = await client.delete(f"{ARTICLES_URL}{r.json()['results'][0]['slug']}/", headers=editor)
         assert gone.status_code == 204, gone.text
     await asyncio.sleep(1.1)
     await count()  # in the recount part of the window: recounted, 2, no longer kept
