@@ -140,9 +140,9 @@ async def test_large_counts_are_reused_briefly_small_ones_are_always_exact(clien
 
 
 async def test_a_count_in_use_is_recounted_in_the_background_before_it_runs_out(client, editor, monkeypatch):
-    """At a million incidents the request that found the list's count run out waited for the recount (the p99,
-    562 ms). A request in the last part of the count's window answers with the count it has and starts the
-    recount; the next requests get the new count, before the old one would have run out."""
+    """At a million incidents the request that found the list's count run out waited for the recount (the slowest
+    request, 415 ms; docs/benchmarks.md). A request in the last part of the count's window answers with the count it
+    has and starts the recount; the next requests get the new count, before the old one would have run out."""
     import asyncio
 
     from app import listing
