@@ -11,6 +11,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from app import domains  # noqa: F401 - every domain's hooks and job handlers registered
 from app.backends import Backends, connect
@@ -21,7 +22,6 @@ from app.http.health import healthz, readyz
 from app.http.observability import RequestContextMiddleware, metrics
 from app.http.resources import permission_entries
 from app.http.routing import IndexedRouter
-from app.http.responses import EXCEPTION_HANDLERS
 from app import permissions
 from app.permissions import Entry
 from app.activity import rest as activity_rest
@@ -114,16 +114,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *dashboard.routes,
         *(route for resource in RESOURCES for route in resource.routes()),
     ]
-    app = Starlette(
+    app = App(
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware, timeout=settings.request_timeout_seconds),
                     Middleware(TokenAuthMiddleware, allow_ide=settings.development)],
-        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.router = IndexedRouter(routes, lifespan=lifespan)  # routes looked up by their leading segments
     app.state.permissions = permission_matrix()
     return app
+
+
+class App(Starlette):
+    """Starlette with only the app's own middleware around the router. Starlette puts two error layers around
+    every request: its ServerErrorMiddleware outside, its ExceptionMiddleware inside, each wrapping `send`.
+    RequestContextMiddleware is already the one boundary: it answers what the app raises with EXCEPTION_HANDLERS
+    (the router's 404 as much as a service error) and masks the rest as a 500, and it puts those handlers where
+    Starlette's function endpoints look for them (app/http/observability.py)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def permission_matrix() -> list[Entry]:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.incidents import service
 
 
-async def test_unexpected_rest_error_is_masked(client, viewer, monkeypatch):
+async def test_unexpected_rest_error_is_masked(client, viewer, monkeypatch, caplog):
     async def boom(*args, **kwargs):
         raise RuntimeError("secret connection string mongodb://admin:hunter2@db")
 
     monkeypatch.setattr(service, "timeline", boom)
-    r = await client.get("/api/v1/incidents/INC-1/timeline", headers={**viewer, "X-Request-ID": "req-42"})
+    with caplog.at_level(logging.ERROR, logger="app.access"):
+        r = await client.get("/api/v1/incidents/INC-1/timeline", headers={**viewer, "X-Request-ID": "req-42"})
     assert r.status_code == 500
     assert r.json() == {"error": "Internal server error", "details": {"request_id": "req-42"}, "code": "INTERNAL_ERROR"}
     assert "hunter2" not in r.text
+    # the one boundary (app/http/observability.py) answers it with the headers every response carries: the request
+    # id, and the rate limit the request was counted against
+    assert r.headers["x-request-id"] == "req-42" and int(r.headers["x-ratelimit-remaining"]) >= 0
+    # and logs it in full, with its traceback, for the operator
+    [record] = [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
+    assert record.exc_info and "hunter2" in str(record.exc_info[1])
 
 
 async def test_a_database_past_its_deadline_is_a_503_not_a_500(client, editor, monkeypatch):

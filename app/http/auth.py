@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import NotAuthenticated, PermissionDenied, ServiceError, Unavailable, backend_unavailable
 from app.http import ratelimit
-from app.http.responses import error_for
+from app.http.responses import RESPONSE_HEADERS, error_for
 from app.users import oidc, sessions
 from app.users import service as users
 from app.users.models import Classification, Role, User
@@ -255,17 +255,9 @@ class AuthMiddleware:
         except ratelimit.RateLimited as exc:
             await error_for(path, exc, ratelimit.limited_headers(exc))(scope, receive, send)
             return
-        if verdict is None:
-            await self.app(scope, receive, send)
-            return
-        extra = [(k.lower().encode(), v.encode()) for k, v in ratelimit.headers(verdict).items()]
-
-        async def send_with_limits(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+        if verdict is not None:
+            scope[RESPONSE_HEADERS] = [(k.lower().encode(), v.encode()) for k, v in ratelimit.headers(verdict).items()]
+        await self.app(scope, receive, send)
 
 
 TokenAuthMiddleware = AuthMiddleware  # the name app/main.py knows it by

@@ -25,7 +25,7 @@ from app import jobmetrics, jobs
 from app.activity import context as request_context
 from app.backends import Backends
 from app.errors import Internal, Unavailable
-from app.http.responses import error_for
+from app.http.responses import EXCEPTION_HANDLERS, RESPONSE_HEADERS, error_for, handler_for
 from app.http.routing import IndexedRouter
 from app.indexing import outbox
 from app.logs import request_id_var
@@ -40,6 +40,12 @@ REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"],
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
+
+# Starlette's function endpoints (`request_response`) and websocket routes answer what they raise with the
+# handlers they find under this scope key, which its ExceptionMiddleware sets; this middleware sets it instead
+# (the app runs without that layer, app/main.py)
+HANDLERS_KEY = "starlette.exception_handlers"
+HANDLERS = (EXCEPTION_HANDLERS, {})
 
 _FIGURES: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labels -> (counter, histogram): looked up once
 
@@ -70,7 +76,10 @@ def route_label(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Request id, metrics, access log, the error boundary, and a deadline for every request: past
-    `timeout` seconds the work is cancelled and the caller gets a 503 REQUEST_TIMEOUT."""
+    `timeout` seconds the work is cancelled and the caller gets a 503 REQUEST_TIMEOUT. The boundary is the app's
+    only one (app/main.py `App`): what the app raises is answered by its handler in EXCEPTION_HANDLERS, anything
+    else masked as a 500. Every response carries the request id and the headers the request's middleware put under
+    RESPONSE_HEADERS (the rate limit's)."""
 
     def __init__(self, app: ASGIApp, *, timeout: float | None = None) -> None:
         self.app = app
@@ -78,6 +87,7 @@ class RequestContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":  # one id for the connection: what its operations do is audited with it
+            scope[HANDLERS_KEY] = HANDLERS
             captured = request_context.capture(scope, _request_id(scope))
             try:
                 await self.app(scope, receive, send)
@@ -88,6 +98,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         rid = _request_id(scope)
+        scope[HANDLERS_KEY] = HANDLERS
         token = request_id_var.set(rid)
         captured = request_context.capture(scope, rid)  # address, user agent, request id: for the audit log
         status = 500
@@ -100,8 +111,8 @@ class RequestContextMiddleware:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode()),
+                                      *scope.get(RESPONSE_HEADERS, ())]
                 if deadline is not None and any(k == b"content-type" and v.startswith(b"text/event-stream")
                                                 for k, v in message["headers"]):
                     deadline.reschedule(None)  # a live stream has its own limits (app/live.py)
@@ -117,12 +128,11 @@ class RequestContextMiddleware:
             timeout = Unavailable(f"The request did not complete within {self.timeout} s; try again",
                                   {"request_id": rid}, code="REQUEST_TIMEOUT")
             await error_for(scope["path"], timeout)(scope, receive, send_wrapper)
-        except Exception:  # the error boundary: masked for the client, logged in full with the request id
-            log.exception("unhandled error", extra={"path": scope["path"]})
+        except Exception as exc:  # the error boundary: answered by its handler, else masked and logged in full
             if started:
+                log.exception("unhandled error", extra={"path": scope["path"]})
                 raise
-            await error_for(scope["path"], Internal("Internal server error", {"request_id": rid}))(
-                scope, receive, send_wrapper)
+            await (await _answer(scope, exc, rid))(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             path = route_label(scope)
@@ -134,6 +144,18 @@ class RequestContextMiddleware:
                                            "ms": round(elapsed * 1000, 2)})
             request_context.release(captured)
             request_id_var.reset(token)
+
+
+async def _answer(scope: Scope, exc: Exception, rid: str) -> Response:
+    """The response to what the app raised: its handler's (a router's 404, a service error, a backend outage),
+    else a masked 500, logged in full with the request id."""
+    if (handler := handler_for(exc)) is not None:
+        try:
+            return await handler(Request(scope), exc)
+        except Exception:  # noqa: BLE001 - a handler that declines (not an outage) leaves it to the 500 below
+            pass
+    log.error("unhandled error", extra={"path": scope["path"]}, exc_info=exc)
+    return error_for(scope["path"], Internal("Internal server error", {"request_id": rid}))
 
 
 def _request_id(scope: Scope) -> str:

@@ -24,6 +24,9 @@ from app.timefmt import isoz
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 JSON_TYPES = ("application/json", "application/graphql-response+json")
+# The scope key of headers a middleware adds to the request's response, whatever answers it (the rate limit's):
+# a list of (name, value) byte pairs, appended where the request id is (app/http/observability.py)
+RESPONSE_HEADERS = "ikl.response_headers"
 
 
 class UnsupportedMediaType(ServiceError):
