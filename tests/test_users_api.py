@@ -60,6 +60,27 @@ async def test_an_admin_creates_a_user_gives_it_a_token_and_deactivating_it_ends
     assert {"user.create", "token.create", "user.update"} <= set(actions), actions
 
 
+async def test_a_token_lookup_that_read_the_user_before_a_deactivation_caches_nothing(bk, monkeypatch):
+    """A lookup read the user; the user was deactivated (`forget_user`) before the lookup cached it. It must not
+    cache what it read, or the deactivated user would be let in by this process for AUTH_CACHE_SECONDS more."""
+    from app.users import service
+
+    user = await create_user(bk, data=UserCreate(username=unique("race"), role=Role.VIEWER))
+    key = await issue_token(bk, user=user)
+    to_user = service._to_user
+
+    def deactivated_meanwhile(doc):
+        service.forget_user(doc["_id"])  # the deactivation lands between this lookup's read and its caching
+        return to_user(doc)
+
+    monkeypatch.setattr(service, "_to_user", deactivated_meanwhile)
+    assert (await service.authenticate(bk, key=key)).id == user.id  # it began before: it is answered
+    assert service.cached_user(key=key) is None  # but not remembered
+    monkeypatch.setattr(service, "_to_user", to_user)
+    assert (await service.authenticate(bk, key=key)).id == user.id
+    assert service.cached_user(key=key) is not None  # with no deactivation beside it, cached as before
+
+
 async def test_deactivation_ends_every_session_of_the_user(app, bk, contract, client, admin):
     person = await create_user(bk, data=UserCreate(username=unique("sess"), role=Role.EDITOR))
     from app.users import signin

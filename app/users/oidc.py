@@ -264,9 +264,10 @@ async def authenticate(bk: Backends, token: str) -> tuple[User, float]:
     """The user an SSO bearer token signs in, and the token's expiry (epoch seconds); Refused otherwise.
     Cached (by the token's hash) for a few seconds, never past its expiry."""
     provider, claims = await verify(bk.settings, token)
+    read_at = users.lookup_started()
     user = await user_for(bk, provider, claims)
     expires_at = float(claims["exp"]) + bk.settings.oidc_leeway_seconds
-    users.remember(cache_key(token), user, expires_at - time.time())
+    users.remember(cache_key(token), user, expires_at - time.time(), read_at=read_at)
     return user, expires_at
 
 

@@ -111,6 +111,9 @@ async def issue_token(bk: Backends, *, user: User, name: str = "default") -> str
 AUTH_CACHE_SECONDS = 10.0
 _AUTH_CACHE: dict[str, tuple[User, float]] = {}
 _AUTH_CACHE_MAX = 10_000
+# Bumped by every `forget_user`: a lookup that read the database before a deactivation and ends after it must not
+# cache what it read, or the deactivated user would be let in here for AUTH_CACHE_SECONDS more
+_forgotten = 0
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,11 @@ def cached_user(*, key: str) -> User | None:
     return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
 
-def remember(key: str, user: User, seconds: float = AUTH_CACHE_SECONDS) -> None:
-    """Cache the user a credential (a token key, an SSO token) names for `seconds` (at most AUTH_CACHE_SECONDS)."""
+def remember(key: str, user: User, seconds: float = AUTH_CACHE_SECONDS, *, read_at: int | None = None) -> None:
+    """Cache the user a credential (a token key, an SSO token) names for `seconds` (at most AUTH_CACHE_SECONDS);
+    `read_at`: `lookup_started()` before the database was asked — nothing is cached when a user was forgotten since."""
+    if read_at is not None and read_at != _forgotten:
+        return
     if len(_AUTH_CACHE) >= _AUTH_CACHE_MAX:
         _AUTH_CACHE.clear()
     _AUTH_CACHE[_hash(key)] = (user, time.monotonic() + min(seconds, AUTH_CACHE_SECONDS))
@@ -144,8 +150,15 @@ def remember(key: str, user: User, seconds: float = AUTH_CACHE_SECONDS) -> None:
 def forget_user(user_id: str) -> None:
     """Drop this process's cached tokens and SSO tokens of a user (deactivated): at once here, within
     AUTH_CACHE_SECONDS in other processes (sessions: app/users/sessions.py `end_all`)."""
+    global _forgotten
+    _forgotten += 1
     for digest in [d for d, (user, _) in _AUTH_CACHE.items() if user.id == user_id]:
         _AUTH_CACHE.pop(digest, None)
+
+
+def lookup_started() -> int:
+    """What a credential lookup passes to `remember` as `read_at`, taken before it asks the database."""
+    return _forgotten
 
 
 async def authenticate(bk: Backends, *, key: str | Credential, fresh: bool = False) -> User | None:
@@ -156,13 +169,14 @@ async def authenticate(bk: Backends, *, key: str | Credential, fresh: bool = Fal
     digest = _hash(key)
     if not fresh and (user := cached_user(key=key)) is not None:
         return user
+    read_at = lookup_started()
     token = await bk.mongo.tokens.find_one({"key_hash": digest}, {"user_id": 1})
     doc = None if token is None else await bk.mongo.users.find_one({"_id": token["user_id"], "is_active": True})
     if doc is None:
         _AUTH_CACHE.pop(digest, None)
         return None
     user = _to_user(doc)
-    remember(key, user)
+    remember(key, user, read_at=read_at)
     return user
 
 
