@@ -9,13 +9,16 @@ It starts its own local stack in a temporary folder, the API under uvicorn (uvlo
 one worker) and drives it with wrk from a separate process (apt-get install wrk). The PyMongo
 baseline runs in its own process with the same concurrency: for the list, the same count and page as the
 API, and the page alone (the API shares one count among concurrent requests for one list and reuses a
-large one for 5 s or more, app/listing.py; raw PyMongo counts on every request).
+large one for 5 s or more, app/listing.py; raw PyMongo counts on every request). For the list also a bare
+Starlette route under the same uvicorn serving the same page as JSON (BARE_APP): the ceiling of any API on this
+stack, against which the API's own work (authentication, rate limit, metrics, checks, envelope) shows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -24,9 +27,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 from harness import api_pid, api_server, cpu_seconds, local_stack  # noqa: I001 - puts the project on sys.path
+from app.stack import free_port
 
 LIST_PATH = "/api/v1/incidents/?status=RESOLVED&ordering=-created_at"
 EVENTS_PER_INCIDENT = 12
@@ -116,6 +123,54 @@ asyncio.run(main())
 """
 
 
+# The stack's own ceiling: one Starlette route under the same uvicorn (uvloop, httptools) that runs the list's page
+# query as DIRECT does and answers its documents with orjson — no authentication, rate limit, deadline, metrics,
+# access log, parameter checks, canonical names or DRF envelope. What the API costs beyond it is the API's own work.
+BARE_APP = r"""
+import os, orjson
+from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+coll = None
+async def page(request):
+    global coll
+    if coll is None:
+        coll = AsyncMongoClient(os.environ["MONGODB_URL"], tz_aware=True)[os.environ["IKL_MONGODB_DB"]].incidents
+    flt = {"$and": [{"data_classification": {"$in": ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED"]}},
+                    {"$and": [{"status": "RESOLVED"}]}]}
+    hint = [("status", 1), ("data_classification", 1), ("created_at", 1), ("_id", 1)]
+    docs = await coll.find(flt, {"timeline": 0}, hint=hint).sort([("created_at", -1), ("_id", -1)]).limit(20).to_list(None)
+    return Response(orjson.dumps({"results": docs}, option=orjson.OPT_UTC_Z), media_type="application/json")
+app = Starlette(routes=[Route("/", page)])
+"""
+
+
+@contextlib.contextmanager
+def bare_app(folder: Path) -> Iterator[tuple[str, int]]:
+    """BARE_APP under uvicorn in its own process: (its URL, its pid)."""
+    (folder / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(folder), "--port",
+                             str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
+                             "warning"])
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except Exception:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the bare app did not answer") from None
+                time.sleep(0.2)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def run_direct(kind: str, name: str, concurrency: int, seconds: int) -> dict:
     done = subprocess.run([sys.executable, "-c", DIRECT, os.environ["MONGODB_URL"], os.environ["IKL_MONGODB_DB"], kind,
                            name, str(concurrency), str(seconds)], capture_output=True, text=True)
@@ -142,26 +197,36 @@ def main() -> None:
     # the run cannot reach.
     with local_stack("ikl_bench", IKL_RATE_LIMIT_READ=str(10**9)):
         token, name = asyncio.run(seed(args.incidents))
-        with api_server(ready_timeout=60 + args.incidents / 100) as base, tempfile.TemporaryDirectory() as tmp:
+        with api_server(ready_timeout=60 + args.incidents / 100) as base, tempfile.TemporaryDirectory() as tmp, \
+                bare_app(Path(tmp)) as (bare_url, bare_pid):
             lua = Path(tmp) / "report.lua"
             lua.write_text(WRK_LUA)
             rows = []
             pid = api_pid(int(base.rsplit(":", 1)[1]))
+
+            def served(url: str, process: int) -> dict:
+                """wrk on `url`, with the CPU per request of the process serving it."""
+                cpu0 = cpu_seconds(process)
+                res = run_wrk(url, token, args.concurrency, args.seconds, lua)
+                res["cpu_ms"] = 1000 * (cpu_seconds(process) - cpu0) / max(res["rps"] * args.seconds, 1)
+                return res
+
             for label, path, kind in (("timeline GET", f"/api/v1/incidents/{name}/timeline", "timeline"),
                                       ("incident list GET (page of 20)", LIST_PATH, "list")):
-                # the list's direct reads: the same count and page as the API, and the page alone (the API shares
-                # one count among concurrent requests, app/listing.py)
-                directs = [("PyMongo", kind)] + ([("page only", "page")] if kind == "list" else [])
+                # the list's other baselines: the page alone (the API shares one count among concurrent requests,
+                # app/listing.py), and the page served by a bare Starlette route (BARE_APP)
+                directs = [("PyMongo", lambda: run_direct(kind, name, args.concurrency, args.seconds))]
+                if kind == "list":
+                    directs += [("page only", lambda: run_direct("page", name, args.concurrency, args.seconds)),
+                                ("bare app", lambda: served(bare_url, bare_pid))]
+                    run_wrk(bare_url, token, args.concurrency, 2, lua)  # warm-up
                 api_runs: list[dict] = []
                 direct_runs: dict[str, list[dict]] = {what: [] for what, _ in directs}
                 run_wrk(base + path, token, args.concurrency, 2, lua)  # warm-up
                 for _ in range(args.rounds):  # alternated, so that a drift of the machine's speed hits both
-                    cpu0 = cpu_seconds(pid)
-                    api_res = run_wrk(base + path, token, args.concurrency, args.seconds, lua)
-                    api_res["cpu_ms"] = 1000 * (cpu_seconds(pid) - cpu0) / max(api_res["rps"] * args.seconds, 1)
-                    api_runs.append(api_res)
-                    for what, direct_kind in directs:
-                        direct_runs[what].append(run_direct(direct_kind, name, args.concurrency, args.seconds))
+                    api_runs.append(served(base + path, pid))
+                    for what, run in directs:
+                        direct_runs[what].append(run())
                 rows.append((label, api_runs, direct_runs))
     print(f"\n{args.incidents} incidents x {EVENTS_PER_INCIDENT} events, concurrency {args.concurrency}, "
           f"{args.seconds}s per run, {args.rounds} alternated rounds (medians), 1 uvicorn worker (uvloop, httptools), "
@@ -180,6 +245,10 @@ def main() -> None:
             print(f"{'':32} {'ratio':9} {a['rps'] / d['rps'] if d['rps'] else float('inf'):9.2f}   "
                   f"(each round: {', '.join(f'{r:.2f}' for r in each)}); by CPU per read "
                   f"{d['cpu_ms'] / a['cpu_ms'] if a['cpu_ms'] else float('inf'):.2f}")
+        if {"page only", "bare app"} <= set(direct_runs):  # the stack's ceiling: what any API on it could reach
+            page, bare = median_of(direct_runs["page only"]), median_of(direct_runs["bare app"])
+            print(f"{'':32} {'bare app / page only':20} {bare['rps'] / page['rps']:.2f}; by CPU per read "
+                  f"{page['cpu_ms'] / bare['cpu_ms']:.2f}")
 
 
 if __name__ == "__main__":
