@@ -140,7 +140,8 @@ async def page(request):
     flt = {"$and": [{"data_classification": {"$in": ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED"]}},
                     {"$and": [{"status": "RESOLVED"}]}]}
     hint = [("status", 1), ("data_classification", 1), ("created_at", 1), ("_id", 1)]
-    docs = await coll.find(flt, {"timeline": 0}, hint=hint).sort([("created_at", -1), ("_id", -1)]).limit(20).to_list(None)
+    cursor = coll.find(flt, {"timeline": 0}, hint=hint).sort([("created_at", -1), ("_id", -1)]).limit(20)
+    docs = await cursor.to_list(None)
     return Response(orjson.dumps({"results": docs}, option=orjson.OPT_UTC_Z), media_type="application/json")
 app = Starlette(routes=[Route("/", page)])
 """

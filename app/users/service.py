@@ -139,7 +139,8 @@ def cached_user(*, key: str) -> User | None:
 
 def remember(key: str, user: User, seconds: float = AUTH_CACHE_SECONDS, *, read_at: int) -> None:
     """Cache the user a credential (a token key, an SSO token) names for `seconds` (at most AUTH_CACHE_SECONDS);
-    `read_at`: `lookup_started()` before the database was asked — nothing is cached when a user was forgotten since."""
+    `read_at`: `lookup_started()` before the database was asked — nothing is cached when a user was forgotten
+    since."""
     if read_at != _forgotten:
         return
     if len(_AUTH_CACHE) >= _AUTH_CACHE_MAX:
