@@ -50,15 +50,7 @@ def api_server(ready_timeout: float = 60) -> Iterator[str]:
                            cwd=ROOT, env={"FORWARDED_ALLOW_IPS": "", **os.environ, "PYTHONPATH": str(ROOT)})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + ready_timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/readyz", timeout=1)
-                break
-            except Exception:
-                if time.time() > deadline or api.poll() is not None:
-                    raise RuntimeError("the API did not become ready") from None
-                time.sleep(0.2)
+        wait_ready(base, api, time.time() + ready_timeout)
         yield base
     finally:
         api.terminate()
@@ -90,14 +82,15 @@ class Processes:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
 
-def _ready(base: str, proc: subprocess.Popen, deadline: float, path: str = "/readyz") -> None:
+def wait_ready(base: str, proc: subprocess.Popen, deadline: float, path: str = "/readyz") -> None:
+    """Until `base + path` answers; a RuntimeError once `deadline` (epoch seconds) passes or `proc` has exited."""
     while True:
         try:
             urllib.request.urlopen(f"{base}{path}", timeout=1).close()
             return
         except Exception:
             if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"the API process at {base} did not become ready") from None
+                raise RuntimeError(f"the process serving {base} did not become ready") from None
             time.sleep(0.2)
 
 
@@ -157,9 +150,9 @@ def processes(api: int = 1, workers: int = 0, *, threads: int = 4, ready_timeout
             fds = (shared.fileno(), *([own[i].fileno()] if own else []))
             out.api.append(spawn(api_command(fds, log_level=log_level), f"api-{i + 1}", fds))
             if i == 0:
-                _ready(out.urls[0], out.api[0], deadline)
+                wait_ready(out.urls[0], out.api[0], deadline)
         for i, base in enumerate(out.urls):
-            _ready(base, out.api[i], deadline)
+            wait_ready(base, out.api[i], deadline)
         for i in range(workers):
             out.workers.append(spawn(worker_command(threads), f"worker-{i + 1}"))
         yield out

@@ -28,11 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from harness import api_pid, api_server, cpu_seconds, local_stack  # noqa: I001 - puts the project on sys.path
+# harness puts the project on sys.path
+from harness import api_pid, api_server, cpu_seconds, local_stack, wait_ready  # noqa: I001
 from app.stack import free_port
 
 LIST_PATH = "/api/v1/incidents/?status=RESOLVED&ordering=-created_at"
@@ -87,7 +87,16 @@ def run_wrk(url: str, token: str, concurrency: int, seconds: int, lua: Path) -> 
             "errors": data["errors"]}
 
 
-DIRECT = r"""
+# The query the service runs for LIST_PATH (app/listing.py): the reader's classifications, the filter, the default
+# ordering with its _id tie-breaker, read from the index the filter leads. Both baseline scripts start with it.
+PAGE_QUERY = r"""
+FLT = {"$and": [{"data_classification": {"$in": ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED"]}},
+                {"$and": [{"status": "RESOLVED"}]}]}
+HINT = [("status", 1), ("data_classification", 1), ("created_at", 1), ("_id", 1)]
+SORT = [("created_at", -1), ("_id", -1)]
+"""
+
+DIRECT = PAGE_QUERY + r"""
 import asyncio, json, sys, time
 from pymongo import AsyncMongoClient
 url, db, kind, name, conc, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
@@ -98,14 +107,9 @@ async def main():
         if kind == "timeline":
             await coll.find_one({"name": name}, {"name": 1, "namespace": 1, "timeline": 1})
         else:
-            # the query the service runs for LIST_PATH (app/listing.py): the reader's classifications, the
-            # filter, the default ordering with its _id tie-breaker, read from the index the filter leads
-            flt = {"$and": [{"data_classification": {"$in": ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED"]}},
-                            {"$and": [{"status": "RESOLVED"}]}]}
-            hint = [("status", 1), ("data_classification", 1), ("created_at", 1), ("_id", 1)]
             if kind == "list":  # "page": the page alone (the API shares one count among concurrent requests)
-                await coll.count_documents(flt, hint=hint)
-            await coll.find(flt, {"timeline": 0}, hint=hint).sort([("created_at", -1), ("_id", -1)]).limit(20).to_list(None)
+                await coll.count_documents(FLT, hint=HINT)
+            await coll.find(FLT, {"timeline": 0}, hint=HINT).sort(SORT).limit(20).to_list(None)
     lat = []
     stop = time.perf_counter() + secs
     async def loop():
@@ -124,9 +128,10 @@ asyncio.run(main())
 
 
 # The stack's own ceiling: one Starlette route under the same uvicorn (uvloop, httptools) that runs the list's page
-# query as DIRECT does and answers its documents with orjson — no authentication, rate limit, deadline, metrics,
-# access log, parameter checks, canonical names or DRF envelope. What the API costs beyond it is the API's own work.
-BARE_APP = r"""
+# query (PAGE_QUERY) as DIRECT does and answers its documents with orjson — no authentication, rate limit, deadline,
+# metrics, access log, parameter checks, canonical names or DRF envelope. What the API costs beyond it is the API's
+# own work.
+BARE_APP = PAGE_QUERY + r"""
 import os, orjson
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
@@ -137,11 +142,7 @@ async def page(request):
     global coll
     if coll is None:
         coll = AsyncMongoClient(os.environ["MONGODB_URL"], tz_aware=True)[os.environ["IKL_MONGODB_DB"]].incidents
-    flt = {"$and": [{"data_classification": {"$in": ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED"]}},
-                    {"$and": [{"status": "RESOLVED"}]}]}
-    hint = [("status", 1), ("data_classification", 1), ("created_at", 1), ("_id", 1)]
-    cursor = coll.find(flt, {"timeline": 0}, hint=hint).sort([("created_at", -1), ("_id", -1)]).limit(20)
-    docs = await cursor.to_list(None)
+    docs = await coll.find(FLT, {"timeline": 0}, hint=HINT).sort(SORT).limit(20).to_list(None)
     return Response(orjson.dumps({"results": docs}, option=orjson.OPT_UTC_Z), media_type="application/json")
 app = Starlette(routes=[Route("/", page)])
 """
@@ -157,15 +158,7 @@ def bare_app(folder: Path) -> Iterator[tuple[str, int]]:
                              "warning"])
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except Exception:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the bare app did not answer") from None
-                time.sleep(0.2)
+        wait_ready(url, proc, time.time() + 30, path="")
         yield url, proc.pid
     finally:
         proc.terminate()
