@@ -46,14 +46,14 @@ class Filter:
     def coerce(self, raw: Any) -> Any:
         if isinstance(self.kind, type) and issubclass(self.kind, Enum):
             values = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-            allowed = [m.value for m in self.kind]
+            allowed, by_lower = _enum_values(self.kind)
             out = []
             for v in values:
                 v = v.value if isinstance(v, Enum) else str(v).strip()
-                match = next((a for a in allowed if a.lower() == v.lower()), None)
+                match = by_lower.get(v.lower())
                 if match is None:
                     raise ValidationFailed(f"Invalid value for '{self.param}': {v!r}",
-                                           {"field": self.param, "allowed": allowed}, code="INVALID_FILTER")
+                                           {"field": self.param, "allowed": list(allowed)}, code="INVALID_FILTER")
                 out.append(match)
             return out[0] if len(out) == 1 else {"$in": out}
         if self.kind is bool:
@@ -79,6 +79,17 @@ class Filter:
             raise ValidationFailed(f"Invalid value for '{self.param}': expected a string",
                                    {"field": self.param}, code="INVALID_FILTER")
         return raw
+
+
+@functools.cache
+def _enum_values(kind: type[Enum]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """An enum filter's values, and each by its lower case (the first of any that differ only by case): read
+    from the enum once, not on every list request."""
+    allowed = tuple(m.value for m in kind)
+    by_lower: dict[str, str] = {}
+    for value in allowed:
+        by_lower.setdefault(value.lower(), value)
+    return allowed, by_lower
 
 
 SPECS: list["ListSpec"] = []  # every list declared with its collection: app/db.py makes their indexes

@@ -184,6 +184,12 @@ class Settings(BaseSettings):
                                                     "failing on transient errors is FAILED")
     postmortem_generation_sweep_interval: float = Field(5.0, description="Seconds between the workers' sweeps "
                                                         "for generations left PENDING or with an expired lease")
+    postmortem_generation_wait_seconds: float = Field(8.0, ge=0, description="Drafting a postmortem by hand "
+                                                      "(generate_automated/, generatePostmortemDraft) while a "
+                                                      "generation of its incident is PENDING or PROCESSING waits "
+                                                      "this long for it to finish (at most half of "
+                                                      "request_timeout_seconds), then drafts; still running then: "
+                                                      "409 GENERATION_IN_PROGRESS (0: at once)")
     postmortem_generation_requeue_seconds: float = Field(10.0, description="A PENDING generation this old is "
                                                          "picked up by the sweep (its message was lost)")
     postmortem_polish_url: str | None = Field(None, description="Optional prose polishing of drafts by an "

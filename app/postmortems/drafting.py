@@ -9,12 +9,15 @@ auto-generated before are written; a section a person edited (non-empty and not 
 person absent from the source data is not written: 422 `UNSUPPORTED_FACTS`. A postmortem classified
 below its incident is not drafted at all (the draft is the incident's data): 409
 `CLASSIFICATION_BELOW_SOURCE`. While a generation job drafts the incident's postmortem (one started by hand, or
-the automatic one of a resolution), drafting it by hand is a 409 `GENERATION_IN_PROGRESS` naming that generation,
-before any work: both would write the same sections, and the later writer would fail on the other's change."""
+the automatic one of a resolution), drafting it by hand waits for it to finish (`postmortem_generation_wait_seconds`)
+and then drafts; still running then, a 409 `GENERATION_IN_PROGRESS` naming that generation, before any drafting:
+both would write the same sections, and the later writer would fail on the other's change."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,15 +130,24 @@ def check_not_below_incident(current: dict, incident: dict) -> None:
                        code="CLASSIFICATION_BELOW_SOURCE")
 
 
-async def check_no_generation(bk: Backends, *, incident: dict, user: User) -> None:
-    """A 409 naming the incident's generation (PENDING or PROCESSING, classified as the incident the user sees)
-    while one runs."""
-    running = await bk.mongo.postmortem_generations.find_one(
-        {"incident": incident["_id"], "active": True, **classification.mongo_filter(user)}, {"_id": 1, "status": 1})
-    if running is not None:
+async def wait_for_generation(bk: Backends, *, incident: dict, user: User) -> bool:
+    """Return once the incident has no generation PENDING or PROCESSING (classified as the incident the user
+    sees), waiting up to `postmortem_generation_wait_seconds` for one to finish — the automatic generation of a
+    resolution is usually done within a second or two of it; a 409 naming it when it still runs then. True when
+    it waited (what the generation wrote is to be read again)."""
+    settings = bk.settings
+    flt = {"incident": incident["_id"], "active": True, **classification.mongo_filter(user)}
+    deadline = time.monotonic() + min(settings.postmortem_generation_wait_seconds, settings.request_timeout_seconds / 2)
+    pause, waited = 0.05, False
+    while (running := await bk.mongo.postmortem_generations.find_one(flt, {"_id": 1, "status": 1})) is not None:
+        if time.monotonic() + pause <= deadline:
+            await asyncio.sleep(pause)
+            pause, waited = min(pause * 2, 0.5), True
+            continue
         raise Conflict(f"A postmortem generation is drafting this postmortem now ({running['status']}); follow it, or "
                        "draft again once it has finished",
                        {"generation_id": running["_id"], "status": running["status"]}, code="GENERATION_IN_PROGRESS")
+    return waited
 
 
 async def redraft(bk: Backends, *, current: dict, incident: dict, user: User, force: bool = False,
@@ -222,5 +234,7 @@ async def generate_automated(bk: Backends, *, pm_id: str, user: User, force: boo
         incident = await incidents.get_incident(bk, incident_id=current["incident"], user=user)
     except NotFound:
         raise NotFound(f"Incident '{current['incident']}' not found", code="INCIDENT_NOT_FOUND") from None
-    await check_no_generation(bk, incident=incident, user=user)
+    if await wait_for_generation(bk, incident=incident, user=user):  # it may have drafted this postmortem meanwhile
+        current = await service.get_postmortem(bk, pm_id=pm_id, user=user)
+        check_open(current)
     return (await redraft(bk, current=current, incident=incident, user=user, force=force)).doc

@@ -113,19 +113,44 @@ async def test_drafting_by_hand_while_a_generation_runs_names_it_before_any_work
     pm = await create_pm(client, editor, inc, executive_summary="")
     gen, _ = await generations.create(bk, incident={"_id": inc["id"]}, user=tokens["editor_user"], trigger="manual")
     before = await bk.mongo.postmortems.find_one({"_id": pm["id"]})
-    r = await client.post(f"{PM_BASE}{pm['id']}/generate_automated/", headers=editor)
-    assert r.status_code == 409, r.text
-    assert r.json()["code"] == "GENERATION_IN_PROGRESS"
-    assert r.json()["details"] == {"generation_id": gen["_id"], "status": "PENDING"}
-    assert await bk.mongo.postmortems.find_one({"_id": pm["id"]}) == before  # nothing drafted nor written
-    # GraphQL answers the same typed error
-    body = await gql(client, editor, "mutation($id: ID!) { generatePostmortemDraft(id: $id) { "
-                                     "... on UserError { code details } } }", id=pm["id"])
-    assert body["data"]["generatePostmortemDraft"]["code"] == "GENERATION_IN_PROGRESS", body
+    wait = bk.settings.postmortem_generation_wait_seconds
+    bk.settings.postmortem_generation_wait_seconds = 0.3  # no worker runs it here: waited for, still running
+    try:
+        r = await client.post(f"{PM_BASE}{pm['id']}/generate_automated/", headers=editor)
+        assert r.status_code == 409, r.text
+        assert r.json()["code"] == "GENERATION_IN_PROGRESS"
+        assert r.json()["details"] == {"generation_id": gen["_id"], "status": "PENDING"}
+        assert await bk.mongo.postmortems.find_one({"_id": pm["id"]}) == before  # nothing drafted nor written
+        # GraphQL answers the same typed error
+        body = await gql(client, editor, "mutation($id: ID!) { generatePostmortemDraft(id: $id) { "
+                                         "... on UserError { code details } } }", id=pm["id"])
+        assert body["data"]["generatePostmortemDraft"]["code"] == "GENERATION_IN_PROGRESS", body
+    finally:
+        bk.settings.postmortem_generation_wait_seconds = wait
     # once it has finished, drafting by hand works again
     assert (await generations.run(bk, gen["_id"]))["status"] in ("COMPLETED", "REVIEW_REQUIRED")
     r = await client.post(f"{PM_BASE}{pm['id']}/generate_automated/", headers=editor, json={"force": True})
     assert r.status_code == 200, r.text
+
+
+async def test_drafting_by_hand_right_after_a_resolution_waits_for_its_generation(client, editor, tokens, bk):
+    """Resolve, then draft by hand at once (the automatic generation still queued): the request waits for the
+    generation to finish, then drafts the postmortem it asked for — a 200 with the draft's confidence, not a 409."""
+    inc = await incident(client, editor)
+    pm = await create_pm(client, editor, inc, executive_summary="")
+    gen, _ = await generations.create(bk, incident={"_id": inc["id"]}, user=tokens["editor_user"], trigger="manual")
+
+    async def worker():
+        await asyncio.sleep(0.3)
+        return await generations.run(bk, gen["_id"])
+
+    r, ran = await asyncio.gather(client.post(f"{PM_BASE}{pm['id']}/generate_automated/", headers=editor), worker())
+    assert ran["status"] in ("COMPLETED", "REVIEW_REQUIRED") and ran["postmortem"] == pm["id"]
+    assert r.status_code == 200, r.text
+    assert r.json()["message"] == "Postmortem generated successfully"
+    drafted = await bk.mongo.postmortems.find_one({"_id": pm["id"]})
+    assert r.json()["confidence_score"] == drafted["generation_confidence"] is not None
+    assert drafted["executive_summary"]
 
 
 async def test_a_killed_workers_generation_is_taken_over_by_the_sweep(client, editor, tokens, bk):
