@@ -6,8 +6,8 @@ audited; service accounts, SSO users and deactivated users cannot sign in; `ikl 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import random
 import subprocess
 import sys
 
@@ -23,6 +23,19 @@ PASSWORD = "correct horse battery staple"
 LOGIN, LOGOUT, ME = "/api/auth/login/", "/api/auth/logout/", "/api/auth/me/"
 
 
+# The TEST-NET addresses, each handed out once in a session (then round again, long after a minute's count of
+# failures has expired): drawn at random, two tests failing authentication in the same minute from the same
+# address shared its failed-authentication count, and the stricter one's first request was a 429.
+_ADDRESSES = itertools.cycle([f"{net}.{host}" for net in ("203.0.113", "198.51.100", "192.0.2")
+                              for host in range(1, 255)])
+
+
+def fresh_address() -> str:
+    """An address no other client of this test session is using (the failed-authentication limit counts per
+    address)."""
+    return next(_ADDRESSES)
+
+
 @contextlib.asynccontextmanager
 async def browser(app, contract, address: str | None = None):
     """A client of its own (a browser: its own cookie jar) whose REST responses must keep the contract, from
@@ -33,7 +46,7 @@ async def browser(app, contract, address: str | None = None):
                                        response.headers.get("content-type", ""), response.content)
         assert not problems, problems
 
-    address = address or f"203.0.113.{random.randint(1, 254)}"
+    address = address or fresh_address()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 4242))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
                                  event_hooks={"response": [keeps_the_contract]}) as c:

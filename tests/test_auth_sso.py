@@ -11,11 +11,9 @@ import hashlib
 import hmac
 import http.server
 import json
-import random
 import threading
 import time
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -86,7 +84,7 @@ async def caller(app, contract):
     """A client from an address of its own (the failed-authentication limit counts per address)."""
     from tests.test_auth_session import browser
 
-    async with browser(app, contract, f"192.0.2.{random.randint(1, 254)}") as c:
+    async with browser(app, contract) as c:
         yield c
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import unique
+from tests.test_auth_session import fresh_address
 
 
 def code_of(r: httpx.Response) -> str:
@@ -212,15 +213,13 @@ async def test_a_search_inside_a_fragment_is_a_search(client, limited):
 
 
 async def test_failed_authentication_is_limited_per_address(app, bk):
-    import random
-
     from app.http import ratelimit
     from app.users.models import UserCreate
     from app.users.service import create_user, issue_token
 
     saved = bk.settings.auth_failures_per_minute
     bk.settings.auth_failures_per_minute = 3
-    address = f"198.51.100.{random.randint(1, 254)}"  # an address no other test has failed from
+    address = fresh_address()  # an address no other test has failed from
     await bk.redis.delete(*[k async for k in bk.redis.scan_iter(f"ikl:authfail:{address}:*")] or ["-"])
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 4242))
     client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
