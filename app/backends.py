@@ -6,6 +6,8 @@ A client belongs to one event loop, so the API process and each worker process b
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -17,6 +19,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from app import jobs
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
+CLOSE_SECONDS = 10.0  # each client's close, at most
 
 T = TypeVar("T")
 
@@ -69,9 +74,16 @@ class Backends:
         await self.enqueue("sync_document", index, doc_id)
 
     async def close(self) -> None:
-        await self.search.close()
-        await self.redis.aclose()
-        await self.client.close()
+        """Close the three clients, each given at most CLOSE_SECONDS: a process's stop must not hang on one. PyMongo's
+        async close can wait for ever — CI saw it once after a frozen MongoDB woke up, a server monitor waiting for
+        the topology's lock that the close held."""
+        for name, closing in (("search", self.search.close), ("broker", self.redis.aclose),
+                              ("mongodb", self.client.close)):
+            try:
+                await asyncio.wait_for(closing(), CLOSE_SECONDS)
+            except TimeoutError:
+                log.warning("closing a client timed out; left to the process's exit",
+                            extra={"client": name, "seconds": CLOSE_SECONDS})
 
 
 API_APP, JOBS_APP = "ikl-api", "ikl-jobs"  # MongoDB app names of the two kinds of connection
