@@ -140,13 +140,13 @@ async def wait_for_generation(bk: Backends, *, incident: dict, user: User) -> bo
     deadline = time.monotonic() + min(settings.postmortem_generation_wait_seconds, settings.request_timeout_seconds / 2)
     pause, waited = 0.05, False
     while (running := await bk.mongo.postmortem_generations.find_one(flt, {"_id": 1, "status": 1})) is not None:
-        if time.monotonic() + pause <= deadline:
-            await asyncio.sleep(pause)
-            pause, waited = min(pause * 2, 0.5), True
-            continue
-        raise Conflict(f"A postmortem generation is drafting this postmortem now ({running['status']}); follow it, or "
-                       "draft again once it has finished",
-                       {"generation_id": running["_id"], "status": running["status"]}, code="GENERATION_IN_PROGRESS")
+        if time.monotonic() + pause > deadline:
+            raise Conflict(f"A postmortem generation is drafting this postmortem now ({running['status']}); follow it, "
+                           "or draft again once it has finished",
+                           {"generation_id": running["_id"], "status": running["status"]},
+                           code="GENERATION_IN_PROGRESS")
+        await asyncio.sleep(pause)
+        pause, waited = min(pause * 2, 0.5), True
     return waited
 
 
