@@ -4,6 +4,7 @@ on free ports in a temporary folder, and stopped afterwards."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -227,6 +228,19 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# The TEST-NET addresses, each handed out once in a session (then round again, long after a minute's count of
+# failures has expired): drawn at random, two tests failing authentication in the same minute from the same
+# address shared its failed-authentication count, and the stricter one's first request was a 429.
+_ADDRESSES = itertools.cycle([f"{net}.{host}" for net in ("203.0.113", "198.51.100", "192.0.2")
+                              for host in range(1, 255)])
+
+
+def fresh_address() -> str:
+    """An address no other client of this test session is using (the failed-authentication limit counts per
+    address)."""
+    return next(_ADDRESSES)
 
 
 async def eventually(check, timeout: float = 15.0, interval: float = 0.2):

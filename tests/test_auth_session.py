@@ -6,7 +6,6 @@ audited; service accounts, SSO users and deactivated users cannot sign in; `ikl 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import subprocess
 import sys
@@ -17,23 +16,10 @@ import pytest
 from app.users import sessions, signin
 from app.users.models import Role, UserCreate
 from app.users.service import create_user, issue_token
-from tests.conftest import ROOT, unique
+from tests.conftest import ROOT, fresh_address, unique
 
 PASSWORD = "correct horse battery staple"
 LOGIN, LOGOUT, ME = "/api/auth/login/", "/api/auth/logout/", "/api/auth/me/"
-
-
-# The TEST-NET addresses, each handed out once in a session (then round again, long after a minute's count of
-# failures has expired): drawn at random, two tests failing authentication in the same minute from the same
-# address shared its failed-authentication count, and the stricter one's first request was a 429.
-_ADDRESSES = itertools.cycle([f"{net}.{host}" for net in ("203.0.113", "198.51.100", "192.0.2")
-                              for host in range(1, 255)])
-
-
-def fresh_address() -> str:
-    """An address no other client of this test session is using (the failed-authentication limit counts per
-    address)."""
-    return next(_ADDRESSES)
 
 
 @contextlib.asynccontextmanager

@@ -10,8 +10,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tests.conftest import unique
-from tests.test_auth_session import fresh_address
+from tests.conftest import fresh_address, unique
 
 
 def code_of(r: httpx.Response) -> str:
