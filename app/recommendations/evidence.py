@@ -104,13 +104,17 @@ def article_signals(incident: Mapping[str, Any], article: Mapping[str, Any]) -> 
 RECOMMENDED_TYPES = (*FOLLOWED_TYPES, ArticleType.POSTMORTEM_SUMMARY.value)
 
 
-async def _articles(bk: Backends, incident: Mapping[str, Any], user: User, limit: int) -> list[tuple[dict, float]]:
-    """Articles the incident's text ranks, best first (its own among them: `Own.article` leaves them out)."""
+ARTICLE_POOL = 20  # the articles the incident's text ranks: always as many, whatever number is asked for
+
+
+async def _articles(bk: Backends, incident: Mapping[str, Any], user: User) -> list[tuple[dict, float]]:
+    """The ARTICLE_POOL articles the incident's text ranks best, best first (its own among them: `Own.article`
+    leaves them out)."""
     text = _query_text(incident)
     if not text.strip():
         return []
     try:
-        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=min(limit + 5, 20),
+        res = await ranking.search(bk, user=user, data=SearchInput(query=text, limit=ARTICLE_POOL,
                                                                    article_types=list(RECOMMENDED_TYPES)), record=False)
     except (OpenSearchException, OSError):
         return []
@@ -258,17 +262,21 @@ async def candidates(bk: Backends, incident: dict, types: list[RecommendationTyp
     params, similar, ranked_articles, own, patterns = await asyncio.gather(
         calibration.current(bk),
         _similar(bk, incident, user, per_type) if need_similar else _none(),
-        _articles(bk, incident, user, per_type * 2) if need_articles else _none(),
+        _articles(bk, incident, user) if need_articles else _none(),
         _own(bk, incident) if need_articles else _none(),
         pattern_service.validated_matching(bk, incident=incident, user=user)
         if T.LEARNING_PATTERN in want else _none())
     similar = similar or []
-    found_articles = [(a, score) for a, score in ranked_articles or [] if not own.article(a)][:per_type * 2]
+    ranked = [(a, score) for a, score in ranked_articles or [] if not own.article(a)]
+    found_articles = ranked[:per_type * 2]
     patterns = patterns or []
     similar_ids = [s.doc["_id"] for s in similar]
     lookalikes = await _used_in_lookalikes(bk, similar, user, own) if T.KNOWLEDGE_ARTICLE in want else {}
-    searched = {a["_id"] for a, _ in found_articles}  # and those the search did not rank: relevance 0
-    found_articles += [(a, 0.0) for k, (a, _) in sorted(lookalikes.items()) if k not in searched]
+    # and the look-alikes' articles beyond those kept, each with its relevance when the search ranked it (lower
+    # than those kept), 0 when it did not: an article's confidence never depends on how many were asked for
+    relevance = {a["_id"]: score for a, score in ranked}
+    kept = {a["_id"] for a, _ in found_articles}
+    found_articles += [(a, relevance.get(k, 0.0)) for k, (a, _) in sorted(lookalikes.items()) if k not in kept]
     causes, meanings = await meaning.agreement(incident, causes_of=[s.doc for s in similar],
                                                articles=[a for a, _ in found_articles])
     for s in similar:

@@ -120,3 +120,28 @@ async def test_a_runbook_of_this_kind_is_more_focused_than_a_catch_all_citing_th
         return next(f["value"] for f in rec["matching_factors"] if f["factor"] == "article_focus")
 
     assert focus(recs[focused["id"]]) > 3 * focus(recs[catch_all["id"]]) > 0
+
+
+async def test_an_articles_confidence_does_not_depend_on_how_many_are_asked_for(client, bk, admin, tokens, world):
+    """A runbook the look-alikes used that the incident's words rank below the few kept for a small request
+    keeps its relevance (it was found with 0 and scored lower when one recommendation was asked for)."""
+    from app.recommendations import evidence
+    from app.recommendations.models import RecommendationType
+
+    for n in range(4):  # the incident's own words: they rank above the runbook the look-alikes used
+        r = await client.post(ARTICLES, headers=admin, json={
+            "title": f"Kafka consumer lag growing on orders: broker disk almost full ({n})", "article_type": "RUNBOOK",
+            "category": "Infrastructure", "status": "PUBLISHED", "related_services": world["new"]["affected_services"],
+            "content": "Kafka consumer lag growing on orders while a broker's disk is almost full: watch the lag."})
+        assert r.status_code == 201, r.text
+    await sync(bk)
+    incident = await bk.mongo.incidents.find_one({"_id": world["new"]["id"]})
+
+    async def used_runbook(per_type: int) -> dict:
+        found = await evidence.candidates(bk, incident, [RecommendationType.KNOWLEDGE_ARTICLE], tokens["admin_user"],
+                                          per_type)
+        return next(c for c in found if c["knowledge_article"] == world["used"]["id"])
+
+    small, large = await used_runbook(1), await used_runbook(10)
+    assert small["raw_score"] > 0
+    assert (small["raw_score"], small["confidence_score"]) == (large["raw_score"], large["confidence_score"])
