@@ -284,7 +284,7 @@ def instrument(bk) -> Parts:
     from app.incidents import embeddings, similarity
     from app.incidents import service as incidents
     from app.patterns import service as pattern_service
-    from app.recommendations import calibration, feedback, service
+    from app.recommendations import calibration, evidence, feedback
     from app.users import service as users
     from indexers import incidents as incidents_index
 
@@ -297,8 +297,8 @@ def instrument(bk) -> Parts:
     p.wrap(embeddings, "nearest", "vector search (app/vectors)")
     p.wrap(similarity, "fuse", "fuse (structure + score)")
     p.wrap(feedback, "gather", "feedback aggregations")
-    p.wrap(service, "_postmortems", "postmortems")
-    p.wrap(service, "_articles", "articles (ranking.search)")
+    p.wrap(evidence, "_postmortems", "postmortems")
+    p.wrap(evidence, "_articles", "articles (ranking.search)")
     p.wrap(bk.search, "search", "osmem search (all)", is_async=True)
     p.wrap(ranking, "with_popularity", "with_popularity")
     p.wrap(ranking, "_analyse", "  articles: osmem _analyze")
