@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.postmortems import generations
 from tests.postmortems.test_generate import EVENTS
-from tests.postmortems.test_generations import START
+from tests.postmortems.test_generations import START, run_or_wait
 from tests.postmortems.test_rest import BASE as PM_BASE, INCIDENTS, new_incident
 
 
@@ -16,7 +16,7 @@ async def test_a_manual_request_after_a_finished_generation_starts_a_new_one(cli
     assert r.status_code == 200, r.text
     [auto] = await bk.mongo.postmortem_generations.find({"incident": inc["id"]}).to_list(None)
     assert auto["generation_trigger"] == "incident_resolved"
-    assert (await generations.run(bk, auto["_id"]))["status"] in ("COMPLETED", "REVIEW_REQUIRED")
+    assert (await run_or_wait(bk, auto["_id"]))["status"] in ("COMPLETED", "REVIEW_REQUIRED")
 
     r = await client.post(START, headers=editor, json={"incident_id": inc["name"], "generation_trigger": "manual"})
     assert r.status_code == 202, r.text
@@ -30,7 +30,7 @@ async def test_a_manual_request_after_a_finished_generation_starts_a_new_one(cli
     if stored["status"] in ("PENDING", "PROCESSING") and \
             (await bk.mongo.postmortem_generations.find_one({"_id": again}))["active"]:
         assert r.status_code == 200 and r.json()["generation_id"] == again, r.text
-    await generations.run(bk, again)
+    await run_or_wait(bk, again)
 
     # once published, a manual request is a 409 that says so
     pm = await bk.mongo.postmortems.find_one({"incident": inc["id"]})

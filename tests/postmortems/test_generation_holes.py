@@ -17,6 +17,7 @@ from app.users.models import Classification, Role, UserCreate
 from app.users.service import create_user, issue_token
 from tests.conftest import unique
 from tests.postmortems.test_generate import EVENTS
+from tests.postmortems.test_generations import run_or_wait
 from tests.postmortems.test_rest import BASE as PM_BASE, create_pm, new_incident
 
 GEN_BASE = "/api/knowledge/postmortem-generations/"
@@ -92,7 +93,7 @@ async def test_the_clearance_rule_holds_when_the_job_runs(client, admin, bk):
     assert created
     # the requester's clearance is lowered before a worker picks the job up
     await bk.mongo.users.update_one({"_id": user.id}, {"$set": {"clearance": "INTERNAL"}})
-    done = await generations.run(bk, gen["_id"])
+    done = await run_or_wait(bk, gen["_id"])
     assert done["status"] in ("COMPLETED", "REVIEW_REQUIRED"), done
     assert done["postmortem"] != pm["id"] and done["data_classification"] == "INTERNAL"
     assert (await bk.mongo.postmortems.find_one({"_id": pm["id"]}))["executive_summary"] == "hand-written Y"
@@ -106,7 +107,7 @@ async def test_the_clearance_rule_holds_when_the_job_runs(client, admin, bk):
                                        user=other, trigger="manual", force=True)
     r = await client.patch(f"{PM_BASE}{pm2['id']}/", headers=admin, json={"data_classification": "RESTRICTED"})
     assert r.status_code == 200, r.text
-    done2 = await generations.run(bk, gen2["_id"])
+    done2 = await run_or_wait(bk, gen2["_id"])
     assert done2["postmortem"] != pm2["id"]
     assert (await bk.mongo.postmortems.find_one({"_id": pm2["id"]}))["executive_summary"] == "hand-written Z"
     assert await drafts_of(bk, pm2["id"]) == 0
@@ -122,7 +123,7 @@ async def test_a_closed_postmortem_the_requester_cannot_see_is_not_named(client,
     r = await client.post(START, headers=internal, json={"incident_id": inc["id"]})
     assert r.status_code == 202, r.text
     assert hidden["id"] not in r.text and "PUBLISHED" not in r.text
-    gen = await generations.run(bk, r.json()["generation_id"])
+    gen = await run_or_wait(bk, r.json()["generation_id"])
     assert gen["postmortem"] != hidden["id"] and await drafts_of(bk, hidden["id"]) == 0
 
     # one the caller may see is named, as before
