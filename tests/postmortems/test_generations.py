@@ -207,7 +207,7 @@ async def test_a_generation_that_keeps_dying_fails_with_the_reason_and_can_be_re
     assert (await client.post(f"{BASE}{gen['_id']}/retry/", headers=viewer)).status_code == 403
     r = await client.post(f"{BASE}{gen['_id']}/retry/", headers=editor)
     assert r.status_code == 202 and r.json()["status"] == "PENDING", r.text
-    done = await run_or_wait(bk, gen["_id"])  # (no worker needed: the service call a worker makes)
+    done = await run_or_wait(bk, gen["_id"])  # the service call a worker makes (or the session's worker made)
     assert done["status"] == "COMPLETED" and done["attempts"] == 1
     assert done["errors"][0]["error"] == doc["error_message"]
     r = await client.post(f"{BASE}{gen['_id']}/retry/", headers=editor)
