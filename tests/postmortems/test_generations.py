@@ -38,7 +38,7 @@ async def finished(client, headers, gen_id: str) -> dict:
     async def check():
         r = await client.get(f"{BASE}{gen_id}/", headers=headers)
         assert r.status_code == 200, r.text
-        return r.json() if r.json()["status"] not in ("PENDING", "PROCESSING") else None
+        return r.json() if r.json()["status"] not in generations.ACTIVE else None
     return await eventually(check, timeout=30)
 
 
@@ -51,7 +51,7 @@ async def run_or_wait(bk, gen_id: str) -> dict:
 
     async def check():
         doc = await bk.mongo.postmortem_generations.find_one({"_id": gen_id})
-        return doc if doc and doc["status"] not in ("PENDING", "PROCESSING") else None
+        return doc if doc and doc["status"] not in generations.ACTIVE else None
     return await eventually(check, timeout=30)
 
 
