@@ -245,6 +245,28 @@ def test_a_line_in_a_job_keeps_the_jobs_actor_and_the_records_own():
     assert job_var.get() is None  # set in that context only
 
 
+def test_a_lines_time_is_what_datetime_writes_to_the_millisecond():
+    """The formatter writes each second's text once; the milliseconds are datetime's own (rounded to the
+    microsecond, then cut), also at the edges where a float's fraction rounds up to the next second."""
+    import random
+    from datetime import datetime, timezone
+
+    from app.logs import _timestamp
+
+    rng = random.Random(7)
+    moments = [rng.uniform(1.7e9, 1.8e9) for _ in range(5000)]
+    moments += [int(m) + edge for m in moments[:200] for edge in (0.0, 0.0005, 0.9995, 0.9999995, 0.9999996)]
+    for created in moments:
+        assert _timestamp(created) == datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def test_a_value_orjson_refuses_is_still_written_as_one_json_line():
+    record = logging.LogRecord("app.jobs", logging.INFO, __file__, 1, "counted", None, None)
+    record.total, record.when = 2 ** 70, object()
+    line = json.loads(JsonFormatter().format(record))
+    assert line["total"] == 2 ** 70 and line["when"].startswith("<object object") and line["msg"] == "counted"
+
+
 async def test_metrics_answers_without_the_database_and_the_broker():
     """Nothing listens where MongoDB and Valkey should be: the scrape still answers 200 (open, as before),
     in about a second, with this process's figures and the sources marked down."""

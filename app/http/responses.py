@@ -63,15 +63,20 @@ def json_default(value: Any) -> Any:
 # UTC or naive one; the stored ones are UTC): serializers leave them as datetimes. Other objects go through
 # json_default; what orjson refuses (an integer beyond 64 bits, a string that is not valid Unicode) goes the
 # json way, which answers or fails as it always did. About ten times faster on a page of 20 incidents.
-_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+# A key that is not text (a count by number) is written as json writes it, by a second pass with
+# OPT_NON_STR_KEYS: that option costs every body a fifth of orjson's time (14 µs on a page of 20 incidents).
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_PASSTHROUGH_DATACLASS
+_ORJSON_ANY_KEYS = _ORJSON_OPTIONS | orjson.OPT_NON_STR_KEYS
 
 
 def dumps(content: Any) -> bytes:
     """A response body: compact UTF-8 JSON, timestamps as `isoz` writes them."""
-    try:
-        return orjson.dumps(content, default=json_default, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        return json.dumps(content, default=json_default, ensure_ascii=False, separators=(",", ":")).encode()
+    for options in (_ORJSON_OPTIONS, _ORJSON_ANY_KEYS):
+        try:
+            return orjson.dumps(content, default=json_default, option=options)
+        except orjson.JSONEncodeError:
+            pass
+    return json.dumps(content, default=json_default, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class JSON(JSONResponse):

@@ -51,6 +51,13 @@ def test_what_orjson_refuses_is_written_the_old_way():
     assert dumps(body) == _old(body) == b'{"beyond_64_bits":1180591620717411303424}'
 
 
+def test_keys_that_are_not_text_are_written_as_json_writes_them():
+    """orjson's first pass takes text keys only; a body counted by number (or by enum) is written by its second."""
+    body = {"by_rating": {1: 3, 5: 10}, "by_role": {Role.ADMIN: 1}, "at": datetime(2026, 3, 19, tzinfo=bson_utc)}
+    expected = b'{"by_rating":{"1":3,"5":10},"by_role":{"admin":1},"at":"2026-03-19T00:00:00Z"}'
+    assert dumps(body) == _old(body) == expected
+
+
 def test_a_body_carries_a_timestamp_as_its_writer_writes_it():
     """`for_body` (GraphQL's DateTime scalar): a UTC or naive datetime left to the body writer, any other offset
     written as UTC text at once — the same bytes as `isoz` either way."""
