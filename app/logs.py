@@ -23,16 +23,21 @@ _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
-def _timestamp(created: float, _second: list = [-1, ""]) -> str:  # noqa: B006 - the last second written, kept
+_last_second: tuple[int, str] = (-1, "")  # the last second a line was written in, and its text
+
+
+def _timestamp(created: float) -> str:
     """`created` as ISO 8601 UTC to the millisecond (`2026-12-07T16:49:50.558+00:00`), the second's text made once
     per second: `datetime.fromtimestamp(…).isoformat()` costs a quarter of a line's formatting."""
+    global _last_second
     second = int(created)
     micros = round((created - second) * 1e6)  # rounded to the microsecond first, as datetime does
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
-    if second != _second[0]:
-        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_second[1]}.{micros // 1000:03d}+00:00"
+    last = _last_second  # one read of one tuple: another thread's handler may replace it meanwhile
+    if last[0] != second:
+        last = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{micros // 1000:03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,9 +69,8 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO") -> None:
     """Every record of the process through one JSON handler on stderr: the root logger's, which uvicorn's
     loggers (once their own text handlers are taken off) and Dramatiq's propagate to; Python warnings too."""
-    # what no line carries is not worked out for each (the logging HOWTO's "Optimization"): the caller's file and
-    # line (a walk up the stack), the thread's and the process's names
-    logging._srcfile = None
+    # what no line carries is not looked up for each (the logging HOWTO's "Optimization"): the thread's and the
+    # process's names (the caller's file and line still are: a record asked with stack_info=True needs that walk)
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

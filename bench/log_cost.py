@@ -1,6 +1,6 @@
 """Benchmark: the CPU of one access-log line as the API writes it (app/logs.py: the JSON formatter on stderr's
 handler, here a file), against the same line written the way it was before 2026-12-07 (`json.dumps`,
-`datetime.isoformat`, the caller's file and line and the thread and process names looked up for every record).
+`datetime.isoformat`, the thread and process names looked up for every record).
 Each figure is the best of --repeat runs of --lines lines, in µs per line; the two ways alternate.
 
     .venv/bin/python bench/log_cost.py [--lines 20000] [--repeat 7]
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     # the logging module's own settings, before configure_logging changes them
-    before_settings = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    before_settings = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
     with tempfile.TemporaryDirectory() as tmp:
         out = open(Path(tmp) / "stderr.log", "w")
         real_stderr, sys.stderr = sys.stderr, out
@@ -55,7 +55,7 @@ def main() -> None:
         handler = logging.getLogger().handlers[0]
         access = logging.getLogger("app.access")
         request_id_var.set("0f3c9a6e2b7d4e1f8a5c3b9d7e6f1a2b")
-        now = (JsonFormatter(), logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+        now = (JsonFormatter(), logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
         before = (OldJsonFormatter(), *before_settings)
 
         def line() -> None:
@@ -63,9 +63,8 @@ def main() -> None:
 
         best: dict[str, float] = {"now": float("inf"), "before": float("inf")}
         for _ in range(args.repeat):
-            for label, (fmt, srcfile, threads, processes, multi) in (("now", now), ("before", before)):
+            for label, (fmt, threads, processes, multi) in (("now", now), ("before", before)):
                 handler.setFormatter(fmt)
-                logging._srcfile = srcfile
                 logging.logThreads, logging.logProcesses, logging.logMultiprocessing = threads, processes, multi
                 took = timeit.timeit(line, number=args.lines) / args.lines * 1e6
                 best[label] = min(best[label], took)

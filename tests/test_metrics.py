@@ -260,6 +260,26 @@ def test_a_lines_time_is_what_datetime_writes_to_the_millisecond():
         assert _timestamp(created) == datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
 
 
+def test_a_record_asked_with_its_stack_carries_it():
+    """configure_logging spares what no line carries (thread and process names), not the caller's frames: a record
+    logged with stack_info=True is written with its stack."""
+    from app.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    out = io.StringIO()
+    try:
+        configure_logging("INFO")
+        root.handlers[0].setStream(out)
+        logging.getLogger("tests.stack").warning("where from", stack_info=True)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert line["msg"] == "where from" and "test_a_record_asked_with_its_stack_carries_it" in line["stack"]
+    assert "thread" not in line and "process" not in line
+
+
 def test_a_value_orjson_refuses_is_still_written_as_one_json_line():
     record = logging.LogRecord("app.jobs", logging.INFO, __file__, 1, "counted", None, None)
     record.total, record.when = 2 ** 70, object()
