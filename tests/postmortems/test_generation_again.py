@@ -27,7 +27,7 @@ async def test_a_manual_request_after_a_finished_generation_starts_a_new_one(cli
                                                                              "REVIEW_REQUIRED")
     # asked again while it runs: the same one
     r = await client.post(START, headers=editor, json={"incident_id": inc["id"]})
-    if stored["status"] in ("PENDING", "PROCESSING") and \
+    if stored["status"] in generations.ACTIVE and \
             (await bk.mongo.postmortem_generations.find_one({"_id": again}))["active"]:
         assert r.status_code == 200 and r.json()["generation_id"] == again, r.text
     await run_or_wait(bk, again)
